@@ -1,0 +1,179 @@
+/*
+ * gw/client.h - synchronous SMTP/LMTP client engine.
+ *
+ * One gw_client is one connection to one next hop, used by one thread at a
+ * time. gw_client_open() connects (non-blocking, with its own timeout),
+ * reads the greeting, says EHLO (falling back to HELO) or LHLO, and applies
+ * the STARTTLS policy; the commands then send MAIL, RCPT, DATA, RSET, NOOP
+ * and QUIT, pipelined when the server offers PIPELINING. Every wait for a
+ * reply is bounded by the reply timeout and by one deadline for the whole
+ * dialogue (set at open, renewable with gw_client_set_deadline()).
+ *
+ * Every failure comes back as a gw_status: transport failures (refused,
+ * timeout, lost connection, bad reply, TLS failure, protocol error) are never
+ * fatal to the process; callers map them to 4xx. GW_OK means "a reply was
+ * read"; its code is the caller's to judge (except for open(), where GW_OK
+ * means the session is ready and GW_E_REJECTED carries a 4xx/5xx greeting or
+ * HELO refusal). SIGPIPE is never raised (MSG_NOSIGNAL).
+ *
+ * Does not defend against: a peer that trickles bytes slower than the reply
+ * timeout but faster than it per byte is still cut by the deadline, not
+ * earlier; DNS lookups (getaddrinfo) are not bounded by the connect timeout.
+ */
+#ifndef GW_CLIENT_H
+#define GW_CLIENT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "gw/nexthop.h"
+#include "gw/reply.h"
+
+typedef enum gw_status {
+	GW_OK = 0,
+	GW_E_REFUSED,  /* connection refused, host or socket unreachable */
+	GW_E_TIMEOUT,  /* connect, reply or whole-dialogue deadline ran out */
+	GW_E_LOST,     /* the peer closed or reset the connection */
+	GW_E_BADREPLY, /* a reply that does not parse or is over its limits */
+	GW_E_TLS,      /* TLS handshake or certificate verification failed */
+	GW_E_PROTO,    /* protocol error: STARTTLS required but not offered, unexpected 354, ... */
+	GW_E_REJECTED, /* greeting or EHLO/HELO/LHLO answered 4xx/5xx: the reply says why */
+	GW_E_RESOLVE,  /* the host name did not resolve */
+	GW_E_LOCAL     /* local failure: memory, sockets, body read error, bad argument */
+} gw_status;
+
+typedef enum gw_stage {
+	GW_STAGE_NONE = 0,
+	GW_STAGE_CONNECT,
+	GW_STAGE_GREETING,
+	GW_STAGE_HELLO,    /* EHLO, HELO or LHLO */
+	GW_STAGE_STARTTLS,
+	GW_STAGE_MAIL,
+	GW_STAGE_RCPT,
+	GW_STAGE_DATA,     /* the DATA command and its 354 */
+	GW_STAGE_BODY,     /* sending the body and reading the final replies */
+	GW_STAGE_RSET,
+	GW_STAGE_NOOP,
+	GW_STAGE_QUIT
+} gw_stage;
+
+typedef enum gw_proto { GW_PROTO_SMTP = 0, GW_PROTO_LMTP = 1 } gw_proto;
+
+typedef enum gw_tls_policy {
+	GW_TLS_NONE = 0, /* never STARTTLS */
+	GW_TLS_MAY,      /* STARTTLS when offered; if the handshake fails, reconnect in plain text */
+	GW_TLS_ENCRYPT,  /* STARTTLS required, certificate not checked */
+	GW_TLS_VERIFY    /* STARTTLS required, certificate chain (tls_ca_file) and host name checked */
+} gw_tls_policy;
+
+/* Server capabilities from the EHLO/LHLO reply. */
+enum {
+	GW_CAP_PIPELINING = 1 << 0,
+	GW_CAP_SIZE = 1 << 1,
+	GW_CAP_8BITMIME = 1 << 2,
+	GW_CAP_SMTPUTF8 = 1 << 3,
+	GW_CAP_STARTTLS = 1 << 4,
+	GW_CAP_ENHANCEDSTATUSCODES = 1 << 5,
+	GW_CAP_CHUNKING = 1 << 6,
+	GW_CAP_DSN = 1 << 7
+};
+
+typedef struct gw_client_opts {
+	gw_proto proto;
+	const char *helo_name;          /* NULL: "localhost" */
+	unsigned connect_timeout_ms;    /* 0: 10000 */
+	unsigned reply_timeout_ms;      /* 0: 300000 (RFC 5321 minimums are longer; callers shorten) */
+	unsigned deadline_ms;           /* whole dialogue from open(); 0: none */
+	gw_tls_policy tls;
+	const char *tls_ca_file;        /* trust anchors for GW_TLS_VERIFY; NULL: system default paths */
+	const char *tls_servername;     /* SNI and name to verify; NULL: the next hop's host (not for IP addresses) */
+	const char *bind_address;       /* numeric source address, or NULL */
+	unsigned default_port;          /* 0: 25 for SMTP, 24 for LMTP */
+	size_t max_reply_line;          /* 0: GW_REPLY_LINE_MAX */
+	size_t max_reply;               /* 0: GW_REPLY_TEXT_MAX */
+} gw_client_opts;
+
+/* A message body source: read() returns bytes (> 0), 0 at the end, or -1 on error. */
+typedef struct gw_body {
+	ssize_t (*read)(void *ctx, char *buf, size_t len);
+	void *ctx;
+} gw_body;
+
+/* State for gw_body_from_memory(); keep it alive while the body is read. */
+typedef struct gw_body_mem {
+	const char *data;
+	size_t len, off;
+} gw_body_mem;
+
+/* A body read from memory (mem is filled in). */
+void gw_body_from_memory(gw_body *body, gw_body_mem *mem, const char *data, size_t len);
+/* A body read from a file descriptor; *fd must stay valid while the body is read. */
+void gw_body_from_fd(gw_body *body, int *fd);
+
+typedef struct gw_client gw_client;
+
+/* A client with these options (copied; strings are copied too). NULL on ENOMEM. */
+gw_client *gw_client_new(const gw_client_opts *opts);
+/* Close the connection (without QUIT), free, set *c to NULL. */
+void gw_client_free(gw_client **c);
+
+/* Connect, read the greeting, EHLO/HELO or LHLO, STARTTLS per policy. On GW_E_REJECTED, reply_r (may be NULL) holds the refusal. */
+gw_status gw_client_open(gw_client *c, const gw_nexthop *hop, gw_reply *reply_r);
+
+/* MAIL FROM:arg, where arg is "<path>" plus any parameters. GW_OK: reply_r holds the reply. */
+gw_status gw_client_mail(gw_client *c, const char *arg, gw_reply *reply_r);
+/* RCPT TO:arg. */
+gw_status gw_client_rcpt(gw_client *c, const char *arg, gw_reply *reply_r);
+
+/*
+ * MAIL, every RCPT and, when want_data, DATA: in one batch when the server
+ * offers PIPELINING, else one command at a time (stopping after a failed MAIL).
+ * rcpt_r has room for n replies. A recipient not attempted (MAIL failed) gets
+ * code 0. data_r gets DATA's reply (354 means the body must follow, with
+ * gw_client_body()); if no RCPT was accepted the DATA reply is still read but
+ * a 354 is answered by an empty message so the session stays usable
+ * (data_r->code is then reported as 0 and GW_E_PROTO is returned).
+ */
+gw_status gw_client_envelope(gw_client *c, const char *mail_arg, const char *const *rcpt_args, size_t n,
+			     gw_reply *mail_r, gw_reply *rcpt_r, int want_data, gw_reply *data_r);
+
+/* DATA alone. GW_OK with 354 in reply_r means the body must follow. */
+gw_status gw_client_data(gw_client *c, gw_reply *reply_r);
+
+/*
+ * After a 354: stream the body (bare LF and bare CR become CRLF, lines
+ * starting with '.' are dot-stuffed, a missing final CRLF is added), send the
+ * final ".", then read nreplies replies into replies_r: 1 for SMTP, one per
+ * accepted RCPT for LMTP. *got_r says how many replies were read, also on
+ * failure (the rest are unknown: the connection broke after the dot).
+ */
+gw_status gw_client_body(gw_client *c, const gw_body *body, gw_reply *replies_r, size_t nreplies, size_t *got_r);
+
+gw_status gw_client_rset(gw_client *c, gw_reply *reply_r);
+gw_status gw_client_noop(gw_client *c, gw_reply *reply_r);
+/* QUIT, read its reply (a missing reply is not an error), close. */
+gw_status gw_client_quit(gw_client *c);
+/* Close the connection without QUIT. The client may be opened again. */
+void gw_client_close(gw_client *c);
+
+/* Is the connection open and not broken? */
+int gw_client_is_open(const gw_client *c);
+/* GW_CAP_* bits of the current session. */
+unsigned gw_client_caps(const gw_client *c);
+/* The SIZE the server announced, 0 if none. */
+unsigned long gw_client_size_limit(const gw_client *c);
+/* 1 when the session is encrypted. */
+int gw_client_tls_active(const gw_client *c);
+/* Renew the whole-dialogue deadline: ms from now (0: none). */
+void gw_client_set_deadline(gw_client *c, unsigned ms);
+/* The stage the last failure happened in. */
+gw_stage gw_client_stage(const gw_client *c);
+/* A short description of the last failure (errno text, TLS error, ...), "" if none. */
+const char *gw_client_error(const gw_client *c);
+
+/* "ok", "connection refused", "timeout", ... */
+const char *gw_status_str(gw_status s);
+/* "connect", "greeting", "hello", ... */
+const char *gw_stage_str(gw_stage s);
+
+#endif

@@ -1,0 +1,19 @@
+/* gw/gw.h - every public header of libgw. */
+#ifndef GW_GW_H
+#define GW_GW_H
+
+#include "gw/addr.h"
+#include "gw/buf.h"
+#include "gw/cache.h"
+#include "gw/client.h"
+#include "gw/config.h"
+#include "gw/log.h"
+#include "gw/nexthop.h"
+#include "gw/reply.h"
+#include "gw/route.h"
+#include "gw/time.h"
+
+/* The library version, "MAJOR.MINOR.PATCH". */
+const char *gw_version(void);
+
+#endif
