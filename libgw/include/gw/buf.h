@@ -31,7 +31,7 @@ int gw_buf_puts(gw_buf *b, const char *s);
 int gw_buf_putc(gw_buf *b, int c);
 /* Append printf-style text. Same results as gw_buf_append. */
 int gw_buf_printf(gw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int gw_buf_vprintf(gw_buf *b, const char *fmt, va_list ap);
+int gw_buf_vprintf(gw_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Remove the first n bytes (all when n >= len). */
 void gw_buf_consume(gw_buf *b, size_t n);
 /* Empty the buffer, keeping its memory and limit. */
