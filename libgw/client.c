@@ -1,0 +1,959 @@
+/*
+ * client.c - the synchronous SMTP/LMTP client engine (gw/client.h).
+ *
+ * One connection, one thread. Commands are written whole, replies are read
+ * through the incremental parser (gw/reply.h) from an input buffer; every wait
+ * is bounded by the reply timeout and the dialogue deadline (net.h, tls.h).
+ * Any transport failure closes the connection, so a half-read reply can never
+ * be taken for the answer to a later command. Bytes buffered before a
+ * STARTTLS handshake are thrown away (STARTTLS response injection).
+ *
+ * Does not defend against: a server that pipelines replies it was not asked
+ * for beyond what the input buffer holds (they are read as later replies, as
+ * any client would); DNS delays (see net.h); a body source that blocks.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gw/buf.h"
+#include "gw/client.h"
+#include "gw/log.h"
+#include "gw/time.h"
+#include "net.h"
+#include "tls.h"
+
+#define CLIENT_ERR_MAX 256
+#define CLIENT_IN_MAX  8192
+#define CMD_ARG_MAX    2048        /* longest MAIL/RCPT argument we agree to send */
+#define BODY_CHUNK     (64 * 1024) /* bytes read from the body source at a time */
+#define BODY_OUT       (64 * 1024) /* bytes of encoded body buffered before a write */
+
+struct gw_client {
+	gw_client_opts o;
+	char *helo_name, *tls_ca_file, *tls_servername, *bind_address; /* owned copies */
+	gw_nexthop hop;
+	int fd;
+	SSL_CTX *tls_ctx;
+	SSL *ssl;
+	unsigned caps;
+	unsigned long size_limit;
+	int64_t deadline; /* absolute gw_now_ms(); 0: none */
+	gw_stage cur;     /* the stage being worked on */
+	gw_stage fail_stage;
+	char err[CLIENT_ERR_MAX];
+	gw_reply_parser parser;
+	char in[CLIENT_IN_MAX];
+	size_t in_off, in_len;
+	char *body_in, *body_out; /* allocated at the first body */
+	size_t out_len;
+};
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static void reply_clear(gw_reply *r)
+{
+	if (r == NULL)
+		return;
+	r->code = 0;
+	r->enh[0] = '\0';
+	r->nlines = 0;
+	r->text_len = 0;
+	r->text[0] = '\0';
+}
+
+static char *dup_opt(const char *s, int *failed)
+{
+	char *d;
+
+	if (s == NULL)
+		return NULL;
+	d = strdup(s);
+	if (d == NULL)
+		*failed = 1;
+	return d;
+}
+
+static unsigned reply_timeout(const gw_client *c)
+{
+	return c->o.reply_timeout_ms ? c->o.reply_timeout_ms : 300000;
+}
+
+/* Record a failure of the current stage: its status, text and a debug line. */
+__attribute__((format(printf, 3, 4))) static gw_status fail(gw_client *c, gw_status s, const char *fmt, ...)
+{
+	char text[CLIENT_ERR_MAX];
+	va_list ap;
+
+	/* Formatted apart first: the arguments may point into c->err itself. */
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	memcpy(c->err, text, sizeof(c->err));
+	c->fail_stage = c->cur;
+	gw_log(GW_LOG_DEBUG, "client_fail", "stage=%s status=%s error=\"%s\"", gw_stage_str(c->cur),
+	       gw_status_str(s), c->err);
+	return s;
+}
+
+static gw_status net_status(gw_net_rc rc)
+{
+	switch (rc) {
+	case GW_NET_OK:
+		return GW_OK;
+	case GW_NET_REFUSED:
+		return GW_E_REFUSED;
+	case GW_NET_TIMEOUT:
+		return GW_E_TIMEOUT;
+	case GW_NET_LOST:
+		return GW_E_LOST;
+	case GW_NET_RESOLVE:
+		return GW_E_RESOLVE;
+	case GW_NET_TLS:
+		return GW_E_TLS;
+	case GW_NET_LOCAL:
+	default:
+		return GW_E_LOCAL;
+	}
+}
+
+/* Drop the connection; clean: say close_notify to a TLS peer first. */
+static void conn_close(gw_client *c, int clean)
+{
+	gw_tls_free(&c->ssl, clean);
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	c->caps = 0;
+	c->size_limit = 0;
+	c->in_off = c->in_len = 0;
+	c->out_len = 0;
+	gw_reply_parser_reset(&c->parser);
+}
+
+/* A transport failure: c->err already says what happened. Close and report. */
+static gw_status transport_fail(gw_client *c, gw_net_rc rc)
+{
+	conn_close(c, 0);
+	return fail(c, net_status(rc), "%s", c->err);
+}
+
+static gw_status conn_write(gw_client *c, const char *p, size_t n)
+{
+	gw_net_rc rc;
+
+	if (c->ssl != NULL)
+		rc = gw_tls_write_all(c->ssl, c->fd, p, n, reply_timeout(c), c->deadline, c->err,
+				      sizeof(c->err));
+	else
+		rc = gw_net_write_all(c->fd, p, n, reply_timeout(c), c->deadline, c->err, sizeof(c->err));
+	return rc == GW_NET_OK ? GW_OK : transport_fail(c, rc);
+}
+
+/* Refill the (empty) input buffer with at least one byte. */
+static gw_status conn_fill(gw_client *c)
+{
+	gw_net_rc rc;
+	size_t got = 0;
+
+	c->in_off = c->in_len = 0;
+	if (c->ssl != NULL)
+		rc = gw_tls_read(c->ssl, c->fd, c->in, sizeof(c->in), reply_timeout(c), c->deadline, &got,
+				 c->err, sizeof(c->err));
+	else
+		rc = gw_net_read(c->fd, c->in, sizeof(c->in), reply_timeout(c), c->deadline, &got, c->err,
+				 sizeof(c->err));
+	if (rc != GW_NET_OK)
+		return transport_fail(c, rc);
+	c->in_len = got;
+	return GW_OK;
+}
+
+/* Log a reply's first line at debug level, sanitised. */
+static void log_reply(const gw_client *c, const gw_reply *r)
+{
+	char text[GW_LOG_PEER_MAX * 4 + 8];
+	size_t first = strcspn(r->text, "\n");
+
+	gw_log_sanitize(text, sizeof(text), r->text, first, GW_LOG_PEER_MAX);
+	gw_log(GW_LOG_DEBUG, "client_reply", "stage=%s code=%d enh=%s lines=%u text=\"%s\"",
+	       gw_stage_str(c->cur), r->code, r->enh[0] ? r->enh : "-", r->nlines, text);
+}
+
+/* Read one whole reply into *r. */
+static gw_status read_reply(gw_client *c, gw_reply *r)
+{
+	for (;;) {
+		if (c->in_off < c->in_len) {
+			size_t used = 0;
+			const char *perr = NULL;
+			int rc = gw_reply_parse(&c->parser, c->in + c->in_off, c->in_len - c->in_off, &used,
+						r, &perr);
+
+			if (rc < 0) {
+				conn_close(c, 0);
+				return fail(c, GW_E_BADREPLY, "bad reply: %s",
+					    perr != NULL ? perr : "parse error");
+			}
+			c->in_off += used;
+			if (rc == 1) {
+				log_reply(c, r);
+				return GW_OK;
+			}
+		}
+		gw_status s = conn_fill(c);
+		if (s != GW_OK)
+			return s;
+	}
+}
+
+/* Is arg safe to put on a command line? (no CR, LF; bounded) */
+static int arg_ok(const char *arg)
+{
+	return arg != NULL && strlen(arg) <= CMD_ARG_MAX && strpbrk(arg, "\r\n") == NULL;
+}
+
+/* Check that the session can take a command now. */
+static gw_status ready(gw_client *c, gw_stage stage)
+{
+	c->cur = stage;
+	if (c->fd < 0)
+		return fail(c, GW_E_LOCAL, "not connected");
+	if (c->deadline > 0 && gw_now_ms() >= c->deadline) {
+		conn_close(c, 0);
+		return fail(c, GW_E_TIMEOUT, "deadline reached");
+	}
+	return GW_OK;
+}
+
+/* Append "verb[arg]\r\n" to b; arg was checked by the caller. */
+static int format_command(gw_buf *b, const char *verb, const char *arg)
+{
+	return gw_buf_printf(b, "%s%s\r\n", verb, arg != NULL ? arg : "");
+}
+
+static void log_sent(const gw_client *c, const char *verb)
+{
+	gw_log(GW_LOG_DEBUG, "client_send", "stage=%s command=\"%s\"", gw_stage_str(c->cur), verb);
+}
+
+/* Send one command; verb includes any separator ("MAIL FROM:", "EHLO "). */
+static gw_status send_command(gw_client *c, gw_stage stage, const char *verb, const char *arg)
+{
+	gw_buf b;
+	gw_status s;
+
+	c->cur = stage;
+	if (arg != NULL && !arg_ok(arg))
+		return fail(c, GW_E_LOCAL, "argument of %s has CR, LF or is too long", verb);
+	gw_buf_init(&b, CMD_ARG_MAX + 64);
+	if (format_command(&b, verb, arg) < 0) {
+		gw_buf_free(&b);
+		return fail(c, GW_E_LOCAL, "out of memory");
+	}
+	log_sent(c, verb);
+	s = conn_write(c, b.data, b.len);
+	gw_buf_free(&b);
+	return s;
+}
+
+/* Send one command and read its reply. */
+static gw_status command(gw_client *c, gw_stage stage, const char *verb, const char *arg, gw_reply *r)
+{
+	gw_status s = ready(c, stage);
+
+	if (s == GW_OK)
+		s = send_command(c, stage, verb, arg);
+	if (s == GW_OK)
+		s = read_reply(c, r);
+	return s;
+}
+
+/* ---- session setup -------------------------------------------------------- */
+
+static void parse_caps(gw_client *c, const gw_reply *r)
+{
+	static const struct {
+		const char *word;
+		unsigned bit;
+	} table[] = {
+	    {"PIPELINING", GW_CAP_PIPELINING}, {"SIZE", GW_CAP_SIZE},
+	    {"8BITMIME", GW_CAP_8BITMIME},     {"SMTPUTF8", GW_CAP_SMTPUTF8},
+	    {"STARTTLS", GW_CAP_STARTTLS},     {"ENHANCEDSTATUSCODES", GW_CAP_ENHANCEDSTATUSCODES},
+	    {"CHUNKING", GW_CAP_CHUNKING},     {"DSN", GW_CAP_DSN},
+	};
+	size_t i;
+
+	c->caps = 0;
+	c->size_limit = 0;
+	for (i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		const char *arg = NULL;
+		size_t alen = 0;
+
+		if (!gw_reply_has_keyword(r, table[i].word, &arg, &alen))
+			continue;
+		c->caps |= table[i].bit;
+		if (table[i].bit == GW_CAP_SIZE && arg != NULL) {
+			char num[24];
+			size_t k = 0;
+
+			while (alen > 0 && (*arg == ' ' || *arg == '\t')) {
+				arg++;
+				alen--;
+			}
+			while (k < alen && k < sizeof(num) - 1 && arg[k] >= '0' && arg[k] <= '9') {
+				num[k] = arg[k];
+				k++;
+			}
+			num[k] = '\0';
+			if (k > 0 && k < 20)
+				c->size_limit = strtoul(num, NULL, 10);
+		}
+	}
+	gw_log(GW_LOG_DEBUG, "client_caps", "caps=0x%x size=%lu", c->caps, c->size_limit);
+}
+
+/* EHLO (HELO after a 5xx) or LHLO. GW_E_REJECTED closes the connection. */
+static gw_status hello(gw_client *c, gw_reply *r)
+{
+	const char *name = c->helo_name != NULL ? c->helo_name : "localhost";
+	int lmtp = c->o.proto == GW_PROTO_LMTP;
+	gw_status s = command(c, GW_STAGE_HELLO, lmtp ? "LHLO " : "EHLO ", name, r);
+
+	if (s != GW_OK)
+		return s;
+	if (gw_reply_class(r->code) == 2) {
+		parse_caps(c, r);
+		return GW_OK;
+	}
+	if (!lmtp && gw_reply_class(r->code) == 5) {
+		s = command(c, GW_STAGE_HELLO, "HELO ", name, r);
+		if (s != GW_OK)
+			return s;
+		if (gw_reply_class(r->code) == 2) {
+			c->caps = 0;
+			c->size_limit = 0;
+			return GW_OK;
+		}
+	}
+	conn_close(c, 0);
+	return fail(c, GW_E_REJECTED, "%s refused with %d", lmtp ? "LHLO" : "EHLO/HELO", r->code);
+}
+
+/* STARTTLS per policy, then the hello again. */
+static gw_status starttls(gw_client *c, gw_tls_policy policy, gw_reply *r)
+{
+	const char *name;
+	gw_status s;
+	gw_net_rc rc;
+
+	c->cur = GW_STAGE_STARTTLS;
+	if (policy == GW_TLS_NONE)
+		return GW_OK;
+	if (!(c->caps & GW_CAP_STARTTLS)) {
+		if (policy == GW_TLS_MAY)
+			return GW_OK;
+		conn_close(c, 0);
+		return fail(c, GW_E_PROTO, "STARTTLS required but not offered");
+	}
+	s = command(c, GW_STAGE_STARTTLS, "STARTTLS", NULL, r);
+	if (s != GW_OK)
+		return s;
+	if (r->code != 220) {
+		int cls = gw_reply_class(r->code);
+
+		if (policy == GW_TLS_MAY) {
+			gw_log(GW_LOG_DEBUG, "client_starttls", "refused code=%d, continuing in plain text",
+			       r->code);
+			reply_clear(r);
+			return GW_OK;
+		}
+		conn_close(c, 0);
+		return fail(c, cls == 4 || cls == 5 ? GW_E_REJECTED : GW_E_PROTO, "STARTTLS answered %d",
+			    r->code);
+	}
+	/* Anything the server sent after its 220 came before encryption: an injection attempt. */
+	if (c->in_off < c->in_len)
+		gw_log(GW_LOG_DEBUG, "client_starttls", "discarding %zu bytes sent before the handshake",
+		       c->in_len - c->in_off);
+	c->in_off = c->in_len = 0;
+	gw_reply_parser_reset(&c->parser);
+
+	name = c->tls_servername;
+	if (name == NULL && c->hop.kind == GW_HOP_INET)
+		name = c->hop.host;
+	rc = gw_tls_connect(c->tls_ctx, c->fd, name, policy == GW_TLS_VERIFY, reply_timeout(c), c->deadline,
+			    &c->ssl, c->err, sizeof(c->err));
+	if (rc != GW_NET_OK)
+		return transport_fail(c, rc);
+	gw_log(GW_LOG_DEBUG, "client_starttls", "established version=%s cipher=%s", SSL_get_version(c->ssl),
+	       SSL_get_cipher_name(c->ssl));
+	c->caps = 0;
+	c->size_limit = 0;
+	return hello(c, r);
+}
+
+/* Connect, greeting, hello, STARTTLS under policy. */
+static gw_status session_start(gw_client *c, gw_tls_policy policy, gw_reply *r)
+{
+	unsigned port = c->o.default_port ? c->o.default_port : c->o.proto == GW_PROTO_LMTP ? 24 : 25;
+	unsigned cto = c->o.connect_timeout_ms ? c->o.connect_timeout_ms : 10000;
+	char hopname[GW_HOST_MAX + GW_UNIX_PATH_MAX + 32];
+	gw_net_rc rc;
+	gw_status s;
+
+	c->cur = GW_STAGE_CONNECT;
+	if (c->deadline > 0 && gw_now_ms() >= c->deadline)
+		return fail(c, GW_E_TIMEOUT, "deadline reached");
+	gw_nexthop_format(&c->hop, hopname, sizeof(hopname));
+	gw_log(GW_LOG_DEBUG, "client_connect", "nexthop=%s tls=%d", hopname, (int)policy);
+	rc = gw_net_connect(&c->hop, port, c->bind_address, cto, c->deadline, &c->fd, c->err, sizeof(c->err));
+	if (rc != GW_NET_OK) {
+		c->fd = -1;
+		return fail(c, net_status(rc), "%s", c->err);
+	}
+	gw_reply_parser_reset(&c->parser);
+	c->in_off = c->in_len = 0;
+
+	c->cur = GW_STAGE_GREETING;
+	s = read_reply(c, r);
+	if (s != GW_OK)
+		return s;
+	if (gw_reply_class(r->code) != 2) {
+		conn_close(c, 0);
+		return fail(c, GW_E_REJECTED, "greeting %d", r->code);
+	}
+	s = hello(c, r);
+	if (s != GW_OK)
+		return s;
+	return starttls(c, policy, r);
+}
+
+/* ---- public interface ----------------------------------------------------- */
+
+gw_client *gw_client_new(const gw_client_opts *opts)
+{
+	gw_client *c = calloc(1, sizeof(*c));
+	int failed = 0;
+
+	if (c == NULL)
+		return NULL;
+	if (opts != NULL)
+		c->o = *opts;
+	c->fd = -1;
+	c->helo_name = dup_opt(c->o.helo_name, &failed);
+	c->tls_ca_file = dup_opt(c->o.tls_ca_file, &failed);
+	c->tls_servername = dup_opt(c->o.tls_servername, &failed);
+	c->bind_address = dup_opt(c->o.bind_address, &failed);
+	/* The copies own the strings; the caller's pointers are not kept. */
+	c->o.helo_name = c->o.tls_ca_file = c->o.tls_servername = c->o.bind_address = NULL;
+	gw_reply_parser_init(&c->parser, c->o.max_reply_line, c->o.max_reply);
+	if (failed) {
+		gw_client_free(&c);
+		return NULL;
+	}
+	return c;
+}
+
+void gw_client_free(gw_client **cp)
+{
+	gw_client *c = *cp;
+
+	if (c == NULL)
+		return;
+	conn_close(c, 1);
+	gw_tls_ctx_free(&c->tls_ctx);
+	free(c->helo_name);
+	free(c->tls_ca_file);
+	free(c->tls_servername);
+	free(c->bind_address);
+	free(c->body_in);
+	free(c->body_out);
+	free(c);
+	*cp = NULL;
+}
+
+gw_status gw_client_open(gw_client *c, const gw_nexthop *hop, gw_reply *reply_r)
+{
+	gw_reply tmp;
+	gw_reply *r = reply_r != NULL ? reply_r : &tmp;
+	gw_status s;
+
+	reply_clear(r);
+	conn_close(c, 1);
+	c->err[0] = '\0';
+	c->fail_stage = GW_STAGE_NONE;
+	c->cur = GW_STAGE_CONNECT;
+	c->deadline = c->o.deadline_ms ? gw_now_ms() + (int64_t)c->o.deadline_ms : 0;
+	if (hop == NULL)
+		return fail(c, GW_E_LOCAL, "no next hop");
+	c->hop = *hop;
+	if (c->o.tls != GW_TLS_NONE && c->tls_ctx == NULL) {
+		c->tls_ctx =
+		    gw_tls_ctx_new(c->o.tls == GW_TLS_VERIFY, c->tls_ca_file, c->err, sizeof(c->err));
+		if (c->tls_ctx == NULL) {
+			c->cur = GW_STAGE_STARTTLS;
+			return fail(c, GW_E_LOCAL, "%s", c->err);
+		}
+	}
+	s = session_start(c, c->o.tls, r);
+	if (s == GW_E_TLS && c->o.tls == GW_TLS_MAY) {
+		/* Opportunistic TLS must not cost the delivery: start over in plain text. */
+		gw_log(GW_LOG_DEBUG, "client_starttls",
+		       "handshake failed, reconnecting without TLS error=\"%s\"", c->err);
+		reply_clear(r);
+		s = session_start(c, GW_TLS_NONE, r);
+	}
+	return s;
+}
+
+gw_status gw_client_mail(gw_client *c, const char *arg, gw_reply *reply_r)
+{
+	gw_reply tmp;
+
+	reply_clear(reply_r);
+	return command(c, GW_STAGE_MAIL, "MAIL FROM:", arg, reply_r != NULL ? reply_r : &tmp);
+}
+
+gw_status gw_client_rcpt(gw_client *c, const char *arg, gw_reply *reply_r)
+{
+	gw_reply tmp;
+
+	reply_clear(reply_r);
+	return command(c, GW_STAGE_RCPT, "RCPT TO:", arg, reply_r != NULL ? reply_r : &tmp);
+}
+
+gw_status gw_client_data(gw_client *c, gw_reply *reply_r)
+{
+	gw_reply tmp;
+
+	reply_clear(reply_r);
+	return command(c, GW_STAGE_DATA, "DATA", NULL, reply_r != NULL ? reply_r : &tmp);
+}
+
+gw_status gw_client_rset(gw_client *c, gw_reply *reply_r)
+{
+	gw_reply tmp;
+
+	reply_clear(reply_r);
+	return command(c, GW_STAGE_RSET, "RSET", NULL, reply_r != NULL ? reply_r : &tmp);
+}
+
+gw_status gw_client_noop(gw_client *c, gw_reply *reply_r)
+{
+	gw_reply tmp;
+
+	reply_clear(reply_r);
+	return command(c, GW_STAGE_NOOP, "NOOP", NULL, reply_r != NULL ? reply_r : &tmp);
+}
+
+gw_status gw_client_quit(gw_client *c)
+{
+	gw_stage stage = c->fail_stage;
+	char err[CLIENT_ERR_MAX];
+	gw_reply r;
+
+	if (c->fd < 0)
+		return GW_OK;
+	/* Whatever happens now, the session is over; a missing reply is no failure, so it is not recorded. */
+	memcpy(err, c->err, sizeof(err));
+	if (command(c, GW_STAGE_QUIT, "QUIT", NULL, &r) == GW_OK) {
+		conn_close(c, 1);
+	} else {
+		conn_close(c, 0);
+		c->fail_stage = stage;
+		memcpy(c->err, err, sizeof(c->err));
+	}
+	return GW_OK;
+}
+
+void gw_client_close(gw_client *c)
+{
+	if (c != NULL)
+		conn_close(c, 1);
+}
+
+/* DATA answered 354 with no accepted recipient: send an empty message to stay in sync. */
+static gw_status abort_data(gw_client *c, gw_reply *data_r)
+{
+	gw_reply r;
+	gw_status s;
+
+	c->cur = GW_STAGE_BODY;
+	log_sent(c, ".");
+	s = conn_write(c, ".\r\n", 3);
+	if (s == GW_OK)
+		s = read_reply(c, &r);
+	reply_clear(data_r);
+	c->cur = GW_STAGE_DATA;
+	if (s != GW_OK)
+		return s;
+	return fail(c, GW_E_PROTO, "DATA answered 354 with no accepted recipient");
+}
+
+/* MAIL, RCPTs, DATA in one write; replies read in order. */
+static gw_status envelope_pipelined(gw_client *c, const char *mail_arg, const char *const *rcpt_args,
+				    size_t n, gw_reply *mail_r, gw_reply *rcpt_r, int want_data,
+				    gw_reply *data_r)
+{
+	gw_buf b;
+	size_t i, accepted = 0;
+	gw_status s;
+	int bad = 0;
+
+	gw_buf_init(&b, (n + 2) * (CMD_ARG_MAX + 16));
+	bad |= format_command(&b, "MAIL FROM:", mail_arg) < 0;
+	for (i = 0; i < n && !bad; i++)
+		bad |= format_command(&b, "RCPT TO:", rcpt_args[i]) < 0;
+	if (want_data && !bad)
+		bad |= format_command(&b, "DATA", NULL) < 0;
+	if (bad) {
+		gw_buf_free(&b);
+		return fail(c, GW_E_LOCAL, "out of memory");
+	}
+	gw_log(GW_LOG_DEBUG, "client_send", "stage=mail command=\"MAIL FROM:\" pipelined=%zu data=%d", n,
+	       want_data);
+	s = conn_write(c, b.data, b.len);
+	gw_buf_free(&b);
+	if (s != GW_OK)
+		return s;
+	c->cur = GW_STAGE_MAIL;
+	s = read_reply(c, mail_r);
+	for (i = 0; i < n && s == GW_OK; i++) {
+		c->cur = GW_STAGE_RCPT;
+		s = read_reply(c, &rcpt_r[i]);
+		if (s == GW_OK && gw_reply_class(rcpt_r[i].code) == 2)
+			accepted++;
+	}
+	if (s != GW_OK || !want_data)
+		return s;
+	c->cur = GW_STAGE_DATA;
+	s = read_reply(c, data_r);
+	if (s == GW_OK && data_r->code == 354 && (accepted == 0 || gw_reply_class(mail_r->code) != 2))
+		return abort_data(c, data_r);
+	return s;
+}
+
+/* One command at a time, stopping after a failed MAIL; DATA only when a RCPT was accepted. */
+static gw_status envelope_lockstep(gw_client *c, const char *mail_arg, const char *const *rcpt_args, size_t n,
+				   gw_reply *mail_r, gw_reply *rcpt_r, int want_data, gw_reply *data_r)
+{
+	size_t i, accepted = 0;
+	gw_status s = command(c, GW_STAGE_MAIL, "MAIL FROM:", mail_arg, mail_r);
+
+	if (s != GW_OK || gw_reply_class(mail_r->code) != 2)
+		return s;
+	for (i = 0; i < n; i++) {
+		s = command(c, GW_STAGE_RCPT, "RCPT TO:", rcpt_args[i], &rcpt_r[i]);
+		if (s != GW_OK)
+			return s;
+		if (gw_reply_class(rcpt_r[i].code) == 2)
+			accepted++;
+	}
+	if (!want_data || accepted == 0)
+		return GW_OK;
+	return command(c, GW_STAGE_DATA, "DATA", NULL, data_r);
+}
+
+gw_status gw_client_envelope(gw_client *c, const char *mail_arg, const char *const *rcpt_args, size_t n,
+			     gw_reply *mail_r, gw_reply *rcpt_r, int want_data, gw_reply *data_r)
+{
+	gw_reply mail_tmp, data_tmp;
+	size_t i;
+	gw_status s;
+
+	if (mail_r == NULL)
+		mail_r = &mail_tmp;
+	if (data_r == NULL)
+		data_r = &data_tmp;
+	reply_clear(mail_r);
+	reply_clear(data_r);
+	for (i = 0; i < n && rcpt_r != NULL; i++)
+		reply_clear(&rcpt_r[i]);
+	s = ready(c, GW_STAGE_MAIL);
+	if (s != GW_OK)
+		return s;
+	if (!arg_ok(mail_arg))
+		return fail(c, GW_E_LOCAL, "MAIL argument has CR, LF or is too long");
+	if (n > 0 && (rcpt_args == NULL || rcpt_r == NULL)) {
+		c->cur = GW_STAGE_RCPT;
+		return fail(c, GW_E_LOCAL, "no recipient arrays");
+	}
+	for (i = 0; i < n; i++) {
+		if (!arg_ok(rcpt_args[i])) {
+			c->cur = GW_STAGE_RCPT;
+			return fail(c, GW_E_LOCAL, "RCPT argument %zu has CR, LF or is too long", i);
+		}
+	}
+	if (c->caps & GW_CAP_PIPELINING)
+		return envelope_pipelined(c, mail_arg, rcpt_args, n, mail_r, rcpt_r, want_data, data_r);
+	return envelope_lockstep(c, mail_arg, rcpt_args, n, mail_r, rcpt_r, want_data, data_r);
+}
+
+/* ---- the body ------------------------------------------------------------- */
+
+/* Encoder state carried across chunks. */
+typedef struct body_state {
+	int line_start; /* the next byte starts a line */
+	int pending_cr; /* the last byte was a CR: is it followed by LF? */
+} body_state;
+
+static gw_status out_flush(gw_client *c)
+{
+	gw_status s = GW_OK;
+
+	if (c->out_len > 0)
+		s = conn_write(c, c->body_out, c->out_len);
+	c->out_len = 0;
+	return s;
+}
+
+/* Make room for need bytes in the output buffer. */
+static gw_status out_room(gw_client *c, size_t need)
+{
+	return BODY_OUT - c->out_len >= need ? GW_OK : out_flush(c);
+}
+
+static gw_status out_put(gw_client *c, const char *p, size_t n)
+{
+	gw_status s = out_room(c, n);
+
+	if (s == GW_OK) {
+		memcpy(c->body_out + c->out_len, p, n);
+		c->out_len += n;
+	}
+	return s;
+}
+
+/* Encode one chunk: CRLF line ends, dot-stuffing, state kept in st. */
+static gw_status encode_chunk(gw_client *c, body_state *st, const char *p, size_t n)
+{
+	size_t i = 0;
+	gw_status s = GW_OK;
+
+	while (i < n && s == GW_OK) {
+		char ch = p[i];
+
+		if (st->pending_cr) {
+			st->pending_cr = 0;
+			s = out_put(c, "\r\n", 2);
+			st->line_start = 1;
+			if (ch == '\n') {
+				i++;
+				continue;
+			}
+			if (s != GW_OK)
+				break;
+		}
+		if (ch == '\r') {
+			st->pending_cr = 1;
+			i++;
+		} else if (ch == '\n') {
+			s = out_put(c, "\r\n", 2);
+			st->line_start = 1;
+			i++;
+		} else {
+			/* A run of ordinary bytes up to the next line end, copied whole. */
+			size_t j = i + 1, room;
+
+			if (st->line_start && ch == '.')
+				s = out_put(c, ".", 1);
+			st->line_start = 0;
+			while (j < n && p[j] != '\r' && p[j] != '\n')
+				j++;
+			while (s == GW_OK && i < j) {
+				s = out_room(c, 1);
+				room = BODY_OUT - c->out_len;
+				if (room > j - i)
+					room = j - i;
+				if (s == GW_OK) {
+					memcpy(c->body_out + c->out_len, p + i, room);
+					c->out_len += room;
+					i += room;
+				}
+			}
+		}
+	}
+	return s;
+}
+
+static gw_status body_buffers(gw_client *c)
+{
+	if (c->body_in == NULL)
+		c->body_in = malloc(BODY_CHUNK);
+	if (c->body_out == NULL)
+		c->body_out = malloc(BODY_OUT);
+	return c->body_in != NULL && c->body_out != NULL ? GW_OK : GW_E_LOCAL;
+}
+
+gw_status gw_client_body(gw_client *c, const gw_body *body, gw_reply *replies_r, size_t nreplies,
+			 size_t *got_r)
+{
+	body_state st = {1, 0};
+	size_t got = 0, i;
+	gw_status s;
+
+	if (got_r != NULL)
+		*got_r = 0;
+	for (i = 0; i < nreplies && replies_r != NULL; i++)
+		reply_clear(&replies_r[i]);
+	s = ready(c, GW_STAGE_BODY);
+	if (s != GW_OK)
+		return s;
+	if (body == NULL || body->read == NULL || (nreplies > 0 && replies_r == NULL)) {
+		/* The server is waiting for a body we cannot send: the session is unusable. */
+		conn_close(c, 0);
+		return fail(c, GW_E_LOCAL, "no body source or reply array");
+	}
+	if (body_buffers(c) != GW_OK) {
+		conn_close(c, 0);
+		return fail(c, GW_E_LOCAL, "out of memory");
+	}
+	c->out_len = 0;
+	for (;;) {
+		ssize_t n = body->read(body->ctx, c->body_in, BODY_CHUNK);
+
+		if (n == 0)
+			break;
+		if (n < 0 || (size_t)n > BODY_CHUNK) {
+			/* Sending the dot now would deliver a truncated message: drop the session instead. */
+			conn_close(c, 0);
+			return fail(c, GW_E_LOCAL, "body read error");
+		}
+		s = encode_chunk(c, &st, c->body_in, (size_t)n);
+		if (s != GW_OK)
+			return s;
+	}
+	if (st.pending_cr || !st.line_start)
+		s = out_put(c, "\r\n", 2);
+	if (s == GW_OK)
+		s = out_put(c, ".\r\n", 3);
+	if (s == GW_OK)
+		s = out_flush(c);
+	if (s != GW_OK)
+		return s;
+	log_sent(c, ".");
+	for (got = 0; got < nreplies; got++) {
+		s = read_reply(c, &replies_r[got]);
+		if (s != GW_OK)
+			break;
+		if (got_r != NULL)
+			*got_r = got + 1;
+	}
+	return s;
+}
+
+static ssize_t mem_read(void *ctx, char *buf, size_t len)
+{
+	gw_body_mem *m = ctx;
+	size_t n = m->len - m->off;
+
+	if (n > len)
+		n = len;
+	if (n > 0)
+		memcpy(buf, m->data + m->off, n);
+	m->off += n;
+	return (ssize_t)n;
+}
+
+void gw_body_from_memory(gw_body *body, gw_body_mem *mem, const char *data, size_t len)
+{
+	mem->data = data;
+	mem->len = data != NULL ? len : 0;
+	mem->off = 0;
+	body->read = mem_read;
+	body->ctx = mem;
+}
+
+static ssize_t fd_read(void *ctx, char *buf, size_t len)
+{
+	int fd = *(int *)ctx;
+
+	for (;;) {
+		ssize_t n = read(fd, buf, len);
+
+		if (n >= 0 || errno != EINTR)
+			return n < 0 ? -1 : n;
+	}
+}
+
+void gw_body_from_fd(gw_body *body, int *fd)
+{
+	body->read = fd_read;
+	body->ctx = fd;
+}
+
+/* ---- accessors ------------------------------------------------------------ */
+
+int gw_client_is_open(const gw_client *c)
+{
+	return c != NULL && c->fd >= 0;
+}
+
+unsigned gw_client_caps(const gw_client *c)
+{
+	return c->caps;
+}
+
+unsigned long gw_client_size_limit(const gw_client *c)
+{
+	return c->size_limit;
+}
+
+int gw_client_tls_active(const gw_client *c)
+{
+	return c->ssl != NULL;
+}
+
+void gw_client_set_deadline(gw_client *c, unsigned ms)
+{
+	c->deadline = ms ? gw_now_ms() + (int64_t)ms : 0;
+}
+
+gw_stage gw_client_stage(const gw_client *c)
+{
+	return c->fail_stage;
+}
+
+const char *gw_client_error(const gw_client *c)
+{
+	return c->err;
+}
+
+const char *gw_status_str(gw_status s)
+{
+	switch (s) {
+	case GW_OK:
+		return "ok";
+	case GW_E_REFUSED:
+		return "connection refused";
+	case GW_E_TIMEOUT:
+		return "timeout";
+	case GW_E_LOST:
+		return "connection lost";
+	case GW_E_BADREPLY:
+		return "bad reply";
+	case GW_E_TLS:
+		return "TLS failure";
+	case GW_E_PROTO:
+		return "protocol error";
+	case GW_E_REJECTED:
+		return "rejected";
+	case GW_E_RESOLVE:
+		return "host not found";
+	case GW_E_LOCAL:
+		return "local error";
+	}
+	return "unknown";
+}
+
+const char *gw_stage_str(gw_stage s)
+{
+	static const char *const names[] = {"none", "connect", "greeting", "hello", "starttls", "mail",
+					    "rcpt", "data",    "body",     "rset",  "noop",     "quit"};
+
+	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
+}

@@ -1,0 +1,311 @@
+/*
+ * tls.c - OpenSSL client sessions over non-blocking sockets.
+ *
+ * The socket is wrapped in a small BIO of our own (send with MSG_NOSIGNAL,
+ * recv) rather than BIO_s_socket, whose write() would raise SIGPIPE on a
+ * closed connection. WANT_READ/WANT_WRITE are turned into poll() waits
+ * bounded by the caller's timeout and deadline.
+ *
+ * Does not defend against: revoked certificates (no CRL/OCSP), downgrade by
+ * an active attacker under the encrypt/may policies (no verification there by
+ * design), renegotiation (OpenSSL's defaults apply).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "tls.h"
+
+static BIO_METHOD *bio_method;
+static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
+
+static int bio_sock_write(BIO *b, const char *in, int inl)
+{
+	int fd = (int)(intptr_t)BIO_get_data(b);
+	ssize_t n;
+
+	BIO_clear_retry_flags(b);
+	n = send(fd, in, (size_t)inl, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			BIO_set_retry_write(b);
+		return -1;
+	}
+	return (int)n;
+}
+
+static int bio_sock_read(BIO *b, char *out, int outl)
+{
+	int fd = (int)(intptr_t)BIO_get_data(b);
+	ssize_t n;
+
+	BIO_clear_retry_flags(b);
+	n = recv(fd, out, (size_t)outl, MSG_DONTWAIT);
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			BIO_set_retry_read(b);
+		return -1;
+	}
+	return (int)n;
+}
+
+static long bio_sock_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	(void)b;
+	(void)num;
+	(void)ptr;
+	/* Writes go straight to the socket: nothing to flush. Everything else is unsupported. */
+	return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int bio_sock_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static void bio_method_init(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "gw socket");
+
+	if (m == NULL)
+		return;
+	if (!BIO_meth_set_write(m, bio_sock_write) || !BIO_meth_set_read(m, bio_sock_read) ||
+	    !BIO_meth_set_ctrl(m, bio_sock_ctrl) || !BIO_meth_set_create(m, bio_sock_create)) {
+		BIO_meth_free(m);
+		return;
+	}
+	bio_method = m;
+}
+
+/* The most recent OpenSSL error as text, or fallback. */
+static void ssl_errtext(const char *what, const char *fallback, char *err, size_t errlen)
+{
+	unsigned long e = ERR_peek_last_error();
+	char buf[200];
+
+	if (e != 0) {
+		ERR_error_string_n(e, buf, sizeof(buf));
+		snprintf(err, errlen, "%s: %s", what, buf);
+	} else {
+		snprintf(err, errlen, "%s: %s", what, fallback);
+	}
+	ERR_clear_error();
+}
+
+SSL_CTX *gw_tls_ctx_new(int verify, const char *ca_file, char *err, size_t errlen)
+{
+	SSL_CTX *ctx;
+
+	ERR_clear_error();
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (ctx == NULL) {
+		ssl_errtext("SSL_CTX_new", "failed", err, errlen);
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/* A peer that closes without close_notify reads as a lost connection, not a TLS error. */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
+	if (verify) {
+		int ok = ca_file != NULL ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+					 : SSL_CTX_set_default_verify_paths(ctx);
+		if (!ok) {
+			ssl_errtext("cannot load CA certificates", "failed", err, errlen);
+			SSL_CTX_free(ctx);
+			return NULL;
+		}
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	} else {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	}
+	return ctx;
+}
+
+void gw_tls_ctx_free(SSL_CTX **ctx)
+{
+	if (*ctx != NULL)
+		SSL_CTX_free(*ctx);
+	*ctx = NULL;
+}
+
+static int is_ip_address(const char *name)
+{
+	unsigned char addr[16];
+
+	return inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1;
+}
+
+/*
+ * Act on the outcome r of an SSL call: wait when OpenSSL wants I/O (returns
+ * 1 to retry), else classify the failure. end_timeout restarts per wait.
+ */
+static int ssl_step(SSL *ssl, int fd, int r, unsigned timeout_ms, int64_t deadline, gw_net_rc *rc_r,
+		    const char *what, char *err, size_t errlen)
+{
+	int e = SSL_get_error(ssl, r);
+	int saved = errno;
+
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+		*rc_r = gw_net_wait(fd, POLLIN, timeout_ms, deadline, err, errlen);
+		return *rc_r == GW_NET_OK;
+	case SSL_ERROR_WANT_WRITE:
+		*rc_r = gw_net_wait(fd, POLLOUT, timeout_ms, deadline, err, errlen);
+		return *rc_r == GW_NET_OK;
+	case SSL_ERROR_ZERO_RETURN:
+		snprintf(err, errlen, "%s: connection closed by peer", what);
+		*rc_r = GW_NET_LOST;
+		return 0;
+	case SSL_ERROR_SYSCALL:
+		if (ERR_peek_last_error() != 0) {
+			ssl_errtext(what, "", err, errlen);
+		} else {
+			snprintf(err, errlen, "%s: %s", what,
+				 saved != 0 ? strerror(saved) : "connection closed");
+			ERR_clear_error();
+		}
+		*rc_r = GW_NET_LOST;
+		return 0;
+	default:
+		ssl_errtext(what, "protocol error", err, errlen);
+		*rc_r = GW_NET_TLS;
+		return 0;
+	}
+}
+
+gw_net_rc gw_tls_connect(SSL_CTX *ctx, int fd, const char *name, int verify, unsigned timeout_ms,
+			 int64_t deadline, SSL **ssl_r, char *err, size_t errlen)
+{
+	SSL *ssl;
+	BIO *bio;
+	gw_net_rc rc = GW_NET_OK;
+	int r;
+
+	*ssl_r = NULL;
+	pthread_once(&bio_once, bio_method_init);
+	if (bio_method == NULL) {
+		snprintf(err, errlen, "cannot create the socket BIO method");
+		return GW_NET_LOCAL;
+	}
+	if (verify && (name == NULL || *name == '\0')) {
+		snprintf(err, errlen, "no host name to verify the certificate against");
+		return GW_NET_TLS;
+	}
+	ERR_clear_error();
+	ssl = SSL_new(ctx);
+	bio = ssl != NULL ? BIO_new(bio_method) : NULL;
+	if (bio == NULL) {
+		ssl_errtext("SSL_new", "out of memory", err, errlen);
+		SSL_free(ssl);
+		return GW_NET_LOCAL;
+	}
+	BIO_set_data(bio, (void *)(intptr_t)fd);
+	SSL_set_bio(ssl, bio, bio);
+	if (name != NULL && *name != '\0') {
+		int ip = is_ip_address(name);
+		int ok = 1;
+
+		if (!ip)
+			ok = SSL_set_tlsext_host_name(ssl, name);
+		if (ok && verify)
+			ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name)
+				: SSL_set1_host(ssl, name);
+		if (!ok) {
+			ssl_errtext("cannot set the peer name", "failed", err, errlen);
+			SSL_free(ssl);
+			return GW_NET_TLS;
+		}
+	}
+	for (;;) {
+		ERR_clear_error();
+		errno = 0;
+		r = SSL_connect(ssl);
+		if (r == 1)
+			break;
+		if (!ssl_step(ssl, fd, r, timeout_ms, deadline, &rc, "TLS handshake", err, errlen))
+			break;
+	}
+	if (r != 1) {
+		long vr = SSL_get_verify_result(ssl);
+
+		if (verify && vr != X509_V_OK)
+			snprintf(err, errlen, "certificate verification failed: %s",
+				 X509_verify_cert_error_string(vr));
+		SSL_free(ssl);
+		/* Any handshake failure but a timeout is a TLS failure: the peer would not speak TLS with us.
+		 */
+		return rc == GW_NET_TIMEOUT || rc == GW_NET_LOCAL ? rc : GW_NET_TLS;
+	}
+	if (verify && (SSL_get0_peer_certificate(ssl) == NULL || SSL_get_verify_result(ssl) != X509_V_OK)) {
+		snprintf(err, errlen, "certificate verification failed");
+		SSL_free(ssl);
+		return GW_NET_TLS;
+	}
+	*ssl_r = ssl;
+	return GW_NET_OK;
+}
+
+gw_net_rc gw_tls_read(SSL *ssl, int fd, void *buf, size_t len, unsigned timeout_ms, int64_t deadline,
+		      size_t *got_r, char *err, size_t errlen)
+{
+	gw_net_rc rc = GW_NET_OK;
+
+	*got_r = 0;
+	for (;;) {
+		size_t n = 0;
+		int r;
+
+		ERR_clear_error();
+		errno = 0;
+		r = SSL_read_ex(ssl, buf, len, &n);
+		if (r == 1 && n > 0) {
+			*got_r = n;
+			return GW_NET_OK;
+		}
+		if (!ssl_step(ssl, fd, r, timeout_ms, deadline, &rc, "TLS read", err, errlen))
+			return rc;
+	}
+}
+
+gw_net_rc gw_tls_write_all(SSL *ssl, int fd, const void *buf, size_t len, unsigned timeout_ms,
+			   int64_t deadline, char *err, size_t errlen)
+{
+	const char *p = buf;
+	gw_net_rc rc = GW_NET_OK;
+
+	while (len > 0) {
+		size_t n = 0;
+		int r;
+
+		ERR_clear_error();
+		errno = 0;
+		r = SSL_write_ex(ssl, p, len, &n);
+		if (r == 1) {
+			p += n;
+			len -= n;
+			continue;
+		}
+		if (!ssl_step(ssl, fd, r, timeout_ms, deadline, &rc, "TLS write", err, errlen))
+			return rc;
+	}
+	return GW_NET_OK;
+}
+
+void gw_tls_free(SSL **ssl, int clean)
+{
+	if (*ssl == NULL)
+		return;
+	if (clean)
+		(void)SSL_shutdown(*ssl); /* one non-blocking attempt; the reply is not awaited */
+	ERR_clear_error();
+	SSL_free(*ssl);
+	*ssl = NULL;
+}
