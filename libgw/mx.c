@@ -1,0 +1,297 @@
+/*
+ * mx.c - MX lookup (RFC 5321 5.1) through the system resolver, and the
+ * parser for MX answers that tests feed with crafted packets.
+ *
+ * Three outcomes, never two: FOUND (hosts by preference), NOTFOUND (NXDOMAIN,
+ * a null MX, or neither MX nor address), RETRY (SERVFAIL, timeout, truncated
+ * or malformed answer, any other resolver trouble). An MX record whose target
+ * is "." (RFC 7505 null MX), at any preference, makes the whole domain
+ * NOTFOUND. Each call has its own res_state, so lookups are thread-safe.
+ *
+ * Does not defend against: answers that are well-formed but wrong (no
+ * DNSSEC), and the resolver's own timeouts (resolv.conf decides how long a
+ * lookup may take). MX records are taken from the whole answer section
+ * without following the CNAME chain by owner name (the resolver asked for
+ * this name, and only answers for it are expected there).
+ */
+#include <arpa/nameser.h>
+#include <ctype.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <resolv.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "gw/route.h"
+
+#define ANSWER_MAX 65536 /* the largest DNS message (TCP) */
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* A host name we are willing to connect to and log: letters, digits, '-', '_', '.'. */
+static int host_ok(const char *h)
+{
+	size_t i;
+
+	if (h[0] == '\0')
+		return 0;
+	for (i = 0; h[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)h[i];
+		if (!isalnum(c) && c != '-' && c != '_' && c != '.')
+			return 0;
+	}
+	return i <= GW_HOST_MAX;
+}
+
+/*
+ * Keep the max lowest-preference records seen so far, in preference order,
+ * earlier records first among equals (a stable insertion sort that drops
+ * whatever falls off the end).
+ */
+static void keep_best(gw_mx *mx, size_t max, size_t *n, unsigned pref, const char *host)
+{
+	size_t pos = *n, i, hl = strlen(host);
+
+	if (hl > GW_HOST_MAX)
+		return; /* host_ok() already refused it */
+	while (pos > 0 && mx[pos - 1].pref > pref)
+		pos--;
+	if (pos >= max)
+		return;
+	i = *n < max ? *n : max - 1;
+	for (; i > pos; i--)
+		mx[i] = mx[i - 1];
+	mx[pos].pref = pref;
+	memcpy(mx[pos].host, host, hl + 1);
+	if (*n < max)
+		(*n)++;
+}
+
+/* The parser behind both entry points; *nodata_r is set for NOERROR with no MX record. */
+static gw_lookup parse_answer(const unsigned char *answer, size_t len, gw_mx *mx_r, size_t max, size_t *n_r,
+			      int *nodata_r, char *err, size_t errlen)
+{
+	ns_msg msg;
+	ns_rr rr;
+	int rcode, count, i, seen = 0, nullmx = 0, bad = 0;
+
+	*nodata_r = 0;
+	if (answer == NULL || len > ANSWER_MAX || ns_initparse(answer, (int)len, &msg) < 0) {
+		set_err(err, errlen, "malformed DNS answer");
+		return GW_LOOKUP_RETRY;
+	}
+	if (!ns_msg_getflag(msg, ns_f_qr)) {
+		set_err(err, errlen, "DNS message is not a response");
+		return GW_LOOKUP_RETRY;
+	}
+	if (ns_msg_getflag(msg, ns_f_tc)) {
+		set_err(err, errlen, "truncated DNS answer");
+		return GW_LOOKUP_RETRY;
+	}
+	rcode = ns_msg_getflag(msg, ns_f_rcode);
+	if (rcode == ns_r_nxdomain) {
+		set_err(err, errlen, "domain does not exist (NXDOMAIN)");
+		return GW_LOOKUP_NOTFOUND;
+	}
+	if (rcode != ns_r_noerror) {
+		/* SERVFAIL, REFUSED, FORMERR, ...: the name may well exist; ask again later. */
+		set_err(err, errlen, "DNS error (rcode %d)", rcode);
+		return GW_LOOKUP_RETRY;
+	}
+	if (ns_msg_count(msg, ns_s_qd) > 0) {
+		if (ns_parserr(&msg, ns_s_qd, 0, &rr) < 0) {
+			set_err(err, errlen, "malformed DNS question");
+			return GW_LOOKUP_RETRY;
+		}
+		if (ns_rr_type(rr) != ns_t_mx) {
+			set_err(err, errlen, "DNS answer is not for an MX query");
+			return GW_LOOKUP_RETRY;
+		}
+	}
+	count = ns_msg_count(msg, ns_s_an);
+	for (i = 0; i < count; i++) {
+		char host[NS_MAXDNAME];
+		const unsigned char *rd;
+		int used;
+
+		if (ns_parserr(&msg, ns_s_an, i, &rr) < 0) {
+			set_err(err, errlen, "malformed DNS answer record %d", i);
+			return GW_LOOKUP_RETRY;
+		}
+		if (ns_rr_type(rr) != ns_t_mx || ns_rr_class(rr) != ns_c_in)
+			continue; /* CNAMEs on the way to the MX set, signatures, ... */
+		rd = ns_rr_rdata(rr);
+		if (ns_rr_rdlen(rr) < 3) {
+			set_err(err, errlen, "malformed MX record (rdata length %u)",
+				(unsigned)ns_rr_rdlen(rr));
+			return GW_LOOKUP_RETRY;
+		}
+		used = dn_expand(ns_msg_base(msg), ns_msg_end(msg), rd + 2, host, sizeof host);
+		if (used < 0 || (size_t)used + 2 != ns_rr_rdlen(rr)) {
+			set_err(err, errlen, "malformed MX target name");
+			return GW_LOOKUP_RETRY;
+		}
+		seen++;
+		if (host[0] == '\0' || strcmp(host, ".") == 0) {
+			nullmx = 1;
+			continue;
+		}
+		for (char *p = host; *p != '\0'; p++)
+			*p = (char)tolower((unsigned char)*p);
+		if (!host_ok(host)) {
+			bad++; /* dn_expand escapes odd bytes ("\032"); no such host is reachable */
+			continue;
+		}
+		if (max > 0 && mx_r != NULL)
+			keep_best(mx_r, max, n_r, ns_get16(rd), host);
+	}
+	if (nullmx) {
+		*n_r = 0;
+		set_err(err, errlen, "domain accepts no mail (null MX)");
+		return GW_LOOKUP_NOTFOUND;
+	}
+	if (seen == 0) {
+		*nodata_r = 1;
+		set_err(err, errlen, "no MX record");
+		return GW_LOOKUP_NOTFOUND;
+	}
+	if (seen == bad) {
+		set_err(err, errlen, "no usable MX host name (%d malformed)", bad);
+		return GW_LOOKUP_RETRY;
+	}
+	return GW_LOOKUP_FOUND;
+}
+
+gw_lookup gw_mx_parse_answer(const unsigned char *answer, size_t len, gw_mx *mx_r, size_t max, size_t *n_r,
+			     char *err, size_t errlen)
+{
+	size_t n = 0;
+	int nodata;
+	gw_lookup res;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	res = parse_answer(answer, len, mx_r, max, &n, &nodata, err, errlen);
+	if (n_r != NULL)
+		*n_r = res == GW_LOOKUP_FOUND ? n : 0;
+	return res;
+}
+
+/* RFC 5321 5.1: no MX but an address -> the domain is its own MX, preference 0. */
+static gw_lookup implicit_mx(const char *domain, gw_mx *mx_r, size_t max, size_t *n_r, char *err,
+			     size_t errlen)
+{
+	struct addrinfo hints, *ai = NULL;
+	int rc;
+
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	rc = getaddrinfo(domain, NULL, &hints, &ai);
+	if (ai != NULL)
+		freeaddrinfo(ai);
+	if (rc == 0) {
+		if (max > 0 && mx_r != NULL) {
+			mx_r[0].pref = 0;
+			snprintf(mx_r[0].host, sizeof mx_r[0].host, "%s", domain);
+			*n_r = 1;
+		}
+		return GW_LOOKUP_FOUND;
+	}
+	if (rc == EAI_NONAME
+#ifdef EAI_NODATA
+	    || rc == EAI_NODATA
+#endif
+	) {
+		set_err(err, errlen, "no MX record and no address");
+		return GW_LOOKUP_NOTFOUND;
+	}
+	set_err(err, errlen, "address lookup failed: %s", gai_strerror(rc));
+	return GW_LOOKUP_RETRY;
+}
+
+gw_lookup gw_mx_lookup(const char *domain, gw_mx *mx_r, size_t max, size_t *n_r, char *err, size_t errlen)
+{
+	char name[GW_HOST_MAX + 1];
+	struct __res_state st;
+	unsigned char *answer;
+	size_t len, n = 0;
+	int got, nodata = 0;
+	gw_lookup res;
+
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (n_r != NULL)
+		*n_r = 0;
+	if (domain == NULL || (len = strnlen(domain, sizeof name)) == sizeof name) {
+		set_err(err, errlen, "domain name too long");
+		return GW_LOOKUP_NOTFOUND;
+	}
+	if (len > 0 && domain[len - 1] == '.')
+		len--;
+	memcpy(name, domain, len);
+	name[len] = '\0';
+	if (!host_ok(name) || name[0] == '.' || strstr(name, "..") != NULL) {
+		set_err(err, errlen, "not a domain name");
+		return GW_LOOKUP_NOTFOUND; /* no such name can exist in the DNS */
+	}
+	if ((answer = malloc(ANSWER_MAX)) == NULL) {
+		set_err(err, errlen, "out of memory");
+		return GW_LOOKUP_RETRY;
+	}
+	memset(&st, 0, sizeof st);
+	if (res_ninit(&st) != 0) {
+		free(answer);
+		set_err(err, errlen, "resolver initialisation failed");
+		return GW_LOOKUP_RETRY;
+	}
+	got = res_nquery(&st, name, ns_c_in, ns_t_mx, answer, ANSWER_MAX);
+	if (got < 0) {
+		/* res_nquery hides the answer on NXDOMAIN and NODATA; h_errno tells them apart. */
+		switch (st.res_h_errno) {
+		case HOST_NOT_FOUND:
+			set_err(err, errlen, "domain does not exist (NXDOMAIN)");
+			res = GW_LOOKUP_NOTFOUND;
+			break;
+		case NO_DATA:
+			nodata = 1;
+			res = GW_LOOKUP_NOTFOUND;
+			break;
+		case TRY_AGAIN:
+			set_err(err, errlen, "DNS lookup failed temporarily (SERVFAIL or timeout)");
+			res = GW_LOOKUP_RETRY;
+			break;
+		default:
+			set_err(err, errlen, "DNS lookup failed (resolver error %d)", st.res_h_errno);
+			res = GW_LOOKUP_RETRY;
+			break;
+		}
+	} else if ((size_t)got > ANSWER_MAX) {
+		set_err(err, errlen, "DNS answer too large");
+		res = GW_LOOKUP_RETRY;
+	} else {
+		res = parse_answer(answer, (size_t)got, mx_r, max, &n, &nodata, err, errlen);
+	}
+	res_nclose(&st);
+	free(answer);
+	if (nodata) {
+		n = 0;
+		res = implicit_mx(name, mx_r, max, &n, err, errlen);
+	}
+	if (n_r != NULL)
+		*n_r = res == GW_LOOKUP_FOUND ? n : 0;
+	return res;
+}
