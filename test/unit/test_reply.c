@@ -105,7 +105,7 @@ static size_t split_random(size_t remaining, uint32_t *rng)
 	return remaining == 0 ? 0 : 1 + (*rng >> 8) % remaining;
 }
 
-static void append(char *out, size_t size, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void append(char *out, size_t size, const char *fmt, ...)
 {
 	size_t n = strlen(out);
 	va_list ap;
