@@ -9,6 +9,7 @@
 #include "gw/config.h"
 #include "gw/log.h"
 #include "gw/nexthop.h"
+#include "gw/prvs.h"
 #include "gw/reply.h"
 #include "gw/route.h"
 #include "gw/time.h"
