@@ -13,6 +13,7 @@
  * any client would); DNS delays (see net.h); a body source that blocks.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,9 @@
 #include "gw/time.h"
 #include "net.h"
 #include "tls.h"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #define CLIENT_ERR_MAX 256
 #define CLIENT_IN_MAX  8192
@@ -886,11 +890,59 @@ void gw_body_from_fd(gw_body *body, int *fd)
 	body->ctx = fd;
 }
 
+/* ---- raw exchange (BDAT) --------------------------------------------------- */
+
+gw_status gw_client_raw(gw_client *c, gw_stage stage, const void *data, size_t len, gw_reply *replies_r,
+			size_t nreplies, size_t *got_r)
+{
+	size_t i;
+	gw_status s;
+
+	if (got_r != NULL)
+		*got_r = 0;
+	for (i = 0; i < nreplies && replies_r != NULL; i++)
+		reply_clear(&replies_r[i]);
+	s = ready(c, stage);
+	if (s != GW_OK)
+		return s;
+	if ((len > 0 && data == NULL) || (nreplies > 0 && replies_r == NULL))
+		return fail(c, GW_E_LOCAL, "no data or reply array");
+	if (len > 0)
+		s = conn_write(c, data, len);
+	for (i = 0; i < nreplies && s == GW_OK; i++) {
+		s = read_reply(c, &replies_r[i]);
+		if (s == GW_OK && got_r != NULL)
+			*got_r = i + 1;
+	}
+	return s;
+}
+
 /* ---- accessors ------------------------------------------------------------ */
 
 int gw_client_is_open(const gw_client *c)
 {
 	return c != NULL && c->fd >= 0;
+}
+
+int gw_client_peer_closed(gw_client *c)
+{
+	struct pollfd p;
+	char byte;
+	int n;
+
+	if (c == NULL || c->fd < 0 || c->in_off < c->in_len)
+		return 1;
+	p.fd = c->fd;
+	p.events = POLLIN;
+	p.revents = 0;
+	if (poll(&p, 1, 0) == 0)
+		return 0;
+	if (c->ssl == NULL || (p.revents & (POLLHUP | POLLERR)))
+		return 1;
+	/* TLS 1.3 session tickets arrive unasked but are not data: let OpenSSL take them. */
+	ERR_clear_error();
+	n = SSL_peek(c->ssl, &byte, 1);
+	return !(n <= 0 && SSL_get_error(c->ssl, n) == SSL_ERROR_WANT_READ);
 }
 
 unsigned gw_client_caps(const gw_client *c)

@@ -149,6 +149,16 @@ gw_status gw_client_data(gw_client *c, gw_reply *reply_r);
  */
 gw_status gw_client_body(gw_client *c, const gw_body *body, gw_reply *replies_r, size_t nreplies, size_t *got_r);
 
+/*
+ * Low-level hook for commands the engine does not format itself (BDAT, in
+ * libgw/client_bdat.c): write data[0..len) exactly as it is (may be empty),
+ * then read nreplies replies into replies_r. stage names the step for
+ * gw_client_stage(). *got_r (may be NULL) says how many replies were read,
+ * also on failure. A transport failure closes the connection, as elsewhere.
+ */
+gw_status gw_client_raw(gw_client *c, gw_stage stage, const void *data, size_t len, gw_reply *replies_r,
+			size_t nreplies, size_t *got_r);
+
 gw_status gw_client_rset(gw_client *c, gw_reply *reply_r);
 gw_status gw_client_noop(gw_client *c, gw_reply *reply_r);
 /* QUIT, read its reply (a missing reply is not an error), close. */
@@ -158,6 +168,12 @@ void gw_client_close(gw_client *c);
 
 /* Is the connection open and not broken? */
 int gw_client_is_open(const gw_client *c);
+/*
+ * Without blocking: 1 when the peer has closed the connection or sent bytes
+ * unasked (an idle-timeout 421, say), or the client is not open; 0 while the
+ * session looks usable. Pools use it to drop dead sessions before reuse.
+ */
+int gw_client_peer_closed(gw_client *c);
 /* GW_CAP_* bits of the current session. */
 unsigned gw_client_caps(const gw_client *c);
 /* The SIZE the server announced, 0 if none. */

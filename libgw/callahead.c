@@ -1,0 +1,909 @@
+/*
+ * callahead.c - the call-ahead engine (gw/callahead.h): cache and route
+ * health first, then one probe session per route per message.
+ *
+ * gw_ca_check() answers from the cache when it may (a negative entry while
+ * it lasts; a positive one only while the route is up and was confirmed
+ * within confirm_window_ms), says TEMPFAIL at once for a route marked down,
+ * and otherwise asks the internal MTA over this message's session for the
+ * route, a pooled one (probe_pool.c), or a new connection tried hop by hop.
+ * Replies map to verdicts as in the header; any transport failure (refused,
+ * timeout, lost, bad reply, 421, refused greeting or hello) marks the route
+ * down (route_health.c), whose thread re-probes it. Catch-all markers live in
+ * the same cache as answers, under keys no address can have.
+ *
+ * Does not defend against: an MTA that accepts at RCPT and bounces later
+ * (catch-all detection only notices one that accepts a random local part);
+ * slow DNS when use_mx is set (MX lookups are not bounded by the deadline).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "gw/callahead.h"
+#include "gw/log.h"
+#include "probe_pool.h"
+#include "route_health.h"
+
+#define CA_TXN_ROUTES 32  /* routes one message may probe */
+#define CA_RCPT_MAX   320 /* longer recipients are refused to probe (RFC 5321 path: 256) */
+#define CA_HOPS_MAX   (GW_ROUTE_HOPS_MAX * 4)
+#define CA_ENH_SEP    '\x1f' /* separates the enhanced code from the text in cache values */
+
+typedef struct ca_sess {
+	char key[PP_KEY_MAX];
+	rh_entry *rh;     /* referenced while the message lasts */
+	pp_session *s;    /* NULL when no session is open; holds a probe slot when not NULL */
+	int fresh_pooled; /* checked out of the pool, no command sent yet in this message */
+	int mail_ok;      /* MAIL accepted in this message */
+} ca_sess;
+
+struct gw_ca_txn {
+	gw_callahead *ca;
+	ca_sess *sess[CA_TXN_ROUTES];
+	size_t n;
+};
+
+struct gw_callahead {
+	gw_ca_opts o; /* defaults filled in; strings point at the owned copies below */
+	char *helo_name, *probe_sender, *fallback_sender, *tls_ca_file, *bind_address;
+	gw_cache *cache;
+	int own_cache;
+	gw_clock clock;
+	pp_pool *pool;
+	rh_table *health;
+	pthread_mutex_t lock; /* guards the counters */
+	uint64_t checks, accepts, rejects, tempfails, from_cache, pooled, new_sessions, route_down, limited;
+};
+
+/* What one check works on. */
+typedef struct ca_work {
+	gw_callahead *ca;
+	gw_ca_txn *txn;
+	const gw_route *route; /* with at least one hop */
+	const char *rcpt;
+	char domain[GW_HOST_MAX + 1]; /* lower case */
+	char cache_key[GW_CACHE_KEY_MAX];
+	char key[PP_KEY_MAX];
+	int64_t deadline; /* gw_now_ms() time */
+	gw_ca_result *res;
+} ca_work;
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static unsigned def(unsigned v, unsigned d)
+{
+	return v != 0 ? v : d;
+}
+
+static char *dup_opt(const char *s, int *failed)
+{
+	char *d;
+
+	if (s == NULL)
+		return NULL;
+	d = strdup(s);
+	if (d == NULL)
+		*failed = 1;
+	return d;
+}
+
+/* Copy the first line of text, cut to fit. */
+static void first_line(char *dst, size_t size, const char *text)
+{
+	size_t n = strcspn(text, "\n");
+
+	if (n >= size)
+		n = size - 1;
+	memcpy(dst, text, n);
+	dst[n] = '\0';
+}
+
+static void set_text(gw_ca_result *res, const char *text)
+{
+	first_line(res->text, sizeof(res->text), text);
+}
+
+static void set_reply(gw_ca_result *res, const gw_reply *r)
+{
+	res->code = r->code;
+	snprintf(res->enh, sizeof(res->enh), "%s", r->enh);
+	set_text(res, r->text);
+}
+
+/* One debug line per probe step; peer text sanitised. */
+static void log_step(const char *step, const char *hop, const char *arg, gw_status s, const gw_reply *r,
+		     const char *err)
+{
+	char text[GW_LOG_PEER_MAX * 4 + 8], a[CA_RCPT_MAX * 4 + 8];
+	const char *t = r != NULL && r->code != 0 ? r->text : err != NULL ? err : "";
+
+	gw_log_sanitize(text, sizeof(text), t, strcspn(t, "\n"), GW_LOG_PEER_MAX);
+	gw_log_sanitize(a, sizeof(a), arg != NULL ? arg : "", arg != NULL ? strlen(arg) : 0, CA_RCPT_MAX);
+	gw_log(GW_LOG_DEBUG, "ca_probe", "step=%s hop=%s arg=\"%s\" status=%s code=%d text=\"%s\"", step, hop,
+	       a, gw_status_str(s), r != NULL ? r->code : 0, text);
+}
+
+/* "local@domain" -> lower-case domain into w->domain and the cache key "local@domain". -1 if unusable. */
+static int split_rcpt(ca_work *w, const char *rcpt)
+{
+	const char *at = strrchr(rcpt, '@');
+	size_t len = strlen(rcpt), i, dlen;
+
+	if (len == 0 || len > CA_RCPT_MAX)
+		return -1;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)rcpt[i] < 0x20 || rcpt[i] == 0x7f)
+			return -1;
+	dlen = at != NULL ? strlen(at + 1) : 0;
+	if (dlen > GW_HOST_MAX)
+		return -1;
+	for (i = 0; i < dlen; i++) {
+		char ch = at[1 + i];
+
+		w->domain[i] = ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+	}
+	w->domain[dlen] = '\0';
+	if (at == NULL)
+		snprintf(w->cache_key, sizeof(w->cache_key), "%s", rcpt);
+	else
+		snprintf(w->cache_key, sizeof(w->cache_key), "%.*s@%s", (int)(at - rcpt), rcpt, w->domain);
+	return 0;
+}
+
+/* Cache key of the catch-all marker for (route, domain): starts with a byte no address has. */
+static void catchall_key(const ca_work *w, char *buf, size_t size)
+{
+	uint64_t h = 14695981039346656037ull;
+	const char *p;
+
+	/* Route keys can be longer than a cache key: a 64-bit hash names the route. */
+	for (p = w->key; *p != '\0'; p++) {
+		h ^= (unsigned char)*p;
+		h *= 1099511628211ull;
+	}
+	snprintf(buf, size, "\001catchall %016" PRIx64 " %s", h, w->domain);
+}
+
+static void cache_put(gw_callahead *ca, const char *key, gw_cache_kind kind, const gw_reply *r, uint32_t ttl)
+{
+	char text[GW_CACHE_TEXT_MAX];
+	size_t n = strcspn(r->text, "\n");
+
+	snprintf(text, sizeof(text), "%s%c%.*s", r->enh, CA_ENH_SEP, (int)n, r->text);
+	if (gw_cache_put(ca->cache, key, kind, r->code, text, ttl) != 0)
+		gw_log(GW_LOG_DEBUG, "ca_cache", "put failed error=\"%s\"", strerror(errno));
+}
+
+static void result_from_cache(gw_ca_result *res, const gw_cache_value *v)
+{
+	const char *sep = strchr(v->text, CA_ENH_SEP);
+
+	res->code = v->code;
+	if (sep != NULL) {
+		snprintf(res->enh, sizeof(res->enh), "%.*s", (int)(sep - v->text), v->text);
+		set_text(res, sep + 1);
+	} else {
+		set_text(res, v->text);
+	}
+}
+
+static void count(gw_callahead *ca, uint64_t *counter)
+{
+	pthread_mutex_lock(&ca->lock);
+	(*counter)++;
+	pthread_mutex_unlock(&ca->lock);
+}
+
+/* ---- sessions ------------------------------------------------------------- */
+
+static gw_client_opts client_opts(const gw_callahead *ca, gw_proto proto, unsigned deadline_ms)
+{
+	gw_client_opts co;
+
+	memset(&co, 0, sizeof(co));
+	co.proto = proto;
+	co.helo_name = ca->o.helo_name;
+	co.connect_timeout_ms =
+	    ca->o.connect_timeout_ms < deadline_ms ? ca->o.connect_timeout_ms : deadline_ms;
+	co.reply_timeout_ms = ca->o.reply_timeout_ms;
+	co.deadline_ms = deadline_ms;
+	co.tls = ca->o.tls;
+	co.tls_ca_file = ca->o.tls_ca_file;
+	co.bind_address = ca->o.bind_address;
+	return co;
+}
+
+static int64_t time_left(const ca_work *w)
+{
+	return w->deadline - gw_now_ms();
+}
+
+/* A transport failure: drop the session and its slot, mark the route down, empty its pool. */
+static void route_failed(ca_work *w, ca_sess *ss)
+{
+	if (ss != NULL && ss->s != NULL) {
+		pp_session_discard(&ss->s);
+		rh_probe_end(w->ca->health, ss->rh);
+		ss->mail_ok = 0;
+		ss->fresh_pooled = 0;
+	}
+	if (ss != NULL && rh_mark_down(w->ca->health, ss->rh))
+		gw_log(GW_LOG_DEBUG, "ca_route", "route=%s state=down", w->key);
+	pp_flush(w->ca->pool, w->key);
+}
+
+/*
+ * Open a new session on the first hop that answers, in order; the caller
+ * holds a probe slot for it. 0 with ss->s set; -1 with res filled, the slot
+ * given back and the route marked down after transport failures.
+ */
+static int open_session(ca_work *w, ca_sess *ss)
+{
+	gw_callahead *ca = w->ca;
+	gw_nexthop hops[CA_HOPS_MAX];
+	char err[256] = "", hop[PP_HOP_MAX];
+	size_t n = 0, i;
+	int transport = 0;
+	gw_lookup lk = gw_route_expand(w->route, ca->o.use_mx, hops, CA_HOPS_MAX, &n, err, sizeof(err));
+
+	if (lk != GW_LOOKUP_FOUND || n == 0) {
+		w->res->source = GW_CA_SRC_NOROUTE;
+		w->res->status = GW_E_RESOLVE;
+		set_text(w->res, err[0] ? err : "no next hop");
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		int64_t left = time_left(w);
+		gw_client_opts co;
+		gw_client *c;
+		gw_reply r;
+		gw_status s;
+
+		if (left <= 0) {
+			w->res->status = GW_E_TIMEOUT;
+			set_text(w->res, "deadline reached");
+			transport = 1;
+			break;
+		}
+		co = client_opts(ca, w->route->proto, (unsigned)left);
+		c = gw_client_new(&co);
+		if (c == NULL) {
+			w->res->status = GW_E_LOCAL;
+			set_text(w->res, "out of memory");
+			break;
+		}
+		gw_nexthop_format(&hops[i], hop, sizeof(hop));
+		snprintf(w->res->hop, sizeof(w->res->hop), "%s", hop);
+		r.code = 0;
+		s = gw_client_open(c, &hops[i], &r);
+		log_step("connect", hop, NULL, s, s == GW_E_REJECTED ? &r : NULL, gw_client_error(c));
+		if (s == GW_OK) {
+			ss->s = pp_session_new(c, hop);
+			if (ss->s == NULL) {
+				w->res->status = GW_E_LOCAL;
+				set_text(w->res, "out of memory");
+				rh_probe_end(ca->health, ss->rh);
+				return -1;
+			}
+			count(ca, &ca->new_sessions);
+			rh_confirm(ca->health, ss->rh);
+			return 0;
+		}
+		w->res->status = s;
+		w->res->code = 0;
+		w->res->enh[0] = '\0';
+		if (s == GW_E_REJECTED)
+			set_reply(w->res, &r);
+		else
+			set_text(w->res, gw_client_error(c));
+		gw_client_free(&c);
+		if (s != GW_E_LOCAL)
+			transport = 1;
+	}
+	w->res->source = GW_CA_SRC_NEW;
+	rh_probe_end(ca->health, ss->rh); /* the slot was taken for this session */
+	if (transport)
+		route_failed(w, ss);
+	return -1;
+}
+
+/* Send MAIL or RCPT with "<addr>" within the deadline. GW_E_TIMEOUT when no time is left. */
+static gw_status command(ca_work *w, ca_sess *ss, int rcpt, const char *addr, gw_reply *r)
+{
+	char arg[CA_RCPT_MAX + GW_HOST_MAX + 8];
+	int64_t left = time_left(w);
+	gw_status s;
+
+	r->code = 0;
+	r->enh[0] = r->text[0] = '\0';
+	snprintf(arg, sizeof(arg), "<%s>", addr);
+	if (left <= 0) {
+		s = GW_E_TIMEOUT;
+	} else {
+		gw_client_set_deadline(ss->s->client, (unsigned)left);
+		ss->s->dirty = 1;
+		s = rcpt ? gw_client_rcpt(ss->s->client, arg, r) : gw_client_mail(ss->s->client, arg, r);
+	}
+	log_step(rcpt ? "rcpt" : "mail", ss->s->hop, arg, s, r,
+		 s == GW_E_TIMEOUT && left <= 0 ? "deadline reached" : gw_client_error(ss->s->client));
+	return s;
+}
+
+/* A failure that says the session (not the recipient) is gone: transport error or 421. */
+static int session_lost(gw_status s, const gw_reply *r)
+{
+	return s != GW_OK || r->code == 421;
+}
+
+/* Fill res after a transport failure of a command and drop the route. */
+static void command_failed(ca_work *w, ca_sess *ss, gw_status s, const gw_reply *r)
+{
+	w->res->status = s;
+	snprintf(w->res->hop, sizeof(w->res->hop), "%s", ss->s->hop);
+	if (s == GW_OK)
+		set_reply(w->res, r);
+	else
+		set_text(w->res, time_left(w) <= 0 ? "deadline reached" : gw_client_error(ss->s->client));
+	route_failed(w, ss);
+}
+
+/*
+ * MAIL FROM with the probe sender, or the fallback once the route refused it.
+ * 0 when the session is in a transaction; -1 with res filled; 1 when a
+ * session fresh from the pool turned out closed by the peer (LOST, or the
+ * 421 an MTA sends when its idle timer runs out).
+ */
+static int send_mail(ca_work *w, ca_sess *ss)
+{
+	gw_callahead *ca = w->ca;
+	const char *fb = ca->o.fallback_sender;
+	int use_fb = fb != NULL && rh_sender_refused(ca->health, ss->rh);
+	gw_reply r;
+	gw_status s;
+
+	for (;;) {
+		s = command(w, ss, 0, use_fb ? fb : ca->o.probe_sender, &r);
+		if (ss->fresh_pooled && (s == GW_E_LOST || (s == GW_OK && r.code == 421)))
+			return 1;
+		ss->fresh_pooled = 0;
+		if (session_lost(s, &r)) {
+			command_failed(w, ss, s, &r);
+			return -1;
+		}
+		if (gw_reply_class(r.code) == 2) {
+			ss->mail_ok = 1;
+			rh_confirm(ca->health, ss->rh);
+			return 0;
+		}
+		if (gw_reply_class(r.code) == 5 && !use_fb && fb != NULL) {
+			/* Remembered for the route: later messages start with the fallback. */
+			rh_set_sender_refused(ca->health, ss->rh);
+			use_fb = 1;
+			continue;
+		}
+		/* A refused probe sender says nothing about the recipient: try later, never cache. */
+		w->res->status = GW_OK;
+		set_reply(w->res, &r);
+		return -1;
+	}
+}
+
+/* MAIL, replacing a pooled session the peer closed while idle: that is no route failure. */
+static int start_mail(ca_work *w, ca_sess *ss)
+{
+	int rc = send_mail(w, ss);
+
+	if (rc != 1)
+		return rc;
+	gw_log(GW_LOG_DEBUG, "ca_pool", "step=stale hop=%s result=replaced", ss->s->hop);
+	pp_session_discard(&ss->s);
+	ss->fresh_pooled = 0;
+	if (open_session(w, ss) != 0)
+		return -1;
+	w->res->source = GW_CA_SRC_NEW;
+	return send_mail(w, ss);
+}
+
+/* ---- the check ------------------------------------------------------------ */
+
+static ca_sess *txn_find(gw_ca_txn *txn, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < txn->n; i++)
+		if (strcmp(txn->sess[i]->key, key) == 0)
+			return txn->sess[i];
+	return NULL;
+}
+
+/* This message's session for the route, taking a probe slot and a pooled or new session. NULL: res filled. */
+static ca_sess *get_session(ca_work *w, ca_sess *ss, rh_entry **rh_r)
+{
+	gw_callahead *ca = w->ca;
+
+	if (ss == NULL) {
+		if (w->txn->n >= CA_TXN_ROUTES) {
+			w->res->source = GW_CA_SRC_LIMIT;
+			set_text(w->res, "too many routes in one message");
+			return NULL;
+		}
+		ss = calloc(1, sizeof(*ss));
+		if (ss == NULL) {
+			w->res->source = GW_CA_SRC_LIMIT;
+			w->res->status = GW_E_LOCAL;
+			set_text(w->res, "out of memory");
+			return NULL;
+		}
+		snprintf(ss->key, sizeof(ss->key), "%s", w->key);
+		ss->rh = *rh_r; /* the message keeps the reference now */
+		*rh_r = NULL;
+		w->txn->sess[w->txn->n++] = ss;
+	}
+	if (ss->s != NULL) {
+		w->res->source = GW_CA_SRC_POOLED;
+		return ss;
+	}
+	if (rh_probe_begin(ca->health, ss->rh, ca->o.max_probes) != 0) {
+		w->res->source = GW_CA_SRC_LIMIT;
+		set_text(w->res, "too many concurrent probes on the route");
+		return NULL;
+	}
+	ss->mail_ok = 0;
+	ss->s = pp_checkout(ca->pool, w->key);
+	if (ss->s != NULL) {
+		ss->fresh_pooled = 1;
+		w->res->source = GW_CA_SRC_POOLED;
+		return ss;
+	}
+	if (open_session(w, ss) != 0)
+		return NULL;
+	w->res->source = GW_CA_SRC_NEW;
+	return ss;
+}
+
+/* A random local part at the domain: does the MTA take anything? 1 catch-all (res filled), 0 go on, -1
+ * failed. */
+static int probe_catchall(ca_work *w, ca_sess *ss, const char *mkey)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char rnd[8];
+	char addr[GW_HOST_MAX + 32];
+	size_t i, o;
+	gw_reply r;
+	gw_status s;
+
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+		int64_t t = gw_now_ms();
+
+		for (i = 0; i < sizeof(rnd); i++)
+			rnd[i] = (unsigned char)(t >> (i * 5)) ^ (unsigned char)(uintptr_t)&t;
+	}
+	o = (size_t)snprintf(addr, sizeof(addr), "gw-probe-");
+	for (i = 0; i < sizeof(rnd); i++) {
+		addr[o++] = hex[rnd[i] >> 4];
+		addr[o++] = hex[rnd[i] & 15];
+	}
+	snprintf(addr + o, sizeof(addr) - o, "@%s", w->domain);
+	s = command(w, ss, 1, addr, &r);
+	if (session_lost(s, &r)) {
+		command_failed(w, ss, s, &r);
+		return -1;
+	}
+	if (gw_reply_class(r.code) == 2) {
+		cache_put(w->ca, mkey, GW_CACHE_POSITIVE, &r, w->ca->o.catchall_ttl_ms);
+		rh_confirm(w->ca->health, ss->rh);
+		w->res->verdict = GW_VERDICT_ACCEPT;
+		w->res->source = GW_CA_SRC_CATCHALL;
+		set_reply(w->res, &r);
+		return 1;
+	}
+	/* Refused: remember the route is not catch-all; the random address itself is not cached. */
+	if (gw_reply_class(r.code) == 5)
+		cache_put(w->ca, mkey, GW_CACHE_NEGATIVE, &r, w->ca->o.catchall_ttl_ms);
+	return 0;
+}
+
+/* RCPT for the recipient and the verdict from its reply. */
+static void probe_rcpt(ca_work *w, ca_sess *ss)
+{
+	gw_callahead *ca = w->ca;
+	int cls;
+	gw_reply r;
+	gw_status s = command(w, ss, 1, w->rcpt, &r);
+
+	if (session_lost(s, &r)) {
+		command_failed(w, ss, s, &r);
+		return;
+	}
+	set_reply(w->res, &r);
+	cls = gw_reply_class(r.code);
+	if (cls == 2) {
+		w->res->verdict = GW_VERDICT_ACCEPT;
+		if (r.code == 250 || r.code == 251)
+			cache_put(ca, w->cache_key, GW_CACHE_POSITIVE, &r, ca->o.positive_ttl_ms);
+		rh_confirm(ca->health, ss->rh);
+	} else if (cls == 5 && r.code != 552) {
+		w->res->verdict = GW_VERDICT_REJECT;
+		cache_put(ca, w->cache_key, GW_CACHE_NEGATIVE, &r, ca->o.negative_ttl_ms);
+		rh_confirm(ca->health, ss->rh);
+	} else if (cls == 3) {
+		/* Out of step with the peer: this session cannot be trusted any more. */
+		pp_session_discard(&ss->s);
+		rh_probe_end(ca->health, ss->rh);
+		ss->mail_ok = 0;
+	}
+	/* 4xx and 552: TEMPFAIL, the verdict already set. */
+}
+
+/* The live part: session, MAIL, catch-all probe, RCPT. */
+static void check_live(ca_work *w, ca_sess *ss, rh_entry **rh_r, const char *mkey, int catchall_known)
+{
+	ss = get_session(w, ss, rh_r);
+	if (ss == NULL)
+		return;
+	snprintf(w->res->hop, sizeof(w->res->hop), "%s", ss->s->hop);
+	if (!ss->mail_ok && start_mail(w, ss) != 0)
+		return;
+	if (mkey != NULL && !catchall_known && w->domain[0] != '\0' && probe_catchall(w, ss, mkey) != 0)
+		return;
+	probe_rcpt(w, ss);
+}
+
+/* Fill in what every answer has and count it. */
+static gw_verdict finish(gw_callahead *ca, gw_ca_result *res, int64_t t0)
+{
+	res->elapsed_ms = gw_now_ms() - t0;
+	pthread_mutex_lock(&ca->lock);
+	ca->checks++;
+	if (res->verdict == GW_VERDICT_ACCEPT)
+		ca->accepts++;
+	else if (res->verdict == GW_VERDICT_REJECT)
+		ca->rejects++;
+	else
+		ca->tempfails++;
+	switch (res->source) {
+	case GW_CA_SRC_CACHE:
+		ca->from_cache++;
+		break;
+	case GW_CA_SRC_POOLED:
+		ca->pooled++;
+		break;
+	case GW_CA_SRC_DOWN:
+		ca->route_down++;
+		break;
+	case GW_CA_SRC_LIMIT:
+		ca->limited++;
+		break;
+	default:
+		break;
+	}
+	pthread_mutex_unlock(&ca->lock);
+	return res->verdict;
+}
+
+/* A route to probe: the route itself, or for "smtp:" with no next hop, the recipient domain. */
+static const gw_route *usable_route(const gw_route *route, const char *domain, gw_route *tmp)
+{
+	if (route == NULL || !route->has_proto)
+		return NULL;
+	if (route->nhops > 0)
+		return route;
+	if (domain[0] == '\0')
+		return NULL;
+	*tmp = *route;
+	memset(&tmp->hops[0], 0, sizeof(tmp->hops[0]));
+	tmp->hops[0].kind = GW_HOP_INET;
+	snprintf(tmp->hops[0].host, sizeof(tmp->hops[0].host), "%s", domain);
+	tmp->nhops = 1;
+	return tmp;
+}
+
+/*
+ * May a cached "valid" stand in for asking? Only while the route is up, was
+ * confirmed within the window, and none of its idle pooled sessions was found
+ * closed by the peer (an MTA that stops closes them: seconds-old answers must
+ * not outlive it).
+ */
+static int reachable(ca_work *w, rh_entry *health)
+{
+	if (!rh_confirmed_within(w->ca->health, health, w->ca->o.confirm_window_ms))
+		return 0;
+	return pp_vouch(w->ca->pool, w->key) >= 0;
+}
+
+gw_verdict gw_ca_check(gw_ca_txn *txn, const gw_route *route, const char *rcpt, gw_ca_result *res)
+{
+	gw_callahead *ca = txn->ca;
+	int64_t t0 = gw_now_ms();
+	char mkey[GW_CACHE_KEY_MAX];
+	int catchall_known = 0;
+	gw_cache_value v;
+	gw_route tmp;
+	rh_entry *rh = NULL;
+	ca_sess *ss;
+	ca_work w;
+
+	memset(res, 0, sizeof(*res));
+	res->verdict = GW_VERDICT_TEMPFAIL;
+	res->source = GW_CA_SRC_NOROUTE;
+	memset(&w, 0, sizeof(w));
+	w.ca = ca;
+	w.txn = txn;
+	w.rcpt = rcpt;
+	w.res = res;
+	w.deadline = t0 + ca->o.deadline_ms;
+	if (rcpt == NULL || split_rcpt(&w, rcpt) != 0) {
+		res->source = GW_CA_SRC_LIMIT;
+		set_text(res, "recipient unusable (empty, too long or control characters)");
+		return finish(ca, res, t0);
+	}
+	w.route = usable_route(route, w.domain, &tmp);
+	if (w.route == NULL) {
+		set_text(res, "no next hop");
+		return finish(ca, res, t0);
+	}
+	pp_route_key(w.route, w.key, sizeof(w.key));
+
+	ss = txn_find(txn, w.key);
+	if (ss == NULL) {
+		rh = rh_acquire(ca->health, w.key, w.route);
+		if (rh == NULL) {
+			res->source = GW_CA_SRC_LIMIT;
+			set_text(res, "too many routes");
+			return finish(ca, res, t0);
+		}
+	}
+	rh_entry *health = ss != NULL ? ss->rh : rh;
+
+	/* Validity may be cached; reachability is live. */
+	if (gw_cache_get(ca->cache, w.cache_key, &v) &&
+	    (v.kind == GW_CACHE_NEGATIVE || (v.kind == GW_CACHE_POSITIVE && reachable(&w, health)))) {
+		res->verdict = v.kind == GW_CACHE_NEGATIVE ? GW_VERDICT_REJECT : GW_VERDICT_ACCEPT;
+		res->source = GW_CA_SRC_CACHE;
+		result_from_cache(res, &v);
+	} else if (rh_is_down(ca->health, health)) {
+		res->source = GW_CA_SRC_DOWN;
+		set_text(res, "route down");
+	} else {
+		if (ca->o.catchall_check && w.domain[0] != '\0') {
+			catchall_key(&w, mkey, sizeof(mkey));
+			if (gw_cache_get(ca->cache, mkey, &v)) {
+				catchall_known = 1;
+				/* Catch-all stands in for validity only, like a positive entry. */
+				if (v.kind == GW_CACHE_POSITIVE && reachable(&w, health)) {
+					res->verdict = GW_VERDICT_ACCEPT;
+					res->source = GW_CA_SRC_CATCHALL;
+					result_from_cache(res, &v);
+				}
+			}
+		}
+		if (res->source != GW_CA_SRC_CATCHALL)
+			check_live(&w, ss, &rh, ca->o.catchall_check ? mkey : NULL, catchall_known);
+	}
+	if (rh != NULL)
+		rh_release(ca->health, rh);
+	return finish(ca, res, t0);
+}
+
+/* ---- transactions --------------------------------------------------------- */
+
+gw_ca_txn *gw_ca_txn_begin(gw_callahead *ca)
+{
+	gw_ca_txn *txn = calloc(1, sizeof(*txn));
+
+	if (txn != NULL)
+		txn->ca = ca;
+	return txn;
+}
+
+void gw_ca_txn_end(gw_ca_txn **txnp)
+{
+	gw_ca_txn *txn = *txnp;
+	size_t i;
+
+	if (txn == NULL)
+		return;
+	for (i = 0; i < txn->n; i++) {
+		ca_sess *ss = txn->sess[i];
+
+		if (ss->s != NULL) {
+			/* RSET and back to the pool: the message is over, so this is off the RCPT path. */
+			pp_return(txn->ca->pool, ss->key, &ss->s);
+			rh_probe_end(txn->ca->health, ss->rh);
+		}
+		rh_release(txn->ca->health, ss->rh);
+		free(ss);
+	}
+	free(txn);
+	*txnp = NULL;
+}
+
+/* ---- the engine ----------------------------------------------------------- */
+
+/* Background re-probe of a down route: connect, greeting, EHLO, QUIT on the first hop that answers. */
+static int reprobe(void *ctx, const gw_route *route, const char *key)
+{
+	gw_callahead *ca = ctx;
+	gw_nexthop hops[CA_HOPS_MAX];
+	char err[256], hop[PP_HOP_MAX];
+	size_t n = 0, i;
+
+	if (gw_route_expand(route, ca->o.use_mx, hops, CA_HOPS_MAX, &n, err, sizeof(err)) != GW_LOOKUP_FOUND)
+		return 0;
+	for (i = 0; i < n && !rh_stopping(ca->health); i++) {
+		gw_client_opts co = client_opts(ca, route->proto, ca->o.deadline_ms);
+		gw_client *c = gw_client_new(&co);
+		gw_status s;
+
+		if (c == NULL)
+			return 0;
+		gw_nexthop_format(&hops[i], hop, sizeof(hop));
+		s = gw_client_open(c, &hops[i], NULL);
+		log_step("reprobe", hop, key, s, NULL, gw_client_error(c));
+		if (s == GW_OK) {
+			gw_client_set_deadline(c, ca->o.reply_timeout_ms);
+			gw_client_quit(c);
+		}
+		gw_client_free(&c);
+		if (s == GW_OK)
+			return 1;
+	}
+	return 0;
+}
+
+static void housekeeping(void *ctx)
+{
+	gw_callahead *ca = ctx;
+
+	pp_expire(ca->pool);
+}
+
+static void fill_defaults(gw_ca_opts *o)
+{
+	o->connect_timeout_ms = def(o->connect_timeout_ms, 5000);
+	o->reply_timeout_ms = def(o->reply_timeout_ms, 10000);
+	o->deadline_ms = def(o->deadline_ms, 20000);
+	o->pool_max_idle_ms = def(o->pool_max_idle_ms, 30000);
+	o->pool_max_uses = def(o->pool_max_uses, 100);
+	o->pool_max_size = def(o->pool_max_size, 8);
+	o->max_probes = def(o->max_probes, 32);
+	o->positive_ttl_ms = o->positive_ttl_ms ? o->positive_ttl_ms : 3600000;
+	o->negative_ttl_ms = o->negative_ttl_ms ? o->negative_ttl_ms : 600000;
+	o->confirm_window_ms = def(o->confirm_window_ms, 10000);
+	o->reprobe_ms = def(o->reprobe_ms, 3000);
+	o->catchall_ttl_ms = o->catchall_ttl_ms ? o->catchall_ttl_ms : 3600000;
+	o->cache_entries = o->cache_entries ? o->cache_entries : 100000;
+}
+
+gw_callahead *gw_callahead_new(const gw_ca_opts *opts, gw_cache *cache, const gw_clock *clock)
+{
+	gw_callahead *ca = calloc(1, sizeof(*ca));
+	int failed = 0;
+
+	if (ca == NULL)
+		return NULL;
+	if (opts != NULL)
+		ca->o = *opts;
+	fill_defaults(&ca->o);
+	ca->clock = clock != NULL ? *clock : gw_clock_monotonic;
+	pthread_mutex_init(&ca->lock, NULL);
+	ca->helo_name = dup_opt(ca->o.helo_name != NULL ? ca->o.helo_name : "localhost", &failed);
+	ca->probe_sender = dup_opt(ca->o.probe_sender != NULL ? ca->o.probe_sender : "", &failed);
+	ca->fallback_sender = dup_opt(ca->o.fallback_sender, &failed);
+	ca->tls_ca_file = dup_opt(ca->o.tls_ca_file, &failed);
+	ca->bind_address = dup_opt(ca->o.bind_address, &failed);
+	ca->o.helo_name = ca->helo_name;
+	ca->o.probe_sender = ca->probe_sender;
+	ca->o.fallback_sender = ca->fallback_sender;
+	ca->o.tls_ca_file = ca->tls_ca_file;
+	ca->o.bind_address = ca->bind_address;
+	ca->cache = cache;
+	if (cache == NULL) {
+		ca->cache = gw_cache_new(ca->o.cache_entries, &ca->clock);
+		ca->own_cache = 1;
+	}
+	ca->pool = pp_new(&ca->clock, ca->o.pool_max_idle_ms, ca->o.pool_max_uses, ca->o.pool_max_size,
+			  ca->o.reply_timeout_ms);
+	if (failed || ca->cache == NULL || ca->pool == NULL) {
+		gw_callahead_free(&ca);
+		errno = ENOMEM;
+		return NULL;
+	}
+	/* Last: the thread calls back into the pool. */
+	ca->health = rh_new(&ca->clock, ca->o.reprobe_ms, reprobe, housekeeping, ca);
+	if (ca->health == NULL) {
+		int err = errno;
+
+		gw_callahead_free(&ca);
+		errno = err;
+		return NULL;
+	}
+	return ca;
+}
+
+void gw_callahead_free(gw_callahead **cap)
+{
+	gw_callahead *ca = *cap;
+
+	if (ca == NULL)
+		return;
+	rh_free(&ca->health); /* first: its thread uses the pool */
+	pp_free(&ca->pool);
+	if (ca->own_cache)
+		gw_cache_free(&ca->cache);
+	free(ca->helo_name);
+	free(ca->probe_sender);
+	free(ca->fallback_sender);
+	free(ca->tls_ca_file);
+	free(ca->bind_address);
+	pthread_mutex_destroy(&ca->lock);
+	free(ca);
+	*cap = NULL;
+}
+
+size_t gw_ca_purge(gw_callahead *ca, const char *rcpt)
+{
+	ca_work w;
+
+	if (rcpt == NULL)
+		return gw_cache_clear(ca->cache);
+	memset(&w, 0, sizeof(w));
+	if (split_rcpt(&w, rcpt) != 0)
+		return 0;
+	return (size_t)gw_cache_remove(ca->cache, w.cache_key);
+}
+
+int gw_ca_route_down(gw_callahead *ca, const gw_route *route)
+{
+	char key[PP_KEY_MAX];
+
+	if (route == NULL)
+		return 0;
+	pp_route_key(route, key, sizeof(key));
+	return rh_key_down(ca->health, key);
+}
+
+void gw_ca_stats_get(gw_callahead *ca, gw_ca_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&ca->lock);
+	st->checks = ca->checks;
+	st->accepts = ca->accepts;
+	st->rejects = ca->rejects;
+	st->tempfails = ca->tempfails;
+	st->from_cache = ca->from_cache;
+	st->pooled = ca->pooled;
+	st->new_sessions = ca->new_sessions;
+	st->route_down = ca->route_down;
+	st->limited = ca->limited;
+	pthread_mutex_unlock(&ca->lock);
+	st->pooled_idle = pp_idle(ca->pool);
+	st->routes_down = rh_down_count(ca->health);
+	gw_cache_stats_get(ca->cache, &st->cache);
+}
+
+const char *gw_verdict_str(gw_verdict v)
+{
+	switch (v) {
+	case GW_VERDICT_ACCEPT:
+		return "accept";
+	case GW_VERDICT_REJECT:
+		return "reject";
+	case GW_VERDICT_TEMPFAIL:
+		return "tempfail";
+	}
+	return "unknown";
+}
+
+const char *gw_ca_source_str(gw_ca_source s)
+{
+	static const char *const names[] = {"cache", "pooled", "new", "down", "limit", "catchall", "noroute"};
+
+	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
+}

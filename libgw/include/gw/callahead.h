@@ -1,0 +1,132 @@
+/*
+ * gw/callahead.h - ask the internal MTA whether it would take a recipient.
+ *
+ * The call-ahead engine behind gw-milter, usable by any program. For each
+ * recipient it answers accept, reject or tempfail, following the rules in
+ * docs (design "Call-ahead at RCPT"):
+ *
+ *   RCPT 250/251                      -> ACCEPT   (cached positive)
+ *   RCPT 5xx except 552               -> REJECT   (cached negative)
+ *   RCPT 4xx, 552                     -> TEMPFAIL (never cached as negative)
+ *   unreachable, timeout, 421, 4xx/5xx greeting, HELO or MAIL failure on
+ *   every hop of the route, deadline passed, route marked down,
+ *   too many concurrent probes        -> TEMPFAIL
+ *
+ * Sessions: a transaction (one message) holds one probe session per route and
+ * reuses it for every recipient of that message. At the end of the message the
+ * session goes back to a per-route pool (RSET), so the next message's first
+ * recipient costs one round trip. Pool bounds: idle time, uses, size.
+ *
+ * Reachability is live; validity may be cached. A cached positive answer is
+ * used only while the route is up and was confirmed (any successful exchange)
+ * within confirm_window_ms; otherwise the recipient is checked live. A cached
+ * negative answer is used while it lasts (the address did not exist; saying
+ * so again makes no backscatter). Each route has a health state shared by
+ * every transaction: a transport failure on all of its hops marks it down, and
+ * recipients for a down route get TEMPFAIL at once, without waiting out a
+ * timeout. A background thread re-probes down routes every reprobe_ms
+ * (connect, greeting, EHLO, QUIT) and marks them up again.
+ *
+ * Thread-safe: one gw_callahead is shared by all threads; a gw_ca_txn belongs
+ * to one thread at a time.
+ *
+ * Does not defend against: an internal MTA that accepts every recipient at
+ * RCPT and bounces later (enable catch-all detection); clock jumps (the clock
+ * is monotonic).
+ */
+#ifndef GW_CALLAHEAD_H
+#define GW_CALLAHEAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gw/cache.h"
+#include "gw/client.h"
+#include "gw/route.h"
+#include "gw/time.h"
+
+typedef enum gw_verdict { GW_VERDICT_ACCEPT = 0, GW_VERDICT_REJECT, GW_VERDICT_TEMPFAIL } gw_verdict;
+
+typedef enum gw_ca_source {
+	GW_CA_SRC_CACHE = 0, /* cached answer */
+	GW_CA_SRC_POOLED,    /* asked over a pooled (or this message's) session */
+	GW_CA_SRC_NEW,       /* asked over a new connection */
+	GW_CA_SRC_DOWN,      /* route marked down: not asked */
+	GW_CA_SRC_LIMIT,     /* too many concurrent probes on the route: not asked */
+	GW_CA_SRC_CATCHALL,  /* route accepts any recipient (catch-all detected): not asked */
+	GW_CA_SRC_NOROUTE    /* the route has no usable next hop */
+} gw_ca_source;
+
+typedef struct gw_ca_opts {
+	const char *helo_name;        /* NULL: "localhost" */
+	const char *probe_sender;     /* reverse-path without brackets; NULL or "": the null sender <> */
+	const char *fallback_sender;  /* used when the MTA refuses probe_sender; NULL: none */
+	gw_tls_policy tls;
+	const char *tls_ca_file;
+	const char *bind_address;
+	unsigned connect_timeout_ms;  /* per hop; 0: 5000 */
+	unsigned reply_timeout_ms;    /* per reply; 0: 10000 */
+	unsigned deadline_ms;         /* whole call-ahead for one recipient; 0: 20000 */
+	unsigned pool_max_idle_ms;    /* 0: 30000 */
+	unsigned pool_max_uses;       /* messages per pooled session; 0: 100 */
+	unsigned pool_max_size;       /* idle sessions per route; 0: 8 */
+	unsigned max_probes;          /* concurrent probe sessions per route; 0: 32 */
+	uint32_t positive_ttl_ms;     /* 0: 3600000 */
+	uint32_t negative_ttl_ms;     /* 0: 600000 */
+	unsigned confirm_window_ms;   /* 0: 10000 */
+	unsigned reprobe_ms;          /* background re-probe of down routes; 0: 3000 */
+	int use_mx;                   /* resolve unbracketed next hops by MX */
+	int catchall_check;           /* probe a random local part once per route and domain */
+	uint32_t catchall_ttl_ms;     /* 0: 3600000 */
+	size_t cache_entries;         /* 0: 100000 (ignored when a cache is passed in) */
+} gw_ca_opts;
+
+typedef struct gw_ca_result {
+	gw_verdict verdict;
+	gw_ca_source source;
+	int code;                     /* the internal MTA's reply code, 0 if none */
+	char enh[GW_ENH_MAX];         /* its enhanced code, "" if none */
+	char text[256];               /* its text (first line, cut), or why we did not ask; not sanitised */
+	char hop[GW_HOST_MAX + 16];   /* the next hop that answered or failed last, "" if none */
+	gw_status status;             /* transport status of the last attempt */
+	int64_t elapsed_ms;
+} gw_ca_result;
+
+typedef struct gw_ca_stats {
+	uint64_t checks, accepts, rejects, tempfails;
+	uint64_t from_cache, pooled, new_sessions, route_down, limited;
+	size_t pooled_idle;           /* idle sessions in all pools now */
+	size_t routes_down;           /* routes marked down now */
+	gw_cache_stats cache;
+} gw_ca_stats;
+
+typedef struct gw_callahead gw_callahead;
+typedef struct gw_ca_txn gw_ca_txn;
+
+/* An engine with these options (copied). cache: shared cache, or NULL to make one. clock: NULL for monotonic. Starts the re-probe thread. NULL on error (errno). */
+gw_callahead *gw_callahead_new(const gw_ca_opts *opts, gw_cache *cache, const gw_clock *clock);
+/* Stop the re-probe thread, close pooled sessions, free; sets *ca to NULL. No transaction may be open. */
+void gw_callahead_free(gw_callahead **ca);
+
+/* Start a message. NULL on ENOMEM. */
+gw_ca_txn *gw_ca_txn_begin(gw_callahead *ca);
+/*
+ * Check one recipient ("local@domain", no brackets; already validated) on
+ * route. Fills *res_r and returns its verdict. Never blocks longer than
+ * deadline_ms.
+ */
+gw_verdict gw_ca_check(gw_ca_txn *txn, const gw_route *route, const char *rcpt, gw_ca_result *res_r);
+/* End the message: sessions go back to their pools (RSET), or are closed. Sets *txn to NULL. */
+void gw_ca_txn_end(gw_ca_txn **txn);
+
+/* Forget the cached answer for rcpt (1 if there was one), or every answer (rcpt NULL; returns how many). */
+size_t gw_ca_purge(gw_callahead *ca, const char *rcpt);
+/* Is the route marked down? */
+int gw_ca_route_down(gw_callahead *ca, const gw_route *route);
+void gw_ca_stats_get(gw_callahead *ca, gw_ca_stats *stats_r);
+
+const char *gw_verdict_str(gw_verdict v);
+/* "cache", "pooled", "new", "down", "limit", "catchall", "noroute" */
+const char *gw_ca_source_str(gw_ca_source s);
+
+#endif

@@ -1,0 +1,365 @@
+/*
+ * probe_pool.c - per-route pool of idle call-ahead sessions (probe_pool.h).
+ *
+ * Routes hash into a fixed table of buckets; each bucket lists the idle
+ * sessions of one key, most recently returned first. One mutex guards the
+ * table; network work (RSET, QUIT) is never done under it, so a slow peer
+ * cannot stall other routes' checkouts. RSET happens in pp_return, which the
+ * engine calls at the end of a message, off the RCPT path.
+ *
+ * Does not defend against: see probe_pool.h.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw/log.h"
+#include "probe_pool.h"
+
+#define PP_BUCKETS 64
+
+typedef struct pp_route {
+	struct pp_route *next;
+	pp_session *idle; /* most recent first */
+	size_t n;
+	char key[];
+} pp_route;
+
+struct pp_pool {
+	pthread_mutex_t lock;
+	gw_clock clock;
+	unsigned max_idle_ms, max_uses, max_size, io_ms;
+	pp_route *buckets[PP_BUCKETS];
+	size_t total;
+};
+
+static uint32_t pp_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	while (*s != '\0') {
+		h ^= (unsigned char)*s++;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+static pp_route **pp_slot(pp_pool *p, const char *key)
+{
+	pp_route **rp = &p->buckets[pp_hash(key) % PP_BUCKETS];
+
+	while (*rp != NULL && strcmp((*rp)->key, key) != 0)
+		rp = &(*rp)->next;
+	return rp;
+}
+
+/* QUIT politely (bounded by io_ms) and free. */
+static void pp_quit(pp_session *s, unsigned io_ms)
+{
+	gw_client_set_deadline(s->client, io_ms);
+	gw_client_quit(s->client);
+	gw_log(GW_LOG_DEBUG, "ca_pool", "step=quit hop=%s uses=%u", s->hop, s->uses);
+	pp_session_discard(&s);
+}
+
+static void pp_close_list(pp_session *list, int quit, unsigned io_ms)
+{
+	while (list != NULL) {
+		pp_session *next = list->next;
+
+		list->next = NULL;
+		if (quit)
+			pp_quit(list, io_ms);
+		else
+			pp_session_discard(&list);
+		list = next;
+	}
+}
+
+/* Unlink r if it holds nothing; lock held. */
+static void pp_route_gc(pp_route **rp)
+{
+	pp_route *r = *rp;
+
+	if (r != NULL && r->idle == NULL) {
+		*rp = r->next;
+		free(r);
+	}
+}
+
+pp_pool *pp_new(const gw_clock *clock, unsigned max_idle_ms, unsigned max_uses, unsigned max_size,
+		unsigned io_ms)
+{
+	pp_pool *p = calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		return NULL;
+	pthread_mutex_init(&p->lock, NULL);
+	p->clock = clock != NULL ? *clock : gw_clock_monotonic;
+	p->max_idle_ms = max_idle_ms;
+	p->max_uses = max_uses;
+	p->max_size = max_size;
+	p->io_ms = io_ms;
+	return p;
+}
+
+void pp_free(pp_pool **pp)
+{
+	pp_pool *p = *pp;
+	size_t b;
+
+	if (p == NULL)
+		return;
+	for (b = 0; b < PP_BUCKETS; b++) {
+		while (p->buckets[b] != NULL) {
+			pp_route *r = p->buckets[b];
+
+			p->buckets[b] = r->next;
+			pp_close_list(r->idle, 1, p->io_ms);
+			free(r);
+		}
+	}
+	pthread_mutex_destroy(&p->lock);
+	free(p);
+	*pp = NULL;
+}
+
+void pp_route_key(const gw_route *route, char *buf, size_t size)
+{
+	size_t i, len = 0;
+
+	if (size == 0)
+		return;
+	buf[0] = '\0';
+	for (i = 0; i < route->nhops && i < GW_ROUTE_HOPS_MAX && len < size; i++) {
+		if (i > 0)
+			len += (size_t)snprintf(buf + len, size - len, ",");
+		if (len < size)
+			len += gw_nexthop_format(&route->hops[i], buf + len, size - len);
+	}
+	if (len < size)
+		snprintf(buf + len, size - len, "/%s", route->proto == GW_PROTO_LMTP ? "lmtp" : "smtp");
+}
+
+pp_session *pp_session_new(gw_client *client, const char *hop)
+{
+	pp_session *s = calloc(1, sizeof(*s));
+
+	if (s == NULL) {
+		gw_client_free(&client);
+		return NULL;
+	}
+	s->client = client;
+	snprintf(s->hop, sizeof(s->hop), "%s", hop);
+	return s;
+}
+
+void pp_session_discard(pp_session **sp)
+{
+	pp_session *s = *sp;
+
+	if (s == NULL)
+		return;
+	gw_client_free(&s->client);
+	free(s);
+	*sp = NULL;
+}
+
+/* Move sessions idle since before cutoff from r to *dead_r; lock held. */
+static void pp_take_stale(pp_pool *p, pp_route *r, int64_t cutoff, pp_session **dead_r)
+{
+	pp_session **sp = &r->idle;
+
+	while (*sp != NULL) {
+		pp_session *s = *sp;
+
+		if (s->idle_since <= cutoff) {
+			*sp = s->next;
+			s->next = *dead_r;
+			*dead_r = s;
+			r->n--;
+			p->total--;
+		} else {
+			sp = &s->next;
+		}
+	}
+}
+
+pp_session *pp_checkout(pp_pool *p, const char *key)
+{
+	int64_t now = p->clock.now_ms(p->clock.ctx);
+	pp_session *s = NULL, *dead = NULL;
+	pp_route **rp;
+
+	pthread_mutex_lock(&p->lock);
+	rp = pp_slot(p, key);
+	if (*rp != NULL) {
+		pp_take_stale(p, *rp, now - (int64_t)p->max_idle_ms, &dead);
+		s = (*rp)->idle;
+		if (s != NULL) {
+			(*rp)->idle = s->next;
+			(*rp)->n--;
+			p->total--;
+			s->next = NULL;
+		}
+		pp_route_gc(rp);
+	}
+	pthread_mutex_unlock(&p->lock);
+	/* On the RCPT path: stale sessions are dropped without a QUIT round trip. */
+	pp_close_list(dead, 0, p->io_ms);
+	return s;
+}
+
+void pp_return(pp_pool *p, const char *key, pp_session **sp)
+{
+	pp_session *s = *sp;
+	const char *why = NULL;
+	char hop[PP_HOP_MAX];
+	unsigned uses;
+	pp_route **rp;
+
+	*sp = NULL;
+	if (s == NULL)
+		return;
+	if (!gw_client_is_open(s->client)) {
+		pp_session_discard(&s);
+		return;
+	}
+	if (s->dirty) {
+		gw_reply r;
+
+		gw_client_set_deadline(s->client, p->io_ms);
+		if (gw_client_rset(s->client, &r) != GW_OK || gw_reply_class(r.code) != 2) {
+			gw_log(GW_LOG_DEBUG, "ca_pool", "step=rset hop=%s result=failed code=%d", s->hop,
+			       r.code);
+			pp_session_discard(&s);
+			return;
+		}
+		s->dirty = 0;
+	}
+	s->uses++;
+	s->idle_since = p->clock.now_ms(p->clock.ctx);
+	/* Copied for the log line: once pooled, s belongs to whoever checks it out. */
+	uses = s->uses;
+	snprintf(hop, sizeof(hop), "%s", s->hop);
+	pthread_mutex_lock(&p->lock);
+	rp = pp_slot(p, key);
+	if (s->uses >= p->max_uses)
+		why = "max_uses";
+	else if (*rp != NULL && (*rp)->n >= p->max_size)
+		why = "max_size";
+	else if (p->total >= PP_MAX_TOTAL)
+		why = "pool_full";
+	if (why == NULL && *rp == NULL) {
+		size_t klen = strlen(key);
+
+		*rp = calloc(1, sizeof(pp_route) + klen + 1);
+		if (*rp == NULL)
+			why = "out_of_memory";
+		else
+			memcpy((*rp)->key, key, klen + 1);
+	}
+	if (why == NULL) {
+		s->next = (*rp)->idle;
+		(*rp)->idle = s;
+		(*rp)->n++;
+		p->total++;
+	}
+	pthread_mutex_unlock(&p->lock);
+	gw_log(GW_LOG_DEBUG, "ca_pool", "step=return hop=%s uses=%u result=%s", hop, uses,
+	       why == NULL ? "pooled" : why);
+	if (why != NULL)
+		pp_quit(s, p->io_ms);
+}
+
+int pp_vouch(pp_pool *p, const char *key)
+{
+	pp_session *dead = NULL;
+	pp_route **rp;
+	int rc = 0;
+
+	pthread_mutex_lock(&p->lock);
+	rp = pp_slot(p, key);
+	if (*rp != NULL) {
+		pp_session **sp = &(*rp)->idle;
+
+		/* poll() with no wait per session: cheap enough to do under the lock. */
+		while (*sp != NULL) {
+			pp_session *s = *sp;
+
+			if (gw_client_peer_closed(s->client)) {
+				*sp = s->next;
+				s->next = dead;
+				dead = s;
+				(*rp)->n--;
+				p->total--;
+				rc = -1;
+			} else {
+				if (rc == 0)
+					rc = 1;
+				sp = &s->next;
+			}
+		}
+		pp_route_gc(rp);
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (dead != NULL)
+		gw_log(GW_LOG_DEBUG, "ca_pool", "step=vouch route=%s result=peer_closed", key);
+	pp_close_list(dead, 0, p->io_ms);
+	return rc;
+}
+
+void pp_flush(pp_pool *p, const char *key)
+{
+	pp_session *dead = NULL;
+	pp_route **rp;
+
+	pthread_mutex_lock(&p->lock);
+	rp = pp_slot(p, key);
+	if (*rp != NULL) {
+		dead = (*rp)->idle;
+		p->total -= (*rp)->n;
+		(*rp)->idle = NULL;
+		(*rp)->n = 0;
+		pp_route_gc(rp);
+	}
+	pthread_mutex_unlock(&p->lock);
+	pp_close_list(dead, 0, p->io_ms);
+}
+
+size_t pp_expire(pp_pool *p)
+{
+	int64_t cutoff = p->clock.now_ms(p->clock.ctx) - (int64_t)p->max_idle_ms;
+	pp_session *dead = NULL, *s;
+	size_t b, n = 0;
+
+	pthread_mutex_lock(&p->lock);
+	for (b = 0; b < PP_BUCKETS; b++) {
+		pp_route **rp = &p->buckets[b];
+
+		while (*rp != NULL) {
+			pp_take_stale(p, *rp, cutoff, &dead);
+			if ((*rp)->idle == NULL)
+				pp_route_gc(rp);
+			else
+				rp = &(*rp)->next;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	for (s = dead; s != NULL; s = s->next)
+		n++;
+	/* Off the RCPT path (the background thread): say goodbye properly. */
+	pp_close_list(dead, 1, p->io_ms);
+	return n;
+}
+
+size_t pp_idle(pp_pool *p)
+{
+	size_t n;
+
+	pthread_mutex_lock(&p->lock);
+	n = p->total;
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}

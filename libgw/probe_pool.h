@@ -1,0 +1,73 @@
+/*
+ * probe_pool.h - idle call-ahead sessions kept per route between messages (internal to libgw).
+ *
+ * A session is an open gw_client plus what the pool needs to judge it. The
+ * key names a route: its next hops formatted with gw_nexthop_format, joined
+ * by ',', then '/' and the protocol (pp_route_key). A returned session is
+ * reset (RSET) and kept while it is younger than max_idle_ms (caller's
+ * clock), has carried fewer than max_uses messages and its route has fewer
+ * than max_size idle sessions; otherwise it is closed with QUIT. Checkout
+ * takes the most recently returned session and closes stale ones.
+ *
+ * Does not defend against: a session the peer closed while idle (the caller
+ * finds out at its first command and replaces it); more than PP_MAX_TOTAL
+ * idle sessions over all routes (extra ones are closed).
+ */
+#ifndef GW_PROBE_POOL_H
+#define GW_PROBE_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gw/client.h"
+#include "gw/route.h"
+#include "gw/time.h"
+
+#define PP_MAX_TOTAL 1024
+#define PP_KEY_MAX   (GW_ROUTE_HOPS_MAX * (GW_HOST_MAX + GW_UNIX_PATH_MAX + 16) + 16)
+#define PP_HOP_MAX   (GW_HOST_MAX + 16)
+
+typedef struct pp_session {
+	struct pp_session *next; /* the pool's list */
+	gw_client *client;
+	char hop[PP_HOP_MAX]; /* the next hop it is connected to */
+	unsigned uses;        /* messages carried so far */
+	int dirty;            /* commands were sent since the last RSET */
+	int64_t idle_since;   /* caller's clock */
+} pp_session;
+
+typedef struct pp_pool pp_pool;
+
+/* A pool with these limits (0s already replaced by defaults); io_ms bounds each RSET and QUIT. */
+pp_pool *pp_new(const gw_clock *clock, unsigned max_idle_ms, unsigned max_uses, unsigned max_size,
+		unsigned io_ms);
+/* QUIT and close every idle session, free, set *p to NULL. */
+void pp_free(pp_pool **p);
+
+/* Write route's key into buf (size PP_KEY_MAX). */
+void pp_route_key(const gw_route *route, char *buf, size_t size);
+
+/* A session wrapping client (taken over), connected to hop. NULL on ENOMEM (client is then freed). */
+pp_session *pp_session_new(gw_client *client, const char *hop);
+/* Close without QUIT and free; sets *s to NULL. */
+void pp_session_discard(pp_session **s);
+
+/* An idle session for key, or NULL. */
+pp_session *pp_checkout(pp_pool *p, const char *key);
+/* End of a message: RSET if dirty, then keep or close per the limits. Takes s over; sets *s to NULL. */
+void pp_return(pp_pool *p, const char *key, pp_session **s);
+/*
+ * Do key's idle sessions vouch for the route? Without blocking, sessions the
+ * peer closed (or spoke on unasked) are dropped. -1 when one was found so (the
+ * MTA may have gone: the caller should not trust cached answers), 1 when idle
+ * sessions remain and none was, 0 when there are none or this cannot be told.
+ */
+int pp_vouch(pp_pool *p, const char *key);
+/* Close every idle session of key (its route went down). */
+void pp_flush(pp_pool *p, const char *key);
+/* Close idle sessions older than max_idle_ms; returns how many. */
+size_t pp_expire(pp_pool *p);
+/* Idle sessions in all routes. */
+size_t pp_idle(pp_pool *p);
+
+#endif

@@ -1,0 +1,396 @@
+/*
+ * route_health.c - per-route up/down state and the background re-probe thread (route_health.h).
+ *
+ * A fixed hash table of reference-counted entries under one mutex. The
+ * thread sleeps on a condition variable (CLOCK_MONOTONIC) until the next
+ * down route is due for a re-probe, the next housekeeping tick, or rh_free;
+ * it runs the probe with the mutex released, on a copy of the route, so
+ * checks never wait for a re-probe. Re-probe timing uses the real monotonic
+ * clock (it paces network work); "confirmed" times use the caller's clock so
+ * tests can move them.
+ *
+ * Does not defend against: see route_health.h.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gw/log.h"
+#include "route_health.h"
+
+#define RH_BUCKETS 256
+
+struct rh_entry {
+	struct rh_entry *next; /* same bucket */
+	char *key;
+	gw_route route; /* copy, for the re-probe */
+	unsigned refs;
+	unsigned active; /* probe slots taken */
+	int down;
+	int probing; /* the thread is re-probing it now */
+	int sender_refused;
+	int64_t confirmed_ms; /* caller's clock; 0: never */
+	int64_t retry_at;     /* real clock: next re-probe while down */
+};
+
+struct rh_table {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	pthread_t thread;
+	int stop;
+	gw_clock clock;
+	unsigned reprobe_ms;
+	rh_probe_fn probe;
+	rh_tick_fn tick;
+	void *ctx;
+	rh_entry *buckets[RH_BUCKETS];
+	size_t count;
+};
+
+static uint32_t rh_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	while (*s != '\0') {
+		h ^= (unsigned char)*s++;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+static rh_entry *rh_find(rh_table *t, const char *key)
+{
+	rh_entry *e;
+
+	for (e = t->buckets[rh_hash(key) % RH_BUCKETS]; e != NULL; e = e->next)
+		if (strcmp(e->key, key) == 0)
+			return e;
+	return NULL;
+}
+
+static void rh_unlink(rh_table *t, rh_entry *victim)
+{
+	rh_entry **pp = &t->buckets[rh_hash(victim->key) % RH_BUCKETS];
+
+	while (*pp != victim)
+		pp = &(*pp)->next;
+	*pp = victim->next;
+	t->count--;
+	free(victim->key);
+	free(victim);
+}
+
+/* Make room: drop one entry nobody holds and that carries no state worth keeping. */
+static int rh_evict_one(rh_table *t)
+{
+	size_t b;
+	rh_entry *e;
+
+	for (b = 0; b < RH_BUCKETS; b++)
+		for (e = t->buckets[b]; e != NULL; e = e->next)
+			if (e->refs == 0 && !e->down && !e->probing && e->active == 0) {
+				rh_unlink(t, e);
+				return 0;
+			}
+	return -1;
+}
+
+/* Absolute CLOCK_MONOTONIC time ms from now, for pthread_cond_timedwait. */
+static struct timespec rh_abstime(int64_t ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
+/* The first down route due now; else *next_r lowered to the earliest due time. */
+static rh_entry *rh_due(rh_table *t, int64_t now, int64_t *next_r)
+{
+	size_t b;
+	rh_entry *e;
+
+	for (b = 0; b < RH_BUCKETS; b++)
+		for (e = t->buckets[b]; e != NULL; e = e->next) {
+			if (!e->down || e->probing)
+				continue;
+			if (e->retry_at <= now)
+				return e;
+			if (e->retry_at < *next_r)
+				*next_r = e->retry_at;
+		}
+	return NULL;
+}
+
+/* Re-probe e with the lock released; called and returns with the lock held. */
+static void rh_reprobe(rh_table *t, rh_entry *e)
+{
+	gw_route route = e->route;
+	char *key = strdup(e->key);
+	int ok = 0;
+
+	e->probing = 1;
+	e->refs++;
+	pthread_mutex_unlock(&t->lock);
+	if (key != NULL && t->probe != NULL)
+		ok = t->probe(t->ctx, &route, key);
+	gw_log(GW_LOG_DEBUG, "ca_reprobe", "route=%s result=%s", key != NULL ? key : "?", ok ? "up" : "down");
+	free(key);
+	int64_t confirmed = t->clock.now_ms(t->clock.ctx);
+	pthread_mutex_lock(&t->lock);
+	e->probing = 0;
+	e->refs--;
+	if (ok && e->down) {
+		e->down = 0;
+		e->confirmed_ms = confirmed;
+	} else if (e->down) {
+		e->retry_at = gw_now_ms() + t->reprobe_ms;
+	}
+}
+
+static void *rh_thread(void *arg)
+{
+	rh_table *t = arg;
+	int64_t next_tick = gw_now_ms() + t->reprobe_ms;
+
+	pthread_mutex_lock(&t->lock);
+	while (!t->stop) {
+		int64_t now = gw_now_ms();
+		int64_t next = next_tick;
+		rh_entry *e = rh_due(t, now, &next);
+
+		if (e != NULL) {
+			rh_reprobe(t, e);
+			continue;
+		}
+		if (now >= next_tick) {
+			next_tick = now + t->reprobe_ms;
+			if (t->tick != NULL) {
+				pthread_mutex_unlock(&t->lock);
+				t->tick(t->ctx);
+				pthread_mutex_lock(&t->lock);
+			}
+			continue;
+		}
+		struct timespec ts = rh_abstime(next - now);
+		pthread_cond_timedwait(&t->wake, &t->lock, &ts);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return NULL;
+}
+
+rh_table *rh_new(const gw_clock *clock, unsigned reprobe_ms, rh_probe_fn probe, rh_tick_fn tick, void *ctx)
+{
+	rh_table *t = calloc(1, sizeof(*t));
+	pthread_condattr_t ca;
+	int err;
+
+	if (t == NULL)
+		return NULL;
+	t->clock = clock != NULL ? *clock : gw_clock_monotonic;
+	t->reprobe_ms = reprobe_ms > 0 ? reprobe_ms : 1;
+	t->probe = probe;
+	t->tick = tick;
+	t->ctx = ctx;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&t->wake, &ca);
+	pthread_condattr_destroy(&ca);
+	err = pthread_create(&t->thread, NULL, rh_thread, t);
+	if (err != 0) {
+		pthread_cond_destroy(&t->wake);
+		pthread_mutex_destroy(&t->lock);
+		free(t);
+		errno = err;
+		return NULL;
+	}
+	return t;
+}
+
+void rh_free(rh_table **tp)
+{
+	rh_table *t = *tp;
+	size_t b;
+
+	if (t == NULL)
+		return;
+	pthread_mutex_lock(&t->lock);
+	t->stop = 1;
+	pthread_cond_signal(&t->wake);
+	pthread_mutex_unlock(&t->lock);
+	pthread_join(t->thread, NULL);
+	for (b = 0; b < RH_BUCKETS; b++)
+		while (t->buckets[b] != NULL)
+			rh_unlink(t, t->buckets[b]);
+	pthread_cond_destroy(&t->wake);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+	*tp = NULL;
+}
+
+rh_entry *rh_acquire(rh_table *t, const char *key, const gw_route *route)
+{
+	rh_entry *e;
+
+	pthread_mutex_lock(&t->lock);
+	e = rh_find(t, key);
+	if (e == NULL && (t->count < RH_MAX_ROUTES || rh_evict_one(t) == 0)) {
+		e = calloc(1, sizeof(*e));
+		if (e != NULL)
+			e->key = strdup(key);
+		if (e != NULL && e->key == NULL) {
+			free(e);
+			e = NULL;
+		}
+		if (e != NULL) {
+			uint32_t b = rh_hash(key) % RH_BUCKETS;
+
+			e->route = *route;
+			e->next = t->buckets[b];
+			t->buckets[b] = e;
+			t->count++;
+		}
+	}
+	if (e != NULL)
+		e->refs++;
+	pthread_mutex_unlock(&t->lock);
+	return e;
+}
+
+void rh_release(rh_table *t, rh_entry *e)
+{
+	if (e == NULL)
+		return;
+	pthread_mutex_lock(&t->lock);
+	e->refs--;
+	pthread_mutex_unlock(&t->lock);
+}
+
+int rh_is_down(rh_table *t, rh_entry *e)
+{
+	int down;
+
+	pthread_mutex_lock(&t->lock);
+	down = e->down;
+	pthread_mutex_unlock(&t->lock);
+	return down;
+}
+
+int rh_mark_down(rh_table *t, rh_entry *e)
+{
+	int was_up;
+
+	pthread_mutex_lock(&t->lock);
+	was_up = !e->down;
+	if (was_up) {
+		e->down = 1;
+		e->retry_at = gw_now_ms() + t->reprobe_ms;
+		/* The thread may be sleeping a whole tick: let it plan for this route. */
+		pthread_cond_signal(&t->wake);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return was_up;
+}
+
+void rh_confirm(rh_table *t, rh_entry *e)
+{
+	int64_t now = t->clock.now_ms(t->clock.ctx);
+
+	pthread_mutex_lock(&t->lock);
+	e->down = 0;
+	e->confirmed_ms = now;
+	pthread_mutex_unlock(&t->lock);
+}
+
+int rh_confirmed_within(rh_table *t, rh_entry *e, unsigned window_ms)
+{
+	int64_t now = t->clock.now_ms(t->clock.ctx);
+	int ok;
+
+	pthread_mutex_lock(&t->lock);
+	ok = !e->down && e->confirmed_ms > 0 && now - e->confirmed_ms < (int64_t)window_ms;
+	pthread_mutex_unlock(&t->lock);
+	return ok;
+}
+
+int rh_probe_begin(rh_table *t, rh_entry *e, unsigned max)
+{
+	int rc = -1;
+
+	pthread_mutex_lock(&t->lock);
+	if (e->active < max) {
+		e->active++;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+void rh_probe_end(rh_table *t, rh_entry *e)
+{
+	pthread_mutex_lock(&t->lock);
+	if (e->active > 0)
+		e->active--;
+	pthread_mutex_unlock(&t->lock);
+}
+
+int rh_sender_refused(rh_table *t, rh_entry *e)
+{
+	int r;
+
+	pthread_mutex_lock(&t->lock);
+	r = e->sender_refused;
+	pthread_mutex_unlock(&t->lock);
+	return r;
+}
+
+void rh_set_sender_refused(rh_table *t, rh_entry *e)
+{
+	pthread_mutex_lock(&t->lock);
+	e->sender_refused = 1;
+	pthread_mutex_unlock(&t->lock);
+}
+
+int rh_stopping(rh_table *t)
+{
+	int stop;
+
+	pthread_mutex_lock(&t->lock);
+	stop = t->stop;
+	pthread_mutex_unlock(&t->lock);
+	return stop;
+}
+
+int rh_key_down(rh_table *t, const char *key)
+{
+	rh_entry *e;
+	int down;
+
+	pthread_mutex_lock(&t->lock);
+	e = rh_find(t, key);
+	down = e != NULL && e->down;
+	pthread_mutex_unlock(&t->lock);
+	return down;
+}
+
+size_t rh_down_count(rh_table *t)
+{
+	size_t b, n = 0;
+	rh_entry *e;
+
+	pthread_mutex_lock(&t->lock);
+	for (b = 0; b < RH_BUCKETS; b++)
+		for (e = t->buckets[b]; e != NULL; e = e->next)
+			n += e->down != 0;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}

@@ -1,0 +1,1098 @@
+/*
+ * test_callahead.c - the call-ahead engine against the scripted fake peer:
+ * the RCPT decision table and what gets cached, the probe and fallback
+ * senders, hops tried in order, route health (down at once, re-probed up),
+ * one session per route per message and the pool across messages (uses,
+ * idle time, size, dead sessions), the cache's confirm window, case and
+ * purge, the per-route probe cap, the deadline, catch-all detection, result
+ * fields, stats and debug lines. Time that the engine keeps (confirm window,
+ * pool idle) comes from a fake clock; network waits are real and short.
+ *
+ * Does not test: MX lookups (use_mx; loopback literals only), STARTTLS
+ * policies (the client's tests do), LMTP routes, IPv6.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fakepeer.h"
+#include "gw/cache.h"
+#include "gw/callahead.h"
+#include "gw/log.h"
+#include "gw/time.h"
+
+#define HELO    "gw.test"
+#define GREET   "send 220 mx.test ESMTP\nexpect EHLO " HELO "\nsend 250 mx.test\n"
+#define MAIL_OK "expect MAIL FROM:<>\nsend 250 2.1.0 ok\n"
+#define RSET_OK "expect RSET\nsend 250 2.0.0 ok\n"
+#define QUIT_OK "expect QUIT\nsend 221 bye\n"
+#define EHLO_B  "EHLO " HELO "\r\n"
+
+/* ---- a fake clock --------------------------------------------------------- */
+
+static pthread_mutex_t clock_lock = PTHREAD_MUTEX_INITIALIZER;
+static int64_t clock_now = 1000000;
+
+static int64_t fake_now(void *ctx)
+{
+	int64_t t;
+
+	(void)ctx;
+	pthread_mutex_lock(&clock_lock);
+	t = clock_now;
+	pthread_mutex_unlock(&clock_lock);
+	return t;
+}
+
+static void advance(int64_t ms)
+{
+	pthread_mutex_lock(&clock_lock);
+	clock_now += ms;
+	pthread_mutex_unlock(&clock_lock);
+}
+
+static const gw_clock fake_clock = {fake_now, NULL};
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static fp_peer *start(const char *script)
+{
+	char err[256] = "";
+	fp_opts o;
+	fp_peer *p;
+
+	memset(&o, 0, sizeof(o));
+	o.script = script;
+	o.timeout_ms = 3000;
+	p = fp_start_opts(&o, err, sizeof(err));
+	if (p == NULL)
+		fail_msg("fp_start: %s", err);
+	return p;
+}
+
+/* An SMTP route over loopback ports, in order. */
+static gw_route route_of(const unsigned *ports, size_t n)
+{
+	gw_route r;
+	size_t i;
+
+	memset(&r, 0, sizeof(r));
+	snprintf(r.key, sizeof(r.key), "example.com");
+	snprintf(r.transport, sizeof(r.transport), "smtp");
+	r.has_proto = 1;
+	r.proto = GW_PROTO_SMTP;
+	for (i = 0; i < n; i++) {
+		r.hops[i].kind = GW_HOP_INET;
+		r.hops[i].literal = 1;
+		r.hops[i].port = ports[i];
+		snprintf(r.hops[i].host, sizeof(r.hops[i].host), "127.0.0.1");
+	}
+	r.nhops = n;
+	return r;
+}
+
+static gw_route route1(const fp_peer *p)
+{
+	unsigned port = fp_port(p);
+
+	return route_of(&port, 1);
+}
+
+static gw_ca_opts opts_default(void)
+{
+	gw_ca_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.helo_name = HELO;
+	o.connect_timeout_ms = 500;
+	o.reply_timeout_ms = 1000;
+	o.deadline_ms = 3000;
+	/* Far away unless a test wants it: housekeeping must not touch the pool mid-test. */
+	o.reprobe_ms = 60000;
+	return o;
+}
+
+typedef struct env {
+	gw_cache *cache;
+	gw_callahead *ca;
+} env;
+
+static env env_new(const gw_ca_opts *o)
+{
+	env e;
+
+	e.cache = gw_cache_new(1000, &fake_clock);
+	assert_non_null(e.cache);
+	e.ca = gw_callahead_new(o, e.cache, &fake_clock);
+	assert_non_null(e.ca);
+	return e;
+}
+
+static void env_free(env *e)
+{
+	int64_t t0 = gw_now_ms();
+
+	gw_callahead_free(&e->ca);
+	assert_null(e->ca);
+	/* The re-probe thread is woken, not waited out (pooled sessions QUIT within a reply timeout). */
+	assert_true(gw_now_ms() - t0 < 1500);
+	gw_cache_free(&e->cache);
+}
+
+static void peer_done(fp_peer **p, int clean)
+{
+	int rc = fp_wait(*p, 6000);
+
+	if (clean && rc != 0)
+		fail_msg("fake peer: %s", fp_error(*p) ? fp_error(*p) : "scripts did not finish");
+	fp_stop(p);
+}
+
+/* Check one recipient in its own or a given transaction. */
+static gw_verdict check(gw_ca_txn *txn, const gw_route *r, const char *rcpt, gw_ca_result *res)
+{
+	return gw_ca_check(txn, r, rcpt, res);
+}
+
+static void want(const gw_ca_result *res, gw_verdict v, gw_ca_source src, int code)
+{
+	if (res->verdict != v || res->source != src || res->code != code)
+		fail_msg("got %s/%s/%d, want %s/%s/%d (status %s, text \"%s\")", gw_verdict_str(res->verdict),
+			 gw_ca_source_str(res->source), res->code, gw_verdict_str(v), gw_ca_source_str(src),
+			 code, gw_status_str(res->status), res->text);
+}
+
+static void check_received(fp_peer *p, unsigned i, const char *wanted)
+{
+	const char *got = fp_received(p, i, NULL);
+
+	if (got == NULL)
+		fail_msg("connection %u: none", i);
+	if (strcmp(got, wanted) != 0)
+		fail_msg("connection %u:\n got  \"%s\"\n want \"%s\"", i, got, wanted);
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	while ((hay = strstr(hay, needle)) != NULL) {
+		n++;
+		hay += strlen(needle);
+	}
+	return n;
+}
+
+static int cache_kind(gw_cache *c, const char *key)
+{
+	gw_cache_value v;
+
+	return gw_cache_get(c, key, &v) ? (int)v.kind : 0;
+}
+
+/* ---- the decision table --------------------------------------------------- */
+
+static void test_decision_table(void **state)
+{
+	static const struct {
+		int code;
+		gw_verdict verdict;
+		int cached; /* cache kind, 0: none */
+	} rows[] = {
+	    {250, GW_VERDICT_ACCEPT, GW_CACHE_POSITIVE},
+	    {251, GW_VERDICT_ACCEPT, GW_CACHE_POSITIVE},
+	    {550, GW_VERDICT_REJECT, GW_CACHE_NEGATIVE},
+	    {551, GW_VERDICT_REJECT, GW_CACHE_NEGATIVE},
+	    {553, GW_VERDICT_REJECT, GW_CACHE_NEGATIVE},
+	    {554, GW_VERDICT_REJECT, GW_CACHE_NEGATIVE},
+	    {552, GW_VERDICT_TEMPFAIL, 0},
+	    {450, GW_VERDICT_TEMPFAIL, 0},
+	    {451, GW_VERDICT_TEMPFAIL, 0},
+	    {452, GW_VERDICT_TEMPFAIL, 0},
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char script[512], hop[64], enh[16];
+		int cls = rows[i].code / 100;
+		gw_ca_opts o = opts_default();
+		gw_ca_result res;
+		fp_peer *p;
+		gw_route r;
+		gw_ca_txn *txn;
+		env e;
+
+		snprintf(enh, sizeof(enh), "%d.1.%d", cls, rows[i].code % 10);
+		snprintf(script, sizeof(script),
+			 GREET MAIL_OK
+			 "expect RCPT TO:<user@example.com>\nsend %d %s reply %d\n" RSET_OK QUIT_OK,
+			 rows[i].code, enh, rows[i].code);
+		p = start(script);
+		r = route1(p);
+		e = env_new(&o);
+		txn = gw_ca_txn_begin(e.ca);
+		assert_non_null(txn);
+		if (check(txn, &r, "user@example.com", &res) != rows[i].verdict)
+			fail_msg("code %d: verdict got %s", rows[i].code, gw_verdict_str(res.verdict));
+		want(&res, rows[i].verdict, GW_CA_SRC_NEW, rows[i].code);
+		assert_string_equal(res.enh, enh);
+		snprintf(hop, sizeof(hop), "reply %d", rows[i].code);
+		assert_string_equal(res.text, hop);
+		snprintf(hop, sizeof(hop), "[127.0.0.1]:%u", fp_port(p));
+		assert_string_equal(res.hop, hop);
+		assert_int_equal(res.status, GW_OK);
+		if (cache_kind(e.cache, "user@example.com") != rows[i].cached)
+			fail_msg("code %d: cache kind got %d, want %d", rows[i].code,
+				 cache_kind(e.cache, "user@example.com"), rows[i].cached);
+		/* An answer from the MTA is no route failure. */
+		assert_int_equal(gw_ca_route_down(e.ca, &r), 0);
+		gw_ca_txn_end(&txn);
+		assert_null(txn);
+		env_free(&e);
+		peer_done(&p, 1);
+	}
+}
+
+/* ---- the probe dialogue --------------------------------------------------- */
+
+static void test_probe_sender(void **state)
+{
+	fp_peer *p = start(GREET "expect MAIL FROM:<probe@gw.test>\nsend 250 ok\n"
+				 "expect RCPT\nsend 250 ok\n" RSET_OK QUIT_OK);
+	gw_ca_opts o = opts_default();
+	gw_route r = route1(p);
+	gw_ca_result res;
+	gw_ca_txn *txn;
+	env e;
+
+	(void)state;
+	o.probe_sender = "probe@gw.test";
+	e = env_new(&o);
+	txn = gw_ca_txn_begin(e.ca);
+	check(txn, &r, "a@example.com", &res);
+	want(&res, GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+	gw_ca_txn_end(&txn);
+	gw_callahead_free(&e.ca);
+	assert_int_equal(fp_wait(p, 3000), 0);
+	check_received(p, 0,
+		       EHLO_B "MAIL FROM:<probe@gw.test>\r\nRCPT TO:<a@example.com>\r\nRSET\r\nQUIT\r\n");
+	gw_cache_free(&e.cache);
+	fp_stop(&p);
+}
+
+static void test_fallback_sender(void **state)
+{
+	fp_peer *p = start(GREET "expect MAIL FROM:<>\nsend 550 5.7.1 no null sender here\n"
+				 "expect MAIL FROM:<fb@gw.test>\nsend 250 ok\n"
+				 "expect RCPT TO:<a@example.com>\nsend 250 ok\n" RSET_OK
+				 "expect MAIL FROM:<fb@gw.test>\nsend 250 ok\n"
+				 "expect RCPT TO:<b@example.com>\nsend 250 ok\n" RSET_OK QUIT_OK);
+	gw_ca_opts o = opts_default();
+	gw_route r = route1(p);
+	gw_ca_result res;
+	gw_ca_txn *txn;
+	env e;
+
+	(void)state;
+	o.fallback_sender = "fb@gw.test";
+	e = env_new(&o);
+	txn = gw_ca_txn_begin(e.ca);
+	check(txn, &r, "a@example.com", &res);
+	want(&res, GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+	gw_ca_txn_end(&txn);
+	/* The next message goes straight to the fallback. */
+	txn = gw_ca_txn_begin(e.ca);
+	check(txn, &r, "b@example.com", &res);
+	want(&res, GW_VERDICT_ACCEPT, GW_CA_SRC_POOLED, 250);
+	gw_ca_txn_end(&txn);
+	gw_callahead_free(&e.ca);
+	assert_int_equal(fp_wait(p, 3000), 0);
+	{
+		const char *got = fp_received(p, 0, NULL);
+
+		assert_string_equal(got,
+				    EHLO_B "MAIL FROM:<>\r\nMAIL FROM:<fb@gw.test>\r\n"
+					   "RCPT TO:<a@example.com>\r\nRSET\r\nMAIL FROM:<fb@gw.test>\r\n"
+					   "RCPT TO:<b@example.com>\r\nRSET\r\nQUIT\r\n");
+	}
+	gw_cache_free(&e.cache);
+	fp_stop(&p);
+}
+
+/* A refused probe sender is a temporary failure, never "user unknown". */
+static void test_sender_refused(void **state)
+{
+	static const char *const scripts[] = {
+	    GREET "expect MAIL FROM:<>\nsend 550 5.7.1 go away\n" RSET_OK QUIT_OK,
+	    GREET "expect MAIL FROM:<>\nsend 550 5.7.1 go away\n"
+		  "expect MAIL FROM:<fb@gw.test>\nsend 553 5.7.1 you neither\n" RSET_OK QUIT_OK,
+	    GREET "expect MAIL FROM:<>\nsend 451 4.3.0 try later\n" RSET_OK QUIT_OK,
+	};
+	static const int codes[] = {550, 553, 451};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 3; i++) {
+		fp_peer *p = start(scripts[i]);
+		gw_ca_opts o = opts_default();
+		gw_route r = route1(p);
+		gw_ca_result res;
+		gw_ca_txn *txn;
+		env e;
+
+		if (i == 1)
+			o.fallback_sender = "fb@gw.test";
+		e = env_new(&o);
+		txn = gw_ca_txn_begin(e.ca);
+		assert_int_equal(check(txn, &r, "a@example.com", &res), GW_VERDICT_TEMPFAIL);
+		want(&res, GW_VERDICT_TEMPFAIL, GW_CA_SRC_NEW, codes[i]);
+		assert_int_equal(cache_kind(e.cache, "a@example.com"), 0);
+		assert_int_equal(gw_ca_route_down(e.ca, &r), 0);
+		gw_ca_txn_end(&txn);
+		env_free(&e);
+		peer_done(&p, 1);
+	}
+}
+
+/* ---- hops ----------------------------------------------------------------- */
+
+static void test_hops_in_order(void **state)
+{
+	fp_peer *p421 = start("send 421 4.3.2 busy\n");
+	fp_peer *p554 = start("send 554 5.3.2 not you\n");
+	fp_peer *pslow = start("sleep 700\n");
+	fp_peer *phelo = start("send 220 mx.test\nexpect EHLO\nsend 550 no\nexpect HELO\nsend 550 no\n");
+	fp_peer *pgood = start(GREET MAIL_OK "expect RCPT\nsend 250 ok\n" RSET_OK QUIT_OK);
+	unsigned ports[6];
+	gw_ca_opts o = opts_default();
+	gw_ca_result res;
+	gw_ca_txn *txn;
+	gw_route r;
+	char hop[64];
+	env e;
+
+	(void)state;
+	ports[0] = fp_closed_port();
+	ports[1] = fp_port(p421);
+	ports[2] = fp_port(p554);
+	ports[3] = fp_port(pslow);
+	ports[4] = fp_port(phelo);
+	ports[5] = fp_port(pgood);
+	r = route_of(ports, 6);
+	o.reply_timeout_ms = 300;
+	e = env_new(&o);
+	txn = gw_ca_txn_begin(e.ca);
+	check(txn, &r, "a@example.com", &res);
+	want(&res, GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+	snprintf(hop, sizeof(hop), "[127.0.0.1]:%u", ports[5]);
+	assert_string_equal(res.hop, hop);
+	assert_int_equal(gw_ca_route_down(e.ca, &r), 0);
+	assert_int_equal(fp_connections(p421), 1);
+	assert_int_equal(fp_connections(p554), 1);
+	assert_int_equal(fp_connections(pslow), 1);
+	assert_int_equal(fp_connections(phelo), 1);
+	gw_ca_txn_end(&txn);
+	env_free(&e);
+	peer_done(&p421, 0);
+	peer_done(&p554, 0);
+	peer_done(&pslow, 0);
+	peer_done(&phelo, 0);
+	peer_done(&pgood, 1);
+}
+
+/* A 4xx RCPT reply is the MTA's answer: no second hop. */
+static void test_rcpt_4xx_not_retried(void **state)
+{
+	fp_peer *p1 = start(GREET MAIL_OK "expect RCPT\nsend 450 4.2.1 mailbox busy\n" RSET_OK QUIT_OK);
+	fp_peer *p2 = start(GREET);
+	unsigned ports[2];
+	gw_ca_opts o = opts_default();
+	gw_ca_result res;
+	gw_ca_txn *txn;
+	gw_route r;
+	env e;
+
+	(void)state;
+	ports[0] = fp_port(p1);
+	ports[1] = fp_port(p2);
+	r = route_of(ports, 2);
+	e = env_new(&o);
+	txn = gw_ca_txn_begin(e.ca);
+	check(txn, &r, "a@example.com", &res);
+	want(&res, GW_VERDICT_TEMPFAIL, GW_CA_SRC_NEW, 450);
+	assert_int_equal(fp_connections(p2), 0);
+	gw_ca_txn_end(&txn);
+	env_free(&e);
+	peer_done(&p1, 1);
+	fp_stop(&p2);
+}
+
+/* ---- route health --------------------------------------------------------- */
+
+static void expect_down_now(env *e, const gw_route *r, const char *rcpt)
+{
+	gw_ca_txn *txn = gw_ca_txn_begin(e->ca);
+	gw_ca_result res;
+
+	check(txn, r, rcpt, &res);
+	want(&res, GW_VERDICT_TEMPFAIL, GW_CA_SRC_DOWN, 0);
+	if (res.elapsed_ms > 20)
+		fail_msg("a down route took %lld ms", (long long)res.elapsed_ms);
+	gw_ca_txn_end(&txn);
+}
+
+static void test_unreachable(void **state)
+{
+	unsigned ports[2] = {fp_closed_port(), fp_closed_port()};
+	gw_route r = route_of(ports, 2);
+	gw_ca_opts o = opts_default();
+	gw_ca_result res;
+	gw_ca_txn *txn;
+	gw_ca_stats st;
+	env e;
+
+	(void)state;
+	e = env_new(&o);
+	txn = gw_ca_txn_begin(e.ca);
+	check(txn, &r, "a@example.com", &res);
+	want(&res, GW_VERDICT_TEMPFAIL, GW_CA_SRC_NEW, 0);
+	assert_int_equal(res.status, GW_E_REFUSED);
+	assert_int_equal(cache_kind(e.cache, "a@example.com"), 0);
+	assert_int_equal(gw_ca_route_down(e.ca, &r), 1);
+	/* The same message asks again: still down, at once. */
+	check(txn, &r, "b@example.com", &res);
+	want(&res, GW_VERDICT_TEMPFAIL, GW_CA_SRC_DOWN, 0);
+	gw_ca_txn_end(&txn);
+	expect_down_now(&e, &r, "c@example.com");
+	gw_ca_stats_get(e.ca, &st);
+	assert_int_equal(st.routes_down, 1);
+	assert_int_equal(st.route_down, 2);
+	assert_int_equal(st.tempfails, 3);
+	env_free(&e);
+}
+
+static void test_timeout_and_554_greeting(void **state)
+{
+	fp_peer *slow = start("sleep 800\n");
+	fp_peer *p554 = start("send 554 5.3.2 no service\n");
+	gw_ca_opts o = opts_default();
+	gw_route r1 = route1(slow), r2 = route1(p554);
+	gw_ca_result res;
+	gw_ca_txn *txn;
+	env e;
+
+	(void)state;
+	o.reply_timeout_ms = 300;
+	e = env_new(&o);
+	txn = gw_ca_txn_begin(e.ca);
+	check(txn, &r1, "a@example.com", &res);
+	want(&res, GW_VERDICT_TEMPFAIL, GW_CA_SRC_NEW, 0);
+	assert_int_equal(res.status, GW_E_TIMEOUT);
+	assert_true(res.elapsed_ms >= 250 && res.elapsed_ms < 700);
+	assert_int_equal(gw_ca_route_down(e.ca, &r1), 1);
+	/* A 554 greeting is a route failure too, never a rejection. */
+	check(txn, &r2, "a@example.org", &res);
+	want(&res, GW_VERDICT_TEMPFAIL, GW_CA_SRC_NEW, 554);
+	assert_int_equal(res.status, GW_E_REJECTED);
+	assert_string_equal(res.enh, "5.3.2");
+	assert_int_equal(gw_ca_route_down(e.ca, &r2), 1);
+	assert_int_equal(cache_kind(e.cache, "a@example.org"), 0);
+	gw_ca_txn_end(&txn);
+	expect_down_now(&e, &r1, "b@example.com");
+	assert_int_equal(fp_connections(slow), 1);
+	env_free(&e);
+	peer_done(&slow, 0);
+	peer_done(&p554, 0);
+}
+
+static void test_down_then_reprobe(void **state)
+{
+	fp_peer *p = start("send 421 4.3.2 shutting down\n---\n"
+			   "send 220 mx.test\nexpect EHLO\nsend 250 mx.test\n" QUIT_OK);
+	gw_ca_opts o = opts_default();
+	gw_route r = route1(p);
+	gw_ca_result res;
+	gw_ca_txn *txn;
+	int64_t t_down, t_up = 0;
+	env e;
+
+	(void)state;
+	o.reprobe_ms = 200;
+	e = env_new(&o);
+	txn = gw_ca_txn_begin(e.ca);
+	check(txn, &r, "a@example.com", &res);
+	t_down = gw_now_ms();
+	want(&res, GW_VERDICT_TEMPFAIL, GW_CA_SRC_NEW, 421);
+	gw_ca_txn_end(&txn);
+	assert_int_equal(gw_ca_route_down(e.ca, &r), 1);
+	expect_down_now(&e, &r, "a@example.com");
+	expect_down_now(&e, &r, "b@example.com");
+	assert_int_equal(fp_connections(p), 1);
+	while (gw_now_ms() - t_down < 2000) {
+		if (!gw_ca_route_down(e.ca, &r)) {
+			t_up = gw_now_ms();
+			break;
+		}
+		usleep(10000);
+	}
+	if (t_up == 0)
+		fail_msg("route still down after 2 s");
+	if (t_up - t_down > 200 + 400)
+		fail_msg("route up after %lld ms, want within reprobe_ms 200 + margin",
+			 (long long)(t_up - t_down));
+	assert_int_equal(fp_connections(p), 2);
+	assert_int_equal(fp_wait(p, 3000), 0);
+	check_received(p, 1, EHLO_B "QUIT\r\n");
+	env_free(&e);
+	fp_stop(&p);
+}
+
+/* ---- sessions and the pool ------------------------------------------------ */
+
+static void test_one_session_per_message(void **state)
+{
+	fp_peer *p =
+	    start(GREET MAIL_OK "expect RCPT TO:<a@example.com>\nsend 250 ok\n"
+				"expect RCPT TO:<b@example.com>\nsend 251 ok\n"
+				"expect RCPT TO:<c@example.com>\nsend 550 5.1.1 unknown\n" RSET_OK MAIL_OK
+				"expect RCPT TO:<d@example.com>\nsend 250 ok\n" RSET_OK QUIT_OK);
+	gw_ca_opts o = opts_default();
+	gw_route r = route1(p);
+	gw_ca_result res;
+	gw_ca_txn *txn;
+	gw_ca_stats st;
+	env e;
+
+	(void)state;
+	e = env_new(&o);
+	txn = gw_ca_txn_begin(e.ca);
+	check(txn, &r, "a@example.com", &res);
+	want(&res, GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+	check(txn, &r, "b@example.com", &res);
+	want(&res, GW_VERDICT_ACCEPT, GW_CA_SRC_POOLED, 251);
+	check(txn, &r, "c@example.com", &res);
+	want(&res, GW_VERDICT_REJECT, GW_CA_SRC_POOLED, 550);
+	gw_ca_txn_end(&txn);
+	gw_ca_stats_get(e.ca, &st);
+	assert_int_equal(st.pooled_idle, 1);
+	/* The next message's first recipient: one round trip, no connection, no EHLO. */
+	txn = gw_ca_txn_begin(e.ca);
+	check(txn, &r, "d@example.com", &res);
+	want(&res, GW_VERDICT_ACCEPT, GW_CA_SRC_POOLED, 250);
+	gw_ca_txn_end(&txn);
+	assert_int_equal(fp_connections(p), 1);
+	gw_ca_stats_get(e.ca, &st);
+	assert_int_equal(st.new_sessions, 1);
+	assert_int_equal(st.pooled, 3);
+	assert_int_equal(st.checks, 4);
+	assert_int_equal(st.accepts, 3);
+	assert_int_equal(st.rejects, 1);
+	gw_callahead_free(&e.ca);
+	assert_int_equal(fp_wait(p, 3000), 0);
+	check_received(p, 0,
+		       EHLO_B "MAIL FROM:<>\r\nRCPT TO:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"
+			      "RCPT TO:<c@example.com>\r\nRSET\r\nMAIL FROM:<>\r\nRCPT TO:<d@example.com>\r\n"
+			      "RSET\r\nQUIT\r\n");
+	gw_cache_free(&e.cache);
+	fp_stop(&p);
+}
+
+/* One message on a route: check rcpt, expect verdict and source, end the message. */
+static void one_message(env *e, const gw_route *r, const char *rcpt, gw_verdict v, gw_ca_source src, int code)
+{
+	gw_ca_txn *txn = gw_ca_txn_begin(e->ca);
+	gw_ca_result res;
+
+	assert_non_null(txn);
+	check(txn, r, rcpt, &res);
+	want(&res, v, src, code);
+	gw_ca_txn_end(&txn);
+}
+
+#define ONE_RCPT(x) MAIL_OK "expect RCPT TO:<" x "@example.com>\nsend 250 ok\n" RSET_OK
+
+static void test_pool_max_uses(void **state)
+{
+	fp_peer *p = start(GREET ONE_RCPT("a") ONE_RCPT("b") QUIT_OK "---\n" GREET ONE_RCPT("c") QUIT_OK);
+	gw_ca_opts o = opts_default();
+	gw_route r = route1(p);
+	env e;
+
+	(void)state;
+	o.pool_max_uses = 2;
+	e = env_new(&o);
+	one_message(&e, &r, "a@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+	one_message(&e, &r, "b@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_POOLED, 250);
+	one_message(&e, &r, "c@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+	assert_int_equal(fp_connections(p), 2);
+	env_free(&e);
+	assert_int_equal(fp_wait(p, 3000), 0);
+	check_received(p, 0,
+		       EHLO_B "MAIL FROM:<>\r\nRCPT TO:<a@example.com>\r\nRSET\r\n"
+			      "MAIL FROM:<>\r\nRCPT TO:<b@example.com>\r\nRSET\r\nQUIT\r\n");
+	fp_stop(&p);
+}
+
+static void test_pool_max_idle(void **state)
+{
+	fp_peer *p = start(GREET ONE_RCPT("a") "---\n" GREET ONE_RCPT("b") QUIT_OK);
+	gw_ca_opts o = opts_default();
+	gw_route r = route1(p);
+	gw_ca_stats st;
+	env e;
+
+	(void)state;
+	o.pool_max_idle_ms = 1000;
+	e = env_new(&o);
+	one_message(&e, &r, "a@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+	advance(999);
+	gw_ca_stats_get(e.ca, &st);
+	assert_int_equal(st.pooled_idle, 1);
+	advance(2);
+	/* Idle too long: closed without a QUIT round trip on the RCPT path, and replaced. */
+	one_message(&e, &r, "b@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+	assert_int_equal(fp_connections(p), 2);
+	env_free(&e);
+	assert_int_equal(fp_wait(p, 3000), 0);
+	check_received(p, 0, EHLO_B "MAIL FROM:<>\r\nRCPT TO:<a@example.com>\r\nRSET\r\n");
+	fp_stop(&p);
+}
+
+static void test_pool_max_size(void **state)
+{
+	fp_peer *p = start(GREET ONE_RCPT("a") QUIT_OK "---\n" GREET ONE_RCPT("b") QUIT_OK);
+	gw_ca_opts o = opts_default();
+	gw_route r = route1(p);
+	gw_ca_txn *t1, *t2;
+	gw_ca_result res;
+	gw_ca_stats st;
+	env e;
+
+	(void)state;
+	o.pool_max_size = 1;
+	e = env_new(&o);
+	t1 = gw_ca_txn_begin(e.ca);
+	t2 = gw_ca_txn_begin(e.ca);
+	check(t1, &r, "a@example.com", &res);
+	want(&res, GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+	check(t2, &r, "b@example.com", &res);
+	want(&res, GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+	gw_ca_txn_end(&t1);
+	gw_ca_txn_end(&t2);
+	gw_ca_stats_get(e.ca, &st);
+	assert_int_equal(st.pooled_idle, 1);
+	/* The second session found the pool full: QUIT at once (its reply was read, so the peer has it). */
+	check_received(p, 1, EHLO_B "MAIL FROM:<>\r\nRCPT TO:<b@example.com>\r\nRSET\r\nQUIT\r\n");
+	env_free(&e);
+	peer_done(&p, 1);
+}
+
+/* A pooled session the peer closed (or timed out with 421) while idle is replaced, route still up. */
+static void test_pool_dead_replaced(void **state)
+{
+	static const char *const scripts[] = {
+	    GREET ONE_RCPT("a") "close\n---\n" GREET ONE_RCPT("b") QUIT_OK,
+	    GREET ONE_RCPT("a") "expect MAIL\nsend 421 4.4.2 idle timeout\nclose\n---\n" GREET ONE_RCPT("b")
+		QUIT_OK,
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 2; i++) {
+		fp_peer *p = start(scripts[i]);
+		gw_ca_opts o = opts_default();
+		gw_route r = route1(p);
+		env e;
+
+		e = env_new(&o);
+		one_message(&e, &r, "a@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+		usleep(50000); /* let the peer close */
+		one_message(&e, &r, "b@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+		assert_int_equal(gw_ca_route_down(e.ca, &r), 0);
+		assert_int_equal(fp_connections(p), 2);
+		env_free(&e);
+		peer_done(&p, 1);
+	}
+}
+
+/* ---- the cache ------------------------------------------------------------ */
+
+static void test_cache_confirm_window(void **state)
+{
+	fp_peer *p = start(GREET ONE_RCPT("a") ONE_RCPT("a") QUIT_OK);
+	gw_ca_opts o = opts_default();
+	gw_route r = route1(p);
+	env e;
+
+	(void)state;
+	o.confirm_window_ms = 1000;
+	e = env_new(&o);
+	one_message(&e, &r, "a@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+	advance(999);
+	one_message(&e, &r, "a@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_CACHE, 250);
+	advance(2);
+	/* Outside the window: asked live again (over the pooled session). */
+	one_message(&e, &r, "a@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_POOLED, 250);
+	/* That exchange confirmed the route again. */
+	one_message(&e, &r, "a@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_CACHE, 250);
+	env_free(&e);
+	peer_done(&p, 1);
+}
+
+static void test_cache_when_down(void **state)
+{
+	fp_peer *p = start(GREET ONE_RCPT("a") MAIL_OK "expect RCPT TO:<n@example.com>\nsend 550 5.1.1 no\n"
+						       "expect RCPT TO:<b@example.com>\nclose\n");
+	gw_ca_opts o = opts_default();
+	gw_route r = route1(p);
+	gw_ca_txn *txn;
+	gw_ca_result res;
+	env e;
+
+	(void)state;
+	e = env_new(&o);
+	one_message(&e, &r, "a@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+	txn = gw_ca_txn_begin(e.ca);
+	check(txn, &r, "n@example.com", &res);
+	want(&res, GW_VERDICT_REJECT, GW_CA_SRC_POOLED, 550);
+	/* Lost mid-RCPT: a transport failure, the route goes down. */
+	check(txn, &r, "b@example.com", &res);
+	want(&res, GW_VERDICT_TEMPFAIL, GW_CA_SRC_POOLED, 0);
+	assert_int_equal(res.status, GW_E_LOST);
+	gw_ca_txn_end(&txn);
+	assert_int_equal(gw_ca_route_down(e.ca, &r), 1);
+	/* Verified within the window, but the route is down now: 4xx. */
+	expect_down_now(&e, &r, "a@example.com");
+	/* A negative answer still stands. */
+	one_message(&e, &r, "n@example.com", GW_VERDICT_REJECT, GW_CA_SRC_CACHE, 550);
+	assert_int_equal(fp_connections(p), 1);
+	env_free(&e);
+	peer_done(&p, 0);
+}
+
+/* The MTA stopped seconds after an answer: its pooled session closed, the cached "valid" is not trusted. */
+static void test_cache_pooled_closed(void **state)
+{
+	fp_peer *p = start(GREET ONE_RCPT("a") "close\n");
+	gw_ca_opts o = opts_default();
+	gw_route r = route1(p);
+	env e;
+
+	(void)state;
+	e = env_new(&o);
+	one_message(&e, &r, "a@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+	usleep(50000); /* let the peer close */
+	one_message(&e, &r, "a@example.com", GW_VERDICT_TEMPFAIL, GW_CA_SRC_NEW, 0);
+	assert_int_equal(gw_ca_route_down(e.ca, &r), 1);
+	env_free(&e);
+	peer_done(&p, 1);
+}
+
+static void test_cache_case_and_purge(void **state)
+{
+	fp_peer *p =
+	    start(GREET MAIL_OK "expect RCPT TO:<User@Example.COM>\nsend 250 ok\n"
+				"expect RCPT TO:<user@example.com>\nsend 550 5.1.1 no\n" RSET_OK MAIL_OK
+				"expect RCPT TO:<user@example.com>\nsend 550 5.1.1 no\n" RSET_OK QUIT_OK);
+	gw_ca_opts o = opts_default();
+	gw_route r = route1(p);
+	gw_ca_txn *txn;
+	gw_ca_result res;
+	env e;
+
+	(void)state;
+	e = env_new(&o);
+	txn = gw_ca_txn_begin(e.ca);
+	check(txn, &r, "User@Example.COM", &res);
+	want(&res, GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+	assert_int_equal(cache_kind(e.cache, "User@example.com"), GW_CACHE_POSITIVE);
+	check(txn, &r, "User@EXAMPLE.com", &res);
+	want(&res, GW_VERDICT_ACCEPT, GW_CA_SRC_CACHE, 250);
+	/* The local part keeps its case: another address. */
+	check(txn, &r, "user@example.com", &res);
+	want(&res, GW_VERDICT_REJECT, GW_CA_SRC_POOLED, 550);
+	assert_string_equal(res.enh, "5.1.1");
+	gw_ca_txn_end(&txn);
+	one_message(&e, &r, "user@EXAMPLE.COM", GW_VERDICT_REJECT, GW_CA_SRC_CACHE, 550);
+	{
+		gw_ca_result r2;
+		gw_ca_txn *t = gw_ca_txn_begin(e.ca);
+
+		check(t, &r, "user@example.com", &r2);
+		assert_string_equal(r2.enh, "5.1.1");
+		assert_string_equal(r2.text, "no");
+		gw_ca_txn_end(&t);
+	}
+	assert_int_equal(gw_ca_purge(e.ca, "user@Example.com"), 1);
+	assert_int_equal(gw_ca_purge(e.ca, "user@example.com"), 0);
+	one_message(&e, &r, "user@example.com", GW_VERDICT_REJECT, GW_CA_SRC_POOLED, 550);
+	assert_int_equal(gw_ca_purge(e.ca, NULL), 2);
+	assert_int_equal(cache_kind(e.cache, "User@example.com"), 0);
+	env_free(&e);
+	peer_done(&p, 1);
+}
+
+/* ---- limits --------------------------------------------------------------- */
+
+static void test_max_probes(void **state)
+{
+	fp_peer *p = start(GREET ONE_RCPT("a") ONE_RCPT("b") QUIT_OK);
+	gw_ca_opts o = opts_default();
+	gw_route r = route1(p);
+	gw_ca_txn *t1, *t2;
+	gw_ca_result res;
+	gw_ca_stats st;
+	env e;
+
+	(void)state;
+	o.max_probes = 1;
+	e = env_new(&o);
+	t1 = gw_ca_txn_begin(e.ca);
+	t2 = gw_ca_txn_begin(e.ca);
+	check(t1, &r, "a@example.com", &res);
+	want(&res, GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+	check(t2, &r, "b@example.com", &res);
+	want(&res, GW_VERDICT_TEMPFAIL, GW_CA_SRC_LIMIT, 0);
+	assert_true(res.elapsed_ms < 20);
+	assert_int_equal(fp_connections(p), 1);
+	gw_ca_txn_end(&t1);
+	check(t2, &r, "b@example.com", &res);
+	want(&res, GW_VERDICT_ACCEPT, GW_CA_SRC_POOLED, 250);
+	gw_ca_txn_end(&t2);
+	gw_ca_stats_get(e.ca, &st);
+	assert_int_equal(st.limited, 1);
+	assert_int_equal(gw_ca_route_down(e.ca, &r), 0);
+	env_free(&e);
+	peer_done(&p, 1);
+}
+
+static void test_deadline(void **state)
+{
+	fp_peer *p = start("send 220 mx.test\nexpect EHLO\nsleep 300\nsend 250 mx.test\n"
+			   "expect MAIL\nsleep 300\nsend 250 ok\nexpect RCPT\nsleep 300\nsend 250 ok\n");
+	gw_ca_opts o = opts_default();
+	gw_route r = route1(p);
+	gw_ca_result res;
+	gw_ca_txn *txn;
+	env e;
+
+	(void)state;
+	o.reply_timeout_ms = 2000;
+	o.deadline_ms = 500;
+	e = env_new(&o);
+	txn = gw_ca_txn_begin(e.ca);
+	check(txn, &r, "a@example.com", &res);
+	assert_int_equal(res.verdict, GW_VERDICT_TEMPFAIL);
+	assert_int_equal(res.status, GW_E_TIMEOUT);
+	if (res.elapsed_ms < 450 || res.elapsed_ms > 500 + 200)
+		fail_msg("elapsed %lld ms, want about 500", (long long)res.elapsed_ms);
+	assert_int_equal(cache_kind(e.cache, "a@example.com"), 0);
+	gw_ca_txn_end(&txn);
+	env_free(&e);
+	peer_done(&p, 0);
+}
+
+/* ---- catch-all ------------------------------------------------------------ */
+
+static void test_catchall_accepting(void **state)
+{
+	fp_peer *p =
+	    start(GREET MAIL_OK "expect RCPT TO:<gw-probe-\nsend 250 2.1.5 anything goes\n" RSET_OK QUIT_OK);
+	gw_ca_opts o = opts_default();
+	gw_route r = route1(p);
+	gw_ca_result res;
+	gw_ca_txn *txn;
+	env e;
+
+	(void)state;
+	o.catchall_check = 1;
+	e = env_new(&o);
+	txn = gw_ca_txn_begin(e.ca);
+	check(txn, &r, "a@example.com", &res);
+	want(&res, GW_VERDICT_ACCEPT, GW_CA_SRC_CATCHALL, 250);
+	check(txn, &r, "b@Example.com", &res);
+	want(&res, GW_VERDICT_ACCEPT, GW_CA_SRC_CATCHALL, 250);
+	gw_ca_txn_end(&txn);
+	one_message(&e, &r, "c@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_CATCHALL, 250);
+	/* Not cached as answers: the recipients were never asked. */
+	assert_int_equal(cache_kind(e.cache, "a@example.com"), 0);
+	gw_callahead_free(&e.ca);
+	assert_int_equal(fp_wait(p, 3000), 0);
+	assert_int_equal(count_of(fp_received(p, 0, NULL), "RCPT TO:"), 1);
+	assert_int_equal(fp_connections(p), 1);
+	gw_cache_free(&e.cache);
+	fp_stop(&p);
+}
+
+static void test_catchall_refusing(void **state)
+{
+	fp_peer *p =
+	    start(GREET MAIL_OK "expect RCPT TO:<gw-probe-\nsend 550 5.1.1 no such user\n"
+				"expect RCPT TO:<a@example.com>\nsend 250 ok\n"
+				"expect RCPT TO:<b@example.com>\nsend 550 5.1.1 no\n" RSET_OK QUIT_OK);
+	gw_ca_opts o = opts_default();
+	gw_route r = route1(p);
+	gw_ca_result res;
+	gw_ca_txn *txn;
+	const char *got, *s, *end;
+	char random[128];
+	env e;
+
+	(void)state;
+	o.catchall_check = 1;
+	e = env_new(&o);
+	txn = gw_ca_txn_begin(e.ca);
+	check(txn, &r, "a@example.com", &res);
+	want(&res, GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+	check(txn, &r, "b@example.com", &res);
+	want(&res, GW_VERDICT_REJECT, GW_CA_SRC_POOLED, 550);
+	gw_ca_txn_end(&txn);
+	gw_callahead_free(&e.ca);
+	assert_int_equal(fp_wait(p, 3000), 0);
+	got = fp_received(p, 0, NULL);
+	assert_int_equal(count_of(got, "RCPT TO:<gw-probe-"), 1);
+	s = strstr(got, "RCPT TO:<gw-probe-") + strlen("RCPT TO:<");
+	end = strchr(s, '>');
+	assert_non_null(end);
+	snprintf(random, sizeof(random), "%.*s", (int)(end - s), s);
+	assert_true(strlen(random) > strlen("gw-probe-@example.com"));
+	/* The random address's refusal is not remembered as an answer. */
+	assert_int_equal(cache_kind(e.cache, random), 0);
+	assert_int_equal(cache_kind(e.cache, "a@example.com"), GW_CACHE_POSITIVE);
+	assert_int_equal(cache_kind(e.cache, "b@example.com"), GW_CACHE_NEGATIVE);
+	gw_cache_free(&e.cache);
+	fp_stop(&p);
+}
+
+/* ---- result fields, logs -------------------------------------------------- */
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char log_text[16384];
+
+static void sink(int level, const char *line, void *ctx)
+{
+	(void)ctx;
+	if (level != GW_LOG_DEBUG || strncmp(line, "ca_", 3) != 0)
+		return;
+	pthread_mutex_lock(&log_lock);
+	if (strlen(log_text) + strlen(line) + 2 < sizeof(log_text)) {
+		strcat(log_text, line);
+		strcat(log_text, "\n");
+	}
+	pthread_mutex_unlock(&log_lock);
+}
+
+static void test_result_fields_and_log(void **state)
+{
+	char script[2048], longtext[401];
+	fp_peer *p;
+	gw_ca_opts o = opts_default();
+	gw_route r;
+	gw_ca_result res;
+	gw_ca_txn *txn;
+	env e;
+
+	(void)state;
+	memset(longtext, 'x', 400);
+	longtext[400] = '\0';
+	snprintf(script, sizeof(script),
+		 GREET MAIL_OK "expect RCPT TO:<a@example.com>\nsend 550-5.1.1 first line \\xc3\\xa9\n"
+			       "send 550 5.1.1 second line\n"
+			       "expect RCPT TO:<b@example.com>\nsend 450 4.2.0 %s\n" RSET_OK QUIT_OK,
+		 longtext);
+	p = start(script);
+	r = route1(p);
+	log_text[0] = '\0';
+	gw_log_open("test", GW_LOG_STDERR, GW_LOG_DEBUG);
+	gw_log_set_sink(sink, NULL);
+	e = env_new(&o);
+	txn = gw_ca_txn_begin(e.ca);
+	check(txn, &r, "a@example.com", &res);
+	want(&res, GW_VERDICT_REJECT, GW_CA_SRC_NEW, 550);
+	assert_string_equal(res.enh, "5.1.1");
+	assert_string_equal(res.text, "first line \xc3\xa9");
+	assert_int_equal(res.status, GW_OK);
+	assert_true(res.elapsed_ms >= 0 && res.elapsed_ms < 1000);
+	check(txn, &r, "b@example.com", &res);
+	want(&res, GW_VERDICT_TEMPFAIL, GW_CA_SRC_POOLED, 450);
+	assert_int_equal(strlen(res.text), sizeof(res.text) - 1);
+	gw_ca_txn_end(&txn);
+	env_free(&e);
+	gw_log_set_sink(NULL, NULL);
+	gw_log_set_level(GW_LOG_INFO);
+	peer_done(&p, 1);
+	pthread_mutex_lock(&log_lock);
+	if (strstr(log_text, "ca_probe step=connect") == NULL || strstr(log_text, "step=mail") == NULL ||
+	    count_of(log_text, "step=rcpt") != 2 || strstr(log_text, "first line \\xc3\\xa9") == NULL)
+		fail_msg("log lines:\n%s", log_text);
+	pthread_mutex_unlock(&log_lock);
+}
+
+static void test_strings_and_noroute(void **state)
+{
+	gw_ca_opts o = opts_default();
+	gw_route r;
+	gw_ca_result res;
+	gw_ca_txn *txn;
+	env e;
+
+	(void)state;
+	assert_string_equal(gw_verdict_str(GW_VERDICT_TEMPFAIL), "tempfail");
+	assert_string_equal(gw_ca_source_str(GW_CA_SRC_CATCHALL), "catchall");
+	assert_string_equal(gw_ca_source_str(GW_CA_SRC_NOROUTE), "noroute");
+	memset(&r, 0, sizeof(r));
+	snprintf(r.transport, sizeof(r.transport), "error");
+	e = env_new(&o);
+	txn = gw_ca_txn_begin(e.ca);
+	check(txn, &r, "a@example.com", &res);
+	want(&res, GW_VERDICT_TEMPFAIL, GW_CA_SRC_NOROUTE, 0);
+	check(txn, NULL, "a@example.com", &res);
+	want(&res, GW_VERDICT_TEMPFAIL, GW_CA_SRC_NOROUTE, 0);
+	gw_ca_txn_end(&txn);
+	env_free(&e);
+	/* Defaults: no options, own cache, monotonic clock. */
+	e.ca = gw_callahead_new(NULL, NULL, NULL);
+	assert_non_null(e.ca);
+	gw_callahead_free(&e.ca);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_decision_table),
+	    cmocka_unit_test(test_probe_sender),
+	    cmocka_unit_test(test_fallback_sender),
+	    cmocka_unit_test(test_sender_refused),
+	    cmocka_unit_test(test_hops_in_order),
+	    cmocka_unit_test(test_rcpt_4xx_not_retried),
+	    cmocka_unit_test(test_unreachable),
+	    cmocka_unit_test(test_timeout_and_554_greeting),
+	    cmocka_unit_test(test_down_then_reprobe),
+	    cmocka_unit_test(test_one_session_per_message),
+	    cmocka_unit_test(test_pool_max_uses),
+	    cmocka_unit_test(test_pool_max_idle),
+	    cmocka_unit_test(test_pool_max_size),
+	    cmocka_unit_test(test_pool_dead_replaced),
+	    cmocka_unit_test(test_cache_confirm_window),
+	    cmocka_unit_test(test_cache_when_down),
+	    cmocka_unit_test(test_cache_pooled_closed),
+	    cmocka_unit_test(test_cache_case_and_purge),
+	    cmocka_unit_test(test_max_probes),
+	    cmocka_unit_test(test_deadline),
+	    cmocka_unit_test(test_catchall_accepting),
+	    cmocka_unit_test(test_catchall_refusing),
+	    cmocka_unit_test(test_result_fields_and_log),
+	    cmocka_unit_test(test_strings_and_noroute),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
