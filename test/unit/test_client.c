@@ -1174,6 +1174,90 @@ static void test_unix_socket(void **state)
 	unlink(path);
 }
 
+/* ---- IPv6, source address, idle liveness ----------------------------------- */
+
+static void test_ipv6_literal(void **state)
+{
+	fp_opts fo;
+	fp_peer *p;
+	gw_client_opts o = opts_default();
+	gw_client *c;
+	gw_nexthop h;
+	const char *err;
+
+	(void)state;
+	memset(&fo, 0, sizeof(fo));
+	fo.script = "send 220 fake ESMTP\nexpect EHLO " HELO "\nsend 250 fake.test\n" QUIT_OK;
+	fo.listen = "::1";
+	fo.timeout_ms = 3000;
+	p = start_opts(&fo);
+	char spec[64];
+	snprintf(spec, sizeof(spec), "[IPv6:::1]:%u", fp_port(p));
+	assert_int_equal(gw_nexthop_parse(spec, strlen(spec), &h, &err), 0);
+	c = new_client(&o);
+	check_status(gw_client_open(c, &h, NULL), GW_OK, c);
+	gw_client_quit(c);
+	gw_client_free(&c);
+	peer_done(p, 1);
+	check_received(p, 0, "EHLO " HELO "\r\nQUIT\r\n");
+	fp_stop(&p);
+}
+
+/* A source address that is ours works; one that is not is a local failure, not "refused". */
+static void test_bind_address(void **state)
+{
+	fp_peer *p = start("send 220 fake ESMTP\nexpect EHLO " HELO "\nsend 250 fake.test\n" QUIT_OK);
+	gw_client_opts o = opts_default();
+	gw_client *c;
+	gw_nexthop h;
+	gw_status st;
+
+	(void)state;
+	hop_loopback(&h, fp_port(p));
+	o.bind_address = "127.0.0.1";
+	c = new_client(&o);
+	check_status(gw_client_open(c, &h, NULL), GW_OK, c);
+	gw_client_quit(c);
+	gw_client_free(&c);
+	peer_done(p, 1);
+	fp_stop(&p);
+
+	o.bind_address = "192.0.2.1"; /* TEST-NET-1: never one of this host's addresses */
+	c = new_client(&o);
+	hop_loopback(&h, fp_closed_port());
+	st = gw_client_open(c, &h, NULL);
+	if (st != GW_E_LOCAL)
+		fail_msg("bind to a foreign address: got %s, want %s", gw_status_str(st),
+			 gw_status_str(GW_E_LOCAL));
+	assert_int_equal(gw_client_is_open(c), 0);
+	gw_client_free(&c);
+}
+
+/* An idle session reads as usable until the peer closes it or speaks unasked. */
+static void test_peer_closed(void **state)
+{
+	fp_peer *p = start("send 220 fake ESMTP\nexpect EHLO " HELO "\nsend 250 fake.test\nsleep 200\n"
+			   "send 421 4.4.2 idle timeout\nclose\n");
+	gw_client_opts o = opts_default();
+	gw_client *c;
+	gw_nexthop h;
+	int i;
+
+	(void)state;
+	hop_loopback(&h, fp_port(p));
+	c = new_client(&o);
+	check_status(gw_client_open(c, &h, NULL), GW_OK, c);
+	if (gw_client_peer_closed(c) != 0)
+		fail_msg("fresh session: got closed, want usable");
+	for (i = 0; i < 100 && !gw_client_peer_closed(c); i++)
+		usleep(20000);
+	if (i == 100)
+		fail_msg("after the peer's 421 and close: got usable, want closed");
+	gw_client_free(&c);
+	assert_int_equal(gw_client_peer_closed(NULL), 1);
+	fp_stop(&p);
+}
+
 /* ---- the deadline ---------------------------------------------------------- */
 
 /* Each reply comes 200 ms late: fine for the reply timeout, but the 500 ms deadline runs out at MAIL. */
@@ -1277,6 +1361,9 @@ int main(void)
 	    cmocka_unit_test(test_lmtp_per_recipient),
 	    cmocka_unit_test(test_lmtp_lost_after_dot),
 	    cmocka_unit_test(test_unix_socket),
+	    cmocka_unit_test(test_ipv6_literal),
+	    cmocka_unit_test(test_bind_address),
+	    cmocka_unit_test(test_peer_closed),
 	    cmocka_unit_test(test_deadline_slow_peer),
 	    cmocka_unit_test(test_deadline_renewed),
 	    cmocka_unit_test(test_strings),
