@@ -1,0 +1,628 @@
+/*
+ * conf.c - gw.conf for gw-milter: the option table, the checks the table
+ * cannot express, the route file with its loop check, and snapshots.
+ *
+ * Values that need more than the table's types (socket, socket_mode,
+ * networks, self addresses) are parsed here once, at load, into plain
+ * arrays, so a callback never parses configuration text. Errors about such a
+ * value name the line of its key, found by scanning the file again.
+ *
+ * Snapshots are counted with an atomic; "current" is a pointer under a
+ * mutex, so taking a reference costs one lock and one increment per milter
+ * connection.
+ *
+ * Does not defend against: routes whose host names (not literals) resolve
+ * to this gateway (only numeric next hops are compared with
+ * self_addresses); a configuration file edited between the load and the
+ * line scan of an error message (the line may then be off).
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conf.h"
+#include "gw/addr.h"
+#include "gw/log.h"
+#include "gw/nexthop.h"
+
+static const char *const log_dests[] = {"syslog", "stderr", NULL};
+static const char *const log_levels[] = {"err", "warning", "notice", "info", "debug", NULL};
+static const char *const tls_policies[] = {"none", "may", "encrypt", "verify", NULL};
+
+#define S(n) ((long)(n)*1000L)
+#define OPT(n, t, d, doc, f, lo, hi, e)                                                                      \
+	{                                                                                                    \
+		n, t, d, doc, offsetof(gwm_options, f), lo, hi, e                                            \
+	}
+
+/* The order follows etc/gw.conf and gw.conf(5). */
+const gw_option gwm_option[] = {
+    OPT("socket", GW_OPT_STRING, "inet:10025@127.0.0.1",
+	"milter socket: inet:PORT@HOST, inet6:PORT@HOST, unix:/path", socket, 0, 0, NULL),
+    OPT("socket_mode", GW_OPT_STRING, "0660", "permissions of a unix milter socket (octal)", socket_mode, 0,
+	0, NULL),
+    OPT("control_socket", GW_OPT_STRING, "/run/gw-milter/control",
+	"control socket (stats, purge); empty: none", control_socket, 0, 0, NULL),
+    OPT("pid_file", GW_OPT_STRING, "/run/gw-milter/gw-milter.pid", "pid file; empty: none", pid_file, 0, 0,
+	NULL),
+    OPT("user", GW_OPT_STRING, NULL, "drop root to this user after binding; empty: stay", user, 0, 0, NULL),
+    OPT("log", GW_OPT_ENUM, "syslog", "syslog (facility mail) or stderr", log, 0, 0, log_dests),
+    OPT("log_level", GW_OPT_ENUM, "info", "err, warning, notice, info, debug", log_level, 0, 0, log_levels),
+    OPT("routes", GW_OPT_STRING, "/etc/gw/routes", "route file (Postfix transport(5) syntax)", routes, 0, 0,
+	NULL),
+    OPT("use_mx", GW_OPT_BOOL, "no", "resolve unbracketed next hops by MX", use_mx, 0, 0, NULL),
+    OPT("use_rcpt_host", GW_OPT_BOOL, "no", "probe Sendmail's {rcpt_host} when no route matches",
+	use_rcpt_host, 0, 0, NULL),
+    OPT("self_addresses", GW_OPT_LIST, NULL, "our own SMTP listeners (ADDR:PORT); routes to them are refused",
+	self_addresses, 0, 0, NULL),
+    OPT("helo_name", GW_OPT_STRING, "localhost", "EHLO/HELO name of the probe", helo_name, 0, 0, NULL),
+    OPT("probe_sender", GW_OPT_STRING, NULL, "probe reverse-path; empty: <>", probe_sender, 0, 0, NULL),
+    OPT("fallback_sender", GW_OPT_STRING, NULL, "reverse-path used when <> is refused", fallback_sender, 0, 0,
+	NULL),
+    OPT("tls", GW_OPT_ENUM, "may", "STARTTLS policy: none, may, encrypt, verify", tls, 0, 0, tls_policies),
+    OPT("tls_ca_file", GW_OPT_STRING, NULL, "trust anchors for tls = verify", tls_ca_file, 0, 0, NULL),
+    OPT("connect_timeout", GW_OPT_DURATION, "5s", "connect timeout per hop", connect_timeout, 100, S(600),
+	NULL),
+    OPT("reply_timeout", GW_OPT_DURATION, "10s", "timeout per reply", reply_timeout, 100, S(600), NULL),
+    OPT("deadline", GW_OPT_DURATION, "20s", "whole call-ahead per RCPT", deadline, 100, S(600), NULL),
+    OPT("pool_max_idle", GW_OPT_DURATION, "30s", "idle time of a pooled session", pool_max_idle, 1, S(86400),
+	NULL),
+    OPT("pool_max_uses", GW_OPT_INT, "100", "messages per pooled session", pool_max_uses, 1, 1000000, NULL),
+    OPT("pool_max_size", GW_OPT_INT, "8", "idle sessions kept per route", pool_max_size, 1, 10000, NULL),
+    OPT("max_probes", GW_OPT_INT, "32", "concurrent probe sessions per route", max_probes, 1, 100000, NULL),
+    OPT("positive_ttl", GW_OPT_DURATION, "1h", "how long a valid recipient is cached", positive_ttl, 1,
+	S(2592000), NULL),
+    OPT("negative_ttl", GW_OPT_DURATION, "10m", "how long an unknown recipient is cached", negative_ttl, 1,
+	S(2592000), NULL),
+    OPT("confirm_window", GW_OPT_DURATION, "10s", "a cached valid needs a live exchange this recent",
+	confirm_window, 1, S(3600), NULL),
+    OPT("reprobe_interval", GW_OPT_DURATION, "3s", "re-probe of routes marked down", reprobe_interval, 100,
+	S(3600), NULL),
+    OPT("cache_entries", GW_OPT_INT, "100000", "cached recipients at most", cache_entries, 1, 100000000,
+	NULL),
+    OPT("catchall_check", GW_OPT_BOOL, "no", "probe a random local part to detect accept-all routes",
+	catchall_check, 0, 0, NULL),
+    OPT("catchall_ttl", GW_OPT_DURATION, "1h", "how long a route stays accept-all", catchall_ttl, 1,
+	S(2592000), NULL),
+    OPT("fail_open", GW_OPT_BOOL, "no", "accept when the internal MTA cannot be reached (NOT recommended)",
+	fail_open, 0, 0, NULL),
+    OPT("reveal_internal", GW_OPT_BOOL, "no", "include the internal MTA's reply and host in replies",
+	reveal_internal, 0, 0, NULL),
+    OPT("unknown_limit", GW_OPT_INT, "20", "unknown recipients per client IP in unknown_window; 0: no limit",
+	unknown_limit, 0, 1000000, NULL),
+    OPT("unknown_window", GW_OPT_DURATION, "10m", "window of unknown_limit", unknown_window, 1000, S(604800),
+	NULL),
+    OPT("skip_networks", GW_OPT_LIST, NULL, "client networks never checked", skip_networks, 0, 0, NULL),
+    OPT("skip_recipients", GW_OPT_LIST, NULL, "recipients never checked (local@, @domain, local@domain)",
+	skip_recipients, 0, 0, NULL),
+    OPT("skip_authenticated", GW_OPT_BOOL, "yes", "clients with {auth_authen} are not checked",
+	skip_authenticated, 0, 0, NULL),
+    OPT("local_mailers", GW_OPT_LIST, "local", "{rcpt_mailer} values never checked", local_mailers, 0, 0,
+	NULL),
+    {NULL, GW_OPT_STRING, NULL, NULL, 0, 0, 0, NULL},
+};
+
+/* --- errors naming file:line --------------------------------------------- */
+
+/* The line where key is set in path, 0 if not found. */
+static unsigned key_line(const char *path, const char *key)
+{
+	FILE *f = fopen(path, "r");
+	char buf[1100];
+	unsigned line = 0, found = 0;
+	size_t kl = strlen(key);
+
+	if (f == NULL)
+		return 0;
+	while (found == 0 && fgets(buf, sizeof(buf), f) != NULL) {
+		const char *p = buf + strspn(buf, " \t");
+		line++;
+		if (strncmp(p, key, kl) == 0 && (p[kl] == '=' || p[kl] == ' ' || p[kl] == '\t'))
+			found = line;
+	}
+	fclose(f);
+	return found;
+}
+
+static void key_err(const gwm_config *c, const char *key, char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void key_err(const gwm_config *c, const char *key, char *err, size_t errlen, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	unsigned line = key_line(c->path, key);
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		snprintf(err, errlen, "%s:%u: %s: %s", c->path, line, key, msg);
+	else
+		snprintf(err, errlen, "%s: %s: %s", c->path, key, msg);
+}
+
+/* --- values the table cannot check ------------------------------------- */
+
+/* libmilter's syntax: inet:PORT[@HOST], inet6:PORT[@HOST], unix:/path, local:/path. */
+static const char *socket_error(const char *s)
+{
+	const char *p;
+	char *end;
+	long port;
+
+	if (s == NULL || *s == '\0')
+		return "empty";
+	if (strncmp(s, "unix:", 5) == 0 || strncmp(s, "local:", 6) == 0) {
+		p = strchr(s, ':') + 1;
+		if (*p != '/')
+			return "a unix socket needs an absolute path (unix:/path)";
+		return strlen(p) > GW_UNIX_PATH_MAX ? "unix socket path too long" : NULL;
+	}
+	if (strncmp(s, "inet:", 5) == 0 || strncmp(s, "inet6:", 6) == 0) {
+		p = strchr(s, ':') + 1;
+		errno = 0;
+		port = strtol(p, &end, 10);
+		if (end == p || errno != 0 || port < 1 || port > 65535 || (*end != '\0' && *end != '@'))
+			return "want inet:PORT@HOST (libmilter syntax, not Postfix's inet:HOST:PORT)";
+		if (*end == '@' && end[1] == '\0')
+			return "empty host after '@'";
+		return NULL;
+	}
+	return "want inet:PORT@HOST, inet6:PORT@HOST or unix:/path";
+}
+
+static int parse_mode(const char *s, mode_t *mode_r)
+{
+	char *end;
+	unsigned long m;
+
+	if (s == NULL || *s == '\0' || strspn(s, "01234567") != strlen(s))
+		return -1;
+	m = strtoul(s, &end, 8);
+	if (m > 0777)
+		return -1;
+	*mode_r = (mode_t)m;
+	return 0;
+}
+
+/* "ADDR" or "ADDR/PREFIX", IPv4 or IPv6. */
+static int parse_net(const char *s, size_t len, gwm_net *n)
+{
+	char buf[INET6_ADDRSTRLEN + 8], *slash, *end;
+	unsigned long prefix;
+
+	if (len == 0 || len >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	memset(n, 0, sizeof(*n));
+	if ((slash = strchr(buf, '/')) != NULL)
+		*slash++ = '\0';
+	if (inet_pton(AF_INET, buf, n->addr) == 1) {
+		n->family = AF_INET;
+		n->prefix = 32;
+	} else if (inet_pton(AF_INET6, buf, n->addr) == 1) {
+		n->family = AF_INET6;
+		n->prefix = 128;
+	} else {
+		return -1;
+	}
+	if (slash != NULL) {
+		if (*slash == '\0' || strspn(slash, "0123456789") != strlen(slash))
+			return -1;
+		prefix = strtoul(slash, &end, 10);
+		if (prefix > n->prefix)
+			return -1;
+		n->prefix = (unsigned)prefix;
+	}
+	return 0;
+}
+
+typedef struct list_ctx {
+	gwm_config *c;
+	const char *key;
+	char *err;
+	size_t errlen;
+} list_ctx;
+
+static int add_net(const char *item, size_t len, void *vctx)
+{
+	list_ctx *x = vctx;
+	gwm_net *nn;
+
+	nn = realloc(x->c->nets, (x->c->nnets + 1) * sizeof(*nn));
+	if (nn == NULL) {
+		key_err(x->c, x->key, x->err, x->errlen, "out of memory");
+		return -1;
+	}
+	x->c->nets = nn;
+	if (parse_net(item, len, &nn[x->c->nnets]) != 0) {
+		key_err(x->c, x->key, x->err, x->errlen, "bad network '%.*s' (want ADDR or ADDR/PREFIX)",
+			(int)(len > 64 ? 64 : len), item);
+		return -1;
+	}
+	x->c->nnets++;
+	return 0;
+}
+
+static int add_string(char ***arr, size_t *n, const char *item, size_t len, int lower)
+{
+	char **na = realloc(*arr, (*n + 1) * sizeof(*na));
+	size_t i;
+
+	if (na == NULL)
+		return -1;
+	*arr = na;
+	if ((na[*n] = strndup(item, len)) == NULL)
+		return -1;
+	if (lower)
+		for (i = 0; i < len; i++)
+			na[*n][i] = (char)tolower((unsigned char)na[*n][i]);
+	(*n)++;
+	return 0;
+}
+
+static int add_skip_rcpt(const char *item, size_t len, void *vctx)
+{
+	list_ctx *x = vctx;
+	char buf[GW_PATH_MAX + 2];
+
+	if (len == 0 || len > GW_PATH_MAX) {
+		key_err(x->c, x->key, x->err, x->errlen, "bad recipient '%.*s'", (int)(len > 64 ? 64 : len),
+			item);
+		return -1;
+	}
+	/* A bare "postmaster" means the local part in every domain. */
+	snprintf(buf, sizeof(buf), "%.*s%s", (int)len, item, memchr(item, '@', len) == NULL ? "@" : "");
+	if (strcmp(buf, "@") == 0 || strchr(strchr(buf, '@') + 1, '@') != NULL) {
+		key_err(x->c, x->key, x->err, x->errlen, "bad recipient '%s'", buf);
+		return -1;
+	}
+	if (add_string(&x->c->skip_rcpts, &x->c->nskip_rcpts, buf, strlen(buf), 1) != 0) {
+		key_err(x->c, x->key, x->err, x->errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static int add_mailer(const char *item, size_t len, void *vctx)
+{
+	list_ctx *x = vctx;
+
+	if (add_string(&x->c->local_mailers, &x->c->nlocal_mailers, item, len, 0) != 0) {
+		key_err(x->c, x->key, x->err, x->errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* "ADDR:PORT", "[ADDR]:PORT" or "ADDR" (every port), numeric only. */
+static int add_self(const char *item, size_t len, void *vctx)
+{
+	list_ctx *x = vctx;
+	gw_nexthop hop;
+	const char *why = NULL;
+	struct sockaddr_storage *ss;
+
+	if (x->c->nself >= GWM_SELF_MAX) {
+		key_err(x->c, x->key, x->err, x->errlen, "more than %d addresses", GWM_SELF_MAX);
+		return -1;
+	}
+	ss = &x->c->self[x->c->nself];
+	memset(ss, 0, sizeof(*ss));
+	if (gw_nexthop_parse(item, len, &hop, &why) != 0 || hop.kind != GW_HOP_INET) {
+		key_err(x->c, x->key, x->err, x->errlen, "bad address '%.*s': %s", (int)(len > 64 ? 64 : len),
+			item, why != NULL ? why : "not an address and port");
+		return -1;
+	}
+	if (inet_pton(AF_INET, hop.host, &((struct sockaddr_in *)(void *)ss)->sin_addr) == 1) {
+		ss->ss_family = AF_INET;
+		((struct sockaddr_in *)(void *)ss)->sin_port = htons((uint16_t)hop.port);
+	} else if (inet_pton(AF_INET6, hop.host, &((struct sockaddr_in6 *)(void *)ss)->sin6_addr) == 1) {
+		ss->ss_family = AF_INET6;
+		((struct sockaddr_in6 *)(void *)ss)->sin6_port = htons((uint16_t)hop.port);
+	} else {
+		key_err(x->c, x->key, x->err, x->errlen, "'%s' is not a numeric address", hop.host);
+		return -1;
+	}
+	x->c->nself++;
+	return 0;
+}
+
+/* --- routes ---------------------------------------------------------------- */
+
+int gwm_config_check_route(const gwm_config *c, const gw_route *route, char *err, size_t errlen)
+{
+	char e[512];
+
+	if (c->nself == 0 || route == NULL || !route->has_proto)
+		return 0;
+	if (gw_route_check_loop(route, route->proto == GW_PROTO_LMTP ? 24 : 25, c->self, c->nself, e,
+				sizeof(e)) != 0) {
+		snprintf(err, errlen, "%s:%u: %s", c->opt.routes, route->line, e);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Check every route for loops. gw_routes has no iterator, so the keys are
+ * read back from the file (the first word of each entry line) and looked up:
+ * a key as written finds its own entry.
+ */
+static int check_routes(const gwm_config *c, char *err, size_t errlen)
+{
+	FILE *f;
+	char buf[1100];
+	int rc = 0;
+
+	if (c->nself == 0)
+		return 0;
+	if ((f = fopen(c->opt.routes, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", c->opt.routes, strerror(errno));
+		return -1;
+	}
+	while (rc == 0 && fgets(buf, sizeof(buf), f) != NULL) {
+		size_t kl = strcspn(buf, " \t\r\n");
+		if (buf[0] == '#' || kl == 0)
+			continue;
+		buf[kl] = '\0';
+		rc = gwm_config_check_route(c, gw_routes_lookup(c->routes, buf), err, errlen);
+	}
+	fclose(f);
+	return rc;
+}
+
+/* --- load -------------------------------------------------------------------- */
+
+gwm_config *gwm_config_load(const char *path, char *err, size_t errlen)
+{
+	gwm_config *c = calloc(1, sizeof(*c));
+	list_ctx x;
+	const char *why;
+
+	if (c == NULL || (c->path = strdup(path)) == NULL) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		free(c);
+		return NULL;
+	}
+	x.c = c;
+	x.err = err;
+	x.errlen = errlen;
+	if (gw_config_load(gwm_option, &c->opt, path, err, errlen) != 0)
+		goto fail;
+	if ((why = socket_error(c->opt.socket)) != NULL) {
+		key_err(c, "socket", err, errlen, "'%s': %s", c->opt.socket, why);
+		goto fail;
+	}
+	if (parse_mode(c->opt.socket_mode, &c->socket_mode) != 0) {
+		key_err(c, "socket_mode", err, errlen, "want an octal mode such as 0660");
+		goto fail;
+	}
+	c->log_level = GW_LOG_ERR + c->opt.log_level;
+	if (c->opt.tls == GW_TLS_VERIFY && (c->opt.tls_ca_file == NULL || *c->opt.tls_ca_file == '\0'))
+		gw_log(GW_LOG_NOTICE, "config",
+		       "file=%s tls=verify without tls_ca_file: system trust anchors", path);
+	x.key = "skip_networks";
+	if (gw_config_list_foreach(c->opt.skip_networks, add_net, &x) != 0)
+		goto fail;
+	x.key = "skip_recipients";
+	if (gw_config_list_foreach(c->opt.skip_recipients, add_skip_rcpt, &x) != 0)
+		goto fail;
+	x.key = "local_mailers";
+	if (gw_config_list_foreach(c->opt.local_mailers, add_mailer, &x) != 0)
+		goto fail;
+	x.key = "self_addresses";
+	if (gw_config_list_foreach(c->opt.self_addresses, add_self, &x) != 0)
+		goto fail;
+	if (c->opt.routes == NULL || *c->opt.routes == '\0') {
+		key_err(c, "routes", err, errlen, "a route file is required");
+		goto fail;
+	}
+	if ((c->routes = gw_routes_load(c->opt.routes, err, errlen)) == NULL)
+		goto fail;
+	if (check_routes(c, err, errlen) != 0)
+		goto fail;
+	return c;
+fail:
+	gwm_config_free(&c);
+	return NULL;
+}
+
+void gwm_config_free(gwm_config **cp)
+{
+	gwm_config *c;
+	size_t i;
+
+	if (cp == NULL || (c = *cp) == NULL)
+		return;
+	gw_config_free(gwm_option, &c->opt);
+	gw_routes_free(&c->routes);
+	free(c->nets);
+	for (i = 0; i < c->nskip_rcpts; i++)
+		free(c->skip_rcpts[i]);
+	free(c->skip_rcpts);
+	for (i = 0; i < c->nlocal_mailers; i++)
+		free(c->local_mailers[i]);
+	free(c->local_mailers);
+	free(c->path);
+	free(c);
+	*cp = NULL;
+}
+
+void gwm_config_ca_opts(const gwm_config *c, gw_ca_opts *o)
+{
+	const gwm_options *p = &c->opt;
+
+	memset(o, 0, sizeof(*o));
+	o->helo_name = p->helo_name;
+	o->probe_sender = p->probe_sender;
+	o->fallback_sender =
+	    p->fallback_sender != NULL && *p->fallback_sender != '\0' ? p->fallback_sender : NULL;
+	o->tls = (gw_tls_policy)p->tls;
+	o->tls_ca_file = p->tls_ca_file != NULL && *p->tls_ca_file != '\0' ? p->tls_ca_file : NULL;
+	o->connect_timeout_ms = (unsigned)p->connect_timeout;
+	o->reply_timeout_ms = (unsigned)p->reply_timeout;
+	o->deadline_ms = (unsigned)p->deadline;
+	o->pool_max_idle_ms = (unsigned)p->pool_max_idle;
+	o->pool_max_uses = (unsigned)p->pool_max_uses;
+	o->pool_max_size = (unsigned)p->pool_max_size;
+	o->max_probes = (unsigned)p->max_probes;
+	o->positive_ttl_ms = (uint32_t)p->positive_ttl;
+	o->negative_ttl_ms = (uint32_t)p->negative_ttl;
+	o->confirm_window_ms = (unsigned)p->confirm_window;
+	o->reprobe_ms = (unsigned)p->reprobe_interval;
+	o->use_mx = p->use_mx;
+	o->catchall_check = p->catchall_check;
+	o->catchall_ttl_ms = (uint32_t)p->catchall_ttl;
+	o->cache_entries = (size_t)p->cache_entries;
+}
+
+/* --- per-RCPT questions ------------------------------------------------------ */
+
+static int net_match(const gwm_net *n, const unsigned char *a, int family)
+{
+	unsigned full = n->prefix / 8, rest = n->prefix % 8;
+
+	if (n->family != family)
+		return 0;
+	if (memcmp(n->addr, a, full) != 0)
+		return 0;
+	return rest == 0 || ((n->addr[full] ^ a[full]) & (0xffu << (8 - rest)) & 0xffu) == 0;
+}
+
+int gwm_config_skip_client(const gwm_config *c, const struct sockaddr *sa)
+{
+	unsigned char a[16];
+	int family;
+	size_t i;
+
+	if (sa == NULL || c->nnets == 0)
+		return 0;
+	if (sa->sa_family == AF_INET) {
+		memcpy(a, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+		family = AF_INET;
+	} else if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *v6 = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(v6)) {
+			memcpy(a, v6->s6_addr + 12, 4);
+			family = AF_INET;
+		} else {
+			memcpy(a, v6->s6_addr, 16);
+			family = AF_INET6;
+		}
+	} else {
+		return 0;
+	}
+	for (i = 0; i < c->nnets; i++)
+		if (net_match(&c->nets[i], a, family))
+			return 1;
+	return 0;
+}
+
+int gwm_config_skip_rcpt(const gwm_config *c, const char *local, const char *domain)
+{
+	size_t i, ll = strlen(local);
+
+	for (i = 0; i < c->nskip_rcpts; i++) {
+		const char *s = c->skip_rcpts[i], *at = strchr(s, '@');
+		size_t sl = (size_t)(at - s);
+		if (sl > 0 && (sl != ll || strncasecmp(s, local, ll) != 0))
+			continue;
+		if (at[1] != '\0' && strcmp(at + 1, domain) != 0)
+			continue;
+		return 1;
+	}
+	return 0;
+}
+
+int gwm_config_local_mailer(const gwm_config *c, const char *mailer)
+{
+	size_t i;
+
+	for (i = 0; mailer != NULL && i < c->nlocal_mailers; i++)
+		if (strcasecmp(c->local_mailers[i], mailer) == 0)
+			return 1;
+	return 0;
+}
+
+/* --- snapshots ---------------------------------------------------------------- */
+
+static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
+static gwm_snapshot *current;
+static atomic_uint generations;
+
+gwm_snapshot *gwm_snapshot_new(gwm_config *conf, gw_cache *cache, const gw_clock *clock)
+{
+	gwm_snapshot *s = calloc(1, sizeof(*s));
+	gw_ca_opts o;
+	int saved;
+
+	if (s == NULL) {
+		gwm_config_free(&conf);
+		return NULL;
+	}
+	gwm_config_ca_opts(conf, &o);
+	if ((s->ca = gw_callahead_new(&o, cache, clock)) == NULL) {
+		saved = errno;
+		gwm_config_free(&conf);
+		free(s);
+		errno = saved;
+		return NULL;
+	}
+	s->conf = conf;
+	s->generation = atomic_fetch_add(&generations, 1) + 1;
+	atomic_init(&s->refs, 1);
+	return s;
+}
+
+void gwm_snapshot_ref(gwm_snapshot *s)
+{
+	atomic_fetch_add(&s->refs, 1);
+}
+
+void gwm_snapshot_unref(gwm_snapshot **sp)
+{
+	gwm_snapshot *s;
+
+	if (sp == NULL || (s = *sp) == NULL)
+		return;
+	*sp = NULL;
+	if (atomic_fetch_sub(&s->refs, 1) != 1)
+		return;
+	gw_callahead_free(&s->ca);
+	gwm_config_free(&s->conf);
+	free(s);
+}
+
+void gwm_current_set(gwm_snapshot *s)
+{
+	gwm_snapshot *old;
+
+	if (s != NULL)
+		gwm_snapshot_ref(s);
+	pthread_mutex_lock(&current_lock);
+	old = current;
+	current = s;
+	pthread_mutex_unlock(&current_lock);
+	gwm_snapshot_unref(&old);
+}
+
+gwm_snapshot *gwm_current_get(void)
+{
+	gwm_snapshot *s;
+
+	pthread_mutex_lock(&current_lock);
+	if ((s = current) != NULL)
+		gwm_snapshot_ref(s);
+	pthread_mutex_unlock(&current_lock);
+	return s;
+}

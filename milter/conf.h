@@ -1,0 +1,119 @@
+/*
+ * conf.h - gw-milter's configuration: the option table, the parsed
+ * configuration, and reference-counted snapshots of it.
+ *
+ * gwm_option[] describes every key of gw.conf(5) once. gwm_config_load()
+ * reads the file, then checks and parses what the table cannot (socket
+ * syntax, socket mode, networks, self addresses), loads the route file and
+ * refuses routes that loop back to self_addresses; every error names
+ * file:line. It starts no threads, so -n uses it as it is.
+ *
+ * A gwm_snapshot is a loaded configuration plus the call-ahead engine built
+ * from it. Each milter connection takes a reference at connect and drops it
+ * at close; a reload builds a new snapshot and makes it current, and the old
+ * one is freed when its last connection closes. The cache is not part of a
+ * snapshot: the caller passes the same one to every engine, so reloads keep
+ * what was learnt.
+ *
+ * Does not defend against: a route file changed while it is being read (the
+ * reload sees whatever the read returned), or cache_entries changed by a
+ * reload (the cache keeps the size it was created with).
+ */
+#ifndef GWM_CONF_H
+#define GWM_CONF_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "gw/cache.h"
+#include "gw/callahead.h"
+#include "gw/config.h"
+#include "gw/route.h"
+
+#define GWM_DEFAULT_CONFIG "/etc/gw/gw.conf"
+#define GWM_SELF_MAX       16
+
+/* Every key of gw.conf; see gwm_option[] for types and defaults. */
+typedef struct gwm_options {
+	char *socket, *socket_mode, *control_socket, *pid_file, *user;
+	int log, log_level; /* log: 0 syslog, 1 stderr; log_level: index into err..debug */
+	char *routes;
+	int use_mx, use_rcpt_host;
+	char *self_addresses;
+	char *helo_name, *probe_sender, *fallback_sender;
+	int tls; /* gw_tls_policy order: none, may, encrypt, verify */
+	char *tls_ca_file;
+	long connect_timeout, reply_timeout, deadline;
+	long pool_max_idle, pool_max_uses, pool_max_size, max_probes;
+	long positive_ttl, negative_ttl, confirm_window, reprobe_interval, cache_entries;
+	int catchall_check;
+	long catchall_ttl;
+	int fail_open, reveal_internal;
+	long unknown_limit, unknown_window;
+	char *skip_networks, *skip_recipients;
+	int skip_authenticated;
+	char *local_mailers;
+} gwm_options;
+
+extern const gw_option gwm_option[];
+
+/* A client network: address and prefix length, IPv4 stored as such. */
+typedef struct gwm_net {
+	int family; /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	unsigned prefix;
+} gwm_net;
+
+typedef struct gwm_config {
+	char *path;
+	gwm_options opt;
+	mode_t socket_mode;
+	int log_level; /* GW_LOG_* */
+	gw_routes *routes;
+	gwm_net *nets;
+	size_t nnets;
+	char **skip_rcpts; /* "local@", "@domain" or "local@domain", lower case */
+	size_t nskip_rcpts;
+	char **local_mailers;
+	size_t nlocal_mailers;
+	struct sockaddr_storage self[GWM_SELF_MAX];
+	size_t nself;
+} gwm_config;
+
+/* Load and check path. NULL with err "file:line: message" (or "file: message"). */
+gwm_config *gwm_config_load(const char *path, char *err, size_t errlen);
+void gwm_config_free(gwm_config **conf);
+/* The engine options the configuration describes (pointers into conf). */
+void gwm_config_ca_opts(const gwm_config *conf, gw_ca_opts *opts_r);
+
+/* Is the client address (sockaddr from the MTA) in a skip network? */
+int gwm_config_skip_client(const gwm_config *conf, const struct sockaddr *sa);
+/* Is "local@domain" (domain lower case) on the skip list? */
+int gwm_config_skip_rcpt(const gwm_config *conf, const char *local, const char *domain);
+/* Is the {rcpt_mailer} value one of local_mailers? */
+int gwm_config_local_mailer(const gwm_config *conf, const char *mailer);
+/* Refuse a route that points at self_addresses. 0 ok; -1 with err. */
+int gwm_config_check_route(const gwm_config *conf, const gw_route *route, char *err, size_t errlen);
+
+typedef struct gwm_snapshot {
+	gwm_config *conf;
+	gw_callahead *ca;
+	unsigned generation; /* 1 for the first, +1 per reload */
+	/* private */
+	atomic_int refs;
+} gwm_snapshot;
+
+/* A snapshot owning conf (taken even on failure) with an engine sharing cache. NULL on error (errno). */
+gwm_snapshot *gwm_snapshot_new(gwm_config *conf, gw_cache *cache, const gw_clock *clock);
+void gwm_snapshot_ref(gwm_snapshot *s);
+/* Drop a reference; the last one frees the engine and the configuration. Sets *s to NULL. */
+void gwm_snapshot_unref(gwm_snapshot **s);
+
+/* Make s current (the table takes its own reference; NULL drops the current one). */
+void gwm_current_set(gwm_snapshot *s);
+/* A new reference to the current snapshot, or NULL. */
+gwm_snapshot *gwm_current_get(void);
+
+#endif

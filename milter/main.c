@@ -1,0 +1,463 @@
+/*
+ * main.c - gw-milter, the call-ahead milter daemon.
+ *
+ *   gw-milter [-f] [-c FILE] [-u USER] [-p SOCKET]   run (default FILE /etc/gw/gw.conf)
+ *   gw-milter -n [-c FILE]                           check FILE, its route file and loops; exit 0 or 78
+ *   gw-milter -C CONTROL_SOCKET COMMAND...           stats | purge ADDRESS | purge all
+ *
+ * Start-up order: configuration, milter socket and control socket bound as
+ * root, daemonise (unless -f), pid file, drop to the user, then threads:
+ * libmilter's (smfi_main runs in its own thread), the control thread and the
+ * reload thread. Exit status: 0, 64 usage, 69 socket unavailable, 71 start-up
+ * failure, 77 cannot switch user, 78 configuration error.
+ *
+ * Signals. libmilter's own signal thread sigwaits for SIGHUP, SIGTERM and
+ * SIGINT and treats SIGHUP as "stop". So every thread but this one blocks
+ * them, and this thread - the thread-group leader, which Linux prefers for a
+ * process-directed signal it does not block - keeps them unblocked with a
+ * handler that only writes a byte to a pipe. SIGHUP wakes the reload thread
+ * (a new snapshot; on error the old one stays and the error is logged);
+ * SIGTERM and SIGINT call smfi_stop(), then the daemon waits (bounded) for
+ * open milter connections to finish before it frees what they use.
+ *
+ * Does not defend against: a signal sent to one thread with tgkill (it would
+ * reach libmilter's handler); a reload cannot move the milter socket, the
+ * control socket, the user or the log destination (a restart can).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libmilter/mfapi.h>
+
+#include "callbacks.h"
+#include "conf.h"
+#include "control.h"
+#include "gw/cache.h"
+#include "gw/log.h"
+#include "gw/time.h"
+
+enum { EX_OK_ = 0, EX_USAGE_ = 64, EX_UNAVAILABLE_ = 69, EX_OSERR_ = 71, EX_NOPERM_ = 77, EX_CONFIG_ = 78 };
+
+/* How long a stop waits for open milter connections before leaving them to exit(). */
+#define DRAIN_MS 10000
+
+static const char *conf_path = GWM_DEFAULT_CONFIG;
+static const char *opt_socket, *opt_user; /* -p and -u: they win over the file, at reloads too */
+static int wake_pipe[2] = {-1, -1};
+static gw_cache *cache;
+
+static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t reload_cond = PTHREAD_COND_INITIALIZER;
+static int reload_pending, reload_quit;
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: gw-milter [-f] [-n] [-c FILE] [-u USER] [-p SOCKET]\n"
+			"       gw-milter -C CONTROL_SOCKET stats | purge ADDRESS | purge all\n");
+}
+
+static int replace(char **field, const char *value)
+{
+	char *v;
+
+	if (value == NULL)
+		return 0;
+	if ((v = strdup(value)) == NULL)
+		return -1;
+	free(*field);
+	*field = v;
+	return 0;
+}
+
+/* Load path and apply the command-line overrides. NULL with err. */
+static gwm_config *load(char *err, size_t errlen)
+{
+	gwm_config *c = gwm_config_load(conf_path, err, errlen);
+
+	if (c != NULL && (replace(&c->opt.socket, opt_socket) != 0 || replace(&c->opt.user, opt_user) != 0)) {
+		snprintf(err, errlen, "out of memory");
+		gwm_config_free(&c);
+	}
+	return c;
+}
+
+/* --- signals -------------------------------------------------------------- */
+
+static void on_signal(int sig)
+{
+	char b = sig == SIGHUP ? 'H' : 'T';
+	int saved = errno;
+
+	(void)!write(wake_pipe[1], &b, 1);
+	errno = saved;
+}
+
+static void signals_mask(int how)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(how, &set, NULL);
+}
+
+static void signals_install(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* --- reload ------------------------------------------------------------------ */
+
+static void reload_once(void)
+{
+	char err[1024];
+	gwm_config *c = load(err, sizeof(err));
+	gwm_snapshot *s, *old;
+	size_t nroutes;
+
+	if (c == NULL) {
+		gw_log(GW_LOG_ERR, "reload", "status=error error=\"%s\" keeping=old", err);
+		return;
+	}
+	old = gwm_current_get();
+	if (old != NULL) {
+		const gwm_options *a = &old->conf->opt, *b = &c->opt;
+		if (strcmp(a->socket, b->socket) != 0 || strcmp(a->control_socket, b->control_socket) != 0 ||
+		    strcmp(a->user != NULL ? a->user : "", b->user != NULL ? b->user : "") != 0 ||
+		    a->log != b->log)
+			gw_log(GW_LOG_WARNING, "reload",
+			       "socket, control_socket, user and log need a restart");
+	}
+	gwm_snapshot_unref(&old);
+	nroutes = gw_routes_count(c->routes);
+	gw_log_set_level(c->log_level);
+	if ((s = gwm_snapshot_new(c, cache, NULL)) == NULL) {
+		gw_log(GW_LOG_ERR, "reload", "status=error error=\"engine: %s\" keeping=old",
+		       strerror(errno));
+		return;
+	}
+	gwm_current_set(s);
+	gw_log(GW_LOG_NOTICE, "reload", "status=ok generation=%u routes=%zu", s->generation, nroutes);
+	gwm_snapshot_unref(&s);
+}
+
+static void *reload_thread(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&reload_lock);
+	for (;;) {
+		while (!reload_pending && !reload_quit)
+			pthread_cond_wait(&reload_cond, &reload_lock);
+		if (reload_quit)
+			break;
+		reload_pending = 0; /* several SIGHUPs during one reload make one more */
+		pthread_mutex_unlock(&reload_lock);
+		reload_once();
+		pthread_mutex_lock(&reload_lock);
+	}
+	pthread_mutex_unlock(&reload_lock);
+	return NULL;
+}
+
+static void reload_signal(int quit)
+{
+	pthread_mutex_lock(&reload_lock);
+	if (quit)
+		reload_quit = 1;
+	else
+		reload_pending = 1;
+	pthread_cond_signal(&reload_cond);
+	pthread_mutex_unlock(&reload_lock);
+}
+
+/* --- the milter ---------------------------------------------------------------- */
+
+static int milter_status;
+
+static void *milter_thread(void *arg)
+{
+	char b = 'E';
+
+	(void)arg;
+	milter_status = smfi_main();
+	(void)!write(wake_pipe[1], &b, 1);
+	return NULL;
+}
+
+/* Register, bind the milter socket (as root), and set its mode. 0 ok. */
+static int open_milter(const gwm_config *c, uid_t uid, gid_t gid)
+{
+	static struct smfiDesc desc;
+	static char conn[GW_UNIX_PATH_MAX + 64];
+	const char *path = NULL;
+
+	gwm_callbacks_desc(&desc);
+	snprintf(conn, sizeof(conn), "%s", c->opt.socket);
+	if (smfi_register(desc) != MI_SUCCESS || smfi_setconn(conn) != MI_SUCCESS) {
+		gw_log(GW_LOG_ERR, "start", "error=\"libmilter refused the registration or socket %s\"",
+		       conn);
+		return -1;
+	}
+	if (smfi_opensocket(1) != MI_SUCCESS) {
+		gw_log(GW_LOG_ERR, "start", "error=\"cannot listen on %s\"", conn);
+		return -1;
+	}
+	if (strncmp(conn, "unix:", 5) == 0 || strncmp(conn, "local:", 6) == 0)
+		path = strchr(conn, ':') + 1;
+	if (path != NULL) {
+		if (chmod(path, c->socket_mode) != 0 || (uid != (uid_t)-1 && chown(path, uid, gid) != 0)) {
+			gw_log(GW_LOG_ERR, "start", "error=\"%s: %s\"", path, strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int write_pid(const char *path)
+{
+	FILE *f;
+
+	if (path == NULL || *path == '\0')
+		return 0;
+	if ((f = fopen(path, "w")) == NULL) {
+		gw_log(GW_LOG_ERR, "start", "error=\"pid file %s: %s\"", path, strerror(errno));
+		return -1;
+	}
+	fprintf(f, "%ld\n", (long)getpid());
+	if (fclose(f) != 0) {
+		gw_log(GW_LOG_ERR, "start", "error=\"pid file %s: %s\"", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int drop_privileges(const char *user, uid_t uid, gid_t gid)
+{
+	if (user == NULL || *user == '\0' || uid == getuid())
+		return 0;
+	if (initgroups(user, gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
+		gw_log(GW_LOG_ERR, "start", "error=\"cannot switch to user %s: %s\"", user, strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0) { /* the switch must be for good */
+		gw_log(GW_LOG_ERR, "start", "error=\"could regain root after switching to %s\"", user);
+		return -1;
+	}
+	return 0;
+}
+
+/* Wait for the stop: serve SIGHUP until SIGTERM/SIGINT or the end of smfi_main. */
+static void main_loop(void)
+{
+	char b;
+	int stopping = 0;
+
+	for (;;) {
+		ssize_t n = read(wake_pipe[0], &b, 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0 || b == 'E')
+			return;
+		if (b == 'H' && !stopping) {
+			gw_log(GW_LOG_NOTICE, "reload", "status=start config=%s", conf_path);
+			reload_signal(0);
+		} else if (b == 'T' && !stopping) {
+			gw_log(GW_LOG_NOTICE, "stop", "status=start");
+			stopping = 1;
+			smfi_stop();
+		}
+	}
+}
+
+static int run(gwm_config *c, int foreground)
+{
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+	const char *user = c->opt.user != NULL && *c->opt.user != '\0' ? c->opt.user : NULL;
+	char err[512], *pid_file = NULL, *control = NULL;
+	pthread_t mt, rt;
+	gwm_snapshot *s;
+	int64_t t0;
+	int cfd = -1, rc = EX_OSERR_;
+
+	gw_log_open("gw-milter", c->opt.log == 1 ? GW_LOG_STDERR : GW_LOG_SYSLOG, c->log_level);
+	if (user != NULL) {
+		struct passwd *pw = getpwnam(user);
+		rc = EX_NOPERM_;
+		if (pw == NULL) {
+			gw_log(GW_LOG_ERR, "start", "error=\"unknown user %s\"", user);
+			goto fail;
+		}
+		if (pw->pw_uid != getuid() && getuid() != 0) {
+			gw_log(GW_LOG_ERR, "start", "error=\"only root can switch to user %s\"", user);
+			goto fail;
+		}
+		if (pw->pw_uid != getuid()) {
+			uid = pw->pw_uid;
+			gid = pw->pw_gid;
+		}
+	}
+	rc = EX_UNAVAILABLE_;
+	if (open_milter(c, uid, gid) != 0)
+		goto fail;
+	if (c->opt.control_socket != NULL && *c->opt.control_socket != '\0') {
+		if ((cfd = gwm_control_listen(c->opt.control_socket, uid, gid, err, sizeof(err))) < 0) {
+			gw_log(GW_LOG_ERR, "start", "error=\"control socket %s\"", err);
+			goto fail;
+		}
+		control = strdup(c->opt.control_socket);
+	}
+	rc = EX_OSERR_;
+	if (!foreground && daemon(0, c->opt.log == 1) != 0) {
+		gw_log(GW_LOG_ERR, "start", "error=\"daemon: %s\"", strerror(errno));
+		goto fail;
+	}
+	if (c->opt.pid_file != NULL && *c->opt.pid_file != '\0')
+		pid_file = strdup(c->opt.pid_file);
+	if (write_pid(pid_file) != 0 || drop_privileges(user, uid, gid) != 0 ||
+	    pipe2(wake_pipe, O_CLOEXEC) != 0)
+		goto fail;
+	signals_mask(SIG_BLOCK); /* every thread made from here on inherits the block */
+	if ((cache = gw_cache_new((size_t)c->opt.cache_entries, NULL)) == NULL ||
+	    gwm_callbacks_init(NULL) != 0) {
+		gw_log(GW_LOG_ERR, "start", "error=\"%s\"", strerror(errno));
+		goto fail;
+	}
+	s = gwm_snapshot_new(c, cache, NULL); /* owns c from here on, even when it fails */
+	c = NULL;
+	if (s == NULL) {
+		gw_log(GW_LOG_ERR, "start", "error=\"engine: %s\"", strerror(errno));
+		goto fail;
+	}
+	gwm_current_set(s);
+	gw_log(GW_LOG_NOTICE, "start", "status=ok socket=%s routes=%zu pid=%ld", s->conf->opt.socket,
+	       gw_routes_count(s->conf->routes), (long)getpid());
+	gwm_snapshot_unref(&s);
+	if (cfd >= 0) {
+		if (gwm_control_start(cfd, control) != 0) {
+			gw_log(GW_LOG_ERR, "start", "error=\"control thread: %s\"", strerror(errno));
+			goto fail;
+		}
+		cfd = -1;
+	}
+	if (pthread_create(&rt, NULL, reload_thread, NULL) != 0 ||
+	    pthread_create(&mt, NULL, milter_thread, NULL) != 0) {
+		gw_log(GW_LOG_ERR, "start", "error=\"threads: %s\"", strerror(errno));
+		_exit(EX_OSERR_); /* a half-started set of threads: nothing sensible to unwind */
+	}
+	signals_install();
+	signals_mask(SIG_UNBLOCK);
+	main_loop();
+	signals_mask(SIG_BLOCK);
+	pthread_join(mt, NULL);
+	reload_signal(1);
+	pthread_join(rt, NULL);
+	gwm_control_stop();
+	/* libmilter does not wait for its session threads: they hold snapshots, so wait for them. */
+	t0 = gw_now_ms();
+	while (gwm_callbacks_open() > 0 && gw_now_ms() - t0 < DRAIN_MS)
+		usleep(20000);
+	rc = milter_status == MI_SUCCESS ? EX_OK_ : EX_OSERR_;
+	gw_log(GW_LOG_NOTICE, "stop", "status=%s open_connections=%llu", rc == EX_OK_ ? "ok" : "error",
+	       (unsigned long long)gwm_callbacks_open());
+	if (gwm_callbacks_open() > 0) {
+		/* Sessions still hold the engine: leave it to exit(). */
+		if (pid_file != NULL)
+			(void)unlink(pid_file);
+		_exit(rc);
+	}
+fail:
+	gwm_control_stop();
+	if (cfd >= 0)
+		close(cfd);
+	gwm_current_set(NULL);
+	gwm_callbacks_deinit();
+	gw_cache_free(&cache);
+	gwm_config_free(&c);
+	if (pid_file != NULL)
+		(void)unlink(pid_file);
+	free(pid_file);
+	free(control);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	const char *control = NULL;
+	int ch, check = 0, foreground = 0;
+	char err[1024];
+	gwm_config *c;
+
+	/* '+': stop at the first word that is not an option (the -C command). */
+	while ((ch = getopt(argc, argv, "+c:fnu:p:C:h")) != -1) {
+		switch (ch) {
+		case 'c':
+			conf_path = optarg;
+			break;
+		case 'f':
+			foreground = 1;
+			break;
+		case 'n':
+			check = 1;
+			break;
+		case 'u':
+			opt_user = optarg;
+			break;
+		case 'p':
+			opt_socket = optarg;
+			break;
+		case 'C':
+			control = optarg;
+			break;
+		case 'h':
+			usage();
+			return EX_OK_;
+		default:
+			usage();
+			return EX_USAGE_;
+		}
+	}
+	if (control != NULL) {
+		if (optind >= argc) {
+			usage();
+			return EX_USAGE_;
+		}
+		return gwm_control_client(control, argc - optind, argv + optind);
+	}
+	if (optind != argc) {
+		usage();
+		return EX_USAGE_;
+	}
+	if ((c = load(err, sizeof(err))) == NULL) {
+		fprintf(stderr, "gw-milter: %s\n", err);
+		return EX_CONFIG_;
+	}
+	if (check) {
+		printf("gw-milter: %s: ok (%zu routes)\n", conf_path, gw_routes_count(c->routes));
+		gwm_config_free(&c);
+		return EX_OK_;
+	}
+	/* The snapshot owns c from here on (run passes it to gwm_snapshot_new). */
+	return run(c, foreground);
+}
