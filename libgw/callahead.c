@@ -504,6 +504,7 @@ static int probe_catchall(ca_work *w, ca_sess *ss, const char *mkey)
 		return 1;
 	}
 	/* Refused: remember the route is not catch-all; the random address itself is not cached. */
+	ss->s->errors++;
 	if (gw_reply_class(r.code) == 5)
 		cache_put(w->ca, mkey, GW_CACHE_NEGATIVE, &r, w->ca->o.catchall_ttl_ms);
 	return 0;
@@ -523,6 +524,8 @@ static void probe_rcpt(ca_work *w, ca_sess *ss)
 	}
 	set_reply(w->res, &r);
 	cls = gw_reply_class(r.code);
+	if (cls != 2)
+		ss->s->errors++;
 	if (cls == 2) {
 		w->res->verdict = GW_VERDICT_ACCEPT;
 		if (r.code == 250 || r.code == 251)
@@ -547,6 +550,16 @@ static void check_live(ca_work *w, ca_sess *ss, rh_entry **rh_r, const char *mke
 	ss = get_session(w, ss, rh_r);
 	if (ss == NULL)
 		return;
+	if (ss->s->errors >= PP_ERRORS_MAX) {
+		/* Retire it before the MTA starts to slow it down; the probe slot stays ours. */
+		gw_log(GW_LOG_DEBUG, "ca_pool", "step=retire hop=%s errors=%u", ss->s->hop, ss->s->errors);
+		pp_session_discard(&ss->s);
+		ss->mail_ok = 0;
+		ss->fresh_pooled = 0;
+		if (open_session(w, ss) != 0)
+			return;
+		w->res->source = GW_CA_SRC_NEW;
+	}
 	snprintf(w->res->hop, sizeof(w->res->hop), "%s", ss->s->hop);
 	if (!ss->mail_ok && start_mail(w, ss) != 0)
 		return;

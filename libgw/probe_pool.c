@@ -247,6 +247,8 @@ void pp_return(pp_pool *p, const char *key, pp_session **sp)
 	rp = pp_slot(p, key);
 	if (s->uses >= p->max_uses)
 		why = "max_uses";
+	else if (s->errors >= PP_ERRORS_MAX)
+		why = "max_errors";
 	else if (*rp != NULL && (*rp)->n >= p->max_size)
 		why = "max_size";
 	else if (p->total >= PP_MAX_TOTAL)

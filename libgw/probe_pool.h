@@ -26,12 +26,20 @@
 #define PP_MAX_TOTAL 1024
 #define PP_KEY_MAX   (GW_ROUTE_HOPS_MAX * (GW_HOST_MAX + GW_UNIX_PATH_MAX + 16) + 16)
 #define PP_HOP_MAX   (GW_HOST_MAX + 16)
+/*
+ * Refusals one session may collect before it is retired. MTAs slow down or
+ * drop clients that collect many (Postfix: smtpd_soft_error_limit 10 adds a
+ * 1 s delay per reply, smtpd_hard_error_limit 20 disconnects) and RSET does
+ * not reset the count, so a pooled probe session must not get near them.
+ */
+#define PP_ERRORS_MAX 8
 
 typedef struct pp_session {
 	struct pp_session *next; /* the pool's list */
 	gw_client *client;
 	char hop[PP_HOP_MAX]; /* the next hop it is connected to */
 	unsigned uses;        /* messages carried so far */
+	unsigned errors;      /* 4xx/5xx replies drawn so far (see PP_ERRORS_MAX) */
 	int dirty;            /* commands were sent since the last RSET */
 	int64_t idle_since;   /* caller's clock */
 } pp_session;

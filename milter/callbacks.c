@@ -344,8 +344,14 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 	return gwm_reply_send(ctx, &d.reply);
 }
 
+/*
+ * Registered so that Postfix waits for our reply (no delayed-ACK stall), and
+ * the place where the recipients are all known: the probe sessions go back to
+ * their pools now instead of being held while the body is transferred.
+ */
 static sfsistat cb_data(SMFICTX *ctx)
 {
+	txn_end(gwm_getpriv(ctx));
 	return SMFIS_CONTINUE;
 }
 

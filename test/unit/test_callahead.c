@@ -26,6 +26,7 @@
 #include "fakepeer.h"
 #include "gw/cache.h"
 #include "gw/callahead.h"
+#include "probe_pool.h"
 #include "gw/log.h"
 #include "gw/time.h"
 
@@ -606,6 +607,47 @@ static void test_one_session_per_message(void **state)
 	fp_stop(&p);
 }
 
+/* A session that drew PP_ERRORS_MAX refusals is retired before the MTA slows it down (Postfix error limits).
+ */
+static void test_session_retired_after_errors(void **state)
+{
+	char script[4096], name[64];
+	size_t o = 0;
+	int i;
+	gw_ca_opts opts = opts_default();
+	gw_ca_result res;
+	gw_ca_txn *txn;
+	gw_route r;
+	fp_peer *p;
+	env e;
+
+	(void)state;
+	o += (size_t)snprintf(script + o, sizeof(script) - o, "%s%s", GREET, MAIL_OK);
+	for (i = 0; i < PP_ERRORS_MAX; i++)
+		o += (size_t)snprintf(script + o, sizeof(script) - o,
+				      "expect RCPT TO:<u%d@example.com>\nsend 550 5.1.1 unknown\n", i);
+	o += (size_t)snprintf(script + o, sizeof(script) - o,
+			      "---\n%s%sexpect RCPT TO:<known@example.com>\nsend 250 ok\n%s%s", GREET,
+			      MAIL_OK, RSET_OK, QUIT_OK);
+	p = start(script);
+	r = route1(p);
+	e = env_new(&opts);
+	txn = gw_ca_txn_begin(e.ca);
+	for (i = 0; i < PP_ERRORS_MAX; i++) {
+		snprintf(name, sizeof(name), "u%d@example.com", i);
+		check(txn, &r, name, &res);
+		want(&res, GW_VERDICT_REJECT, i == 0 ? GW_CA_SRC_NEW : GW_CA_SRC_POOLED, 550);
+	}
+	check(txn, &r, "known@example.com", &res);
+	want(&res, GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+	gw_ca_txn_end(&txn);
+	assert_int_equal(fp_connections(p), 2);
+	gw_callahead_free(&e.ca);
+	assert_int_equal(fp_wait(p, 3000), 0);
+	gw_cache_free(&e.cache);
+	fp_stop(&p);
+}
+
 /* One message on a route: check rcpt, expect verdict and source, end the message. */
 static void one_message(env *e, const gw_route *r, const char *rcpt, gw_verdict v, gw_ca_source src, int code)
 {
@@ -1078,6 +1120,7 @@ int main(void)
 	    cmocka_unit_test(test_timeout_and_554_greeting),
 	    cmocka_unit_test(test_down_then_reprobe),
 	    cmocka_unit_test(test_one_session_per_message),
+	    cmocka_unit_test(test_session_retired_after_errors),
 	    cmocka_unit_test(test_pool_max_uses),
 	    cmocka_unit_test(test_pool_max_idle),
 	    cmocka_unit_test(test_pool_max_size),
