@@ -422,6 +422,14 @@ static ca_sess *txn_find(gw_ca_txn *txn, const char *key)
 	return NULL;
 }
 
+/* How long to queue for a probe slot: part of what is left, so the probe itself still fits. */
+static unsigned slot_wait_ms(ca_work *w)
+{
+	int64_t left = time_left(w) / 4;
+
+	return left <= 0 ? 0 : left > 5000 ? 5000 : (unsigned)left;
+}
+
 /* This message's session for the route, taking a probe slot and a pooled or new session. NULL: res filled. */
 static ca_sess *get_session(ca_work *w, ca_sess *ss, rh_entry **rh_r)
 {
@@ -449,7 +457,7 @@ static ca_sess *get_session(ca_work *w, ca_sess *ss, rh_entry **rh_r)
 		w->res->source = GW_CA_SRC_POOLED;
 		return ss;
 	}
-	if (rh_probe_begin(ca->health, ss->rh, ca->o.max_probes) != 0) {
+	if (rh_probe_begin(ca->health, ss->rh, ca->o.max_probes, slot_wait_ms(w)) != 0) {
 		w->res->source = GW_CA_SRC_LIMIT;
 		set_text(w->res, "too many concurrent probes on the route");
 		return NULL;

@@ -38,6 +38,7 @@ struct rh_entry {
 struct rh_table {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
+	pthread_cond_t slot_freed; /* a probe slot was given back */
 	pthread_t thread;
 	int stop;
 	gw_clock clock;
@@ -204,9 +205,11 @@ rh_table *rh_new(const gw_clock *clock, unsigned reprobe_ms, rh_probe_fn probe, 
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&t->wake, &ca);
+	pthread_cond_init(&t->slot_freed, &ca);
 	pthread_condattr_destroy(&ca);
 	err = pthread_create(&t->thread, NULL, rh_thread, t);
 	if (err != 0) {
+		pthread_cond_destroy(&t->slot_freed);
 		pthread_cond_destroy(&t->wake);
 		pthread_mutex_destroy(&t->lock);
 		free(t);
@@ -231,6 +234,7 @@ void rh_free(rh_table **tp)
 	for (b = 0; b < RH_BUCKETS; b++)
 		while (t->buckets[b] != NULL)
 			rh_unlink(t, t->buckets[b]);
+	pthread_cond_destroy(&t->slot_freed);
 	pthread_cond_destroy(&t->wake);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
@@ -322,11 +326,16 @@ int rh_confirmed_within(rh_table *t, rh_entry *e, unsigned window_ms)
 	return ok;
 }
 
-int rh_probe_begin(rh_table *t, rh_entry *e, unsigned max)
+int rh_probe_begin(rh_table *t, rh_entry *e, unsigned max, unsigned wait_ms)
 {
+	struct timespec until = rh_abstime(wait_ms);
 	int rc = -1;
 
 	pthread_mutex_lock(&t->lock);
+	/* A burst queues briefly for a slot rather than being told 4xx at once. */
+	while (e->active >= max && wait_ms > 0)
+		if (pthread_cond_timedwait(&t->slot_freed, &t->lock, &until) == ETIMEDOUT)
+			break;
 	if (e->active < max) {
 		e->active++;
 		rc = 0;
@@ -340,6 +349,7 @@ void rh_probe_end(rh_table *t, rh_entry *e)
 	pthread_mutex_lock(&t->lock);
 	if (e->active > 0)
 		e->active--;
+	pthread_cond_signal(&t->slot_freed);
 	pthread_mutex_unlock(&t->lock);
 }
 

@@ -51,8 +51,8 @@ void rh_confirm(rh_table *t, rh_entry *e);
 /* Up, and confirmed less than window_ms ago? */
 int rh_confirmed_within(rh_table *t, rh_entry *e, unsigned window_ms);
 
-/* Take one of max probe slots: 0 ok, -1 when all are taken. */
-int rh_probe_begin(rh_table *t, rh_entry *e, unsigned max);
+/* Take one of max probe slots, waiting up to wait_ms for one: 0 ok, -1 when all stayed taken. */
+int rh_probe_begin(rh_table *t, rh_entry *e, unsigned max, unsigned wait_ms);
 void rh_probe_end(rh_table *t, rh_entry *e);
 
 /* Did the route refuse the probe sender (so the fallback goes first)? */
