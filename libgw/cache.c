@@ -24,13 +24,19 @@
 #define CACHE_MIN_BUCKETS 16
 #define CACHE_MAX_BUCKETS ((size_t)1 << 20)
 
+/*
+ * One allocation per entry, sized to its key and text: a million cached
+ * recipients must fit in a gateway's memory (about 130 bytes each).
+ */
 typedef struct cache_entry {
 	struct cache_entry *hnext;       /* next in the same bucket */
 	struct cache_entry *prev, *next; /* LRU list: prev is more recent */
+	int64_t stored_ms, expires_ms;
 	uint32_t hash;
-	size_t keylen;
-	gw_cache_value value;
-	char key[]; /* NUL-terminated */
+	int32_t code;
+	uint16_t keylen, textlen;
+	uint8_t kind;
+	char key[]; /* NUL-terminated, then the text, NUL-terminated */
 } cache_entry;
 
 struct gw_cache {
@@ -52,6 +58,10 @@ static uint32_t cache_hash(const char *key, size_t len)
 		h ^= (unsigned char)key[i];
 		h *= 16777619u;
 	}
+	/* FNV's low bits are weak for keys that differ only at the end; buckets use the low bits. */
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
 	return h;
 }
 
@@ -102,18 +112,37 @@ static void cache_unlink_free(gw_cache *c, cache_entry *e)
 	free(e);
 }
 
-static void value_set(gw_cache_value *v, gw_cache_kind kind, int code, const char *text, int64_t now,
-		      uint32_t ttl_ms)
+/* A new, unlinked entry; NULL on ENOMEM. */
+static cache_entry *entry_new(const char *key, size_t keylen, uint32_t hash, gw_cache_kind kind, int code,
+			      const char *text, int64_t now, uint32_t ttl_ms)
 {
 	size_t n = text != NULL ? strnlen(text, GW_CACHE_TEXT_MAX - 1) : 0;
+	cache_entry *e = malloc(sizeof(*e) + keylen + 1 + n + 1);
 
-	v->kind = kind;
-	v->code = code;
-	memcpy(v->text, text != NULL ? text : "", n);
-	v->text[n] = '\0';
-	v->stored_ms = now;
+	if (e == NULL)
+		return NULL;
+	memcpy(e->key, key, keylen);
+	e->key[keylen] = '\0';
+	memcpy(e->key + keylen + 1, text != NULL ? text : "", n);
+	e->key[keylen + 1 + n] = '\0';
+	e->keylen = (uint16_t)keylen;
+	e->textlen = (uint16_t)n;
+	e->hash = hash;
+	e->kind = (uint8_t)kind;
+	e->code = code;
+	e->stored_ms = now;
 	/* A fake clock may start anywhere; saturate rather than wrap. */
-	v->expires_ms = now > INT64_MAX - (int64_t)ttl_ms ? INT64_MAX : now + (int64_t)ttl_ms;
+	e->expires_ms = now > INT64_MAX - (int64_t)ttl_ms ? INT64_MAX : now + (int64_t)ttl_ms;
+	return e;
+}
+
+static void value_get(const cache_entry *e, gw_cache_value *v)
+{
+	v->kind = (gw_cache_kind)e->kind;
+	v->code = e->code;
+	memcpy(v->text, e->key + e->keylen + 1, (size_t)e->textlen + 1);
+	v->stored_ms = e->stored_ms;
+	v->expires_ms = e->expires_ms;
 }
 
 gw_cache *gw_cache_new(size_t max_entries, const gw_clock *clock)
@@ -178,29 +207,20 @@ int gw_cache_put(gw_cache *c, const char *key, gw_cache_kind kind, int code, con
 		pthread_mutex_unlock(&c->lock);
 		return 0;
 	}
-	if (e != NULL) {
-		value_set(&e->value, kind, code, text, now, ttl_ms);
-		lru_unlink(c, e);
-		lru_push_front(c, e);
-		pthread_mutex_unlock(&c->lock);
-		return 0;
-	}
-	/* Allocate before evicting, so ENOMEM leaves the cache as it was. */
-	e = malloc(sizeof(*e) + len + 1);
-	if (e == NULL) {
+	/* Allocate before evicting or replacing, so ENOMEM leaves the cache as it was. */
+	cache_entry *fresh = entry_new(key, len, hash, kind, code, text, now, ttl_ms);
+	if (fresh == NULL) {
 		pthread_mutex_unlock(&c->lock);
 		errno = ENOMEM;
 		return -1;
 	}
-	if (c->entries >= c->max_entries) {
+	if (e != NULL) {
+		cache_unlink_free(c, e); /* replaced: its size may differ */
+	} else if (c->entries >= c->max_entries) {
 		cache_unlink_free(c, c->tail);
 		c->evictions++;
 	}
-	memcpy(e->key, key, len);
-	e->key[len] = '\0';
-	e->keylen = len;
-	e->hash = hash;
-	value_set(&e->value, kind, code, text, now, ttl_ms);
+	e = fresh;
 	e->hnext = c->buckets[hash & (c->nbuckets - 1)];
 	c->buckets[hash & (c->nbuckets - 1)] = e;
 	lru_push_front(c, e);
@@ -236,7 +256,7 @@ int gw_cache_get(gw_cache *c, const char *key, gw_cache_value *value_r)
 		pthread_mutex_unlock(&c->lock);
 		return 0;
 	}
-	if (now >= e->value.expires_ms) {
+	if (now >= e->expires_ms) {
 		cache_unlink_free(c, e);
 		c->expired++;
 		c->misses++;
@@ -247,7 +267,7 @@ int gw_cache_get(gw_cache *c, const char *key, gw_cache_value *value_r)
 	lru_push_front(c, e);
 	c->hits++;
 	if (value_r != NULL)
-		*value_r = e->value;
+		value_get(e, value_r);
 	pthread_mutex_unlock(&c->lock);
 	return 1;
 }
