@@ -124,6 +124,7 @@ define(\`confCONTROL_SOCKET_NAME', \`$S/smcontrol')dnl
 define(\`confLOG_LEVEL', \`9')dnl
 define(\`confTO_IDENT', \`0')dnl
 define(\`confBIND_OPTS', \`-DNSRCH -DEFNAMES')dnl
+define(\`confSERVICE_SWITCH_FILE', \`$S/service.switch')dnl
 define(\`SMART_HOST', \`esmtp:[127.0.0.1]')dnl
 define(\`ESMTP_MAILER_ARGS', \`TCP \$h $int_port')dnl
 define(\`RELAY_MAILER_ARGS', \`TCP \$h $int_port')dnl
@@ -140,10 +141,12 @@ m4 "$S/gateway.mc" >"$S/gateway.cf" || fail "m4 could not build sendmail.cf"
 grep -q "^Xgw-milter, S=inet:$milter_port@127.0.0.1, F=T, T=" "$S/gateway.cf" ||
 	fail "sendmail.cf has no gw-milter filter line: $(grep '^X' "$S/gateway.cf" || true)"
 printf 'postmaster: root\nMAILER-DAEMON: postmaster\n' >"$S/aliases"; touch "$S/statistics"
+# Host names from files only: a slow or unreachable resolver must not stall start-up.
+printf 'hosts files\naliases files\n' >"$S/service.switch"
 smx -C "$S/gateway.cf" -bi >/dev/null 2>&1 || true
 smx -C "$S/gateway.cf" -bD -X "$S/transcript" >"$S/sendmail.out" 2>&1 &
 sm_wrapper=$!
-lab_wait_port "$sm_port" 20 || fail "sendmail did not listen on $sm_port: $(cat "$S/sendmail.out")"
+lab_wait_port "$sm_port" 60 || fail "sendmail did not listen on $sm_port: $(cat "$S/sendmail.out")"
 echo "lab: internal :$int_port  gw-milter :$milter_port  sendmail :$sm_port  in $LAB"
 
 # 1. known user
