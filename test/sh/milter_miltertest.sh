@@ -23,100 +23,15 @@
 # route), a failed reload keeping the old configuration, a burst of SIGHUPs;
 # -u and daemon mode; SIGTERM stopping cleanly. Everything on loopback or
 # unix sockets in a temporary directory; every process stopped by PID.
+# The shared machinery (peers, configuration, daemon, miltertest, log
+# reading, assertions) is in lib/milter_harness.sh.
 set -u
 
-B=${1:?usage: milter_miltertest.sh BUILD_DIR}
-SRC=$(cd "$(dirname "$0")/../.." && pwd)
-MILTER=$B/milter/gw-milter
-FP=$B/test/gw-fakepeer
-
-if ! command -v miltertest >/dev/null; then
-	echo "SKIP: miltertest not installed (apt-get install miltertest)"
-	exit 0
-fi
-for f in "$MILTER" "$FP"; do
-	[ -x "$f" ] || { echo "FAIL: $f not built"; exit 1; }
-done
-
-T=$(mktemp -d /tmp/gw-milter-test.XXXXXX)
-PIDS=()
-FAILS=0
-
-cleanup() {
-	local p i
-	for p in "${PIDS[@]}"; do
-		kill "$p" 2>/dev/null
-	done
-	for p in "${PIDS[@]}"; do
-		for i in $(seq 1 50); do
-			kill -0 "$p" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -9 "$p" 2>/dev/null
-	done
-	if [ "$FAILS" -eq 0 ] && [ -z "${KEEP:-}" ]; then
-		rm -rf "$T"
-	else
-		echo "files kept in $T"
-	fi
-}
-trap cleanup EXIT
-
-ok() { echo "ok   - $*"; }
-bad() {
-	echo "FAIL - $*"
-	FAILS=$((FAILS + 1))
-}
-check() { # check DESCRIPTION COMMAND...
-	local d=$1
-	shift
-	if "$@"; then ok "$d"; else bad "$d"; fi
-}
-# COND1 && COND2; verdict $? DESCRIPTION
-verdict() { if [ "$1" -eq 0 ]; then ok "$2"; else bad "$2"; fi; }
-# none_of REGEX TEXT: no line of TEXT matches
-none_of() { ! grep -qiE "$1" <<<"$2"; }
-
-# wait_for SECONDS COMMAND...: poll until COMMAND succeeds.
-wait_for() {
-	local n=$(($1 * 10))
-	shift
-	while [ $n -gt 0 ]; do
-		"$@" 2>/dev/null && return 0
-		sleep 0.1
-		n=$((n - 1))
-	done
-	return 1
-}
-
-# wait_exit PID SECONDS: wait for a child to end; its status in $WAIT_RC.
-wait_exit() {
-	WAIT_RC=255
-	if wait_for "$2" bash -c "! kill -0 $1"; then
-		wait "$1" 2>/dev/null
-		WAIT_RC=$?
-		return 0
-	fi
-	return 1
-}
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
+# shellcheck source=lib/milter_harness.sh
+. "$(dirname "$0")/lib/milter_harness.sh"
+mh_init milter-test "${1:-}"
 
 # --- internal MTAs ---------------------------------------------------------------
-
-# start_peer NAME: script $T/NAME.script, port in $T/NAME.port, records in $T/NAME.rec
-start_peer() {
-	mkdir -p "$T/$1.rec"
-	"$FP" -s "$T/$1.script" -P "$T/$1.port" -r "$T/$1.rec" -n 1 -t 20000 >"$T/$1.out" 2>&1 &
-	PIDS+=($!)
-	eval "PEER_PID_$1=$!"
-	wait_for 5 test -s "$T/$1.port" || bad "peer $1 did not start"
-}
-peer_port() { cat "$T/$1.port"; }
-# Every byte the milter sent to peer NAME.
-peer_seen() { cat "$T/$1.rec"/conn-*.txt 2>/dev/null; }
 
 # a.test: one session for several recipients, then RSET.
 cat >"$T/a.script" <<'EOF'
@@ -227,27 +142,8 @@ write_routes r1
 
 # --- configuration: etc/gw.conf with the test's values -------------------------
 
-# set_key FILE KEY VALUE: the key must exist in etc/gw.conf (same keys as the table).
-set_key() {
-	grep -q "^$2 =" "$1" || bad "etc/gw.conf has no key $2"
-	sed -i "s|^$2 =.*|$2 = $3|" "$1"
-}
-CONF=$T/gw.conf
-cp "$SRC/etc/gw.conf" "$CONF"
-set_key "$CONF" socket "unix:$T/milter.sock"
-set_key "$CONF" socket_mode 0660
-set_key "$CONF" control_socket "$T/control"
-set_key "$CONF" pid_file "$T/gw-milter.pid"
-set_key "$CONF" log stderr
-set_key "$CONF" log_level debug
-set_key "$CONF" routes "$T/routes"
-set_key "$CONF" tls none
-set_key "$CONF" connect_timeout 2s
-set_key "$CONF" reply_timeout 5s
-set_key "$CONF" deadline 8s
-set_key "$CONF" unknown_limit 3
-set_key "$CONF" skip_networks "198.51.100.0/24, 2001:db8:1::/48"
-set_key "$CONF" skip_recipients "postmaster@, abuse@a.test"
+mh_conf milter socket_mode=0660 connect_timeout=2s reply_timeout=5s deadline=8s unknown_limit=3 \
+	"skip_networks=198.51.100.0/24, 2001:db8:1::/48" "skip_recipients=postmaster@, abuse@a.test"
 
 # --- -n -----------------------------------------------------------------------------
 
@@ -286,80 +182,10 @@ verdict $? "-n refuses a route to self_addresses (loop) ($out)"
 
 # --- the daemon -------------------------------------------------------------------
 
-LOG=$T/milter.log
-"$MILTER" -f -c "$CONF" 2>"$LOG" &
-MPID=$!
-PIDS+=($MPID)
-wait_for 10 test -S "$T/milter.sock" || bad "gw-milter did not create its socket"
+milter_start milter
 check "socket_mode 0660 applied" [ "$(stat -c %a "$T/milter.sock")" = 660 ]
-check "control socket is 0600" [ "$(stat -c %a "$T/control")" = 600 ]
-check "pid file names the daemon" [ "$(cat "$T/gw-milter.pid" 2>/dev/null)" = "$MPID" ]
-
-# Lua helpers shared by every script.
-cat >"$T/lib.lua" <<'EOF'
-function check(r, what) if r ~= nil then error(what .. ": " .. tostring(r)) end end
-function open(client)
-  local c = mt.connect(sock, 40, 0.25)
-  if c == nil then error("connect " .. sock) end
-  check(mt.conninfo(c, "client.test", client), "conninfo")
-  if mt.getreply(c) ~= SMFIR_CONTINUE then error("connect not continued") end
-  return c
-end
-function mail(c, qid, auth)
-  if auth then check(mt.macro(c, SMFIC_MAIL, "i", qid, "{auth_authen}", auth), "macro mail")
-  else check(mt.macro(c, SMFIC_MAIL, "i", qid), "macro mail") end
-  check(mt.mailfrom(c, "<sender@remote.test>"), "mailfrom")
-  if mt.getreply(c) ~= SMFIR_CONTINUE then error("MAIL not continued") end
-end
-local names = {}
-names[SMFIR_CONTINUE] = "continue"; names[SMFIR_REPLYCODE] = "replycode"
-names[SMFIR_TEMPFAIL] = "tempfail"; names[SMFIR_REJECT] = "reject"; names[SMFIR_ACCEPT] = "accept"
-function rcpt(c, addr, mailer)
-  check(mt.macro(c, SMFIC_RCPT, "{rcpt_mailer}", mailer or "smtp", "{rcpt_addr}", addr), "macro rcpt")
-  check(mt.rcptto(c, "<" .. addr .. ">"), "rcptto " .. addr)
-  local r = mt.getreply(c)
-  print("RCPT " .. addr:gsub("[%c]", "?") .. " " .. (names[r] or tostring(r)))
-end
-function finish(c)
-  check(mt.eom(c), "eom")
-  if mt.getreply(c) ~= SMFIR_CONTINUE then error("eom not continued") end
-end
-EOF
-
-# run_lua NAME: $T/NAME.lua after lib.lua; output in $T/NAME.out
-run_lua() {
-	cat "$T/lib.lua" "$T/$1.lua" >"$T/$1.all.lua"
-	if ! timeout 120 miltertest -D sock="unix:$T/milter.sock" -D reload_cmd="bash $T/reload.sh" \
-		-s "$T/$1.all.lua" >"$T/lua-$1.out" 2>&1; then
-		bad "miltertest $1: $(tail -3 "$T/lua-$1.out")"
-	fi
-}
-# got ADDR: the reply kind miltertest saw for ADDR
-got() { awk -v a="$1" '$1 == "RCPT" && $2 == a { print $3 }' "$T"/lua-*.out | tail -1; }
-# logline ADDR: the milter's decision line for ADDR (as the log writes it)
-logline() { grep -F " rcpt=$1 " "$LOG" | grep ': rcpt ' | tail -1; }
-field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
-# reply_text ADDR: "CODE ENH TEXT" of the reply the milter set
-reply_text() { grep -F "rcpt_reply" "$LOG" | grep -F " rcpt=$1 " | tail -1 | sed -n 's/.* reply="\(.*\)"$/\1/p'; }
-
-# expect ADDR KIND VERDICT SOURCE REPLY ["CODE ENH TEXT"]
-expect() {
-	local l
-	l=$(logline "$1")
-	if [ "$(got "$1")" != "$2" ]; then
-		bad "$1: miltertest saw '$(got "$1")', want $2"
-		return
-	fi
-	if [ "$(field "$l" verdict)" != "$3" ] || [ "$(field "$l" source)" != "$4" ] || [ "$(field "$l" reply)" != "$5" ]; then
-		bad "$1: log '$l', want verdict=$3 source=$4 reply=$5"
-		return
-	fi
-	if [ $# -ge 6 ] && [ "$(reply_text "$1")" != "$6" ]; then
-		bad "$1: reply '$(reply_text "$1")', want '$6'"
-		return
-	fi
-	ok "$1 -> $2 ($3, $4, $5)"
-}
+check "control socket is 0600" [ "$(stat -c %a "$CTL")" = 600 ]
+check "pid file names the daemon" [ "$(cat "$T/milter.pid" 2>/dev/null)" = "$MPID" ]
 
 # --- decisions -----------------------------------------------------------------------
 
@@ -462,50 +288,45 @@ check "internal host and text never revealed" bash -c "! grep -F 'rcpt_reply' '$
 
 # What the internal MTAs saw. Peers end 2 s after their script; wait for them.
 for p in a codes g421 g554 lim; do
-	eval "pid=\$PEER_PID_$p"
-	if wait_exit "$pid" 20; then
-		check "peer $p ran its script to the end ($(tail -1 "$T/$p.out"))" [ "$WAIT_RC" -eq 0 ]
-	else
-		bad "peer $p still running"
-	fi
+	peer_done $p 20
 done
 seen_a=$(peer_seen a)
-check "a.test: one connection for both RCPTs" [ "$(ls "$T/a.rec" | wc -l)" -eq 1 ]
+check "a.test: one connection for both RCPTs" [ "$(peer_conns a)" -eq 1 ]
 check "a.test: exactly the two checked RCPTs were sent" [ "$(grep -c '^RCPT' <<<"$seen_a")" -eq 2 ]
 check "a.test: no RCPT for bad input, skips, auth or skipped network" \
 	none_of 'bad|xxxxx|err@|loc@|postmaster|abuse|authed|fromskipnet' "$seen_a"
 check "lim.test: three probes, none past the limit" [ "$(peer_seen lim | grep -c '^RCPT')" -eq 3 ]
-[ "$(peer_seen codes | grep -c '^RCPT')" -eq 9 ] && [ "$(ls "$T/codes.rec" | wc -l)" -eq 1 ]
+[ "$(peer_seen codes | grep -c '^RCPT')" -eq 9 ] && [ "$(peer_conns codes)" -eq 1 ]
 verdict $? "codes.test: nine RCPTs over one session"
 
 # --- control socket -------------------------------------------------------------------
 
-stats=$("$MILTER" -C "$T/control" stats)
+stats=$(ctl stats)
 [[ $stats == "ok checks="* ]]
 verdict $? "stats answers ok ($stats)"
 [[ $stats == *" rejects=7 "* ]] && [[ $stats == *" route_down="[1-9]* ]]
 verdict $? "stats counts rejects and the down route"
 [[ $stats == *" unknown_limited=2 "* ]]
 verdict $? "stats counts the unknown-limit refusals"
-out=$("$MILTER" -C "$T/control" purge known@A.TEST) # domains compare in any case, local parts do not
+out=$(ctl purge known@A.TEST) # domains compare in any case, local parts do not
 check "purge ADDRESS forgets a cached answer ($out)" [ "$out" = "ok purged=1" ]
-out=$("$MILTER" -C "$T/control" purge known@a.test)
+out=$(ctl purge known@a.test)
 check "purge ADDRESS twice finds nothing ($out)" [ "$out" = "ok purged=0" ]
-out=$("$MILTER" -C "$T/control" purge all)
+out=$(ctl purge all)
 [[ $out == "ok purged="[1-9]* ]]
 verdict $? "purge all empties the cache ($out)"
-[[ "$("$MILTER" -C "$T/control" stats)" == *" cache_entries=0 "* ]]
+[[ "$(ctl stats)" == *" cache_entries=0 "* ]]
 verdict $? "stats after purge all: cache empty"
-out=$("$MILTER" -C "$T/control" frobnicate)
+out=$(ctl frobnicate)
 [ $? -eq 1 ] && [[ $out == "error "* ]]
 verdict $? "unknown command -> error, exit 1 ($out)"
-out=$("$MILTER" -C "$T/control" purge "a b@" 2>&1)
+out=$(ctl purge "a b@" 2>&1)
 [[ $out == "error "* ]]
 verdict $? "purge of a bad address -> error ($out)"
 out=$(head -c 2000 /dev/zero | tr '\0' x | timeout 10 python3 -c '
 import socket, sys
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read() + b"\n")
-print(s.recv(200).decode().strip())' "$T/control")
+print(s.recv(200).decode().strip())' "$CTL")
 check "over-long control line refused ($out)" [ "$out" = "error line too long" ]
 
 # --- SIGHUP reload with a connection open ------------------------------------------------
@@ -541,19 +362,18 @@ finish(y)
 mt.disconnect(y)
 mt.disconnect(x)
 EOF
-run_lua reload
+run_lua reload -D reload_cmd="bash $T/reload.sh"
 expect r1@reload.test continue accept new -
 expect r2@reload.test continue accept pooled -
 expect r3@reload.test continue accept new -
 for p in r1 r2; do
-	eval "pid=\$PEER_PID_$p"
-	wait_exit "$pid" 20 && [ "$WAIT_RC" -eq 0 ] || bad "peer $p did not run its script ($(tail -1 "$T/$p.out"))"
+	peer_done $p 20
 done
 check "old connection kept the old route (r2 went to the first peer)" \
 	bash -c "grep -q 'RCPT TO:<r2@reload.test>' $T/r1.rec/conn-*.txt"
 check "new connection used the new route (r3 went to the second peer)" \
 	bash -c "grep -q 'RCPT TO:<r3@reload.test>' $T/r2.rec/conn-*.txt && ! grep -q r3 $T/r1.rec/conn-*.txt"
-[[ "$("$MILTER" -C "$T/control" stats)" == *" generation=2" ]]
+[[ "$(ctl stats)" == *" generation=2" ]]
 verdict $? "stats shows generation 2"
 
 # A reload that fails keeps the old configuration.
@@ -562,11 +382,11 @@ echo 'broken.test smtp:[' >>"$T/routes"
 kill -HUP $MPID
 check "failed reload is logged" wait_for 10 grep -q 'reload status=error' "$LOG"
 cp "$T/routes.good" "$T/routes"
-[[ "$("$MILTER" -C "$T/control" stats)" == *" generation=2" ]]
+[[ "$(ctl stats)" == *" generation=2" ]]
 verdict $? "still generation 2 after the failed reload"
 # A burst of SIGHUPs: each is a reload, none stops the daemon (libmilter would).
-for i in $(seq 1 10); do kill -HUP $MPID; done
-check "daemon survives a burst of SIGHUPs" wait_for 10 bash -c "[[ \"\$('$MILTER' -C '$T/control' stats)\" != *' generation=2' ]]"
+for _ in $(seq 1 10); do kill -HUP "$MPID"; done
+check "daemon survives a burst of SIGHUPs" wait_for 10 bash -c "[[ \"\$('$MILTER' -C '$CTL' stats)\" != *' generation=2' ]]"
 check "daemon still running" kill -0 $MPID
 cat >"$T/alive.lua" <<'EOF'
 local c = open("192.0.2.60")
@@ -583,8 +403,8 @@ expect alive@noroute.test continue skip noroute -
 kill -TERM $MPID
 if wait_exit $MPID 30; then
 	check "SIGTERM: exit status 0 (sanitizers clean) ($(grep -E 'ERROR|leak' "$LOG" | head -2))" [ "$WAIT_RC" -eq 0 ]
-	check "SIGTERM: pid file removed" [ ! -e "$T/gw-milter.pid" ]
-	check "SIGTERM: control socket removed" [ ! -e "$T/control" ]
+	check "SIGTERM: pid file removed" [ ! -e "$T/milter.pid" ]
+	check "SIGTERM: control socket removed" [ ! -e "$CTL" ]
 	check "stop logged" grep -q 'stop status=ok' "$LOG"
 else
 	bad "gw-milter did not stop on SIGTERM"
@@ -613,8 +433,4 @@ else
 	echo "skip - -u and daemon mode need root"
 fi
 
-if [ "$FAILS" -ne 0 ]; then
-	echo "$FAILS check(s) failed; log: $LOG"
-	exit 1
-fi
-echo "all milter checks passed"
+mh_finish
