@@ -29,6 +29,7 @@
 #include "gw/log.h"
 #include "probe_pool.h"
 #include "route_health.h"
+#include "util.h"
 
 #define CA_TXN_ROUTES 32  /* routes one message may probe */
 #define CA_RCPT_MAX   320 /* longer recipients are refused to probe (RFC 5321 path: 256) */
@@ -79,18 +80,6 @@ typedef struct ca_work {
 static unsigned def(unsigned v, unsigned d)
 {
 	return v != 0 ? v : d;
-}
-
-static char *dup_opt(const char *s, int *failed)
-{
-	char *d;
-
-	if (s == NULL)
-		return NULL;
-	d = strdup(s);
-	if (d == NULL)
-		*failed = 1;
-	return d;
 }
 
 /* Copy the first line of text, cut to fit. */
@@ -814,11 +803,11 @@ gw_callahead *gw_callahead_new(const gw_ca_opts *opts, gw_cache *cache, const gw
 	fill_defaults(&ca->o);
 	ca->clock = clock != NULL ? *clock : gw_clock_monotonic;
 	pthread_mutex_init(&ca->lock, NULL);
-	ca->helo_name = dup_opt(ca->o.helo_name != NULL ? ca->o.helo_name : "localhost", &failed);
-	ca->probe_sender = dup_opt(ca->o.probe_sender != NULL ? ca->o.probe_sender : "", &failed);
-	ca->fallback_sender = dup_opt(ca->o.fallback_sender, &failed);
-	ca->tls_ca_file = dup_opt(ca->o.tls_ca_file, &failed);
-	ca->bind_address = dup_opt(ca->o.bind_address, &failed);
+	ca->helo_name = gwu_strdup_opt(ca->o.helo_name != NULL ? ca->o.helo_name : "localhost", &failed);
+	ca->probe_sender = gwu_strdup_opt(ca->o.probe_sender != NULL ? ca->o.probe_sender : "", &failed);
+	ca->fallback_sender = gwu_strdup_opt(ca->o.fallback_sender, &failed);
+	ca->tls_ca_file = gwu_strdup_opt(ca->o.tls_ca_file, &failed);
+	ca->bind_address = gwu_strdup_opt(ca->o.bind_address, &failed);
 	ca->o.helo_name = ca->helo_name;
 	ca->o.probe_sender = ca->probe_sender;
 	ca->o.fallback_sender = ca->fallback_sender;

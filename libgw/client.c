@@ -26,6 +26,7 @@
 #include "gw/time.h"
 #include "net.h"
 #include "tls.h"
+#include "util.h"
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -67,18 +68,6 @@ static void reply_clear(gw_reply *r)
 	r->nlines = 0;
 	r->text_len = 0;
 	r->text[0] = '\0';
-}
-
-static char *dup_opt(const char *s, int *failed)
-{
-	char *d;
-
-	if (s == NULL)
-		return NULL;
-	d = strdup(s);
-	if (d == NULL)
-		*failed = 1;
-	return d;
 }
 
 static unsigned reply_timeout(const gw_client *c)
@@ -448,10 +437,10 @@ gw_client *gw_client_new(const gw_client_opts *opts)
 	if (opts != NULL)
 		c->o = *opts;
 	c->fd = -1;
-	c->helo_name = dup_opt(c->o.helo_name, &failed);
-	c->tls_ca_file = dup_opt(c->o.tls_ca_file, &failed);
-	c->tls_servername = dup_opt(c->o.tls_servername, &failed);
-	c->bind_address = dup_opt(c->o.bind_address, &failed);
+	c->helo_name = gwu_strdup_opt(c->o.helo_name, &failed);
+	c->tls_ca_file = gwu_strdup_opt(c->o.tls_ca_file, &failed);
+	c->tls_servername = gwu_strdup_opt(c->o.tls_servername, &failed);
+	c->bind_address = gwu_strdup_opt(c->o.bind_address, &failed);
 	/* The copies own the strings; the caller's pointers are not kept. */
 	c->o.helo_name = c->o.tls_ca_file = c->o.tls_servername = c->o.bind_address = NULL;
 	gw_reply_parser_init(&c->parser, c->o.max_reply_line, c->o.max_reply);

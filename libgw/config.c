@@ -33,39 +33,11 @@
 #include <strings.h>
 
 #include "gw/config.h"
+#include "util.h"
 
 #define LINE_MAX_BYTES 4096
 #define EXCERPT_MAX    40
 #define CONF_FILE_MAX  (16L * 1024 * 1024)
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-/* A printable, bounded copy of s[0..len) for messages: values may hold anything. */
-static const char *excerpt(const char *s, size_t len, char *buf, size_t size)
-{
-	size_t i, o = 0;
-
-	for (i = 0; i < len && o + 4 < size && i < EXCERPT_MAX; i++) {
-		unsigned char c = (unsigned char)s[i];
-		buf[o++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-	}
-	if (i < len && o + 4 <= size) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o] = '\0';
-	return buf;
-}
 
 static char **str_field(const gw_option *o, void *conf)
 {
@@ -272,7 +244,7 @@ static int set_value(const gw_option *o, void *conf, const char *v, size_t len, 
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)v[i];
 		if ((c < 0x20 && c != '\t') || c == 0x7f) {
-			set_err(err, errlen, "%s: control character in value", o->name);
+			gwu_set_err(err, errlen, "%s: control character in value", o->name);
 			return -1;
 		}
 	}
@@ -281,7 +253,7 @@ static int set_value(const gw_option *o, void *conf, const char *v, size_t len, 
 	case GW_OPT_LIST: {
 		char *s = malloc(len + 1), **f = str_field(o, conf);
 		if (s == NULL) {
-			set_err(err, errlen, "%s: out of memory", o->name);
+			gwu_set_err(err, errlen, "%s: out of memory", o->name);
 			return -1;
 		}
 		memcpy(s, v, len);
@@ -299,8 +271,8 @@ static int set_value(const gw_option *o, void *conf, const char *v, size_t len, 
 			*int_field(o, conf) = 0;
 			return 0;
 		}
-		set_err(err, errlen, "%s: bad boolean '%s' (use yes or no)", o->name,
-			excerpt(v, len, ex, sizeof ex));
+		gwu_set_err(err, errlen, "%s: bad boolean '%s' (use yes or no)", o->name,
+			    gwu_excerpt(v, len, EXCERPT_MAX, ex, sizeof ex));
 		return -1;
 	case GW_OPT_ENUM: {
 		char list[256];
@@ -317,8 +289,8 @@ static int set_value(const gw_option *o, void *conf, const char *v, size_t len, 
 				break;
 			off += (size_t)w;
 		}
-		set_err(err, errlen, "%s: bad value '%s' (one of: %s)", o->name,
-			excerpt(v, len, ex, sizeof ex), list);
+		gwu_set_err(err, errlen, "%s: bad value '%s' (one of: %s)", o->name,
+			    gwu_excerpt(v, len, EXCERPT_MAX, ex, sizeof ex), list);
 		return -1;
 	}
 	case GW_OPT_INT:
@@ -334,7 +306,7 @@ static int set_value(const gw_option *o, void *conf, const char *v, size_t len, 
 			goto bad_number;
 		break;
 	default:
-		set_err(err, errlen, "%s: unknown option type %d", o->name, (int)o->type);
+		gwu_set_err(err, errlen, "%s: unknown option type %d", o->name, (int)o->type);
 		return -1;
 	}
 	if ((o->min != 0 || o->max != 0) && (n < o->min || n > o->max)) {
@@ -342,16 +314,17 @@ static int set_value(const gw_option *o, void *conf, const char *v, size_t len, 
 		format_bound(o, o->min, lo, sizeof lo);
 		format_bound(o, o->max, hi, sizeof hi);
 		format_bound(o, n, got, sizeof got);
-		set_err(err, errlen, "%s: %s out of range [%s, %s]", o->name, got, lo, hi);
+		gwu_set_err(err, errlen, "%s: %s out of range [%s, %s]", o->name, got, lo, hi);
 		return -1;
 	}
 	*long_field(o, conf) = n;
 	return 0;
 bad_number:
-	set_err(err, errlen, "%s: %s: '%s' (want %s)", o->name, why, excerpt(v, len, ex, sizeof ex),
-		o->type == GW_OPT_INT    ? "an integer"
-		: o->type == GW_OPT_SIZE ? "a size like 512, 64k, 10m, 1g"
-					 : "a duration like 500ms, 10s, 5m, 1h, 2d");
+	gwu_set_err(err, errlen, "%s: %s: '%s' (want %s)", o->name, why,
+		    gwu_excerpt(v, len, EXCERPT_MAX, ex, sizeof ex),
+		    o->type == GW_OPT_INT    ? "an integer"
+		    : o->type == GW_OPT_SIZE ? "a size like 512, 64k, 10m, 1g"
+					     : "a duration like 500ms, 10s, 5m, 1h, 2d");
 	return -1;
 }
 
@@ -444,12 +417,12 @@ static const gw_option *find_option(const gw_option *table, const char *key, siz
 			best = &table[k];
 		}
 	}
-	excerpt(key, klen, ex, sizeof ex);
+	gwu_excerpt(key, klen, EXCERPT_MAX, ex, sizeof ex);
 	/* d < klen: "ab" is two edits from any two-letter name, which is no hint at all. */
 	if (best != NULL && bestd <= 2 && bestd < klen)
-		set_err(err, errlen, "unknown key '%s' (did you mean '%s'?)", ex, best->name);
+		gwu_set_err(err, errlen, "unknown key '%s' (did you mean '%s'?)", ex, best->name);
 	else
-		set_err(err, errlen, "unknown key '%s'", ex);
+		gwu_set_err(err, errlen, "unknown key '%s'", ex);
 	return NULL;
 }
 
@@ -484,7 +457,7 @@ int gw_config_defaults(const gw_option *table, void *conf, char *err, size_t err
 		else if (o->type != GW_OPT_STRING && o->type != GW_OPT_LIST)
 			*long_field(o, conf) = 0;
 		if (set_value(o, conf, def, strlen(def), e, sizeof e) != 0) {
-			set_err(err, errlen, "bad default: %s", e);
+			gwu_set_err(err, errlen, "bad default: %s", e);
 			return -1;
 		}
 	}
@@ -506,7 +479,7 @@ int gw_config_parse(const gw_option *table, void *conf, const char *text, size_t
 	seen = calloc(table_size(table) + 1, sizeof *seen);
 	value = malloc(LINE_MAX_BYTES + 1);
 	if (seen == NULL || value == NULL) {
-		set_err(err, errlen, "%s: out of memory", name);
+		gwu_set_err(err, errlen, "%s: out of memory", name);
 		goto out;
 	}
 	if (text == NULL)
@@ -520,14 +493,14 @@ int gw_config_parse(const gw_option *table, void *conf, const char *text, size_t
 		pos += ll + (nl != NULL);
 		line++;
 		if (memchr(l, '\0', ll) != NULL) {
-			set_err(err, errlen, "%s:%u: NUL byte in line", name, line);
+			gwu_set_err(err, errlen, "%s:%u: NUL byte in line", name, line);
 			goto out;
 		}
 		if (ll > 0 && l[ll - 1] == '\r')
 			ll--;
 		if (ll > LINE_MAX_BYTES) {
-			set_err(err, errlen, "%s:%u: line too long (over %d bytes)", name, line,
-				LINE_MAX_BYTES);
+			gwu_set_err(err, errlen, "%s:%u: line too long (over %d bytes)", name, line,
+				    LINE_MAX_BYTES);
 			goto out;
 		}
 		while (i < ll && is_blank((unsigned char)l[i]))
@@ -541,12 +514,12 @@ int gw_config_parse(const gw_option *table, void *conf, const char *text, size_t
 		while (i < ll && is_blank((unsigned char)l[i]))
 			i++;
 		if (i == ll || l[i] != '=') {
-			set_err(err, errlen, "%s:%u: missing '=' after '%s'", name, line,
-				excerpt(l + ks, kl, ex, sizeof ex));
+			gwu_set_err(err, errlen, "%s:%u: missing '=' after '%s'", name, line,
+				    gwu_excerpt(l + ks, kl, EXCERPT_MAX, ex, sizeof ex));
 			goto out;
 		}
 		if (kl == 0) {
-			set_err(err, errlen, "%s:%u: missing key before '='", name, line);
+			gwu_set_err(err, errlen, "%s:%u: missing key before '='", name, line);
 			goto out;
 		}
 		i++;
@@ -557,20 +530,20 @@ int gw_config_parse(const gw_option *table, void *conf, const char *text, size_t
 		while (vl > 0 && is_blank((unsigned char)l[vs + vl - 1]))
 			vl--;
 		if ((o = find_option(table, l + ks, kl, e, sizeof e)) == NULL) {
-			set_err(err, errlen, "%s:%u: %s", name, line, e);
+			gwu_set_err(err, errlen, "%s:%u: %s", name, line, e);
 			goto out;
 		}
 		if (seen[o - table] != 0) {
-			set_err(err, errlen, "%s:%u: repeated key '%s' (first set at line %u)", name, line,
-				o->name, seen[o - table]);
+			gwu_set_err(err, errlen, "%s:%u: repeated key '%s' (first set at line %u)", name,
+				    line, o->name, seen[o - table]);
 			goto out;
 		}
 		if (unquote(l + vs, vl, value, &vl, &why) != 0) {
-			set_err(err, errlen, "%s:%u: %s: %s", name, line, o->name, why);
+			gwu_set_err(err, errlen, "%s:%u: %s: %s", name, line, o->name, why);
 			goto out;
 		}
 		if (set_value(o, conf, value, vl, e, sizeof e) != 0) {
-			set_err(err, errlen, "%s:%u: %s", name, line, e);
+			gwu_set_err(err, errlen, "%s:%u: %s", name, line, e);
 			goto out;
 		}
 		seen[o - table] = line;
@@ -590,7 +563,7 @@ int gw_config_load(const gw_option *table, void *conf, const char *path, char *e
 	int rc;
 
 	if ((f = fopen(path, "r")) == NULL) {
-		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		gwu_set_err(err, errlen, "%s: %s", path, strerror(errno));
 		/* Still leave conf consistent, as every other failure does. */
 		if (gw_config_defaults(table, conf, NULL, 0) != 0)
 			return -1;
@@ -601,12 +574,12 @@ int gw_config_load(const gw_option *table, void *conf, const char *path, char *e
 		if (len == cap) {
 			char *nt;
 			if ((long)cap >= CONF_FILE_MAX) {
-				set_err(err, errlen, "%s: file too large", path);
+				gwu_set_err(err, errlen, "%s: file too large", path);
 				goto fail;
 			}
 			cap = cap ? cap * 2 : 8192;
 			if ((nt = realloc(text, cap)) == NULL) {
-				set_err(err, errlen, "%s: out of memory", path);
+				gwu_set_err(err, errlen, "%s: out of memory", path);
 				goto fail;
 			}
 			text = nt;
@@ -616,7 +589,7 @@ int gw_config_load(const gw_option *table, void *conf, const char *path, char *e
 		len += got;
 	}
 	if (ferror(f)) {
-		set_err(err, errlen, "%s: read error", path);
+		gwu_set_err(err, errlen, "%s: read error", path);
 		goto fail;
 	}
 	fclose(f);
@@ -647,7 +620,7 @@ int gw_config_set(const gw_option *table, void *conf, const char *key, const cha
 		value = "";
 	vl = strlen(value);
 	if (vl > LINE_MAX_BYTES) {
-		set_err(err, errlen, "%s: value too long (over %d bytes)", o->name, LINE_MAX_BYTES);
+		gwu_set_err(err, errlen, "%s: value too long (over %d bytes)", o->name, LINE_MAX_BYTES);
 		return -1;
 	}
 	while (vs < vl && is_blank((unsigned char)value[vs]))
@@ -655,11 +628,11 @@ int gw_config_set(const gw_option *table, void *conf, const char *key, const cha
 	while (vl > vs && is_blank((unsigned char)value[vl - 1]))
 		vl--;
 	if ((buf = malloc(vl - vs + 1)) == NULL) {
-		set_err(err, errlen, "%s: out of memory", o->name);
+		gwu_set_err(err, errlen, "%s: out of memory", o->name);
 		return -1;
 	}
 	if (unquote(value + vs, vl - vs, buf, &vl, &why) != 0) {
-		set_err(err, errlen, "%s: %s", o->name, why);
+		gwu_set_err(err, errlen, "%s: %s", o->name, why);
 		free(buf);
 		return -1;
 	}

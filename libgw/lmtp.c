@@ -22,22 +22,11 @@
 #include "client_bdat.h"
 #include "gw/log.h"
 #include "lmtp_int.h"
+#include "util.h"
 
 #define ARG_LIMIT 4096 /* one MAIL or RCPT argument; the engine refuses more than 2048 anyway */
 
 /* ---- the handle ------------------------------------------------------------- */
-
-static char *dup_or_null(const char *s, int *failed)
-{
-	char *d;
-
-	if (s == NULL)
-		return NULL;
-	d = strdup(s);
-	if (d == NULL)
-		*failed = 1;
-	return d;
-}
 
 gw_lmtp *gw_lmtp_new(const gw_lmtp_opts *opts)
 {
@@ -48,10 +37,10 @@ gw_lmtp *gw_lmtp_new(const gw_lmtp_opts *opts)
 		return NULL;
 	if (opts != NULL)
 		l->o = *opts;
-	l->helo_name = dup_or_null(l->o.client.helo_name, &failed);
-	l->tls_ca_file = dup_or_null(l->o.client.tls_ca_file, &failed);
-	l->tls_servername = dup_or_null(l->o.client.tls_servername, &failed);
-	l->bind_address = dup_or_null(l->o.client.bind_address, &failed);
+	l->helo_name = gwu_strdup_opt(l->o.client.helo_name, &failed);
+	l->tls_ca_file = gwu_strdup_opt(l->o.client.tls_ca_file, &failed);
+	l->tls_servername = gwu_strdup_opt(l->o.client.tls_servername, &failed);
+	l->bind_address = gwu_strdup_opt(l->o.client.bind_address, &failed);
 	/* The engine is made again when the protocol changes, so it needs strings that live as long as we do.
 	 */
 	l->o.client.helo_name = l->helo_name;

@@ -26,20 +26,9 @@
 #include <sys/socket.h>
 
 #include "gw/route.h"
+#include "util.h"
 
 #define ANSWER_MAX 65536 /* the largest DNS message (TCP) */
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* A host name we are willing to connect to and log: letters, digits, '-', '_', '.'. */
 static int host_ok(const char *h)
@@ -90,34 +79,34 @@ static gw_lookup parse_answer(const unsigned char *answer, size_t len, gw_mx *mx
 
 	*nodata_r = 0;
 	if (answer == NULL || len > ANSWER_MAX || ns_initparse(answer, (int)len, &msg) < 0) {
-		set_err(err, errlen, "malformed DNS answer");
+		gwu_set_err(err, errlen, "malformed DNS answer");
 		return GW_LOOKUP_RETRY;
 	}
 	if (!ns_msg_getflag(msg, ns_f_qr)) {
-		set_err(err, errlen, "DNS message is not a response");
+		gwu_set_err(err, errlen, "DNS message is not a response");
 		return GW_LOOKUP_RETRY;
 	}
 	if (ns_msg_getflag(msg, ns_f_tc)) {
-		set_err(err, errlen, "truncated DNS answer");
+		gwu_set_err(err, errlen, "truncated DNS answer");
 		return GW_LOOKUP_RETRY;
 	}
 	rcode = ns_msg_getflag(msg, ns_f_rcode);
 	if (rcode == ns_r_nxdomain) {
-		set_err(err, errlen, "domain does not exist (NXDOMAIN)");
+		gwu_set_err(err, errlen, "domain does not exist (NXDOMAIN)");
 		return GW_LOOKUP_NOTFOUND;
 	}
 	if (rcode != ns_r_noerror) {
 		/* SERVFAIL, REFUSED, FORMERR, ...: the name may well exist; ask again later. */
-		set_err(err, errlen, "DNS error (rcode %d)", rcode);
+		gwu_set_err(err, errlen, "DNS error (rcode %d)", rcode);
 		return GW_LOOKUP_RETRY;
 	}
 	if (ns_msg_count(msg, ns_s_qd) > 0) {
 		if (ns_parserr(&msg, ns_s_qd, 0, &rr) < 0) {
-			set_err(err, errlen, "malformed DNS question");
+			gwu_set_err(err, errlen, "malformed DNS question");
 			return GW_LOOKUP_RETRY;
 		}
 		if (ns_rr_type(rr) != ns_t_mx) {
-			set_err(err, errlen, "DNS answer is not for an MX query");
+			gwu_set_err(err, errlen, "DNS answer is not for an MX query");
 			return GW_LOOKUP_RETRY;
 		}
 	}
@@ -128,20 +117,20 @@ static gw_lookup parse_answer(const unsigned char *answer, size_t len, gw_mx *mx
 		int used;
 
 		if (ns_parserr(&msg, ns_s_an, i, &rr) < 0) {
-			set_err(err, errlen, "malformed DNS answer record %d", i);
+			gwu_set_err(err, errlen, "malformed DNS answer record %d", i);
 			return GW_LOOKUP_RETRY;
 		}
 		if (ns_rr_type(rr) != ns_t_mx || ns_rr_class(rr) != ns_c_in)
 			continue; /* CNAMEs on the way to the MX set, signatures, ... */
 		rd = ns_rr_rdata(rr);
 		if (ns_rr_rdlen(rr) < 3) {
-			set_err(err, errlen, "malformed MX record (rdata length %u)",
-				(unsigned)ns_rr_rdlen(rr));
+			gwu_set_err(err, errlen, "malformed MX record (rdata length %u)",
+				    (unsigned)ns_rr_rdlen(rr));
 			return GW_LOOKUP_RETRY;
 		}
 		used = dn_expand(ns_msg_base(msg), ns_msg_end(msg), rd + 2, host, sizeof host);
 		if (used < 0 || (size_t)used + 2 != ns_rr_rdlen(rr)) {
-			set_err(err, errlen, "malformed MX target name");
+			gwu_set_err(err, errlen, "malformed MX target name");
 			return GW_LOOKUP_RETRY;
 		}
 		seen++;
@@ -160,16 +149,16 @@ static gw_lookup parse_answer(const unsigned char *answer, size_t len, gw_mx *mx
 	}
 	if (nullmx) {
 		*n_r = 0;
-		set_err(err, errlen, "domain accepts no mail (null MX)");
+		gwu_set_err(err, errlen, "domain accepts no mail (null MX)");
 		return GW_LOOKUP_NOTFOUND;
 	}
 	if (seen == 0) {
 		*nodata_r = 1;
-		set_err(err, errlen, "no MX record");
+		gwu_set_err(err, errlen, "no MX record");
 		return GW_LOOKUP_NOTFOUND;
 	}
 	if (seen == bad) {
-		set_err(err, errlen, "no usable MX host name (%d malformed)", bad);
+		gwu_set_err(err, errlen, "no usable MX host name (%d malformed)", bad);
 		return GW_LOOKUP_RETRY;
 	}
 	return GW_LOOKUP_FOUND;
@@ -216,10 +205,10 @@ static gw_lookup implicit_mx(const char *domain, gw_mx *mx_r, size_t max, size_t
 	    || rc == EAI_NODATA
 #endif
 	) {
-		set_err(err, errlen, "no MX record and no address");
+		gwu_set_err(err, errlen, "no MX record and no address");
 		return GW_LOOKUP_NOTFOUND;
 	}
-	set_err(err, errlen, "address lookup failed: %s", gai_strerror(rc));
+	gwu_set_err(err, errlen, "address lookup failed: %s", gai_strerror(rc));
 	return GW_LOOKUP_RETRY;
 }
 
@@ -237,7 +226,7 @@ gw_lookup gw_mx_lookup(const char *domain, gw_mx *mx_r, size_t max, size_t *n_r,
 	if (n_r != NULL)
 		*n_r = 0;
 	if (domain == NULL || (len = strnlen(domain, sizeof name)) == sizeof name) {
-		set_err(err, errlen, "domain name too long");
+		gwu_set_err(err, errlen, "domain name too long");
 		return GW_LOOKUP_NOTFOUND;
 	}
 	if (len > 0 && domain[len - 1] == '.')
@@ -245,17 +234,17 @@ gw_lookup gw_mx_lookup(const char *domain, gw_mx *mx_r, size_t max, size_t *n_r,
 	memcpy(name, domain, len);
 	name[len] = '\0';
 	if (!host_ok(name) || name[0] == '.' || strstr(name, "..") != NULL) {
-		set_err(err, errlen, "not a domain name");
+		gwu_set_err(err, errlen, "not a domain name");
 		return GW_LOOKUP_NOTFOUND; /* no such name can exist in the DNS */
 	}
 	if ((answer = malloc(ANSWER_MAX)) == NULL) {
-		set_err(err, errlen, "out of memory");
+		gwu_set_err(err, errlen, "out of memory");
 		return GW_LOOKUP_RETRY;
 	}
 	memset(&st, 0, sizeof st);
 	if (res_ninit(&st) != 0) {
 		free(answer);
-		set_err(err, errlen, "resolver initialisation failed");
+		gwu_set_err(err, errlen, "resolver initialisation failed");
 		return GW_LOOKUP_RETRY;
 	}
 	got = res_nquery(&st, name, ns_c_in, ns_t_mx, answer, ANSWER_MAX);
@@ -263,7 +252,7 @@ gw_lookup gw_mx_lookup(const char *domain, gw_mx *mx_r, size_t max, size_t *n_r,
 		/* res_nquery hides the answer on NXDOMAIN and NODATA; h_errno tells them apart. */
 		switch (st.res_h_errno) {
 		case HOST_NOT_FOUND:
-			set_err(err, errlen, "domain does not exist (NXDOMAIN)");
+			gwu_set_err(err, errlen, "domain does not exist (NXDOMAIN)");
 			res = GW_LOOKUP_NOTFOUND;
 			break;
 		case NO_DATA:
@@ -271,16 +260,16 @@ gw_lookup gw_mx_lookup(const char *domain, gw_mx *mx_r, size_t max, size_t *n_r,
 			res = GW_LOOKUP_NOTFOUND;
 			break;
 		case TRY_AGAIN:
-			set_err(err, errlen, "DNS lookup failed temporarily (SERVFAIL or timeout)");
+			gwu_set_err(err, errlen, "DNS lookup failed temporarily (SERVFAIL or timeout)");
 			res = GW_LOOKUP_RETRY;
 			break;
 		default:
-			set_err(err, errlen, "DNS lookup failed (resolver error %d)", st.res_h_errno);
+			gwu_set_err(err, errlen, "DNS lookup failed (resolver error %d)", st.res_h_errno);
 			res = GW_LOOKUP_RETRY;
 			break;
 		}
 	} else if ((size_t)got > ANSWER_MAX) {
-		set_err(err, errlen, "DNS answer too large");
+		gwu_set_err(err, errlen, "DNS answer too large");
 		res = GW_LOOKUP_RETRY;
 	} else {
 		res = parse_answer(answer, (size_t)got, mx_r, max, &n, &nodata, err, errlen);

@@ -40,6 +40,7 @@
 #include <strings.h>
 
 #include "gw/route.h"
+#include "util.h"
 
 #define ROUTE_FILE_MAX  (64u * 1024 * 1024) /* refuse absurd files before reading them */
 #define ROUTE_ENTRY_MAX 8192                /* one logical entry, continuations included */
@@ -71,23 +72,6 @@ static void set_err(char *err, size_t errlen, const char *name, unsigned line, c
 		snprintf(err, errlen, "%s: %s", name, msg);
 	else
 		snprintf(err, errlen, "%s", msg);
-}
-
-/* A printable, bounded copy of s[0..len) for error messages: the file may hold anything. */
-static const char *excerpt(const char *s, size_t len, char *buf, size_t size)
-{
-	size_t i, o = 0;
-
-	for (i = 0; i < len && o + 4 < size && i < EXCERPT_MAX; i++) {
-		unsigned char c = (unsigned char)s[i];
-		buf[o++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-	}
-	if (i < len && o + 4 <= size) {
-		memcpy(buf + o, "...", 3);
-		o += 3;
-	}
-	buf[o] = '\0';
-	return buf;
 }
 
 static uint32_t hash_key(const char *s)
@@ -197,7 +181,7 @@ static const char *parse_value(gw_route *route, const char *v, size_t vlen, char
 		unsigned char c = (unsigned char)v[i];
 		if (!isalnum(c) && c != '-' && c != '_') {
 			char ex[EXCERPT_MAX + 8];
-			snprintf(detail, dlen, "'%s'", excerpt(v, vlen, ex, sizeof ex));
+			snprintf(detail, dlen, "'%s'", gwu_excerpt(v, vlen, EXCERPT_MAX, ex, sizeof ex));
 			return "bad transport name (want transport:nexthop, e.g. smtp:[10.0.0.5]:25)";
 		}
 		route->transport[i] = (char)tolower(c);
@@ -242,7 +226,8 @@ static const char *parse_value(gw_route *route, const char *v, size_t vlen, char
 			return "too many next hops (at most 8)";
 		if (gw_nexthop_parse(nh + start, tl, &route->hops[route->nhops], &why) != 0) {
 			char ex[EXCERPT_MAX + 8];
-			snprintf(detail, dlen, "'%s': %s", excerpt(nh + start, tl, ex, sizeof ex),
+			snprintf(detail, dlen, "'%s': %s",
+				 gwu_excerpt(nh + start, tl, EXCERPT_MAX, ex, sizeof ex),
 				 why != NULL ? why : "unparsable");
 			return "bad next hop";
 		}
@@ -286,7 +271,8 @@ static int add_entry(gw_routes *r, const char *e, size_t len, const char *name, 
 	while (len > vstart && is_blank((unsigned char)e[len - 1]))
 		len--;
 	if ((why = parse_key(e, klen, key)) != NULL) {
-		set_err(err, errlen, name, line, "%s: '%s'", why, excerpt(e, klen, ex, sizeof ex));
+		set_err(err, errlen, name, line, "%s: '%s'", why,
+			gwu_excerpt(e, klen, EXCERPT_MAX, ex, sizeof ex));
 		return -1;
 	}
 	if (vstart >= len) {
@@ -317,7 +303,7 @@ static int add_entry(gw_routes *r, const char *e, size_t len, const char *name, 
 			set_err(err, errlen, name, line, "%s: %s", why, detail);
 		else
 			set_err(err, errlen, name, line, "%s: '%s'", why,
-				excerpt(e + vstart, len - vstart, ex, sizeof ex));
+				gwu_excerpt(e + vstart, len - vstart, EXCERPT_MAX, ex, sizeof ex));
 		return -1;
 	}
 	if (index_add(r, r->n) != 0) {
