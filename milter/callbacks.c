@@ -4,9 +4,18 @@
  * Per connection: a gwm_conn holding a snapshot reference (taken at
  * connect, dropped at close), the client address, and the message's
  * call-ahead transaction, begun at the first RCPT that needs a probe and
- * ended at end of message, abort, the next MAIL or close. Every libmilter
+ * ended at DATA (every recipient is known), abort, the next MAIL or close. Every libmilter
  * call goes through smfi_seam.h. The decision is computed into a gwm_dec,
  * then logged and sent, so each RCPT leaves exactly one log line.
+ *
+ * PRVS (prvs_filter.h decides; this file gathers and acts): MAIL notes the
+ * sender, its ESMTP parameters and whether it is a bounce; RCPT verifies,
+ * and a validly tagged recipient is probed as its plain address and
+ * remembered; end of message replaces each remembered recipient
+ * (smfi_addrcpt of the plain form, smfi_delrcpt of the form the MTA gave)
+ * and signs the sender with smfi_chgfrom. The day is time(NULL) / 86400,
+ * read here: the library never reads the clock. The modification actions
+ * are requested only when the current configuration has PRVS on.
  *
  * Steps negotiated: connect, MAIL, RCPT, DATA (registered so Postfix waits
  * for our reply instead of streaming the DATA macros into a delayed ACK),
@@ -24,15 +33,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "callbacks.h"
 #include "conf.h"
 #include "reply.h"
+#include "prvs_filter.h"
 #include "smfi_seam.h"
 #include "unknown_limit.h"
 #include "gw/addr.h"
 #include "gw/callahead.h"
 #include "gw/log.h"
+
+/* Recipients of one message a tag is stripped from, at most. */
+#define GWM_PRVS_STRIPS_MAX 1000
+/* ESMTP parameters of MAIL FROM kept for smfi_chgfrom, at most (bytes). */
+#define GWM_PRVS_ARGS_MAX 1024
+
+/* A recipient accepted in its tagged form, to be replaced at end of message. */
+typedef struct gwm_strip {
+	char tagged[GW_PATH_MAX + 1];     /* as the MTA gave it at RCPT */
+	char plain[GW_PRVS_ADDR_MAX + 3]; /* "<local@domain>" */
+} gwm_strip;
 
 typedef struct gwm_conn {
 	gwm_snapshot *snap;
@@ -41,6 +63,16 @@ typedef struct gwm_conn {
 	int authenticated;   /* this message */
 	unsigned path_flags; /* GW_PATH_SMTPUTF8 when MAIL said SMTPUTF8 */
 	gw_ca_txn *txn;
+	/* PRVS: the connection */
+	int prvs_internal; /* client in prvs_internal_networks */
+	/* PRVS: this message */
+	int prvs_auth;                     /* {auth_authen} set (whatever skip_authenticated says) */
+	int prvs_bounce;                   /* the sender is a bounce (gwm_prvs_bounce) */
+	int prvs_from_ok;                  /* MAIL FROM parsed: prvs_from and prvs_args hold it */
+	char prvs_from[GW_PATH_MAX + 1];   /* "local@domain", "" for <> */
+	char prvs_args[GWM_PRVS_ARGS_MAX]; /* its ESMTP parameters, space separated */
+	gwm_strip *strips;
+	size_t nstrips;
 } gwm_conn;
 
 /* What one RCPT came to: the reply and the fields of its log line. */
@@ -116,6 +148,7 @@ static gwm_conn *conn_new(SMFICTX *ctx, const struct sockaddr *sa)
 	}
 	client_text(sa, c->client, sizeof(c->client));
 	c->skip_client = gwm_config_skip_client(c->snap->conf, sa);
+	c->prvs_internal = gwm_config_prvs_internal(c->snap->conf, sa);
 	if (gwm_setpriv(ctx, c) != MI_SUCCESS) {
 		gwm_snapshot_unref(&c->snap);
 		free(c);
@@ -139,6 +172,168 @@ static void txn_end(gwm_conn *c)
 		gw_ca_txn_end(&c->txn);
 }
 
+/* --- PRVS ---------------------------------------------------------------------- */
+
+static long prvs_today(void)
+{
+	return (long)(time(NULL) / 86400);
+}
+
+/* Forget the message's PRVS state (next MAIL, end of message, abort, close). */
+static void prvs_reset(gwm_conn *c)
+{
+	if (c == NULL)
+		return;
+	free(c->strips);
+	c->strips = NULL;
+	c->nstrips = 0;
+	c->prvs_from_ok = c->prvs_bounce = c->prvs_auth = 0;
+	c->prvs_from[0] = c->prvs_args[0] = '\0';
+}
+
+/* s for a key=value log field: sanitised, blanks turned into '-'. */
+static const char *log_word(const char *s, char *buf, size_t size)
+{
+	char *p;
+
+	gw_log_sanitize(buf, size, s, strlen(s), GW_LOG_PEER_MAX);
+	for (p = buf; *p != '\0'; p++)
+		if (*p == ' ')
+			*p = '-';
+	return buf;
+}
+
+/* MAIL: note the sender, whether it is a bounce, and its ESMTP parameters. */
+static void prvs_mail(gwm_conn *c, char **argv, const char *auth)
+{
+	const gwm_prvs_conf *pc = &c->snap->conf->prvs;
+	unsigned flags = GW_PATH_REVERSE | c->path_flags;
+	const char *why = NULL;
+	gw_path p;
+	size_t i, o = 0;
+
+	prvs_reset(c);
+	c->prvs_auth = auth != NULL && *auth != '\0';
+	if (!gwm_prvs_on(pc) || argv == NULL || argv[0] == NULL)
+		return;
+	if (argv[0][0] != '<')
+		flags |= GW_PATH_BARE;
+	if (gw_path_parse(argv[0], strlen(argv[0]), flags, &p, &why) != 0)
+		return; /* the MTA accepted what we cannot parse: neither signed nor treated as a bounce */
+	gw_mailbox_format(&p.mbox, c->prvs_from, sizeof(c->prvs_from));
+	c->prvs_bounce = gwm_prvs_bounce(pc, c->prvs_from);
+	for (i = 1; argv[i] != NULL; i++) {
+		size_t l = strlen(argv[i]);
+		if (o + l + 2 > sizeof(c->prvs_args)) {
+			o = 0; /* too long to keep whole: keep none rather than a part */
+			break;
+		}
+		if (o > 0)
+			c->prvs_args[o++] = ' ';
+		memcpy(c->prvs_args + o, argv[i], l);
+		o += l;
+	}
+	c->prvs_args[o] = '\0';
+	c->prvs_from_ok = 1;
+}
+
+/* RCPT: the PRVS decision on raw; rcpt gets "local@domain" when it parsed. */
+static void prvs_rcpt(const gwm_conn *c, const char *raw, gwm_prvs_rcpt_dec *pd, char *rcpt, size_t size)
+{
+	const gwm_prvs_conf *pc = &c->snap->conf->prvs;
+	unsigned flags = GW_PATH_PARAMS | GW_PATH_POSTMASTER | c->path_flags;
+	const char *why = NULL;
+	gw_path p;
+
+	memset(pd, 0, sizeof(*pd));
+	pd->action = GWM_PRVS_NONE;
+	pd->result = GW_PRVS_NOT_TAGGED;
+	rcpt[0] = '\0';
+	if (raw[0] != '<')
+		flags |= GW_PATH_BARE;
+	/* A recipient that does not parse is left to decide(), which answers 501. */
+	if (!gwm_prvs_on(pc) || gw_path_parse(raw, strlen(raw), flags, &p, &why) != 0 ||
+	    p.mbox.domain[0] == '\0')
+		return;
+	gw_mailbox_format(&p.mbox, rcpt, size);
+	gwm_prvs_rcpt(pc, prvs_today(), c->prvs_bounce, c->prvs_internal || c->prvs_auth, rcpt, pd);
+}
+
+/* Remember a recipient accepted in tagged form. 0 ok, -1 (no memory, too many). */
+static int prvs_remember(gwm_conn *c, const char *raw, const char *plain)
+{
+	gwm_strip *ns;
+
+	if (c->nstrips >= GWM_PRVS_STRIPS_MAX || strlen(raw) >= sizeof(ns->tagged))
+		return -1;
+	if ((ns = realloc(c->strips, (c->nstrips + 1) * sizeof(*ns))) == NULL)
+		return -1;
+	c->strips = ns;
+	snprintf(ns[c->nstrips].tagged, sizeof(ns->tagged), "%s", raw);
+	snprintf(ns[c->nstrips].plain, sizeof(ns->plain), "<%s>", plain);
+	c->nstrips++;
+	return 0;
+}
+
+/* End of message: replace tagged recipients, then sign the sender. */
+static sfsistat prvs_eom(SMFICTX *ctx, gwm_conn *c)
+{
+	const gwm_prvs_conf *pc = &c->snap->conf->prvs;
+	const char *queue = gwm_getsymval(ctx, "i"), *v, *args;
+	char q[64], from[GW_LOG_PEER_MAX * 4 + 8], to[GW_LOG_PEER_MAX * 4 + 8], why[64],
+	    mail[GW_PRVS_ADDR_MAX + 3];
+	gwm_prvs_sign_dec sd;
+	size_t i;
+
+	if (queue == NULL || *queue == '\0')
+		queue = "-";
+	gw_log_sanitize(q, sizeof(q), queue, strlen(queue), 32);
+	for (i = 0; i < c->nstrips; i++) {
+		/* Add first: if that fails nothing has changed yet. */
+		if (gwm_addrcpt(ctx, c->strips[i].plain) != MI_SUCCESS ||
+		    gwm_delrcpt(ctx, c->strips[i].tagged) != MI_SUCCESS) {
+			gw_log(
+			    GW_LOG_ERR, "prvs",
+			    "queue=%s client=%s step=strip action=tempfail why=smfi_addrcpt/delrcpt-failed "
+			    "hint=\"does the MTA offer SMFIF_ADDRCPT and SMFIF_DELRCPT?\"",
+			    q, c->client);
+			(void)gwm_setreply(ctx, "451", "4.3.0",
+					   "Cannot rewrite a tagged recipient, try again later");
+			return SMFIS_TEMPFAIL;
+		}
+	}
+	if (!c->prvs_from_ok)
+		return SMFIS_CONTINUE;
+	gwm_prvs_sign(pc, prvs_today(), c->prvs_internal, c->prvs_auth, c->prvs_from, &sd);
+	if (sd.sign) {
+		/* Postfix keeps the original parameters itself and warns when given any (cleanup_chg_from).
+		 */
+		v = gwm_getsymval(ctx, "v");
+		args = (v != NULL && strncasecmp(v, "Postfix", 7) == 0) || c->prvs_args[0] == '\0'
+			   ? NULL
+			   : c->prvs_args;
+		snprintf(mail, sizeof(mail), "<%s>", sd.addr);
+		if (gwm_chgfrom(ctx, mail, args) != MI_SUCCESS) {
+			gw_log(GW_LOG_ERR, "prvs",
+			       "queue=%s client=%s step=sign action=tempfail why=smfi_chgfrom-failed "
+			       "hint=\"does the MTA offer SMFIF_CHGFROM? Postfix 2.6+, Sendmail 8.14+\"",
+			       q, c->client);
+			/* Sent unsigned, its bounces would be refused as forged: try later instead. */
+			(void)gwm_setreply(ctx, "451", "4.3.0",
+					   "Cannot sign the envelope sender, try again later");
+			return SMFIS_TEMPFAIL;
+		}
+	}
+	if (sd.log) {
+		gw_log_sanitize(from, sizeof(from), c->prvs_from, strlen(c->prvs_from), GW_LOG_PEER_MAX);
+		gw_log_sanitize(to, sizeof(to), sd.addr, strlen(sd.addr), GW_LOG_PEER_MAX);
+		gw_log(GW_LOG_INFO, "prvs", "queue=%s client=%s step=sign from=%s action=%s why=%s to=%s", q,
+		       c->client, from[0] != '\0' ? from : "<>", sd.sign ? "sign" : "none",
+		       log_word(sd.why, why, sizeof(why)), to[0] != '\0' ? to : "-");
+	}
+	return SMFIS_CONTINUE;
+}
+
 /* --- callbacks ----------------------------------------------------------------- */
 
 static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
@@ -146,8 +341,14 @@ static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, u
 			     unsigned long *pf3)
 {
 	const unsigned long off = SMFIP_NOHELO | SMFIP_NOHDRS | SMFIP_NOEOH | SMFIP_NOBODY | SMFIP_NOUNKNOWN;
+	gwm_snapshot *snap = gwm_current_get();
+	unsigned long acts = SMFIF_SETSYMLIST;
 
-	*pf0 = f0 & SMFIF_SETSYMLIST;
+	/* Ask to modify the envelope only when PRVS is on (signing and stripping need it). */
+	if (snap != NULL && gwm_prvs_on(&snap->conf->prvs))
+		acts |= SMFIF_CHGFROM | SMFIF_ADDRCPT | SMFIF_DELRCPT;
+	gwm_snapshot_unref(&snap);
+	*pf0 = f0 & acts;
 	*pf1 = f1 & off;
 	*pf2 = *pf3 = 0;
 	if (*pf0 & SMFIF_SETSYMLIST) {
@@ -179,6 +380,7 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 	for (i = 1; argv != NULL && argv[0] != NULL && argv[i] != NULL; i++)
 		if (strcasecmp(argv[i], "SMTPUTF8") == 0)
 			c->path_flags |= GW_PATH_SMTPUTF8;
+	prvs_mail(c, argv, auth);
 	return SMFIS_CONTINUE;
 }
 
@@ -306,9 +508,11 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 {
 	gwm_conn *c = conn_get(ctx);
 	gwm_dec d;
+	gwm_prvs_rcpt_dec pd;
 	const char *raw = argv != NULL ? argv[0] : NULL;
 	const char *queue = gwm_getsymval(ctx, "i");
 	char q[64], rcpt[GW_LOG_PEER_MAX * 4 + 8], route[GW_HOST_MAX * 2];
+	char prcpt[GW_PATH_MAX + 1], plain[GW_PRVS_ADDR_MAX + 3], why[64];
 	int64_t t0 = gw_now_ms();
 
 	if (c == NULL)
@@ -320,7 +524,25 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 		raw = gwm_getsymval(ctx, "{rcpt_addr}");
 	if (raw == NULL)
 		raw = "";
-	decide(ctx, c, raw, &d);
+	/* PRVS first: a forged bounce costs no probe, a tagged recipient is probed stripped. */
+	prvs_rcpt(c, raw, &pd, prcpt, sizeof(prcpt));
+	if (pd.action == GWM_PRVS_REJECT || pd.action == GWM_PRVS_TEMPFAIL) {
+		d.reply = pd.reply;
+		d.source = "prvs";
+		snprintf(d.rcpt, sizeof(d.rcpt), "%s", prcpt);
+	} else if (pd.action == GWM_PRVS_STRIP) {
+		snprintf(plain, sizeof(plain), "<%s>", pd.plain);
+		decide(ctx, c, plain, &d);
+		/* Not for a recipient the MTA already refused: the add at end of message would revive it. */
+		if (d.reply.action == SMFIS_CONTINUE && strcmp(d.source, "skip-error") != 0 &&
+		    prvs_remember(c, raw, pd.plain) != 0) {
+			gwm_reply_local_error(d.rcpt, &d.reply);
+			d.source = "local-error";
+			atomic_fetch_add(&n_local_errors, 1);
+		}
+	} else {
+		decide(ctx, c, raw, &d);
+	}
 	/* The queue id is empty at the first RCPT under Postfix. */
 	if (queue == NULL || *queue == '\0')
 		queue = "-";
@@ -341,6 +563,17 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 	if (d.reply.rcode[0] != '\0')
 		gw_log(GW_LOG_DEBUG, "rcpt_reply", "queue=%s rcpt=%s reply=\"%s %s %s\"", q, rcpt,
 		       d.reply.rcode, d.reply.xcode, d.reply.text);
+	if (pd.log) {
+		char tagged[GW_LOG_PEER_MAX * 4 + 8], res[64], pl[GW_LOG_PEER_MAX * 4 + 8];
+		gw_log_sanitize(tagged, sizeof(tagged), prcpt, strlen(prcpt), GW_LOG_PEER_MAX);
+		gw_log_sanitize(pl, sizeof(pl), pd.plain, strlen(pd.plain), GW_LOG_PEER_MAX);
+		gw_log(GW_LOG_INFO, "prvs",
+		       "queue=%s client=%s step=rcpt rcpt=%s bounce=%s tag=%s action=%s why=%s plain=%s", q,
+		       c->client, tagged, c->prvs_bounce ? "yes" : "no",
+		       log_word(gw_prvs_result_str(pd.result), res, sizeof(res)),
+		       gwm_prvs_action_str(pd.action), log_word(pd.why, why, sizeof(why)),
+		       pd.action == GWM_PRVS_STRIP ? pl : "-");
+	}
 	return gwm_reply_send(ctx, &d.reply);
 }
 
@@ -357,13 +590,23 @@ static sfsistat cb_data(SMFICTX *ctx)
 
 static sfsistat cb_eom(SMFICTX *ctx)
 {
-	txn_end(gwm_getpriv(ctx));
-	return SMFIS_CONTINUE;
+	gwm_conn *c = gwm_getpriv(ctx);
+	sfsistat rc = SMFIS_CONTINUE;
+
+	txn_end(c);
+	if (c != NULL) {
+		rc = prvs_eom(ctx, c); /* once per message: the state is dropped right after */
+		prvs_reset(c);
+	}
+	return rc;
 }
 
 static sfsistat cb_abort(SMFICTX *ctx)
 {
-	txn_end(gwm_getpriv(ctx));
+	gwm_conn *c = gwm_getpriv(ctx);
+
+	txn_end(c);
+	prvs_reset(c);
 	return SMFIS_CONTINUE;
 }
 
@@ -374,6 +617,7 @@ static sfsistat cb_close(SMFICTX *ctx)
 	if (c == NULL)
 		return SMFIS_CONTINUE;
 	txn_end(c);
+	prvs_reset(c);
 	gwm_snapshot_unref(&c->snap);
 	free(c);
 	(void)gwm_setpriv(ctx, NULL);
@@ -388,7 +632,8 @@ void gwm_callbacks_desc(struct smfiDesc *d)
 	memset(d, 0, sizeof(*d));
 	d->xxfi_name = name;
 	d->xxfi_version = SMFI_VERSION;
-	d->xxfi_flags = 0; /* we never modify a message */
+	/* PRVS rewrites envelopes; cb_negotiate asks for these only when PRVS is on. */
+	d->xxfi_flags = SMFIF_CHGFROM | SMFIF_ADDRCPT | SMFIF_DELRCPT;
 	d->xxfi_connect = cb_connect;
 	d->xxfi_envfrom = cb_envfrom;
 	d->xxfi_envrcpt = cb_envrcpt;

@@ -3,8 +3,10 @@
  * cannot express, the route file with its loop check, and snapshots.
  *
  * Values that need more than the table's types (socket, socket_mode,
- * networks, self addresses) are parsed here once, at load, into plain
- * arrays, so a callback never parses configuration text. Errors about such a
+ * networks, self addresses, PRVS lists) are parsed here once, at load, into
+ * plain arrays, so a callback never parses configuration text. The PRVS key
+ * ring is loaded here too: each snapshot owns its ring, so a reload picks up
+ * a rotated key file and live connections keep the ring they started with. Errors about such a
  * value name the line of its key, found by scanning the file again.
  *
  * Snapshots are counted with an atomic; "current" is a pointer under a
@@ -107,6 +109,20 @@ const gw_option gwm_option[] = {
 	skip_authenticated, 0, 0, NULL),
     OPT("local_mailers", GW_OPT_LIST, "local", "{rcpt_mailer} values never checked", local_mailers, 0, 0,
 	NULL),
+    OPT("prvs_keys", GW_OPT_STRING, NULL, "PRVS key file (mode 0600 or stricter); empty: PRVS off", prvs_keys,
+	0, 0, NULL),
+    OPT("prvs_sign_domains", GW_OPT_LIST, NULL, "domains whose senders are signed and bounces verified",
+	prvs_sign_domains, 0, 0, NULL),
+    OPT("prvs_internal_networks", GW_OPT_LIST, NULL,
+	"clients whose mail is signed (authenticated clients too)", prvs_internal_networks, 0, 0, NULL),
+    OPT("prvs_verify", GW_OPT_BOOL, "yes", "refuse bounces to signing domains without a valid tag",
+	prvs_verify, 0, 0, NULL),
+    OPT("prvs_verify_mailer_daemon", GW_OPT_BOOL, "no", "MAIL FROM MAILER-DAEMON@... is a bounce too",
+	prvs_verify_mailer_daemon, 0, 0, NULL),
+    OPT("prvs_exempt", GW_OPT_LIST, NULL, "recipients accepting unsigned bounces (local@domain, @domain)",
+	prvs_exempt, 0, 0, NULL),
+    OPT("prvs_sign_exempt", GW_OPT_LIST, NULL, "senders never signed (local@domain, @domain)",
+	prvs_sign_exempt, 0, 0, NULL),
     {NULL, GW_OPT_STRING, NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -231,6 +247,10 @@ typedef struct list_ctx {
 	const char *key;
 	char *err;
 	size_t errlen;
+	gwm_net **nets; /* add_net: the array it appends to */
+	size_t *nnets;
+	char ***strs; /* add_prvs_item: the array it appends to */
+	size_t *nstrs;
 } list_ctx;
 
 static int add_net(const char *item, size_t len, void *vctx)
@@ -238,18 +258,18 @@ static int add_net(const char *item, size_t len, void *vctx)
 	list_ctx *x = vctx;
 	gwm_net *nn;
 
-	nn = realloc(x->c->nets, (x->c->nnets + 1) * sizeof(*nn));
+	nn = realloc(*x->nets, (*x->nnets + 1) * sizeof(*nn));
 	if (nn == NULL) {
 		key_err(x->c, x->key, x->err, x->errlen, "out of memory");
 		return -1;
 	}
-	x->c->nets = nn;
-	if (parse_net(item, len, &nn[x->c->nnets]) != 0) {
+	*x->nets = nn;
+	if (parse_net(item, len, &nn[*x->nnets]) != 0) {
 		key_err(x->c, x->key, x->err, x->errlen, "bad network '%.*s' (want ADDR or ADDR/PREFIX)",
 			(int)(len > 64 ? 64 : len), item);
 		return -1;
 	}
-	x->c->nnets++;
+	(*x->nnets)++;
 	return 0;
 }
 
@@ -337,6 +357,81 @@ static int add_self(const char *item, size_t len, void *vctx)
 	return 0;
 }
 
+/* --- PRVS -------------------------------------------------------------------- */
+
+/*
+ * A prvs_sign_domains item (a domain: no '@') or, for the exemption lists,
+ * "@domain" or "local@domain" (an entry without '@' would match nothing,
+ * so it is an error rather than a silent no-op).
+ */
+static int add_prvs_item(const char *item, size_t len, void *vctx)
+{
+	list_ctx *x = vctx;
+	const char *at = memchr(item, '@', len);
+	int domains = strcmp(x->key, "prvs_sign_domains") == 0;
+
+	if (len == 0 || len > GW_PATH_MAX || (domains && at != NULL) ||
+	    (!domains &&
+	     (at == NULL || at == item + len - 1 || memchr(at + 1, '@', len - (size_t)(at - item) - 1)))) {
+		key_err(x->c, x->key, x->err, x->errlen, "bad entry '%.*s' (want %s)",
+			(int)(len > 64 ? 64 : len), item, domains ? "a domain" : "local@domain or @domain");
+		return -1;
+	}
+	if (add_string(x->strs, x->nstrs, item, len, domains) != 0) {
+		key_err(x->c, x->key, x->err, x->errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* The prvs_* keys: lists parsed, the key ring loaded when prvs_keys is set. */
+static int load_prvs(gwm_config *c, list_ctx *x)
+{
+	gwm_prvs_conf *p = &c->prvs;
+	char e[512];
+
+	p->verify = c->opt.prvs_verify;
+	p->verify_mailer_daemon = c->opt.prvs_verify_mailer_daemon;
+	x->key = "prvs_internal_networks";
+	x->nets = &c->prvs_nets;
+	x->nnets = &c->nprvs_nets;
+	if (gw_config_list_foreach(c->opt.prvs_internal_networks, add_net, x) != 0)
+		return -1;
+	x->key = "prvs_sign_domains";
+	x->strs = &p->sign_domains;
+	x->nstrs = &p->nsign_domains;
+	if (gw_config_list_foreach(c->opt.prvs_sign_domains, add_prvs_item, x) != 0)
+		return -1;
+	x->key = "prvs_exempt";
+	x->strs = &p->exempt;
+	x->nstrs = &p->nexempt;
+	if (gw_config_list_foreach(c->opt.prvs_exempt, add_prvs_item, x) != 0)
+		return -1;
+	x->key = "prvs_sign_exempt";
+	x->strs = &p->sign_exempt;
+	x->nstrs = &p->nsign_exempt;
+	if (gw_config_list_foreach(c->opt.prvs_sign_exempt, add_prvs_item, x) != 0)
+		return -1;
+	if (c->opt.prvs_keys == NULL || c->opt.prvs_keys[0] == '\0') {
+		if (p->nsign_domains > 0)
+			gw_log(GW_LOG_NOTICE, "config",
+			       "file=%s prvs_sign_domains without prvs_keys: PRVS off", c->path);
+		return 0;
+	}
+	/* The library's message names the key file ("path: readable by group or others ..."). */
+	if (gw_prvs_ring_load(c->opt.prvs_keys, &p->ring, e, sizeof(e)) != 0) {
+		key_err(c, "prvs_keys", x->err, x->errlen, "%s", e);
+		return -1;
+	}
+	if (p->nsign_domains == 0)
+		gw_log(GW_LOG_NOTICE, "config",
+		       "file=%s prvs_keys without prvs_sign_domains: only tags are stripped", c->path);
+	else if (gw_prvs_ring_signing(p->ring) < 0)
+		gw_log(GW_LOG_NOTICE, "config", "file=%s %s has no signing key: nothing is signed", c->path,
+		       c->opt.prvs_keys);
+	return 0;
+}
+
 /* --- routes ---------------------------------------------------------------- */
 
 int gwm_config_check_route(const gwm_config *c, const gw_route *route, char *err, size_t errlen)
@@ -394,6 +489,7 @@ gwm_config *gwm_config_load(const char *path, char *err, size_t errlen)
 		free(c);
 		return NULL;
 	}
+	memset(&x, 0, sizeof(x));
 	x.c = c;
 	x.err = err;
 	x.errlen = errlen;
@@ -412,6 +508,8 @@ gwm_config *gwm_config_load(const char *path, char *err, size_t errlen)
 		gw_log(GW_LOG_NOTICE, "config",
 		       "file=%s tls=verify without tls_ca_file: system trust anchors", path);
 	x.key = "skip_networks";
+	x.nets = &c->nets;
+	x.nnets = &c->nnets;
 	if (gw_config_list_foreach(c->opt.skip_networks, add_net, &x) != 0)
 		goto fail;
 	x.key = "skip_recipients";
@@ -430,6 +528,8 @@ gwm_config *gwm_config_load(const char *path, char *err, size_t errlen)
 	if ((c->routes = gw_routes_load(c->opt.routes, err, errlen)) == NULL)
 		goto fail;
 	if (check_routes(c, err, errlen) != 0)
+		goto fail;
+	if (load_prvs(c, &x) != 0)
 		goto fail;
 	return c;
 fail:
@@ -453,6 +553,8 @@ void gwm_config_free(gwm_config **cp)
 	for (i = 0; i < c->nlocal_mailers; i++)
 		free(c->local_mailers[i]);
 	free(c->local_mailers);
+	gwm_prvs_conf_clear(&c->prvs);
+	free(c->prvs_nets);
 	free(c->path);
 	free(c);
 	*cp = NULL;
@@ -499,13 +601,14 @@ static int net_match(const gwm_net *n, const unsigned char *a, int family)
 	return rest == 0 || ((n->addr[full] ^ a[full]) & (0xffu << (8 - rest)) & 0xffu) == 0;
 }
 
-int gwm_config_skip_client(const gwm_config *c, const struct sockaddr *sa)
+/* Is sa in one of the n networks? */
+static int nets_match(const gwm_net *nets, size_t n, const struct sockaddr *sa)
 {
 	unsigned char a[16];
 	int family;
 	size_t i;
 
-	if (sa == NULL || c->nnets == 0)
+	if (sa == NULL || n == 0)
 		return 0;
 	if (sa->sa_family == AF_INET) {
 		memcpy(a, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
@@ -522,10 +625,20 @@ int gwm_config_skip_client(const gwm_config *c, const struct sockaddr *sa)
 	} else {
 		return 0;
 	}
-	for (i = 0; i < c->nnets; i++)
-		if (net_match(&c->nets[i], a, family))
+	for (i = 0; i < n; i++)
+		if (net_match(&nets[i], a, family))
 			return 1;
 	return 0;
+}
+
+int gwm_config_skip_client(const gwm_config *c, const struct sockaddr *sa)
+{
+	return nets_match(c->nets, c->nnets, sa);
+}
+
+int gwm_config_prvs_internal(const gwm_config *c, const struct sockaddr *sa)
+{
+	return nets_match(c->prvs_nets, c->nprvs_nets, sa);
 }
 
 int gwm_config_skip_rcpt(const gwm_config *c, const char *local, const char *domain)

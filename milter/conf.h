@@ -4,9 +4,10 @@
  *
  * gwm_option[] describes every key of gw.conf(5) once. gwm_config_load()
  * reads the file, then checks and parses what the table cannot (socket
- * syntax, socket mode, networks, self addresses), loads the route file and
- * refuses routes that loop back to self_addresses; every error names
- * file:line. It starts no threads, so -n uses it as it is.
+ * syntax, socket mode, networks, self addresses, PRVS lists), loads the
+ * route file and refuses routes that loop back to self_addresses, and loads
+ * the PRVS key ring (a key file others may read is refused, naming the file);
+ * every error names file:line. It starts no threads, so -n uses it as it is.
  *
  * A gwm_snapshot is a loaded configuration plus the call-ahead engine built
  * from it. Each milter connection takes a reference at connect and drops it
@@ -31,6 +32,7 @@
 #include "gw/callahead.h"
 #include "gw/config.h"
 #include "gw/route.h"
+#include "prvs_filter.h"
 
 #define GWM_DEFAULT_CONFIG "/etc/gw/gw.conf"
 #define GWM_SELF_MAX       16
@@ -55,6 +57,9 @@ typedef struct gwm_options {
 	char *skip_networks, *skip_recipients;
 	int skip_authenticated;
 	char *local_mailers;
+	char *prvs_keys, *prvs_sign_domains, *prvs_internal_networks;
+	int prvs_verify, prvs_verify_mailer_daemon;
+	char *prvs_exempt, *prvs_sign_exempt;
 } gwm_options;
 
 extern const gw_option gwm_option[];
@@ -80,6 +85,9 @@ typedef struct gwm_config {
 	size_t nlocal_mailers;
 	struct sockaddr_storage self[GWM_SELF_MAX];
 	size_t nself;
+	gwm_prvs_conf prvs; /* ring loaded at load time: a reload reads the key file again */
+	gwm_net *prvs_nets; /* prvs_internal_networks */
+	size_t nprvs_nets;
 } gwm_config;
 
 /* Load and check path. NULL with err "file:line: message" (or "file: message"). */
@@ -90,6 +98,8 @@ void gwm_config_ca_opts(const gwm_config *conf, gw_ca_opts *opts_r);
 
 /* Is the client address (sockaddr from the MTA) in a skip network? */
 int gwm_config_skip_client(const gwm_config *conf, const struct sockaddr *sa);
+/* Is the client address in prvs_internal_networks (its mail gets signed)? */
+int gwm_config_prvs_internal(const gwm_config *conf, const struct sockaddr *sa);
 /* Is "local@domain" (domain lower case) on the skip list? */
 int gwm_config_skip_rcpt(const gwm_config *conf, const char *local, const char *domain);
 /* Is the {rcpt_mailer} value one of local_mailers? */

@@ -30,3 +30,18 @@ int gwm_setsymlist(SMFICTX *ctx, int stage, const char *macros)
 {
 	return smfi_setsymlist(ctx, stage, (char *)macros);
 }
+
+int gwm_chgfrom(SMFICTX *ctx, const char *mail, const char *args)
+{
+	return smfi_chgfrom(ctx, (char *)mail, (char *)args);
+}
+
+int gwm_addrcpt(SMFICTX *ctx, const char *rcpt)
+{
+	return smfi_addrcpt(ctx, (char *)rcpt);
+}
+
+int gwm_delrcpt(SMFICTX *ctx, const char *rcpt)
+{
+	return smfi_delrcpt(ctx, (char *)rcpt);
+}

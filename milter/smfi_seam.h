@@ -20,5 +20,10 @@ void *gwm_getpriv(SMFICTX *ctx);
 int gwm_setpriv(SMFICTX *ctx, void *priv);
 /* smfi_setsymlist: only valid inside xxfi_negotiate. */
 int gwm_setsymlist(SMFICTX *ctx, int stage, const char *macros);
+/* smfi_chgfrom (end of message only; needs SMFIF_CHGFROM): args NULL or the ESMTP parameters. */
+int gwm_chgfrom(SMFICTX *ctx, const char *mail, const char *args);
+/* smfi_addrcpt / smfi_delrcpt (end of message only; need SMFIF_ADDRCPT / SMFIF_DELRCPT). */
+int gwm_addrcpt(SMFICTX *ctx, const char *rcpt);
+int gwm_delrcpt(SMFICTX *ctx, const char *rcpt);
 
 #endif
