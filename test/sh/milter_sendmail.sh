@@ -125,6 +125,10 @@ define(\`confLOG_LEVEL', \`9')dnl
 define(\`confTO_IDENT', \`0')dnl
 define(\`confBIND_OPTS', \`-DNSRCH -DEFNAMES')dnl
 define(\`confSERVICE_SWITCH_FILE', \`$S/service.switch')dnl
+dnl Sendmail stops listening when the load average passes RefuseLA; tests run beside a load test.
+define(\`confREFUSE_LA', \`999')dnl
+define(\`confQUEUE_LA', \`999')dnl
+define(\`confDELAY_LA', \`0')dnl
 define(\`SMART_HOST', \`esmtp:[127.0.0.1]')dnl
 define(\`ESMTP_MAILER_ARGS', \`TCP \$h $int_port')dnl
 define(\`RELAY_MAILER_ARGS', \`TCP \$h $int_port')dnl
