@@ -342,6 +342,12 @@ static void command_failed(ca_work *w, ca_sess *ss, gw_status s, const gw_reply 
 	route_failed(w, ss);
 }
 
+/* Did the first command on a session fresh from the pool find it closed (LOST, or an idle-timeout 421)? */
+static int stale_pooled(const ca_sess *ss, gw_status s, const gw_reply *r)
+{
+	return ss->fresh_pooled && (s == GW_E_LOST || (s == GW_OK && r->code == 421));
+}
+
 /*
  * MAIL FROM with the probe sender, or the fallback once the route refused it.
  * 0 when the session is in a transaction; -1 with res filled; 1 when a
@@ -358,7 +364,7 @@ static int send_mail(ca_work *w, ca_sess *ss)
 
 	for (;;) {
 		s = command(w, ss, 0, use_fb ? fb : ca->o.probe_sender, &r);
-		if (ss->fresh_pooled && (s == GW_E_LOST || (s == GW_OK && r.code == 421)))
+		if (stale_pooled(ss, s, &r))
 			return 1;
 		ss->fresh_pooled = 0;
 		if (session_lost(s, &r)) {
@@ -383,20 +389,39 @@ static int send_mail(ca_work *w, ca_sess *ss)
 	}
 }
 
-/* MAIL, replacing a pooled session the peer closed while idle: that is no route failure. */
-static int start_mail(ca_work *w, ca_sess *ss)
+/* Replace a pooled session the peer closed while idle (no route failure): new session and MAIL. */
+static int replace_stale(ca_work *w, ca_sess *ss)
 {
-	int rc = send_mail(w, ss);
-
-	if (rc != 1)
-		return rc;
 	gw_log(GW_LOG_DEBUG, "ca_pool", "step=stale hop=%s result=replaced", ss->s->hop);
 	pp_session_discard(&ss->s);
 	ss->fresh_pooled = 0;
+	ss->mail_ok = 0;
 	if (open_session(w, ss) != 0)
 		return -1;
 	w->res->source = GW_CA_SRC_NEW;
 	return send_mail(w, ss);
+}
+
+/* MAIL, replacing a pooled session the peer closed while idle. */
+static int start_mail(ca_work *w, ca_sess *ss)
+{
+	int rc = send_mail(w, ss);
+
+	return rc != 1 ? rc : replace_stale(w, ss);
+}
+
+/* RCPT TO:<addr>; on a primed pooled session (MAIL already sent) the first RCPT may find it stale. -1: res
+ * filled. */
+static int send_rcpt(ca_work *w, ca_sess *ss, const char *addr, gw_reply *r, gw_status *s_r)
+{
+	*s_r = command(w, ss, 1, addr, r);
+	if (stale_pooled(ss, *s_r, r)) {
+		if (replace_stale(w, ss) != 0)
+			return -1;
+		*s_r = command(w, ss, 1, addr, r);
+	}
+	ss->fresh_pooled = 0;
+	return 0;
 }
 
 /* ---- the check ------------------------------------------------------------ */
@@ -455,6 +480,7 @@ static ca_sess *get_session(ca_work *w, ca_sess *ss, rh_entry **rh_r)
 	ss->s = pp_checkout(ca->pool, w->key);
 	if (ss->s != NULL) {
 		ss->fresh_pooled = 1;
+		ss->mail_ok = ss->s->primed; /* MAIL went with the last RSET */
 		w->res->source = GW_CA_SRC_POOLED;
 		return ss;
 	}
@@ -487,7 +513,8 @@ static int probe_catchall(ca_work *w, ca_sess *ss, const char *mkey)
 		addr[o++] = hex[rnd[i] & 15];
 	}
 	snprintf(addr + o, sizeof(addr) - o, "@%s", w->domain);
-	s = command(w, ss, 1, addr, &r);
+	if (send_rcpt(w, ss, addr, &r, &s) != 0)
+		return -1;
 	if (session_lost(s, &r)) {
 		command_failed(w, ss, s, &r);
 		return -1;
@@ -513,8 +540,10 @@ static void probe_rcpt(ca_work *w, ca_sess *ss)
 	gw_callahead *ca = w->ca;
 	int cls;
 	gw_reply r;
-	gw_status s = command(w, ss, 1, w->rcpt, &r);
+	gw_status s;
 
+	if (send_rcpt(w, ss, w->rcpt, &r, &s) != 0)
+		return;
 	if (session_lost(s, &r)) {
 		command_failed(w, ss, s, &r);
 		return;
@@ -723,8 +752,15 @@ void gw_ca_txn_end(gw_ca_txn **txnp)
 		ca_sess *ss = txn->sess[i];
 
 		if (ss->s != NULL) {
-			/* RSET and back to the pool: the message is over, so this is off the RCPT path. */
-			pp_return(txn->ca->pool, ss->key, &ss->s);
+			/* RSET (and MAIL for the next message) off the RCPT path, then back to the pool. */
+			gw_callahead *ca = txn->ca;
+			const char *fb = ca->o.fallback_sender;
+			const char *sender =
+			    fb != NULL && rh_sender_refused(ca->health, ss->rh) ? fb : ca->o.probe_sender;
+			char prime[CA_RCPT_MAX + 3];
+
+			snprintf(prime, sizeof(prime), "<%s>", sender != NULL ? sender : "");
+			pp_return(ca->pool, ss->key, &ss->s, prime);
 			rh_probe_end(txn->ca->health, ss->rh);
 		}
 		rh_release(txn->ca->health, ss->rh);

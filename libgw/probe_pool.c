@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gw/addr.h"
 #include "gw/log.h"
 #include "probe_pool.h"
 
@@ -196,12 +197,16 @@ pp_session *pp_checkout(pp_pool *p, const char *key)
 	rp = pp_slot(p, key);
 	if (*rp != NULL) {
 		pp_take_stale(p, *rp, now - (int64_t)p->max_idle_ms, &dead);
-		s = (*rp)->idle;
-		if (s != NULL) {
+		/* A poll per session, no round trip: skip those the MTA closed while idle. */
+		while ((s = (*rp)->idle) != NULL) {
 			(*rp)->idle = s->next;
 			(*rp)->n--;
 			p->total--;
 			s->next = NULL;
+			if (!gw_client_peer_closed(s->client))
+				break;
+			s->next = dead;
+			dead = s;
 		}
 		pp_route_gc(rp);
 	}
@@ -211,7 +216,29 @@ pp_session *pp_checkout(pp_pool *p, const char *key)
 	return s;
 }
 
-void pp_return(pp_pool *p, const char *key, pp_session **sp)
+/* RSET and MAIL FROM:prime in one write; 1 when both were accepted. */
+static int pp_prime(pp_pool *p, pp_session *s, const char *prime)
+{
+	char cmd[GW_PATH_MAX + 32];
+	gw_reply r[2];
+	size_t got = 0;
+	int n = snprintf(cmd, sizeof(cmd), "RSET\r\nMAIL FROM:%s\r\n", prime);
+
+	if (n < 0 || (size_t)n >= sizeof(cmd) || strpbrk(prime, "\r\n") != NULL)
+		return -1;
+	gw_client_set_deadline(s->client, p->io_ms);
+	if (gw_client_raw(s->client, GW_STAGE_RSET, cmd, (size_t)n, r, 2, &got) != GW_OK ||
+	    gw_reply_class(r[0].code) != 2) {
+		gw_log(GW_LOG_DEBUG, "ca_pool", "step=prime hop=%s result=failed code=%d", s->hop,
+		       got > 0 ? r[0].code : 0);
+		return -1;
+	}
+	/* A refused MAIL leaves a reset session: the next message sends MAIL itself. */
+	s->primed = gw_reply_class(r[1].code) == 2;
+	return 0;
+}
+
+void pp_return(pp_pool *p, const char *key, pp_session **sp, const char *prime)
 {
 	pp_session *s = *sp;
 	const char *why = NULL;
@@ -226,7 +253,15 @@ void pp_return(pp_pool *p, const char *key, pp_session **sp)
 		pp_session_discard(&s);
 		return;
 	}
-	if (s->dirty) {
+	if (s->dirty)
+		s->primed = 0; /* a clean, primed session still has its MAIL open */
+	if (s->dirty && prime != NULL && (gw_client_caps(s->client) & GW_CAP_PIPELINING)) {
+		if (pp_prime(p, s, prime) != 0) {
+			pp_session_discard(&s);
+			return;
+		}
+		s->dirty = 0;
+	} else if (s->dirty) {
 		gw_reply r;
 
 		gw_client_set_deadline(s->client, p->io_ms);

@@ -9,8 +9,10 @@
  * than max_size idle sessions; otherwise it is closed with QUIT. Checkout
  * takes the most recently returned session and closes stale ones.
  *
- * Does not defend against: a session the peer closed while idle (the caller
- * finds out at its first command and replaces it); more than PP_MAX_TOTAL
+ * Checkout drops sessions the peer has closed (a poll, no round trip); one
+ * closed between that look and the first command is the caller's to replace.
+ *
+ * Does not defend against: more than PP_MAX_TOTAL
  * idle sessions over all routes (extra ones are closed).
  */
 #ifndef GW_PROBE_POOL_H
@@ -41,6 +43,7 @@ typedef struct pp_session {
 	unsigned uses;        /* messages carried so far */
 	unsigned errors;      /* 4xx/5xx replies drawn so far (see PP_ERRORS_MAX) */
 	int dirty;            /* commands were sent since the last RSET */
+	int primed;           /* MAIL was accepted at return: the next message starts at RCPT */
 	int64_t idle_since;   /* caller's clock */
 } pp_session;
 
@@ -62,8 +65,13 @@ void pp_session_discard(pp_session **s);
 
 /* An idle session for key, or NULL. */
 pp_session *pp_checkout(pp_pool *p, const char *key);
-/* End of a message: RSET if dirty, then keep or close per the limits. Takes s over; sets *s to NULL. */
-void pp_return(pp_pool *p, const char *key, pp_session **s);
+/*
+ * End of a message: RSET if dirty, then keep or close per the limits. With
+ * prime ("<sender>") and PIPELINING, RSET and MAIL FROM:prime go in one
+ * write, so the next message's first recipient costs one round trip; the
+ * session is then marked primed. Takes s over; sets *s to NULL.
+ */
+void pp_return(pp_pool *p, const char *key, pp_session **s, const char *prime);
 /*
  * Do key's idle sessions vouch for the route? Without blocking, sessions the
  * peer closed (or spoke on unasked) are dropped. -1 when one was found so (the

@@ -766,6 +766,56 @@ static void test_pool_dead_replaced(void **state)
 	}
 }
 
+#define GREET_PIPE "send 220 mx.test ESMTP\nexpect EHLO " HELO "\nsend 250-mx.test\\r\\n250 PIPELINING\n"
+#define PRIME_OK   "expect RSET\nexpect MAIL FROM:<>\nsend 250 2.0.0 ok\nsend 250 2.1.0 ok\n"
+
+/* With PIPELINING, RSET and the next MAIL go in one write at the end of a message: the next first RCPT is one
+ * round trip. */
+static void test_pool_primed(void **state)
+{
+	fp_peer *p = start(GREET_PIPE MAIL_OK
+			   "expect RCPT TO:<a@example.com>\nsend 250 ok\n" PRIME_OK
+			   "expect RCPT TO:<b@example.com>\nsend 550 5.1.1 unknown\n" PRIME_OK QUIT_OK);
+	gw_ca_opts o = opts_default();
+	gw_route r = route1(p);
+	env e;
+
+	(void)state;
+	e = env_new(&o);
+	one_message(&e, &r, "a@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+	one_message(&e, &r, "b@example.com", GW_VERDICT_REJECT, GW_CA_SRC_POOLED, 550);
+	assert_int_equal(fp_connections(p), 1);
+	gw_callahead_free(&e.ca);
+	assert_int_equal(fp_wait(p, 3000), 0);
+	check_received(p, 0,
+		       EHLO_B "MAIL FROM:<>\r\nRCPT TO:<a@example.com>\r\nRSET\r\nMAIL FROM:<>\r\n"
+			      "RCPT TO:<b@example.com>\r\nRSET\r\nMAIL FROM:<>\r\nQUIT\r\n");
+	gw_cache_free(&e.cache);
+	fp_stop(&p);
+}
+
+/* A primed session the MTA drops at the first RCPT is replaced: no route failure, the recipient still
+ * answered. */
+static void test_pool_primed_stale(void **state)
+{
+	fp_peer *p =
+	    start(GREET_PIPE MAIL_OK "expect RCPT TO:<a@example.com>\nsend 250 ok\n" PRIME_OK
+				     "expect RCPT TO:<b@example.com>\nclose\n---\n" GREET MAIL_OK
+				     "expect RCPT TO:<b@example.com>\nsend 250 ok\n" RSET_OK QUIT_OK);
+	gw_ca_opts o = opts_default();
+	gw_route r = route1(p);
+	env e;
+
+	(void)state;
+	e = env_new(&o);
+	one_message(&e, &r, "a@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+	one_message(&e, &r, "b@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+	assert_int_equal(gw_ca_route_down(e.ca, &r), 0);
+	assert_int_equal(fp_connections(p), 2);
+	env_free(&e);
+	peer_done(&p, 1);
+}
+
 /* ---- the cache ------------------------------------------------------------ */
 
 static void test_cache_confirm_window(void **state)
@@ -1175,6 +1225,8 @@ int main(void)
 	    cmocka_unit_test(test_pool_max_idle),
 	    cmocka_unit_test(test_pool_max_size),
 	    cmocka_unit_test(test_pool_dead_replaced),
+	    cmocka_unit_test(test_pool_primed),
+	    cmocka_unit_test(test_pool_primed_stale),
 	    cmocka_unit_test(test_cache_confirm_window),
 	    cmocka_unit_test(test_cache_when_down),
 	    cmocka_unit_test(test_cache_pooled_closed),
