@@ -407,8 +407,8 @@ static int rcpt_host_route(const gwm_config *conf, const char *host, const char 
 	r->proto = GW_PROTO_SMTP;
 	r->nhops = 1;
 	if (gwm_config_check_route(conf, r, err, sizeof(err)) != 0) {
-		gw_log(GW_LOG_WARNING, "route", "rcpt_host=%s refused: it is this gateway (mail loop)",
-		       r->key);
+		gw_log(GW_LOG_WARNING, "route", "domain=%s rcpt_host=%s refused: %s", r->key, r->nexthop_text,
+		       err);
 		return -1;
 	}
 	return 0;
