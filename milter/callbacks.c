@@ -391,7 +391,10 @@ static void skip(gwm_dec *d, const char *why)
 	atomic_fetch_add(&n_skips, 1);
 }
 
-/* A one-hop route to Sendmail's {rcpt_host}; 0 ok. */
+/*
+ * A one-hop route to Sendmail's {rcpt_host}: 0 ok; -1 unusable (not a next
+ * hop: the domain has no route); 1 a mail loop (one of self_addresses).
+ */
 static int rcpt_host_route(const gwm_config *conf, const char *host, const char *domain, gw_route *r)
 {
 	const char *why = NULL;
@@ -407,11 +410,31 @@ static int rcpt_host_route(const gwm_config *conf, const char *host, const char 
 	r->proto = GW_PROTO_SMTP;
 	r->nhops = 1;
 	if (gwm_config_check_route(conf, r, err, sizeof(err)) != 0) {
-		gw_log(GW_LOG_WARNING, "route", "domain=%s rcpt_host=%s refused: %s", r->key, r->nexthop_text,
-		       err);
-		return -1;
+		/* err speaks of the route file; this route came from Sendmail's macro. */
+		gw_log(GW_LOG_WARNING, "route",
+		       "domain=%s rcpt_host=%s refused=\"one of self_addresses: mail loop\"", r->key,
+		       r->nexthop_text);
+		return 1;
 	}
 	return 0;
+}
+
+/*
+ * 451 4.4.6 (routing loop): Sendmail would deliver the recipient back to this
+ * gateway. Temporary, as for any configuration error: accepting would queue
+ * mail that loops, a 5xx would bounce mail the operator can still fix.
+ */
+static void loop_reply(const char *rcpt, gwm_reply *r)
+{
+	char raw[GWM_REPLY_TEXT_MAX];
+
+	gwm_reply_local_error(rcpt, r); /* 451 and SMFIS_TEMPFAIL; the code and text are ours */
+	snprintf(r->xcode, sizeof(r->xcode), "4.4.6");
+	snprintf(
+	    raw, sizeof(raw),
+	    "<%s>: Recipient address verification failed: mail for this domain loops back to this gateway",
+	    rcpt);
+	gwm_reply_sanitize(r->text, sizeof(r->text), raw, strlen(raw), sizeof(raw));
 }
 
 /* Parse the recipient as the client wrote it; 0 ok, -1 with *why. */
@@ -469,8 +492,19 @@ static void decide(SMFICTX *ctx, gwm_conn *c, const char *raw, gwm_dec *d)
 	}
 	route = gw_routes_lookup(conf->routes, path.mbox.domain);
 	if (route == NULL && conf->opt.use_rcpt_host && (host = gwm_getsymval(ctx, "{rcpt_host}")) != NULL &&
-	    *host != '\0' && rcpt_host_route(conf, host, path.mbox.domain, &tmp) == 0)
-		route = &tmp;
+	    *host != '\0') {
+		int rh = rcpt_host_route(conf, host, path.mbox.domain, &tmp);
+
+		if (rh > 0) { /* a loop: neither probed nor accepted */
+			loop_reply(d->rcpt, &d->reply);
+			d->source = "loop";
+			snprintf(d->route, sizeof(d->route), "%.*s", (int)sizeof(d->route) - 1,
+				 tmp.nexthop_text);
+			return;
+		}
+		if (rh == 0)
+			route = &tmp;
+	}
 	if (route == NULL) {
 		skip(d, "noroute");
 		return;
