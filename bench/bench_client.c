@@ -71,7 +71,8 @@ int main(int argc, char **argv)
 			return 64;
 		}
 	}
-	if (target == NULL || rcpts == 0 || rcpts > 1000 || gw_nexthop_parse(target, strlen(target), &hop, &err) < 0) {
+	if (target == NULL || rcpts == 0 || rcpts > 1000 ||
+	    gw_nexthop_parse(target, strlen(target), &hop, &err) < 0) {
 		fprintf(stderr, "usage: bench_client [-L] [-d] -m COUNT -l LENGTH -r RCPTS -t NEXTHOP\n");
 		return 64;
 	}

@@ -16,16 +16,16 @@
 #include "gw/time.h"
 
 static const char *samples[] = {
-	"250 2.1.0 Ok\r\n",
-	"250 2.1.5 Ok\r\n",
-	"550 5.1.1 <nobody@example.com>: Recipient address rejected: User unknown in virtual mailbox table\r\n",
-	"250-mx.example.com\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-VRFY\r\n250-ETRN\r\n"
-	"250-STARTTLS\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n"
-	"250 CHUNKING\r\n",
-	"354 End data with <CR><LF>.<CR><LF>\r\n",
-	"250 2.0.0 Ok: queued as 4Xk2Lz0bQqz9v\r\n",
-	"451 4.3.0 Error: queue file write error\r\n",
-	"221 2.0.0 Bye\r\n",
+    "250 2.1.0 Ok\r\n",
+    "250 2.1.5 Ok\r\n",
+    "550 5.1.1 <nobody@example.com>: Recipient address rejected: User unknown in virtual mailbox table\r\n",
+    "250-mx.example.com\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-VRFY\r\n250-ETRN\r\n"
+    "250-STARTTLS\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n"
+    "250 CHUNKING\r\n",
+    "354 End data with <CR><LF>.<CR><LF>\r\n",
+    "250 2.0.0 Ok: queued as 4Xk2Lz0bQqz9v\r\n",
+    "451 4.3.0 Error: queue file write error\r\n",
+    "221 2.0.0 Bye\r\n",
 };
 
 static size_t parse_all(const char *data, size_t len, size_t chunk)

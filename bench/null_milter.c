@@ -58,13 +58,13 @@ static sfsistat null_eom(SMFICTX *ctx)
 int main(int argc, char **argv)
 {
 	struct smfiDesc desc = {
-		.xxfi_name = "null",
-		.xxfi_version = SMFI_VERSION,
-		.xxfi_flags = 0,
-		.xxfi_envrcpt = null_envrcpt,
-		.xxfi_eom = null_eom,
-		.xxfi_data = null_data,
-		.xxfi_negotiate = null_negotiate,
+	    .xxfi_name = "null",
+	    .xxfi_version = SMFI_VERSION,
+	    .xxfi_flags = 0,
+	    .xxfi_envrcpt = null_envrcpt,
+	    .xxfi_eom = null_eom,
+	    .xxfi_data = null_data,
+	    .xxfi_negotiate = null_negotiate,
 	};
 
 	if (argc != 2) {

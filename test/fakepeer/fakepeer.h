@@ -34,11 +34,11 @@
 typedef struct fp_peer fp_peer;
 
 typedef struct fp_opts {
-	const char *script;      /* required */
-	const char *listen;      /* "127.0.0.1" (default), "::1", or "unix:/path" */
-	unsigned port;           /* 0: ephemeral */
-	unsigned timeout_ms;     /* bound on each read; 0: 5000 */
-	const char *tls_name;    /* host name in the generated certificate; NULL: "localhost" */
+	const char *script;   /* required */
+	const char *listen;   /* "127.0.0.1" (default), "::1", or "unix:/path" */
+	unsigned port;        /* 0: ephemeral */
+	unsigned timeout_ms;  /* bound on each read; 0: 5000 */
+	const char *tls_name; /* host name in the generated certificate; NULL: "localhost" */
 } fp_opts;
 
 /* Start a peer with a script, on 127.0.0.1 and an ephemeral port. NULL on error (message in err). */
@@ -48,11 +48,13 @@ fp_peer *fp_start_opts(const fp_opts *opts, char *err, size_t errlen);
 unsigned fp_port(const fp_peer *p);
 /* PEM file of the generated self-signed certificate, to use as a CA file. */
 const char *fp_cert_file(const fp_peer *p);
-/* Wait until every scripted connection has finished, at most timeout_ms. 0 when all ran to the end without a script failure; -1 otherwise. */
+/* Wait until every scripted connection has finished, at most timeout_ms. 0 when all ran to the end without a
+ * script failure; -1 otherwise. */
 int fp_wait(fp_peer *p, unsigned timeout_ms);
 /* How many connections were accepted so far. */
 unsigned fp_connections(const fp_peer *p);
-/* Bytes received on connection i (0-based), NUL-terminated; NULL if no such connection. len_r may be NULL. Plaintext after STARTTLS. */
+/* Bytes received on connection i (0-based), NUL-terminated; NULL if no such connection. len_r may be NULL.
+ * Plaintext after STARTTLS. */
 const char *fp_received(const fp_peer *p, unsigned i, size_t *len_r);
 /* The first script failure ("connection 0 line 3: expected RCPT, got ..."), or NULL. */
 const char *fp_error(const fp_peer *p);

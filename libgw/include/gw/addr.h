@@ -20,33 +20,34 @@
 
 #include <stddef.h>
 
-#define GW_LOCAL_MAX 64
-#define GW_DOMAIN_MAX 255
-#define GW_PATH_MAX 256
-#define GW_PARAMS_MAX 8
-#define GW_PARAM_KEY_MAX 20
+#define GW_LOCAL_MAX       64
+#define GW_DOMAIN_MAX      255
+#define GW_PATH_MAX        256
+#define GW_PARAMS_MAX      8
+#define GW_PARAM_KEY_MAX   20
 #define GW_PARAM_VALUE_MAX 500
 
 enum {
-	GW_PATH_REVERSE = 1 << 0,     /* a reverse-path: "<>" allowed */
-	GW_PATH_SMTPUTF8 = 1 << 1,    /* UTF-8 allowed in local part and domain (RFC 6531) */
-	GW_PATH_BARE = 1 << 2,        /* angle brackets may be left out ("user@example.com") */
-	GW_PATH_PARAMS = 1 << 3,      /* ESMTP parameters may follow the path */
-	GW_PATH_POSTMASTER = 1 << 4   /* forward-path "<Postmaster>" without domain allowed */
+	GW_PATH_REVERSE = 1 << 0,   /* a reverse-path: "<>" allowed */
+	GW_PATH_SMTPUTF8 = 1 << 1,  /* UTF-8 allowed in local part and domain (RFC 6531) */
+	GW_PATH_BARE = 1 << 2,      /* angle brackets may be left out ("user@example.com") */
+	GW_PATH_PARAMS = 1 << 3,    /* ESMTP parameters may follow the path */
+	GW_PATH_POSTMASTER = 1 << 4 /* forward-path "<Postmaster>" without domain allowed */
 };
 
 typedef struct gw_mailbox {
-	int null;                        /* the null path "<>" */
-	int quoted;                      /* local part is a quoted string */
-	int literal;                     /* domain is an address literal */
-	int utf8;                        /* contains bytes >= 0x80 */
-	char local[GW_LOCAL_MAX + 1];    /* as written (quotes included when quoted) */
-	char domain[GW_DOMAIN_MAX + 1];  /* lower case; "[192.0.2.1]" for a literal; "" for <> and <Postmaster> */
+	int null;                     /* the null path "<>" */
+	int quoted;                   /* local part is a quoted string */
+	int literal;                  /* domain is an address literal */
+	int utf8;                     /* contains bytes >= 0x80 */
+	char local[GW_LOCAL_MAX + 1]; /* as written (quotes included when quoted) */
+	char domain[GW_DOMAIN_MAX +
+		    1]; /* lower case; "[192.0.2.1]" for a literal; "" for <> and <Postmaster> */
 } gw_mailbox;
 
 typedef struct gw_param {
-	char keyword[GW_PARAM_KEY_MAX + 1];     /* upper case */
-	char value[GW_PARAM_VALUE_MAX + 1];     /* as written; "" when the parameter has no value */
+	char keyword[GW_PARAM_KEY_MAX + 1]; /* upper case */
+	char value[GW_PARAM_VALUE_MAX + 1]; /* as written; "" when the parameter has no value */
 	int has_value;
 } gw_param;
 

@@ -18,7 +18,7 @@
 
 #include "gw/time.h"
 
-#define GW_CACHE_KEY_MAX 512
+#define GW_CACHE_KEY_MAX  512
 #define GW_CACHE_TEXT_MAX 256
 
 typedef enum gw_cache_kind {
@@ -42,11 +42,15 @@ typedef struct gw_cache_stats {
 
 typedef struct gw_cache gw_cache;
 
-/* A cache of at most max_entries (> 0); clock NULL means gw_clock_monotonic. NULL on ENOMEM or max_entries 0. */
+/* A cache of at most max_entries (> 0); clock NULL means gw_clock_monotonic. NULL on ENOMEM or max_entries 0.
+ */
 gw_cache *gw_cache_new(size_t max_entries, const gw_clock *clock);
-/* Store or replace key. ttl_ms 0 stores nothing (and removes an old entry). 0 ok, -1 (errno EINVAL for a key over GW_CACHE_KEY_MAX, ENOMEM). */
-int gw_cache_put(gw_cache *c, const char *key, gw_cache_kind kind, int code, const char *text, uint32_t ttl_ms);
-/* 1 and *value_r filled when key is present and unexpired (it becomes most recently used); 0 otherwise. value_r may be NULL. */
+/* Store or replace key. ttl_ms 0 stores nothing (and removes an old entry). 0 ok, -1 (errno EINVAL for a key
+ * over GW_CACHE_KEY_MAX, ENOMEM). */
+int gw_cache_put(gw_cache *c, const char *key, gw_cache_kind kind, int code, const char *text,
+		 uint32_t ttl_ms);
+/* 1 and *value_r filled when key is present and unexpired (it becomes most recently used); 0 otherwise.
+ * value_r may be NULL. */
 int gw_cache_get(gw_cache *c, const char *key, gw_cache_value *value_r);
 /* 1 if key was present and is now removed, 0 if absent. */
 int gw_cache_remove(gw_cache *c, const char *key);

@@ -58,52 +58,53 @@ typedef enum gw_ca_source {
 } gw_ca_source;
 
 typedef struct gw_ca_opts {
-	const char *helo_name;        /* NULL: "localhost" */
-	const char *probe_sender;     /* reverse-path without brackets; NULL or "": the null sender <> */
-	const char *fallback_sender;  /* used when the MTA refuses probe_sender; NULL: none */
+	const char *helo_name;       /* NULL: "localhost" */
+	const char *probe_sender;    /* reverse-path without brackets; NULL or "": the null sender <> */
+	const char *fallback_sender; /* used when the MTA refuses probe_sender; NULL: none */
 	gw_tls_policy tls;
 	const char *tls_ca_file;
 	const char *bind_address;
-	unsigned connect_timeout_ms;  /* per hop; 0: 5000 */
-	unsigned reply_timeout_ms;    /* per reply; 0: 10000 */
-	unsigned deadline_ms;         /* whole call-ahead for one recipient; 0: 20000 */
-	unsigned pool_max_idle_ms;    /* 0: 30000 */
-	unsigned pool_max_uses;       /* messages per pooled session; 0: 100 */
-	unsigned pool_max_size;       /* idle sessions per route; 0: 8 */
-	unsigned max_probes;          /* concurrent probe sessions per route; 0: 32 */
-	uint32_t positive_ttl_ms;     /* 0: 3600000 */
-	uint32_t negative_ttl_ms;     /* 0: 600000 */
-	unsigned confirm_window_ms;   /* 0: 10000 */
-	unsigned reprobe_ms;          /* background re-probe of down routes; 0: 3000 */
-	int use_mx;                   /* resolve unbracketed next hops by MX */
-	int catchall_check;           /* probe a random local part once per route and domain */
-	uint32_t catchall_ttl_ms;     /* 0: 3600000 */
-	size_t cache_entries;         /* 0: 100000 (ignored when a cache is passed in) */
+	unsigned connect_timeout_ms; /* per hop; 0: 5000 */
+	unsigned reply_timeout_ms;   /* per reply; 0: 10000 */
+	unsigned deadline_ms;        /* whole call-ahead for one recipient; 0: 20000 */
+	unsigned pool_max_idle_ms;   /* 0: 30000 */
+	unsigned pool_max_uses;      /* messages per pooled session; 0: 100 */
+	unsigned pool_max_size;      /* idle sessions per route; 0: 8 */
+	unsigned max_probes;         /* concurrent probe sessions per route; 0: 32 */
+	uint32_t positive_ttl_ms;    /* 0: 3600000 */
+	uint32_t negative_ttl_ms;    /* 0: 600000 */
+	unsigned confirm_window_ms;  /* 0: 10000 */
+	unsigned reprobe_ms;         /* background re-probe of down routes; 0: 3000 */
+	int use_mx;                  /* resolve unbracketed next hops by MX */
+	int catchall_check;          /* probe a random local part once per route and domain */
+	uint32_t catchall_ttl_ms;    /* 0: 3600000 */
+	size_t cache_entries;        /* 0: 100000 (ignored when a cache is passed in) */
 } gw_ca_opts;
 
 typedef struct gw_ca_result {
 	gw_verdict verdict;
 	gw_ca_source source;
-	int code;                     /* the internal MTA's reply code, 0 if none */
-	char enh[GW_ENH_MAX];         /* its enhanced code, "" if none */
-	char text[256];               /* its text (first line, cut), or why we did not ask; not sanitised */
-	char hop[GW_HOST_MAX + 16];   /* the next hop that answered or failed last, "" if none */
-	gw_status status;             /* transport status of the last attempt */
+	int code;                   /* the internal MTA's reply code, 0 if none */
+	char enh[GW_ENH_MAX];       /* its enhanced code, "" if none */
+	char text[256];             /* its text (first line, cut), or why we did not ask; not sanitised */
+	char hop[GW_HOST_MAX + 16]; /* the next hop that answered or failed last, "" if none */
+	gw_status status;           /* transport status of the last attempt */
 	int64_t elapsed_ms;
 } gw_ca_result;
 
 typedef struct gw_ca_stats {
 	uint64_t checks, accepts, rejects, tempfails;
 	uint64_t from_cache, pooled, new_sessions, route_down, limited;
-	size_t pooled_idle;           /* idle sessions in all pools now */
-	size_t routes_down;           /* routes marked down now */
+	size_t pooled_idle; /* idle sessions in all pools now */
+	size_t routes_down; /* routes marked down now */
 	gw_cache_stats cache;
 } gw_ca_stats;
 
 typedef struct gw_callahead gw_callahead;
 typedef struct gw_ca_txn gw_ca_txn;
 
-/* An engine with these options (copied). cache: shared cache, or NULL to make one. clock: NULL for monotonic. Starts the re-probe thread. NULL on error (errno). */
+/* An engine with these options (copied). cache: shared cache, or NULL to make one. clock: NULL for monotonic.
+ * Starts the re-probe thread. NULL on error (errno). */
 gw_callahead *gw_callahead_new(const gw_ca_opts *opts, gw_cache *cache, const gw_clock *clock);
 /* Stop the re-probe thread, close pooled sessions, free; sets *ca to NULL. No transaction may be open. */
 void gw_callahead_free(gw_callahead **ca);

@@ -46,12 +46,12 @@ typedef enum gw_stage {
 	GW_STAGE_NONE = 0,
 	GW_STAGE_CONNECT,
 	GW_STAGE_GREETING,
-	GW_STAGE_HELLO,    /* EHLO, HELO or LHLO */
+	GW_STAGE_HELLO, /* EHLO, HELO or LHLO */
 	GW_STAGE_STARTTLS,
 	GW_STAGE_MAIL,
 	GW_STAGE_RCPT,
-	GW_STAGE_DATA,     /* the DATA command and its 354 */
-	GW_STAGE_BODY,     /* sending the body and reading the final replies */
+	GW_STAGE_DATA, /* the DATA command and its 354 */
+	GW_STAGE_BODY, /* sending the body and reading the final replies */
 	GW_STAGE_RSET,
 	GW_STAGE_NOOP,
 	GW_STAGE_QUIT
@@ -80,17 +80,18 @@ enum {
 
 typedef struct gw_client_opts {
 	gw_proto proto;
-	const char *helo_name;          /* NULL: "localhost" */
-	unsigned connect_timeout_ms;    /* 0: 10000 */
-	unsigned reply_timeout_ms;      /* 0: 300000 (RFC 5321 minimums are longer; callers shorten) */
-	unsigned deadline_ms;           /* whole dialogue from open(); 0: none */
+	const char *helo_name;       /* NULL: "localhost" */
+	unsigned connect_timeout_ms; /* 0: 10000 */
+	unsigned reply_timeout_ms;   /* 0: 300000 (RFC 5321 minimums are longer; callers shorten) */
+	unsigned deadline_ms;        /* whole dialogue from open(); 0: none */
 	gw_tls_policy tls;
-	const char *tls_ca_file;        /* trust anchors for GW_TLS_VERIFY; NULL: system default paths */
-	const char *tls_servername;     /* SNI and name to verify; NULL: the next hop's host (not for IP addresses) */
-	const char *bind_address;       /* numeric source address, or NULL */
-	unsigned default_port;          /* 0: 25 for SMTP, 24 for LMTP */
-	size_t max_reply_line;          /* 0: GW_REPLY_LINE_MAX */
-	size_t max_reply;               /* 0: GW_REPLY_TEXT_MAX */
+	const char *tls_ca_file; /* trust anchors for GW_TLS_VERIFY; NULL: system default paths */
+	const char
+	    *tls_servername; /* SNI and name to verify; NULL: the next hop's host (not for IP addresses) */
+	const char *bind_address; /* numeric source address, or NULL */
+	unsigned default_port;    /* 0: 25 for SMTP, 24 for LMTP */
+	size_t max_reply_line;    /* 0: GW_REPLY_LINE_MAX */
+	size_t max_reply;         /* 0: GW_REPLY_TEXT_MAX */
 } gw_client_opts;
 
 /* A message body source: read() returns bytes (> 0), 0 at the end, or -1 on error. */
@@ -117,7 +118,8 @@ gw_client *gw_client_new(const gw_client_opts *opts);
 /* Close the connection (without QUIT), free, set *c to NULL. */
 void gw_client_free(gw_client **c);
 
-/* Connect, read the greeting, EHLO/HELO or LHLO, STARTTLS per policy. On GW_E_REJECTED, reply_r (may be NULL) holds the refusal. */
+/* Connect, read the greeting, EHLO/HELO or LHLO, STARTTLS per policy. On GW_E_REJECTED, reply_r (may be NULL)
+ * holds the refusal. */
 gw_status gw_client_open(gw_client *c, const gw_nexthop *hop, gw_reply *reply_r);
 
 /* MAIL FROM:arg, where arg is "<path>" plus any parameters. GW_OK: reply_r holds the reply. */
@@ -147,7 +149,8 @@ gw_status gw_client_data(gw_client *c, gw_reply *reply_r);
  * accepted RCPT for LMTP. *got_r says how many replies were read, also on
  * failure (the rest are unknown: the connection broke after the dot).
  */
-gw_status gw_client_body(gw_client *c, const gw_body *body, gw_reply *replies_r, size_t nreplies, size_t *got_r);
+gw_status gw_client_body(gw_client *c, const gw_body *body, gw_reply *replies_r, size_t nreplies,
+			 size_t *got_r);
 
 /*
  * Low-level hook for commands the engine does not format itself (BDAT, in

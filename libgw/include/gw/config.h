@@ -34,11 +34,11 @@ typedef enum gw_opt_type {
 typedef struct gw_option {
 	const char *name;
 	gw_opt_type type;
-	const char *def;                 /* default as it would be written in the file; NULL: empty/0 */
-	const char *doc;                 /* one line */
-	size_t offset;                   /* offsetof(struct, field) */
-	long min, max;                   /* bounds for INT, DURATION, SIZE; both 0: no bounds */
-	const char *const *enum_values;  /* NULL-terminated, for GW_OPT_ENUM */
+	const char *def;                /* default as it would be written in the file; NULL: empty/0 */
+	const char *doc;                /* one line */
+	size_t offset;                  /* offsetof(struct, field) */
+	long min, max;                  /* bounds for INT, DURATION, SIZE; both 0: no bounds */
+	const char *const *enum_values; /* NULL-terminated, for GW_OPT_ENUM */
 } gw_option;
 
 /* Tables end with an entry whose name is NULL. */

@@ -14,13 +14,7 @@
 
 #include <stddef.h>
 
-enum {
-	GW_LOG_ERR = 3,
-	GW_LOG_WARNING = 4,
-	GW_LOG_NOTICE = 5,
-	GW_LOG_INFO = 6,
-	GW_LOG_DEBUG = 7
-};
+enum { GW_LOG_ERR = 3, GW_LOG_WARNING = 4, GW_LOG_NOTICE = 5, GW_LOG_INFO = 6, GW_LOG_DEBUG = 7 };
 
 /* The longest prefix of peer text that gw_log_sanitize keeps by default. */
 #define GW_LOG_PEER_MAX 100
@@ -28,7 +22,8 @@ enum {
 /* Where lines go: GW_LOG_STDERR or GW_LOG_SYSLOG (facility LOG_MAIL). */
 enum { GW_LOG_STDERR = 0, GW_LOG_SYSLOG = 1 };
 
-/* Set the program name, destination and the least important level written. Thread-safe to call once at start. */
+/* Set the program name, destination and the least important level written. Thread-safe to call once at start.
+ */
 void gw_log_open(const char *ident, int dest, int max_level);
 /* Change the least important level written. */
 void gw_log_set_level(int max_level);

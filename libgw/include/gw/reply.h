@@ -22,15 +22,15 @@
 
 #define GW_REPLY_LINE_MAX 1000 /* default max line length, CRLF included (RFC 5321 text line) */
 #define GW_REPLY_TEXT_MAX 4096 /* hard bound on text kept per reply; also the default max_reply */
-#define GW_ENH_MAX 16          /* "5.1.1" fits with room: class.subject(3).detail(3) */
+#define GW_ENH_MAX        16   /* "5.1.1" fits with room: class.subject(3).detail(3) */
 
 typedef struct gw_reply {
-	int code;                     /* 200..599; 0 when no reply */
-	char enh[GW_ENH_MAX];         /* enhanced status code of the first line, e.g. "5.1.1"; "" if none */
+	int code;             /* 200..599; 0 when no reply */
+	char enh[GW_ENH_MAX]; /* enhanced status code of the first line, e.g. "5.1.1"; "" if none */
 	unsigned nlines;
 	size_t text_len;
 	char text[GW_REPLY_TEXT_MAX]; /* each line's text after the code, separator and enhanced code,
-	                                 lines joined with '\n', NUL-terminated */
+					 lines joined with '\n', NUL-terminated */
 } gw_reply;
 
 typedef struct gw_reply_parser {
@@ -43,7 +43,8 @@ typedef struct gw_reply_parser {
 	gw_reply cur;
 } gw_reply_parser;
 
-/* Initialise with limits; 0 means the default. max_line is capped at GW_REPLY_LINE_MAX, max_reply at GW_REPLY_TEXT_MAX. */
+/* Initialise with limits; 0 means the default. max_line is capped at GW_REPLY_LINE_MAX, max_reply at
+ * GW_REPLY_TEXT_MAX. */
 void gw_reply_parser_init(gw_reply_parser *p, size_t max_line, size_t max_reply);
 /* Forget any partial reply and error. */
 void gw_reply_parser_reset(gw_reply_parser *p);
@@ -58,9 +59,13 @@ int gw_reply_parse(gw_reply_parser *p, const char *data, size_t len, size_t *use
 		   const char **error_r);
 
 /* 2, 3, 4 or 5: the class of a code; 0 if the code is not 200-599. */
-static inline int gw_reply_class(int code) { return code >= 200 && code <= 599 ? code / 100 : 0; }
+static inline int gw_reply_class(int code)
+{
+	return code >= 200 && code <= 599 ? code / 100 : 0;
+}
 
-/* Does the text of the reply (an EHLO/LHLO reply) list keyword? Case-insensitive; *arg_r gets what follows it on that line (or NULL). */
+/* Does the text of the reply (an EHLO/LHLO reply) list keyword? Case-insensitive; *arg_r gets what follows it
+ * on that line (or NULL). */
 int gw_reply_has_keyword(const gw_reply *r, const char *keyword, const char **arg_r, size_t *arglen_r);
 
 #endif

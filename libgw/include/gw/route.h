@@ -34,17 +34,17 @@
 #include "gw/nexthop.h"
 
 #define GW_ROUTE_HOPS_MAX 8
-#define GW_TRANSPORT_MAX 31
+#define GW_TRANSPORT_MAX  31
 
 typedef struct gw_route {
-	char key[GW_HOST_MAX + 2];             /* the table key that matched: "example.com", ".example.com", "*" */
-	char transport[GW_TRANSPORT_MAX + 1];  /* "smtp", "lmtp", "relay", "error", ... */
-	char nexthop_text[512];                /* the next-hop field as written (for error: its text) */
-	int has_proto;                         /* transport is smtp, relay or lmtp */
+	char key[GW_HOST_MAX + 2]; /* the table key that matched: "example.com", ".example.com", "*" */
+	char transport[GW_TRANSPORT_MAX + 1]; /* "smtp", "lmtp", "relay", "error", ... */
+	char nexthop_text[512];               /* the next-hop field as written (for error: its text) */
+	int has_proto;                        /* transport is smtp, relay or lmtp */
 	gw_proto proto;
 	size_t nhops;
 	gw_nexthop hops[GW_ROUTE_HOPS_MAX];
-	unsigned line;                         /* line in the file where it was defined */
+	unsigned line; /* line in the file where it was defined */
 } gw_route;
 
 typedef struct gw_routes gw_routes;
@@ -78,9 +78,9 @@ typedef struct gw_mx {
 } gw_mx;
 
 typedef enum gw_lookup {
-	GW_LOOKUP_FOUND = 0,   /* hosts filled in (sorted by preference) */
-	GW_LOOKUP_NOTFOUND,    /* the domain does not exist, or has a null MX (RFC 7505) */
-	GW_LOOKUP_RETRY        /* resolver failure: try later, never read as "not found" */
+	GW_LOOKUP_FOUND = 0, /* hosts filled in (sorted by preference) */
+	GW_LOOKUP_NOTFOUND,  /* the domain does not exist, or has a null MX (RFC 7505) */
+	GW_LOOKUP_RETRY      /* resolver failure: try later, never read as "not found" */
 } gw_lookup;
 
 /*
