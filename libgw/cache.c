@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "gw/cache.h"
+#include "util.h"
 
 /* Bucket counts stay within this, so a huge max_entries does not allocate up front. */
 #define CACHE_MIN_BUCKETS 16
@@ -48,22 +49,6 @@ struct gw_cache {
 	size_t entries, max_entries;
 	uint64_t hits, misses, expired, evictions;
 };
-
-static uint32_t cache_hash(const char *key, size_t len)
-{
-	uint32_t h = 2166136261u;
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		h ^= (unsigned char)key[i];
-		h *= 16777619u;
-	}
-	/* FNV's low bits are weak for keys that differ only at the end; buckets use the low bits. */
-	h ^= h >> 16;
-	h *= 0x85ebca6bu;
-	h ^= h >> 13;
-	return h;
-}
 
 static cache_entry *cache_find(gw_cache *c, const char *key, size_t len, uint32_t hash)
 {
@@ -195,7 +180,7 @@ int gw_cache_put(gw_cache *c, const char *key, gw_cache_kind kind, int code, con
 		errno = EINVAL;
 		return -1;
 	}
-	hash = cache_hash(key, len);
+	hash = gwu_hash(key, len);
 	now = c->clock.now_ms(c->clock.ctx);
 
 	pthread_mutex_lock(&c->lock);
@@ -246,7 +231,7 @@ int gw_cache_get(gw_cache *c, const char *key, gw_cache_value *value_r)
 		pthread_mutex_unlock(&c->lock);
 		return 0;
 	}
-	hash = cache_hash(key, len);
+	hash = gwu_hash(key, len);
 	now = c->clock.now_ms(c->clock.ctx);
 
 	pthread_mutex_lock(&c->lock);
@@ -283,7 +268,7 @@ int gw_cache_remove(gw_cache *c, const char *key)
 	if (len > GW_CACHE_KEY_MAX)
 		return 0;
 	pthread_mutex_lock(&c->lock);
-	e = cache_find(c, key, len, cache_hash(key, len));
+	e = cache_find(c, key, len, gwu_hash(key, len));
 	if (e != NULL)
 		cache_unlink_free(c, e);
 	pthread_mutex_unlock(&c->lock);

@@ -17,6 +17,7 @@
 #include "gw/addr.h"
 #include "gw/log.h"
 #include "probe_pool.h"
+#include "util.h"
 
 #define PP_BUCKETS 64
 
@@ -35,20 +36,9 @@ struct pp_pool {
 	size_t total;
 };
 
-static uint32_t pp_hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	while (*s != '\0') {
-		h ^= (unsigned char)*s++;
-		h *= 16777619u;
-	}
-	return h;
-}
-
 static pp_route **pp_slot(pp_pool *p, const char *key)
 {
-	pp_route **rp = &p->buckets[pp_hash(key) % PP_BUCKETS];
+	pp_route **rp = &p->buckets[gwu_hash(key, strlen(key)) % PP_BUCKETS];
 
 	while (*rp != NULL && strcmp((*rp)->key, key) != 0)
 		rp = &(*rp)->next;

@@ -19,6 +19,7 @@
 
 #include "gw/log.h"
 #include "route_health.h"
+#include "util.h"
 
 #define RH_BUCKETS 256
 
@@ -50,22 +51,11 @@ struct rh_table {
 	size_t count;
 };
 
-static uint32_t rh_hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	while (*s != '\0') {
-		h ^= (unsigned char)*s++;
-		h *= 16777619u;
-	}
-	return h;
-}
-
 static rh_entry *rh_find(rh_table *t, const char *key)
 {
 	rh_entry *e;
 
-	for (e = t->buckets[rh_hash(key) % RH_BUCKETS]; e != NULL; e = e->next)
+	for (e = t->buckets[gwu_hash(key, strlen(key)) % RH_BUCKETS]; e != NULL; e = e->next)
 		if (strcmp(e->key, key) == 0)
 			return e;
 	return NULL;
@@ -73,7 +63,7 @@ static rh_entry *rh_find(rh_table *t, const char *key)
 
 static void rh_unlink(rh_table *t, rh_entry *victim)
 {
-	rh_entry **pp = &t->buckets[rh_hash(victim->key) % RH_BUCKETS];
+	rh_entry **pp = &t->buckets[gwu_hash(victim->key, strlen(victim->key)) % RH_BUCKETS];
 
 	while (*pp != victim)
 		pp = &(*pp)->next;
@@ -256,7 +246,7 @@ rh_entry *rh_acquire(rh_table *t, const char *key, const gw_route *route)
 			e = NULL;
 		}
 		if (e != NULL) {
-			uint32_t b = rh_hash(key) % RH_BUCKETS;
+			uint32_t b = gwu_hash(key, strlen(key)) % RH_BUCKETS;
 
 			e->route = *route;
 			e->next = t->buckets[b];

@@ -48,3 +48,18 @@ const char *gwu_excerpt(const char *s, size_t len, size_t max, char *buf, size_t
 	buf[o] = '\0';
 	return buf;
 }
+
+uint32_t gwu_hash(const char *s, size_t len)
+{
+	uint32_t h = 2166136261u;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 16777619u;
+	}
+	h ^= h >> 16;
+	h *= 0x85ebca6bu;
+	h ^= h >> 13;
+	return h;
+}
