@@ -1,0 +1,92 @@
+/*
+ * relay.h - gw-lmtpd's queueless relay: one message's recipients delivered
+ * to their destinations over SMTP, in parallel, each recipient ending with
+ * the destination's own verdict before the deadline.
+ *
+ * Recipients are grouped by domain; each group is one SMTP transaction to
+ * that destination, run in its own thread: the route file's next hops when
+ * the domain has a route (transport(5) syntax, as gw-milter), else the MX
+ * hosts in preference order with equal preferences shuffled (RFC 5321 5.1),
+ * the domain itself when it has no MX, and no delivery at all for a null MX
+ * (RFC 7505: 556 5.1.10). Hosts are tried in order, each later host getting
+ * only the recipients still temporarily failed. Connections are kept per
+ * destination between transactions, at most dest_concurrency at once.
+ *
+ * Every recipient gets exactly one result: delivered only when the
+ * destination said 2xx to the final dot; a destination's 5xx is permanent;
+ * everything else (4xx, refused, timeout, TLS required but unavailable, DNS
+ * trouble, the deadline) is temporary, and a connection lost after the dot is
+ * UNCERTAIN (the caller answers 4xx: a duplicate beats a loss).
+ *
+ * Health: the relay remembers whether recent deliveries reached any
+ * destination at all; gwl_relay_healthy() says 0 when, within health_window,
+ * at least health_min_failures transactions to at least two destinations
+ * failed to connect and none got through, so the daemon can turn the
+ * internal MTA away at the session level. While unhealthy one transaction per
+ * health_retry is still let through, and its outcome decides again.
+ *
+ * Does not defend against: a destination that accepts and then loses the
+ * mail (its 250 is the truth we pass on); threads that outlive the deadline
+ * are waited for before the body is released, so a hung DNS library call
+ * would delay the next transaction of that LMTP session (lookups are bounded).
+ */
+#ifndef GWL_RELAY_H
+#define GWL_RELAY_H
+
+#include <stddef.h>
+
+#include "gw/lmtp.h"
+#include "gw/route.h"
+#include "spool.h"
+
+typedef struct gwl_relay_conf {
+	const gw_routes *routes; /* may be NULL: MX for every domain */
+	int use_mx;              /* route next hops without brackets are looked up as MX */
+	gw_lmtp_opts smtp;       /* client options: timeouts, TLS policy, HELO name (proto forced to SMTP) */
+	const char *const *bind_addresses; /* source addresses used in turn, or none */
+	size_t nbind;
+	unsigned dest_concurrency; /* connections at once per destination; 0: 20 */
+	unsigned dest_idle;        /* idle connections kept per destination; 0: 2 */
+	unsigned idle_ms;          /* how long an idle connection is kept; 0: 30000 */
+	unsigned health_window_ms; /* 0: 60000 */
+	unsigned health_min_failures; /* 0: disables the health check */
+	unsigned health_retry_ms;     /* 0: 10000 */
+} gwl_relay_conf;
+
+typedef struct gwl_relay_msg {
+	const char *sender; /* "" for the null sender */
+	const char *body_type, *ret, *envid; /* ESMTP parameters to pass on, or NULL */
+	int smtputf8;
+	const gw_lmtp_rcpt *rcpts;
+	size_t nrcpts;
+	const gwl_spool *body;
+	const char *client;   /* for logs: the LMTP client */
+	const char *queue_id; /* for logs: the internal MTA's queue id, or NULL */
+} gwl_relay_msg;
+
+typedef struct gwl_relay gwl_relay;
+
+/* A relay with this configuration (copied; routes and strings must outlive it). NULL on ENOMEM. */
+gwl_relay *gwl_relay_new(const gwl_relay_conf *conf);
+/* Close idle connections, free, set *r to NULL. No delivery may be running. */
+void gwl_relay_free(gwl_relay **r);
+
+/*
+ * Deliver m to its recipients within deadline_ms. results_r has room for
+ * m->nrcpts. Returns when every recipient has its result and every delivery
+ * thread has ended (a thread still running at the deadline has its
+ * recipients' results set to TEMPFAIL first; its later outcome is logged as
+ * late and otherwise ignored).
+ */
+void gwl_relay_deliver(gwl_relay *r, const gwl_relay_msg *m, unsigned deadline_ms, gw_lmtp_result *results_r);
+
+/* 1 when the relay can reach the outside (or does not know otherwise), 0 when it is sure it cannot. */
+int gwl_relay_healthy(gwl_relay *r);
+
+/* Counters for the control socket. */
+typedef struct gwl_relay_stats {
+	unsigned long transactions, delivered, tempfail, permfail, uncertain, late, connections_reused;
+} gwl_relay_stats;
+void gwl_relay_get_stats(gwl_relay *r, gwl_relay_stats *s_r);
+
+#endif
