@@ -213,7 +213,8 @@ static void reload(void)
 		return;
 	}
 	current_set(in);
-	gw_log(GW_LOG_NOTICE, "reload", "status=ok routes=%zu", in->conf->routes ? gw_routes_count(in->conf->routes) : 0);
+	gw_log(GW_LOG_NOTICE, "reload", "status=ok routes=%zu",
+	       in->conf->routes ? gw_routes_count(in->conf->routes) : 0);
 }
 
 /* --- sessions --------------------------------------------------------------------------------- */
@@ -317,8 +318,8 @@ static void control_serve(int cfd)
 			snprintf(out, sizeof(out),
 				 "sessions=%u sessions_total=%lu transactions=%lu delivered=%lu tempfail=%lu "
 				 "permfail=%lu uncertain=%lu late=%lu connections_reused=%lu healthy=%s\n",
-				 now, total, st.transactions, st.delivered, st.tempfail, st.permfail, st.uncertain,
-				 st.late, st.connections_reused,
+				 now, total, st.transactions, st.delivered, st.tempfail, st.permfail,
+				 st.uncertain, st.late, st.connections_reused,
 				 in != NULL && gwl_relay_healthy(in->relay) ? "yes" : "no");
 			instance_unref(in);
 		} else {
@@ -378,7 +379,8 @@ static void main_loop(const int *lfd, size_t nl, int cfd, long max_sessions)
 			p[n++].events = POLLIN;
 		}
 		for (i = 0; i < nl; i++) {
-			p[n].fd = full ? -1 : lfd[i]; /* at the limit, new connections wait in the listen queue */
+			p[n].fd =
+			    full ? -1 : lfd[i]; /* at the limit, new connections wait in the listen queue */
 			p[n++].events = POLLIN;
 		}
 		if (poll(p, n, full ? 100 : -1) < 0) {
@@ -425,8 +427,8 @@ static int run(gwl_config *c, int foreground)
 		goto fail;
 	}
 	for (i = 0; i < c->nlisten; i++) {
-		if ((lfd[nl] = gw_daemon_listen(&c->listen[i], 128, c->socket_mode, uid, gid, err, sizeof(err))) <
-		    0) {
+		if ((lfd[nl] = gw_daemon_listen(&c->listen[i], 128, c->socket_mode, uid, gid, err,
+						sizeof(err))) < 0) {
 			gw_log(GW_LOG_ERR, "start", "error=\"cannot listen on %s\"", err);
 			rc = EX_UNAVAILABLE_;
 			goto fail;

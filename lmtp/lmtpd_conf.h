@@ -47,7 +47,7 @@ typedef struct gwl_config {
 	mode_t socket_mode;
 	char *bind[GWL_BIND_MAX];
 	size_t nbind;
-	int log_level;      /* syslog priority */
+	int log_level;     /* syslog priority */
 	gw_routes *routes; /* NULL when no route file is set */
 } gwl_config;
 

@@ -46,7 +46,8 @@ typedef struct health_event {
 struct gwl_relay {
 	gwl_relay_conf c;
 	pthread_mutex_t lock;
-	pthread_cond_t freed; /* a connection slot was released */
+	pthread_cond_t freed; /* a connection slot was released, or a destination thread ended */
+	unsigned threads;     /* destination threads running, late ones included */
 	dest *dests;
 	unsigned next_bind;
 	health_event ring[HEALTH_RING];
@@ -108,6 +109,10 @@ void gwl_relay_free(gwl_relay **rp)
 
 	if (r == NULL)
 		return;
+	pthread_mutex_lock(&r->lock); /* late destination threads still use the pools: wait for them */
+	while (r->threads > 0)
+		pthread_cond_wait(&r->freed, &r->lock);
+	pthread_mutex_unlock(&r->lock);
 	while (r->dests != NULL) {
 		dest *d = r->dests;
 		r->dests = d->next;
@@ -320,7 +325,8 @@ int gwl_relay_healthy(gwl_relay *r)
 
 static void set_local(gw_lmtp_result *res, gw_lmtp_state state, int code, const char *enh, const char *fmt,
 		      ...) __attribute__((format(printf, 5, 6)));
-static void set_local(gw_lmtp_result *res, gw_lmtp_state state, int code, const char *enh, const char *fmt, ...)
+static void set_local(gw_lmtp_result *res, gw_lmtp_state state, int code, const char *enh, const char *fmt,
+		      ...)
 {
 	va_list ap;
 
@@ -342,7 +348,8 @@ static void error_route(gw_lmtp_result *res, const char *spec)
 	char enh[GW_ENH_MAX] = "5.7.1";
 	size_t n = strspn(spec, "0123456789.");
 
-	if (n > 4 && n < sizeof(enh) && spec[0] == '5' && spec[1] == '.' && (spec[n] == ' ' || spec[n] == '\0')) {
+	if (n > 4 && n < sizeof(enh) && spec[0] == '5' && spec[1] == '.' &&
+	    (spec[n] == ' ' || spec[n] == '\0')) {
 		memcpy(enh, spec, n);
 		enh[n] = '\0';
 		spec += n;
@@ -423,7 +430,8 @@ static int dest_hops(gwl_relay *r, group *g, gw_nexthop *hops, size_t max, size_
 				  "domain %s not found: %s", g->domain, err);
 		else
 			set_local(&d->results[g->idx[i]], GW_LMTP_TEMPFAIL, 451, "4.4.3",
-				  "cannot find the mail servers of %s: %s", g->domain, err[0] ? err : "lookup failed");
+				  "cannot find the mail servers of %s: %s", g->domain,
+				  err[0] ? err : "lookup failed");
 	}
 	return -1;
 }
@@ -473,9 +481,10 @@ static void *group_run(void *arg)
 					reached = 1;
 			}
 			health_note(r, g->domain, reached);
-			conn_give(r, g->domain, l, gw_lmtp_count(res, g->n, GW_LMTP_DELIVERED) +
-							   gw_lmtp_count(res, g->n, GW_LMTP_PERMFAIL) ==
-						       g->n);
+			conn_give(r, g->domain, l,
+				  gw_lmtp_count(res, g->n, GW_LMTP_DELIVERED) +
+					  gw_lmtp_count(res, g->n, GW_LMTP_PERMFAIL) ==
+				      g->n);
 			if (reused) {
 				pthread_mutex_lock(&r->lock);
 				r->stats.connections_reused++;
@@ -489,8 +498,9 @@ static void *group_run(void *arg)
 			d->decided[g->idx[i]] = 1;
 	else
 		for (i = 0; i < g->n; i++)
-			gw_log(GW_LOG_WARNING, "late", "client=%s queue_id=%s to=<%s> state=%s code=%d after the deadline",
-			       d->client, d->queue_id, d->rcpts[g->idx[i]].addr,
+			gw_log(GW_LOG_WARNING, "late",
+			       "client=%s queue_id=%s to=<%s> state=%s code=%d after the deadline", d->client,
+			       d->queue_id, d->rcpts[g->idx[i]].addr,
 			       gw_lmtp_state_str(d->results[g->idx[i]].state), d->results[g->idx[i]].code);
 	if (d->answered) {
 		pthread_mutex_lock(&r->lock);
@@ -506,6 +516,10 @@ static void *group_run(void *arg)
 	free(g->idx);
 	free(g);
 	delivery_unref(d);
+	pthread_mutex_lock(&r->lock);
+	r->threads--;
+	pthread_cond_broadcast(&r->freed);
+	pthread_mutex_unlock(&r->lock);
 	return NULL;
 }
 
@@ -649,7 +663,13 @@ static void delivery_start(delivery *d)
 		pthread_mutex_unlock(&d->lock);
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		pthread_mutex_lock(&d->r->lock);
+		d->r->threads++;
+		pthread_mutex_unlock(&d->r->lock);
 		if (pthread_create(&t, &attr, group_run, g) != 0) {
+			pthread_mutex_lock(&d->r->lock);
+			d->r->threads--;
+			pthread_mutex_unlock(&d->r->lock);
 			for (j = 0; j < g->n; j++)
 				set_local(&d->results[g->idx[j]], GW_LMTP_TEMPFAIL, 451, "4.3.0",
 					  "cannot start a delivery thread");
@@ -706,10 +726,18 @@ void gwl_relay_deliver(gwl_relay *r, const gwl_relay_msg *m, unsigned deadline_m
 	r->stats.transactions++;
 	for (i = 0; i < m->nrcpts; i++) {
 		switch (results_r[i].state) {
-		case GW_LMTP_DELIVERED: r->stats.delivered++; break;
-		case GW_LMTP_PERMFAIL: r->stats.permfail++; break;
-		case GW_LMTP_UNCERTAIN: r->stats.uncertain++; break;
-		default: r->stats.tempfail++; break;
+		case GW_LMTP_DELIVERED:
+			r->stats.delivered++;
+			break;
+		case GW_LMTP_PERMFAIL:
+			r->stats.permfail++;
+			break;
+		case GW_LMTP_UNCERTAIN:
+			r->stats.uncertain++;
+			break;
+		default:
+			r->stats.tempfail++;
+			break;
 		}
 	}
 	pthread_mutex_unlock(&r->lock);

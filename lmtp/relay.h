@@ -45,16 +45,16 @@ typedef struct gwl_relay_conf {
 	gw_lmtp_opts smtp;       /* client options: timeouts, TLS policy, HELO name (proto forced to SMTP) */
 	const char *const *bind_addresses; /* source addresses used in turn, or none */
 	size_t nbind;
-	unsigned dest_concurrency; /* connections at once per destination; 0: 20 */
-	unsigned dest_idle;        /* idle connections kept per destination; 0: 2 */
-	unsigned idle_ms;          /* how long an idle connection is kept; 0: 30000 */
-	unsigned health_window_ms; /* 0: 60000 */
+	unsigned dest_concurrency;    /* connections at once per destination; 0: 20 */
+	unsigned dest_idle;           /* idle connections kept per destination; 0: 2 */
+	unsigned idle_ms;             /* how long an idle connection is kept; 0: 30000 */
+	unsigned health_window_ms;    /* 0: 60000 */
 	unsigned health_min_failures; /* 0: disables the health check */
 	unsigned health_retry_ms;     /* 0: 10000 */
 } gwl_relay_conf;
 
 typedef struct gwl_relay_msg {
-	const char *sender; /* "" for the null sender */
+	const char *sender;                  /* "" for the null sender */
 	const char *body_type, *ret, *envid; /* ESMTP parameters to pass on, or NULL */
 	int smtputf8;
 	const gw_lmtp_rcpt *rcpts;

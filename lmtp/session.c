@@ -15,7 +15,7 @@
 #include "gw/time.h"
 #include "session.h"
 
-#define INPUT_CHUNK 16384
+#define INPUT_CHUNK   16384
 #define QUEUE_ID_SCAN 8192 /* header bytes searched for the internal MTA's queue id */
 
 typedef struct txn {
@@ -121,8 +121,10 @@ static int on_mail(sess *s, const gw_srv_event *ev)
 	const gw_param *p;
 
 	if (!gwl_relay_healthy(s->env->relay)) {
-		gw_log(GW_LOG_NOTICE, "refuse", "client=%s stage=mail reason=\"no destination reachable\"", s->client);
-		return gw_srv_reply(s->srv, 421, "4.4.0", "cannot reach the Internet now: try another gateway");
+		gw_log(GW_LOG_NOTICE, "refuse", "client=%s stage=mail reason=\"no destination reachable\"",
+		       s->client);
+		return gw_srv_reply(s->srv, 421, "4.4.0",
+				    "cannot reach the Internet now: try another gateway");
 	}
 	txn_clear(t);
 	gw_mailbox_format(&ev->path->mbox, t->sender, sizeof(t->sender));
@@ -215,7 +217,8 @@ static void queue_id(const txn *t, char *out, size_t outlen)
 }
 
 /* One recipient's LMTP reply from its result: the destination's verdict, its text sanitised. */
-static void reply_for(const gw_lmtp_result *r, int *code_r, char *enh, size_t enhlen, char *text, size_t textlen)
+static void reply_for(const gw_lmtp_result *r, int *code_r, char *enh, size_t enhlen, char *text,
+		      size_t textlen)
 {
 	char peer[256];
 	const char *host = r->gateway[0] ? r->gateway : "the destination";
@@ -238,14 +241,16 @@ static void reply_for(const gw_lmtp_result *r, int *code_r, char *enh, size_t en
 	case GW_LMTP_UNCERTAIN:
 		*code_r = 451;
 		snprintf(enh, enhlen, "4.4.2");
-		snprintf(text, textlen, "connection to %s lost after the end of data: delivery uncertain", host);
+		snprintf(text, textlen, "connection to %s lost after the end of data: delivery uncertain",
+			 host);
 		return;
 	default:
 		*code_r = r->code >= 400 && r->code <= 499 ? r->code : 451;
 		snprintf(enh, enhlen, "%s", r->enh[0] == '4' ? r->enh : "4.4.1");
 		if (r->local || r->code == 0)
 			snprintf(text, textlen, "%s%s%s", r->code == 0 && r->gateway[0] ? host : "",
-				 r->code == 0 && r->gateway[0] ? ": " : "", peer[0] ? peer : gw_status_str(r->status));
+				 r->code == 0 && r->gateway[0] ? ": " : "",
+				 peer[0] ? peer : gw_status_str(r->status));
 		else
 			snprintf(text, textlen, "%s said: %d %s", host, r->code, peer);
 		return;
@@ -328,7 +333,8 @@ void gwl_session_run(int fd, const char *client, const gwl_session_env *env)
 	if (gwl_relay_healthy(env->relay)) {
 		gw_srv_start(s.srv);
 	} else {
-		gw_log(GW_LOG_NOTICE, "refuse", "client=%s stage=connect reason=\"no destination reachable\"", client);
+		gw_log(GW_LOG_NOTICE, "refuse", "client=%s stage=connect reason=\"no destination reachable\"",
+		       client);
 		gw_srv_shutdown(s.srv, "cannot reach the Internet now: try another gateway");
 	}
 	for (;;) {
@@ -343,10 +349,11 @@ void gwl_session_run(int fd, const char *client, const gwl_session_env *env)
 			if (w == GW_SRV_WAIT_OUTPUT)
 				continue;
 			if (w == GW_SRV_WAIT_ANSWER || w == GW_SRV_WAIT_TLS) {
-				gw_log(GW_LOG_ERR, "session", "client=%s error=\"engine waits for %d\"", client, (int)w);
+				gw_log(GW_LOG_ERR, "session", "client=%s error=\"engine waits for %d\"",
+				       client, (int)w);
 				break;
 			}
-			if (!fill(&s))
+			if (flush(&s) != 0 || !fill(&s)) /* replies first: the client may wait for them */
 				break;
 			continue;
 		}
@@ -379,8 +386,8 @@ void gwl_session_run(int fd, const char *client, const gwl_session_env *env)
 		}
 	}
 	(void)flush(&s);
-	gw_log(GW_LOG_INFO, "session", "client=%s messages=%lu recipients=%lu errors=%u duration=%lldms", client,
-	       msgs, rcpts, gw_srv_errors(s.srv), (long long)(gw_now_ms() - t0));
+	gw_log(GW_LOG_INFO, "session", "client=%s messages=%lu recipients=%lu errors=%u duration=%lldms",
+	       client, msgs, rcpts, gw_srv_errors(s.srv), (long long)(gw_now_ms() - t0));
 	txn_clear(&s.t);
 	free(s.t.rcpts);
 	gw_srv_free(&s.srv);

@@ -109,9 +109,15 @@ int gwl_spool_append(gwl_spool *s, const void *data, size_t len)
 	return 0;
 }
 
-int gwl_spool_on_disk(const gwl_spool *s) { return s->fd >= 0; }
+int gwl_spool_on_disk(const gwl_spool *s)
+{
+	return s->fd >= 0;
+}
 
-long long gwl_spool_size(const gwl_spool *s) { return s->size; }
+long long gwl_spool_size(const gwl_spool *s)
+{
+	return s->size;
+}
 
 static ssize_t reader_read(void *ctx, char *buf, size_t len)
 {

@@ -26,8 +26,8 @@ typedef struct gwl_spool {
 	long long max_size; /* the most the body may grow to; over it appends fail with EMSGSIZE */
 	char *mem;          /* the first bytes while they fit in memory */
 	size_t mem_len, mem_cap;
-	int fd;             /* -1 until the body outgrows memory */
-	long long size;     /* bytes appended */
+	int fd;         /* -1 until the body outgrows memory */
+	long long size; /* bytes appended */
 } gwl_spool;
 
 /* An empty spool: memory up to mem_limit, then a file in dir; at most max_size bytes. */

@@ -1,0 +1,502 @@
+/*
+ * test_lmtpd.c - gw-lmtpd's session and relay end to end in one process: an
+ * LMTP client played by the test over a socketpair, gwl_session_run() on
+ * the other end, and fake destination MXs (the fake peer) behind a route
+ * file. Each case checks the exact LMTP replies, in RCPT order, and what
+ * each destination received.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fakepeer.h"
+#include "gw/log.h"
+#include "gw/time.h"
+#include "lmtpd_conf.h"
+#include "relay.h"
+#include "session.h"
+
+#define SINK_OK                                                                                              \
+	"send 220 dest ESMTP\nexpect EHLO\nsend 250-dest\\r\\n250-PIPELINING\\r\\n250-8BITMIME\\r\\n250 "    \
+	"DSN\n"
+
+typedef struct lab {
+	char dir[64];
+	gwl_config *conf;
+	gwl_relay *relay;
+	gwl_session_env env;
+	int fd; /* the test's end */
+	pthread_t t;
+	int sfd;
+	char inbuf[65536];
+	size_t inlen;
+} lab;
+
+static void *serve(void *arg)
+{
+	lab *l = arg;
+
+	gwl_session_run(l->sfd, "[test]", &l->env);
+	return NULL;
+}
+
+/* A configuration file with extra lines, a route file with routes; session started. */
+static void lab_start(lab *l, const char *extra, const char *routes)
+{
+	char path[128], err[512];
+	int sv[2];
+	FILE *f;
+	gwl_relay_conf rc;
+
+	memset(l, 0, sizeof(*l));
+	snprintf(l->dir, sizeof(l->dir), "/tmp/gw-lmtpd-test.XXXXXX");
+	assert_non_null(mkdtemp(l->dir));
+	snprintf(path, sizeof(path), "%s/routes", l->dir);
+	assert_non_null(f = fopen(path, "w"));
+	fputs(routes, f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/gw-lmtpd.conf", l->dir);
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f,
+		"listen = [127.0.0.1]:24\nlog = stderr\nroutes = %s/routes\nspool_dir = %s\n"
+		"connect_timeout = 1s\ncommand_timeout = 5s\ntls = none\n%s",
+		l->dir, l->dir, extra);
+	if (strstr(extra, "reply_timeout") == NULL)
+		fputs("reply_timeout = 1s\n", f);
+	if (strstr(extra, "deadline") == NULL)
+		fputs("deadline = 3s\n", f);
+	fclose(f);
+	l->conf = gwl_config_load(path, err, sizeof(err));
+	if (l->conf == NULL)
+		fail_msg("config: %s", err);
+	memset(&rc, 0, sizeof(rc));
+	rc.routes = l->conf->routes;
+	rc.smtp.client.helo_name = "gw.test";
+	rc.smtp.client.connect_timeout_ms = (unsigned)l->conf->opt.connect_timeout;
+	rc.smtp.client.reply_timeout_ms = (unsigned)l->conf->opt.reply_timeout;
+	rc.smtp.client.deadline_ms = (unsigned)l->conf->opt.deadline;
+	rc.smtp.client.tls = (gw_tls_policy)l->conf->opt.tls;
+	rc.health_min_failures = (unsigned)l->conf->opt.health_failures;
+	rc.health_window_ms = (unsigned)l->conf->opt.health_window;
+	rc.health_retry_ms = (unsigned)l->conf->opt.health_retry;
+	rc.dest_idle = (unsigned)l->conf->opt.dest_idle;
+	assert_non_null(l->relay = gwl_relay_new(&rc));
+	l->env.conf = l->conf;
+	l->env.relay = l->relay;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	l->fd = sv[0];
+	l->sfd = sv[1];
+	assert_int_equal(pthread_create(&l->t, NULL, serve, l), 0);
+}
+
+/* Another session on the same relay (the previous one must have ended). */
+static void lab_reconnect(lab *l)
+{
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	l->fd = sv[0];
+	l->sfd = sv[1];
+	l->inlen = 0;
+	assert_int_equal(pthread_create(&l->t, NULL, serve, l), 0);
+}
+
+static void lab_end_session(lab *l)
+{
+	close(l->fd);
+	pthread_join(l->t, NULL);
+}
+
+static void lab_stop(lab *l)
+{
+	char cmd[128];
+
+	lab_end_session(l);
+	gwl_relay_free(&l->relay);
+	gwl_config_free(&l->conf);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", l->dir);
+	(void)!system(cmd);
+}
+
+static void put(lab *l, const char *s)
+{
+	size_t len = strlen(s);
+	assert_int_equal(write(l->fd, s, len), (ssize_t)len);
+}
+
+/* The next reply line (without CRLF) into out; fails the test after 10 s. */
+static void line(lab *l, char *out, size_t outlen)
+{
+	struct timeval tv = {10, 0};
+
+	setsockopt(l->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	for (;;) {
+		char *nl = memchr(l->inbuf, '\n', l->inlen);
+		ssize_t n;
+		if (nl != NULL) {
+			size_t len = (size_t)(nl - l->inbuf) + 1, keep = len - 1;
+			if (keep > 0 && l->inbuf[keep - 1] == '\r')
+				keep--;
+			snprintf(out, outlen, "%.*s", (int)keep, l->inbuf);
+			memmove(l->inbuf, l->inbuf + len, l->inlen - len);
+			l->inlen -= len;
+			return;
+		}
+		n = read(l->fd, l->inbuf + l->inlen, sizeof(l->inbuf) - l->inlen);
+		if (n <= 0)
+			fail_msg("session: no reply line (%s)", n == 0 ? "closed" : strerror(errno));
+		l->inlen += (size_t)n;
+	}
+}
+
+/* Read one whole reply; its last line into out. */
+static void reply(lab *l, char *out, size_t outlen)
+{
+	do
+		line(l, out, outlen);
+	while (strlen(out) > 3 && out[3] == '-');
+}
+
+static void expect(lab *l, const char *prefix)
+{
+	char got[1024];
+
+	reply(l, got, sizeof(got));
+	if (strncmp(got, prefix, strlen(prefix)) != 0)
+		fail_msg("got \"%s\", want \"%s...\"", got, prefix);
+}
+
+static fp_peer *peer(const char *script)
+{
+	char err[256];
+	fp_opts o;
+	fp_peer *p;
+
+	memset(&o, 0, sizeof(o));
+	o.script = script;
+	o.timeout_ms = 5000;
+	if ((p = fp_start_opts(&o, err, sizeof(err))) == NULL)
+		fail_msg("fake peer: %s", err);
+	return p;
+}
+
+static unsigned count(fp_peer *p, const char *needle)
+{
+	const char *s = fp_received(p, 0, NULL);
+	unsigned n = 0;
+
+	for (; s != NULL && (s = strstr(s, needle)) != NULL; s += strlen(needle))
+		n++;
+	return n;
+}
+
+static void greet(lab *l)
+{
+	expect(l, "220 ");
+	put(l, "LHLO internal.test\r\n");
+	expect(l, "250 ");
+}
+
+/* One transaction, recipients mixed over seven destinations, each with its own outcome. */
+static void test_mixed_outcomes(void **state)
+{
+	fp_peer *ok =
+	    peer(SINK_OK "expect MAIL FROM:<s@int.test>\nsend 250 ok\nexpect RCPT TO:<a1@ok.test>\n"
+			 "send 250 ok\nexpect RCPT TO:<a2@ok.test>\nsend 250 ok\nexpect DATA\nsend 354 go\n"
+			 "data\nsend 250 2.0.0 queued as A1\n");
+	fp_peer *r5 =
+	    peer(SINK_OK "expect MAIL\nsend 250 ok\nexpect RCPT\nsend 550 5.1.1 no such user\n"
+			 "expect RCPT\nsend 250 ok\nexpect DATA\nsend 354 go\ndata\nsend 250 2.0.0 ok\n");
+	fp_peer *r4 = peer(SINK_OK "expect MAIL\nsend 250 ok\nexpect RCPT\nsend 450 4.2.1 try later\n"
+				   "expect DATA\nsend 554 5.5.1 no valid recipients\n");
+	fp_peer *d5 = peer(SINK_OK "expect MAIL\nsend 250 ok\nexpect RCPT\nsend 250 ok\nexpect DATA\n"
+				   "send 354 go\ndata\nsend 554 5.6.0 content refused\n");
+	fp_peer *pre = peer(SINK_OK "expect MAIL\nsend 250 ok\nexpect RCPT\nsend 250 ok\nexpect DATA\n"
+				    "send 354 go\nexpect\nclose\n");
+	fp_peer *post = peer(SINK_OK "expect MAIL\nsend 250 ok\nexpect RCPT\nsend 250 ok\nexpect DATA\n"
+				     "send 354 go\ndata\nclose\n");
+	unsigned refused = fp_closed_port();
+	char routes[1024], got[512];
+	lab l;
+
+	(void)state;
+	snprintf(routes, sizeof(routes),
+		 "ok.test smtp:[127.0.0.1]:%u\nr5.test smtp:[127.0.0.1]:%u\nr4.test smtp:[127.0.0.1]:%u\n"
+		 "d5.test smtp:[127.0.0.1]:%u\npre.test smtp:[127.0.0.1]:%u\npost.test smtp:[127.0.0.1]:%u\n"
+		 "down.test smtp:[127.0.0.1]:%u\nerr.test error:5.7.1 we do not send there\n",
+		 fp_port(ok), fp_port(r5), fp_port(r4), fp_port(d5), fp_port(pre), fp_port(post), refused);
+	lab_start(&l, "", routes);
+	greet(&l);
+	put(&l, "MAIL FROM:<s@int.test>\r\n");
+	expect(&l, "250 2.1.0");
+	{
+		static const char *const rcpts[] = {"a1@ok.test", "x@r5.test",  "y@r4.test",   "z@d5.test",
+						    "a2@ok.test", "p@pre.test", "q@post.test", "d@down.test",
+						    "e@err.test", "y2@r5.test"};
+		size_t i;
+		char cmd[128];
+		for (i = 0; i < sizeof(rcpts) / sizeof(rcpts[0]); i++) {
+			snprintf(cmd, sizeof(cmd), "RCPT TO:<%s>\r\n", rcpts[i]);
+			put(&l, cmd);
+			expect(&l, "250 2.1.5");
+		}
+	}
+	put(&l, "DATA\r\n");
+	expect(&l, "354 ");
+	put(&l,
+	    "Received: by int.test (Postfix) id 4QidTest; now\r\nSubject: t\r\n\r\n..dot\r\nbody\r\n.\r\n");
+	expect(&l, "250 2.0.0 delivered to [127.0.0.1]:"); /* a1@ok.test */
+	reply(&l, got, sizeof(got));                       /* x@r5.test */
+	assert_true(strncmp(got, "550 5.1.1 [127.0.0.1]:", 22) == 0);
+	assert_non_null(strstr(got, "said: 550 no such user"));
+	expect(&l, "450 4.2.1 ");          /* y@r4.test */
+	expect(&l, "554 5.6.0 ");          /* z@d5.test */
+	expect(&l, "250 2.0.0 delivered"); /* a2@ok.test */
+	expect(&l, "451 4.4.");            /* p@pre.test: lost before the dot */
+	expect(&l, "451 4.4.2 ");          /* q@post.test: uncertain */
+	reply(&l, got, sizeof(got));       /* d@down.test: refused */
+	assert_true(strncmp(got, "451 4.4.1 ", 10) == 0);
+	expect(&l, "550 5.7.1 we do not send there"); /* e@err.test */
+	expect(&l, "250 2.0.0 delivered");            /* y2@r5.test */
+	put(&l, "QUIT\r\n");
+	expect(&l, "221 ");
+	assert_int_equal(fp_wait(ok, 5000), 0);
+	assert_int_equal(count(ok, "RCPT TO:<a1@ok.test>"), 1);
+	assert_int_equal(count(ok, "RCPT TO:<a2@ok.test>"), 1);
+	assert_non_null(strstr(fp_received(ok, 0, NULL), "\r\n..dot\r\nbody\r\n.\r\n")); /* stuffed again */
+	assert_int_equal(count(r5, "RCPT TO:<"), 2);
+	assert_int_equal(count(post, "body\r\n.\r\n"), 1);
+	lab_stop(&l);
+	fp_stop(&ok);
+	fp_stop(&r5);
+	fp_stop(&r4);
+	fp_stop(&d5);
+	fp_stop(&pre);
+	fp_stop(&post);
+}
+
+/* The null sender and the DSN and BODY parameters reach the destination as the internal MTA sent them. */
+static void test_parameters_passed_on(void **state)
+{
+	fp_peer *p =
+	    peer(SINK_OK "expect MAIL FROM:<> BODY=8BITMIME RET=HDRS ENVID=env1\nsend 250 ok\n"
+			 "expect RCPT TO:<u@dsn.test> NOTIFY=FAILURE ORCPT=rfc822;u@dsn.test\nsend 250 ok\n"
+			 "expect DATA\nsend 354 go\ndata\nsend 250 ok\n");
+	char routes[256];
+	lab l;
+
+	(void)state;
+	snprintf(routes, sizeof(routes), "dsn.test smtp:[127.0.0.1]:%u\n", fp_port(p));
+	lab_start(&l, "", routes);
+	greet(&l);
+	put(&l, "MAIL FROM:<> BODY=8BITMIME RET=HDRS ENVID=env1\r\n");
+	expect(&l, "250 ");
+	put(&l, "RCPT TO:<u@dsn.test> NOTIFY=FAILURE ORCPT=rfc822;u@dsn.test\r\n");
+	expect(&l, "250 ");
+	put(&l, "DATA\r\n");
+	expect(&l, "354 ");
+	put(&l, "Subject: b\r\n\r\n\xc3\xa9t\xc3\xa9\r\n.\r\n");
+	expect(&l, "250 2.0.0 delivered");
+	lab_stop(&l);
+	assert_int_equal(fp_wait(p, 5000), 0);
+	fp_stop(&p);
+}
+
+/* A silent destination costs its recipients a 4xx at the deadline; the others are delivered in time. */
+static void test_deadline(void **state)
+{
+	fp_peer *silent = peer("send 220 dest ESMTP\nexpect EHLO\nsleep 4500\n");
+	fp_peer *ok =
+	    peer(SINK_OK "expect MAIL\nsend 250 ok\nexpect RCPT\nsend 250 ok\nexpect DATA\nsend 354 go\n"
+			 "data\nsend 250 ok\n");
+	char routes[256];
+	int64_t t0;
+	lab l;
+
+	(void)state;
+	snprintf(routes, sizeof(routes), "slow.test smtp:[127.0.0.1]:%u\nok.test smtp:[127.0.0.1]:%u\n",
+		 fp_port(silent), fp_port(ok));
+	lab_start(&l, "reply_timeout = 10s\ndeadline = 1500ms\n", routes);
+	greet(&l);
+	put(&l, "MAIL FROM:<s@int.test>\r\nRCPT TO:<a@slow.test>\r\nRCPT TO:<b@ok.test>\r\nDATA\r\n");
+	expect(&l, "250 ");
+	expect(&l, "250 ");
+	expect(&l, "250 ");
+	expect(&l, "354 ");
+	t0 = gw_now_ms();
+	put(&l, "Subject: s\r\n\r\nx\r\n.\r\n");
+	expect(&l, "451 4.4."); /* the relay's deadline or the client's own, whichever noticed first */
+	expect(&l, "250 2.0.0 ");
+	assert_true(gw_now_ms() - t0 < 3000);
+	lab_stop(&l);
+	fp_stop(&silent);
+	fp_stop(&ok);
+}
+
+/* A body over spool_memory goes through the unlinked file and arrives byte for byte. */
+static void test_spool_file(void **state)
+{
+	fp_peer *p =
+	    peer(SINK_OK "expect MAIL\nsend 250 ok\nexpect RCPT\nsend 250 ok\nexpect DATA\nsend 354 go\n"
+			 "data\nsend 250 ok\n");
+	char routes[256], *body, *want;
+	size_t i, n = 300000;
+	lab l;
+
+	(void)state;
+	snprintf(routes, sizeof(routes), "big.test smtp:[127.0.0.1]:%u\n", fp_port(p));
+	lab_start(&l, "spool_memory = 4k\n", routes);
+	greet(&l);
+	body = malloc(n + 16);
+	assert_non_null(body);
+	for (i = 0; i < n; i++)
+		body[i] = (i % 77 == 76) ? '\n' : (char)('a' + i % 26);
+	body[n] = '\0';
+	want = strdup(body);
+	put(&l, "MAIL FROM:<s@int.test>\r\nRCPT TO:<a@big.test>\r\nDATA\r\n");
+	expect(&l, "250 ");
+	expect(&l, "250 ");
+	expect(&l, "354 ");
+	{
+		/* bare LF lines: the engine normalises them to CRLF, as the destination must see */
+		size_t off = 0;
+		while (off < n) {
+			size_t k = n - off > 8192 ? 8192 : n - off;
+			assert_int_equal(write(l.fd, body + off, k), (ssize_t)k);
+			off += k;
+		}
+	}
+	put(&l, "\r\n.\r\n");
+	expect(&l, "250 2.0.0 delivered");
+	lab_stop(&l);
+	assert_int_equal(fp_wait(p, 5000), 0);
+	{
+		const char *got = fp_received(p, 0, NULL);
+		const char *start = strstr(got, "354") == NULL ? strstr(got, "DATA\r\n") : NULL;
+		size_t lines = 0;
+		assert_non_null(start);
+		for (i = 0; i < n; i++)
+			lines += body[i] == '\n';
+		/* every bare LF became CRLF; no byte lost */
+		assert_int_equal(count(p, "\r\n"), lines + 3 /* EHLO MAIL RCPT */ + 1 /* DATA */ +
+						       1 /* final CRLF */ + 1 /* . */ + 1 /* QUIT */);
+	}
+	free(body);
+	free(want);
+	fp_stop(&p);
+}
+
+/* Every destination refusing connections: the next session is turned away at the greeting. */
+static void test_health_fast_fail(void **state)
+{
+	unsigned a = fp_closed_port(), b = fp_closed_port();
+	char routes[256];
+	lab l;
+
+	(void)state;
+	snprintf(routes, sizeof(routes), "a.test smtp:[127.0.0.1]:%u\nb.test smtp:[127.0.0.1]:%u\n", a, b);
+	lab_start(&l, "health_failures = 2\nhealth_retry = 1h\n", routes);
+	greet(&l);
+	put(&l, "MAIL FROM:<s@int.test>\r\nRCPT TO:<x@a.test>\r\nRCPT TO:<y@b.test>\r\nDATA\r\n");
+	expect(&l, "250 ");
+	expect(&l, "250 ");
+	expect(&l, "250 ");
+	expect(&l, "354 ");
+	put(&l, "Subject: s\r\n\r\nx\r\n.\r\n");
+	expect(&l, "451 4.4.1 ");
+	expect(&l, "451 4.4.1 ");
+	/* the same session: the next MAIL is refused with 421 */
+	put(&l, "MAIL FROM:<s@int.test>\r\n");
+	expect(&l, "421 4.4.0 ");
+	lab_end_session(&l);
+	assert_int_equal(gwl_relay_healthy(l.relay), 0);
+	lab_reconnect(&l);
+	expect(&l, "421 4.3.2 ");
+	lab_stop(&l);
+}
+
+/* Two transactions to one destination share one connection, without RSET after a clean end. */
+static void test_connection_reuse(void **state)
+{
+	fp_peer *p =
+	    peer(SINK_OK "expect MAIL\nsend 250 ok\nexpect RCPT\nsend 250 ok\nexpect DATA\nsend 354 go\n"
+			 "data\nsend 250 ok\nexpect MAIL\nsend 250 ok\nexpect RCPT\nsend 250 ok\n"
+			 "expect DATA\nsend 354 go\ndata\nsend 250 ok\n");
+	gwl_relay_stats st;
+	char routes[256];
+	int i;
+	lab l;
+
+	(void)state;
+	snprintf(routes, sizeof(routes), "re.test smtp:[127.0.0.1]:%u\n", fp_port(p));
+	lab_start(&l, "", routes);
+	greet(&l);
+	for (i = 0; i < 2; i++) {
+		put(&l, "MAIL FROM:<s@int.test>\r\nRCPT TO:<x@re.test>\r\nDATA\r\n");
+		expect(&l, "250 ");
+		expect(&l, "250 ");
+		expect(&l, "354 ");
+		put(&l, "Subject: s\r\n\r\nx\r\n.\r\n");
+		expect(&l, "250 2.0.0 ");
+	}
+	gwl_relay_get_stats(l.relay, &st);
+	assert_int_equal(st.connections_reused, 1);
+	assert_int_equal(st.delivered, 2);
+	assert_int_equal(fp_connections(p), 1);
+	assert_int_equal(count(p, "RSET"), 0);
+	lab_stop(&l);
+	fp_stop(&p);
+}
+
+/* Garbage, commands out of order and a recipient without a domain: answered, the session survives. */
+static void test_bad_input(void **state)
+{
+	lab l;
+
+	(void)state;
+	lab_start(&l, "", "");
+	expect(&l, "220 ");
+	put(&l, "EHLO x\r\n");
+	expect(&l, "500 5.5.1 ");
+	put(&l, "LHLO internal.test\r\n");
+	expect(&l, "250 ");
+	put(&l, "RCPT TO:<a@b.test>\r\n");
+	expect(&l, "503 5.5.1 ");
+	assert_int_equal(write(l.fd, "\x01\x02garbage\x00\r\n", 12), 12);
+	expect(&l, "500 5.5.2 ");
+	put(&l, "MAIL FROM:<s@int.test>\r\n");
+	expect(&l, "250 ");
+	put(&l, "RCPT TO:<postmaster>\r\n");
+	expect(&l, "550 5.1.3 ");
+	put(&l, "DATA\r\n");
+	expect(&l, "554 5.5.1 "); /* no valid recipients, as Postfix says */
+	put(&l, "RSET\r\nNOOP\r\nQUIT\r\n");
+	expect(&l, "250 ");
+	expect(&l, "250 ");
+	expect(&l, "221 ");
+	lab_stop(&l);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_mixed_outcomes),   cmocka_unit_test(test_parameters_passed_on),
+	    cmocka_unit_test(test_deadline),         cmocka_unit_test(test_spool_file),
+	    cmocka_unit_test(test_health_fast_fail), cmocka_unit_test(test_connection_reuse),
+	    cmocka_unit_test(test_bad_input),
+	};
+
+	gw_log_open("test_lmtpd", GW_LOG_STDERR, getenv("GW_TEST_VERBOSE") ? GW_LOG_DEBUG : GW_LOG_ERR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
