@@ -220,15 +220,17 @@ static void queue_id(const txn *t, char *out, size_t outlen)
 static void reply_for(const gw_lmtp_result *r, int *code_r, char *enh, size_t enhlen, char *text,
 		      size_t textlen)
 {
-	char peer[256];
+	char peer[256], said[280];
 	const char *host = r->gateway[0] ? r->gateway : "the destination";
 
 	gw_log_sanitize(peer, sizeof(peer), r->text, strlen(r->text), 200);
+	/* what the destination said, with its enhanced code when it gave one */
+	snprintf(said, sizeof(said), "%d%s%s %s", r->code, r->enh[0] ? " " : "", r->enh, peer);
 	switch (r->state) {
 	case GW_LMTP_DELIVERED:
 		*code_r = 250;
 		snprintf(enh, enhlen, "%s", r->enh[0] == '2' ? r->enh : "2.0.0");
-		snprintf(text, textlen, "delivered to %s: %d %s", host, r->code, peer);
+		snprintf(text, textlen, "delivered to %s: %s", host, said);
 		return;
 	case GW_LMTP_PERMFAIL:
 		*code_r = r->code >= 500 && r->code <= 599 ? r->code : 550;
@@ -236,7 +238,7 @@ static void reply_for(const gw_lmtp_result *r, int *code_r, char *enh, size_t en
 		if (r->local)
 			snprintf(text, textlen, "%s", peer);
 		else
-			snprintf(text, textlen, "%s said: %d %s", host, r->code, peer);
+			snprintf(text, textlen, "%s said: %s", host, said);
 		return;
 	case GW_LMTP_UNCERTAIN:
 		*code_r = 451;
@@ -252,7 +254,7 @@ static void reply_for(const gw_lmtp_result *r, int *code_r, char *enh, size_t en
 				 r->code == 0 && r->gateway[0] ? ": " : "",
 				 peer[0] ? peer : gw_status_str(r->status));
 		else
-			snprintf(text, textlen, "%s said: %d %s", host, r->code, peer);
+			snprintf(text, textlen, "%s said: %s", host, said);
 		return;
 	}
 }

@@ -259,7 +259,7 @@ static void test_mixed_outcomes(void **state)
 	expect(&l, "250 2.0.0 delivered to [127.0.0.1]:"); /* a1@ok.test */
 	reply(&l, got, sizeof(got));                       /* x@r5.test */
 	assert_true(strncmp(got, "550 5.1.1 [127.0.0.1]:", 22) == 0);
-	assert_non_null(strstr(got, "said: 550 no such user"));
+	assert_non_null(strstr(got, "said: 550 5.1.1 no such user"));
 	expect(&l, "450 4.2.1 ");          /* y@r4.test */
 	expect(&l, "554 5.6.0 ");          /* z@d5.test */
 	expect(&l, "250 2.0.0 delivered"); /* a2@ok.test */
