@@ -103,6 +103,7 @@ static instance *instance_new(gwl_config *c)
 		in->bind[i] = c->bind[i];
 	memset(&rc, 0, sizeof(rc));
 	rc.routes = c->routes;
+	rc.tls_policy = c->tls_policy;
 	rc.use_mx = c->opt.use_mx;
 	rc.smtp.client.proto = GW_PROTO_SMTP;
 	rc.smtp.client.helo_name = c->opt.helo_name;

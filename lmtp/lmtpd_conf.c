@@ -44,6 +44,8 @@ const gw_option gwl_option[] = {
 	smtp_bind_address, 0, 0, NULL),
     OPT("tls", GW_OPT_ENUM, "may", "STARTTLS policy: none, may, encrypt, verify", tls, 0, 0, tls_policies),
     OPT("tls_ca_file", GW_OPT_STRING, NULL, "trust anchors for tls = verify", tls_ca_file, 0, 0, NULL),
+    OPT("tls_policy", GW_OPT_STRING, NULL,
+	"per-destination STARTTLS policies (domain policy lines); empty: tls", tls_policy, 0, 0, NULL),
     OPT("connect_timeout", GW_OPT_DURATION, "30s", "connect timeout per destination host", connect_timeout,
 	100, S(600), NULL),
     OPT("reply_timeout", GW_OPT_DURATION, "120s", "timeout per reply from a destination", reply_timeout, 100,
@@ -223,6 +225,13 @@ gwl_config *gwl_config_load(const char *path, char *err, size_t errlen)
 			goto fail;
 		}
 	}
+	if (c->opt.tls_policy != NULL && c->opt.tls_policy[0] != '\0') {
+		char perr[512];
+		if ((c->tls_policy = gwl_tls_policy_load(c->opt.tls_policy, perr, sizeof(perr))) == NULL) {
+			key_err(c, "tls_policy", err, errlen, perr);
+			goto fail;
+		}
+	}
 	return c;
 fail:
 	gwl_config_free(&c);
@@ -240,6 +249,7 @@ void gwl_config_free(gwl_config **cp)
 	for (i = 0; i < c->nbind; i++)
 		free(c->bind[i]);
 	gw_routes_free(&c->routes);
+	gwl_tls_policy_free(&c->tls_policy);
 	free(c->path);
 	free(c);
 	*cp = NULL;

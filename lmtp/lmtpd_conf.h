@@ -18,6 +18,7 @@
 #include "gw/config.h"
 #include "gw/nexthop.h"
 #include "gw/route.h"
+#include "tls_policy.h"
 
 #define GWL_DEFAULT_CONFIG "/etc/gw/gw-lmtpd.conf"
 #define GWL_LISTEN_MAX     8
@@ -31,7 +32,7 @@ typedef struct gwl_options {
 	int use_mx;
 	char *smtp_bind_address;
 	int tls;
-	char *tls_ca_file;
+	char *tls_ca_file, *tls_policy;
 	long connect_timeout, reply_timeout, deadline, command_timeout;
 	long max_sessions, max_rcpts, message_size_limit, spool_memory;
 	char *spool_dir;
@@ -47,8 +48,9 @@ typedef struct gwl_config {
 	mode_t socket_mode;
 	char *bind[GWL_BIND_MAX];
 	size_t nbind;
-	int log_level;     /* syslog priority */
-	gw_routes *routes; /* NULL when no route file is set */
+	int log_level;              /* syslog priority */
+	gw_routes *routes;          /* NULL when no route file is set */
+	gwl_tls_policy *tls_policy; /* NULL when no policy file is set */
 } gwl_config;
 
 extern const gw_option gwl_option[];

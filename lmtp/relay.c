@@ -224,6 +224,7 @@ static gw_lmtp *conn_take(gwl_relay *r, const char *key, int64_t deadline, int *
 		}
 	}
 	o = r->c.smtp;
+	o.client.tls = gwl_tls_policy_lookup(r->c.tls_policy, key, r->c.smtp.client.tls);
 	if (d != NULL && l == NULL && r->c.nbind > 0)
 		o.client.bind_address = r->c.bind_addresses[r->next_bind++ % r->c.nbind];
 	pthread_mutex_unlock(&r->lock);
@@ -436,6 +437,27 @@ static int dest_hops(gwl_relay *r, group *g, gw_nexthop *hops, size_t max, size_
 	return -1;
 }
 
+/*
+ * SMTPUTF8 is asked of a destination only when this group's envelope needs
+ * it (a non-ASCII sender or recipient), as Postfix does: an ASCII envelope
+ * goes to a destination without SMTPUTF8 as it is; a UTF-8 one fails there
+ * permanently.
+ */
+static int group_needs_utf8(const delivery *d, const group *g)
+{
+	const unsigned char *p;
+	size_t i;
+
+	for (p = (const unsigned char *)d->sender; *p; p++)
+		if (*p >= 0x80)
+			return 1;
+	for (i = 0; i < g->n; i++)
+		for (p = (const unsigned char *)d->rcpts[g->idx[i]].addr; *p; p++)
+			if (*p >= 0x80)
+				return 1;
+	return 0;
+}
+
 static void delivery_unref(delivery *d);
 
 static void *group_run(void *arg)
@@ -468,7 +490,7 @@ static void *group_run(void *arg)
 			gwl_spool_reader_init(&rd, &d->body);
 			txn.sender = d->sender;
 			txn.body_type = d->body_type;
-			txn.smtputf8 = d->smtputf8;
+			txn.smtputf8 = d->smtputf8 && group_needs_utf8(d, g);
 			txn.ret = d->ret;
 			txn.envid = d->envid;
 			txn.rcpts = rcpts;

@@ -38,11 +38,13 @@
 #include "gw/lmtp.h"
 #include "gw/route.h"
 #include "spool.h"
+#include "tls_policy.h"
 
 typedef struct gwl_relay_conf {
 	const gw_routes *routes; /* may be NULL: MX for every domain */
 	int use_mx;              /* route next hops without brackets are looked up as MX */
 	gw_lmtp_opts smtp;       /* client options: timeouts, TLS policy, HELO name (proto forced to SMTP) */
+	const gwl_tls_policy *tls_policy;  /* per-destination STARTTLS policy, or NULL: smtp.client.tls */
 	const char *const *bind_addresses; /* source addresses used in turn, or none */
 	size_t nbind;
 	unsigned dest_concurrency;    /* connections at once per destination; 0: 20 */

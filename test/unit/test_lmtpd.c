@@ -51,6 +51,8 @@ static void *serve(void *arg)
 	return NULL;
 }
 
+static const char *lab_policy; /* a tls_policy file's text for the next lab_start, or NULL */
+
 /* A configuration file with extra lines, a route file with routes; session started. */
 static void lab_start(lab *l, const char *extra, const char *routes)
 {
@@ -76,12 +78,23 @@ static void lab_start(lab *l, const char *extra, const char *routes)
 		fputs("reply_timeout = 1s\n", f);
 	if (strstr(extra, "deadline") == NULL)
 		fputs("deadline = 3s\n", f);
+	if (lab_policy != NULL) {
+		FILE *pf;
+		char ppath[128];
+		snprintf(ppath, sizeof(ppath), "%s/tls_policy", l->dir);
+		assert_non_null(pf = fopen(ppath, "w"));
+		fputs(lab_policy, pf);
+		fclose(pf);
+		fprintf(f, "tls_policy = %s\n", ppath);
+		lab_policy = NULL;
+	}
 	fclose(f);
 	l->conf = gwl_config_load(path, err, sizeof(err));
 	if (l->conf == NULL)
 		fail_msg("config: %s", err);
 	memset(&rc, 0, sizeof(rc));
 	rc.routes = l->conf->routes;
+	rc.tls_policy = l->conf->tls_policy;
 	rc.smtp.client.helo_name = "gw.test";
 	rc.smtp.client.connect_timeout_ms = (unsigned)l->conf->opt.connect_timeout;
 	rc.smtp.client.reply_timeout_ms = (unsigned)l->conf->opt.reply_timeout;
@@ -488,13 +501,116 @@ static void test_bad_input(void **state)
 	lab_stop(&l);
 }
 
+/* tls_policy: encrypt for a destination that offers STARTTLS works inside TLS; one that does not gets 4xx. */
+static void test_tls_policy(void **state)
+{
+	fp_peer *tls =
+	    peer("send 220 dest ESMTP\nexpect EHLO\nsend 250-dest\\r\\n250 STARTTLS\n"
+		 "expect STARTTLS\nsend 220 go ahead\nstarttls\nexpect EHLO\nsend 250 dest\n"
+		 "expect MAIL\nsend 250 ok\nexpect RCPT\nsend 250 ok\nexpect DATA\nsend 354 go\ndata\n"
+		 "send 250 2.0.0 in tls\n");
+	fp_peer *plain = peer(SINK_OK);
+	fp_peer *other = peer(SINK_OK "expect MAIL\nsend 250 ok\nexpect RCPT\nsend 250 ok\nexpect DATA\n"
+				      "send 354 go\ndata\nsend 250 ok\n");
+	char routes[512], got[512];
+	lab l;
+
+	(void)state;
+	snprintf(
+	    routes, sizeof(routes),
+	    "tls.test smtp:[127.0.0.1]:%u\nplain.test smtp:[127.0.0.1]:%u\nother.test smtp:[127.0.0.1]:%u\n",
+	    fp_port(tls), fp_port(plain), fp_port(other));
+	lab_policy = "# per destination\ntls.test encrypt\n.test none\nPLAIN.test Encrypt\n";
+	lab_start(&l, "", routes);
+	greet(&l);
+	put(&l, "MAIL FROM:<s@int.test>\r\nRCPT TO:<a@tls.test>\r\nRCPT TO:<b@plain.test>\r\n"
+		"RCPT TO:<c@other.test>\r\nDATA\r\n");
+	expect(&l, "250 ");
+	expect(&l, "250 ");
+	expect(&l, "250 ");
+	expect(&l, "250 ");
+	expect(&l, "354 ");
+	put(&l, "Subject: s\r\n\r\nx\r\n.\r\n");
+	expect(&l, "250 2.0.0 delivered to [127.0.0.1]:");
+	reply(&l, got, sizeof(got));
+	if (strncmp(got, "451 4.", 6) != 0 || strstr(got, "STARTTLS") == NULL)
+		fail_msg("plain.test: got \"%s\", want a 4xx about STARTTLS", got);
+	expect(&l, "250 2.0.0 delivered"); /* other.test: ".test none", no STARTTLS asked */
+	lab_stop(&l);
+	assert_int_equal(count(plain, "MAIL FROM"), 0);
+	assert_int_equal(count(other, "STARTTLS"), 0);
+	fp_stop(&tls);
+	fp_stop(&plain);
+	fp_stop(&other);
+}
+
+/* A bad tls_policy file is refused at load with file:line. */
+static void test_tls_policy_errors(void **state)
+{
+	char path[] = "/tmp/gw-lmtpd-policy.XXXXXX", err[512];
+	int fd = mkstemp(path);
+	gwl_tls_policy *t;
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "a.test may\nb.test sometimes\n", 29), 29);
+	close(fd);
+	t = gwl_tls_policy_load(path, err, sizeof(err));
+	assert_null(t);
+	assert_non_null(strstr(err, ":2: unknown policy \"sometimes\""));
+	unlink(path);
+}
+
+/* SMTPUTF8 is asked only for a UTF-8 envelope: ASCII recipients go to a destination without it. */
+static void test_smtputf8(void **state)
+{
+	fp_peer *p =
+	    peer(SINK_OK "expect MAIL FROM:<s@int.test>\nsend 250 ok\nexpect RCPT TO:<ascii@u.test>\n"
+			 "send 250 ok\nexpect DATA\nsend 354 go\ndata\nsend 250 ok\n");
+	char routes[256], got[512];
+	lab l;
+
+	(void)state;
+	snprintf(routes, sizeof(routes), "u.test smtp:[127.0.0.1]:%u\n", fp_port(p));
+	lab_start(&l, "", routes);
+	greet(&l);
+	put(&l, "MAIL FROM:<s@int.test> SMTPUTF8\r\nRCPT TO:<ascii@u.test>\r\nDATA\r\n");
+	expect(&l, "250 ");
+	expect(&l, "250 ");
+	expect(&l, "354 ");
+	put(&l, "Subject: s\r\n\r\nx\r\n.\r\n");
+	expect(&l, "250 2.0.0 delivered");
+	lab_end_session(&l);
+	assert_int_equal(fp_wait(p, 5000), 0);
+	fp_stop(&p);
+	/* the same destination without SMTPUTF8 and a UTF-8 recipient: permanent */
+	p = peer(SINK_OK);
+	snprintf(routes, sizeof(routes), "u.test smtp:[127.0.0.1]:%u\n", fp_port(p));
+	gwl_relay_free(&l.relay);
+	gwl_config_free(&l.conf);
+	lab_start(&l, "", routes);
+	greet(&l);
+	put(&l, "MAIL FROM:<s@int.test> SMTPUTF8\r\nRCPT TO:<j\xc3\xbcrgen@u.test>\r\nDATA\r\n");
+	expect(&l, "250 ");
+	expect(&l, "250 ");
+	expect(&l, "354 ");
+	put(&l, "Subject: s\r\n\r\nx\r\n.\r\n");
+	reply(&l, got, sizeof(got));
+	if (got[0] != '5')
+		fail_msg("UTF-8 recipient to a destination without SMTPUTF8: got \"%s\", want 5xx", got);
+	lab_stop(&l);
+	assert_int_equal(count(p, "MAIL FROM"), 0);
+	fp_stop(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_mixed_outcomes),   cmocka_unit_test(test_parameters_passed_on),
-	    cmocka_unit_test(test_deadline),         cmocka_unit_test(test_spool_file),
-	    cmocka_unit_test(test_health_fast_fail), cmocka_unit_test(test_connection_reuse),
-	    cmocka_unit_test(test_bad_input),
+	    cmocka_unit_test(test_mixed_outcomes),    cmocka_unit_test(test_parameters_passed_on),
+	    cmocka_unit_test(test_deadline),          cmocka_unit_test(test_spool_file),
+	    cmocka_unit_test(test_health_fast_fail),  cmocka_unit_test(test_connection_reuse),
+	    cmocka_unit_test(test_bad_input),         cmocka_unit_test(test_tls_policy),
+	    cmocka_unit_test(test_tls_policy_errors), cmocka_unit_test(test_smtputf8),
 	};
 
 	gw_log_open("test_lmtpd", GW_LOG_STDERR, getenv("GW_TEST_VERBOSE") ? GW_LOG_DEBUG : GW_LOG_ERR);

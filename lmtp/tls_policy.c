@@ -1,0 +1,133 @@
+/*
+ * tls_policy.c - STARTTLS policy per destination domain (see tls_policy.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gw/addr.h"
+#include "tls_policy.h"
+
+typedef struct entry {
+	char domain[GW_DOMAIN_MAX + 2]; /* lower case; a leading '.' matches subdomains */
+	gw_tls_policy policy;
+} entry;
+
+struct gwl_tls_policy {
+	entry *e;
+	size_t n;
+};
+
+static const struct {
+	const char *name;
+	gw_tls_policy policy;
+} policy_names[] = {
+    {"none", GW_TLS_NONE}, {"may", GW_TLS_MAY}, {"encrypt", GW_TLS_ENCRYPT}, {"verify", GW_TLS_VERIFY}};
+
+static int parse_policy(const char *s, gw_tls_policy *p_r)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(policy_names) / sizeof(policy_names[0]); i++)
+		if (strcasecmp(s, policy_names[i].name) == 0) {
+			*p_r = policy_names[i].policy;
+			return 0;
+		}
+	return -1;
+}
+
+gwl_tls_policy *gwl_tls_policy_load(const char *path, char *err, size_t errlen)
+{
+	gwl_tls_policy *t = calloc(1, sizeof(*t));
+	FILE *f = fopen(path, "r");
+	char line[1024];
+	unsigned lineno = 0;
+	size_t cap = 0;
+
+	if (t == NULL || f == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(t == NULL ? ENOMEM : errno));
+		goto fail;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char dom[GW_DOMAIN_MAX + 9], pol[32], extra[8]; /* room for the %263s below and its NUL */
+		int n;
+		size_t i;
+		lineno++;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			snprintf(err, errlen, "%s:%u: line too long", path, lineno);
+			goto fail;
+		}
+		line[strcspn(line, "#")] = '\0';
+		n = sscanf(line, "%263s %31s %7s", dom, pol, extra);
+		if (n <= 0)
+			continue;
+		if (n != 2) {
+			snprintf(err, errlen, "%s:%u: want \"domain policy\"", path, lineno);
+			goto fail;
+		}
+		if (strlen(dom) > GW_DOMAIN_MAX + 1) {
+			snprintf(err, errlen, "%s:%u: domain too long", path, lineno);
+			goto fail;
+		}
+		if (t->n == cap) {
+			entry *ne = realloc(t->e, (cap = cap ? cap * 2 : 16) * sizeof(*ne));
+			if (ne == NULL) {
+				snprintf(err, errlen, "%s: out of memory", path);
+				goto fail;
+			}
+			t->e = ne;
+		}
+		for (i = 0; dom[i]; i++)
+			dom[i] = (char)(dom[i] >= 'A' && dom[i] <= 'Z' ? dom[i] + 32 : dom[i]);
+		if (parse_policy(pol, &t->e[t->n].policy) != 0) {
+			snprintf(err, errlen, "%s:%u: unknown policy \"%s\" (none, may, encrypt, verify)",
+				 path, lineno, pol);
+			goto fail;
+		}
+		snprintf(t->e[t->n].domain, sizeof(t->e[t->n].domain), "%s", dom);
+		t->n++;
+	}
+	fclose(f);
+	return t;
+fail:
+	if (f != NULL)
+		fclose(f);
+	gwl_tls_policy_free(&t);
+	return NULL;
+}
+
+static const entry *find(const gwl_tls_policy *t, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		if (strcasecmp(t->e[i].domain, key) == 0)
+			return &t->e[i];
+	return NULL;
+}
+
+gw_tls_policy gwl_tls_policy_lookup(const gwl_tls_policy *t, const char *domain, gw_tls_policy fallback)
+{
+	const entry *e;
+	const char *p;
+
+	if (t == NULL)
+		return fallback;
+	if ((e = find(t, domain)) != NULL)
+		return e->policy;
+	for (p = strchr(domain, '.'); p != NULL; p = strchr(p + 1, '.'))
+		if ((e = find(t, p)) != NULL)
+			return e->policy;
+	return fallback;
+}
+
+void gwl_tls_policy_free(gwl_tls_policy **tp)
+{
+	if (*tp == NULL)
+		return;
+	free((*tp)->e);
+	free(*tp);
+	*tp = NULL;
+}
