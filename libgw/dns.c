@@ -272,6 +272,8 @@ static void status_err(int status, char *err, size_t errlen)
 		gwu_set_err(err, errlen, "DNS lookup deadline reached");
 	else if (status == ARES_ETIMEOUT)
 		gwu_set_err(err, errlen, "DNS lookup timed out");
+	else if (status == ARES_ECONNREFUSED) /* c-ares' word for "every server failed" */
+		gwu_set_err(err, errlen, "no DNS server could answer (SERVFAIL, REFUSED or unreachable)");
 	else
 		gwu_set_err(err, errlen, "DNS lookup failed: %s", ares_strerror(status));
 }
