@@ -9,10 +9,10 @@
 set -euo pipefail
 bindir=$1
 top=$(cd "$(dirname "$0")/../.." && pwd)
-# shellcheck source=lib/named.sh
+# shellcheck source=lib/named.sh disable=SC1091
 . "$top/test/sh/lib/named.sh"
 work=$(mktemp -d)
-silent_pid= peer_pid=
+silent_pid='' peer_pid=''
 cleanup() {
 	named_stop
 	[ -z "$silent_pid" ] || { kill "$silent_pid" 2>/dev/null; wait "$silent_pid" 2>/dev/null || true; }
@@ -89,6 +89,7 @@ echo "ok: silent server, lookup timeout 400 ms: after $ms ms"
 # gw-send to gateways named in the DNS: peer (A 127.0.0.1) and peer6 (AAAA ::1).
 printf 'Subject: dns\n\nhello\n' >"$work/msg"
 for target in "peer 127.0.0.1" "peer6 ::1"; do
+	# shellcheck disable=SC2086 # two words: name and listen address
 	set -- $target
 	printf '%s\n' 'send 220 fake LMTP' 'expect LHLO' 'send 250-fake\r\n250 PIPELINING' \
 		'expect MAIL FROM:<s@example.com>' 'send 250 ok' 'expect RCPT TO:<a@example.org>' 'send 250 ok' \
@@ -123,6 +124,6 @@ echo "ok: gw-send with a silent resolver, -t 1: exit 75 after $ms ms: $out"
 rc=0
 "$bindir/lmtp/gw-send" --dns-server ns.example.org -f s@example.com -g lmtp:peer.example.org:2424 \
 	-m "$work/msg" a@example.org 2>"$work/err" || rc=$?
-[ "$rc" = 64 ] && grep -q -- '--dns-server' "$work/err" || fail "bad --dns-server: exit $rc: $(cat "$work/err")"
+{ [ "$rc" = 64 ] && grep -q -- '--dns-server' "$work/err"; } || fail "bad --dns-server: exit $rc: $(cat "$work/err")"
 echo "ok: bad --dns-server: exit 64: $(cat "$work/err")"
 echo PASS

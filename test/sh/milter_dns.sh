@@ -55,7 +55,7 @@ line=$(grep -n '^dns_servers' "$T/bad.conf" | cut -d: -f1)
 [ $rc -ne 0 ] && grep -qF "$T/bad.conf:$line: dns_servers: 'ns.example.org'" <<<"$out"
 verdict $? "dns_servers = ns.example.org refused with file:line (exit $rc: $out)"
 
-mh_conf dns use_mx=yes dns_servers=127.0.0.1:$NAMED_PORT dns_timeout=2s deadline=5s connect_timeout=2s
+mh_conf dns use_mx=yes "dns_servers=127.0.0.1:$NAMED_PORT" dns_timeout=2s deadline=5s connect_timeout=2s
 milter_start dns || mh_finish
 
 cat >"$T/cases.lua" <<'EOF2'

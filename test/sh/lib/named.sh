@@ -111,11 +111,11 @@ named_start() {
 }
 
 named_stop() {
-	local pid=$NAMED_PID i s st=
+	local pid=$NAMED_PID s st=
 	[ -n "$pid" ] || return 0
 	NAMED_PID=
 	kill -TERM "$pid" 2>/dev/null || return 0
-	for i in $(seq 100); do # at most ~10 s; a zombie (Z) is gone, waiting for our wait
+	for _ in $(seq 100); do # at most ~10 s; a zombie (Z) is gone, waiting for our wait
 		st=
 		{ read -r s <"/proc/$pid/stat"; } 2>/dev/null && { s=${s##*) }; st=${s%% *}; }
 		case $st in '' | Z) break ;; esac
