@@ -4,7 +4,8 @@
 # expanded by MX and its MX host's address looked up through that server (IPv4 and
 # IPv6), the probe reaches the internal MTA (a gw-fakepeer) there; a null MX,
 # NXDOMAIN and SERVFAIL give 451, never 550 and never an unchecked accept; a
-# dns_servers entry that is not an address is refused at load, naming file:line.
+# dns_servers entry that is not an address is refused at load, naming file:line; a
+# silent resolver gives 451 after dns_timeout; a reload changes the servers.
 # Usage: milter_dns.sh BUILD_DIR
 # shellcheck source=lib/milter_harness.sh
 . "$(dirname "$0")/lib/milter_harness.sh"
@@ -55,8 +56,34 @@ line=$(grep -n '^dns_servers' "$T/bad.conf" | cut -d: -f1)
 [ $rc -ne 0 ] && grep -qF "$T/bad.conf:$line: dns_servers: 'ns.example.org'" <<<"$out"
 verdict $? "dns_servers = ns.example.org refused with file:line (exit $rc: $out)"
 
-mh_conf dns use_mx=yes "dns_servers=127.0.0.1:$NAMED_PORT" dns_timeout=2s deadline=5s connect_timeout=2s
+# Start with a resolver that never answers (a UDP socket nobody reads): the lookup
+# timeout, not the 5 s deadline, ends the probe, with 451. Then a reload to named.
+python3 -c '
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1], flush=True)
+time.sleep(300)
+' >"$T/silent.port" &
+PIDS+=($!)
+wait_for 5 test -s "$T/silent.port" || bad "silent DNS server did not start"
+mh_conf dns use_mx=yes "dns_servers=127.0.0.1:$(cat "$T/silent.port")" dns_timeout=1s deadline=5s \
+	connect_timeout=2s
 milter_start dns || mh_finish
+cat >"$T/silent.lua" <<'EOF2'
+message("192.0.2.9", "QS1", "x@mail.example.org")
+EOF2
+run_lua silent
+expect x@mail.example.org replycode tempfail noroute 451
+ms=$(ms_of x@mail.example.org)
+[[ $ms =~ ^[0-9]+$ ]] && [ "$ms" -ge 900 ] && [ "$ms" -le 2500 ]
+verdict $? "silent resolver: 451 after the 1 s lookup timeout: got ${ms} ms, want 900..2500"
+
+n=$(grep -c 'reload status=ok' "$LOG")
+set_key "$CONF" dns_servers "127.0.0.1:$NAMED_PORT"
+kill -HUP "$MPID"
+wait_for 10 bash -c "[ \$(grep -c 'reload status=ok' '$LOG') -gt $n ]"
+verdict $? "reload with dns_servers pointing at named"
 
 cat >"$T/cases.lua" <<'EOF2'
 message("192.0.2.1", "QD1", "known@mail.example.org", "unknown@mail.example.org")
