@@ -13,8 +13,7 @@
  * the same cache as answers, under keys no address can have.
  *
  * Does not defend against: an MTA that accepts at RCPT and bounces later
- * (catch-all detection only notices one that accepts a random local part);
- * slow DNS when use_mx is set (MX lookups are not bounded by the deadline).
+ * (catch-all detection only notices one that accepts a random local part).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -239,7 +238,8 @@ static int open_session(ca_work *w, ca_sess *ss)
 	char err[256] = "", hop[PP_HOP_MAX];
 	size_t n = 0, i;
 	int transport = 0;
-	gw_lookup lk = gw_route_expand(w->route, ca->o.use_mx, hops, CA_HOPS_MAX, &n, err, sizeof(err));
+	gw_lookup lk = gw_route_expand_until(w->route, ca->o.use_mx, w->deadline, hops, CA_HOPS_MAX, &n, err,
+					     sizeof(err));
 
 	if (lk != GW_LOOKUP_FOUND || n == 0) {
 		w->res->source = GW_CA_SRC_NOROUTE;
@@ -780,7 +780,8 @@ static int reprobe(void *ctx, const gw_route *route, const char *key)
 	char err[256], hop[PP_HOP_MAX];
 	size_t n = 0, i;
 
-	if (gw_route_expand(route, ca->o.use_mx, hops, CA_HOPS_MAX, &n, err, sizeof(err)) != GW_LOOKUP_FOUND)
+	if (gw_route_expand_until(route, ca->o.use_mx, gw_now_ms() + ca->o.deadline_ms, hops, CA_HOPS_MAX, &n,
+				  err, sizeof(err)) != GW_LOOKUP_FOUND)
 		return 0;
 	for (i = 0; i < n && !rh_stopping(ca->health); i++) {
 		gw_client_opts co = client_opts(ca, route->proto, ca->o.deadline_ms);

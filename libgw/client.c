@@ -10,7 +10,7 @@
  *
  * Does not defend against: a server that pipelines replies it was not asked
  * for beyond what the input buffer holds (they are read as later replies, as
- * any client would); DNS delays (see net.h); a body source that blocks.
+ * any client would); a body source that blocks.
  */
 #include <errno.h>
 #include <poll.h>

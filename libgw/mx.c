@@ -1,31 +1,32 @@
 /*
- * mx.c - MX lookup (RFC 5321 5.1) through the system resolver, and the
- * parser for MX answers that tests feed with crafted packets.
+ * mx.c - MX lookup (RFC 5321 5.1) through the bounded resolver of dns.c,
+ * and the parser for MX answers (which tests feed with crafted packets).
  *
  * Three outcomes, never two: FOUND (hosts by preference), NOTFOUND (NXDOMAIN,
  * a null MX, or neither MX nor address), RETRY (SERVFAIL, timeout, truncated
  * or malformed answer, any other resolver trouble). An MX record whose target
  * is "." (RFC 7505 null MX), at any preference, makes the whole domain
- * NOTFOUND. Each call has its own res_state, so lookups are thread-safe.
+ * NOTFOUND. The MX query and the address lookup of an implicit MX share one
+ * deadline. Thread-safe: nothing is shared between lookups.
  *
  * Does not defend against: answers that are well-formed but wrong (no
- * DNSSEC), and the resolver's own timeouts (resolv.conf decides how long a
- * lookup may take). MX records are taken from the whole answer section
- * without following the CNAME chain by owner name (the resolver asked for
- * this name, and only answers for it are expected there).
+ * DNSSEC). MX records are taken from the whole answer section without
+ * following the CNAME chain by owner name (we asked for this name, and only
+ * answers for it are expected there).
  */
 #include <arpa/nameser.h>
 #include <ctype.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <resolv.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
-#include "gw/route.h"
+#include "dns.h"
+#include "gw/mx.h"
 #include "util.h"
 
 #define ANSWER_MAX 65536 /* the largest DNS message (TCP) */
@@ -180,19 +181,15 @@ gw_lookup gw_mx_parse_answer(const unsigned char *answer, size_t len, gw_mx *mx_
 }
 
 /* RFC 5321 5.1: no MX but an address -> the domain is its own MX, preference 0. */
-static gw_lookup implicit_mx(const char *domain, gw_mx *mx_r, size_t max, size_t *n_r, char *err,
+static gw_lookup implicit_mx(const char *domain, int64_t end, gw_mx *mx_r, size_t max, size_t *n_r, char *err,
 			     size_t errlen)
 {
-	struct addrinfo hints, *ai = NULL;
-	int rc;
+	gwd_addr addr[1];
+	size_t n = 0;
+	char why[256] = "";
+	gw_lookup res = gwd_host_lookup(domain, 0, end, addr, 1, &n, NULL, why, sizeof why);
 
-	memset(&hints, 0, sizeof hints);
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	rc = getaddrinfo(domain, NULL, &hints, &ai);
-	if (ai != NULL)
-		freeaddrinfo(ai);
-	if (rc == 0) {
+	if (res == GW_LOOKUP_FOUND) {
 		if (max > 0 && mx_r != NULL) {
 			mx_r[0].pref = 0;
 			snprintf(mx_r[0].host, sizeof mx_r[0].host, "%s", domain);
@@ -200,25 +197,21 @@ static gw_lookup implicit_mx(const char *domain, gw_mx *mx_r, size_t max, size_t
 		}
 		return GW_LOOKUP_FOUND;
 	}
-	if (rc == EAI_NONAME
-#ifdef EAI_NODATA
-	    || rc == EAI_NODATA
-#endif
-	) {
+	if (res == GW_LOOKUP_NOTFOUND)
 		gwu_set_err(err, errlen, "no MX record and no address");
-		return GW_LOOKUP_NOTFOUND;
-	}
-	gwu_set_err(err, errlen, "address lookup failed: %s", gai_strerror(rc));
-	return GW_LOOKUP_RETRY;
+	else
+		gwu_set_err(err, errlen, "no MX record; address lookup: %s", why);
+	return res;
 }
 
-gw_lookup gw_mx_lookup(const char *domain, gw_mx *mx_r, size_t max, size_t *n_r, char *err, size_t errlen)
+gw_lookup gw_mx_lookup_until(const char *domain, int64_t deadline, gw_mx *mx_r, size_t max, size_t *n_r,
+			     char *err, size_t errlen)
 {
 	char name[GW_HOST_MAX + 1];
-	struct __res_state st;
-	unsigned char *answer;
+	unsigned char *answer = NULL;
 	size_t len, n = 0;
-	int got, nodata = 0;
+	int nodata = 0;
+	int64_t end = gwd_end(deadline);
 	gw_lookup res;
 
 	if (err != NULL && errlen > 0)
@@ -237,50 +230,21 @@ gw_lookup gw_mx_lookup(const char *domain, gw_mx *mx_r, size_t max, size_t *n_r,
 		gwu_set_err(err, errlen, "not a domain name");
 		return GW_LOOKUP_NOTFOUND; /* no such name can exist in the DNS */
 	}
-	if ((answer = malloc(ANSWER_MAX)) == NULL) {
-		gwu_set_err(err, errlen, "out of memory");
-		return GW_LOOKUP_RETRY;
-	}
-	memset(&st, 0, sizeof st);
-	if (res_ninit(&st) != 0) {
+	res = gwd_query(name, ns_t_mx, end, &answer, &len, &nodata, err, errlen);
+	if (res == GW_LOOKUP_FOUND) {
+		res = parse_answer(answer, len, mx_r, max, &n, &nodata, err, errlen);
 		free(answer);
-		gwu_set_err(err, errlen, "resolver initialisation failed");
-		return GW_LOOKUP_RETRY;
 	}
-	got = res_nquery(&st, name, ns_c_in, ns_t_mx, answer, ANSWER_MAX);
-	if (got < 0) {
-		/* res_nquery hides the answer on NXDOMAIN and NODATA; h_errno tells them apart. */
-		switch (st.res_h_errno) {
-		case HOST_NOT_FOUND:
-			gwu_set_err(err, errlen, "domain does not exist (NXDOMAIN)");
-			res = GW_LOOKUP_NOTFOUND;
-			break;
-		case NO_DATA:
-			nodata = 1;
-			res = GW_LOOKUP_NOTFOUND;
-			break;
-		case TRY_AGAIN:
-			gwu_set_err(err, errlen, "DNS lookup failed temporarily (SERVFAIL or timeout)");
-			res = GW_LOOKUP_RETRY;
-			break;
-		default:
-			gwu_set_err(err, errlen, "DNS lookup failed (resolver error %d)", st.res_h_errno);
-			res = GW_LOOKUP_RETRY;
-			break;
-		}
-	} else if ((size_t)got > ANSWER_MAX) {
-		gwu_set_err(err, errlen, "DNS answer too large");
-		res = GW_LOOKUP_RETRY;
-	} else {
-		res = parse_answer(answer, (size_t)got, mx_r, max, &n, &nodata, err, errlen);
-	}
-	res_nclose(&st);
-	free(answer);
 	if (nodata) {
 		n = 0;
-		res = implicit_mx(name, mx_r, max, &n, err, errlen);
+		res = implicit_mx(name, end, mx_r, max, &n, err, errlen);
 	}
 	if (n_r != NULL)
 		*n_r = res == GW_LOOKUP_FOUND ? n : 0;
 	return res;
+}
+
+gw_lookup gw_mx_lookup(const char *domain, gw_mx *mx_r, size_t max, size_t *n_r, char *err, size_t errlen)
+{
+	return gw_mx_lookup_until(domain, 0, mx_r, max, n_r, err, errlen);
 }

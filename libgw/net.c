@@ -5,8 +5,11 @@
  * transfers never stretch a timeout; the deadline is checked even when the
  * per-call timeout is longer. Knows nothing about SMTP.
  *
- * Does not defend against: slow DNS (getaddrinfo is not bounded by any
- * timeout here), or a peer that moves one byte just before each timeout.
+ * Host names are looked up through dns.c, bounded by the connect timeout
+ * and the deadline; numeric addresses never reach the DNS.
+ *
+ * Does not defend against: a peer that moves one byte just before each
+ * timeout.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +23,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "dns.h"
 #include "gw/time.h"
 #include "net.h"
 
@@ -224,40 +228,40 @@ static int bind_source(int fd, int family, const char *bind_address, char *err, 
 static gw_net_rc connect_inet(const gw_nexthop *hop, unsigned port, const char *bind_address,
 			      unsigned timeout_ms, int64_t deadline, int *fd_r, char *err, size_t errlen)
 {
-	struct addrinfo hints, *res = NULL, *ai;
-	char service[16];
+	gwd_addr addrs[GWD_ADDR_MAX];
+	size_t n = 0, i;
 	gw_net_rc last = GW_NET_REFUSED;
-	int rc, one = 1;
+	int one = 1, timed_out = 0;
+	int64_t end = gw_now_ms() + (int64_t)timeout_ms;
+	gw_lookup lk;
 
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV | (hop->literal ? AI_NUMERICHOST : 0);
-	snprintf(service, sizeof(service), "%u", hop->port ? hop->port : port);
-	rc = getaddrinfo(hop->host, service, &hints, &res);
-	if (rc != 0 || res == NULL) {
-		snprintf(err, errlen, "resolve: %s", rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
-		return rc == EAI_MEMORY || rc == EAI_SYSTEM ? GW_NET_LOCAL : GW_NET_RESOLVE;
+	/* The name lookup shares the first address's connect timeout and the deadline. */
+	lk = gwd_host_lookup(hop->host, hop->port ? hop->port : port,
+			     gwd_end(deadline > 0 && deadline < end ? deadline : end), addrs, GWD_ADDR_MAX,
+			     &n, &timed_out, err, errlen);
+	if (lk != GW_LOOKUP_FOUND) {
+		if (timed_out)
+			return GW_NET_TIMEOUT;
+		return GW_NET_RESOLVE;
 	}
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		int fd =
-		    socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+	for (i = 0; i < n; i++) {
+		const struct sockaddr *sa = (const struct sockaddr *)&addrs[i].sa;
+		int rc, fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
 		if (fd < 0) {
 			snprintf(err, errlen, "socket: %s", strerror(errno));
 			last = GW_NET_LOCAL;
 			continue;
 		}
-		if (bind_address != NULL && bind_source(fd, ai->ai_family, bind_address, err, errlen) < 0) {
+		if (bind_address != NULL && bind_source(fd, sa->sa_family, bind_address, err, errlen) < 0) {
 			close(fd);
 			last = GW_NET_LOCAL;
 			continue;
 		}
-		rc = (int)connect_addr(fd, ai->ai_addr, ai->ai_addrlen, timeout_ms, deadline, err, errlen);
+		rc = (int)connect_addr(fd, sa, addrs[i].len, timeout_ms, deadline, err, errlen);
 		if (rc == GW_NET_OK) {
 			/* We buffer ourselves; Nagle would only add delayed-ACK stalls. */
 			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-			freeaddrinfo(res);
 			*fd_r = fd;
 			return GW_NET_OK;
 		}
@@ -271,7 +275,6 @@ static gw_net_rc connect_inet(const gw_nexthop *hop, unsigned port, const char *
 			break;
 		}
 	}
-	freeaddrinfo(res);
 	return last;
 }
 

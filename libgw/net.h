@@ -1,15 +1,17 @@
 /*
  * net.h - non-blocking stream sockets with bounded waits (internal to libgw).
  *
- * gw_net_connect() connects to a gw_nexthop (TCP: each address getaddrinfo
- * returns, in turn; or a unix socket) without blocking longer than the
+ * gw_net_connect() connects to a gw_nexthop (TCP: each address of the host, in
+ * turn; or a unix socket) without blocking longer than the
  * connect timeout per address and the absolute deadline. The read and write
  * helpers wait with poll(), each call bounded by its timeout (restarted when
  * bytes move) and by the deadline. Writes use MSG_NOSIGNAL: no SIGPIPE.
  * Deadlines are absolute gw_now_ms() values; 0 means none.
  * Knows nothing about SMTP.
+ * The name lookup (dns.h) is bounded by the connect timeout and the deadline.
  *
- * Does not defend against: slow DNS (getaddrinfo blocks, unbounded).
+ * Does not defend against: a peer that moves one byte just before each
+ * timeout.
  */
 #ifndef GW_NET_H
 #define GW_NET_H

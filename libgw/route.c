@@ -614,6 +614,12 @@ static void add_hop(gw_nexthop *hops, size_t max, size_t *n, const gw_nexthop *h
 gw_lookup gw_route_expand(const gw_route *route, int use_mx, gw_nexthop *hops_r, size_t max, size_t *n_r,
 			  char *err, size_t errlen)
 {
+	return gw_route_expand_until(route, use_mx, 0, hops_r, max, n_r, err, errlen);
+}
+
+gw_lookup gw_route_expand_until(const gw_route *route, int use_mx, int64_t deadline, gw_nexthop *hops_r,
+				size_t max, size_t *n_r, char *err, size_t errlen)
+{
 	size_t i, n = 0;
 	int retry = 0;
 
@@ -644,7 +650,7 @@ gw_lookup gw_route_expand(const gw_route *route, int use_mx, gw_nexthop *hops_r,
 			add_hop(hops_r, max, &n, hop);
 			continue;
 		}
-		res = gw_mx_lookup(hop->host, mx, GW_MX_MAX, &nmx, why, sizeof why);
+		res = gw_mx_lookup_until(hop->host, deadline, mx, GW_MX_MAX, &nmx, why, sizeof why);
 		if (res == GW_LOOKUP_FOUND) {
 			for (k = 0; k < nmx && n < max; k++) {
 				gw_nexthop h;

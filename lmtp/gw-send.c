@@ -14,8 +14,10 @@
  * address failure; 69 (EX_UNAVAILABLE) other permanent failures; 64 usage;
  * 66 the message cannot be read; 74 spooling failed.
  *
- * Does not defend against: a message that changes on disk while it is sent;
- * DNS delays for host names given to -g (use [addresses]).
+ * Host names given to -g are looked up within the connect timeout, through
+ * the --dns-server list or /etc/resolv.conf.
+ *
+ * Does not defend against: a message that changes on disk while it is sent.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +29,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "gw/dns.h"
 #include "gw/log.h"
 #include "gw/lmtp.h"
 
@@ -39,7 +42,7 @@ static void usage(void)
 	    "usage: gw-send [--lmtp|--smtp] [--json] -f SENDER -g NEXTHOP [-g NEXTHOP ...] [-m FILE]\n"
 	    "               [-H HELO] [-t SECONDS] [-d SECONDS] [-T none|may|encrypt|verify] [--ca FILE]\n"
 	    "               [-N NOTIFY] [-R FULL|HDRS] [-E ENVID] [-B 7BIT|8BITMIME] [-U] [--no-chunking]\n"
-	    "               [--uncertain-final] [-v] RECIPIENT...\n");
+	    "               [--uncertain-final] [--dns-server IP[:PORT],...] [-v] RECIPIENT...\n");
 }
 
 /* Options that are not stored straight into a struct. */
@@ -133,7 +136,7 @@ static int parse_seconds(const char *s, unsigned *ms)
 /* Parse the command line into a; EX_OK or EX_USAGE. */
 static int parse_args(int argc, char **argv, args *a, int *first_rcpt)
 {
-	enum { OPT_LMTP = 256, OPT_SMTP, OPT_JSON, OPT_CA, OPT_NOCHUNK, OPT_UNCERTAIN };
+	enum { OPT_LMTP = 256, OPT_SMTP, OPT_JSON, OPT_CA, OPT_NOCHUNK, OPT_UNCERTAIN, OPT_DNS };
 	static const struct option longs[] = {
 	    {"lmtp", no_argument, NULL, OPT_LMTP},
 	    {"smtp", no_argument, NULL, OPT_SMTP},
@@ -141,9 +144,12 @@ static int parse_args(int argc, char **argv, args *a, int *first_rcpt)
 	    {"ca", required_argument, NULL, OPT_CA},
 	    {"no-chunking", no_argument, NULL, OPT_NOCHUNK},
 	    {"uncertain-final", no_argument, NULL, OPT_UNCERTAIN},
+	    {"dns-server", required_argument, NULL, OPT_DNS},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
+	char dns[1024] = "", err[256];
+	size_t dns_len = 0;
 	unsigned ms;
 	int c;
 
@@ -217,6 +223,14 @@ static int parse_args(int argc, char **argv, args *a, int *first_rcpt)
 		case OPT_UNCERTAIN:
 			a->o.uncertain_final = 1;
 			break;
+		case OPT_DNS: /* repeatable: the lists are joined */
+			if (strlen(optarg) + 2 >= sizeof dns - dns_len) {
+				fprintf(stderr, "gw-send: --dns-server: list too long\n");
+				return EX_USAGE;
+			}
+			dns_len += (size_t)snprintf(dns + dns_len, sizeof dns - dns_len, "%s%s",
+						    dns_len ? "," : "", optarg);
+			break;
 		case 'h':
 			usage();
 			exit(EX_OK);
@@ -227,6 +241,10 @@ static int parse_args(int argc, char **argv, args *a, int *first_rcpt)
 		continue;
 	bad:
 		fprintf(stderr, "gw-send: bad value for -%c: %s\n", c, optarg);
+		return EX_USAGE;
+	}
+	if (dns_len > 0 && gw_dns_configure(dns, 0, err, sizeof err) != 0) {
+		fprintf(stderr, "gw-send: --dns-server: %s\n", err);
 		return EX_USAGE;
 	}
 	*first_rcpt = optind;

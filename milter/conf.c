@@ -32,6 +32,7 @@
 
 #include "conf.h"
 #include "gw/addr.h"
+#include "gw/dns.h"
 #include "gw/log.h"
 #include "gw/nexthop.h"
 
@@ -61,6 +62,10 @@ const gw_option gwm_option[] = {
     OPT("routes", GW_OPT_STRING, "/etc/gw/routes", "route file (Postfix transport(5) syntax)", routes, 0, 0,
 	NULL),
     OPT("use_mx", GW_OPT_BOOL, "no", "resolve unbracketed next hops by MX", use_mx, 0, 0, NULL),
+    OPT("dns_servers", GW_OPT_LIST, NULL, "DNS servers (IP, IP:PORT, [IPv6]:PORT); empty: /etc/resolv.conf",
+	dns_servers, 0, 0, NULL),
+    OPT("dns_timeout", GW_OPT_DURATION, "5s", "longest DNS lookup (deadline and connect_timeout too)",
+	dns_timeout, 100, S(600), NULL),
     OPT("use_rcpt_host", GW_OPT_BOOL, "no", "probe Sendmail's {rcpt_host} when no route matches",
 	use_rcpt_host, 0, 0, NULL),
     OPT("self_addresses", GW_OPT_LIST, NULL, "our own SMTP listeners (ADDR:PORT); routes to them are refused",
@@ -483,6 +488,7 @@ gwm_config *gwm_config_load(const char *path, char *err, size_t errlen)
 	gwm_config *c = calloc(1, sizeof(*c));
 	list_ctx x;
 	const char *why;
+	char e[256];
 
 	if (c == NULL || (c->path = strdup(path)) == NULL) {
 		snprintf(err, errlen, "%s: out of memory", path);
@@ -521,6 +527,10 @@ gwm_config *gwm_config_load(const char *path, char *err, size_t errlen)
 	x.key = "self_addresses";
 	if (gw_config_list_foreach(c->opt.self_addresses, add_self, &x) != 0)
 		goto fail;
+	if (gw_dns_check_servers(c->opt.dns_servers, e, sizeof(e)) != 0) {
+		key_err(c, "dns_servers", err, errlen, "%s", e);
+		goto fail;
+	}
 	if (c->opt.routes == NULL || *c->opt.routes == '\0') {
 		key_err(c, "routes", err, errlen, "a route file is required");
 		goto fail;
@@ -691,6 +701,10 @@ gwm_snapshot *gwm_snapshot_new(gwm_config *conf, gw_cache *cache, const gw_clock
 		errno = saved;
 		return NULL;
 	}
+	/* Checked at load; process-wide, so the newest snapshot's servers serve every lookup. */
+	if (gw_dns_configure(conf->opt.dns_servers, (unsigned)conf->opt.dns_timeout, NULL, 0) != 0)
+		gw_log(GW_LOG_ERR, "config", "file=%s dns_servers refused; keeping the previous ones",
+		       conf->path);
 	s->conf = conf;
 	s->generation = atomic_fetch_add(&generations, 1) + 1;
 	atomic_init(&s->refs, 1);

@@ -42,7 +42,10 @@ typedef struct gwm_options {
 	char *socket, *socket_mode, *control_socket, *pid_file, *user;
 	int log, log_level; /* log: 0 syslog, 1 stderr; log_level: index into err..debug */
 	char *routes;
-	int use_mx, use_rcpt_host;
+	int use_mx;
+	char *dns_servers;
+	long dns_timeout;
+	int use_rcpt_host;
 	char *self_addresses;
 	char *helo_name, *probe_sender, *fallback_sender;
 	int tls; /* gw_tls_policy order: none, may, encrypt, verify */

@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "gw/route.h"
+#include "gw/mx.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -71,5 +71,6 @@ set -e
 
 # Static linking through pkg-config --static.
 cc -O2 -o "$work/probe-static" "$top/docs/examples/probe.c" $(pkg-config --cflags libgw) \
-  "$libdir/libgw.a" $(pkg-config --libs-only-other --static libgw) -lssl -lcrypto -lresolv -lpthread
+  "$libdir/libgw.a" $(pkg-config --libs-only-other --static libgw) -lssl -lcrypto -lcares -lresolv -lpthread
+pkg-config --static --libs libgw | grep -q -- '-lcares' || fail "libgw.pc: c-ares missing from the static link line"
 echo "pkgconfig example: ok"

@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "gw/route.h"
+#include "gw/mx.h"
 
 #define QNAME_OFF 12 /* the question name starts right after the header */
 

@@ -18,7 +18,8 @@
  *
  * Does not defend against: a peer that trickles bytes slower than the reply
  * timeout but faster than it per byte is still cut by the deadline, not
- * earlier; DNS lookups (getaddrinfo) are not bounded by the connect timeout.
+ * earlier. (A host name is looked up through gw/dns.h's resolver within the
+ * connect timeout and the deadline.)
  */
 #ifndef GW_CLIENT_H
 #define GW_CLIENT_H

@@ -17,8 +17,8 @@
  * for "a.b.example.com": the exact domain, then ".b.example.com",
  * ".example.com", ".com", then "*". Errors name file:line.
  *
- * Next hops written without brackets are resolved by MX lookup through the
- * system resolver (gw_mx_lookup); bracketed ones are used as they are. A
+ * Next hops written without brackets are resolved by MX lookup (gw/mx.h,
+ * bounded in time); bracketed ones are used as they are. A
  * route that points at one of the gateway's own listening addresses is a
  * mail loop and is refused (gw_route_check_loop).
  *
@@ -28,9 +28,11 @@
 #define GW_ROUTE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "gw/client.h"
+#include "gw/mx.h"
 #include "gw/nexthop.h"
 
 #define GW_ROUTE_HOPS_MAX 8
@@ -68,40 +70,17 @@ int gw_route_check_loop(const gw_route *route, unsigned default_port, const stru
 /* The same test for one resolved address. 1 when addr:port is one of self. */
 int gw_addr_is_self(const struct sockaddr *addr, const struct sockaddr_storage *self, size_t nself);
 
-/* --- MX lookup ---------------------------------------------------------- */
-
-#define GW_MX_MAX 16
-
-typedef struct gw_mx {
-	unsigned pref;
-	char host[GW_HOST_MAX + 1];
-} gw_mx;
-
-typedef enum gw_lookup {
-	GW_LOOKUP_FOUND = 0, /* hosts filled in (sorted by preference) */
-	GW_LOOKUP_NOTFOUND,  /* the domain does not exist, or has a null MX (RFC 7505) */
-	GW_LOOKUP_RETRY      /* resolver failure: try later, never read as "not found" */
-} gw_lookup;
-
-/*
- * MX hosts of domain, lowest preference first. A domain with no MX record but
- * an address gives itself (the implicit MX, RFC 5321 5.1). Uses res_query.
- */
-gw_lookup gw_mx_lookup(const char *domain, gw_mx *mx_r, size_t max, size_t *n_r, char *err, size_t errlen);
-/*
- * The same from a DNS answer already in hand (answer of an MX query; rcode
- * from its header); used by gw_mx_lookup and by tests with crafted packets.
- */
-gw_lookup gw_mx_parse_answer(const unsigned char *answer, size_t len, gw_mx *mx_r, size_t max, size_t *n_r,
-			     char *err, size_t errlen);
-
 /*
  * Expand a route's next hops into the hosts to try, in order: literal hops and
  * unix sockets as they are; other hops replaced by their MX hosts (port kept),
  * or kept as they are when use_mx is 0. GW_LOOKUP_RETRY if a lookup failed
- * and nothing else could be added.
+ * and nothing else could be added. Each MX lookup is bounded by the lookup
+ * timeout of gw/dns.h.
  */
 gw_lookup gw_route_expand(const gw_route *route, int use_mx, gw_nexthop *hops_r, size_t max, size_t *n_r,
 			  char *err, size_t errlen);
+/* The same, the lookups ending by deadline (an absolute gw_now_ms() value; 0: none) if that comes first. */
+gw_lookup gw_route_expand_until(const gw_route *route, int use_mx, int64_t deadline, gw_nexthop *hops_r,
+				size_t max, size_t *n_r, char *err, size_t errlen);
 
 #endif
