@@ -11,6 +11,8 @@
  * Does not test: MX lookups (use_mx; loopback literals only), STARTTLS
  * policies (the client's tests do), LMTP routes, IPv6.
  */
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1207,6 +1209,44 @@ static void test_strings_and_noroute(void **state)
 	gw_callahead_free(&e.ca);
 }
 
+/* The tunables table: zero fields take its defaults, its bounds are accepted, one step past them refused. */
+static void test_opts_table(void **state)
+{
+	gw_ca_opts o, edge;
+	const char *bad = NULL;
+
+	(void)state;
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(gw_ca_opts_fill(&o, &bad), 0);
+#define WANT_DEFAULT(key, field, type, def, du, ...) assert_int_equal(o.field, GW_CA_VAL(def, du));
+	GW_CA_PARAMS(WANT_DEFAULT)
+#undef WANT_DEFAULT
+#define EDGES(key, field, type, def, du, min, mu, max, xu, doc)                                              \
+	memset(&edge, 0, sizeof(edge));                                                                      \
+	edge.field = GW_CA_VAL(min, mu);                                                                     \
+	assert_int_equal(gw_ca_opts_fill(&edge, &bad), 0);                                                   \
+	assert_int_equal(edge.field, GW_CA_VAL(min, mu));                                                    \
+	edge.field = GW_CA_VAL(max, xu);                                                                     \
+	assert_int_equal(gw_ca_opts_fill(&edge, &bad), 0);                                                   \
+	assert_int_equal(edge.field, GW_CA_VAL(max, xu));                                                    \
+	edge.field = GW_CA_VAL(max, xu) + 1;                                                                 \
+	bad = NULL;                                                                                          \
+	assert_int_equal(gw_ca_opts_fill(&edge, &bad), -1);                                                  \
+	assert_string_equal(bad, #key);                                                                      \
+	if (GW_CA_VAL(min, mu) > 1) {                                                                        \
+		edge.field = GW_CA_VAL(min, mu) - 1;                                                         \
+		assert_int_equal(gw_ca_opts_fill(&edge, &bad), -1);                                          \
+	}
+	GW_CA_PARAMS(EDGES)
+#undef EDGES
+	/* The engine refuses what the table refuses. */
+	memset(&o, 0, sizeof(o));
+	o.deadline_ms = UINT_MAX;
+	errno = 0;
+	assert_null(gw_callahead_new(&o, NULL, NULL));
+	assert_int_equal(errno, EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1238,6 +1278,7 @@ int main(void)
 	    cmocka_unit_test(test_catchall_refusing),
 	    cmocka_unit_test(test_result_fields_and_log),
 	    cmocka_unit_test(test_strings_and_noroute),
+	    cmocka_unit_test(test_opts_table),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
