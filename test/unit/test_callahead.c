@@ -29,6 +29,7 @@
 #include "gw/cache.h"
 #include "gw/callahead.h"
 #include "probe_pool.h"
+#include "route_health.h"
 #include "gw/log.h"
 #include "gw/time.h"
 
@@ -1247,6 +1248,48 @@ static void test_opts_table(void **state)
 	assert_int_equal(errno, EINVAL);
 }
 
+/* Route health keeps at most RH_MAX_ROUTES entries: a released, up route makes room; held or down ones do
+ * not. */
+static void test_route_health_bounded(void **state)
+{
+	rh_table *t = rh_new(NULL, 60000, NULL, NULL, NULL);
+	rh_entry **held = calloc(RH_MAX_ROUTES, sizeof(*held)), *e;
+	gw_route route;
+	char key[32];
+	size_t i;
+
+	(void)state;
+	assert_non_null(t);
+	assert_non_null(held);
+	memset(&route, 0, sizeof(route));
+	for (i = 0; i < RH_MAX_ROUTES; i++) {
+		snprintf(key, sizeof(key), "route-%zu", i);
+		held[i] = rh_acquire(t, key, &route);
+		assert_non_null(held[i]);
+	}
+	e = rh_acquire(t, "route-7", &route);
+	assert_ptr_equal(e, held[7]);
+	rh_release(t, e);
+	assert_null(rh_acquire(t, "one-more", &route));
+	rh_mark_down(t, held[0]);
+	rh_release(t, held[0]);
+	assert_null(rh_acquire(t, "one-more", &route)); /* a down route keeps its state */
+	rh_release(t, held[1]);
+	e = rh_acquire(t, "one-more", &route);
+	assert_non_null(e);
+	assert_true(rh_key_down(t, "route-0"));
+	assert_int_equal(rh_down_count(t), 1);
+	rh_mark_down(t, e);
+	assert_true(rh_key_down(t, "one-more"));
+	assert_int_equal(rh_down_count(t), 2);
+	rh_release(t, e);
+	for (i = 2; i < RH_MAX_ROUTES; i++)
+		rh_release(t, held[i]);
+	free(held);
+	rh_free(&t);
+	assert_null(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1279,6 +1322,7 @@ int main(void)
 	    cmocka_unit_test(test_result_fields_and_log),
 	    cmocka_unit_test(test_strings_and_noroute),
 	    cmocka_unit_test(test_opts_table),
+	    cmocka_unit_test(test_route_health_bounded),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
