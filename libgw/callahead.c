@@ -140,18 +140,15 @@ static int split_rcpt(ca_work *w, const char *rcpt)
 	return 0;
 }
 
-/* Cache key of the catch-all marker for (route, domain): starts with a byte no address has. */
+/*
+ * Cache key of the catch-all marker for (route, domain): starts with a byte
+ * no address has. Route keys can be longer than a cache key, so a hash names
+ * the route; a domain has one route at a time, so the hash only has to tell
+ * a route changed by a reload from the old one.
+ */
 static void catchall_key(const ca_work *w, char *buf, size_t size)
 {
-	uint64_t h = 14695981039346656037ull;
-	const char *p;
-
-	/* Route keys can be longer than a cache key: a 64-bit hash names the route. */
-	for (p = w->key; *p != '\0'; p++) {
-		h ^= (unsigned char)*p;
-		h *= 1099511628211ull;
-	}
-	snprintf(buf, size, "\001catchall %016" PRIx64 " %s", h, w->domain);
+	snprintf(buf, size, "\001catchall %08" PRIx32 " %s", gwu_hash(w->key, strlen(w->key)), w->domain);
 }
 
 static void cache_put(gw_callahead *ca, const char *key, gw_cache_kind kind, const gw_reply *r, uint32_t ttl)

@@ -1078,6 +1078,38 @@ static void test_catchall_accepting(void **state)
 	fp_stop(&p);
 }
 
+/* The catch-all marker belongs to the route: another route for the same domain is probed itself. */
+static void test_catchall_per_route(void **state)
+{
+	fp_peer *pa =
+	    start(GREET MAIL_OK "expect RCPT TO:<gw-probe-\nsend 250 2.1.5 anything goes\n" RSET_OK QUIT_OK);
+	fp_peer *pb =
+	    start(GREET MAIL_OK "expect RCPT TO:<gw-probe-\nsend 550 5.1.1 no such user\n"
+				"expect RCPT TO:<x@example.com>\nsend 550 5.1.1 no\n" RSET_OK QUIT_OK);
+	gw_ca_opts o = opts_default();
+	gw_route ra = route1(pa), rb = route1(pb);
+	gw_ca_result res;
+	gw_ca_txn *txn;
+	env e;
+
+	(void)state;
+	o.catchall_check = 1;
+	e = env_new(&o);
+	txn = gw_ca_txn_begin(e.ca);
+	check(txn, &ra, "a@example.com", &res);
+	want(&res, GW_VERDICT_ACCEPT, GW_CA_SRC_CATCHALL, 250);
+	check(txn, &rb, "x@example.com", &res);
+	want(&res, GW_VERDICT_REJECT, GW_CA_SRC_NEW, 550);
+	gw_ca_txn_end(&txn);
+	gw_callahead_free(&e.ca);
+	assert_int_equal(fp_wait(pa, 3000), 0);
+	assert_int_equal(fp_wait(pb, 3000), 0);
+	assert_int_equal(count_of(fp_received(pb, 0, NULL), "RCPT TO:<gw-probe-"), 1);
+	gw_cache_free(&e.cache);
+	fp_stop(&pa);
+	fp_stop(&pb);
+}
+
 static void test_catchall_refusing(void **state)
 {
 	fp_peer *p =
@@ -1319,6 +1351,7 @@ int main(void)
 	    cmocka_unit_test(test_deadline),
 	    cmocka_unit_test(test_catchall_accepting),
 	    cmocka_unit_test(test_catchall_refusing),
+	    cmocka_unit_test(test_catchall_per_route),
 	    cmocka_unit_test(test_result_fields_and_log),
 	    cmocka_unit_test(test_strings_and_noroute),
 	    cmocka_unit_test(test_opts_table),
