@@ -76,11 +76,6 @@ typedef struct ca_work {
 
 /* ---- small helpers -------------------------------------------------------- */
 
-static unsigned def(unsigned v, unsigned d)
-{
-	return v != 0 ? v : d;
-}
-
 /* Copy the first line of text, cut to fit. */
 static void first_line(char *dst, size_t size, const char *text)
 {
@@ -144,18 +139,15 @@ static int split_rcpt(ca_work *w, const char *rcpt)
 	return 0;
 }
 
-/* Cache key of the catch-all marker for (route, domain): starts with a byte no address has. */
+/*
+ * Cache key of the catch-all marker for (route, domain): starts with a byte
+ * no address has. Route keys can be longer than a cache key, so a hash names
+ * the route; a domain has one route at a time, so the hash only has to tell
+ * a route changed by a reload from the old one.
+ */
 static void catchall_key(const ca_work *w, char *buf, size_t size)
 {
-	uint64_t h = 14695981039346656037ull;
-	const char *p;
-
-	/* Route keys can be longer than a cache key: a 64-bit hash names the route. */
-	for (p = w->key; *p != '\0'; p++) {
-		h ^= (unsigned char)*p;
-		h *= 1099511628211ull;
-	}
-	snprintf(buf, size, "\001catchall %016" PRIx64 " %s", h, w->domain);
+	snprintf(buf, size, "\001catchall %08" PRIx32 " %s", gwu_hash(w->key, strlen(w->key)), w->domain);
 }
 
 static void cache_put(gw_callahead *ca, const char *key, gw_cache_kind kind, const gw_reply *r, uint32_t ttl)
@@ -811,33 +803,35 @@ static void housekeeping(void *ctx)
 	pp_expire(ca->pool);
 }
 
-static void fill_defaults(gw_ca_opts *o)
+int gw_ca_opts_fill(gw_ca_opts *o, const char **bad_r)
 {
-	o->connect_timeout_ms = def(o->connect_timeout_ms, 5000);
-	o->reply_timeout_ms = def(o->reply_timeout_ms, 10000);
-	o->deadline_ms = def(o->deadline_ms, 20000);
-	o->pool_max_idle_ms = def(o->pool_max_idle_ms, 30000);
-	o->pool_max_uses = def(o->pool_max_uses, 100);
-	o->pool_max_size = def(o->pool_max_size, 8);
-	o->max_probes = def(o->max_probes, 32);
-	o->positive_ttl_ms = o->positive_ttl_ms ? o->positive_ttl_ms : 3600000;
-	o->negative_ttl_ms = o->negative_ttl_ms ? o->negative_ttl_ms : 600000;
-	o->confirm_window_ms = def(o->confirm_window_ms, 10000);
-	o->reprobe_ms = def(o->reprobe_ms, 3000);
-	o->catchall_ttl_ms = o->catchall_ttl_ms ? o->catchall_ttl_ms : 3600000;
-	o->cache_entries = o->cache_entries ? o->cache_entries : 100000;
+#define CA_FILL(key, field, type, def, du, min, mu, max, xu, doc)                                            \
+	if (o->field == 0)                                                                                   \
+		o->field = GW_CA_VAL(def, du);                                                               \
+	else if (o->field < GW_CA_VAL(min, mu) || o->field > GW_CA_VAL(max, xu)) {                           \
+		*bad_r = #key;                                                                               \
+		return -1;                                                                                   \
+	}
+	GW_CA_PARAMS(CA_FILL)
+#undef CA_FILL
+	return 0;
 }
 
 gw_callahead *gw_callahead_new(const gw_ca_opts *opts, gw_cache *cache, const gw_clock *clock)
 {
 	gw_callahead *ca = calloc(1, sizeof(*ca));
+	const char *bad;
 	int failed = 0;
 
 	if (ca == NULL)
 		return NULL;
 	if (opts != NULL)
 		ca->o = *opts;
-	fill_defaults(&ca->o);
+	if (gw_ca_opts_fill(&ca->o, &bad) != 0) {
+		free(ca);
+		errno = EINVAL;
+		return NULL;
+	}
 	ca->clock = clock != NULL ? *clock : gw_clock_monotonic;
 	pthread_mutex_init(&ca->lock, NULL);
 	ca->helo_name = gwu_strdup_opt(ca->o.helo_name != NULL ? ca->o.helo_name : "localhost", &failed);

@@ -24,7 +24,7 @@
 #include "lmtp_int.h"
 #include "util.h"
 
-#define ARG_LIMIT 4096 /* one MAIL or RCPT argument; the engine refuses more than 2048 anyway */
+#define ARG_LIMIT 4096 /* one MAIL or RCPT argument: room to spare over what client.c sends (CMD_ARG_MAX) */
 
 /* ---- the handle ------------------------------------------------------------- */
 

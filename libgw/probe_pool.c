@@ -1,8 +1,8 @@
 /*
  * probe_pool.c - per-route pool of idle call-ahead sessions (probe_pool.h).
  *
- * Routes hash into a fixed table of buckets; each bucket lists the idle
- * sessions of one key, most recently returned first. One mutex guards the
+ * A hash map (hmap.h) holds one entry per route key with at least one idle
+ * session, listing them most recently returned first. One mutex guards the
  * table; network work (RSET, QUIT) is never done under it, so a slow peer
  * cannot stall other routes' checkouts. RSET happens in pp_return, which the
  * engine calls at the end of a message, off the RCPT path.
@@ -16,13 +16,11 @@
 
 #include "gw/addr.h"
 #include "gw/log.h"
+#include "hmap.h"
 #include "probe_pool.h"
-#include "util.h"
-
-#define PP_BUCKETS 64
 
 typedef struct pp_route {
-	struct pp_route *next;
+	gwu_hnode node;   /* keyed by key */
 	pp_session *idle; /* most recent first */
 	size_t n;
 	char key[];
@@ -32,17 +30,15 @@ struct pp_pool {
 	pthread_mutex_t lock;
 	gw_clock clock;
 	unsigned max_idle_ms, max_uses, max_size, io_ms;
-	pp_route *buckets[PP_BUCKETS];
+	gwu_hmap routes;
 	size_t total;
 };
 
-static pp_route **pp_slot(pp_pool *p, const char *key)
+static pp_route *pp_find(pp_pool *p, const char *key)
 {
-	pp_route **rp = &p->buckets[gwu_hash(key, strlen(key)) % PP_BUCKETS];
+	gwu_hnode *n = gwu_hmap_get(&p->routes, key);
 
-	while (*rp != NULL && strcmp((*rp)->key, key) != 0)
-		rp = &(*rp)->next;
-	return rp;
+	return n != NULL ? gwu_entry(n, pp_route, node) : NULL;
 }
 
 /* QUIT politely (bounded by io_ms) and free. */
@@ -68,13 +64,11 @@ static void pp_close_list(pp_session *list, int quit, unsigned io_ms)
 	}
 }
 
-/* Unlink r if it holds nothing; lock held. */
-static void pp_route_gc(pp_route **rp)
+/* Drop r if it holds nothing; lock held. */
+static void pp_route_gc(pp_pool *p, pp_route *r)
 {
-	pp_route *r = *rp;
-
 	if (r != NULL && r->idle == NULL) {
-		*rp = r->next;
+		gwu_hmap_del(&p->routes, &r->node);
 		free(r);
 	}
 }
@@ -86,6 +80,10 @@ pp_pool *pp_new(const gw_clock *clock, unsigned max_idle_ms, unsigned max_uses, 
 
 	if (p == NULL)
 		return NULL;
+	if (gwu_hmap_init(&p->routes, 0) != 0) {
+		free(p);
+		return NULL;
+	}
 	pthread_mutex_init(&p->lock, NULL);
 	p->clock = clock != NULL ? *clock : gw_clock_monotonic;
 	p->max_idle_ms = max_idle_ms;
@@ -98,19 +96,19 @@ pp_pool *pp_new(const gw_clock *clock, unsigned max_idle_ms, unsigned max_uses, 
 void pp_free(pp_pool **pp)
 {
 	pp_pool *p = *pp;
-	size_t b;
+	gwu_hmap_iter it = {0};
+	gwu_hnode *n;
 
 	if (p == NULL)
 		return;
-	for (b = 0; b < PP_BUCKETS; b++) {
-		while (p->buckets[b] != NULL) {
-			pp_route *r = p->buckets[b];
+	while ((n = gwu_hmap_next(&p->routes, &it)) != NULL) {
+		pp_route *r = gwu_entry(n, pp_route, node);
 
-			p->buckets[b] = r->next;
-			pp_close_list(r->idle, 1, p->io_ms);
-			free(r);
-		}
+		gwu_hmap_del(&p->routes, n);
+		pp_close_list(r->idle, 1, p->io_ms);
+		free(r);
 	}
+	gwu_hmap_fini(&p->routes);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 	*pp = NULL;
@@ -181,16 +179,16 @@ pp_session *pp_checkout(pp_pool *p, const char *key)
 {
 	int64_t now = p->clock.now_ms(p->clock.ctx);
 	pp_session *s = NULL, *dead = NULL;
-	pp_route **rp;
+	pp_route *r;
 
 	pthread_mutex_lock(&p->lock);
-	rp = pp_slot(p, key);
-	if (*rp != NULL) {
-		pp_take_stale(p, *rp, now - (int64_t)p->max_idle_ms, &dead);
+	r = pp_find(p, key);
+	if (r != NULL) {
+		pp_take_stale(p, r, now - (int64_t)p->max_idle_ms, &dead);
 		/* A poll per session, no round trip: skip those the MTA closed while idle. */
-		while ((s = (*rp)->idle) != NULL) {
-			(*rp)->idle = s->next;
-			(*rp)->n--;
+		while ((s = r->idle) != NULL) {
+			r->idle = s->next;
+			r->n--;
 			p->total--;
 			s->next = NULL;
 			if (!gw_client_peer_closed(s->client))
@@ -198,7 +196,7 @@ pp_session *pp_checkout(pp_pool *p, const char *key)
 			s->next = dead;
 			dead = s;
 		}
-		pp_route_gc(rp);
+		pp_route_gc(p, r);
 	}
 	pthread_mutex_unlock(&p->lock);
 	/* On the RCPT path: stale sessions are dropped without a QUIT round trip. */
@@ -234,7 +232,7 @@ void pp_return(pp_pool *p, const char *key, pp_session **sp, const char *prime)
 	const char *why = NULL;
 	char hop[PP_HOP_MAX];
 	unsigned uses;
-	pp_route **rp;
+	pp_route *route;
 
 	*sp = NULL;
 	if (s == NULL)
@@ -269,28 +267,30 @@ void pp_return(pp_pool *p, const char *key, pp_session **sp, const char *prime)
 	uses = s->uses;
 	snprintf(hop, sizeof(hop), "%s", s->hop);
 	pthread_mutex_lock(&p->lock);
-	rp = pp_slot(p, key);
+	route = pp_find(p, key);
 	if (s->uses >= p->max_uses)
 		why = "max_uses";
 	else if (s->errors >= PP_ERRORS_MAX)
 		why = "max_errors";
-	else if (*rp != NULL && (*rp)->n >= p->max_size)
+	else if (route != NULL && route->n >= p->max_size)
 		why = "max_size";
 	else if (p->total >= PP_MAX_TOTAL)
 		why = "pool_full";
-	if (why == NULL && *rp == NULL) {
+	if (why == NULL && route == NULL) {
 		size_t klen = strlen(key);
 
-		*rp = calloc(1, sizeof(pp_route) + klen + 1);
-		if (*rp == NULL)
+		route = calloc(1, sizeof(pp_route) + klen + 1);
+		if (route == NULL) {
 			why = "out_of_memory";
-		else
-			memcpy((*rp)->key, key, klen + 1);
+		} else {
+			memcpy(route->key, key, klen + 1);
+			gwu_hmap_put(&p->routes, &route->node, route->key);
+		}
 	}
 	if (why == NULL) {
-		s->next = (*rp)->idle;
-		(*rp)->idle = s;
-		(*rp)->n++;
+		s->next = route->idle;
+		route->idle = s;
+		route->n++;
 		p->total++;
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -303,13 +303,13 @@ void pp_return(pp_pool *p, const char *key, pp_session **sp, const char *prime)
 int pp_vouch(pp_pool *p, const char *key)
 {
 	pp_session *dead = NULL;
-	pp_route **rp;
+	pp_route *r;
 	int rc = 0;
 
 	pthread_mutex_lock(&p->lock);
-	rp = pp_slot(p, key);
-	if (*rp != NULL) {
-		pp_session **sp = &(*rp)->idle;
+	r = pp_find(p, key);
+	if (r != NULL) {
+		pp_session **sp = &r->idle;
 
 		/* poll() with no wait per session: cheap enough to do under the lock. */
 		while (*sp != NULL) {
@@ -319,7 +319,7 @@ int pp_vouch(pp_pool *p, const char *key)
 				*sp = s->next;
 				s->next = dead;
 				dead = s;
-				(*rp)->n--;
+				r->n--;
 				p->total--;
 				rc = -1;
 			} else {
@@ -328,7 +328,7 @@ int pp_vouch(pp_pool *p, const char *key)
 				sp = &s->next;
 			}
 		}
-		pp_route_gc(rp);
+		pp_route_gc(p, r);
 	}
 	pthread_mutex_unlock(&p->lock);
 	if (dead != NULL)
@@ -340,16 +340,16 @@ int pp_vouch(pp_pool *p, const char *key)
 void pp_flush(pp_pool *p, const char *key)
 {
 	pp_session *dead = NULL;
-	pp_route **rp;
+	pp_route *r;
 
 	pthread_mutex_lock(&p->lock);
-	rp = pp_slot(p, key);
-	if (*rp != NULL) {
-		dead = (*rp)->idle;
-		p->total -= (*rp)->n;
-		(*rp)->idle = NULL;
-		(*rp)->n = 0;
-		pp_route_gc(rp);
+	r = pp_find(p, key);
+	if (r != NULL) {
+		dead = r->idle;
+		p->total -= r->n;
+		r->idle = NULL;
+		r->n = 0;
+		pp_route_gc(p, r);
 	}
 	pthread_mutex_unlock(&p->lock);
 	pp_close_list(dead, 0, p->io_ms);
@@ -359,19 +359,16 @@ size_t pp_expire(pp_pool *p)
 {
 	int64_t cutoff = p->clock.now_ms(p->clock.ctx) - (int64_t)p->max_idle_ms;
 	pp_session *dead = NULL, *s;
-	size_t b, n = 0;
+	gwu_hmap_iter it = {0};
+	gwu_hnode *hn;
+	size_t n = 0;
 
 	pthread_mutex_lock(&p->lock);
-	for (b = 0; b < PP_BUCKETS; b++) {
-		pp_route **rp = &p->buckets[b];
+	while ((hn = gwu_hmap_next(&p->routes, &it)) != NULL) {
+		pp_route *r = gwu_entry(hn, pp_route, node);
 
-		while (*rp != NULL) {
-			pp_take_stale(p, *rp, cutoff, &dead);
-			if ((*rp)->idle == NULL)
-				pp_route_gc(rp);
-			else
-				rp = &(*rp)->next;
-		}
+		pp_take_stale(p, r, cutoff, &dead);
+		pp_route_gc(p, r);
 	}
 	pthread_mutex_unlock(&p->lock);
 	for (s = dead; s != NULL; s = s->next)

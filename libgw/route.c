@@ -5,8 +5,8 @@
  * A file is read whole, split into logical entries (a line that starts with
  * blanks continues the previous entry, '#' lines and blank lines are
  * skipped, as in Postfix maps), and each entry "key transport:nexthop" goes
- * into an array indexed by an open-addressing hash table, so a lookup costs
- * at most one hash probe per label of the domain plus one for "*".
+ * into a hash map (hmap.h), so a lookup costs at most one hash probe per
+ * label of the domain plus one for "*".
  *
  * Choices where Postfix leaves room:
  *  - "smtp:" or "relay:" with an empty next hop means "the recipient domain
@@ -40,17 +40,20 @@
 #include <strings.h>
 
 #include "gw/route.h"
+#include "hmap.h"
 #include "util.h"
 
 #define ROUTE_FILE_MAX  (64u * 1024 * 1024) /* refuse absurd files before reading them */
 #define ROUTE_ENTRY_MAX 8192                /* one logical entry, continuations included */
 #define EXCERPT_MAX     40
 
+typedef struct route_entry {
+	gwu_hnode node; /* keyed by route.key */
+	gw_route route;
+} route_entry;
+
 struct gw_routes {
-	gw_route *routes;
-	size_t n, cap;
-	size_t *slots; /* index + 1 into routes; 0 = empty */
-	size_t mask;   /* number of slots - 1 (a power of two) */
+	gwu_hmap map;
 };
 
 /* Write "name:line: message" into err (if any). */
@@ -74,57 +77,11 @@ static void set_err(char *err, size_t errlen, const char *name, unsigned line, c
 		snprintf(err, errlen, "%s", msg);
 }
 
-static uint32_t hash_key(const char *s)
-{
-	uint32_t h = 2166136261u; /* FNV-1a: short keys, cheap, good enough spread */
-
-	while (*s != '\0') {
-		h ^= (unsigned char)*s++;
-		h *= 16777619u;
-	}
-	return h;
-}
-
 static const gw_route *find_exact(const gw_routes *r, const char *key)
 {
-	size_t i;
+	gwu_hnode *n = gwu_hmap_get(&r->map, key);
 
-	if (r->slots == NULL)
-		return NULL;
-	for (i = hash_key(key) & r->mask;; i = (i + 1) & r->mask) {
-		size_t s = r->slots[i];
-		if (s == 0)
-			return NULL;
-		if (strcmp(r->routes[s - 1].key, key) == 0)
-			return &r->routes[s - 1];
-	}
-}
-
-/* Put routes[k] into the index, growing it so the load stays <= 1/2. 0 ok, -1 no memory. */
-static int index_add(gw_routes *r, size_t k)
-{
-	size_t i;
-
-	if (r->slots == NULL || (k + 1) * 2 > r->mask + 1) {
-		size_t size = r->slots == NULL ? 16 : (r->mask + 1) * 2, j;
-		size_t *slots = calloc(size, sizeof *slots);
-		if (slots == NULL)
-			return -1;
-		for (j = 0; j < k; j++) {
-			i = hash_key(r->routes[j].key) & (size - 1);
-			while (slots[i] != 0)
-				i = (i + 1) & (size - 1);
-			slots[i] = j + 1;
-		}
-		free(r->slots);
-		r->slots = slots;
-		r->mask = size - 1;
-	}
-	i = hash_key(r->routes[k].key) & r->mask;
-	while (r->slots[i] != 0)
-		i = (i + 1) & r->mask;
-	r->slots[i] = k + 1;
-	return 0;
+	return n != NULL ? &gwu_entry(n, route_entry, node)->route : NULL;
 }
 
 static int is_blank(int c)
@@ -261,6 +218,7 @@ static int add_entry(gw_routes *r, const char *e, size_t len, const char *name, 
 	size_t klen = 0, vstart;
 	const char *why;
 	const gw_route *dup;
+	route_entry *ent;
 	gw_route *route;
 
 	while (klen < len && !is_blank((unsigned char)e[klen]))
@@ -284,18 +242,11 @@ static int add_entry(gw_routes *r, const char *e, size_t len, const char *name, 
 		set_err(err, errlen, name, line, "duplicate key '%s' (first at line %u)", key, dup->line);
 		return -1;
 	}
-	if (r->n == r->cap) {
-		size_t ncap = r->cap ? r->cap * 2 : 16;
-		gw_route *nr = realloc(r->routes, ncap * sizeof *nr);
-		if (nr == NULL) {
-			set_err(err, errlen, name, line, "out of memory");
-			return -1;
-		}
-		r->routes = nr;
-		r->cap = ncap;
+	if ((ent = calloc(1, sizeof *ent)) == NULL) {
+		set_err(err, errlen, name, line, "out of memory");
+		return -1;
 	}
-	route = &r->routes[r->n];
-	memset(route, 0, sizeof *route);
+	route = &ent->route;
 	strcpy(route->key, key);
 	route->line = line;
 	if ((why = parse_value(route, e + vstart, len - vstart, detail, sizeof detail)) != NULL) {
@@ -304,13 +255,10 @@ static int add_entry(gw_routes *r, const char *e, size_t len, const char *name, 
 		else
 			set_err(err, errlen, name, line, "%s: '%s'", why,
 				gwu_excerpt(e + vstart, len - vstart, EXCERPT_MAX, ex, sizeof ex));
+		free(ent);
 		return -1;
 	}
-	if (index_add(r, r->n) != 0) {
-		set_err(err, errlen, name, line, "out of memory");
-		return -1;
-	}
-	r->n++;
+	gwu_hmap_put(&r->map, &ent->node, route->key);
 	return 0;
 }
 
@@ -326,7 +274,7 @@ gw_routes *gw_routes_parse(const char *text, size_t len, const char *name, char 
 		name = "(routes)";
 	if (err != NULL && errlen > 0)
 		err[0] = '\0';
-	if (r == NULL || ent == NULL) {
+	if (r == NULL || ent == NULL || gwu_hmap_init(&r->map, 0) != 0) {
 		set_err(err, errlen, name, 0, "out of memory");
 		goto fail;
 	}
@@ -457,15 +405,19 @@ const gw_route *gw_routes_lookup(const gw_routes *r, const char *domain)
 
 size_t gw_routes_count(const gw_routes *r)
 {
-	return r != NULL ? r->n : 0;
+	return r != NULL ? r->map.count : 0;
 }
 
 void gw_routes_free(gw_routes **rp)
 {
+	gwu_hmap_iter it = {0};
+	gwu_hnode *n;
+
 	if (rp == NULL || *rp == NULL)
 		return;
-	free((*rp)->routes);
-	free((*rp)->slots);
+	while ((n = gwu_hmap_next(&(*rp)->map, &it)) != NULL)
+		free(gwu_entry(n, route_entry, node));
+	gwu_hmap_fini(&(*rp)->map);
 	free(*rp);
 	*rp = NULL;
 }

@@ -1,7 +1,7 @@
 /*
  * route_health.c - per-route up/down state and the background re-probe thread (route_health.h).
  *
- * A fixed hash table of reference-counted entries under one mutex. The
+ * A hash map (hmap.h) of reference-counted entries under one mutex. The
  * thread sleeps on a condition variable (CLOCK_MONOTONIC) until the next
  * down route is due for a re-probe, the next housekeeping tick, or rh_free;
  * it runs the probe with the mutex released, on a copy of the route, so
@@ -18,14 +18,11 @@
 #include <time.h>
 
 #include "gw/log.h"
+#include "hmap.h"
 #include "route_health.h"
-#include "util.h"
-
-#define RH_BUCKETS 256
 
 struct rh_entry {
-	struct rh_entry *next; /* same bucket */
-	char *key;
+	gwu_hnode node; /* keyed by key */
 	gw_route route; /* copy, for the re-probe */
 	unsigned refs;
 	unsigned active; /* probe slots taken */
@@ -34,6 +31,7 @@ struct rh_entry {
 	int sender_refused;
 	int64_t confirmed_ms; /* caller's clock; 0: never */
 	int64_t retry_at;     /* real clock: next re-probe while down */
+	char key[];
 };
 
 struct rh_table {
@@ -47,44 +45,36 @@ struct rh_table {
 	rh_probe_fn probe;
 	rh_tick_fn tick;
 	void *ctx;
-	rh_entry *buckets[RH_BUCKETS];
-	size_t count;
+	gwu_hmap map;
 };
 
 static rh_entry *rh_find(rh_table *t, const char *key)
 {
-	rh_entry *e;
+	gwu_hnode *n = gwu_hmap_get(&t->map, key);
 
-	for (e = t->buckets[gwu_hash(key, strlen(key)) % RH_BUCKETS]; e != NULL; e = e->next)
-		if (strcmp(e->key, key) == 0)
-			return e;
-	return NULL;
+	return n != NULL ? gwu_entry(n, rh_entry, node) : NULL;
 }
 
 static void rh_unlink(rh_table *t, rh_entry *victim)
 {
-	rh_entry **pp = &t->buckets[gwu_hash(victim->key, strlen(victim->key)) % RH_BUCKETS];
-
-	while (*pp != victim)
-		pp = &(*pp)->next;
-	*pp = victim->next;
-	t->count--;
-	free(victim->key);
+	gwu_hmap_del(&t->map, &victim->node);
 	free(victim);
 }
 
 /* Make room: drop one entry nobody holds and that carries no state worth keeping. */
 static int rh_evict_one(rh_table *t)
 {
-	size_t b;
-	rh_entry *e;
+	gwu_hmap_iter it = {0};
+	gwu_hnode *n;
 
-	for (b = 0; b < RH_BUCKETS; b++)
-		for (e = t->buckets[b]; e != NULL; e = e->next)
-			if (e->refs == 0 && !e->down && !e->probing && e->active == 0) {
-				rh_unlink(t, e);
-				return 0;
-			}
+	while ((n = gwu_hmap_next(&t->map, &it)) != NULL) {
+		rh_entry *e = gwu_entry(n, rh_entry, node);
+
+		if (e->refs == 0 && !e->down && !e->probing && e->active == 0) {
+			rh_unlink(t, e);
+			return 0;
+		}
+	}
 	return -1;
 }
 
@@ -106,18 +96,19 @@ static struct timespec rh_abstime(int64_t ms)
 /* The first down route due now; else *next_r lowered to the earliest due time. */
 static rh_entry *rh_due(rh_table *t, int64_t now, int64_t *next_r)
 {
-	size_t b;
-	rh_entry *e;
+	gwu_hmap_iter it = {0};
+	gwu_hnode *n;
 
-	for (b = 0; b < RH_BUCKETS; b++)
-		for (e = t->buckets[b]; e != NULL; e = e->next) {
-			if (!e->down || e->probing)
-				continue;
-			if (e->retry_at <= now)
-				return e;
-			if (e->retry_at < *next_r)
-				*next_r = e->retry_at;
-		}
+	while ((n = gwu_hmap_next(&t->map, &it)) != NULL) {
+		rh_entry *e = gwu_entry(n, rh_entry, node);
+
+		if (!e->down || e->probing)
+			continue;
+		if (e->retry_at <= now)
+			return e;
+		if (e->retry_at < *next_r)
+			*next_r = e->retry_at;
+	}
 	return NULL;
 }
 
@@ -186,6 +177,10 @@ rh_table *rh_new(const gw_clock *clock, unsigned reprobe_ms, rh_probe_fn probe, 
 
 	if (t == NULL)
 		return NULL;
+	if (gwu_hmap_init(&t->map, 0) != 0) {
+		free(t);
+		return NULL;
+	}
 	t->clock = clock != NULL ? *clock : gw_clock_monotonic;
 	t->reprobe_ms = reprobe_ms > 0 ? reprobe_ms : 1;
 	t->probe = probe;
@@ -202,6 +197,7 @@ rh_table *rh_new(const gw_clock *clock, unsigned reprobe_ms, rh_probe_fn probe, 
 		pthread_cond_destroy(&t->slot_freed);
 		pthread_cond_destroy(&t->wake);
 		pthread_mutex_destroy(&t->lock);
+		gwu_hmap_fini(&t->map);
 		free(t);
 		errno = err;
 		return NULL;
@@ -212,7 +208,8 @@ rh_table *rh_new(const gw_clock *clock, unsigned reprobe_ms, rh_probe_fn probe, 
 void rh_free(rh_table **tp)
 {
 	rh_table *t = *tp;
-	size_t b;
+	gwu_hmap_iter it = {0};
+	gwu_hnode *n;
 
 	if (t == NULL)
 		return;
@@ -221,9 +218,9 @@ void rh_free(rh_table **tp)
 	pthread_cond_signal(&t->wake);
 	pthread_mutex_unlock(&t->lock);
 	pthread_join(t->thread, NULL);
-	for (b = 0; b < RH_BUCKETS; b++)
-		while (t->buckets[b] != NULL)
-			rh_unlink(t, t->buckets[b]);
+	while ((n = gwu_hmap_next(&t->map, &it)) != NULL)
+		rh_unlink(t, gwu_entry(n, rh_entry, node));
+	gwu_hmap_fini(&t->map);
 	pthread_cond_destroy(&t->slot_freed);
 	pthread_cond_destroy(&t->wake);
 	pthread_mutex_destroy(&t->lock);
@@ -237,21 +234,14 @@ rh_entry *rh_acquire(rh_table *t, const char *key, const gw_route *route)
 
 	pthread_mutex_lock(&t->lock);
 	e = rh_find(t, key);
-	if (e == NULL && (t->count < RH_MAX_ROUTES || rh_evict_one(t) == 0)) {
-		e = calloc(1, sizeof(*e));
-		if (e != NULL)
-			e->key = strdup(key);
-		if (e != NULL && e->key == NULL) {
-			free(e);
-			e = NULL;
-		}
-		if (e != NULL) {
-			uint32_t b = gwu_hash(key, strlen(key)) % RH_BUCKETS;
+	if (e == NULL && (t->map.count < RH_MAX_ROUTES || rh_evict_one(t) == 0)) {
+		size_t klen = strlen(key);
 
+		e = calloc(1, sizeof(*e) + klen + 1);
+		if (e != NULL) {
+			memcpy(e->key, key, klen + 1);
 			e->route = *route;
-			e->next = t->buckets[b];
-			t->buckets[b] = e;
-			t->count++;
+			gwu_hmap_put(&t->map, &e->node, e->key);
 		}
 	}
 	if (e != NULL)
@@ -384,13 +374,13 @@ int rh_key_down(rh_table *t, const char *key)
 
 size_t rh_down_count(rh_table *t)
 {
-	size_t b, n = 0;
-	rh_entry *e;
+	gwu_hmap_iter it = {0};
+	gwu_hnode *n;
+	size_t down = 0;
 
 	pthread_mutex_lock(&t->lock);
-	for (b = 0; b < RH_BUCKETS; b++)
-		for (e = t->buckets[b]; e != NULL; e = e->next)
-			n += e->down != 0;
+	while ((n = gwu_hmap_next(&t->map, &it)) != NULL)
+		down += gwu_entry(n, rh_entry, node)->down != 0;
 	pthread_mutex_unlock(&t->lock);
-	return n;
+	return down;
 }

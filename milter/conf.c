@@ -46,7 +46,12 @@ static const char *const tls_policies[] = {"none", "may", "encrypt", "verify", N
 		n, t, d, doc, offsetof(gwm_options, f), lo, hi, e                                            \
 	}
 
-/* The order follows etc/gw.conf and gw.conf(5). */
+/* The engine's keys, with their defaults and bounds, come from its table (gw/callahead.h). */
+#define CA_OPT(key, field, type, def, du, min, mu, max, xu, doc)                                             \
+	OPT(#key, type, GW_CA_TEXT(def, du), doc, key, (long)GW_CA_VAL(min, mu), (long)GW_CA_VAL(max, xu),   \
+	    NULL),
+
+/* The order follows etc/gw.conf and gw.conf(5), except that catchall_check follows the engine's keys. */
 const gw_option gwm_option[] = {
     OPT("socket", GW_OPT_STRING, "inet:10025@127.0.0.1",
 	"milter socket: inet:PORT@HOST, inet6:PORT@HOST, unix:/path", socket, 0, 0, NULL),
@@ -76,29 +81,11 @@ const gw_option gwm_option[] = {
 	NULL),
     OPT("tls", GW_OPT_ENUM, "may", "STARTTLS policy: none, may, encrypt, verify", tls, 0, 0, tls_policies),
     OPT("tls_ca_file", GW_OPT_STRING, NULL, "trust anchors for tls = verify", tls_ca_file, 0, 0, NULL),
-    OPT("connect_timeout", GW_OPT_DURATION, "5s", "connect timeout per hop", connect_timeout, 100, S(600),
-	NULL),
-    OPT("reply_timeout", GW_OPT_DURATION, "10s", "timeout per reply", reply_timeout, 100, S(600), NULL),
-    OPT("deadline", GW_OPT_DURATION, "20s", "whole call-ahead per RCPT", deadline, 100, S(600), NULL),
-    OPT("pool_max_idle", GW_OPT_DURATION, "30s", "idle time of a pooled session", pool_max_idle, 1, S(86400),
-	NULL),
-    OPT("pool_max_uses", GW_OPT_INT, "100", "messages per pooled session", pool_max_uses, 1, 1000000, NULL),
-    OPT("pool_max_size", GW_OPT_INT, "8", "idle sessions kept per route", pool_max_size, 1, 10000, NULL),
-    OPT("max_probes", GW_OPT_INT, "32", "concurrent probe sessions per route", max_probes, 1, 100000, NULL),
-    OPT("positive_ttl", GW_OPT_DURATION, "1h", "how long a valid recipient is cached", positive_ttl, 1,
-	S(2592000), NULL),
-    OPT("negative_ttl", GW_OPT_DURATION, "10m", "how long an unknown recipient is cached", negative_ttl, 1,
-	S(2592000), NULL),
-    OPT("confirm_window", GW_OPT_DURATION, "10s", "a cached valid needs a live exchange this recent",
-	confirm_window, 1, S(3600), NULL),
-    OPT("reprobe_interval", GW_OPT_DURATION, "3s", "re-probe of routes marked down", reprobe_interval, 100,
-	S(3600), NULL),
-    OPT("cache_entries", GW_OPT_INT, "100000", "cached recipients at most", cache_entries, 1, 100000000,
-	NULL),
+    /* clang-format off: a row list, not a call */
+    GW_CA_PARAMS(CA_OPT)
+    /* clang-format on */
     OPT("catchall_check", GW_OPT_BOOL, "no", "probe a random local part to detect accept-all routes",
 	catchall_check, 0, 0, NULL),
-    OPT("catchall_ttl", GW_OPT_DURATION, "1h", "how long a route stays accept-all", catchall_ttl, 1,
-	S(2592000), NULL),
     OPT("fail_open", GW_OPT_BOOL, "no", "accept when the internal MTA cannot be reached (NOT recommended)",
 	fail_open, 0, 0, NULL),
     OPT("reveal_internal", GW_OPT_BOOL, "no", "include the internal MTA's reply and host in replies",
@@ -581,21 +568,11 @@ void gwm_config_ca_opts(const gwm_config *c, gw_ca_opts *o)
 	    p->fallback_sender != NULL && *p->fallback_sender != '\0' ? p->fallback_sender : NULL;
 	o->tls = (gw_tls_policy)p->tls;
 	o->tls_ca_file = p->tls_ca_file != NULL && *p->tls_ca_file != '\0' ? p->tls_ca_file : NULL;
-	o->connect_timeout_ms = (unsigned)p->connect_timeout;
-	o->reply_timeout_ms = (unsigned)p->reply_timeout;
-	o->deadline_ms = (unsigned)p->deadline;
-	o->pool_max_idle_ms = (unsigned)p->pool_max_idle;
-	o->pool_max_uses = (unsigned)p->pool_max_uses;
-	o->pool_max_size = (unsigned)p->pool_max_size;
-	o->max_probes = (unsigned)p->max_probes;
-	o->positive_ttl_ms = (uint32_t)p->positive_ttl;
-	o->negative_ttl_ms = (uint32_t)p->negative_ttl;
-	o->confirm_window_ms = (unsigned)p->confirm_window;
-	o->reprobe_ms = (unsigned)p->reprobe_interval;
+#define CA_COPY(key, field, ...) o->field = p->key;
+	GW_CA_PARAMS(CA_COPY)
+#undef CA_COPY
 	o->use_mx = p->use_mx;
 	o->catchall_check = p->catchall_check;
-	o->catchall_ttl_ms = (uint32_t)p->catchall_ttl;
-	o->cache_entries = (size_t)p->cache_entries;
 }
 
 /* --- per-RCPT questions ------------------------------------------------------ */

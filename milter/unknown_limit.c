@@ -2,10 +2,10 @@
  * unknown_limit.c - sliding-window counters of unknown recipients per client
  * address, in a fixed table with LRU eviction (see unknown_limit.h).
  *
- * All memory is allocated once, at creation: max_clients entries, a bucket
- * array twice as large (chained through entry indices) and an LRU list
- * threaded through the entries. A lookup is one hash and a short chain walk;
- * nothing grows with traffic.
+ * All memory is allocated once, at creation: max_clients entries, libgw's
+ * hash map sized for them (it never grows past what it was sized for) and an
+ * LRU list threaded through the entries. A lookup is one hash and a short
+ * chain walk; nothing grows with traffic.
  *
  * Does not defend against: clock jumps backwards (the monotonic clock does
  * not jump; a fake clock that does only makes counts smaller).
@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../libgw/hmap.h" /* internal to libgw, reached through the static library */
 #include "unknown_limit.h"
 
 #define NONE UINT32_MAX
@@ -27,7 +28,7 @@ typedef struct ul_entry {
 	int64_t window_ms;            /* the window the slots were cut for */
 	int64_t period[GWM_UL_SLOTS]; /* which slot-length period each slot counts */
 	uint32_t count[GWM_UL_SLOTS];
-	uint32_t hnext;      /* next entry in the bucket chain */
+	gwu_hnode node;      /* keyed by key */
 	uint32_t prev, next; /* LRU list: head is the most recent */
 } ul_entry;
 
@@ -35,48 +36,31 @@ struct gwm_ul {
 	pthread_mutex_t lock;
 	gw_clock clock;
 	size_t max, used;
-	uint32_t nbuckets; /* a power of two */
-	uint32_t *bucket;
+	gwu_hmap map;
 	ul_entry *e;
 	uint32_t head, tail;
 	uint64_t evictions;
 };
 
-static uint32_t hash_key(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	while (*s != '\0')
-		h = (h ^ (unsigned char)*s++) * 16777619u;
-	return h;
-}
-
 gwm_ul *gwm_ul_new(size_t max_clients, const gw_clock *clock)
 {
 	gwm_ul *ul;
-	uint32_t nb = 16;
 
 	if (max_clients == 0 || max_clients > (1u << 24)) {
 		errno = EINVAL;
 		return NULL;
 	}
-	while (nb < max_clients * 2)
-		nb <<= 1;
 	if ((ul = calloc(1, sizeof(*ul))) == NULL)
 		return NULL;
-	ul->bucket = malloc(nb * sizeof(*ul->bucket));
 	ul->e = calloc(max_clients, sizeof(*ul->e));
-	if (ul->bucket == NULL || ul->e == NULL) {
-		free(ul->bucket);
+	if (ul->e == NULL || gwu_hmap_init(&ul->map, max_clients) != 0) {
 		free(ul->e);
 		free(ul);
 		return NULL;
 	}
-	memset(ul->bucket, 0xff, nb * sizeof(*ul->bucket));
 	pthread_mutex_init(&ul->lock, NULL);
 	ul->clock = clock != NULL ? *clock : gw_clock_monotonic;
 	ul->max = max_clients;
-	ul->nbuckets = nb;
 	ul->head = ul->tail = NONE;
 	return ul;
 }
@@ -88,7 +72,7 @@ void gwm_ul_free(gwm_ul **ulp)
 	if (ulp == NULL || (ul = *ulp) == NULL)
 		return;
 	pthread_mutex_destroy(&ul->lock);
-	free(ul->bucket);
+	gwu_hmap_fini(&ul->map);
 	free(ul->e);
 	free(ul);
 	*ulp = NULL;
@@ -96,11 +80,9 @@ void gwm_ul_free(gwm_ul **ulp)
 
 static uint32_t find(gwm_ul *ul, const char *key)
 {
-	uint32_t i = ul->bucket[hash_key(key) & (ul->nbuckets - 1)];
+	gwu_hnode *n = gwu_hmap_get(&ul->map, key);
 
-	while (i != NONE && strcmp(ul->e[i].key, key) != 0)
-		i = ul->e[i].hnext;
-	return i;
+	return n != NULL ? (uint32_t)(gwu_entry(n, ul_entry, node) - ul->e) : NONE;
 }
 
 static void lru_unlink(gwm_ul *ul, uint32_t i)
@@ -130,16 +112,6 @@ static void lru_push_front(gwm_ul *ul, uint32_t i)
 		ul->tail = i;
 }
 
-static void chain_remove(gwm_ul *ul, uint32_t i)
-{
-	uint32_t *p = &ul->bucket[hash_key(ul->e[i].key) & (ul->nbuckets - 1)];
-
-	while (*p != NONE && *p != i)
-		p = &ul->e[*p].hnext;
-	if (*p == i)
-		*p = ul->e[i].hnext;
-}
-
 static void reset_slots(ul_entry *x, int64_t window_ms)
 {
 	size_t k;
@@ -154,22 +126,20 @@ static void reset_slots(ul_entry *x, int64_t window_ms)
 /* A fresh entry for key: an unused one, or the least recently counted. */
 static uint32_t insert(gwm_ul *ul, const char *key, int64_t window_ms)
 {
-	uint32_t i, b;
+	uint32_t i;
 
 	if (ul->used < ul->max) {
 		i = (uint32_t)ul->used++;
 	} else {
 		i = ul->tail;
 		lru_unlink(ul, i);
-		chain_remove(ul, i);
+		gwu_hmap_del(&ul->map, &ul->e[i].node);
 		ul->evictions++;
 	}
 	memset(&ul->e[i], 0, sizeof(ul->e[i]));
 	memcpy(ul->e[i].key, key, strlen(key) + 1); /* key comes from make_key: fits */
 	reset_slots(&ul->e[i], window_ms);
-	b = hash_key(ul->e[i].key) & (ul->nbuckets - 1);
-	ul->e[i].hnext = ul->bucket[b];
-	ul->bucket[b] = i;
+	gwu_hmap_put(&ul->map, &ul->e[i].node, ul->e[i].key);
 	lru_push_front(ul, i);
 	return i;
 }

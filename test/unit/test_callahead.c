@@ -11,6 +11,8 @@
  * Does not test: MX lookups (use_mx; loopback literals only), STARTTLS
  * policies (the client's tests do), LMTP routes, IPv6.
  */
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,6 +29,7 @@
 #include "gw/cache.h"
 #include "gw/callahead.h"
 #include "probe_pool.h"
+#include "route_health.h"
 #include "gw/log.h"
 #include "gw/time.h"
 
@@ -1075,6 +1078,38 @@ static void test_catchall_accepting(void **state)
 	fp_stop(&p);
 }
 
+/* The catch-all marker belongs to the route: another route for the same domain is probed itself. */
+static void test_catchall_per_route(void **state)
+{
+	fp_peer *pa =
+	    start(GREET MAIL_OK "expect RCPT TO:<gw-probe-\nsend 250 2.1.5 anything goes\n" RSET_OK QUIT_OK);
+	fp_peer *pb =
+	    start(GREET MAIL_OK "expect RCPT TO:<gw-probe-\nsend 550 5.1.1 no such user\n"
+				"expect RCPT TO:<x@example.com>\nsend 550 5.1.1 no\n" RSET_OK QUIT_OK);
+	gw_ca_opts o = opts_default();
+	gw_route ra = route1(pa), rb = route1(pb);
+	gw_ca_result res;
+	gw_ca_txn *txn;
+	env e;
+
+	(void)state;
+	o.catchall_check = 1;
+	e = env_new(&o);
+	txn = gw_ca_txn_begin(e.ca);
+	check(txn, &ra, "a@example.com", &res);
+	want(&res, GW_VERDICT_ACCEPT, GW_CA_SRC_CATCHALL, 250);
+	check(txn, &rb, "x@example.com", &res);
+	want(&res, GW_VERDICT_REJECT, GW_CA_SRC_NEW, 550);
+	gw_ca_txn_end(&txn);
+	gw_callahead_free(&e.ca);
+	assert_int_equal(fp_wait(pa, 3000), 0);
+	assert_int_equal(fp_wait(pb, 3000), 0);
+	assert_int_equal(count_of(fp_received(pb, 0, NULL), "RCPT TO:<gw-probe-"), 1);
+	gw_cache_free(&e.cache);
+	fp_stop(&pa);
+	fp_stop(&pb);
+}
+
 static void test_catchall_refusing(void **state)
 {
 	fp_peer *p =
@@ -1207,6 +1242,86 @@ static void test_strings_and_noroute(void **state)
 	gw_callahead_free(&e.ca);
 }
 
+/* The tunables table: zero fields take its defaults, its bounds are accepted, one step past them refused. */
+static void test_opts_table(void **state)
+{
+	gw_ca_opts o, edge;
+	const char *bad = NULL;
+
+	(void)state;
+	memset(&o, 0, sizeof(o));
+	assert_int_equal(gw_ca_opts_fill(&o, &bad), 0);
+#define WANT_DEFAULT(key, field, type, def, du, ...) assert_int_equal(o.field, GW_CA_VAL(def, du));
+	GW_CA_PARAMS(WANT_DEFAULT)
+#undef WANT_DEFAULT
+#define EDGES(key, field, type, def, du, min, mu, max, xu, doc)                                              \
+	memset(&edge, 0, sizeof(edge));                                                                      \
+	edge.field = GW_CA_VAL(min, mu);                                                                     \
+	assert_int_equal(gw_ca_opts_fill(&edge, &bad), 0);                                                   \
+	assert_int_equal(edge.field, GW_CA_VAL(min, mu));                                                    \
+	edge.field = GW_CA_VAL(max, xu);                                                                     \
+	assert_int_equal(gw_ca_opts_fill(&edge, &bad), 0);                                                   \
+	assert_int_equal(edge.field, GW_CA_VAL(max, xu));                                                    \
+	edge.field = GW_CA_VAL(max, xu) + 1;                                                                 \
+	bad = NULL;                                                                                          \
+	assert_int_equal(gw_ca_opts_fill(&edge, &bad), -1);                                                  \
+	assert_string_equal(bad, #key);                                                                      \
+	if (GW_CA_VAL(min, mu) > 1) {                                                                        \
+		edge.field = GW_CA_VAL(min, mu) - 1;                                                         \
+		assert_int_equal(gw_ca_opts_fill(&edge, &bad), -1);                                          \
+	}
+	GW_CA_PARAMS(EDGES)
+#undef EDGES
+	/* The engine refuses what the table refuses. */
+	memset(&o, 0, sizeof(o));
+	o.deadline_ms = UINT_MAX;
+	errno = 0;
+	assert_null(gw_callahead_new(&o, NULL, NULL));
+	assert_int_equal(errno, EINVAL);
+}
+
+/* Route health keeps at most RH_MAX_ROUTES entries: a released, up route makes room; held or down ones do
+ * not. */
+static void test_route_health_bounded(void **state)
+{
+	rh_table *t = rh_new(NULL, 60000, NULL, NULL, NULL);
+	rh_entry **held = calloc(RH_MAX_ROUTES, sizeof(*held)), *e;
+	gw_route route;
+	char key[32];
+	size_t i;
+
+	(void)state;
+	assert_non_null(t);
+	assert_non_null(held);
+	memset(&route, 0, sizeof(route));
+	for (i = 0; i < RH_MAX_ROUTES; i++) {
+		snprintf(key, sizeof(key), "route-%zu", i);
+		held[i] = rh_acquire(t, key, &route);
+		assert_non_null(held[i]);
+	}
+	e = rh_acquire(t, "route-7", &route);
+	assert_ptr_equal(e, held[7]);
+	rh_release(t, e);
+	assert_null(rh_acquire(t, "one-more", &route));
+	rh_mark_down(t, held[0]);
+	rh_release(t, held[0]);
+	assert_null(rh_acquire(t, "one-more", &route)); /* a down route keeps its state */
+	rh_release(t, held[1]);
+	e = rh_acquire(t, "one-more", &route);
+	assert_non_null(e);
+	assert_true(rh_key_down(t, "route-0"));
+	assert_int_equal(rh_down_count(t), 1);
+	rh_mark_down(t, e);
+	assert_true(rh_key_down(t, "one-more"));
+	assert_int_equal(rh_down_count(t), 2);
+	rh_release(t, e);
+	for (i = 2; i < RH_MAX_ROUTES; i++)
+		rh_release(t, held[i]);
+	free(held);
+	rh_free(&t);
+	assert_null(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1236,8 +1351,11 @@ int main(void)
 	    cmocka_unit_test(test_deadline),
 	    cmocka_unit_test(test_catchall_accepting),
 	    cmocka_unit_test(test_catchall_refusing),
+	    cmocka_unit_test(test_catchall_per_route),
 	    cmocka_unit_test(test_result_fields_and_log),
 	    cmocka_unit_test(test_strings_and_noroute),
+	    cmocka_unit_test(test_opts_table),
+	    cmocka_unit_test(test_route_health_bounded),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

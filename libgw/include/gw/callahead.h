@@ -42,6 +42,7 @@
 
 #include "gw/cache.h"
 #include "gw/client.h"
+#include "gw/config.h"
 #include "gw/route.h"
 #include "gw/time.h"
 
@@ -57,6 +58,51 @@ typedef enum gw_ca_source {
 	GW_CA_SRC_NOROUTE    /* the route has no usable next hop */
 } gw_ca_source;
 
+/*
+ * The engine's tunables, one row each: gw.conf key, gw_ca_opts field, type,
+ * default, lowest and highest value, one-line doc. This table is the one
+ * place these facts live: the engine takes its defaults and bounds from it,
+ * gw-milter builds its gw.conf keys from it, and a test checks gw.conf(5)
+ * and etc/gw.conf against it. Each value is a number and a unit (ms, s, m,
+ * h, d; nothing for counts), so it is written once and read both as a number
+ * (GW_CA_VAL: milliseconds for durations) and as gw.conf text (GW_CA_TEXT).
+ *
+ * Use: #define ROW(key, field, type, def, def_unit, min, min_unit, max, max_unit, doc) ...
+ *      GW_CA_PARAMS(ROW)
+ */
+#define GW_CA_PARAMS(X)                                                                                      \
+	X(connect_timeout, connect_timeout_ms, GW_OPT_DURATION, 5, s, 100, ms, 10, m,                        \
+	  "connect timeout per hop")                                                                         \
+	X(reply_timeout, reply_timeout_ms, GW_OPT_DURATION, 10, s, 100, ms, 10, m, "timeout per reply")      \
+	X(deadline, deadline_ms, GW_OPT_DURATION, 20, s, 100, ms, 10, m, "whole call-ahead per RCPT")        \
+	X(pool_max_idle, pool_max_idle_ms, GW_OPT_DURATION, 30, s, 1, ms, 1, d,                              \
+	  "idle time of a pooled session")                                                                   \
+	X(pool_max_uses, pool_max_uses, GW_OPT_INT, 100, , 1, , 1000000, , "messages per pooled session")    \
+	X(pool_max_size, pool_max_size, GW_OPT_INT, 8, , 1, , 10000, , "idle sessions kept per route")       \
+	X(max_probes, max_probes, GW_OPT_INT, 32, , 1, , 100000, , "concurrent probe sessions per route")    \
+	X(positive_ttl, positive_ttl_ms, GW_OPT_DURATION, 1, h, 1, ms, 30, d,                                \
+	  "how long a valid recipient is cached")                                                            \
+	X(negative_ttl, negative_ttl_ms, GW_OPT_DURATION, 10, m, 1, ms, 30, d,                               \
+	  "how long an unknown recipient is cached")                                                         \
+	X(confirm_window, confirm_window_ms, GW_OPT_DURATION, 10, s, 1, ms, 1, h,                            \
+	  "a cached valid needs a live exchange this recent")                                                \
+	X(reprobe_interval, reprobe_ms, GW_OPT_DURATION, 3, s, 100, ms, 1, h,                                \
+	  "re-probe of routes marked down")                                                                  \
+	X(cache_entries, cache_entries, GW_OPT_INT, 100000, , 1, , 100000000, , "cached recipients at most") \
+	X(catchall_ttl, catchall_ttl_ms, GW_OPT_DURATION, 1, h, 1, ms, 30, d,                                \
+	  "how long a route stays accept-all")
+
+#define GW_CA_UNIT_   1UL /* a count */
+#define GW_CA_UNIT_ms 1UL
+#define GW_CA_UNIT_s  1000UL
+#define GW_CA_UNIT_m  60000UL
+#define GW_CA_UNIT_h  3600000UL
+#define GW_CA_UNIT_d  86400000UL
+/* A table value as a number (durations in ms) and as gw.conf text ("5s"). */
+#define GW_CA_VAL(n, unit)  ((unsigned long)(n)*GW_CA_UNIT_##unit)
+#define GW_CA_TEXT(n, unit) #n #unit
+
+/* Options of the engine. A field left 0 takes its default from GW_CA_PARAMS. */
 typedef struct gw_ca_opts {
 	const char *helo_name;       /* NULL: "localhost" */
 	const char *probe_sender;    /* reverse-path without brackets; NULL or "": the null sender <> */
@@ -64,21 +110,21 @@ typedef struct gw_ca_opts {
 	gw_tls_policy tls;
 	const char *tls_ca_file;
 	const char *bind_address;
-	unsigned connect_timeout_ms; /* per hop; 0: 5000 */
-	unsigned reply_timeout_ms;   /* per reply; 0: 10000 */
-	unsigned deadline_ms;        /* whole call-ahead for one recipient; 0: 20000 */
-	unsigned pool_max_idle_ms;   /* 0: 30000 */
-	unsigned pool_max_uses;      /* messages per pooled session; 0: 100 */
-	unsigned pool_max_size;      /* idle sessions per route; 0: 8 */
-	unsigned max_probes;         /* concurrent probe sessions per route; 0: 32 */
-	uint32_t positive_ttl_ms;    /* 0: 3600000 */
-	uint32_t negative_ttl_ms;    /* 0: 600000 */
-	unsigned confirm_window_ms;  /* 0: 10000 */
-	unsigned reprobe_ms;         /* background re-probe of down routes; 0: 3000 */
-	int use_mx;                  /* resolve unbracketed next hops by MX */
-	int catchall_check;          /* probe a random local part once per route and domain */
-	uint32_t catchall_ttl_ms;    /* 0: 3600000 */
-	size_t cache_entries;        /* 0: 100000 (ignored when a cache is passed in) */
+	unsigned connect_timeout_ms; /* per hop */
+	unsigned reply_timeout_ms;   /* per reply */
+	unsigned deadline_ms;        /* whole call-ahead for one recipient */
+	unsigned pool_max_idle_ms;
+	unsigned pool_max_uses; /* messages per pooled session */
+	unsigned pool_max_size; /* idle sessions per route */
+	unsigned max_probes;    /* concurrent probe sessions per route */
+	uint32_t positive_ttl_ms;
+	uint32_t negative_ttl_ms;
+	unsigned confirm_window_ms;
+	unsigned reprobe_ms; /* background re-probe of down routes */
+	int use_mx;          /* resolve unbracketed next hops by MX */
+	int catchall_check;  /* probe a random local part once per route and domain */
+	uint32_t catchall_ttl_ms;
+	size_t cache_entries; /* ignored when a cache is passed in */
 } gw_ca_opts;
 
 typedef struct gw_ca_result {
@@ -103,8 +149,17 @@ typedef struct gw_ca_stats {
 typedef struct gw_callahead gw_callahead;
 typedef struct gw_ca_txn gw_ca_txn;
 
-/* An engine with these options (copied). cache: shared cache, or NULL to make one. clock: NULL for monotonic.
- * Starts the re-probe thread. NULL on error (errno). */
+/*
+ * Give every GW_CA_PARAMS field of opts that is 0 its default. -1 when one is
+ * outside its bounds, with *bad_r set to its gw.conf key; 0 otherwise.
+ */
+int gw_ca_opts_fill(gw_ca_opts *opts, const char **bad_r);
+
+/*
+ * An engine with these options (copied, filled as by gw_ca_opts_fill). cache:
+ * shared cache, or NULL to make one. clock: NULL for monotonic. Starts the
+ * re-probe thread. NULL on error (errno; EINVAL for an option out of bounds).
+ */
 gw_callahead *gw_callahead_new(const gw_ca_opts *opts, gw_cache *cache, const gw_clock *clock);
 /* Stop the re-probe thread, close pooled sessions, free; sets *ca to NULL. No transaction may be open. */
 void gw_callahead_free(gw_callahead **ca);
