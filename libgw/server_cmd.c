@@ -34,13 +34,19 @@ static const struct {
 
 srv_verb srv_cmd_verb(const char *line, size_t len, size_t *argpos_r)
 {
+	char up[8];
 	size_t n = 0, i;
 
 	while (n < len && line[n] != ' ')
 		n++;
 	*argpos_r = n < len ? n + 1 : n;
+	if (n != 4 && n != 8)
+		return SRV_V_UNKNOWN;
+	/* Upper-case once, then compare bytes: this runs for every command of every session. */
+	for (i = 0; i < n; i++)
+		up[i] = line[i] >= 'a' && line[i] <= 'z' ? (char)(line[i] - 'a' + 'A') : line[i];
 	for (i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
-		if (strlen(verbs[i].name) == n && strncasecmp(line, verbs[i].name, n) == 0)
+		if (strlen(verbs[i].name) == n && memcmp(up, verbs[i].name, n) == 0)
 			return verbs[i].verb;
 	return SRV_V_UNKNOWN;
 }
