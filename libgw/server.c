@@ -101,7 +101,7 @@ void gw_srv_free(gw_srv **sp)
 	if (sp == NULL || *sp == NULL)
 		return;
 	s = *sp;
-	srv_reply_finals_free(s);
+	gws_reply_finals_free(s);
 	free(s->finals);
 	free(s->hostname);
 	free(s->greeting);
@@ -116,7 +116,7 @@ void gw_srv_start(gw_srv *s)
 {
 	if (s->phase != SRV_P_INIT)
 		return;
-	srv_reply(s, 220, NULL, s->greeting);
+	gws_reply(s, 220, NULL, s->greeting);
 	s->phase = SRV_P_CMD;
 }
 
@@ -126,11 +126,11 @@ void gw_srv_shutdown(gw_srv *s, const char *text)
 		return;
 	snprintf(s->errtext, sizeof s->errtext, "%s %s", s->hostname,
 		 text != NULL ? text : "Service not available, closing transmission channel");
-	srv_reply(s, 421, "4.3.2", s->errtext);
-	srv_close(s, GW_SRV_R_SHUTDOWN);
+	gws_reply(s, 421, "4.3.2", s->errtext);
+	gws_close(s, GW_SRV_R_SHUTDOWN);
 }
 
-void srv_txn_clear(gw_srv *s)
+void gws_txn_clear(gw_srv *s)
 {
 	s->mail = 0;
 	s->utf8 = 0;
@@ -140,19 +140,19 @@ void srv_txn_clear(gw_srv *s)
 	s->has_auth = 0;
 	s->declared_size = 0;
 	s->doomed = GW_SRV_R_NONE;
-	srv_reply_finals_free(s);
+	gws_reply_finals_free(s);
 }
 
-void srv_close(gw_srv *s, gw_srv_reason why)
+void gws_close(gw_srv *s, gw_srv_reason why)
 {
 	s->phase = SRV_P_CLOSED;
 	s->pending = SRV_A_NONE;
 	s->close_reason = why;
-	srv_txn_clear(s);
+	gws_txn_clear(s);
 	s->in_pos = s->in_len;
 }
 
-void srv_queue_event(gw_srv *s, const gw_srv_event *ev)
+void gws_queue_event(gw_srv *s, const gw_srv_event *ev)
 {
 	if (s->qlen < SRV_QUEUE) {
 		s->queue[(s->qhead + s->qlen) % SRV_QUEUE] = *ev;
@@ -160,14 +160,14 @@ void srv_queue_event(gw_srv *s, const gw_srv_event *ev)
 	}
 }
 
-size_t srv_room(const gw_srv *s)
+size_t gws_room(const gw_srv *s)
 {
 	return s->in_cap - (s->in_len - s->in_pos);
 }
 
 size_t gw_srv_input_room(const gw_srv *s)
 {
-	return srv_room(s);
+	return gws_room(s);
 }
 
 size_t gw_srv_feed(gw_srv *s, const void *data, size_t len)
@@ -249,7 +249,7 @@ gw_srv_event_type gw_srv_next(gw_srv *s, gw_srv_event *ev)
 			return ev->type;
 		case SRV_P_DATA:
 		case SRV_P_BDAT:
-			rc = srv_body_step(s, ev);
+			rc = gws_body_step(s, ev);
 			if (rc == 1)
 				return ev->type;
 			if (rc == 0)
@@ -258,13 +258,13 @@ gw_srv_event_type gw_srv_next(gw_srv *s, gw_srv_event *ev)
 		case SRV_P_CMD:
 			if (s->out.len >= s->cfg.max_output)
 				return GW_SRV_EV_NONE;
-			rc = srv_line_next(s, &line, &len, &code, &enh, &text);
+			rc = gws_line_next(s, &line, &len, &code, &enh, &text);
 			if (rc == 0)
 				return GW_SRV_EV_NONE;
 			if (rc < 0)
-				srv_session_error(s, code, enh, text);
+				gws_session_error(s, code, enh, text);
 			else
-				srv_session_command(s, line, len);
+				gws_session_command(s, line, len);
 			continue;
 		}
 	}
@@ -273,11 +273,11 @@ gw_srv_event_type gw_srv_next(gw_srv *s, gw_srv_event *ev)
 /* The transaction's final answer is complete. */
 static void final_done(gw_srv *s)
 {
-	srv_txn_clear(s);
+	gws_txn_clear(s);
 	s->pending = SRV_A_NONE;
 	s->phase = SRV_P_CMD;
 	if (s->close_after)
-		srv_close(s, GW_SRV_R_SHUTDOWN);
+		gws_close(s, GW_SRV_R_SHUTDOWN);
 }
 
 static const char *default_enh(const gw_srv *s, int code)
@@ -302,7 +302,7 @@ static int answer(gw_srv *s, int by_index, size_t idx, int code, const char *enh
 		errno = EPROTO;
 		return -1;
 	}
-	if (srv_reply_check(code, enh) < 0) {
+	if (gws_reply_check(code, enh) < 0) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -311,16 +311,16 @@ static int answer(gw_srv *s, int by_index, size_t idx, int code, const char *enh
 	if (s->pending != SRV_A_FINAL || s->cfg.mode == GW_SRV_SMTP)
 		s->close_after = code == 421;
 	if (s->pending != SRV_A_FINAL) {
-		srv_reply(s, code, enh, text);
-		srv_session_answered(s, code);
+		gws_reply(s, code, enh, text);
+		gws_session_answered(s, code);
 		s->pending = SRV_A_NONE;
 		s->phase = SRV_P_CMD;
 		if (s->close_after)
-			srv_close(s, GW_SRV_R_SHUTDOWN);
+			gws_close(s, GW_SRV_R_SHUTDOWN);
 		return 0;
 	}
 	if (s->cfg.mode == GW_SRV_SMTP) {
-		srv_reply(s, code, enh, text);
+		gws_reply(s, code, enh, text);
 		final_done(s);
 		return 0;
 	}
@@ -329,7 +329,7 @@ static int answer(gw_srv *s, int by_index, size_t idx, int code, const char *enh
 		while (s->finals != NULL && idx < s->nrcpt && s->finals[idx] != NULL)
 			idx++;
 	}
-	rc = srv_reply_final(s, idx, code, enh, text);
+	rc = gws_reply_final(s, idx, code, enh, text);
 	if (rc < 0)
 		return -1;
 	if (code == 421)
@@ -357,7 +357,7 @@ void gw_srv_tls_started(gw_srv *s)
 	s->greeted = 0;
 	s->esmtp = 0;
 	s->helo[0] = '\0';
-	srv_txn_clear(s);
+	gws_txn_clear(s);
 	s->in_pos = s->in_len;
 	s->phase = SRV_P_CMD;
 }

@@ -25,7 +25,7 @@
 
 #include "server_int.h"
 
-void srv_body_begin(gw_srv *s, int bdat)
+void gws_body_begin(gw_srv *s, int bdat)
 {
 	s->bdat = bdat;
 	s->bol = 1;
@@ -74,9 +74,9 @@ static void doomed_reply(gw_srv *s, int all)
 	    s->doomed == GW_SRV_R_TOO_BIG ? "Error: message too large" : "Error: bare <CR> or <LF> received";
 
 	if (all)
-		srv_reply_final_all(s, code, enh, text);
+		gws_reply_final_all(s, code, enh, text);
 	else
-		srv_reply(s, code, enh, text);
+		gws_reply(s, code, enh, text);
 }
 
 /* The body is complete: the driver's DATA_END, or the engine's own refusal. */
@@ -88,7 +88,7 @@ static int finish(gw_srv *s, gw_srv_event *ev, int all)
 		doomed_reply(s, all);
 		ev->type = GW_SRV_EV_RESET;
 		ev->reason = s->doomed;
-		srv_txn_clear(s);
+		gws_txn_clear(s);
 		s->phase = SRV_P_CMD;
 		return 1;
 	}
@@ -204,14 +204,14 @@ static int bdat_step(gw_srv *s, gw_srv_event *ev)
 		if (s->bdat_left == 0) {
 			s->phase = SRV_P_CMD;
 			if (s->bdat_refuse != 0) {
-				srv_session_error(s, s->bdat_refuse, s->bdat_refuse_enh, s->bdat_refuse_text);
+				gws_session_error(s, s->bdat_refuse, s->bdat_refuse_enh, s->bdat_refuse_text);
 				return 2;
 			}
 			if (s->bdat_last || s->doomed != GW_SRV_R_NONE)
 				return finish(s, ev, s->bdat_last);
 			snprintf(s->errtext, sizeof s->errtext, "%llu octets received",
 				 (unsigned long long)s->bdat_chunk);
-			srv_reply(s, 250, "2.0.0", s->errtext);
+			gws_reply(s, 250, "2.0.0", s->errtext);
 			return 2;
 		}
 		if (avail == 0)
@@ -224,7 +224,7 @@ static int bdat_step(gw_srv *s, gw_srv_event *ev)
 	}
 }
 
-int srv_body_step(gw_srv *s, gw_srv_event *ev)
+int gws_body_step(gw_srv *s, gw_srv_event *ev)
 {
 	return s->phase == SRV_P_BDAT ? bdat_step(s, ev) : data_step(s, ev);
 }

@@ -21,7 +21,7 @@
 
 static const struct {
 	const char *name;
-	srv_verb verb;
+	gws_verb verb;
 } verbs[] = {
     {"HELO", SRV_V_HELO},          {"EHLO", SRV_V_EHLO},          {"LHLO", SRV_V_LHLO},
     {"MAIL", SRV_V_MAIL},          {"RCPT", SRV_V_RCPT},          {"DATA", SRV_V_DATA},
@@ -32,7 +32,7 @@ static const struct {
     {"SEND", SRV_V_UNIMPLEMENTED}, {"SOML", SRV_V_UNIMPLEMENTED}, {"SAML", SRV_V_UNIMPLEMENTED},
 };
 
-srv_verb srv_cmd_verb(const char *line, size_t len, size_t *argpos_r)
+gws_verb gws_cmd_verb(const char *line, size_t len, size_t *argpos_r)
 {
 	char up[8];
 	size_t n = 0, i;
@@ -51,7 +51,7 @@ srv_verb srv_cmd_verb(const char *line, size_t len, size_t *argpos_r)
 	return SRV_V_UNKNOWN;
 }
 
-int srv_has_8bit(const char *s, size_t len)
+int gws_has_8bit(const char *s, size_t len)
 {
 	size_t i;
 
@@ -170,7 +170,7 @@ static uint64_t parse_u64_sat(const char *v)
 	return n;
 }
 
-int srv_cmd_path(gw_srv *s, const char *args, size_t len, int is_mail, int *code_r, const char **enh_r,
+int gws_cmd_path(gw_srv *s, const char *args, size_t len, int is_mail, int *code_r, const char **enh_r,
 		 const char **text_r)
 {
 	const char *kw = is_mail ? "FROM:" : "TO:";
@@ -255,7 +255,7 @@ int srv_cmd_path(gw_srv *s, const char *args, size_t len, int is_mail, int *code
 	return 0;
 }
 
-int srv_cmd_bdat(const char *args, size_t len, uint64_t *size_r, int *last_r)
+int gws_cmd_bdat(const char *args, size_t len, uint64_t *size_r, int *last_r)
 {
 	size_t i = 0, d = 0;
 	uint64_t n = 0;

@@ -24,7 +24,7 @@
 #define SRV_AUTH_MAX 500 /* AUTH= value (esmtp-value bound) */
 #define SRV_QUEUE    4   /* informational events produced by one command */
 
-typedef enum srv_phase {
+typedef enum gws_phase {
 	SRV_P_INIT = 0, /* before gw_srv_start() */
 	SRV_P_CMD,
 	SRV_P_ANSWER, /* waiting for gw_srv_reply() */
@@ -32,12 +32,12 @@ typedef enum srv_phase {
 	SRV_P_BDAT,
 	SRV_P_TLS,
 	SRV_P_CLOSED
-} srv_phase;
+} gws_phase;
 
-typedef enum srv_pending { SRV_A_NONE = 0, SRV_A_MAIL, SRV_A_RCPT, SRV_A_FINAL } srv_pending;
+typedef enum gws_pending { SRV_A_NONE = 0, SRV_A_MAIL, SRV_A_RCPT, SRV_A_FINAL } gws_pending;
 
 /* The verbs the engine knows. */
-typedef enum srv_verb {
+typedef enum gws_verb {
 	SRV_V_UNKNOWN = 0,
 	SRV_V_HELO,
 	SRV_V_EHLO,
@@ -53,7 +53,7 @@ typedef enum srv_verb {
 	SRV_V_HELP,
 	SRV_V_STARTTLS,
 	SRV_V_UNIMPLEMENTED /* known but not offered: 502 */
-} srv_verb;
+} gws_verb;
 
 struct gw_srv {
 	gw_srv_config cfg; /* limits resolved; strings point at the copies below */
@@ -67,8 +67,8 @@ struct gw_srv {
 	gw_buf out;
 	char *scratch; /* one command's arguments rebuilt without AUTH= (max_line bytes) */
 
-	srv_phase phase;
-	srv_pending pending;
+	gws_phase phase;
+	gws_pending pending;
 	unsigned errors;
 	int greeted, esmtp, tls;
 	int close_after; /* a 421 was given: close when the answer is complete */
@@ -111,48 +111,48 @@ struct gw_srv {
 };
 
 /* server.c */
-void srv_queue_event(gw_srv *s, const gw_srv_event *ev);
-void srv_close(gw_srv *s, gw_srv_reason why);
-void srv_txn_clear(gw_srv *s);
-size_t srv_room(const gw_srv *s);
+void gws_queue_event(gw_srv *s, const gw_srv_event *ev);
+void gws_close(gw_srv *s, gw_srv_reason why);
+void gws_txn_clear(gw_srv *s);
+size_t gws_room(const gw_srv *s);
 
 /* server_line.c: the next command line. 1 with line/len (ending removed) and consumed bytes, 0 need more
  * input; on a bad line returns -1 with the reply to give (*code, *enh, *text). */
-int srv_line_next(gw_srv *s, const char **line_r, size_t *len_r, int *code_r, const char **enh_r,
+int gws_line_next(gw_srv *s, const char **line_r, size_t *len_r, int *code_r, const char **enh_r,
 		  const char **text_r);
 
 /* server_cmd.c */
-srv_verb srv_cmd_verb(const char *line, size_t len, size_t *argpos_r);
-int srv_has_8bit(const char *s, size_t len);
+gws_verb gws_cmd_verb(const char *line, size_t len, size_t *argpos_r);
+int gws_has_8bit(const char *s, size_t len);
 /* MAIL FROM:/RCPT TO: arguments into s->path (and s->auth); 0, or -1 with the reply to give. */
-int srv_cmd_path(gw_srv *s, const char *args, size_t len, int is_mail, int *code_r, const char **enh_r,
+int gws_cmd_path(gw_srv *s, const char *args, size_t len, int is_mail, int *code_r, const char **enh_r,
 		 const char **text_r);
 /* "BDAT n [LAST]": 0, or -1 on bad syntax. */
-int srv_cmd_bdat(const char *args, size_t len, uint64_t *size_r, int *last_r);
+int gws_cmd_bdat(const char *args, size_t len, uint64_t *size_r, int *last_r);
 
 /* server_session.c: handle one complete command line. */
-void srv_session_command(gw_srv *s, const char *line, size_t len);
+void gws_session_command(gw_srv *s, const char *line, size_t len);
 /* The driver's answer to MAIL/RCPT arrived (code already validated). */
-void srv_session_answered(gw_srv *s, int code);
+void gws_session_answered(gw_srv *s, int code);
 /* A bad command: reply, count, 421 at the limit. */
-void srv_session_error(gw_srv *s, int code, const char *enh, const char *text);
+void gws_session_error(gw_srv *s, int code, const char *enh, const char *text);
 
 /* server_body.c: one step of the body. Returns 1 with *ev filled (BODY, DATA_END or RESET), 0 when it
  * needs more input, 2 when the body or chunk is over and the phase has changed. */
-int srv_body_step(gw_srv *s, gw_srv_event *ev);
-void srv_body_begin(gw_srv *s, int bdat);
+int gws_body_step(gw_srv *s, gw_srv_event *ev);
+void gws_body_begin(gw_srv *s, int bdat);
 
 /* server_reply.c */
 /* Append one reply; enh NULL or "" leaves it out. Text lines split at '\n', sanitised, cut. */
-void srv_reply(gw_srv *s, int code, const char *enh, const char *text);
+void gws_reply(gw_srv *s, int code, const char *enh, const char *text);
 /* Format into a fresh malloc'd string (NULL on ENOMEM). */
-char *srv_reply_format(const gw_srv *s, int code, const char *enh, const char *text);
+char *gws_reply_format(const gw_srv *s, int code, const char *enh, const char *text);
 /* Check a driver's code and enhanced code (NULL enh: ok). 0 or -1. */
-int srv_reply_check(int code, const char *enh);
+int gws_reply_check(int code, const char *enh);
 /* The same final reply for every accepted recipient (LMTP) or once (SMTP). */
-void srv_reply_final_all(gw_srv *s, int code, const char *enh, const char *text);
+void gws_reply_final_all(gw_srv *s, int code, const char *enh, const char *text);
 /* LMTP: store or emit the final reply of recipient idx; 1 when all are out. -1 errno as gw_srv_reply_rcpt. */
-int srv_reply_final(gw_srv *s, size_t idx, int code, const char *enh, const char *text);
-void srv_reply_finals_free(gw_srv *s);
+int gws_reply_final(gw_srv *s, size_t idx, int code, const char *enh, const char *text);
+void gws_reply_finals_free(gw_srv *s);
 
 #endif

@@ -13,7 +13,7 @@
 
 #include "server_int.h"
 
-int srv_line_next(gw_srv *s, const char **line_r, size_t *len_r, int *code_r, const char **enh_r,
+int gws_line_next(gw_srv *s, const char **line_r, size_t *len_r, int *code_r, const char **enh_r,
 		  const char **text_r)
 {
 	for (;;) {

@@ -62,12 +62,12 @@ static void format_into(gw_buf *b, int use_enh, int code, const char *enh, const
 	}
 }
 
-void srv_reply(gw_srv *s, int code, const char *enh, const char *text)
+void gws_reply(gw_srv *s, int code, const char *enh, const char *text)
 {
 	format_into(&s->out, (s->cfg.caps & GW_SRV_CAP_ENHANCEDSTATUSCODES) != 0, code, enh, text);
 }
 
-char *srv_reply_format(const gw_srv *s, int code, const char *enh, const char *text)
+char *gws_reply_format(const gw_srv *s, int code, const char *enh, const char *text)
 {
 	gw_buf b;
 	char *r;
@@ -80,7 +80,7 @@ char *srv_reply_format(const gw_srv *s, int code, const char *enh, const char *t
 	return r;
 }
 
-int srv_reply_check(int code, const char *enh)
+int gws_reply_check(int code, const char *enh)
 {
 	size_t i = 2, part;
 
@@ -105,15 +105,15 @@ int srv_reply_check(int code, const char *enh)
 	return enh[i] == '\0' ? 0 : -1;
 }
 
-void srv_reply_final_all(gw_srv *s, int code, const char *enh, const char *text)
+void gws_reply_final_all(gw_srv *s, int code, const char *enh, const char *text)
 {
 	size_t i, n = s->cfg.mode == GW_SRV_LMTP ? s->nrcpt : 1;
 
 	for (i = 0; i < n; i++)
-		srv_reply(s, code, enh, text);
+		gws_reply(s, code, enh, text);
 }
 
-void srv_reply_finals_free(gw_srv *s)
+void gws_reply_finals_free(gw_srv *s)
 {
 	size_t i;
 
@@ -125,7 +125,7 @@ void srv_reply_finals_free(gw_srv *s)
 	s->finals_next = 0;
 }
 
-int srv_reply_final(gw_srv *s, size_t idx, int code, const char *enh, const char *text)
+int gws_reply_final(gw_srv *s, size_t idx, int code, const char *enh, const char *text)
 {
 	if (idx >= s->nrcpt) {
 		errno = ERANGE;
@@ -136,7 +136,7 @@ int srv_reply_final(gw_srv *s, size_t idx, int code, const char *enh, const char
 		return -1;
 	}
 	if (idx == s->finals_next) {
-		srv_reply(s, code, enh, text);
+		gws_reply(s, code, enh, text);
 		s->finals_next++;
 		while (s->finals != NULL && s->finals_next < s->nrcpt && s->finals[s->finals_next] != NULL) {
 			gw_buf_puts(&s->out, s->finals[s->finals_next]);
@@ -150,7 +150,7 @@ int srv_reply_final(gw_srv *s, size_t idx, int code, const char *enh, const char
 			if (s->finals == NULL)
 				return -1;
 		}
-		s->finals[idx] = srv_reply_format(s, code, enh, text);
+		s->finals[idx] = gws_reply_format(s, code, enh, text);
 		if (s->finals[idx] == NULL)
 			return -1;
 	}

@@ -16,16 +16,16 @@
 
 #include "server_int.h"
 
-void srv_session_error(gw_srv *s, int code, const char *enh, const char *text)
+void gws_session_error(gw_srv *s, int code, const char *enh, const char *text)
 {
-	srv_reply(s, code, enh, text);
+	gws_reply(s, code, enh, text);
 	if (strncmp(enh, "5.5.", 4) != 0)
 		return;
 	s->errors++;
 	if (s->errors >= s->cfg.max_errors) {
 		snprintf(s->errtext, sizeof s->errtext, "%s Error: too many errors", s->hostname);
-		srv_reply(s, 421, "4.7.0", s->errtext);
-		srv_close(s, GW_SRV_R_ERRORS);
+		gws_reply(s, 421, "4.7.0", s->errtext);
+		gws_close(s, GW_SRV_R_ERRORS);
 	}
 }
 
@@ -36,7 +36,7 @@ static void queue_simple(gw_srv *s, gw_srv_event_type type, gw_srv_reason reason
 	memset(&ev, 0, sizeof ev);
 	ev.type = type;
 	ev.reason = reason;
-	srv_queue_event(s, &ev);
+	gws_queue_event(s, &ev);
 }
 
 /* A transaction the driver knows about ends without a final reply. */
@@ -44,7 +44,7 @@ static void txn_abort(gw_srv *s, gw_srv_reason why)
 {
 	if (s->mail)
 		queue_simple(s, GW_SRV_EV_RESET, why);
-	srv_txn_clear(s);
+	gws_txn_clear(s);
 }
 
 static void ehlo_reply(gw_srv *s)
@@ -75,26 +75,26 @@ static void ehlo_reply(gw_srv *s)
 		n += (size_t)snprintf(text + n, sizeof text - n, "\nCHUNKING");
 	if (caps & GW_SRV_CAP_BINARYMIME)
 		snprintf(text + n, sizeof text - n, "\nBINARYMIME");
-	srv_reply(s, 250, NULL, text);
+	gws_reply(s, 250, NULL, text);
 }
 
-static void do_helo(gw_srv *s, srv_verb v, const char *args, size_t alen)
+static void do_helo(gw_srv *s, gws_verb v, const char *args, size_t alen)
 {
 	gw_srv_event ev;
 	size_t n = 0;
 
 	if (s->cfg.mode == GW_SRV_LMTP && v != SRV_V_LHLO) {
-		srv_session_error(s, 500, "5.5.1", "Error: this is LMTP: send LHLO");
+		gws_session_error(s, 500, "5.5.1", "Error: this is LMTP: send LHLO");
 		return;
 	}
 	if (s->cfg.mode == GW_SRV_SMTP && v == SRV_V_LHLO) {
-		srv_session_error(s, 500, "5.5.1", "Error: LHLO is LMTP: send EHLO or HELO");
+		gws_session_error(s, 500, "5.5.1", "Error: LHLO is LMTP: send EHLO or HELO");
 		return;
 	}
 	while (n < alen && args[n] != ' ')
 		n++;
 	if (n == 0) {
-		srv_session_error(s, 501, "5.5.4",
+		gws_session_error(s, 501, "5.5.4",
 				  v == SRV_V_HELO   ? "Syntax: HELO hostname"
 				  : v == SRV_V_EHLO ? "Syntax: EHLO hostname"
 						    : "Syntax: LHLO hostname");
@@ -110,19 +110,19 @@ static void do_helo(gw_srv *s, srv_verb v, const char *args, size_t alen)
 	if (s->esmtp)
 		ehlo_reply(s);
 	else
-		srv_reply(s, 250, NULL, s->hostname);
+		gws_reply(s, 250, NULL, s->hostname);
 	memset(&ev, 0, sizeof ev);
 	ev.type = GW_SRV_EV_HELO;
 	ev.esmtp = s->esmtp;
 	ev.helo = s->helo;
-	srv_queue_event(s, &ev);
+	gws_queue_event(s, &ev);
 }
 
 static int need_greeting(gw_srv *s)
 {
 	if (s->greeted)
 		return 0;
-	srv_session_error(s, 503, "5.5.1",
+	gws_session_error(s, 503, "5.5.1",
 			  s->cfg.mode == GW_SRV_LMTP ? "Error: send LHLO first"
 						     : "Error: send HELO/EHLO first");
 	return 1;
@@ -137,19 +137,19 @@ static void do_mail_rcpt(gw_srv *s, int is_mail, const char *args, size_t alen)
 	if (need_greeting(s))
 		return;
 	if (is_mail && s->mail) {
-		srv_session_error(s, 503, "5.5.1", "Error: nested MAIL command");
+		gws_session_error(s, 503, "5.5.1", "Error: nested MAIL command");
 		return;
 	}
 	if (!is_mail && !s->mail) {
-		srv_session_error(s, 503, "5.5.1", "Error: need MAIL command");
+		gws_session_error(s, 503, "5.5.1", "Error: need MAIL command");
 		return;
 	}
 	if (!is_mail && s->nrcpt >= s->cfg.max_rcpts) {
-		srv_reply(s, 452, "4.5.3", "Error: too many recipients");
+		gws_reply(s, 452, "4.5.3", "Error: too many recipients");
 		return;
 	}
-	if (srv_cmd_path(s, args, alen, is_mail, &code, &enh, &text) < 0) {
-		srv_session_error(s, code, enh, text);
+	if (gws_cmd_path(s, args, alen, is_mail, &code, &enh, &text) < 0) {
+		gws_session_error(s, code, enh, text);
 		return;
 	}
 	memset(&ev, 0, sizeof ev);
@@ -160,12 +160,12 @@ static void do_mail_rcpt(gw_srv *s, int is_mail, const char *args, size_t alen)
 		ev.size = s->declared_size;
 	}
 	ev.rcpt_index = s->nrcpt;
-	srv_queue_event(s, &ev);
+	gws_queue_event(s, &ev);
 	s->phase = SRV_P_ANSWER;
 	s->pending = is_mail ? SRV_A_MAIL : SRV_A_RCPT;
 }
 
-void srv_session_answered(gw_srv *s, int code)
+void gws_session_answered(gw_srv *s, int code)
 {
 	const gw_param *pm;
 
@@ -205,23 +205,23 @@ static void do_data(gw_srv *s, size_t alen)
 	int code;
 
 	if (alen != 0) {
-		srv_session_error(s, 501, "5.5.4", "Syntax: DATA");
+		gws_session_error(s, 501, "5.5.4", "Syntax: DATA");
 		return;
 	}
 	if ((code = body_refused(s, &enh, &text)) != 0) {
-		srv_session_error(s, code, enh, text);
+		gws_session_error(s, code, enh, text);
 		return;
 	}
 	if (s->used_bdat) {
-		srv_session_error(s, 503, "5.5.1", "Error: DATA and BDAT cannot be mixed");
+		gws_session_error(s, 503, "5.5.1", "Error: DATA and BDAT cannot be mixed");
 		return;
 	}
 	if (s->binarymime) {
-		srv_session_error(s, 503, "5.5.1", "Error: BODY=BINARYMIME needs BDAT");
+		gws_session_error(s, 503, "5.5.1", "Error: BODY=BINARYMIME needs BDAT");
 		return;
 	}
-	srv_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
-	srv_body_begin(s, 0);
+	gws_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+	gws_body_begin(s, 0);
 	s->phase = SRV_P_DATA;
 	queue_simple(s, GW_SRV_EV_DATA, GW_SRV_R_NONE);
 }
@@ -233,11 +233,11 @@ static void do_bdat(gw_srv *s, const char *args, size_t alen)
 	const char *enh, *text;
 
 	if (!(s->cfg.caps & GW_SRV_CAP_CHUNKING)) {
-		srv_session_error(s, 502, "5.5.1", "Error: command not implemented");
+		gws_session_error(s, 502, "5.5.1", "Error: command not implemented");
 		return;
 	}
-	if (srv_cmd_bdat(args, alen, &n, &last) < 0) {
-		srv_session_error(s, 501, "5.5.4", "Syntax: BDAT size [LAST]");
+	if (gws_cmd_bdat(args, alen, &n, &last) < 0) {
+		gws_session_error(s, 501, "5.5.4", "Syntax: BDAT size [LAST]");
 		return;
 	}
 	s->bdat_left = n;
@@ -256,33 +256,33 @@ static void do_bdat(gw_srv *s, const char *args, size_t alen)
 		gw_srv_event ev;
 
 		s->used_bdat = 1;
-		srv_body_begin(s, 1);
+		gws_body_begin(s, 1);
 		memset(&ev, 0, sizeof ev);
 		ev.type = GW_SRV_EV_DATA;
 		ev.bdat = 1;
-		srv_queue_event(s, &ev);
+		gws_queue_event(s, &ev);
 	}
 }
 
 static void do_starttls(gw_srv *s, size_t alen)
 {
 	if (!(s->cfg.caps & GW_SRV_CAP_STARTTLS)) {
-		srv_session_error(s, 502, "5.5.1", "Error: command not implemented");
+		gws_session_error(s, 502, "5.5.1", "Error: command not implemented");
 		return;
 	}
 	if (s->tls) {
-		srv_session_error(s, 503, "5.5.1", "Error: TLS already active");
+		gws_session_error(s, 503, "5.5.1", "Error: TLS already active");
 		return;
 	}
 	if (alen != 0) {
-		srv_session_error(s, 501, "5.5.4", "Syntax: STARTTLS");
+		gws_session_error(s, 501, "5.5.4", "Syntax: STARTTLS");
 		return;
 	}
 	if (s->mail) {
-		srv_session_error(s, 503, "5.5.1", "Error: MAIL transaction in progress");
+		gws_session_error(s, 503, "5.5.1", "Error: MAIL transaction in progress");
 		return;
 	}
-	srv_reply(s, 220, "2.0.0", "Ready to start TLS");
+	gws_reply(s, 220, "2.0.0", "Ready to start TLS");
 	/* Whatever was pipelined after STARTTLS came in plain text: it must not count as sent under TLS
 	 * (CVE-2011-0411). */
 	s->in_pos = s->in_len;
@@ -290,23 +290,23 @@ static void do_starttls(gw_srv *s, size_t alen)
 	queue_simple(s, GW_SRV_EV_STARTTLS, GW_SRV_R_NONE);
 }
 
-void srv_session_command(gw_srv *s, const char *line, size_t len)
+void gws_session_command(gw_srv *s, const char *line, size_t len)
 {
 	size_t ap;
-	srv_verb v = srv_cmd_verb(line, len, &ap);
+	gws_verb v = gws_cmd_verb(line, len, &ap);
 	const char *args = line + ap;
 	size_t alen = len - ap;
 
-	if (v != SRV_V_MAIL && v != SRV_V_RCPT && srv_has_8bit(line, len)) {
-		srv_session_error(s, 500, "5.5.2", "Error: 8-bit characters in command");
+	if (v != SRV_V_MAIL && v != SRV_V_RCPT && gws_has_8bit(line, len)) {
+		gws_session_error(s, 500, "5.5.2", "Error: 8-bit characters in command");
 		return;
 	}
 	switch (v) {
 	case SRV_V_UNKNOWN:
-		srv_session_error(s, 500, "5.5.2", "Error: command not recognized");
+		gws_session_error(s, 500, "5.5.2", "Error: command not recognized");
 		return;
 	case SRV_V_UNIMPLEMENTED:
-		srv_session_error(s, 502, "5.5.1", "Error: command not implemented");
+		gws_session_error(s, 502, "5.5.1", "Error: command not implemented");
 		return;
 	case SRV_V_HELO:
 	case SRV_V_EHLO:
@@ -327,28 +327,28 @@ void srv_session_command(gw_srv *s, const char *line, size_t len)
 		return;
 	case SRV_V_RSET:
 		if (alen != 0) {
-			srv_session_error(s, 501, "5.5.4", "Syntax: RSET");
+			gws_session_error(s, 501, "5.5.4", "Syntax: RSET");
 			return;
 		}
-		srv_reply(s, 250, "2.0.0", "Ok");
+		gws_reply(s, 250, "2.0.0", "Ok");
 		txn_abort(s, GW_SRV_R_RSET);
 		return;
 	case SRV_V_NOOP:
-		srv_reply(s, 250, "2.0.0", "Ok");
+		gws_reply(s, 250, "2.0.0", "Ok");
 		return;
 	case SRV_V_QUIT:
-		srv_reply(s, 221, "2.0.0", "Bye");
-		srv_close(s, GW_SRV_R_QUIT);
+		gws_reply(s, 221, "2.0.0", "Bye");
+		gws_close(s, GW_SRV_R_QUIT);
 		return;
 	case SRV_V_VRFY:
 		if (alen == 0) {
-			srv_session_error(s, 501, "5.5.4", "Syntax: VRFY address");
+			gws_session_error(s, 501, "5.5.4", "Syntax: VRFY address");
 			return;
 		}
-		srv_reply(s, 252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery");
+		gws_reply(s, 252, "2.0.0", "Cannot VRFY user, but will accept message and attempt delivery");
 		return;
 	case SRV_V_HELP:
-		srv_reply(s, 214, "2.0.0",
+		gws_reply(s, 214, "2.0.0",
 			  s->cfg.mode == GW_SRV_LMTP
 			      ? "Commands: LHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS"
 			      : "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS");

@@ -41,6 +41,10 @@
  *  - Body over max_size: 552 5.3.4 after the end (BDAT: at the chunk that
  *    went over), body discarded, GW_SRV_EV_RESET. Lines over max_text_line
  *    are counted and reported at GW_SRV_EV_DATA_END; the driver decides.
+ *    A refused body may already have been handed out in part (it streams):
+ *    GW_SRV_EV_RESET is the driver's word to drop it.
+ *  - STARTTLS: input the engine holds after the command is dropped; bytes
+ *    the driver read but did not feed yet are its own to drop.
  *  - After max_errors bad commands: 421 4.7.0 and GW_SRV_EV_CLOSE.
  * Every reply is a well-formed SMTP reply; all but the greeting and the
  * HELO/EHLO/LHLO answer carry an enhanced status code (RFC 2034) unless
