@@ -359,5 +359,6 @@ void gw_srv_tls_started(gw_srv *s)
 	s->helo[0] = '\0';
 	gws_txn_clear(s);
 	s->in_pos = s->in_len;
+	s->discarding = 0;
 	s->phase = SRV_P_CMD;
 }

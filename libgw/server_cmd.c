@@ -188,6 +188,12 @@ int gws_cmd_path(gw_srv *s, const char *args, size_t len, int is_mail, int *code
 	while (pos < len && args[pos] == ' ')
 		pos++;
 	pe = pos + path_end(args + pos, len - pos);
+	if (pe < len && args[pe] != ' ') {
+		snprintf(s->errtext, sizeof s->errtext,
+			 "Bad %s address syntax: unexpected text after address",
+			 is_mail ? "sender" : "recipient");
+		FAIL(501, is_mail ? "5.1.7" : "5.1.3", s->errtext);
+	}
 	/* The scratch buffer holds max_line bytes, and this is a command line shorter than that. */
 	memcpy(s->scratch, args + pos, pe - pos);
 	out = pe - pos;

@@ -311,28 +311,39 @@ static void test_out_of_order(void **state)
 	     NULL, NULL);
 }
 
-/* Each reply in want must appear in the output, in this order. */
+/* After the greeting and the EHLO reply, the replies must be want[], in order (each a prefix of its reply).
+ */
 static void expect_replies(gw_srv_config c, const char *in, size_t len, const char *const *want, size_t nwant)
 {
 	size_t k;
 
 	for (k = 0; k < sizeof chunks / sizeof chunks[0]; k++) {
 		drv d;
-		const char *p;
-		size_t i;
+		gw_reply_parser p;
+		gw_reply r;
+		size_t off = 0, n = 0;
 
 		drv_init(&d, &c);
 		assert_int_equal(feed(&d, in, len, chunks[k]), len);
 		assert_wellformed(d.out.data, d.out.len);
-		p = gw_buf_cstr(&d.out);
-		for (i = 0; i < nwant; i++) {
-			const char *q = strstr(p, want[i]);
+		gw_reply_parser_init(&p, 0, 0);
+		while (off < d.out.len) {
+			size_t used;
 
-			if (q == NULL)
-				fail_msg("chunk %zu: reply %zu [%s] not found in [%s]", chunks[k], i, want[i],
-					 p);
-			p = q + strlen(want[i]);
+			assert_int_equal(
+			    gw_reply_parse(&p, d.out.data + off, d.out.len - off, &used, &r, NULL), 1);
+			if (n >= 2) {
+				if (n - 2 >= nwant)
+					fail_msg("chunk %zu: extra reply %.*s", chunks[k], (int)used,
+						 d.out.data + off);
+				if (strncmp(d.out.data + off, want[n - 2], strlen(want[n - 2])) != 0)
+					fail_msg("chunk %zu: reply %zu: got %.*s want %s", chunks[k], n - 2,
+						 (int)used, d.out.data + off, want[n - 2]);
+			}
+			off += used;
+			n++;
 		}
+		assert_int_equal(n - 2, nwant);
 		drv_free(&d);
 	}
 }
@@ -345,7 +356,9 @@ static void test_parameters_each(void **state)
 	    "MAIL FROM:<a@b> SIZE=x\r\nMAIL FROM:<a@b> AUTH=<>\r\nMAIL FROM:<a@@b>\r\nMAIL TO:<a@b>\r\n"
 	    "MAIL FROM:<a\xc3\xa9@b>\r\nMAIL FROM:<a@b> BODY=BINARYMIME\r\nMAIL FROM: <a@b> SIZE=1000\r\n"
 	    "RCPT TO:<c@d> SIZE=1\r\nRCPT TO:<c\xc3\xa9@d>\r\nRCPT TO:<Postmaster>\r\nRCPT TO:c@d\r\n"
-	    "RCPT TO:<c@d> AUTH=x\r\nRSET\r\nMAIL FROM:<a\xc3\xa9@b> SMTPUTF8\r\nRCPT TO:<c\xc3\xa9@d>\r\n";
+	    "RCPT TO:<c@d> AUTH=x\r\nRCPT TO:<c@d>NOTIFY=NEVER\r\nRCPT TO:<\"c d\"@d> "
+	    "NOTIFY=NEVER\r\nRSET\r\n"
+	    "MAIL FROM:<a\xc3\xa9@b> SMTPUTF8\r\nRCPT TO:<c\xc3\xa9@d>\r\n";
 	static const char *const want[] = {
 	    "555 5.5.4 Error: unsupported parameter\r\n",
 	    "555 5.5.4 Error: NOTIFY and ORCPT belong to RCPT\r\n",
@@ -362,6 +375,8 @@ static void test_parameters_each(void **state)
 	    "250 2.1.5 Ok\r\n",
 	    "250 2.1.5 Ok\r\n",
 	    "555 5.5.4 Error: AUTH parameter not supported\r\n",
+	    "501 5.1.3 Bad recipient address syntax: unexpected text after address\r\n",
+	    "250 2.1.5 Ok\r\n",
 	    "250 2.0.0 Ok\r\n",
 	    "250 2.1.0 Ok\r\n",
 	    "250 2.1.5 Ok\r\n",
@@ -513,6 +528,28 @@ static void test_driver_421_closes(void **state)
 	assert_true(d.closed);
 	assert_int_equal(gw_srv_waiting(d.s), GW_SRV_WAIT_CLOSED);
 	assert_non_null(strstr(gw_buf_cstr(&d.out), "\r\n421 4.3.2 gateway cannot reach the outside\r\n"));
+	assert_null(strstr(gw_buf_cstr(&d.out), "250 2.0.0 Ok"));
+	drv_free(&d);
+
+	/* LMTP: a 421 among the final replies closes the session once every recipient has its reply. */
+	c.mode = GW_SRV_LMTP;
+	drv_init(&d, &c);
+	d.async = 1;
+	feed(&d, S("LHLO x\r\nMAIL FROM:<a@b>\r\n"), 0);
+	assert_int_equal(gw_srv_reply(d.s, 250, NULL, NULL), 0);
+	feed(&d, S("RCPT TO:<a@d>\r\nRCPT TO:<b@d>\r\nDATA\r\n.\r\nNOOP\r\n"), 0);
+	assert_int_equal(gw_srv_reply(d.s, 250, NULL, NULL), 0);
+	drain(&d);
+	assert_int_equal(gw_srv_reply(d.s, 250, NULL, NULL), 0);
+	drain(&d);
+	assert_int_equal(gw_srv_reply_rcpt(d.s, 0, 421, "4.4.2", "lost the destination"), 0);
+	drain(&d);
+	assert_false(d.closed);
+	assert_int_equal(gw_srv_reply_rcpt(d.s, 1, 250, NULL, "done"), 0);
+	drain(&d);
+	assert_true(d.closed);
+	assert_non_null(strstr(gw_buf_cstr(&d.out), "354 End data with <CR><LF>.<CR><LF>\r\n"
+						    "421 4.4.2 lost the destination\r\n250 2.0.0 done\r\n"));
 	assert_null(strstr(gw_buf_cstr(&d.out), "250 2.0.0 Ok"));
 	drv_free(&d);
 
