@@ -232,7 +232,7 @@ static void test_smtp_transaction(void **state)
 	     "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 no such user\r\n450 4.2.0 try later\r\n"
 	     "354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 queued\r\n221 2.0.0 Bye\r\n",
 	     "HELO client.example 1;MAIL <a@b.example> size=100 auth=-;RCPT <c@d.example> 0;"
-	     "RCPT <reject@d.example> 1;RCPT <temp@d.example> 1;DATA 0;END 29 1 long=0/13 bare=0;CLOSE 6;",
+	     "RCPT <reject@d.example> 1;RCPT <temp@d.example> 1;DATA 0;END 29 1 long=0/13 bare=0;CLOSE 5;",
 	     "Subject: hi\r\n\r\n.dot\r\nx\r\nend\r\n");
 }
 
@@ -288,7 +288,7 @@ static void test_simple_commands(void **state)
 		   "502 5.5.1 Error: command not implemented\r\n502 5.5.1 Error: command not implemented\r\n"
 		   "500 5.5.2 Error: command not recognized\r\n500 5.5.2 Error: command not recognized\r\n"
 		   "502 5.5.1 Error: command not implemented\r\n221 2.0.0 Bye\r\n",
-	     "CLOSE 6;", NULL);
+	     "CLOSE 5;", NULL);
 }
 
 static void test_out_of_order(void **state)
@@ -644,7 +644,7 @@ static void test_bare_newlines(void **state)
 	conv(c, in, strlen(in),
 	     GREET EHLO_REPLY "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
 			      "550 5.5.2 Error: bare <CR> or <LF> received\r\n250 2.0.0 Ok\r\n",
-	     "HELO x 1;MAIL <a@b> size=0 auth=-;RCPT <c@d> 0;DATA 0;RESET 5;", "a");
+	     "HELO x 1;MAIL <a@b> size=0 auth=-;RCPT <c@d> 0;DATA 0;RESET 4;", "a");
 }
 
 static void test_command_line_bad_bytes(void **state)
@@ -711,9 +711,9 @@ static void test_size_limit(void **state)
 	    "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 8 octets received\r\n552 5.3.4 Error: message too "
 	    "large\r\n"
 	    "250 2.0.0 Ok\r\n",
-	    "HELO x 1;MAIL <a@b> size=0 auth=-;RCPT <a@d> 0;RCPT <b@d> 1;DATA 0;RESET 4;"
+	    "HELO x 1;MAIL <a@b> size=0 auth=-;RCPT <a@d> 0;RCPT <b@d> 1;DATA 0;RESET 3;"
 	    "MAIL <a@b> size=0 auth=-;RCPT <a@d> 0;DATA 0;END 10 1 long=0/10 bare=0;"
-	    "MAIL <a@b> size=0 auth=-;RCPT <a@d> 0;DATA 1;RESET 4;",
+	    "MAIL <a@b> size=0 auth=-;RCPT <a@d> 0;DATA 1;RESET 3;",
 	    NULL);
 }
 
@@ -747,7 +747,7 @@ static void test_error_limit(void **state)
 	    "500 5.5.2 Error: command not recognized\r\n503 5.5.1 Error: send HELO/EHLO first\r\n" EHLO_REPLY
 	    "553 5.6.7 Error: non-ASCII address needs SMTPUTF8\r\n500 5.5.2 Error: command not recognized\r\n"
 	    "421 4.7.0 mx.example Error: too many errors\r\n",
-	    "HELO x 1;CLOSE 7;", NULL);
+	    "HELO x 1;CLOSE 6;", NULL);
 }
 
 static void test_starttls(void **state)

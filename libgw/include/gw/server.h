@@ -119,7 +119,7 @@ typedef enum gw_srv_event_type {
 	GW_SRV_EV_DATA, /* the body starts (354 sent for DATA; first chunk for BDAT): bdat */
 	GW_SRV_EV_BODY, /* data[0..len): body bytes, unstuffed, CRLF line ends (DATA) */
 	GW_SRV_EV_DATA_END, /* body complete: answer (SMTP: gw_srv_reply; LMTP: one per accepted RCPT) */
-	GW_SRV_EV_RESET,    /* the transaction is gone (RSET, HELO, STARTTLS, refused body): reason */
+	GW_SRV_EV_RESET, /* the transaction the driver accepted is gone (RSET, HELO, refused body): reason */
 	GW_SRV_EV_STARTTLS, /* write the output, start TLS, then call gw_srv_tls_started() */
 	GW_SRV_EV_CLOSE     /* write the output and close: reason. Any transaction is gone */
 } gw_srv_event_type;
@@ -128,7 +128,6 @@ typedef enum gw_srv_reason {
 	GW_SRV_R_NONE = 0,
 	GW_SRV_R_RSET,         /* RESET: RSET command */
 	GW_SRV_R_HELO,         /* RESET: HELO/EHLO/LHLO in a transaction */
-	GW_SRV_R_STARTTLS,     /* RESET: STARTTLS (only outside transactions, so never in practice) */
 	GW_SRV_R_TOO_BIG,      /* RESET: body over max_size, 552 sent */
 	GW_SRV_R_BARE_NEWLINE, /* RESET: bare CR/LF under GW_SRV_BARE_REJECT, 550 sent */
 	GW_SRV_R_QUIT,         /* CLOSE: QUIT answered */
