@@ -179,7 +179,9 @@ void gw_srv_shutdown(gw_srv *s, const char *text);
 
 /* How many bytes gw_srv_feed() takes now. */
 size_t gw_srv_input_room(const gw_srv *s);
-/* Take up to len bytes of client input; returns how many were taken (the rest: feed later). */
+/* Take up to len bytes of client input; returns how many were taken (the rest: feed later). Between
+ * GW_SRV_EV_STARTTLS and gw_srv_tls_started(), and once the session is closed, bytes are dropped (all
+ * taken). */
 size_t gw_srv_feed(gw_srv *s, const void *data, size_t len);
 /* Process input until an event for the driver; fills *ev and returns its type. */
 gw_srv_event_type gw_srv_next(gw_srv *s, gw_srv_event *ev);
