@@ -14,6 +14,7 @@
 #include "gw/prvs.h"
 #include "gw/reply.h"
 #include "gw/route.h"
+#include "gw/server.h"
 #include "gw/time.h"
 
 /* The library version, "MAJOR.MINOR.PATCH". */
