@@ -39,6 +39,7 @@
 #include <arpa/inet.h>
 
 #include "gw/daemon.h"
+#include "gw/dns.h"
 #include "gw/log.h"
 #include "gw/time.h"
 #include "lmtpd_conf.h"
@@ -105,6 +106,7 @@ static instance *instance_new(gwl_config *c)
 	rc.routes = c->routes;
 	rc.tls_policy = c->tls_policy;
 	rc.use_mx = c->opt.use_mx;
+	rc.smtp_port = (unsigned)c->opt.smtp_port;
 	rc.smtp.client.proto = GW_PROTO_SMTP;
 	rc.smtp.client.helo_name = c->opt.helo_name;
 	rc.smtp.client.connect_timeout_ms = (unsigned)c->opt.connect_timeout;
@@ -120,6 +122,10 @@ static instance *instance_new(gwl_config *c)
 	rc.health_min_failures = (unsigned)c->opt.health_failures;
 	rc.health_window_ms = (unsigned)c->opt.health_window;
 	rc.health_retry_ms = (unsigned)c->opt.health_retry;
+	/* Checked at load; process-wide, so the newest configuration's servers serve every lookup. */
+	if (gw_dns_configure(c->opt.dns_servers, (unsigned)c->opt.dns_timeout, NULL, 0) != 0)
+		gw_log(GW_LOG_ERR, "config", "file=%s dns_servers refused; keeping the previous ones",
+		       c->path);
 	if ((in->relay = gwl_relay_new(&rc)) == NULL) {
 		free(in->bind);
 		free(in);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gw/dns.h"
 #include "gw/log.h"
 #include "lmtpd_conf.h"
 
@@ -40,6 +41,10 @@ const gw_option gwl_option[] = {
     OPT("routes", GW_OPT_STRING, NULL, "route file (transport(5) syntax); empty: MX for every domain", routes,
 	0, 0, NULL),
     OPT("use_mx", GW_OPT_BOOL, "yes", "resolve unbracketed route next hops by MX", use_mx, 0, 0, NULL),
+    OPT("dns_servers", GW_OPT_LIST, NULL, "DNS servers (IP, IP:PORT, [IPv6]:PORT); empty: /etc/resolv.conf",
+	dns_servers, 0, 0, NULL),
+    OPT("dns_timeout", GW_OPT_DURATION, "5s", "longest DNS lookup", dns_timeout, 100, S(600), NULL),
+    OPT("smtp_port", GW_OPT_INT, "25", "port of MX hosts (Postfix smtp_tcp_port)", smtp_port, 1, 65535, NULL),
     OPT("smtp_bind_address", GW_OPT_LIST, NULL, "source addresses for outgoing connections, used in turn",
 	smtp_bind_address, 0, 0, NULL),
     OPT("tls", GW_OPT_ENUM, "may", "STARTTLS policy: none, may, encrypt, verify", tls, 0, 0, tls_policies),
@@ -185,6 +190,7 @@ static int parse_mode(const char *s, mode_t *mode_r)
 gwl_config *gwl_config_load(const char *path, char *err, size_t errlen)
 {
 	gwl_config *c = calloc(1, sizeof(*c));
+	char derr[256];
 	list_ctx x;
 	static const int levels[] = {GW_LOG_ERR, GW_LOG_WARNING, GW_LOG_NOTICE, GW_LOG_INFO, GW_LOG_DEBUG};
 
@@ -212,6 +218,10 @@ gwl_config *gwl_config_load(const char *path, char *err, size_t errlen)
 	if (c->opt.smtp_bind_address != NULL &&
 	    gw_config_list_foreach(c->opt.smtp_bind_address, add_bind, &x) != 0) {
 		key_err(c, "smtp_bind_address", err, errlen, x.nomem ? "out of memory" : x.bad);
+		goto fail;
+	}
+	if (gw_dns_check_servers(c->opt.dns_servers, derr, sizeof(derr)) != 0) {
+		key_err(c, "dns_servers", err, errlen, derr);
 		goto fail;
 	}
 	if (parse_mode(c->opt.socket_mode, &c->socket_mode) != 0) {

@@ -30,6 +30,8 @@ typedef struct gwl_options {
 	char *hostname, *helo_name;
 	char *routes;
 	int use_mx;
+	char *dns_servers;
+	long dns_timeout, smtp_port;
 	char *smtp_bind_address;
 	int tls;
 	char *tls_ca_file, *tls_policy;

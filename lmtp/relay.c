@@ -403,19 +403,19 @@ static int dest_hops(gwl_relay *r, group *g, gw_nexthop *hops, size_t max, size_
 			}
 			return -1;
 		}
-		lk = gw_route_expand(route, r->c.use_mx, hops, max, n_r, err, sizeof(err));
+		lk = gw_route_expand_until(route, r->c.use_mx, d->deadline, hops, max, n_r, err, sizeof(err));
 	} else {
 		gw_mx mx[GW_MX_MAX];
 		size_t nmx = 0;
 		unsigned seed = (unsigned)gw_now_ms() ^ (unsigned)(uintptr_t)g;
-		lk = gw_mx_lookup(g->domain, mx, GW_MX_MAX, &nmx, err, sizeof(err));
+		lk = gw_mx_lookup_until(g->domain, d->deadline, mx, GW_MX_MAX, &nmx, err, sizeof(err));
 		if (lk == GW_LOOKUP_FOUND) {
 			mx_shuffle(mx, nmx, &seed);
 			for (i = 0; i < nmx && i < max; i++) {
 				memset(&hops[i], 0, sizeof(hops[i]));
 				hops[i].kind = GW_HOP_INET;
 				snprintf(hops[i].host, sizeof(hops[i].host), "%s", mx[i].host);
-				hops[i].port = 25;
+				hops[i].port = r->c.smtp_port ? r->c.smtp_port : 25;
 			}
 			*n_r = i;
 		}

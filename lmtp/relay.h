@@ -36,6 +36,7 @@
 #include <stddef.h>
 
 #include "gw/lmtp.h"
+#include "gw/mx.h"
 #include "gw/route.h"
 #include "spool.h"
 #include "tls_policy.h"
@@ -43,6 +44,7 @@
 typedef struct gwl_relay_conf {
 	const gw_routes *routes; /* may be NULL: MX for every domain */
 	int use_mx;              /* route next hops without brackets are looked up as MX */
+	unsigned smtp_port;      /* port of MX hosts; 0: 25 */
 	gw_lmtp_opts smtp;       /* client options: timeouts, TLS policy, HELO name (proto forced to SMTP) */
 	const gwl_tls_policy *tls_policy;  /* per-destination STARTTLS policy, or NULL: smtp.client.tls */
 	const char *const *bind_addresses; /* source addresses used in turn, or none */
