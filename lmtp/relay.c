@@ -90,8 +90,6 @@ gwl_relay *gwl_relay_new(const gwl_relay_conf *conf)
 	r->c.smtp.client.proto = GW_PROTO_SMTP;
 	if (r->c.dest_concurrency == 0)
 		r->c.dest_concurrency = 20;
-	if (r->c.dest_idle == 0)
-		r->c.dest_idle = 2;
 	if (r->c.idle_ms == 0)
 		r->c.idle_ms = 30000;
 	if (r->c.health_window_ms == 0)

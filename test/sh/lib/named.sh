@@ -14,6 +14,7 @@
 #                    peer A 127.0.0.1, peer6 AAAA ::1, dual A 127.0.0.16 + AAAA ::1
 #                    nothing (TXT only: no MX, no address)
 #                    mail MX 10 peer, mail6 MX 10 peer6 (MX hosts a test peer listens on)
+#                    eq MX 10 mx1, MX 10 mx2 (equal preference)
 #   nullmx.example   MX 0 . (RFC 7505)
 #   broken.example   a zone whose file does not load: every query gets SERVFAIL
 # Ports are picked in 12000-31999 (below the ephemeral range), checked free with ss,
@@ -64,6 +65,8 @@ dual      IN AAAA ::1
 nothing   IN TXT "no mail here"
 mail      IN MX  10 peer.example.org.
 mail6     IN MX  10 peer6.example.org.
+eq        IN MX  10 mx1.example.org.
+eq        IN MX  10 mx2.example.org.
 ZONE
 	cat >"$dir/nullmx.example.zone" <<'ZONE'
 $TTL 60
