@@ -2,6 +2,7 @@
 #ifndef GW_GW_H
 #define GW_GW_H
 
+#include "gw/export.h"
 #include "gw/addr.h"
 #include "gw/buf.h"
 #include "gw/cache.h"
@@ -17,6 +18,6 @@
 #include "gw/time.h"
 
 /* The library version, "MAJOR.MINOR.PATCH". */
-const char *gw_version(void);
+GW_API const char *gw_version(void);
 
 #endif
