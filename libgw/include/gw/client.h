@@ -29,6 +29,7 @@
 #include <sys/types.h>
 
 #include "gw/nexthop.h"
+#include "gw/proto.h"
 #include "gw/reply.h"
 
 typedef enum gw_status {
@@ -58,8 +59,6 @@ typedef enum gw_stage {
 	GW_STAGE_NOOP,
 	GW_STAGE_QUIT
 } gw_stage;
-
-typedef enum gw_proto { GW_PROTO_SMTP = 0, GW_PROTO_LMTP = 1 } gw_proto;
 
 typedef enum gw_tls_policy {
 	GW_TLS_NONE = 0, /* never STARTTLS */

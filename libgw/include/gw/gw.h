@@ -12,6 +12,7 @@
 #include "gw/lmtp.h"
 #include "gw/log.h"
 #include "gw/nexthop.h"
+#include "gw/proto.h"
 #include "gw/prvs.h"
 #include "gw/reply.h"
 #include "gw/route.h"

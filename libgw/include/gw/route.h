@@ -32,8 +32,8 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#include "gw/client.h"
 #include "gw/nexthop.h"
+#include "gw/proto.h"
 
 #define GW_ROUTE_HOPS_MAX 8
 #define GW_TRANSPORT_MAX  31
