@@ -40,12 +40,12 @@
 /* Every key of gw.conf; see gwm_option[] for types and defaults. */
 typedef struct gwm_options {
 	char *socket, *socket_mode, *control_socket, *pid_file, *user;
-	int log, log_level; /* log: 0 syslog, 1 stderr; log_level: index into err..debug */
+	int log, log_level; /* log: 0 syslog, 1 stderr; log_level: index into its words, see gwm_config */
 	char *routes;
 	int use_mx, use_rcpt_host;
 	char *self_addresses;
 	char *helo_name, *probe_sender, *fallback_sender;
-	int tls; /* gw_tls_policy order: none, may, encrypt, verify */
+	int tls; /* index into the option's words; gwm_config.tls has the policy */
 	char *tls_ca_file;
 	long connect_timeout, reply_timeout, deadline;
 	long pool_max_idle, pool_max_uses, pool_max_size, max_probes;
@@ -75,7 +75,8 @@ typedef struct gwm_config {
 	char *path;
 	gwm_options opt;
 	mode_t socket_mode;
-	int log_level; /* GW_LOG_* */
+	int log_level;     /* GW_LOG_*, from opt.log_level by name */
+	gw_tls_policy tls; /* from opt.tls by name */
 	gw_routes *routes;
 	gwm_net *nets;
 	size_t nnets;

@@ -196,5 +196,9 @@ GW_API const char *gw_client_error(const gw_client *c);
 GW_API const char *gw_status_str(gw_status s);
 /* "connect", "greeting", "hello", ... */
 GW_API const char *gw_stage_str(gw_stage s);
+/* "none", "may", "encrypt", "verify" (the words of gw.conf's tls); "unknown" for other values. */
+GW_API const char *gw_tls_policy_str(gw_tls_policy p);
+/* One of those words in any case -> *policy_r. 0 ok; -1 for any other name (*policy_r unchanged). */
+GW_API int gw_tls_policy_parse(const char *name, gw_tls_policy *policy_r);
 
 #endif

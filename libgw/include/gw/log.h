@@ -29,8 +29,10 @@ enum { GW_LOG_STDERR = 0, GW_LOG_SYSLOG = 1 };
 GW_API void gw_log_open(const char *ident, int dest, int max_level);
 /* Change the least important level written. */
 GW_API void gw_log_set_level(int max_level);
-/* Parse "err", "warning", "notice", "info", "debug"; -1 if unknown. */
+/* Parse "err", "warning", "notice", "info", "debug" (any case) into GW_LOG_*; -1 if unknown. */
 GW_API int gw_log_level_parse(const char *name);
+/* The name of a GW_LOG_* level ("err" ... "debug"); "unknown" for any other number. */
+GW_API const char *gw_log_level_str(int level);
 /* Redirect every line to fn (tests); NULL restores the destination set by gw_log_open. */
 GW_API void gw_log_set_sink(void (*fn)(int level, const char *line, void *ctx), void *ctx);
 /* Write "event fields" at level; fields is printf-style. Lines are cut at 1000 bytes. */
