@@ -508,6 +508,7 @@ gwm_config *gwm_config_load(const char *path, char *err, size_t errlen)
 		key_err(c, "log_level", err, errlen, "'%s' has no log level", log_levels[c->opt.log_level]);
 		goto fail;
 	}
+	c->log_dest = strcasecmp(log_dests[c->opt.log], "stderr") == 0 ? GW_LOG_STDERR : GW_LOG_SYSLOG;
 	if (gw_tls_policy_parse(tls_policies[c->opt.tls], &c->tls) != 0) {
 		key_err(c, "tls", err, errlen, "'%s' has no TLS policy", tls_policies[c->opt.tls]);
 		goto fail;

@@ -40,7 +40,7 @@
 /* Every key of gw.conf; see gwm_option[] for types and defaults. */
 typedef struct gwm_options {
 	char *socket, *socket_mode, *control_socket, *pid_file, *user;
-	int log, log_level; /* log: 0 syslog, 1 stderr; log_level: index into its words, see gwm_config */
+	int log, log_level; /* indexes into their words; gwm_config has the values */
 	char *routes;
 	int use_mx, use_rcpt_host;
 	char *self_addresses;
@@ -75,6 +75,7 @@ typedef struct gwm_config {
 	char *path;
 	gwm_options opt;
 	mode_t socket_mode;
+	int log_dest;      /* GW_LOG_STDERR or GW_LOG_SYSLOG, from opt.log by name */
 	int log_level;     /* GW_LOG_*, from opt.log_level by name */
 	gw_tls_policy tls; /* from opt.tls by name */
 	gw_routes *routes;

@@ -1,6 +1,7 @@
 /*
  * test_names.c - the {value, name} tables of libgw's public enums (names.c)
- * and gw-milter's option words that map onto them.
+ * and gw-milter's option words that map onto them (gw.conf's tls,
+ * log_level and log, loaded from a file and checked by value).
  *
  * For every enum: each value has exactly one name, distinct from the others
  * and from the "unknown" name; the name parses back to the value; values
@@ -18,7 +19,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -354,12 +357,62 @@ static void test_milter_words(void **state)
 	check_words("log_level", &gwn_log_level);
 }
 
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fputs(text, f) >= 0, 1);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* A loaded gw.conf carries the library's values for the words, whatever their order in the word lists. */
+static void test_milter_config_values(void **state)
+{
+	char dir[] = "/tmp/test_names.XXXXXX", routes[64], conf[64], text[256], err[512];
+	gwm_config *c;
+	gw_ca_opts o;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(routes, sizeof(routes), "%s/routes", dir);
+	snprintf(conf, sizeof(conf), "%s/gw.conf", dir);
+	write_file(routes, "example.com smtp:[127.0.0.1]:25\n");
+
+	snprintf(text, sizeof(text), "routes = %s\nlog = stderr\nlog_level = debug\ntls = encrypt\n", routes);
+	write_file(conf, text);
+	c = gwm_config_load(conf, err, sizeof(err));
+	if (c == NULL)
+		fail_msg("load: %s", err);
+	assert_int_equal(c->log_dest, GW_LOG_STDERR);
+	assert_int_equal(c->log_level, GW_LOG_DEBUG);
+	assert_int_equal(c->tls, GW_TLS_ENCRYPT);
+	gwm_config_ca_opts(c, &o);
+	assert_int_equal(o.tls, GW_TLS_ENCRYPT);
+	gwm_config_free(&c);
+
+	snprintf(text, sizeof(text), "routes = %s\nlog_level = WARNING\ntls = none\n", routes);
+	write_file(conf, text);
+	c = gwm_config_load(conf, err, sizeof(err));
+	if (c == NULL)
+		fail_msg("load: %s", err);
+	assert_int_equal(c->log_dest, GW_LOG_SYSLOG);
+	assert_int_equal(c->log_level, GW_LOG_WARNING);
+	assert_int_equal(c->tls, GW_TLS_NONE);
+	gwm_config_free(&c);
+
+	assert_int_equal(unlink(conf), 0);
+	assert_int_equal(unlink(routes), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_tables),
 	    cmocka_unit_test(test_parse),
 	    cmocka_unit_test(test_milter_words),
+	    cmocka_unit_test(test_milter_config_values),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
