@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache_check.h"
 #include "gw/cache.h"
 #include "util.h"
 
@@ -319,9 +320,6 @@ void gw_cache_free(gw_cache **cp)
 	*cp = NULL;
 }
 
-#ifdef UNITTEST
-int gw_cache_check(gw_cache *c);
-
 /* Tests: 0 when the table, the list and the count agree; -1 otherwise. */
 int gw_cache_check(gw_cache *c)
 {
@@ -349,4 +347,3 @@ int gw_cache_check(gw_cache *c)
 	pthread_mutex_unlock(&c->lock);
 	return ok ? 0 : -1;
 }
-#endif

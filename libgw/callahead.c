@@ -928,23 +928,3 @@ void gw_ca_stats_get(gw_callahead *ca, gw_ca_stats *st)
 	st->routes_down = rh_down_count(ca->health);
 	gw_cache_stats_get(ca->cache, &st->cache);
 }
-
-const char *gw_verdict_str(gw_verdict v)
-{
-	switch (v) {
-	case GW_VERDICT_ACCEPT:
-		return "accept";
-	case GW_VERDICT_REJECT:
-		return "reject";
-	case GW_VERDICT_TEMPFAIL:
-		return "tempfail";
-	}
-	return "unknown";
-}
-
-const char *gw_ca_source_str(gw_ca_source s)
-{
-	static const char *const names[] = {"cache", "pooled", "new", "down", "limit", "catchall", "noroute"};
-
-	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
-}

@@ -963,38 +963,3 @@ const char *gw_client_error(const gw_client *c)
 {
 	return c->err;
 }
-
-const char *gw_status_str(gw_status s)
-{
-	switch (s) {
-	case GW_OK:
-		return "ok";
-	case GW_E_REFUSED:
-		return "connection refused";
-	case GW_E_TIMEOUT:
-		return "timeout";
-	case GW_E_LOST:
-		return "connection lost";
-	case GW_E_BADREPLY:
-		return "bad reply";
-	case GW_E_TLS:
-		return "TLS failure";
-	case GW_E_PROTO:
-		return "protocol error";
-	case GW_E_REJECTED:
-		return "rejected";
-	case GW_E_RESOLVE:
-		return "host not found";
-	case GW_E_LOCAL:
-		return "local error";
-	}
-	return "unknown";
-}
-
-const char *gw_stage_str(gw_stage s)
-{
-	static const char *const names[] = {"none", "connect", "greeting", "hello", "starttls", "mail",
-					    "rcpt", "data",    "body",     "rset",  "noop",     "quit"};
-
-	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
-}

@@ -94,18 +94,3 @@ size_t gw_lmtp_count(const gw_lmtp_result *results, size_t n, gw_lmtp_state stat
 		k += results[i].state == state;
 	return k;
 }
-
-const char *gw_lmtp_state_str(gw_lmtp_state s)
-{
-	static const char *const names[] = {"pending", "delivered", "tempfail", "permfail", "uncertain"};
-
-	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
-}
-
-const char *gw_lmtp_stage_str(gw_lmtp_stage s)
-{
-	static const char *const names[] = {"none", "connect", "greeting", "lhlo",
-					    "mail", "rcpt",    "data",     "transport"};
-
-	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "unknown";
-}

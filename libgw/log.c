@@ -53,25 +53,6 @@ void gw_log_set_level(int max_level)
 	atomic_store(&log_max_level, max_level);
 }
 
-int gw_log_level_parse(const char *name)
-{
-	static const struct {
-		const char *name;
-		int level;
-	} levels[] = {
-	    {"err", GW_LOG_ERR},   {"warning", GW_LOG_WARNING}, {"notice", GW_LOG_NOTICE},
-	    {"info", GW_LOG_INFO}, {"debug", GW_LOG_DEBUG},
-	};
-	size_t i;
-
-	if (name == NULL)
-		return -1;
-	for (i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
-		if (strcasecmp(name, levels[i].name) == 0)
-			return levels[i].level;
-	return -1;
-}
-
 void gw_log_set_sink(void (*fn)(int level, const char *line, void *ctx), void *ctx)
 {
 	pthread_mutex_lock(&log_lock);

@@ -128,7 +128,7 @@ void pp_route_key(const gw_route *route, char *buf, size_t size)
 			len += gw_nexthop_format(&route->hops[i], buf + len, size - len);
 	}
 	if (len < size)
-		snprintf(buf + len, size - len, "/%s", route->proto == GW_PROTO_LMTP ? "lmtp" : "smtp");
+		snprintf(buf + len, size - len, "/%s", gw_proto_str(route->proto));
 }
 
 pp_session *pp_session_new(gw_client *client, const char *hop)

@@ -108,20 +108,6 @@ static int set_proto(args *a, gw_proto p)
 	return 0;
 }
 
-static int parse_tls(const char *s, gw_tls_policy *p)
-{
-	static const char *const names[] = {"none", "may", "encrypt", "verify"};
-	size_t i;
-
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if (strcmp(s, names[i]) == 0) {
-			*p = (gw_tls_policy)i;
-			return 0;
-		}
-	}
-	return -1;
-}
-
 static int parse_seconds(const char *s, unsigned *ms)
 {
 	char *end;
@@ -185,7 +171,7 @@ static int parse_args(int argc, char **argv, args *a, int *first_rcpt)
 			a->o.client.deadline_ms = ms;
 			break;
 		case 'T':
-			if (parse_tls(optarg, &a->o.client.tls) < 0)
+			if (gw_tls_policy_parse(optarg, &a->o.client.tls) < 0)
 				goto bad;
 			break;
 		case OPT_CA:

@@ -496,8 +496,17 @@ gwm_config *gwm_config_load(const char *path, char *err, size_t errlen)
 		key_err(c, "socket_mode", err, errlen, "want an octal mode such as 0660");
 		goto fail;
 	}
-	c->log_level = GW_LOG_ERR + c->opt.log_level;
-	if (c->opt.tls == GW_TLS_VERIFY && (c->opt.tls_ca_file == NULL || *c->opt.tls_ca_file == '\0'))
+	/* The option words map to the library's values by name, never by their position in the list. */
+	if ((c->log_level = gw_log_level_parse(log_levels[c->opt.log_level])) < 0) {
+		key_err(c, "log_level", err, errlen, "'%s' has no log level", log_levels[c->opt.log_level]);
+		goto fail;
+	}
+	c->log_dest = strcasecmp(log_dests[c->opt.log], "stderr") == 0 ? GW_LOG_STDERR : GW_LOG_SYSLOG;
+	if (gw_tls_policy_parse(tls_policies[c->opt.tls], &c->tls) != 0) {
+		key_err(c, "tls", err, errlen, "'%s' has no TLS policy", tls_policies[c->opt.tls]);
+		goto fail;
+	}
+	if (c->tls == GW_TLS_VERIFY && (c->opt.tls_ca_file == NULL || *c->opt.tls_ca_file == '\0'))
 		gw_log(GW_LOG_NOTICE, "config",
 		       "file=%s tls=verify without tls_ca_file: system trust anchors", path);
 	x.key = "skip_networks";
@@ -566,7 +575,7 @@ void gwm_config_ca_opts(const gwm_config *c, gw_ca_opts *o)
 	o->probe_sender = p->probe_sender;
 	o->fallback_sender =
 	    p->fallback_sender != NULL && *p->fallback_sender != '\0' ? p->fallback_sender : NULL;
-	o->tls = (gw_tls_policy)p->tls;
+	o->tls = c->tls;
 	o->tls_ca_file = p->tls_ca_file != NULL && *p->tls_ca_file != '\0' ? p->tls_ca_file : NULL;
 #define CA_COPY(key, field, ...) o->field = p->key;
 	GW_CA_PARAMS(CA_COPY)

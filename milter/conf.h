@@ -40,7 +40,7 @@
 /* Every key of gw.conf; see gwm_option[] for types and defaults. */
 typedef struct gwm_options {
 	char *socket, *socket_mode, *control_socket, *pid_file, *user;
-	int log, log_level; /* log: 0 syslog, 1 stderr; log_level: index into err..debug */
+	int log, log_level; /* indexes into their words; gwm_config has the values */
 	char *routes;
 	int use_mx;
 	char *dns_servers;
@@ -48,7 +48,7 @@ typedef struct gwm_options {
 	int use_rcpt_host;
 	char *self_addresses;
 	char *helo_name, *probe_sender, *fallback_sender;
-	int tls; /* gw_tls_policy order: none, may, encrypt, verify */
+	int tls; /* index into the option's words; gwm_config.tls has the policy */
 	char *tls_ca_file;
 	long connect_timeout, reply_timeout, deadline;
 	long pool_max_idle, pool_max_uses, pool_max_size, max_probes;
@@ -78,7 +78,9 @@ typedef struct gwm_config {
 	char *path;
 	gwm_options opt;
 	mode_t socket_mode;
-	int log_level; /* GW_LOG_* */
+	int log_dest;      /* GW_LOG_STDERR or GW_LOG_SYSLOG, from opt.log by name */
+	int log_level;     /* GW_LOG_*, from opt.log_level by name */
+	gw_tls_policy tls; /* from opt.tls by name */
 	gw_routes *routes;
 	gwm_net *nets;
 	size_t nnets;

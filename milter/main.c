@@ -301,7 +301,7 @@ static int run(gwm_config *c, int foreground)
 	int64_t t0;
 	int cfd = -1, rc = EX_OSERR_;
 
-	gw_log_open("gw-milter", c->opt.log == 1 ? GW_LOG_STDERR : GW_LOG_SYSLOG, c->log_level);
+	gw_log_open("gw-milter", c->log_dest, c->log_level);
 	if (user != NULL) {
 		struct passwd *pw = getpwnam(user);
 		rc = EX_NOPERM_;
@@ -329,7 +329,7 @@ static int run(gwm_config *c, int foreground)
 		control = strdup(c->opt.control_socket);
 	}
 	rc = EX_OSERR_;
-	if (!foreground && daemon(0, c->opt.log == 1) != 0) {
+	if (!foreground && daemon(0, c->log_dest == GW_LOG_STDERR) != 0) {
 		gw_log(GW_LOG_ERR, "start", "error=\"daemon: %s\"", strerror(errno));
 		goto fail;
 	}

@@ -17,10 +17,8 @@
 
 #include <cmocka.h>
 
+#include "cache_check.h"
 #include "gw/cache.h"
-
-/* Consistency check from cache.c, built only with UNITTEST. */
-int gw_cache_check(gw_cache *c);
 
 struct fake_clock {
 	atomic_llong now;

@@ -748,7 +748,7 @@ static void test_reuse(void **state)
 	(void)state;
 	for (i = 0; i < 3; i++) {
 		if (i == 2)
-			l->o.always_rset = 1; /* UNITTEST: the handle is reachable through lmtp_int.h */
+			l->o.always_rset = 1; /* the handle is reachable through lmtp_int.h (gw_internal) */
 		txn_init(&f, "x\n", a);
 		assert_int_equal(send1(l, p, &f), GW_OK);
 		check_result(&f.res[0], "a", GW_LMTP_DELIVERED, GW_LMTP_STAGE_DATA, 250, "");

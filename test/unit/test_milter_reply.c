@@ -1,10 +1,11 @@
 /*
- * test_milter_reply.c - gw-milter's RCPT replies (milter/reply.c, included
- * here curl-style since milter/ is not part of libgw): one table row per
+ * test_milter_reply.c - gw-milter's RCPT replies (milter/reply.c, linked
+ * from gw_milter_core): one table row per
  * internal reply or failure, the sanitiser ('%', CR/LF, control bytes, long
  * text), reveal_internal on and off, fail_open, and an exhaustive sweep
  * proving that no temporary result ever comes out as 5xx or 421.
- * The smfi seam is replaced by a recorder of smfi_setreply calls.
+ * The smfi seam (milter/smfi_seam.c, not in gw_milter_core) is replaced by
+ * a recorder of smfi_setreply calls.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +18,8 @@
 
 #include "gw/addr.h"
 
-#include "../../milter/reply.c"
+#include "milter/reply.h"
+#include "milter/smfi_seam.h"
 
 /* --- the seam: record what would go to smfi_setreply ------------------- */
 

@@ -1,14 +1,15 @@
 /*
- * test_prvs_filter.c - gw-milter's PRVS decisions (milter/prvs_filter.c,
- * included here curl-style with milter/reply.c, since milter/ is not part of
- * libgw), with a fixed day and a key ring built in memory: the RCPT decision
- * table (bounce or not, trusted client or not, no tag / valid / expired /
- * bad signature / unknown key / malformed, exempt address and domain, other
- * domains, verify off, PRVS off), MAILER-DAEMON senders with and without the
- * option, the reply texts, and the signing decisions (internal,
- * authenticated and external clients, signing domain or not, already
- * tagged, null sender, exempt sender, over-long local part).
- * The smfi seam is a stub: nothing here talks to an MTA.
+ * test_prvs_filter.c - gw-milter's PRVS decisions (milter/prvs_filter.c and
+ * milter/reply.c, linked from gw_milter_core), with a fixed day and a key
+ * ring built in memory: the RCPT decision table (bounce or not, trusted
+ * client or not, no tag / valid / expired / bad signature / unknown key /
+ * malformed, exempt address and domain, other domains, verify off, PRVS
+ * off), MAILER-DAEMON senders with and without the option, the reply texts,
+ * and the signing decisions (internal, authenticated and external clients,
+ * signing domain or not, already tagged, null sender, exempt sender,
+ * over-long local part).
+ * The smfi seam (gwm_setreply) is a stub defined here, in place of
+ * milter/smfi_seam.c: nothing here talks to an MTA.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,8 +21,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../milter/reply.c"
-#include "../../milter/prvs_filter.c"
+#include "milter/reply.h"
+#include "milter/prvs_filter.h"
+#include "milter/smfi_seam.h"
 
 int gwm_setreply(SMFICTX *ctx, const char *rcode, const char *xcode, const char *text)
 {

@@ -1,6 +1,6 @@
 /*
  * test_unknown_limit.c - the per-client unknown-recipient counter of
- * gw-milter (milter/unknown_limit.c, included here curl-style): counting
+ * gw-milter (milter/unknown_limit.c, from gw_milter_core): counting
  * and the limit, the sliding window on a fixed clock (slot edges, gradual
  * expiry), a window change, the bounded client table with LRU eviction,
  * long keys, and concurrent adds from several threads.
@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../milter/unknown_limit.c"
+#include "milter/unknown_limit.h"
 
 static int64_t fake_now;
 

@@ -18,6 +18,8 @@
 #ifndef GW_ADDR_H
 #define GW_ADDR_H
 
+#include "gw/export.h"
+
 #include <stddef.h>
 
 #define GW_LOCAL_MAX       64
@@ -62,12 +64,12 @@ typedef struct gw_path {
  * static, precise message ("local part longer than 64 octets", "NUL in
  * address", "unknown parameter FOO", ...). s need not be NUL-terminated.
  */
-int gw_path_parse(const char *s, size_t len, unsigned flags, gw_path *path_r, const char **error_r);
+GW_API int gw_path_parse(const char *s, size_t len, unsigned flags, gw_path *path_r, const char **error_r);
 
 /* Write "local@domain" ("" for the null path) into buf. Returns the length it needs, like snprintf. */
-size_t gw_mailbox_format(const gw_mailbox *mb, char *buf, size_t size);
+GW_API size_t gw_mailbox_format(const gw_mailbox *mb, char *buf, size_t size);
 
 /* The parameter named keyword (case-insensitive), or NULL. */
-const gw_param *gw_path_param(const gw_path *p, const char *keyword);
+GW_API const gw_param *gw_path_param(const gw_path *p, const char *keyword);
 
 #endif

@@ -11,6 +11,8 @@
 #ifndef GW_BUF_H
 #define GW_BUF_H
 
+#include "gw/export.h"
+
 #include <stdarg.h>
 #include <stddef.h>
 
@@ -22,23 +24,23 @@ typedef struct gw_buf {
 } gw_buf;
 
 /* Initialise an empty buffer that may hold at most limit bytes. Allocates nothing. */
-void gw_buf_init(gw_buf *b, size_t limit);
+GW_API void gw_buf_init(gw_buf *b, size_t limit);
 /* Append n bytes. 0 on success; -1 with errno EMSGSIZE (over limit) or ENOMEM, buffer unchanged. */
-int gw_buf_append(gw_buf *b, const void *p, size_t n);
+GW_API int gw_buf_append(gw_buf *b, const void *p, size_t n);
 /* Append a NUL-terminated string. Same results as gw_buf_append. */
-int gw_buf_puts(gw_buf *b, const char *s);
+GW_API int gw_buf_puts(gw_buf *b, const char *s);
 /* Append one byte. */
-int gw_buf_putc(gw_buf *b, int c);
+GW_API int gw_buf_putc(gw_buf *b, int c);
 /* Append printf-style text. Same results as gw_buf_append. */
-int gw_buf_printf(gw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int gw_buf_vprintf(gw_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+GW_API int gw_buf_printf(gw_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+GW_API int gw_buf_vprintf(gw_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Remove the first n bytes (all when n >= len). */
-void gw_buf_consume(gw_buf *b, size_t n);
+GW_API void gw_buf_consume(gw_buf *b, size_t n);
 /* Empty the buffer, keeping its memory and limit. */
-void gw_buf_reset(gw_buf *b);
+GW_API void gw_buf_reset(gw_buf *b);
 /* The contents as a C string; "" for a buffer never written. */
-const char *gw_buf_cstr(const gw_buf *b);
+GW_API const char *gw_buf_cstr(const gw_buf *b);
 /* Release memory; the buffer is empty and may be reused with the same limit. */
-void gw_buf_free(gw_buf *b);
+GW_API void gw_buf_free(gw_buf *b);
 
 #endif

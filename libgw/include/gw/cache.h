@@ -13,6 +13,8 @@
 #ifndef GW_CACHE_H
 #define GW_CACHE_H
 
+#include "gw/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,20 +46,20 @@ typedef struct gw_cache gw_cache;
 
 /* A cache of at most max_entries (> 0); clock NULL means gw_clock_monotonic. NULL on ENOMEM or max_entries 0.
  */
-gw_cache *gw_cache_new(size_t max_entries, const gw_clock *clock);
+GW_API gw_cache *gw_cache_new(size_t max_entries, const gw_clock *clock);
 /* Store or replace key. ttl_ms 0 stores nothing (and removes an old entry). 0 ok, -1 (errno EINVAL for a key
  * over GW_CACHE_KEY_MAX, ENOMEM). */
-int gw_cache_put(gw_cache *c, const char *key, gw_cache_kind kind, int code, const char *text,
-		 uint32_t ttl_ms);
+GW_API int gw_cache_put(gw_cache *c, const char *key, gw_cache_kind kind, int code, const char *text,
+			uint32_t ttl_ms);
 /* 1 and *value_r filled when key is present and unexpired (it becomes most recently used); 0 otherwise.
  * value_r may be NULL. */
-int gw_cache_get(gw_cache *c, const char *key, gw_cache_value *value_r);
+GW_API int gw_cache_get(gw_cache *c, const char *key, gw_cache_value *value_r);
 /* 1 if key was present and is now removed, 0 if absent. */
-int gw_cache_remove(gw_cache *c, const char *key);
+GW_API int gw_cache_remove(gw_cache *c, const char *key);
 /* Remove every entry; returns how many. */
-size_t gw_cache_clear(gw_cache *c);
-void gw_cache_stats_get(gw_cache *c, gw_cache_stats *stats_r);
+GW_API size_t gw_cache_clear(gw_cache *c);
+GW_API void gw_cache_stats_get(gw_cache *c, gw_cache_stats *stats_r);
 /* Free the cache and set *c to NULL. */
-void gw_cache_free(gw_cache **c);
+GW_API void gw_cache_free(gw_cache **c);
 
 #endif

@@ -37,6 +37,8 @@
 #ifndef GW_CALLAHEAD_H
 #define GW_CALLAHEAD_H
 
+#include "gw/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -153,36 +155,36 @@ typedef struct gw_ca_txn gw_ca_txn;
  * Give every GW_CA_PARAMS field of opts that is 0 its default. -1 when one is
  * outside its bounds, with *bad_r set to its gw.conf key; 0 otherwise.
  */
-int gw_ca_opts_fill(gw_ca_opts *opts, const char **bad_r);
+GW_API int gw_ca_opts_fill(gw_ca_opts *opts, const char **bad_r);
 
 /*
  * An engine with these options (copied, filled as by gw_ca_opts_fill). cache:
  * shared cache, or NULL to make one. clock: NULL for monotonic. Starts the
  * re-probe thread. NULL on error (errno; EINVAL for an option out of bounds).
  */
-gw_callahead *gw_callahead_new(const gw_ca_opts *opts, gw_cache *cache, const gw_clock *clock);
+GW_API gw_callahead *gw_callahead_new(const gw_ca_opts *opts, gw_cache *cache, const gw_clock *clock);
 /* Stop the re-probe thread, close pooled sessions, free; sets *ca to NULL. No transaction may be open. */
-void gw_callahead_free(gw_callahead **ca);
+GW_API void gw_callahead_free(gw_callahead **ca);
 
 /* Start a message. NULL on ENOMEM. */
-gw_ca_txn *gw_ca_txn_begin(gw_callahead *ca);
+GW_API gw_ca_txn *gw_ca_txn_begin(gw_callahead *ca);
 /*
  * Check one recipient ("local@domain", no brackets; already validated) on
  * route. Fills *res_r and returns its verdict. Never blocks longer than
  * deadline_ms.
  */
-gw_verdict gw_ca_check(gw_ca_txn *txn, const gw_route *route, const char *rcpt, gw_ca_result *res_r);
+GW_API gw_verdict gw_ca_check(gw_ca_txn *txn, const gw_route *route, const char *rcpt, gw_ca_result *res_r);
 /* End the message: sessions go back to their pools (RSET), or are closed. Sets *txn to NULL. */
-void gw_ca_txn_end(gw_ca_txn **txn);
+GW_API void gw_ca_txn_end(gw_ca_txn **txn);
 
 /* Forget the cached answer for rcpt (1 if there was one), or every answer (rcpt NULL; returns how many). */
-size_t gw_ca_purge(gw_callahead *ca, const char *rcpt);
+GW_API size_t gw_ca_purge(gw_callahead *ca, const char *rcpt);
 /* Is the route marked down? */
-int gw_ca_route_down(gw_callahead *ca, const gw_route *route);
-void gw_ca_stats_get(gw_callahead *ca, gw_ca_stats *stats_r);
+GW_API int gw_ca_route_down(gw_callahead *ca, const gw_route *route);
+GW_API void gw_ca_stats_get(gw_callahead *ca, gw_ca_stats *stats_r);
 
-const char *gw_verdict_str(gw_verdict v);
+GW_API const char *gw_verdict_str(gw_verdict v);
 /* "cache", "pooled", "new", "down", "limit", "catchall", "noroute" */
-const char *gw_ca_source_str(gw_ca_source s);
+GW_API const char *gw_ca_source_str(gw_ca_source s);
 
 #endif

@@ -24,10 +24,13 @@
 #ifndef GW_CLIENT_H
 #define GW_CLIENT_H
 
+#include "gw/export.h"
+
 #include <stddef.h>
 #include <sys/types.h>
 
 #include "gw/nexthop.h"
+#include "gw/proto.h"
 #include "gw/reply.h"
 
 typedef enum gw_status {
@@ -57,8 +60,6 @@ typedef enum gw_stage {
 	GW_STAGE_NOOP,
 	GW_STAGE_QUIT
 } gw_stage;
-
-typedef enum gw_proto { GW_PROTO_SMTP = 0, GW_PROTO_LMTP = 1 } gw_proto;
 
 typedef enum gw_tls_policy {
 	GW_TLS_NONE = 0, /* never STARTTLS */
@@ -108,25 +109,25 @@ typedef struct gw_body_mem {
 } gw_body_mem;
 
 /* A body read from memory (mem is filled in). */
-void gw_body_from_memory(gw_body *body, gw_body_mem *mem, const char *data, size_t len);
+GW_API void gw_body_from_memory(gw_body *body, gw_body_mem *mem, const char *data, size_t len);
 /* A body read from a file descriptor; *fd must stay valid while the body is read. */
-void gw_body_from_fd(gw_body *body, int *fd);
+GW_API void gw_body_from_fd(gw_body *body, int *fd);
 
 typedef struct gw_client gw_client;
 
 /* A client with these options (copied; strings are copied too). NULL on ENOMEM. */
-gw_client *gw_client_new(const gw_client_opts *opts);
+GW_API gw_client *gw_client_new(const gw_client_opts *opts);
 /* Close the connection (without QUIT), free, set *c to NULL. */
-void gw_client_free(gw_client **c);
+GW_API void gw_client_free(gw_client **c);
 
 /* Connect, read the greeting, EHLO/HELO or LHLO, STARTTLS per policy. On GW_E_REJECTED, reply_r (may be NULL)
  * holds the refusal. */
-gw_status gw_client_open(gw_client *c, const gw_nexthop *hop, gw_reply *reply_r);
+GW_API gw_status gw_client_open(gw_client *c, const gw_nexthop *hop, gw_reply *reply_r);
 
 /* MAIL FROM:arg, where arg is "<path>" plus any parameters. GW_OK: reply_r holds the reply. */
-gw_status gw_client_mail(gw_client *c, const char *arg, gw_reply *reply_r);
+GW_API gw_status gw_client_mail(gw_client *c, const char *arg, gw_reply *reply_r);
 /* RCPT TO:arg. */
-gw_status gw_client_rcpt(gw_client *c, const char *arg, gw_reply *reply_r);
+GW_API gw_status gw_client_rcpt(gw_client *c, const char *arg, gw_reply *reply_r);
 
 /*
  * MAIL, every RCPT and, when want_data, DATA: in one batch when the server
@@ -137,11 +138,12 @@ gw_status gw_client_rcpt(gw_client *c, const char *arg, gw_reply *reply_r);
  * a 354 is answered by an empty message so the session stays usable
  * (data_r->code is then reported as 0 and GW_E_PROTO is returned).
  */
-gw_status gw_client_envelope(gw_client *c, const char *mail_arg, const char *const *rcpt_args, size_t n,
-			     gw_reply *mail_r, gw_reply *rcpt_r, int want_data, gw_reply *data_r);
+GW_API gw_status gw_client_envelope(gw_client *c, const char *mail_arg, const char *const *rcpt_args,
+				    size_t n, gw_reply *mail_r, gw_reply *rcpt_r, int want_data,
+				    gw_reply *data_r);
 
 /* DATA alone. GW_OK with 354 in reply_r means the body must follow. */
-gw_status gw_client_data(gw_client *c, gw_reply *reply_r);
+GW_API gw_status gw_client_data(gw_client *c, gw_reply *reply_r);
 
 /*
  * After a 354: stream the body (bare LF and bare CR become CRLF, lines
@@ -150,8 +152,8 @@ gw_status gw_client_data(gw_client *c, gw_reply *reply_r);
  * accepted RCPT for LMTP. *got_r says how many replies were read, also on
  * failure (the rest are unknown: the connection broke after the dot).
  */
-gw_status gw_client_body(gw_client *c, const gw_body *body, gw_reply *replies_r, size_t nreplies,
-			 size_t *got_r);
+GW_API gw_status gw_client_body(gw_client *c, const gw_body *body, gw_reply *replies_r, size_t nreplies,
+				size_t *got_r);
 
 /*
  * Low-level hook for commands the engine does not format itself (BDAT, in
@@ -160,40 +162,44 @@ gw_status gw_client_body(gw_client *c, const gw_body *body, gw_reply *replies_r,
  * gw_client_stage(). *got_r (may be NULL) says how many replies were read,
  * also on failure. A transport failure closes the connection, as elsewhere.
  */
-gw_status gw_client_raw(gw_client *c, gw_stage stage, const void *data, size_t len, gw_reply *replies_r,
-			size_t nreplies, size_t *got_r);
+GW_API gw_status gw_client_raw(gw_client *c, gw_stage stage, const void *data, size_t len,
+			       gw_reply *replies_r, size_t nreplies, size_t *got_r);
 
-gw_status gw_client_rset(gw_client *c, gw_reply *reply_r);
-gw_status gw_client_noop(gw_client *c, gw_reply *reply_r);
+GW_API gw_status gw_client_rset(gw_client *c, gw_reply *reply_r);
+GW_API gw_status gw_client_noop(gw_client *c, gw_reply *reply_r);
 /* QUIT, read its reply (a missing reply is not an error), close. */
-gw_status gw_client_quit(gw_client *c);
+GW_API gw_status gw_client_quit(gw_client *c);
 /* Close the connection without QUIT. The client may be opened again. */
-void gw_client_close(gw_client *c);
+GW_API void gw_client_close(gw_client *c);
 
 /* Is the connection open and not broken? */
-int gw_client_is_open(const gw_client *c);
+GW_API int gw_client_is_open(const gw_client *c);
 /*
  * Without blocking: 1 when the peer has closed the connection or sent bytes
  * unasked (an idle-timeout 421, say), or the client is not open; 0 while the
  * session looks usable. Pools use it to drop dead sessions before reuse.
  */
-int gw_client_peer_closed(gw_client *c);
+GW_API int gw_client_peer_closed(gw_client *c);
 /* GW_CAP_* bits of the current session. */
-unsigned gw_client_caps(const gw_client *c);
+GW_API unsigned gw_client_caps(const gw_client *c);
 /* The SIZE the server announced, 0 if none. */
-unsigned long gw_client_size_limit(const gw_client *c);
+GW_API unsigned long gw_client_size_limit(const gw_client *c);
 /* 1 when the session is encrypted. */
-int gw_client_tls_active(const gw_client *c);
+GW_API int gw_client_tls_active(const gw_client *c);
 /* Renew the whole-dialogue deadline: ms from now (0: none). */
-void gw_client_set_deadline(gw_client *c, unsigned ms);
+GW_API void gw_client_set_deadline(gw_client *c, unsigned ms);
 /* The stage the last failure happened in. */
-gw_stage gw_client_stage(const gw_client *c);
+GW_API gw_stage gw_client_stage(const gw_client *c);
 /* A short description of the last failure (errno text, TLS error, ...), "" if none. */
-const char *gw_client_error(const gw_client *c);
+GW_API const char *gw_client_error(const gw_client *c);
 
 /* "ok", "connection refused", "timeout", ... */
-const char *gw_status_str(gw_status s);
+GW_API const char *gw_status_str(gw_status s);
 /* "connect", "greeting", "hello", ... */
-const char *gw_stage_str(gw_stage s);
+GW_API const char *gw_stage_str(gw_stage s);
+/* "none", "may", "encrypt", "verify" (the words of gw.conf's tls); "unknown" for other values. */
+GW_API const char *gw_tls_policy_str(gw_tls_policy p);
+/* One of those words in any case -> *policy_r. 0 ok; -1 for any other name (*policy_r unchanged). */
+GW_API int gw_tls_policy_parse(const char *name, gw_tls_policy *policy_r);
 
 #endif

@@ -18,6 +18,8 @@
 #ifndef GW_CONFIG_H
 #define GW_CONFIG_H
 
+#include "gw/export.h"
+
 #include <stddef.h>
 #include <stdio.h>
 
@@ -44,23 +46,24 @@ typedef struct gw_option {
 /* Tables end with an entry whose name is NULL. */
 
 /* Set every option of conf to its default. 0 ok; -1 with err filled (a bad default is a bug). */
-int gw_config_defaults(const gw_option *table, void *conf, char *err, size_t errlen);
+GW_API int gw_config_defaults(const gw_option *table, void *conf, char *err, size_t errlen);
 /* Defaults, then the file at path. 0 ok; -1 with err "path:line: message" (or "path: strerror"). */
-int gw_config_load(const gw_option *table, void *conf, const char *path, char *err, size_t errlen);
+GW_API int gw_config_load(const gw_option *table, void *conf, const char *path, char *err, size_t errlen);
 /* Defaults, then text (name is used in messages in place of a path). */
-int gw_config_parse(const gw_option *table, void *conf, const char *text, size_t len, const char *name,
-		    char *err, size_t errlen);
+GW_API int gw_config_parse(const gw_option *table, void *conf, const char *text, size_t len, const char *name,
+			   char *err, size_t errlen);
 /* Set one option from its text form, as if read from a file. 0 ok; -1 with err (no file:line). */
-int gw_config_set(const gw_option *table, void *conf, const char *key, const char *value, char *err,
-		  size_t errlen);
+GW_API int gw_config_set(const gw_option *table, void *conf, const char *key, const char *value, char *err,
+			 size_t errlen);
 /* Free the strings of conf; numeric fields are left as they are. */
-void gw_config_free(const gw_option *table, void *conf);
+GW_API void gw_config_free(const gw_option *table, void *conf);
 /* Write the effective configuration as "key = value" lines. */
-void gw_config_dump(const gw_option *table, const void *conf, FILE *out);
+GW_API void gw_config_dump(const gw_option *table, const void *conf, FILE *out);
 /* Write "key (type, default X): doc" lines, one per option. */
-void gw_config_describe(const gw_option *table, FILE *out);
+GW_API void gw_config_describe(const gw_option *table, FILE *out);
 
 /* Split a GW_OPT_LIST value into items: calls fn for each; stops and returns fn's nonzero result. */
-int gw_config_list_foreach(const char *list, int (*fn)(const char *item, size_t len, void *ctx), void *ctx);
+GW_API int gw_config_list_foreach(const char *list, int (*fn)(const char *item, size_t len, void *ctx),
+				  void *ctx);
 
 #endif

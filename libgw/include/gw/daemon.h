@@ -13,23 +13,25 @@
 #ifndef GW_DAEMON_H
 #define GW_DAEMON_H
 
+#include "gw/export.h"
+
 #include <stddef.h>
 #include <sys/types.h>
 
 #include "gw/nexthop.h"
 
 /* Look up user: its uid and gid, or -1s when user is NULL/empty or already ours. 0, or -1 with err. */
-int gw_daemon_user(const char *user, uid_t *uid_r, gid_t *gid_r, char *err, size_t errlen);
+GW_API int gw_daemon_user(const char *user, uid_t *uid_r, gid_t *gid_r, char *err, size_t errlen);
 /* Switch to uid/gid (with user's groups) for good; nothing when uid is (uid_t)-1. 0, or -1 with err. */
-int gw_daemon_drop(const char *user, uid_t uid, gid_t gid, char *err, size_t errlen);
+GW_API int gw_daemon_drop(const char *user, uid_t uid, gid_t gid, char *err, size_t errlen);
 /* Write our pid to path (nothing for NULL or ""). 0, or -1 with err. */
-int gw_daemon_write_pid(const char *path, char *err, size_t errlen);
+GW_API int gw_daemon_write_pid(const char *path, char *err, size_t errlen);
 /*
  * A listening socket for hop: [address]:port (SO_REUSEADDR) or unix:/path
  * (an old socket file is removed; then mode and, when uid is not -1, owner
  * uid/gid). Close-on-exec and non-blocking. The fd, or -1 with err.
  */
-int gw_daemon_listen(const gw_nexthop *hop, int backlog, mode_t mode, uid_t uid, gid_t gid, char *err,
-		     size_t errlen);
+GW_API int gw_daemon_listen(const gw_nexthop *hop, int backlog, mode_t mode, uid_t uid, gid_t gid, char *err,
+			    size_t errlen);
 
 #endif

@@ -25,6 +25,8 @@
 #ifndef GW_DNS_H
 #define GW_DNS_H
 
+#include "gw/export.h"
+
 #include <stddef.h>
 
 #define GW_DNS_SERVERS_MAX        8
@@ -39,11 +41,11 @@ typedef enum gw_lookup {
 } gw_lookup;
 
 /* Check a servers list without using it. 0 ok; -1 with err naming the bad item. */
-int gw_dns_check_servers(const char *servers, char *err, size_t errlen);
+GW_API int gw_dns_check_servers(const char *servers, char *err, size_t errlen);
 /*
  * Use servers and timeout_ms (see above) for every lookup from now on.
  * 0 ok; -1 with err (the settings in force are kept).
  */
-int gw_dns_configure(const char *servers, unsigned timeout_ms, char *err, size_t errlen);
+GW_API int gw_dns_configure(const char *servers, unsigned timeout_ms, char *err, size_t errlen);
 
 #endif

@@ -2,15 +2,20 @@
 #ifndef GW_GW_H
 #define GW_GW_H
 
+#include "gw/export.h"
 #include "gw/addr.h"
 #include "gw/buf.h"
 #include "gw/cache.h"
 #include "gw/callahead.h"
 #include "gw/client.h"
 #include "gw/config.h"
+#include "gw/daemon.h"
+#include "gw/dns.h"
 #include "gw/lmtp.h"
 #include "gw/log.h"
+#include "gw/mx.h"
 #include "gw/nexthop.h"
+#include "gw/proto.h"
 #include "gw/prvs.h"
 #include "gw/reply.h"
 #include "gw/route.h"
@@ -18,6 +23,6 @@
 #include "gw/time.h"
 
 /* The library version, "MAJOR.MINOR.PATCH". */
-const char *gw_version(void);
+GW_API const char *gw_version(void);
 
 #endif

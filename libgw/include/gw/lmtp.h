@@ -39,6 +39,8 @@
 #ifndef GW_LMTP_H
 #define GW_LMTP_H
 
+#include "gw/export.h"
+
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -100,13 +102,13 @@ typedef struct gw_lmtp_body {
 } gw_lmtp_body;
 
 /* A body held in memory (the data is not copied: keep it alive). */
-void gw_lmtp_body_memory(gw_lmtp_body *b, const char *data, size_t len);
+GW_API void gw_lmtp_body_memory(gw_lmtp_body *b, const char *data, size_t len);
 /* A body read from fd from its current offset. Size and rewind when fd is a regular file. 0, or -1 (fstat
  * failed). */
-int gw_lmtp_body_fd(gw_lmtp_body *b, int fd);
+GW_API int gw_lmtp_body_fd(gw_lmtp_body *b, int fd);
 /* A body from a read callback; rewind may be NULL; size -1 when unknown. */
-void gw_lmtp_body_callback(gw_lmtp_body *b, ssize_t (*read_fn)(void *ctx, char *buf, size_t len),
-			   int (*rewind_fn)(void *ctx), void *ctx, long long size);
+GW_API void gw_lmtp_body_callback(gw_lmtp_body *b, ssize_t (*read_fn)(void *ctx, char *buf, size_t len),
+				  int (*rewind_fn)(void *ctx), void *ctx, long long size);
 
 typedef struct gw_lmtp_rcpt {
 	const char *addr;   /* "user@example.com" or "<user@example.com>" */
@@ -145,11 +147,11 @@ typedef struct gw_lmtp_opts {
 typedef struct gw_lmtp gw_lmtp;
 
 /* A delivery handle with these options (copied). NULL on ENOMEM. */
-gw_lmtp *gw_lmtp_new(const gw_lmtp_opts *opts);
+GW_API gw_lmtp *gw_lmtp_new(const gw_lmtp_opts *opts);
 /* QUIT any open connection, free, set *l to NULL. */
-void gw_lmtp_free(gw_lmtp **l);
+GW_API void gw_lmtp_free(gw_lmtp **l);
 /* QUIT any open connection now; the handle stays usable. */
-void gw_lmtp_close(gw_lmtp *l);
+GW_API void gw_lmtp_close(gw_lmtp *l);
 
 /*
  * One transaction through hop. results_r has room for txn->nrcpts; each gets
@@ -158,7 +160,8 @@ void gw_lmtp_close(gw_lmtp *l);
  * failure that cut it (the results say what it meant for each recipient);
  * GW_E_LOCAL with no results for bad arguments.
  */
-gw_status gw_lmtp_send(gw_lmtp *l, const gw_nexthop *hop, const gw_lmtp_txn *txn, gw_lmtp_result *results_r);
+GW_API gw_status gw_lmtp_send(gw_lmtp *l, const gw_nexthop *hop, const gw_lmtp_txn *txn,
+			      gw_lmtp_result *results_r);
 
 /*
  * The transaction through hops[0..nhops) in order, each gateway getting only
@@ -167,8 +170,8 @@ gw_status gw_lmtp_send(gw_lmtp *l, const gw_nexthop *hop, const gw_lmtp_txn *txn
  * is TEMPFAIL. Returns GW_OK when nothing is left temporarily failed or
  * uncertain, else the status of the last failure seen (GW_OK if it was a reply).
  */
-gw_status gw_lmtp_send_fallback(gw_lmtp *l, const gw_nexthop *hops, size_t nhops, const gw_lmtp_txn *txn,
-				gw_lmtp_result *results_r);
+GW_API gw_status gw_lmtp_send_fallback(gw_lmtp *l, const gw_nexthop *hops, size_t nhops,
+				       const gw_lmtp_txn *txn, gw_lmtp_result *results_r);
 
 /*
  * The same through a route of the route table (gw/route.h): its hops expanded
@@ -176,14 +179,14 @@ gw_status gw_lmtp_send_fallback(gw_lmtp *l, const gw_nexthop *hops, size_t nhops
  * without smtp/lmtp/relay transport or whose lookups all failed leaves every
  * recipient TEMPFAIL.
  */
-gw_status gw_lmtp_send_route(gw_lmtp *l, const gw_route *route, int use_mx, const gw_lmtp_txn *txn,
-			     gw_lmtp_result *results_r);
+GW_API gw_status gw_lmtp_send_route(gw_lmtp *l, const gw_route *route, int use_mx, const gw_lmtp_txn *txn,
+				    gw_lmtp_result *results_r);
 
 /* How many of results[0..n) are in state. */
-size_t gw_lmtp_count(const gw_lmtp_result *results, size_t n, gw_lmtp_state state);
+GW_API size_t gw_lmtp_count(const gw_lmtp_result *results, size_t n, gw_lmtp_state state);
 /* "pending", "delivered", "tempfail", "permfail", "uncertain". */
-const char *gw_lmtp_state_str(gw_lmtp_state s);
+GW_API const char *gw_lmtp_state_str(gw_lmtp_state s);
 /* "none", "connect", "greeting", "lhlo", "mail", "rcpt", "data", "transport". */
-const char *gw_lmtp_stage_str(gw_lmtp_stage s);
+GW_API const char *gw_lmtp_stage_str(gw_lmtp_stage s);
 
 #endif

@@ -12,6 +12,8 @@
 #ifndef GW_LOG_H
 #define GW_LOG_H
 
+#include "gw/export.h"
+
 #include <stddef.h>
 
 enum { GW_LOG_ERR = 3, GW_LOG_WARNING = 4, GW_LOG_NOTICE = 5, GW_LOG_INFO = 6, GW_LOG_DEBUG = 7 };
@@ -24,21 +26,24 @@ enum { GW_LOG_STDERR = 0, GW_LOG_SYSLOG = 1 };
 
 /* Set the program name, destination and the least important level written. Thread-safe to call once at start.
  */
-void gw_log_open(const char *ident, int dest, int max_level);
+GW_API void gw_log_open(const char *ident, int dest, int max_level);
 /* Change the least important level written. */
-void gw_log_set_level(int max_level);
-/* Parse "err", "warning", "notice", "info", "debug"; -1 if unknown. */
-int gw_log_level_parse(const char *name);
+GW_API void gw_log_set_level(int max_level);
+/* Parse "err", "warning", "notice", "info", "debug" (any case) into GW_LOG_*; -1 if unknown. */
+GW_API int gw_log_level_parse(const char *name);
+/* The name of a GW_LOG_* level ("err" ... "debug"); "unknown" for any other number. */
+GW_API const char *gw_log_level_str(int level);
 /* Redirect every line to fn (tests); NULL restores the destination set by gw_log_open. */
-void gw_log_set_sink(void (*fn)(int level, const char *line, void *ctx), void *ctx);
+GW_API void gw_log_set_sink(void (*fn)(int level, const char *line, void *ctx), void *ctx);
 /* Write "event fields" at level; fields is printf-style. Lines are cut at 1000 bytes. */
-void gw_log(int level, const char *event, const char *fields, ...) __attribute__((format(printf, 3, 4)));
+GW_API void gw_log(int level, const char *event, const char *fields, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /*
  * Copy at most max bytes of peer text into dst as printable ASCII: bytes outside
  * 0x20-0x7e become "\xHH", backslash becomes "\\", and "..." marks a cut.
  * Always NUL-terminates when size > 0. Returns strlen(dst).
  */
-size_t gw_log_sanitize(char *dst, size_t size, const char *src, size_t len, size_t max);
+GW_API size_t gw_log_sanitize(char *dst, size_t size, const char *src, size_t len, size_t max);
 
 #endif

@@ -15,6 +15,8 @@
 #ifndef GW_MX_H
 #define GW_MX_H
 
+#include "gw/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,17 +35,18 @@ typedef struct gw_mx {
  * lowest preferences; among equals the first in the answer). Bounded by the
  * lookup timeout of gw/dns.h.
  */
-gw_lookup gw_mx_lookup(const char *domain, gw_mx *mx_r, size_t max, size_t *n_r, char *err, size_t errlen);
+GW_API gw_lookup gw_mx_lookup(const char *domain, gw_mx *mx_r, size_t max, size_t *n_r, char *err,
+			      size_t errlen);
 /* The same, ending by deadline (an absolute gw_now_ms() value; 0: none) if that comes first. */
-gw_lookup gw_mx_lookup_until(const char *domain, int64_t deadline, gw_mx *mx_r, size_t max, size_t *n_r,
-			     char *err, size_t errlen);
+GW_API gw_lookup gw_mx_lookup_until(const char *domain, int64_t deadline, gw_mx *mx_r, size_t max,
+				    size_t *n_r, char *err, size_t errlen);
 /*
  * The same from a DNS answer already in hand (the answer to an MX query,
  * rcode from its header); used by gw_mx_lookup and by tests with crafted
  * packets. A NOERROR answer without MX records is NOTFOUND here: the
  * implicit MX needs a second lookup.
  */
-gw_lookup gw_mx_parse_answer(const unsigned char *answer, size_t len, gw_mx *mx_r, size_t max, size_t *n_r,
-			     char *err, size_t errlen);
+GW_API gw_lookup gw_mx_parse_answer(const unsigned char *answer, size_t len, gw_mx *mx_r, size_t max,
+				    size_t *n_r, char *err, size_t errlen);
 
 #endif

@@ -10,6 +10,8 @@
 #ifndef GW_NEXTHOP_H
 #define GW_NEXTHOP_H
 
+#include "gw/export.h"
+
 #include <stddef.h>
 
 #define GW_HOST_MAX      255
@@ -26,9 +28,9 @@ typedef struct gw_nexthop {
 } gw_nexthop;
 
 /* Parse s[0..len). 0 ok; -1 with *error_r a static message. */
-int gw_nexthop_parse(const char *s, size_t len, gw_nexthop *hop_r, const char **error_r);
+GW_API int gw_nexthop_parse(const char *s, size_t len, gw_nexthop *hop_r, const char **error_r);
 /* Write the hop back in the syntax above ("[10.0.0.5]:25", "mx.example.com:25", "unix:/run/lmtp"). Like
  * snprintf. */
-size_t gw_nexthop_format(const gw_nexthop *hop, char *buf, size_t size);
+GW_API size_t gw_nexthop_format(const gw_nexthop *hop, char *buf, size_t size);
 
 #endif

@@ -31,6 +31,8 @@
 #ifndef GW_PRVS_H
 #define GW_PRVS_H
 
+#include "gw/export.h"
+
 #include <stddef.h>
 
 #define GW_PRVS_KEYS       10  /* key numbers 0-9 */
@@ -75,19 +77,19 @@ enum {
 };
 
 /* A new empty ring, or NULL (ENOMEM). */
-gw_prvs_ring *gw_prvs_ring_new(void);
+GW_API gw_prvs_ring *gw_prvs_ring_new(void);
 /*
  * Add key keynum (0-9) with a secret of 1-64 bytes. The secret is not kept:
  * the ring holds the HMAC inner and outer hash states derived from it. 0 ok;
  * -1 with errno EINVAL (bad number or length), EEXIST (number taken), ENOMEM.
  */
-int gw_prvs_ring_add(gw_prvs_ring *ring, int keynum, const void *secret, size_t len);
+GW_API int gw_prvs_ring_add(gw_prvs_ring *ring, int keynum, const void *secret, size_t len);
 /* Sign with key keynum from now on. 0 ok; -1 with errno ENOENT when the ring lacks it. */
-int gw_prvs_ring_set_signing(gw_prvs_ring *ring, int keynum);
+GW_API int gw_prvs_ring_set_signing(gw_prvs_ring *ring, int keynum);
 /* The signing key number, or -1 when none is set. */
-int gw_prvs_ring_signing(const gw_prvs_ring *ring);
+GW_API int gw_prvs_ring_signing(const gw_prvs_ring *ring);
 /* 1 when the ring holds key keynum, else 0. */
-int gw_prvs_ring_has(const gw_prvs_ring *ring, int keynum);
+GW_API int gw_prvs_ring_has(const gw_prvs_ring *ring, int keynum);
 /*
  * Load a key file into a new ring. The file must be a regular file that
  * neither group nor others may read or write (mode & 077 == 0). Format, one
@@ -99,9 +101,9 @@ int gw_prvs_ring_has(const gw_prvs_ring *ring, int keynum);
  * 0 ok with *ring_r set; -1 with err "path:line: message" or "path: ...".
  * The file's bytes are wiped from memory after parsing.
  */
-int gw_prvs_ring_load(const char *path, gw_prvs_ring **ring_r, char *err, size_t errlen);
+GW_API int gw_prvs_ring_load(const char *path, gw_prvs_ring **ring_r, char *err, size_t errlen);
 /* Free the ring, wiping the key material, and set *ring to NULL. */
-void gw_prvs_ring_free(gw_prvs_ring **ring);
+GW_API void gw_prvs_ring_free(gw_prvs_ring **ring);
 
 /*
  * Sign addr with the ring's signing key for the given day (days since 1970
@@ -111,8 +113,8 @@ void gw_prvs_ring_free(gw_prvs_ring **ring);
  * part or domain, or a control byte), ENOKEY (no signing key), ENOSPC (buf too
  * small), ENOMEM or EIO (OpenSSL failure). flags: GW_PRVS_EXEMPT.
  */
-int gw_prvs_sign(const gw_prvs_ring *ring, long day, const char *addr, unsigned flags, char *buf, size_t size,
-		 gw_prvs_skip *skip_r);
+GW_API int gw_prvs_sign(const gw_prvs_ring *ring, long day, const char *addr, unsigned flags, char *buf,
+			size_t size, gw_prvs_skip *skip_r);
 
 /*
  * Check a tagged address for the given day. The tag type ("prvs") and the
@@ -123,17 +125,18 @@ int gw_prvs_sign(const gw_prvs_ring *ring, long day, const char *addr, unsigned 
  * goes to orig for VALID, EXPIRED, BAD_SIGNATURE and UNKNOWN_KEY; addr
  * unchanged for NOT_TAGGED; "" for MALFORMED. GW_PRVS_ERROR sets errno.
  */
-gw_prvs_result gw_prvs_verify(const gw_prvs_ring *ring, long day, const char *addr, char *orig, size_t size);
+GW_API gw_prvs_result gw_prvs_verify(const gw_prvs_ring *ring, long day, const char *addr, char *orig,
+				     size_t size);
 
 /*
  * Remove a well-formed tag without checking it. 1 with the original address
  * in buf; 0 when addr is not tagged (copied unchanged); -1 with errno EINVAL
  * (malformed tag) or ENOSPC.
  */
-int gw_prvs_strip(const char *addr, char *buf, size_t size);
+GW_API int gw_prvs_strip(const char *addr, char *buf, size_t size);
 
 /* 1 when addr starts with a tag we must not sign over (prvs=, SRS0=, SRS1=, btv1==), else 0. */
-int gw_prvs_is_tagged(const char *addr);
+GW_API int gw_prvs_is_tagged(const char *addr);
 
 /*
  * 1 when addr matches one of the n entries of list, else 0. An entry
@@ -142,11 +145,11 @@ int gw_prvs_is_tagged(const char *addr);
  * case-sensitive in theory, never in practice for exemptions); the address
  * is split at its last '@'. Entries without '@' match nothing.
  */
-int gw_prvs_listed(const char *addr, const char *const *list, size_t n);
+GW_API int gw_prvs_listed(const char *addr, const char *const *list, size_t n);
 
 /* A short lower-case name for r ("valid", "expired", "bad signature", ...). */
-const char *gw_prvs_result_str(gw_prvs_result r);
+GW_API const char *gw_prvs_result_str(gw_prvs_result r);
 /* A short lower-case name for s ("null sender", "already tagged", ...). */
-const char *gw_prvs_skip_str(gw_prvs_skip s);
+GW_API const char *gw_prvs_skip_str(gw_prvs_skip s);
 
 #endif

@@ -18,6 +18,8 @@
 #ifndef GW_REPLY_H
 #define GW_REPLY_H
 
+#include "gw/export.h"
+
 #include <stddef.h>
 
 #define GW_REPLY_LINE_MAX 1000 /* default max line length, CRLF included (RFC 5321 text line) */
@@ -45,9 +47,9 @@ typedef struct gw_reply_parser {
 
 /* Initialise with limits; 0 means the default. max_line is capped at GW_REPLY_LINE_MAX, max_reply at
  * GW_REPLY_TEXT_MAX. */
-void gw_reply_parser_init(gw_reply_parser *p, size_t max_line, size_t max_reply);
+GW_API void gw_reply_parser_init(gw_reply_parser *p, size_t max_line, size_t max_reply);
 /* Forget any partial reply and error. */
-void gw_reply_parser_reset(gw_reply_parser *p);
+GW_API void gw_reply_parser_reset(gw_reply_parser *p);
 /*
  * Parse data[0..len). Returns 1 when a reply is complete: it is copied to
  * *reply_r and *used_r says how many bytes of data it took (the rest belongs to
@@ -55,8 +57,8 @@ void gw_reply_parser_reset(gw_reply_parser *p);
  * the reply is not complete yet. Returns -1 on error with *error_r a static
  * description ("reply code out of range", "line too long", ...).
  */
-int gw_reply_parse(gw_reply_parser *p, const char *data, size_t len, size_t *used_r, gw_reply *reply_r,
-		   const char **error_r);
+GW_API int gw_reply_parse(gw_reply_parser *p, const char *data, size_t len, size_t *used_r, gw_reply *reply_r,
+			  const char **error_r);
 
 /* 2, 3, 4 or 5: the class of a code; 0 if the code is not 200-599. */
 static inline int gw_reply_class(int code)
@@ -66,6 +68,6 @@ static inline int gw_reply_class(int code)
 
 /* Does the text of the reply (an EHLO/LHLO reply) list keyword? Case-insensitive; *arg_r gets what follows it
  * on that line (or NULL). */
-int gw_reply_has_keyword(const gw_reply *r, const char *keyword, const char **arg_r, size_t *arglen_r);
+GW_API int gw_reply_has_keyword(const gw_reply *r, const char *keyword, const char **arg_r, size_t *arglen_r);
 
 #endif

@@ -27,13 +27,15 @@
 #ifndef GW_ROUTE_H
 #define GW_ROUTE_H
 
+#include "gw/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "gw/client.h"
 #include "gw/mx.h"
 #include "gw/nexthop.h"
+#include "gw/proto.h"
 
 #define GW_ROUTE_HOPS_MAX 8
 #define GW_TRANSPORT_MAX  31
@@ -52,23 +54,23 @@ typedef struct gw_route {
 typedef struct gw_routes gw_routes;
 
 /* Read a route file. NULL with err "path:line: message" (or "path: strerror"). */
-gw_routes *gw_routes_load(const char *path, char *err, size_t errlen);
+GW_API gw_routes *gw_routes_load(const char *path, char *err, size_t errlen);
 /* Parse route text; name stands for the path in messages. */
-gw_routes *gw_routes_parse(const char *text, size_t len, const char *name, char *err, size_t errlen);
+GW_API gw_routes *gw_routes_parse(const char *text, size_t len, const char *name, char *err, size_t errlen);
 /* The route for domain (case-insensitive, trailing dot ignored), or NULL if none. */
-const gw_route *gw_routes_lookup(const gw_routes *r, const char *domain);
-size_t gw_routes_count(const gw_routes *r);
-void gw_routes_free(gw_routes **r);
+GW_API const gw_route *gw_routes_lookup(const gw_routes *r, const char *domain);
+GW_API size_t gw_routes_count(const gw_routes *r);
+GW_API void gw_routes_free(gw_routes **r);
 
 /*
  * Refuse a route that points at the gateway itself: any literal (bracketed or
  * numeric) next hop whose address and port equal one of self[0..nself).
  * Port 0 in self matches every port. 0 ok; -1 with err naming the hop.
  */
-int gw_route_check_loop(const gw_route *route, unsigned default_port, const struct sockaddr_storage *self,
-			size_t nself, char *err, size_t errlen);
+GW_API int gw_route_check_loop(const gw_route *route, unsigned default_port,
+			       const struct sockaddr_storage *self, size_t nself, char *err, size_t errlen);
 /* The same test for one resolved address. 1 when addr:port is one of self. */
-int gw_addr_is_self(const struct sockaddr *addr, const struct sockaddr_storage *self, size_t nself);
+GW_API int gw_addr_is_self(const struct sockaddr *addr, const struct sockaddr_storage *self, size_t nself);
 
 /*
  * Expand a route's next hops into the hosts to try, in order: literal hops and
@@ -77,10 +79,10 @@ int gw_addr_is_self(const struct sockaddr *addr, const struct sockaddr_storage *
  * and nothing else could be added. Each MX lookup is bounded by the lookup
  * timeout of gw/dns.h.
  */
-gw_lookup gw_route_expand(const gw_route *route, int use_mx, gw_nexthop *hops_r, size_t max, size_t *n_r,
-			  char *err, size_t errlen);
+GW_API gw_lookup gw_route_expand(const gw_route *route, int use_mx, gw_nexthop *hops_r, size_t max,
+				 size_t *n_r, char *err, size_t errlen);
 /* The same, the lookups ending by deadline (an absolute gw_now_ms() value; 0: none) if that comes first. */
-gw_lookup gw_route_expand_until(const gw_route *route, int use_mx, int64_t deadline, gw_nexthop *hops_r,
-				size_t max, size_t *n_r, char *err, size_t errlen);
+GW_API gw_lookup gw_route_expand_until(const gw_route *route, int use_mx, int64_t deadline,
+				       gw_nexthop *hops_r, size_t max, size_t *n_r, char *err, size_t errlen);
 
 #endif

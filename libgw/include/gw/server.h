@@ -60,6 +60,8 @@
 #ifndef GW_SERVER_H
 #define GW_SERVER_H
 
+#include "gw/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -166,29 +168,29 @@ typedef enum gw_srv_wait {
 typedef struct gw_srv gw_srv;
 
 /* Defaults: GW_SRV_CAP_DEFAULT, normalise bare newlines, limits 0 (the defaults). */
-void gw_srv_config_init(gw_srv_config *c, gw_srv_mode mode, const char *hostname);
+GW_API void gw_srv_config_init(gw_srv_config *c, gw_srv_mode mode, const char *hostname);
 /* A new session (NULL on ENOMEM or EINVAL: no hostname). Nothing is sent until gw_srv_start(). */
-gw_srv *gw_srv_new(const gw_srv_config *c);
+GW_API gw_srv *gw_srv_new(const gw_srv_config *c);
 /* Free the session and set *s to NULL. */
-void gw_srv_free(gw_srv **s);
+GW_API void gw_srv_free(gw_srv **s);
 /* Queue the 220 greeting. */
-void gw_srv_start(gw_srv *s);
+GW_API void gw_srv_start(gw_srv *s);
 /* Queue "421 4.3.2 <text>" (default text when NULL) and end the session; also instead of
  * gw_srv_start() to refuse a connection. Any answers still owed are dropped. */
-void gw_srv_shutdown(gw_srv *s, const char *text);
+GW_API void gw_srv_shutdown(gw_srv *s, const char *text);
 
 /* How many bytes gw_srv_feed() takes now. */
-size_t gw_srv_input_room(const gw_srv *s);
+GW_API size_t gw_srv_input_room(const gw_srv *s);
 /* Take up to len bytes of client input; returns how many were taken (the rest: feed later). Between
  * GW_SRV_EV_STARTTLS and gw_srv_tls_started(), and once the session is closed, bytes are dropped (all
  * taken). */
-size_t gw_srv_feed(gw_srv *s, const void *data, size_t len);
+GW_API size_t gw_srv_feed(gw_srv *s, const void *data, size_t len);
 /* Process input until an event for the driver; fills *ev and returns its type. */
-gw_srv_event_type gw_srv_next(gw_srv *s, gw_srv_event *ev);
+GW_API gw_srv_event_type gw_srv_next(gw_srv *s, gw_srv_event *ev);
 /* Replies to send. Write from ->data and gw_buf_consume() what was written. */
-gw_buf *gw_srv_output(gw_srv *s);
+GW_API gw_buf *gw_srv_output(gw_srv *s);
 /* What the engine waits for. */
-gw_srv_wait gw_srv_waiting(const gw_srv *s);
+GW_API gw_srv_wait gw_srv_waiting(const gw_srv *s);
 
 /*
  * Answer the pending MAIL, RCPT or (SMTP) end of data; in LMTP at the end of
@@ -198,14 +200,14 @@ gw_srv_wait gw_srv_waiting(const gw_srv *s);
  * session once the answer is complete. 0, or -1 with errno EINVAL (bad code
  * or enhanced code) or EPROTO (no answer pending).
  */
-int gw_srv_reply(gw_srv *s, int code, const char *enh, const char *text);
+GW_API int gw_srv_reply(gw_srv *s, int code, const char *enh, const char *text);
 /* LMTP end of data: the final reply for accepted recipient index (in any order; each exactly once). 0, or
  * -1 with errno EINVAL, ERANGE (no such recipient), EALREADY (answered) or EPROTO. */
-int gw_srv_reply_rcpt(gw_srv *s, size_t index, int code, const char *enh, const char *text);
+GW_API int gw_srv_reply_rcpt(gw_srv *s, size_t index, int code, const char *enh, const char *text);
 /* After GW_SRV_EV_STARTTLS: TLS is up; the client must greet again. */
-void gw_srv_tls_started(gw_srv *s);
+GW_API void gw_srv_tls_started(gw_srv *s);
 
 /* Bad commands so far. */
-unsigned gw_srv_errors(const gw_srv *s);
+GW_API unsigned gw_srv_errors(const gw_srv *s);
 
 #endif

@@ -5,10 +5,12 @@
 #ifndef GW_TIME_H
 #define GW_TIME_H
 
+#include "gw/export.h"
+
 #include <stdint.h>
 
 /* Milliseconds from CLOCK_MONOTONIC. */
-int64_t gw_now_ms(void);
+GW_API int64_t gw_now_ms(void);
 
 /* A clock passed to modules that keep time (cache, route health), so tests fix it. */
 typedef struct gw_clock {
@@ -17,6 +19,6 @@ typedef struct gw_clock {
 } gw_clock;
 
 /* The system monotonic clock. */
-extern const gw_clock gw_clock_monotonic;
+GW_API extern const gw_clock gw_clock_monotonic;
 
 #endif
