@@ -244,3 +244,13 @@ uint64_t gwm_ul_evictions(gwm_ul *ul)
 	pthread_mutex_unlock(&ul->lock);
 	return n;
 }
+
+size_t gwm_ul_table_size(gwm_ul *ul)
+{
+	size_t n;
+
+	pthread_mutex_lock(&ul->lock);
+	n = ul->map.nbuckets;
+	pthread_mutex_unlock(&ul->lock);
+	return n;
+}

@@ -39,5 +39,7 @@ void gwm_ul_add(gwm_ul *ul, const char *client, int64_t window_ms);
 /* Clients tracked now, and evicted so far. */
 size_t gwm_ul_clients(gwm_ul *ul);
 uint64_t gwm_ul_evictions(gwm_ul *ul);
+/* Buckets of the client table: fixed when it is made (a flood of clients never grows it). */
+size_t gwm_ul_table_size(gwm_ul *ul);
 
 #endif
