@@ -5,7 +5,8 @@
  * connect, dropped at close), the client address, and the message's
  * call-ahead transaction, begun at the first RCPT that needs a probe and
  * ended at DATA (every recipient is known), abort, the next MAIL or close. Every libmilter
- * call goes through smfi_seam.h. The decision is computed into a gwm_dec,
+ * call goes through smfi_seam.h, every macro through its guarded accessor
+ * gwm_macro (read once per callback, bounded). The decision is computed into a gwm_dec,
  * then logged and sent, so each RCPT leaves exactly one log line.
  *
  * PRVS (prvs_filter.h decides; this file gathers and acts): MAIL notes the
@@ -279,12 +280,15 @@ static int prvs_remember(gwm_conn *c, const char *raw, const char *plain)
 static sfsistat prvs_eom(SMFICTX *ctx, gwm_conn *c)
 {
 	const gwm_prvs_conf *pc = &c->snap->conf->prvs;
-	const char *queue = gwm_getsymval(ctx, "i"), *v, *args;
+	gwm_macros m;
+	const char *queue, *v, *args;
 	char q[64], from[GW_LOG_PEER_MAX * 4 + 8], to[GW_LOG_PEER_MAX * 4 + 8], why[64],
 	    mail[GW_PRVS_ADDR_MAX + 3];
 	gwm_prvs_sign_dec sd;
 	size_t i;
 
+	gwm_macros_init(&m, ctx);
+	queue = gwm_macro(&m, GWM_MACRO_I);
 	if (queue == NULL || *queue == '\0')
 		queue = "-";
 	gw_log_sanitize(q, sizeof(q), queue, strlen(queue), 32);
@@ -308,7 +312,7 @@ static sfsistat prvs_eom(SMFICTX *ctx, gwm_conn *c)
 	if (sd.sign) {
 		/* Postfix keeps the original parameters itself and warns when given any (cleanup_chg_from).
 		 */
-		v = gwm_getsymval(ctx, "v");
+		v = gwm_macro(&m, GWM_MACRO_V);
 		args = (v != NULL && strncasecmp(v, "Postfix", 7) == 0) || c->prvs_args[0] == '\0'
 			   ? NULL
 			   : c->prvs_args;
@@ -368,13 +372,15 @@ static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 {
 	gwm_conn *c = conn_get(ctx);
+	gwm_macros m;
 	const char *auth;
 	size_t i;
 
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
 	txn_end(c); /* a message that ended without eom or abort */
-	auth = gwm_getsymval(ctx, "{auth_authen}");
+	gwm_macros_init(&m, ctx);
+	auth = gwm_macro(&m, GWM_MACRO_AUTH_AUTHEN);
 	c->authenticated = c->snap->conf->opt.skip_authenticated && auth != NULL && *auth != '\0';
 	c->path_flags = 0;
 	for (i = 1; argv != NULL && argv[0] != NULL && argv[i] != NULL; i++)
@@ -448,7 +454,7 @@ static int parse_rcpt(const gwm_conn *c, const char *raw, gw_path *p, const char
 	return gw_path_parse(raw, strlen(raw), flags, p, why);
 }
 
-static void decide(SMFICTX *ctx, gwm_conn *c, const char *raw, gwm_dec *d)
+static void decide(gwm_macros *m, gwm_conn *c, const char *raw, gwm_dec *d)
 {
 	const gwm_config *conf = c->snap->conf;
 	const char *mailer, *host, *why = NULL;
@@ -466,7 +472,7 @@ static void decide(SMFICTX *ctx, gwm_conn *c, const char *raw, gwm_dec *d)
 		skip(d, "skip-auth");
 		return;
 	}
-	mailer = gwm_getsymval(ctx, "{rcpt_mailer}");
+	mailer = gwm_macro(m, GWM_MACRO_RCPT_MAILER);
 	if (mailer != NULL && strcasecmp(mailer, "error") == 0) {
 		skip(d, "skip-error"); /* the MTA rejected it already */
 		return;
@@ -491,7 +497,7 @@ static void decide(SMFICTX *ctx, gwm_conn *c, const char *raw, gwm_dec *d)
 		return;
 	}
 	route = gw_routes_lookup(conf->routes, path.mbox.domain);
-	if (route == NULL && conf->opt.use_rcpt_host && (host = gwm_getsymval(ctx, "{rcpt_host}")) != NULL &&
+	if (route == NULL && conf->opt.use_rcpt_host && (host = gwm_macro(m, GWM_MACRO_RCPT_HOST)) != NULL &&
 	    *host != '\0') {
 		int rh = rcpt_host_route(conf, host, path.mbox.domain, &tmp);
 
@@ -544,18 +550,21 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 	gwm_dec d;
 	gwm_prvs_rcpt_dec pd;
 	const char *raw = argv != NULL ? argv[0] : NULL;
-	const char *queue = gwm_getsymval(ctx, "i");
+	gwm_macros m;
+	const char *queue;
 	char q[64], rcpt[GW_LOG_PEER_MAX * 4 + 8], route[GW_HOST_MAX * 2];
 	char prcpt[GW_PATH_MAX + 1], plain[GW_PRVS_ADDR_MAX + 3], why[64];
 	int64_t t0 = gw_now_ms();
 
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
+	gwm_macros_init(&m, ctx);
+	queue = gwm_macro(&m, GWM_MACRO_I);
 	atomic_fetch_add(&n_rcpts, 1);
 	memset(&d, 0, sizeof(d));
 	snprintf(d.route, sizeof(d.route), "-");
 	if (raw == NULL)
-		raw = gwm_getsymval(ctx, "{rcpt_addr}");
+		raw = gwm_macro(&m, GWM_MACRO_RCPT_ADDR);
 	if (raw == NULL)
 		raw = "";
 	/* PRVS first: a forged bounce costs no probe, a tagged recipient is probed stripped. */
@@ -566,7 +575,7 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 		snprintf(d.rcpt, sizeof(d.rcpt), "%s", prcpt);
 	} else if (pd.action == GWM_PRVS_STRIP) {
 		snprintf(plain, sizeof(plain), "<%s>", pd.plain);
-		decide(ctx, c, plain, &d);
+		decide(&m, c, plain, &d);
 		/* Not for a recipient the MTA already refused: the add at end of message would revive it. */
 		if (d.reply.action == SMFIS_CONTINUE && strcmp(d.source, "skip-error") != 0 &&
 		    prvs_remember(c, raw, pd.plain) != 0) {
@@ -575,7 +584,7 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 			atomic_fetch_add(&n_local_errors, 1);
 		}
 	} else {
-		decide(ctx, c, raw, &d);
+		decide(&m, c, raw, &d);
 	}
 	/* The queue id is empty at the first RCPT under Postfix. */
 	if (queue == NULL || *queue == '\0')

@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -29,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "gw/addr.h"
@@ -47,10 +49,14 @@ static const char *const tls_policies[] = {"none", "may", "encrypt", "verify", N
 
 /* The order follows etc/gw.conf and gw.conf(5). */
 const gw_option gwm_option[] = {
-    OPT("socket", GW_OPT_STRING, "inet:10025@127.0.0.1",
-	"milter socket: inet:PORT@HOST, inet6:PORT@HOST, unix:/path", socket, 0, 0, NULL),
+    OPT("socket", GW_OPT_STRING, "unix:/var/spool/postfix/gw-milter/milter.sock",
+	"milter socket: unix:/path, inet:PORT@HOST, inet6:PORT@HOST", socket, 0, 0, NULL),
     OPT("socket_mode", GW_OPT_STRING, "0660", "permissions of a unix milter socket (octal)", socket_mode, 0,
 	0, NULL),
+    OPT("socket_group", GW_OPT_STRING, NULL, "group of a unix milter socket; empty: the daemon's group",
+	socket_group, 0, 0, NULL),
+    OPT("milter_timeout", GW_OPT_DURATION, "10m", "an idle milter connection is closed after this",
+	milter_timeout, S(1), S(86400), NULL),
     OPT("control_socket", GW_OPT_STRING, "/run/gw-milter/control",
 	"control socket (stats, purge); empty: none", control_socket, 0, 0, NULL),
     OPT("pid_file", GW_OPT_STRING, "/run/gw-milter/gw-milter.pid", "pid file; empty: none", pid_file, 0, 0,
@@ -503,6 +509,15 @@ gwm_config *gwm_config_load(const char *path, char *err, size_t errlen)
 		key_err(c, "socket_mode", err, errlen, "want an octal mode such as 0660");
 		goto fail;
 	}
+	c->socket_gid = (gid_t)-1;
+	if (c->opt.socket_group != NULL && *c->opt.socket_group != '\0') {
+		const struct group *g = getgrnam(c->opt.socket_group);
+		if (g == NULL) {
+			key_err(c, "socket_group", err, errlen, "unknown group '%s'", c->opt.socket_group);
+			goto fail;
+		}
+		c->socket_gid = g->gr_gid;
+	}
 	c->log_level = GW_LOG_ERR + c->opt.log_level;
 	if (c->opt.tls == GW_TLS_VERIFY && (c->opt.tls_ca_file == NULL || *c->opt.tls_ca_file == '\0'))
 		gw_log(GW_LOG_NOTICE, "config",
@@ -523,6 +538,11 @@ gwm_config *gwm_config_load(const char *path, char *err, size_t errlen)
 		goto fail;
 	if (c->opt.routes == NULL || *c->opt.routes == '\0') {
 		key_err(c, "routes", err, errlen, "a route file is required");
+		goto fail;
+	}
+	if (access(c->opt.routes, R_OK) != 0) {
+		/* name the gw.conf line too: the path alone does not say which file set it */
+		key_err(c, "routes", err, errlen, "%s: %s", c->opt.routes, strerror(errno));
 		goto fail;
 	}
 	if ((c->routes = gw_routes_load(c->opt.routes, err, errlen)) == NULL)

@@ -39,7 +39,8 @@
 
 /* Every key of gw.conf; see gwm_option[] for types and defaults. */
 typedef struct gwm_options {
-	char *socket, *socket_mode, *control_socket, *pid_file, *user;
+	char *socket, *socket_mode, *socket_group, *control_socket, *pid_file, *user;
+	long milter_timeout;
 	int log, log_level; /* log: 0 syslog, 1 stderr; log_level: index into err..debug */
 	char *routes;
 	int use_mx, use_rcpt_host;
@@ -75,7 +76,8 @@ typedef struct gwm_config {
 	char *path;
 	gwm_options opt;
 	mode_t socket_mode;
-	int log_level; /* GW_LOG_* */
+	gid_t socket_gid; /* socket_group, or (gid_t)-1 */
+	int log_level;    /* GW_LOG_* */
 	gw_routes *routes;
 	gwm_net *nets;
 	size_t nnets;

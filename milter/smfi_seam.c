@@ -2,9 +2,41 @@
  * smfi_seam.c - the real seam: each gwm_* call forwards to libmilter.
  *
  * libmilter's prototypes take char * where it only reads, so the casts here
- * are the one place that drops const. Does not defend against: anything.
+ * are the one place that drops const. gwm_macro is the one accessor of
+ * macros (see smfi_seam.h for what it cannot defend against).
  */
+#include <string.h>
+
 #include "smfi_seam.h"
+
+static const char *const macro_names[GWM_MACROS] = {
+    "i", "v", "{auth_authen}", "{rcpt_addr}", "{rcpt_host}", "{rcpt_mailer}",
+};
+
+void gwm_macros_init(gwm_macros *m, SMFICTX *ctx)
+{
+	m->ctx = ctx;
+	m->read = m->present = 0;
+}
+
+const char *gwm_macro(gwm_macros *m, int which)
+{
+	const char *v;
+	size_t n;
+
+	if (which < 0 || which >= GWM_MACROS)
+		return NULL;
+	if (!(m->read & (1u << which))) {
+		m->read |= 1u << which;
+		v = m->ctx != NULL ? gwm_getsymval(m->ctx, macro_names[which]) : NULL;
+		if (v != NULL && (n = strnlen(v, GWM_MACRO_VALUE_MAX + 1)) <= GWM_MACRO_VALUE_MAX) {
+			memcpy(m->value[which], v, n);
+			m->value[which][n] = '\0';
+			m->present |= 1u << which;
+		}
+	}
+	return (m->present & (1u << which)) ? m->value[which] : NULL;
+}
 
 int gwm_setreply(SMFICTX *ctx, const char *rcode, const char *xcode, const char *text)
 {

@@ -5,12 +5,45 @@
  * tests can link their own definitions (recording replies, serving macros
  * from a table) without libmilter or an MTA. smfi_seam.c is the real one.
  *
- * Does not defend against: anything; it only forwards.
+ * Macros are read through gwm_macro only: each callback keeps a gwm_macros,
+ * so a macro is asked of libmilter at most once per callback, only when
+ * needed, and its value is copied with a bound (an over-long value reads as
+ * absent).
+ *
+ * Does not defend against: libmilter's own parsing. smfi_getsymval walks a
+ * macro list two entries at a time, so a macro packet with an odd number of
+ * strings (a name without a value) makes a lookup of a name not in the list
+ * read past the list's end, which can crash the process; nothing outside
+ * libmilter can see or repair that list. Only the MTA must be able to reach
+ * the milter socket (gw-milter(8), SECURITY).
  */
 #ifndef GWM_SMFI_SEAM_H
 #define GWM_SMFI_SEAM_H
 
 #include <libmilter/mfapi.h>
+
+/* The macros gw-milter reads, and the longest value kept. */
+enum {
+	GWM_MACRO_I,
+	GWM_MACRO_V,
+	GWM_MACRO_AUTH_AUTHEN,
+	GWM_MACRO_RCPT_ADDR,
+	GWM_MACRO_RCPT_HOST,
+	GWM_MACRO_RCPT_MAILER,
+	GWM_MACROS
+};
+#define GWM_MACRO_VALUE_MAX 512
+
+/* One callback's view of the macros: each read at most once, on first use. */
+typedef struct gwm_macros {
+	SMFICTX *ctx;
+	unsigned read, present; /* bit per GWM_MACRO_* */
+	char value[GWM_MACROS][GWM_MACRO_VALUE_MAX + 1];
+} gwm_macros;
+
+void gwm_macros_init(gwm_macros *m, SMFICTX *ctx);
+/* The value of macro which (GWM_MACRO_*), NULL when absent or longer than GWM_MACRO_VALUE_MAX. */
+const char *gwm_macro(gwm_macros *m, int which);
 
 /* smfi_setreply: MI_SUCCESS or MI_FAILURE. */
 int gwm_setreply(SMFICTX *ctx, const char *rcode, const char *xcode, const char *text);
