@@ -38,6 +38,7 @@
 
 #include "callbacks.h"
 #include "conf.h"
+#include "idle.h"
 #include "reply.h"
 #include "prvs_filter.h"
 #include "smfi_seam.h"
@@ -58,6 +59,7 @@ typedef struct gwm_strip {
 } gwm_strip;
 
 typedef struct gwm_conn {
+	gwm_idle idle; /* milter_timeout watch */
 	gwm_snapshot *snap;
 	char client[GWM_UL_KEY_MAX];
 	int skip_client;
@@ -155,6 +157,7 @@ static gwm_conn *conn_new(SMFICTX *ctx, const struct sockaddr *sa)
 		free(c);
 		return NULL;
 	}
+	(void)gwm_idle_add(&c->idle, ctx); /* not watched: left to libmilter's own timeout */
 	atomic_fetch_add(&n_open, 1);
 	return c;
 }
@@ -659,6 +662,7 @@ static sfsistat cb_close(SMFICTX *ctx)
 
 	if (c == NULL)
 		return SMFIS_CONTINUE;
+	gwm_idle_del(&c->idle); /* before libmilter closes the socket */
 	txn_end(c);
 	prvs_reset(c);
 	gwm_snapshot_unref(&c->snap);
@@ -666,6 +670,50 @@ static sfsistat cb_close(SMFICTX *ctx)
 	(void)gwm_setpriv(ctx, NULL);
 	atomic_fetch_sub(&n_open, 1);
 	return SMFIS_CONTINUE;
+}
+
+/* --- the idle watch around each callback between connect and close --------------- */
+
+static gwm_idle *idle_of(SMFICTX *ctx)
+{
+	gwm_conn *c = gwm_getpriv(ctx);
+
+	return c != NULL ? &c->idle : NULL;
+}
+
+#define WATCHED(call)                                                                                        \
+	do {                                                                                                 \
+		gwm_idle *e = idle_of(ctx);                                                                  \
+		sfsistat r;                                                                                  \
+		gwm_idle_enter(e);                                                                           \
+		r = call;                                                                                    \
+		gwm_idle_leave(e);                                                                           \
+		return r;                                                                                    \
+	} while (0)
+
+static sfsistat w_envfrom(SMFICTX *ctx, char **argv)
+{
+	WATCHED(cb_envfrom(ctx, argv));
+}
+
+static sfsistat w_envrcpt(SMFICTX *ctx, char **argv)
+{
+	WATCHED(cb_envrcpt(ctx, argv));
+}
+
+static sfsistat w_data(SMFICTX *ctx)
+{
+	WATCHED(cb_data(ctx));
+}
+
+static sfsistat w_eom(SMFICTX *ctx)
+{
+	WATCHED(cb_eom(ctx));
+}
+
+static sfsistat w_abort(SMFICTX *ctx)
+{
+	WATCHED(cb_abort(ctx));
 }
 
 void gwm_callbacks_desc(struct smfiDesc *d)
@@ -678,11 +726,11 @@ void gwm_callbacks_desc(struct smfiDesc *d)
 	/* PRVS rewrites envelopes; cb_negotiate asks for these only when PRVS is on. */
 	d->xxfi_flags = SMFIF_CHGFROM | SMFIF_ADDRCPT | SMFIF_DELRCPT;
 	d->xxfi_connect = cb_connect;
-	d->xxfi_envfrom = cb_envfrom;
-	d->xxfi_envrcpt = cb_envrcpt;
-	d->xxfi_data = cb_data;
-	d->xxfi_eom = cb_eom;
-	d->xxfi_abort = cb_abort;
+	d->xxfi_envfrom = w_envfrom;
+	d->xxfi_envrcpt = w_envrcpt;
+	d->xxfi_data = w_data;
+	d->xxfi_eom = w_eom;
+	d->xxfi_abort = w_abort;
 	d->xxfi_close = cb_close;
 	d->xxfi_negotiate = cb_negotiate;
 }

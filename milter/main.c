@@ -41,6 +41,7 @@
 #include "callbacks.h"
 #include "conf.h"
 #include "control.h"
+#include "idle.h"
 #include "gw/cache.h"
 #include "gw/log.h"
 #include "gw/time.h"
@@ -369,6 +370,11 @@ static int run(gwm_config *c, int foreground)
 		goto fail;
 	}
 	gwm_current_set(s);
+	if (gwm_idle_start(s->conf->opt.socket, s->conf->opt.milter_timeout) != 0) {
+		gw_log(GW_LOG_ERR, "start", "error=\"idle thread: %s\"", strerror(errno));
+		gwm_snapshot_unref(&s);
+		goto fail;
+	}
 	gw_log(GW_LOG_NOTICE, "start", "status=ok socket=%s routes=%zu pid=%ld", s->conf->opt.socket,
 	       gw_routes_count(s->conf->routes), (long)getpid());
 	gwm_snapshot_unref(&s);
@@ -389,6 +395,7 @@ static int run(gwm_config *c, int foreground)
 	main_loop();
 	signals_mask(SIG_BLOCK);
 	pthread_join(mt, NULL);
+	gwm_idle_stop();
 	reload_signal(1);
 	pthread_join(rt, NULL);
 	gwm_control_stop();
@@ -406,6 +413,7 @@ static int run(gwm_config *c, int foreground)
 		_exit(rc);
 	}
 fail:
+	gwm_idle_stop();
 	gwm_control_stop();
 	if (cfd >= 0)
 		close(cfd);

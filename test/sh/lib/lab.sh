@@ -3,7 +3,8 @@
 # benchmark and demo. Source it (bash); it defines functions only.
 #
 #   lab_init                        make $LAB (one mktemp -d) and the stop trap list
-#   lab_port                        print a free loopback TCP port (never the same twice)
+#   lab_port                        print a free loopback TCP port below the ephemeral
+#                                   range, held for this test only (lib/ports.sh)
 #   lab_internal_start NAME PORT USER@DOMAIN...
 #                                   an "internal MTA": Postfix on 127.0.0.1:PORT that
 #                                   knows these users (virtual mailboxes, maildirs under
@@ -46,7 +47,8 @@
 
 LAB_SRC=${LAB_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)}
 LAB=
-LAB_PORTS=" "
+# shellcheck source-path=SCRIPTDIR source=ports.sh
+. "$LAB_SRC/test/sh/lib/ports.sh"
 
 lab_log() { echo "lab: $*" >&2; }
 
@@ -58,21 +60,9 @@ lab_init() {
 	LAB_MILTER_PID=
 }
 
-# A free port: random in 20000-59999, not listening now, not handed out before.
-lab_port() {
-	local p
-	for _ in $(seq 200); do
-		p=$((20000 + RANDOM % 40000))
-		case $LAB_PORTS in *" $p "*) continue ;; esac
-		if [ -z "$(ss -Htan "( sport = :$p or dport = :$p )" 2>/dev/null)" ]; then
-			LAB_PORTS="$LAB_PORTS$p "
-			echo "$p"
-			return 0
-		fi
-	done
-	lab_log "no free port found"
-	return 1
-}
+# A free port below the ephemeral range, claimed for this test until lab_stop_all
+# (lib/ports.sh: a claim file per port, so $(lab_port) in a subshell keeps it).
+lab_port() { port_claim; }
 
 lab_listening() { [ -n "$(ss -Htln "sport = :$1" 2>/dev/null)" ]; }
 
@@ -344,10 +334,12 @@ lab_bg_stop() {   # NAME: stop the background process(es) started under NAME
 	sed -i "/^$1 /d" "$LAB/bg"
 }
 
-# Stop everything this lab started (milter, then each Postfix), by PID; remove $LAB.
+# Stop everything this lab started (milter, then each Postfix), by PID; remove $LAB;
+# give back the ports it claimed.
 # LAB_KEEP=1 keeps the directory for a post-mortem.
 lab_stop_all() {
 	local n
+	port_release_all
 	[ -n "$LAB" ] && [ -d "$LAB" ] || return 0
 	lab_milter_stop
 	if [ -f "$LAB/bg" ]; then
