@@ -7,39 +7,15 @@
  * callback removes the entry before libmilter closes the descriptor, so a
  * descriptor number reused by another socket is never touched.
  */
-#include <errno.h>
-#include <stdio.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <netinet/in.h>
-#include <stdlib.h>
 #include <time.h>
 
 #include "idle.h"
+#include "smfi_ctx.h"
 #include "gw/log.h"
 #include "gw/time.h"
-
-/*
- * The head of libmilter's struct smfi_str (libmilter/libmilter.h, not
- * installed): ctx_id, ctx_sd, ctx_dbg, ctx_timeout. ctx_id is a long in
- * Sendmail 8.17 (ctx_sd at offset 8) and an unsigned int before (offset 4);
- * ctx_timeout is at offset 16 in both on LP64.
- */
-struct smfi_head {
-	long ctx_id;
-	int ctx_sd;
-	int ctx_dbg;
-	time_t ctx_timeout;
-};
-struct smfi_head_old {
-	unsigned int ctx_id;
-	int ctx_sd;
-	int ctx_dbg;
-	time_t ctx_timeout;
-};
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
@@ -47,57 +23,6 @@ static gwm_idle head = {&head, &head, -1, 0, 0, 0};
 static pthread_t thread;
 static int running, quit, warned;
 static long timeout;
-static struct sockaddr_storage listen_addr; /* family AF_UNSPEC: none */
-
-/* The milter socket's local address, from "unix:/p", "local:/p", "inet:PORT@H", "inet6:PORT@H". */
-static void parse_spec(const char *s)
-{
-	memset(&listen_addr, 0, sizeof(listen_addr));
-	if (strncmp(s, "unix:", 5) == 0 || strncmp(s, "local:", 6) == 0) {
-		struct sockaddr_un *un = (struct sockaddr_un *)&listen_addr;
-		const char *p = strchr(s, ':') + 1;
-		if (strlen(p) < sizeof(un->sun_path)) {
-			un->sun_family = AF_UNIX;
-			memcpy(un->sun_path, p, strlen(p) + 1);
-		}
-	} else if (strncmp(s, "inet:", 5) == 0 || strncmp(s, "inet6:", 6) == 0) {
-		long port = strtol(strchr(s, ':') + 1, NULL, 10);
-		if (s[4] == '6') {
-			struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&listen_addr;
-			in6->sin6_family = AF_INET6;
-			in6->sin6_port = htons((uint16_t)port);
-		} else {
-			struct sockaddr_in *in = (struct sockaddr_in *)&listen_addr;
-			in->sin_family = AF_INET;
-			in->sin_port = htons((uint16_t)port);
-		}
-	}
-}
-
-/* Is fd a connection accepted on the milter socket? */
-static int is_milter_conn(int fd)
-{
-	struct sockaddr_storage a;
-	socklen_t al = sizeof(a);
-	struct stat st;
-
-	memset(&a, 0, sizeof(a));
-	if (fd < 0 || fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) ||
-	    getsockname(fd, (struct sockaddr *)&a, &al) != 0 || a.ss_family != listen_addr.ss_family)
-		return 0;
-	switch (a.ss_family) {
-	case AF_UNIX:
-		return strcmp(((struct sockaddr_un *)&a)->sun_path,
-			      ((struct sockaddr_un *)&listen_addr)->sun_path) == 0;
-	case AF_INET:
-		return ((struct sockaddr_in *)&a)->sin_port == ((struct sockaddr_in *)&listen_addr)->sin_port;
-	case AF_INET6:
-		return ((struct sockaddr_in6 *)&a)->sin6_port ==
-		       ((struct sockaddr_in6 *)&listen_addr)->sin6_port;
-	default:
-		return 0;
-	}
-}
 
 static void *watch(void *arg)
 {
@@ -131,10 +56,9 @@ static void *watch(void *arg)
 	return NULL;
 }
 
-int gwm_idle_start(const char *socket_spec, long timeout_ms)
+int gwm_idle_start(long timeout_ms)
 {
 	timeout = timeout_ms;
-	parse_spec(socket_spec);
 	quit = 0;
 	if (pthread_create(&thread, NULL, watch, NULL) != 0)
 		return -1;
@@ -156,26 +80,20 @@ void gwm_idle_stop(void)
 
 int gwm_idle_add(gwm_idle *e, SMFICTX *ctx)
 {
-	const struct smfi_head *h = (const struct smfi_head *)(const void *)ctx;
-	const struct smfi_head_old *o = (const struct smfi_head_old *)(const void *)ctx;
-	int fd = -1;
+	int fd;
 
 	e->fd = -1;
 	e->prev = e->next = e;
 	if (!running || ctx == NULL)
 		return -1;
-	if ((long long)h->ctx_timeout == (long long)(timeout + 999) / 1000) {
-		if (is_milter_conn(h->ctx_sd))
-			fd = h->ctx_sd;
-		else if (is_milter_conn(o->ctx_sd))
-			fd = o->ctx_sd;
-	}
+	fd = gwm_ctx_socket(ctx);
 	pthread_mutex_lock(&lock);
 	if (fd < 0) {
 		if (!warned)
-			gw_log(GW_LOG_WARNING, "idle",
-			       "error=\"cannot find the session's socket in this libmilter\" "
-			       "action=\"idle connections left to libmilter's timeout\"");
+			gw_log(
+			    GW_LOG_WARNING, "idle",
+			    "error=\"cannot find the session's socket in this libmilter\" "
+			    "action=\"idle connections left to libmilter's timeout, macro lists unchecked\"");
 		warned = 1;
 		pthread_mutex_unlock(&lock);
 		return -1;

@@ -10,14 +10,9 @@
  * the end of the connection, calls abort and close, and closes it itself)
  * once no callback has run on it for the timeout.
  *
- * libmilter gives no call for a session's socket. gwm_idle_add reads it from
- * the head of libmilter's context (struct smfi_str: ctx_id, ctx_sd, ctx_dbg,
- * ctx_timeout; ctx_id grew from int to long in Sendmail 8.17, so both places
- * of ctx_sd are tried) and uses it only when it checks out: ctx_timeout
- * equals the timeout set with smfi_settimeout, and the descriptor is a
- * socket whose local address is the milter socket's. When
- * it does not, that is logged once and idle connections are left to
- * libmilter's own timeout.
+ * libmilter gives no call for a session's socket: smfi_ctx.h reads it from
+ * libmilter's context when the layout checks out; when it does not, that is
+ * logged once and idle connections are left to libmilter's own timeout.
  *
  * Does not defend against: a connection that never reaches the connect
  * callback (it sends nothing, or only the option negotiation): libmilter's
@@ -39,8 +34,8 @@ typedef struct gwm_idle {
 	int64_t last_ms; /* end of the last callback */
 } gwm_idle;
 
-/* Start the watch thread for milter socket spec (gw.conf syntax) and timeout. 0 or -1. */
-int gwm_idle_start(const char *socket_spec, long timeout_ms);
+/* Start the watch thread (after gwm_ctx_init). 0 or -1. */
+int gwm_idle_start(long timeout_ms);
 /* Stop the thread (the connections still open are no longer watched). */
 void gwm_idle_stop(void);
 

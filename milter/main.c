@@ -20,6 +20,10 @@
  * SIGTERM and SIGINT call smfi_stop(), then the daemon waits (bounded) for
  * open milter connections to finish before it frees what they use.
  *
+ * Milter connections: milter_timeout goes to smfi_settimeout and to the idle
+ * watch (idle.h), which closes idle connections itself because libmilter's
+ * worker pool checks its timeout only every 600 s.
+ *
  * Does not defend against: a signal sent to one thread with tgkill (it would
  * reach libmilter's handler); a reload cannot move the milter socket, the
  * control socket, the user or the log destination (a restart can).
@@ -42,6 +46,7 @@
 #include "conf.h"
 #include "control.h"
 #include "idle.h"
+#include "smfi_ctx.h"
 #include "gw/cache.h"
 #include "gw/log.h"
 #include "gw/time.h"
@@ -224,6 +229,7 @@ static int open_milter(const gwm_config *c, uid_t uid, gid_t gid)
 	}
 	/* libmilter's idle timeout (its default is 7210 s): a silent peer's connection is closed. */
 	timeout_s = (int)((c->opt.milter_timeout + 999) / 1000);
+	gwm_ctx_init(timeout_s, &desc, c->opt.socket);
 	if (smfi_settimeout(timeout_s) != MI_SUCCESS) {
 		gw_log(GW_LOG_ERR, "start", "error=\"libmilter refused milter_timeout %d s\"", timeout_s);
 		return -1;
@@ -370,7 +376,7 @@ static int run(gwm_config *c, int foreground)
 		goto fail;
 	}
 	gwm_current_set(s);
-	if (gwm_idle_start(s->conf->opt.socket, s->conf->opt.milter_timeout) != 0) {
+	if (gwm_idle_start(s->conf->opt.milter_timeout) != 0) {
 		gw_log(GW_LOG_ERR, "start", "error=\"idle thread: %s\"", strerror(errno));
 		gwm_snapshot_unref(&s);
 		goto fail;

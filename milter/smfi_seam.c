@@ -3,11 +3,13 @@
  *
  * libmilter's prototypes take char * where it only reads, so the casts here
  * are the one place that drops const. gwm_macro is the one accessor of
- * macros (see smfi_seam.h for what it cannot defend against).
+ * macros, guarded against libmilter's macro walk (see smfi_seam.h).
  */
 #include <string.h>
 
 #include "smfi_seam.h"
+#include "smfi_ctx.h"
+#include "gw/log.h"
 
 static const char *const macro_names[GWM_MACROS] = {
     "i", "v", "{auth_authen}", "{rcpt_addr}", "{rcpt_host}", "{rcpt_mailer}",
@@ -16,6 +18,7 @@ static const char *const macro_names[GWM_MACROS] = {
 void gwm_macros_init(gwm_macros *m, SMFICTX *ctx)
 {
 	m->ctx = ctx;
+	m->pairs = -2;
 	m->read = m->present = 0;
 }
 
@@ -25,6 +28,14 @@ const char *gwm_macro(gwm_macros *m, int which)
 	size_t n;
 
 	if (which < 0 || which >= GWM_MACROS)
+		return NULL;
+	if (m->pairs == -2) {
+		m->pairs = gwm_ctx_macros_ok(m->ctx);
+		if (m->pairs == 0)
+			gw_log(GW_LOG_WARNING, "macros",
+			       "error=\"a macro list with a name and no value\" action=\"macros ignored\"");
+	}
+	if (m->pairs == 0)
 		return NULL;
 	if (!(m->read & (1u << which))) {
 		m->read |= 1u << which;

@@ -10,12 +10,15 @@
  * needed, and its value is copied with a bound (an over-long value reads as
  * absent).
  *
- * Does not defend against: libmilter's own parsing. smfi_getsymval walks a
- * macro list two entries at a time, so a macro packet with an odd number of
- * strings (a name without a value) makes a lookup of a name not in the list
- * read past the list's end, which can crash the process; nothing outside
- * libmilter can see or repair that list. Only the MTA must be able to reach
- * the milter socket (gw-milter(8), SECURITY).
+ * Before the first read in a callback, gwm_macro checks libmilter's macro
+ * lists (smfi_ctx.h): smfi_getsymval walks a list two entries at a time, so
+ * a macro packet with an odd number of strings (a name without a value, which
+ * no MTA sends) would make it read past the list's end and can crash the
+ * process. With such a list every macro reads as absent, and that is logged.
+ *
+ * Does not defend against: that packet when libmilter's context does not
+ * have the layout smfi_ctx.h knows (then smfi_getsymval is called as it is).
+ * Only the MTA should reach the milter socket (gw-milter(8), SECURITY).
  */
 #ifndef GWM_SMFI_SEAM_H
 #define GWM_SMFI_SEAM_H
@@ -37,6 +40,7 @@ enum {
 /* One callback's view of the macros: each read at most once, on first use. */
 typedef struct gwm_macros {
 	SMFICTX *ctx;
+	int pairs;              /* gwm_ctx_macros_ok, asked once: -2 not yet */
 	unsigned read, present; /* bit per GWM_MACRO_* */
 	char value[GWM_MACROS][GWM_MACRO_VALUE_MAX + 1];
 } gwm_macros;
