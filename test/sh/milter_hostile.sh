@@ -7,7 +7,8 @@
 # while the same user gets in once socket_mode is 0666 (so the refusal is the
 # mode's doing); socket_group sets the socket's group, an unknown group is a
 # configuration error naming file:line; milter_timeout closes an idle milter
-# connection (2 s here) and the default keeps one open; a missing routes file
+# connection (2 s here), not one waiting for a slower probe, and the default
+# keeps one open; a missing routes file
 # names the gw.conf line that set it; gw-prvs says "malformed" (5), not
 # "try again" (75), for an over-long address in sign, verify and strip.
 #
@@ -100,6 +101,34 @@ verdict $? "milter_timeout = 2s closes an idle connection in about 2 s ($out)"
 check "the close is logged" grep -q ': idle action=close idle_ms=' "$LOG"
 none_of "cannot find the session's socket" "$(cat "$LOG")"
 verdict $? "gw-milter found the session's socket in this libmilter"
+milter_stop
+
+# A probe slower than milter_timeout: the connection is busy, not idle, and keeps its reply.
+cat >"$T/slow.script" <<'EOF2'
+send 220 slow.test ESMTP
+expect EHLO
+send 250 slow.test
+expect MAIL FROM:<>
+send 250 ok
+expect RCPT TO:<known@slow.test>
+sleep 3500
+send 250 ok
+EOF2
+start_peer slow
+printf 'slow.test smtp:[127.0.0.1]:%s\n' "$(peer_port slow)" >>"$T/routes"
+cat >"$T/busy.script" <<'EOF2'
+connect client.test 192.0.2.1
+macro mail i Q2
+mail s@remote.test
+macro rcpt {rcpt_mailer} smtp
+rcpt known@slow.test
+quit
+EOF2
+mh_conf busy milter_timeout=2s
+milter_start busy || mh_finish
+mclient busy
+want_eq "a 3.5 s probe with milter_timeout = 2s still answers RCPT" "$(grep -c '^REPLY rcpt c' "$T/client.out")" 1
+check "and the connection was not closed as idle" bash -c "! grep -q ': idle action=close' '$LOG'"
 milter_stop
 
 printf 'connect client.test 192.0.2.1\nidle 4\n' >"$T/idle4.script"
