@@ -39,6 +39,7 @@
 #include "callbacks.h"
 #include "conf.h"
 #include "idle.h"
+#include "macros.h"
 #include "reply.h"
 #include "prvs_filter.h"
 #include "smfi_seam.h"
