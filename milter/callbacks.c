@@ -5,7 +5,8 @@
  * connect, dropped at close), the client address, and the message's
  * call-ahead transaction, begun at the first RCPT that needs a probe and
  * ended at DATA (every recipient is known), abort, the next MAIL or close. Every libmilter
- * call goes through smfi_seam.h. The decision is computed into a gwm_dec,
+ * call goes through smfi_seam.h, every macro through its guarded accessor
+ * gwm_macro (read once per callback, bounded). The decision is computed into a gwm_dec,
  * then logged and sent, so each RCPT leaves exactly one log line.
  *
  * PRVS (prvs_filter.h decides; this file gathers and acts): MAIL notes the
@@ -37,6 +38,8 @@
 
 #include "callbacks.h"
 #include "conf.h"
+#include "idle.h"
+#include "macros.h"
 #include "reply.h"
 #include "prvs_filter.h"
 #include "smfi_seam.h"
@@ -57,6 +60,7 @@ typedef struct gwm_strip {
 } gwm_strip;
 
 typedef struct gwm_conn {
+	gwm_idle idle; /* milter_timeout watch */
 	gwm_snapshot *snap;
 	char client[GWM_UL_KEY_MAX];
 	int skip_client;
@@ -154,6 +158,7 @@ static gwm_conn *conn_new(SMFICTX *ctx, const struct sockaddr *sa)
 		free(c);
 		return NULL;
 	}
+	(void)gwm_idle_add(&c->idle, ctx); /* not watched: left to libmilter's own timeout */
 	atomic_fetch_add(&n_open, 1);
 	return c;
 }
@@ -279,12 +284,15 @@ static int prvs_remember(gwm_conn *c, const char *raw, const char *plain)
 static sfsistat prvs_eom(SMFICTX *ctx, gwm_conn *c)
 {
 	const gwm_prvs_conf *pc = &c->snap->conf->prvs;
-	const char *queue = gwm_getsymval(ctx, "i"), *v, *args;
+	gwm_macros m;
+	const char *queue, *v, *args;
 	char q[64], from[GW_LOG_PEER_MAX * 4 + 8], to[GW_LOG_PEER_MAX * 4 + 8], why[64],
 	    mail[GW_PRVS_ADDR_MAX + 3];
 	gwm_prvs_sign_dec sd;
 	size_t i;
 
+	gwm_macros_init(&m, ctx);
+	queue = gwm_macro(&m, GWM_MACRO_I);
 	if (queue == NULL || *queue == '\0')
 		queue = "-";
 	gw_log_sanitize(q, sizeof(q), queue, strlen(queue), 32);
@@ -308,7 +316,7 @@ static sfsistat prvs_eom(SMFICTX *ctx, gwm_conn *c)
 	if (sd.sign) {
 		/* Postfix keeps the original parameters itself and warns when given any (cleanup_chg_from).
 		 */
-		v = gwm_getsymval(ctx, "v");
+		v = gwm_macro(&m, GWM_MACRO_V);
 		args = (v != NULL && strncasecmp(v, "Postfix", 7) == 0) || c->prvs_args[0] == '\0'
 			   ? NULL
 			   : c->prvs_args;
@@ -368,13 +376,15 @@ static sfsistat cb_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *hostaddr)
 static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 {
 	gwm_conn *c = conn_get(ctx);
+	gwm_macros m;
 	const char *auth;
 	size_t i;
 
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
 	txn_end(c); /* a message that ended without eom or abort */
-	auth = gwm_getsymval(ctx, "{auth_authen}");
+	gwm_macros_init(&m, ctx);
+	auth = gwm_macro(&m, GWM_MACRO_AUTH_AUTHEN);
 	c->authenticated = c->snap->conf->opt.skip_authenticated && auth != NULL && *auth != '\0';
 	c->path_flags = 0;
 	for (i = 1; argv != NULL && argv[0] != NULL && argv[i] != NULL; i++)
@@ -448,7 +458,7 @@ static int parse_rcpt(const gwm_conn *c, const char *raw, gw_path *p, const char
 	return gw_path_parse(raw, strlen(raw), flags, p, why);
 }
 
-static void decide(SMFICTX *ctx, gwm_conn *c, const char *raw, gwm_dec *d)
+static void decide(gwm_macros *m, gwm_conn *c, const char *raw, gwm_dec *d)
 {
 	const gwm_config *conf = c->snap->conf;
 	const char *mailer, *host, *why = NULL;
@@ -466,7 +476,7 @@ static void decide(SMFICTX *ctx, gwm_conn *c, const char *raw, gwm_dec *d)
 		skip(d, "skip-auth");
 		return;
 	}
-	mailer = gwm_getsymval(ctx, "{rcpt_mailer}");
+	mailer = gwm_macro(m, GWM_MACRO_RCPT_MAILER);
 	if (mailer != NULL && strcasecmp(mailer, "error") == 0) {
 		skip(d, "skip-error"); /* the MTA rejected it already */
 		return;
@@ -491,7 +501,7 @@ static void decide(SMFICTX *ctx, gwm_conn *c, const char *raw, gwm_dec *d)
 		return;
 	}
 	route = gw_routes_lookup(conf->routes, path.mbox.domain);
-	if (route == NULL && conf->opt.use_rcpt_host && (host = gwm_getsymval(ctx, "{rcpt_host}")) != NULL &&
+	if (route == NULL && conf->opt.use_rcpt_host && (host = gwm_macro(m, GWM_MACRO_RCPT_HOST)) != NULL &&
 	    *host != '\0') {
 		int rh = rcpt_host_route(conf, host, path.mbox.domain, &tmp);
 
@@ -544,18 +554,21 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 	gwm_dec d;
 	gwm_prvs_rcpt_dec pd;
 	const char *raw = argv != NULL ? argv[0] : NULL;
-	const char *queue = gwm_getsymval(ctx, "i");
+	gwm_macros m;
+	const char *queue;
 	char q[64], rcpt[GW_LOG_PEER_MAX * 4 + 8], route[GW_HOST_MAX * 2];
 	char prcpt[GW_PATH_MAX + 1], plain[GW_PRVS_ADDR_MAX + 3], why[64];
 	int64_t t0 = gw_now_ms();
 
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
+	gwm_macros_init(&m, ctx);
+	queue = gwm_macro(&m, GWM_MACRO_I);
 	atomic_fetch_add(&n_rcpts, 1);
 	memset(&d, 0, sizeof(d));
 	snprintf(d.route, sizeof(d.route), "-");
 	if (raw == NULL)
-		raw = gwm_getsymval(ctx, "{rcpt_addr}");
+		raw = gwm_macro(&m, GWM_MACRO_RCPT_ADDR);
 	if (raw == NULL)
 		raw = "";
 	/* PRVS first: a forged bounce costs no probe, a tagged recipient is probed stripped. */
@@ -566,7 +579,7 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 		snprintf(d.rcpt, sizeof(d.rcpt), "%s", prcpt);
 	} else if (pd.action == GWM_PRVS_STRIP) {
 		snprintf(plain, sizeof(plain), "<%s>", pd.plain);
-		decide(ctx, c, plain, &d);
+		decide(&m, c, plain, &d);
 		/* Not for a recipient the MTA already refused: the add at end of message would revive it. */
 		if (d.reply.action == SMFIS_CONTINUE && strcmp(d.source, "skip-error") != 0 &&
 		    prvs_remember(c, raw, pd.plain) != 0) {
@@ -575,7 +588,7 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 			atomic_fetch_add(&n_local_errors, 1);
 		}
 	} else {
-		decide(ctx, c, raw, &d);
+		decide(&m, c, raw, &d);
 	}
 	/* The queue id is empty at the first RCPT under Postfix. */
 	if (queue == NULL || *queue == '\0')
@@ -650,6 +663,7 @@ static sfsistat cb_close(SMFICTX *ctx)
 
 	if (c == NULL)
 		return SMFIS_CONTINUE;
+	gwm_idle_del(&c->idle); /* before libmilter closes the socket */
 	txn_end(c);
 	prvs_reset(c);
 	gwm_snapshot_unref(&c->snap);
@@ -657,6 +671,50 @@ static sfsistat cb_close(SMFICTX *ctx)
 	(void)gwm_setpriv(ctx, NULL);
 	atomic_fetch_sub(&n_open, 1);
 	return SMFIS_CONTINUE;
+}
+
+/* --- the idle watch around each callback between connect and close --------------- */
+
+static gwm_idle *idle_of(SMFICTX *ctx)
+{
+	gwm_conn *c = gwm_getpriv(ctx);
+
+	return c != NULL ? &c->idle : NULL;
+}
+
+#define WATCHED(call)                                                                                        \
+	do {                                                                                                 \
+		gwm_idle *e = idle_of(ctx);                                                                  \
+		sfsistat r;                                                                                  \
+		gwm_idle_enter(e);                                                                           \
+		r = call;                                                                                    \
+		gwm_idle_leave(e);                                                                           \
+		return r;                                                                                    \
+	} while (0)
+
+static sfsistat w_envfrom(SMFICTX *ctx, char **argv)
+{
+	WATCHED(cb_envfrom(ctx, argv));
+}
+
+static sfsistat w_envrcpt(SMFICTX *ctx, char **argv)
+{
+	WATCHED(cb_envrcpt(ctx, argv));
+}
+
+static sfsistat w_data(SMFICTX *ctx)
+{
+	WATCHED(cb_data(ctx));
+}
+
+static sfsistat w_eom(SMFICTX *ctx)
+{
+	WATCHED(cb_eom(ctx));
+}
+
+static sfsistat w_abort(SMFICTX *ctx)
+{
+	WATCHED(cb_abort(ctx));
 }
 
 void gwm_callbacks_desc(struct smfiDesc *d)
@@ -669,11 +727,11 @@ void gwm_callbacks_desc(struct smfiDesc *d)
 	/* PRVS rewrites envelopes; cb_negotiate asks for these only when PRVS is on. */
 	d->xxfi_flags = SMFIF_CHGFROM | SMFIF_ADDRCPT | SMFIF_DELRCPT;
 	d->xxfi_connect = cb_connect;
-	d->xxfi_envfrom = cb_envfrom;
-	d->xxfi_envrcpt = cb_envrcpt;
-	d->xxfi_data = cb_data;
-	d->xxfi_eom = cb_eom;
-	d->xxfi_abort = cb_abort;
+	d->xxfi_envfrom = w_envfrom;
+	d->xxfi_envrcpt = w_envrcpt;
+	d->xxfi_data = w_data;
+	d->xxfi_eom = w_eom;
+	d->xxfi_abort = w_abort;
 	d->xxfi_close = cb_close;
 	d->xxfi_negotiate = cb_negotiate;
 }

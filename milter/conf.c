@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -29,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "gw/addr.h"
@@ -53,10 +55,14 @@ static const char *const tls_policies[] = {"none", "may", "encrypt", "verify", N
 
 /* The order follows etc/gw.conf and gw.conf(5), except that catchall_check follows the engine's keys. */
 const gw_option gwm_option[] = {
-    OPT("socket", GW_OPT_STRING, "inet:10025@127.0.0.1",
-	"milter socket: inet:PORT@HOST, inet6:PORT@HOST, unix:/path", socket, 0, 0, NULL),
+    OPT("socket", GW_OPT_STRING, "unix:/var/spool/postfix/gw-milter/milter.sock",
+	"milter socket: unix:/path, inet:PORT@HOST, inet6:PORT@HOST", socket, 0, 0, NULL),
     OPT("socket_mode", GW_OPT_STRING, "0660", "permissions of a unix milter socket (octal)", socket_mode, 0,
 	0, NULL),
+    OPT("socket_group", GW_OPT_STRING, NULL, "group of a unix milter socket; empty: the daemon's group",
+	socket_group, 0, 0, NULL),
+    OPT("milter_timeout", GW_OPT_DURATION, "10m", "an idle milter connection is closed after this",
+	milter_timeout, S(1), S(86400), NULL),
     OPT("control_socket", GW_OPT_STRING, "/run/gw-milter/control",
 	"control socket (stats, purge); empty: none", control_socket, 0, 0, NULL),
     OPT("pid_file", GW_OPT_STRING, "/run/gw-milter/gw-milter.pid", "pid file; empty: none", pid_file, 0, 0,
@@ -496,6 +502,15 @@ gwm_config *gwm_config_load(const char *path, char *err, size_t errlen)
 		key_err(c, "socket_mode", err, errlen, "want an octal mode such as 0660");
 		goto fail;
 	}
+	c->socket_gid = (gid_t)-1;
+	if (c->opt.socket_group != NULL && *c->opt.socket_group != '\0') {
+		const struct group *g = getgrnam(c->opt.socket_group);
+		if (g == NULL) {
+			key_err(c, "socket_group", err, errlen, "unknown group '%s'", c->opt.socket_group);
+			goto fail;
+		}
+		c->socket_gid = g->gr_gid;
+	}
 	/* The option words map to the library's values by name, never by their position in the list. */
 	if ((c->log_level = gw_log_level_parse(log_levels[c->opt.log_level])) < 0) {
 		key_err(c, "log_level", err, errlen, "'%s' has no log level", log_levels[c->opt.log_level]);
@@ -529,6 +544,11 @@ gwm_config *gwm_config_load(const char *path, char *err, size_t errlen)
 	}
 	if (c->opt.routes == NULL || *c->opt.routes == '\0') {
 		key_err(c, "routes", err, errlen, "a route file is required");
+		goto fail;
+	}
+	if (access(c->opt.routes, R_OK) != 0) {
+		/* name the gw.conf line too: the path alone does not say which file set it */
+		key_err(c, "routes", err, errlen, "%s: %s", c->opt.routes, strerror(errno));
 		goto fail;
 	}
 	if ((c->routes = gw_routes_load(c->opt.routes, err, errlen)) == NULL)

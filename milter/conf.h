@@ -39,7 +39,8 @@
 
 /* Every key of gw.conf; see gwm_option[] for types and defaults. */
 typedef struct gwm_options {
-	char *socket, *socket_mode, *control_socket, *pid_file, *user;
+	char *socket, *socket_mode, *socket_group, *control_socket, *pid_file, *user;
+	long milter_timeout;
 	int log, log_level; /* indexes into their words; gwm_config has the values */
 	char *routes;
 	int use_mx;
@@ -78,6 +79,7 @@ typedef struct gwm_config {
 	char *path;
 	gwm_options opt;
 	mode_t socket_mode;
+	gid_t socket_gid;  /* socket_group, or (gid_t)-1 */
 	int log_dest;      /* GW_LOG_STDERR or GW_LOG_SYSLOG, from opt.log by name */
 	int log_level;     /* GW_LOG_*, from opt.log_level by name */
 	gw_tls_policy tls; /* from opt.tls by name */

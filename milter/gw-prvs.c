@@ -87,8 +87,12 @@ static int cmd_sign(const gw_prvs_ring *ring, long day, const char *addr)
 
 	if (rc < 0) {
 		int e = errno;
-		fprintf(stderr, "gw-prvs: cannot sign: %s\n",
-			e == EINVAL ? "not an address (local@domain)" : strerror(e));
+		if (e == ENOSPC)
+			fprintf(stderr, "gw-prvs: malformed: longer than %d characters once signed\n",
+				GW_PRVS_ADDR_MAX);
+		else
+			fprintf(stderr, "gw-prvs: cannot sign: %s\n",
+				e == EINVAL ? "not an address (local@domain)" : strerror(e));
 		return e == EINVAL || e == ENOSPC ? EXIT_MALFORMED : EXIT_TEMPFAIL;
 	}
 	printf("%s\n", buf);
@@ -106,6 +110,11 @@ static int cmd_verify(const gw_prvs_ring *ring, long day, const char *addr)
 
 	switch (r) {
 	case GW_PRVS_ERROR:
+		/* ENOSPC: longer than any address (EX_TEMPFAIL would make a script retry forever) */
+		if (errno == ENOSPC || errno == EINVAL) {
+			fprintf(stderr, "gw-prvs: malformed: longer than %d characters\n", GW_PRVS_ADDR_MAX);
+			return EXIT_MALFORMED;
+		}
 		fprintf(stderr, "gw-prvs: cannot verify: %s\n", strerror(errno));
 		return EXIT_TEMPFAIL;
 	case GW_PRVS_MALFORMED:

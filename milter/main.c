@@ -20,6 +20,10 @@
  * SIGTERM and SIGINT call smfi_stop(), then the daemon waits (bounded) for
  * open milter connections to finish before it frees what they use.
  *
+ * Milter connections: milter_timeout goes to smfi_settimeout and to the idle
+ * watch (idle.h), which closes idle connections itself because libmilter's
+ * worker pool checks its timeout only every 600 s.
+ *
  * Does not defend against: a signal sent to one thread with tgkill (it would
  * reach libmilter's handler); a reload cannot move the milter socket, the
  * control socket, the user or the log destination (a restart can).
@@ -41,6 +45,8 @@
 #include "callbacks.h"
 #include "conf.h"
 #include "control.h"
+#include "idle.h"
+#include "smfi_ctx.h"
 #include "gw/cache.h"
 #include "gw/log.h"
 #include "gw/time.h"
@@ -145,9 +151,9 @@ static void reload_once(void)
 		const gwm_options *a = &old->conf->opt, *b = &c->opt;
 		if (strcmp(a->socket, b->socket) != 0 || strcmp(a->control_socket, b->control_socket) != 0 ||
 		    strcmp(a->user != NULL ? a->user : "", b->user != NULL ? b->user : "") != 0 ||
-		    a->log != b->log)
+		    a->log != b->log || a->milter_timeout != b->milter_timeout)
 			gw_log(GW_LOG_WARNING, "reload",
-			       "socket, control_socket, user and log need a restart");
+			       "socket, control_socket, user, log and milter_timeout need a restart");
 	}
 	gwm_snapshot_unref(&old);
 	nroutes = gw_routes_count(c->routes);
@@ -211,6 +217,8 @@ static int open_milter(const gwm_config *c, uid_t uid, gid_t gid)
 	static struct smfiDesc desc;
 	static char conn[GW_UNIX_PATH_MAX + 64];
 	const char *path = NULL;
+	mode_t old_mask;
+	int ok, timeout_s;
 
 	gwm_callbacks_desc(&desc);
 	snprintf(conn, sizeof(conn), "%s", c->opt.socket);
@@ -219,14 +227,31 @@ static int open_milter(const gwm_config *c, uid_t uid, gid_t gid)
 		       conn);
 		return -1;
 	}
-	if (smfi_opensocket(1) != MI_SUCCESS) {
+	/* libmilter's idle timeout (its default is 7210 s): a silent peer's connection is closed. */
+	timeout_s = (int)((c->opt.milter_timeout + 999) / 1000);
+	gwm_ctx_init(timeout_s, &desc, c->opt.socket);
+	if (smfi_settimeout(timeout_s) != MI_SUCCESS) {
+		gw_log(GW_LOG_ERR, "start", "error=\"libmilter refused milter_timeout %d s\"", timeout_s);
+		return -1;
+	}
+	/*
+	 * bind() makes a unix socket with the umask's mode: no one else may
+	 * connect in the moment between bind and the chmod below.
+	 */
+	old_mask = umask(0177);
+	ok = smfi_opensocket(1) == MI_SUCCESS;
+	umask(old_mask);
+	if (!ok) {
 		gw_log(GW_LOG_ERR, "start", "error=\"cannot listen on %s\"", conn);
 		return -1;
 	}
 	if (strncmp(conn, "unix:", 5) == 0 || strncmp(conn, "local:", 6) == 0)
 		path = strchr(conn, ':') + 1;
+	if (c->socket_gid != (gid_t)-1)
+		gid = c->socket_gid;
 	if (path != NULL) {
-		if (chmod(path, c->socket_mode) != 0 || (uid != (uid_t)-1 && chown(path, uid, gid) != 0)) {
+		if (chmod(path, c->socket_mode) != 0 ||
+		    ((uid != (uid_t)-1 || gid != (gid_t)-1) && chown(path, uid, gid) != 0)) {
 			gw_log(GW_LOG_ERR, "start", "error=\"%s: %s\"", path, strerror(errno));
 			return -1;
 		}
@@ -351,6 +376,11 @@ static int run(gwm_config *c, int foreground)
 		goto fail;
 	}
 	gwm_current_set(s);
+	if (gwm_idle_start(s->conf->opt.milter_timeout) != 0) {
+		gw_log(GW_LOG_ERR, "start", "error=\"idle thread: %s\"", strerror(errno));
+		gwm_snapshot_unref(&s);
+		goto fail;
+	}
 	gw_log(GW_LOG_NOTICE, "start", "status=ok socket=%s routes=%zu pid=%ld", s->conf->opt.socket,
 	       gw_routes_count(s->conf->routes), (long)getpid());
 	gwm_snapshot_unref(&s);
@@ -371,6 +401,7 @@ static int run(gwm_config *c, int foreground)
 	main_loop();
 	signals_mask(SIG_BLOCK);
 	pthread_join(mt, NULL);
+	gwm_idle_stop();
 	reload_signal(1);
 	pthread_join(rt, NULL);
 	gwm_control_stop();
@@ -388,6 +419,7 @@ static int run(gwm_config *c, int foreground)
 		_exit(rc);
 	}
 fail:
+	gwm_idle_stop();
 	gwm_control_stop();
 	if (cfd >= 0)
 		close(cfd);

@@ -5,6 +5,8 @@
  * tests can link their own definitions (recording replies, serving macros
  * from a table) without libmilter or an MTA. smfi_seam.c is the real one.
  *
+ * Macros are read through macros.h, which calls gwm_getsymval.
+ *
  * Does not defend against: anything; it only forwards.
  */
 #ifndef GWM_SMFI_SEAM_H

@@ -1238,6 +1238,12 @@ unsigned fp_closed_port(void)
 	if (bind(fd, (struct sockaddr *)&sin, sizeof sin) == 0 &&
 	    getsockname(fd, (struct sockaddr *)&sin, &sl) == 0)
 		port = ntohs(sin.sin_port);
-	close(fd);
+	/*
+	 * Kept bound (never listening) until the process exits: a connect is
+	 * refused, and no other test's listener or outgoing connection can take
+	 * the port meanwhile, as it could once it was closed.
+	 */
+	if (port == 0)
+		close(fd);
 	return port;
 }

@@ -61,7 +61,8 @@ const char *fp_error(const fp_peer *p);
 /* Stop listening, close every connection, join the thread, free, set *p to NULL. */
 void fp_stop(fp_peer **p);
 
-/* A loopback TCP port on which nothing listens (bound, then closed): connecting is refused. */
+/* A loopback TCP port on which nothing listens: connecting is refused. The socket stays
+ * bound (not listening) until exit, so no one else can take the port meanwhile. */
 unsigned fp_closed_port(void);
 
 #endif

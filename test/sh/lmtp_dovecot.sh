@@ -30,6 +30,7 @@ cleanup() {
     wait "$dv_pid" 2>/dev/null || true
   fi
   rm -rf "$work"
+  port_release_all
 }
 trap cleanup EXIT
 fail() {
@@ -38,7 +39,9 @@ fail() {
   exit 1
 }
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# shellcheck source=lib/ports.sh
+. "$(dirname "$0")/lib/ports.sh"
+port=$(port_claim) || fail "no free port"
 mkdir -p "$work/run" "$work/mail"
 chown nobody:nogroup "$work/mail"
 # user:password:uid:gid:gecos:home:shell:extra fields. small@ has a 1 KB quota.

@@ -4,8 +4,10 @@
 # On loopback, each on a free port, all under one temp dir (test/sh/lib/lab.sh):
 #   internal MTA   a throw-away Postfix that knows alice@ and carol@example.com
 #                  and answers 550 5.1.1 for every other user
-#   gw-milter      etc/gw.conf with only socket, routes, paths and log changed
-#   gateway        a throw-away Postfix with etc/postfix/main.cf.fragment, relaying
+#   gw-milter      etc/gw.conf with only socket, socket_group, routes, paths and
+#                  log changed: a unix socket under the gateway's queue directory
+#   gateway        a throw-away Postfix with etc/postfix/main.cf.fragment as it is
+#                  (its smtpd_milters finds that socket), relaying
 #                  example.com to the internal MTA and dead.example.net to a port
 #                  where nothing listens (the same routes file for both)
 # Cases, each checked at the RCPT reply the Internet client sees:
@@ -87,17 +89,21 @@ milter_alive() {
 }
 
 lab_init
-int_port=$(lab_port); gw_port=$(lab_port); milter_port=$(lab_port); dead_port=$(lab_port)
+int_port=$(lab_port); gw_port=$(lab_port); dead_port=$(lab_port)
 cat >"$LAB/routes" <<EOF
 # lab routes: Postfix's transport_maps and gw-milter's routes (transport(5) syntax)
 example.com        smtp:[127.0.0.1]:$int_port
 dead.example.net   smtp:[127.0.0.1]:$dead_port
 EOF
 lab_internal_start int "$int_port" alice@example.com carol@example.com
-lab_milter_conf "$milter_port" "$LAB/routes" log_level=debug
+# gw-milter on a unix socket where the fragment's smtpd_milters finds it (relative to
+# the gateway's queue directory), group postfix, etc/gw.conf's socket_mode
+milter_sock=$(lab_gateway_milter_sock gw) || fail "no milter socket path"
+lab_milter_conf "unix:$milter_sock" "$LAB/routes" log_level=debug socket_group=postfix
 lab_milter_start "$build"
-lab_gateway_start gw "$gw_port" "$milter_port" "$LAB/routes" "example.com, dead.example.net"
-echo "lab: internal :$int_port  gw-milter :$milter_port  gateway :$gw_port  dead :$dead_port  in $LAB"
+lab_gateway_start gw "$gw_port" fragment "$LAB/routes" "example.com, dead.example.net"
+echo "lab: internal :$int_port  gw-milter $milter_sock  gateway :$gw_port  dead :$dead_port  in $LAB"
+[ "$(stat -c '%a %G' "$milter_sock")" = "660 postfix" ] || fail "milter socket: $(stat -c '%a %G' "$milter_sock"), want 660 postfix"
 
 # 1. known user
 t=$LAB/1.out

@@ -255,8 +255,9 @@ for p in silent slow helo nullref lost lostpart garbage longline multi hop2 pool
 	tlsno tlsyes catchall nocatch; do
 	start_peer $p
 done
-start_peer bh1 20
-BH_PORT=$(peer_port bh1)
+# bh2 comes back on bh1's port: a claimed one, which no outgoing connection can take meanwhile
+BH_PORT=$(free_port)
+start_peer bh1 20 -p "$BH_PORT"
 DOWN_PORT=$(free_port)
 
 {

@@ -105,8 +105,8 @@ lab_milter_start "$build"
 # ---- the Sendmail gateway: example.com relayed to the internal MTA ----------
 S=$LAB/sm
 mkdir -p "$S/mqueue"; chmod 700 "$S/mqueue"
-sed "s/inet:10025@127\.0\.0\.1/inet:$milter_port@127.0.0.1/" "$LAB_SRC/etc/sendmail/gw-milter.mc" >"$S/gw-milter.mc"
-grep -q "inet:$milter_port@127.0.0.1" "$S/gw-milter.mc" || fail "etc/sendmail/gw-milter.mc has no S=inet:10025@127.0.0.1 to point at the lab's port"
+sed "s|S=unix:/run/gw-milter/milter\.sock|S=inet:$milter_port@127.0.0.1|" "$LAB_SRC/etc/sendmail/gw-milter.mc" >"$S/gw-milter.mc"
+grep -q "inet:$milter_port@127.0.0.1" "$S/gw-milter.mc" || fail "etc/sendmail/gw-milter.mc has no S=unix:/run/gw-milter/milter.sock to point at the lab's port"
 cat >"$S/gateway.mc" <<EOF
 divert(0)dnl
 include(\`$sm_root/usr/share/sendmail/cf/m4/cf.m4')dnl

@@ -3,7 +3,8 @@
 # benchmark and demo. Source it (bash); it defines functions only.
 #
 #   lab_init                        make $LAB (one mktemp -d) and the stop trap list
-#   lab_port                        print a free loopback TCP port (never the same twice)
+#   lab_port                        print a free loopback TCP port below the ephemeral
+#                                   range, held for this test only (lib/ports.sh)
 #   lab_internal_start NAME PORT USER@DOMAIN...
 #                                   an "internal MTA": Postfix on 127.0.0.1:PORT that
 #                                   knows these users (virtual mailboxes, maildirs under
@@ -11,11 +12,16 @@
 #   lab_gateway_start NAME PORT MILTER_PORT ROUTES [DOMAINS]
 #                                   a gateway Postfix on 127.0.0.1:PORT: etc/postfix/
 #                                   main.cf.fragment appended, smtpd_milters pointed at
-#                                   MILTER_PORT (empty: no milter), relays DOMAINS via
+#                                   MILTER_PORT (empty: no milter; "fragment": the
+#                                   fragment's own unix socket), relays DOMAINS via
 #                                   the ROUTES file used as transport_maps (texthash)
+#   lab_gateway_milter_sock NAME    the path where instance NAME's smtpd finds the
+#                                   fragment's smtpd_milters socket (under its queue
+#                                   directory); makes the directory
 #   lab_postfix_stop NAME / lab_postfix_start NAME
 #                                   stop / start again an instance made above
 #   lab_milter_conf PORT ROUTES [KEY=VALUE...]
+#                                   (PORT: a port, or unix:/path for a unix socket)
 #                                   write $LAB/milter/gw.conf: etc/gw.conf with socket,
 #                                   routes, pid_file, control_socket and log changed
 #   lab_milter_start BUILD          start BUILD/milter/gw-milter -f on that config
@@ -46,7 +52,8 @@
 
 LAB_SRC=${LAB_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)}
 LAB=
-LAB_PORTS=" "
+# shellcheck source-path=SCRIPTDIR source=ports.sh
+. "$LAB_SRC/test/sh/lib/ports.sh"
 
 lab_log() { echo "lab: $*" >&2; }
 
@@ -58,21 +65,9 @@ lab_init() {
 	LAB_MILTER_PID=
 }
 
-# A free port: random in 20000-59999, not listening now, not handed out before.
-lab_port() {
-	local p
-	for _ in $(seq 200); do
-		p=$((20000 + RANDOM % 40000))
-		case $LAB_PORTS in *" $p "*) continue ;; esac
-		if [ -z "$(ss -Htan "( sport = :$p or dport = :$p )" 2>/dev/null)" ]; then
-			LAB_PORTS="$LAB_PORTS$p "
-			echo "$p"
-			return 0
-		fi
-	done
-	lab_log "no free port found"
-	return 1
-}
+# A free port below the ephemeral range, claimed for this test until lab_stop_all
+# (lib/ports.sh: a claim file per port, so $(lab_port) in a subshell keeps it).
+lab_port() { port_claim; }
 
 lab_listening() { [ -n "$(ss -Htln "sport = :$1" 2>/dev/null)" ]; }
 
@@ -259,12 +254,25 @@ smtpd_recipient_restrictions =
 EOF
 		cat "$LAB_SRC/etc/postfix/main.cf.fragment"
 	} >"$d/etc/main.cf"
-	if [ -n "$mport" ]; then
+	if [ "$mport" = fragment ]; then
+		: # the fragment's smtpd_milters, a unix socket relative to the queue directory
+	elif [ -n "$mport" ]; then
 		postconf -c "$d/etc" -e "smtpd_milters = inet:127.0.0.1:$mport"
 	else
 		postconf -c "$d/etc" -e "smtpd_milters ="
 	fi
 	lab_postfix_start "$name"
+}
+
+# Where instance NAME's smtpd finds the fragment's smtpd_milters (a path relative to
+# its queue directory, as a chrooted smtpd would): make the directory, print the path.
+lab_gateway_milter_sock() {
+	local rel dir
+	rel=$(sed -n 's/^smtpd_milters = unix:\(.*\)$/\1/p' "$LAB_SRC/etc/postfix/main.cf.fragment")
+	[ -n "$rel" ] || { lab_log "etc/postfix/main.cf.fragment has no smtpd_milters = unix:PATH"; return 1; }
+	dir=$LAB/$1/spool/$(dirname "${rel#/}")
+	mkdir -p "$dir" && chgrp postfix "$dir" && chmod 750 "$dir" || return 1
+	echo "$LAB/$1/spool/${rel#/}"
 }
 
 lab_queue_count() {   # NAME: queue files (incoming, active, deferred, hold, maildrop)
@@ -289,7 +297,10 @@ lab_milter_conf() {
 	shift 2
 	mkdir -p "$LAB/milter"
 	cp "$LAB_SRC/etc/gw.conf" "$c"
-	lab_conf_set "$c" socket "inet:$port@127.0.0.1"
+	case $port in
+	unix:*) lab_conf_set "$c" socket "$port" ;;
+	*) lab_conf_set "$c" socket "inet:$port@127.0.0.1" ;;
+	esac
 	lab_conf_set "$c" control_socket "$LAB/milter/control"
 	lab_conf_set "$c" pid_file "$LAB/milter/gw-milter.pid"
 	lab_conf_set "$c" routes "$routes"
@@ -308,7 +319,12 @@ lab_milter_start() {   # BUILD
 	"$bin" -c "$c" -f >>"$LAB/milter/log" 2>&1 &
 	LAB_MILTER_PID=$!
 	echo "$LAB_MILTER_PID" >"$LAB/milter/pid"
-	if ! lab_wait_port "$port" 15; then
+	if [[ $port == unix:* ]]; then
+		if ! lab_wait_file "${port#unix:}" 15 || ! [ -S "${port#unix:}" ]; then
+			lab_log "gw-milter did not make its socket ${port#unix:}:"; tail -20 "$LAB/milter/log" >&2
+			return 1
+		fi
+	elif ! lab_wait_port "$port" 15; then
 		lab_log "gw-milter did not listen on $port:"; tail -20 "$LAB/milter/log" >&2
 		return 1
 	fi
@@ -344,10 +360,12 @@ lab_bg_stop() {   # NAME: stop the background process(es) started under NAME
 	sed -i "/^$1 /d" "$LAB/bg"
 }
 
-# Stop everything this lab started (milter, then each Postfix), by PID; remove $LAB.
+# Stop everything this lab started (milter, then each Postfix), by PID; remove $LAB;
+# give back the ports it claimed.
 # LAB_KEEP=1 keeps the directory for a post-mortem.
 lab_stop_all() {
 	local n
+	port_release_all
 	[ -n "$LAB" ] && [ -d "$LAB" ] || return 0
 	lab_milter_stop
 	if [ -f "$LAB/bg" ]; then

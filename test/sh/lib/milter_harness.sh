@@ -10,6 +10,7 @@
 #   want_eq DESC GOT WANT       "DESC: got 'X', want 'Y'" unless equal
 #   want_le DESC GOT MAX        numbers: GOT <= MAX
 #   wait_for SECS CMD... / wait_exit PID SECS (status in $WAIT_RC) / free_port
+#                               (a port held for this test, lib/ports.sh)
 #   start_peer NAME [CONNS] [OPTS...]
 #                               gw-fakepeer with script $T/NAME.script, its port
 #                               in $T/NAME.port, records in $T/NAME.rec; CONNS
@@ -46,6 +47,8 @@
 mh_init() {
 	B=${2:?usage: $1 BUILD_DIR}
 	SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+	# shellcheck source-path=SCRIPTDIR source=ports.sh
+	. "$SRC/test/sh/lib/ports.sh"
 	MILTER=$B/milter/gw-milter
 	FP=$B/test/gw-fakepeer
 	PIDS=()
@@ -66,6 +69,7 @@ mh_init() {
 
 mh_cleanup() {
 	local p
+	port_release_all
 	for p in "${PIDS[@]}"; do
 		kill "$p" 2>/dev/null
 	done
@@ -129,9 +133,9 @@ wait_exit() {
 	return 1
 }
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
+# free_port: a port below the ephemeral range held for this test (lib/ports.sh),
+# for a peer that must come back on the same port or a route nobody listens on.
+free_port() { port_claim; }
 
 # --- internal MTAs (gw-fakepeer) -------------------------------------------------------
 
