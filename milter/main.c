@@ -30,9 +30,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <pthread.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +46,7 @@
 #include "idle.h"
 #include "smfi_ctx.h"
 #include "gw/cache.h"
+#include "gw/daemon.h"
 #include "gw/log.h"
 #include "gw/time.h"
 
@@ -259,39 +258,6 @@ static int open_milter(const gwm_config *c, uid_t uid, gid_t gid)
 	return 0;
 }
 
-static int write_pid(const char *path)
-{
-	FILE *f;
-
-	if (path == NULL || *path == '\0')
-		return 0;
-	if ((f = fopen(path, "w")) == NULL) {
-		gw_log(GW_LOG_ERR, "start", "error=\"pid file %s: %s\"", path, strerror(errno));
-		return -1;
-	}
-	fprintf(f, "%ld\n", (long)getpid());
-	if (fclose(f) != 0) {
-		gw_log(GW_LOG_ERR, "start", "error=\"pid file %s: %s\"", path, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-static int drop_privileges(const char *user, uid_t uid, gid_t gid)
-{
-	if (user == NULL || *user == '\0' || uid == getuid())
-		return 0;
-	if (initgroups(user, gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
-		gw_log(GW_LOG_ERR, "start", "error=\"cannot switch to user %s: %s\"", user, strerror(errno));
-		return -1;
-	}
-	if (setuid(0) == 0) { /* the switch must be for good */
-		gw_log(GW_LOG_ERR, "start", "error=\"could regain root after switching to %s\"", user);
-		return -1;
-	}
-	return 0;
-}
-
 /* Wait for the stop: serve SIGHUP until SIGTERM/SIGINT or the end of smfi_main. */
 static void main_loop(void)
 {
@@ -327,21 +293,10 @@ static int run(gwm_config *c, int foreground)
 	int cfd = -1, rc = EX_OSERR_;
 
 	gw_log_open("gw-milter", c->log_dest, c->log_level);
-	if (user != NULL) {
-		struct passwd *pw = getpwnam(user);
+	if (gw_daemon_user(user, &uid, &gid, err, sizeof(err)) != 0) {
+		gw_log(GW_LOG_ERR, "start", "error=\"%s\"", err);
 		rc = EX_NOPERM_;
-		if (pw == NULL) {
-			gw_log(GW_LOG_ERR, "start", "error=\"unknown user %s\"", user);
-			goto fail;
-		}
-		if (pw->pw_uid != getuid() && getuid() != 0) {
-			gw_log(GW_LOG_ERR, "start", "error=\"only root can switch to user %s\"", user);
-			goto fail;
-		}
-		if (pw->pw_uid != getuid()) {
-			uid = pw->pw_uid;
-			gid = pw->pw_gid;
-		}
+		goto fail;
 	}
 	rc = EX_UNAVAILABLE_;
 	if (open_milter(c, uid, gid) != 0)
@@ -360,8 +315,12 @@ static int run(gwm_config *c, int foreground)
 	}
 	if (c->opt.pid_file != NULL && *c->opt.pid_file != '\0')
 		pid_file = strdup(c->opt.pid_file);
-	if (write_pid(pid_file) != 0 || drop_privileges(user, uid, gid) != 0 ||
-	    pipe2(wake_pipe, O_CLOEXEC) != 0)
+	if (gw_daemon_write_pid(pid_file, err, sizeof(err)) != 0 ||
+	    gw_daemon_drop(user, uid, gid, err, sizeof(err)) != 0) {
+		gw_log(GW_LOG_ERR, "start", "error=\"%s\"", err);
+		goto fail;
+	}
+	if (pipe2(wake_pipe, O_CLOEXEC) != 0)
 		goto fail;
 	signals_mask(SIG_BLOCK); /* every thread made from here on inherits the block */
 	if ((cache = gw_cache_new((size_t)c->opt.cache_entries, NULL)) == NULL ||
