@@ -270,13 +270,31 @@ static void test_peer_closes_midway(void **state)
 	many_free(&m);
 }
 
+/* The result's gateway field holds the longest next hop there is, whole. */
+static void test_gateway_fits(void **state)
+{
+	gw_nexthop h;
+	char buf[1024];
+
+	(void)state;
+	memset(&h, 0, sizeof(h));
+	h.kind = GW_HOP_INET;
+	h.literal = 1;
+	h.port = 65535;
+	memset(h.host, 'h', GW_HOST_MAX);
+	assert_int_equal(gw_nexthop_format(&h, buf, sizeof(buf)), GW_LMTP_GATEWAY_MAX - 1);
+	memset(&h, 0, sizeof(h));
+	h.kind = GW_HOP_UNIX;
+	memset(h.path, 'p', GW_UNIX_PATH_MAX);
+	assert_true(gw_nexthop_format(&h, buf, sizeof(buf)) < GW_LMTP_GATEWAY_MAX);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_unix_data),
-	    cmocka_unit_test(test_unix_bdat),
-	    cmocka_unit_test(test_unix_tls),
-	    cmocka_unit_test(test_peer_closes_midway),
+	    cmocka_unit_test(test_unix_data),    cmocka_unit_test(test_unix_bdat),
+	    cmocka_unit_test(test_unix_tls),     cmocka_unit_test(test_peer_closes_midway),
+	    cmocka_unit_test(test_gateway_fits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -54,9 +54,9 @@
 #include "gw/reply.h"
 #include "gw/route.h"
 
-#define GW_LMTP_TEXT_MAX    512   /* reply text kept per recipient (cut, NUL-terminated) */
-#define GW_LMTP_GATEWAY_MAX 384   /* a next hop as gw_nexthop_format() writes it */
-#define GW_LMTP_RCPTS_MAX   10000 /* recipients per transaction */
+#define GW_LMTP_TEXT_MAX    512               /* reply text kept per recipient (cut, NUL-terminated) */
+#define GW_LMTP_GATEWAY_MAX (GW_HOST_MAX + 9) /* the longest next hop, "[host]:65535", and its NUL */
+#define GW_LMTP_RCPTS_MAX   10000             /* recipients per transaction */
 
 typedef enum gw_lmtp_state {
 	GW_LMTP_PENDING = 0, /* not decided yet (never in a returned result) */
