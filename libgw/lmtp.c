@@ -198,7 +198,9 @@ static gw_status session(attempt *a, int allow_reuse, int *reused_r, gw_reply *r
 
 	*reused_r = 0;
 	memset(r, 0, sizeof(*r));
-	if (allow_reuse && gw_client_is_open(l->c) && strcmp(l->hop_key, a->key) == 0) {
+	/* A session the peer closed while idle (its 421 unread) is not worth a transaction. */
+	if (allow_reuse && gw_client_is_open(l->c) && strcmp(l->hop_key, a->key) == 0 &&
+	    !gw_client_peer_closed(l->c)) {
 		gw_client_set_deadline(l->c, l->o.client.deadline_ms);
 		if (!l->dirty && !l->o.always_rset) {
 			*reused_r = 1;
