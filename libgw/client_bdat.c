@@ -1,7 +1,8 @@
 /*
  * client_bdat.c - send a message body with BDAT (RFC 3030) through the
- * engine's public interface: gw_client_raw() writes each chunk with its
- * command line in one write and reads the replies.
+ * engine's raw exchange: gw_client_raw() writes each chunk with its command
+ * line in one write and reads its reply; cl_raw() hands the final replies on
+ * one at a time.
  *
  * The body is read a chunk at a time and encoded by client_enc.c (bare CR or
  * LF become CRLF, lines over 998 octets broken, a final CRLF added, a NUL
