@@ -20,7 +20,7 @@
 #define LHLO_CHUNKING "expect LHLO " HELO "\nsend 250-fake.test\\r\\n250-PIPELINING\\r\\n250 CHUNKING\n"
 #define ENV                                                                                                  \
 	"LHLO " HELO "\r\nMAIL FROM:<s@example.com>\r\nRCPT TO:<a@example.com>\r\nRCPT "                     \
-		     "TO:<b@example.com>\r\n"
+	"TO:<b@example.com>\r\n"
 #define ENV_OK "expect MAIL\nexpect RCPT\nexpect RCPT\nsend 250 ok\\r\\n250 ok\\r\\n250 ok\n"
 
 static char *repeat(gw_buf *b, char ch, size_t n)
