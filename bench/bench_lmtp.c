@@ -4,6 +4,7 @@
  *
  *   bench_lmtp [-L] [-d] -m COUNT -l LENGTH -r RCPTS -t NEXTHOP
  *   bench_lmtp [-L] -b MEGABYTES -t NEXTHOP
+ *   bench_lmtp [-L] -n RCPTS -t NEXTHOP
  *
  * The first form takes smtp-source's flags: -L speak LMTP, -d keep the
  * connection for the next message, -m messages, -l message length in bytes,
@@ -11,6 +12,9 @@
  * The second sends one message of MEGABYTES, generated on the fly by a read
  * callback (never in memory), and prints the peak RSS (VmHWM, ru_maxrss)
  * before and after: the library must stream it in bounded memory.
+ * The third sends one 1 KB message to RCPTS recipients in one transaction
+ * (up to GW_LMTP_RCPTS_MAX) and prints the process's peak RSS: bench/run
+ * runs it for 10 and 10,000 recipients and prints the cost per recipient.
  *
  * Does not defend against: a sink that refuses the messages (counted as
  * failures, the timing is then meaningless).
@@ -117,10 +121,46 @@ static int big_message(gw_lmtp *l, const gw_nexthop *hop, unsigned long mb)
 	return gw_lmtp_count(res, 3, GW_LMTP_DELIVERED) == 3 && g.sent == g.total ? 0 : 1;
 }
 
+/* One transaction to n recipients: what the memory costs per recipient. */
+static int many_rcpts(gw_lmtp *l, const gw_nexthop *hop, size_t n)
+{
+	gw_lmtp_rcpt *rcpts = calloc(n, sizeof(*rcpts));
+	gw_lmtp_result *res = calloc(n, sizeof(*res));
+	char *addrs = malloc(n * 32), *msg;
+	size_t k, msglen, ok;
+	gw_lmtp_body body;
+	gw_lmtp_txn txn;
+	long peak, rb;
+
+	if (rcpts == NULL || res == NULL || addrs == NULL)
+		return 1;
+	for (k = 0; k < n; k++) {
+		snprintf(addrs + k * 32, 32, "rcpt%zu@example.com", k + 1);
+		rcpts[k].addr = addrs + k * 32;
+	}
+	msg = make_message(1000, &msglen);
+	gw_lmtp_body_memory(&body, msg, msglen);
+	memset(&txn, 0, sizeof(txn));
+	txn.sender = "bench@example.com";
+	txn.rcpts = rcpts;
+	txn.nrcpts = n;
+	txn.body = &body;
+	gw_lmtp_send(l, hop, &txn, res);
+	ok = gw_lmtp_count(res, n, GW_LMTP_DELIVERED);
+	peak = peak_rss_kb(&rb);
+	printf("%zu recipients in one transaction: %zu delivered; peak RSS %ld kB (results %zu bytes each)\n",
+	       n, ok, peak, sizeof(*res));
+	free(msg);
+	free(addrs);
+	free(rcpts);
+	free(res);
+	return ok == n ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	gw_lmtp_opts opts = {.client = {.helo_name = "bench.example", .reply_timeout_ms = 30000}};
-	unsigned long count = 1, nrcpt = 1, big = 0, i, failed = 0;
+	unsigned long count = 1, nrcpt = 1, big = 0, many = 0, i, failed = 0;
 	size_t length = 1000, msglen, k;
 	int reuse = 0, c;
 	const char *target = NULL, *err;
@@ -133,7 +173,7 @@ int main(int argc, char **argv)
 	gw_lmtp *l;
 	char *msg;
 
-	while ((c = getopt(argc, argv, "Ldm:l:r:t:b:")) != -1) {
+	while ((c = getopt(argc, argv, "Ldm:l:r:t:b:n:")) != -1) {
 		switch (c) {
 		case 'L':
 			opts.client.proto = GW_PROTO_LMTP;
@@ -156,21 +196,25 @@ int main(int argc, char **argv)
 		case 'b':
 			big = strtoul(optarg, NULL, 10);
 			break;
+		case 'n':
+			many = strtoul(optarg, NULL, 10);
+			break;
 		default:
 			return 64;
 		}
 	}
-	if (target == NULL || nrcpt == 0 || nrcpt > RCPTS_MAX ||
+	if (target == NULL || nrcpt == 0 || nrcpt > RCPTS_MAX || many > GW_LMTP_RCPTS_MAX ||
 	    gw_nexthop_parse(target, strlen(target), &hop, &err) < 0) {
 		fprintf(stderr, "usage: bench_lmtp [-L] [-d] -m COUNT -l LENGTH -r RCPTS -t NEXTHOP\n"
-				"       bench_lmtp [-L] -b MEGABYTES -t NEXTHOP\n");
+				"       bench_lmtp [-L] -b MEGABYTES -t NEXTHOP\n"
+				"       bench_lmtp [-L] -n RCPTS -t NEXTHOP\n");
 		return 64;
 	}
 	l = gw_lmtp_new(&opts);
 	if (l == NULL)
 		return 1;
-	if (big > 0) {
-		int rc = big_message(l, &hop, big);
+	if (big > 0 || many > 0) {
+		int rc = big > 0 ? big_message(l, &hop, big) : many_rcpts(l, &hop, many);
 
 		gw_lmtp_free(&l);
 		return rc;

@@ -6,7 +6,9 @@
  * is bounded by the reply timeout and the dialogue deadline (net.h, tls.h).
  * Any transport failure closes the connection, so a half-read reply can never
  * be taken for the answer to a later command. Bytes buffered before a
- * STARTTLS handshake are thrown away (STARTTLS response injection).
+ * STARTTLS handshake are thrown away (STARTTLS response injection). Pipelined
+ * commands go through client_pipe.c (reading while writing), the body's wire
+ * form through client_enc.c; TLS only through tls.h.
  *
  * Does not defend against: a server that pipelines replies it was not asked
  * for beyond what the input buffer holds (they are read as later replies, as
@@ -20,42 +22,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gw/buf.h"
-#include "gw/client.h"
+#include "client_enc.h"
+#include "client_int.h"
 #include "gw/log.h"
 #include "gw/time.h"
-#include "net.h"
-#include "tls.h"
 #include "util.h"
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-
-#define CLIENT_ERR_MAX 256
-#define CLIENT_IN_MAX  8192
-#define CMD_ARG_MAX    2048        /* longest MAIL/RCPT argument we agree to send */
-#define BODY_CHUNK     (64 * 1024) /* bytes read from the body source at a time */
-#define BODY_OUT       (64 * 1024) /* bytes of encoded body buffered before a write */
-
-struct gw_client {
-	gw_client_opts o;
-	char *helo_name, *tls_ca_file, *tls_servername, *bind_address; /* owned copies */
-	gw_nexthop hop;
-	int fd;
-	SSL_CTX *tls_ctx;
-	SSL *ssl;
-	unsigned caps;
-	unsigned long size_limit;
-	int64_t deadline; /* absolute gw_now_ms(); 0: none */
-	gw_stage cur;     /* the stage being worked on */
-	gw_stage fail_stage;
-	char err[CLIENT_ERR_MAX];
-	gw_reply_parser parser;
-	char in[CLIENT_IN_MAX];
-	size_t in_off, in_len;
-	char *body_in, *body_out; /* allocated at the first body */
-	size_t out_len;
-};
+#define BODY_CHUNK (64 * 1024) /* bytes read from the body source at a time */
 
 /* ---- small helpers -------------------------------------------------------- */
 
@@ -70,15 +43,14 @@ static void reply_clear(gw_reply *r)
 	r->text[0] = '\0';
 }
 
-static unsigned reply_timeout(const gw_client *c)
+unsigned cl_reply_timeout(const gw_client *c)
 {
 	return c->o.reply_timeout_ms ? c->o.reply_timeout_ms : 300000;
 }
 
-/* Record a failure of the current stage: its status, text and a debug line. */
-__attribute__((format(printf, 3, 4))) static gw_status fail(gw_client *c, gw_status s, const char *fmt, ...)
+gw_status cl_fail(gw_client *c, gw_status s, const char *fmt, ...)
 {
-	char text[CLIENT_ERR_MAX];
+	char text[CL_ERR_MAX];
 	va_list ap;
 
 	/* Formatted apart first: the arguments may point into c->err itself. */
@@ -113,37 +85,34 @@ static gw_status net_status(gw_net_rc rc)
 	}
 }
 
-/* Drop the connection; clean: say close_notify to a TLS peer first. */
-static void conn_close(gw_client *c, int clean)
+void cl_close(gw_client *c, int clean)
 {
-	gw_tls_free(&c->ssl, clean);
+	gw_tls_free(&c->tls, clean);
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
 	c->caps = 0;
 	c->size_limit = 0;
 	c->in_off = c->in_len = 0;
-	c->out_len = 0;
 	gw_reply_parser_reset(&c->parser);
 }
 
-/* A transport failure: c->err already says what happened. Close and report. */
-static gw_status transport_fail(gw_client *c, gw_net_rc rc)
+gw_status cl_transport_fail(gw_client *c, gw_net_rc rc)
 {
-	conn_close(c, 0);
-	return fail(c, net_status(rc), "%s", c->err);
+	cl_close(c, 0);
+	return cl_fail(c, net_status(rc), "%s", c->err);
 }
 
 static gw_status conn_write(gw_client *c, const char *p, size_t n)
 {
 	gw_net_rc rc;
 
-	if (c->ssl != NULL)
-		rc = gw_tls_write_all(c->ssl, c->fd, p, n, reply_timeout(c), c->deadline, c->err,
+	if (c->tls != NULL)
+		rc = gw_tls_write_all(c->tls, c->fd, p, n, cl_reply_timeout(c), c->deadline, c->err,
 				      sizeof(c->err));
 	else
-		rc = gw_net_write_all(c->fd, p, n, reply_timeout(c), c->deadline, c->err, sizeof(c->err));
-	return rc == GW_NET_OK ? GW_OK : transport_fail(c, rc);
+		rc = gw_net_write_all(c->fd, p, n, cl_reply_timeout(c), c->deadline, c->err, sizeof(c->err));
+	return rc == GW_NET_OK ? GW_OK : cl_transport_fail(c, rc);
 }
 
 /* Refill the (empty) input buffer with at least one byte. */
@@ -153,14 +122,14 @@ static gw_status conn_fill(gw_client *c)
 	size_t got = 0;
 
 	c->in_off = c->in_len = 0;
-	if (c->ssl != NULL)
-		rc = gw_tls_read(c->ssl, c->fd, c->in, sizeof(c->in), reply_timeout(c), c->deadline, &got,
+	if (c->tls != NULL)
+		rc = gw_tls_read(c->tls, c->fd, c->in, sizeof(c->in), cl_reply_timeout(c), c->deadline, &got,
 				 c->err, sizeof(c->err));
 	else
-		rc = gw_net_read(c->fd, c->in, sizeof(c->in), reply_timeout(c), c->deadline, &got, c->err,
+		rc = gw_net_read(c->fd, c->in, sizeof(c->in), cl_reply_timeout(c), c->deadline, &got, c->err,
 				 sizeof(c->err));
 	if (rc != GW_NET_OK)
-		return transport_fail(c, rc);
+		return cl_transport_fail(c, rc);
 	c->in_len = got;
 	return GW_OK;
 }
@@ -176,37 +145,48 @@ static void log_reply(const gw_client *c, const gw_reply *r)
 	       gw_stage_str(c->cur), r->code, r->enh[0] ? r->enh : "-", r->nlines, text);
 }
 
+int cl_parse_buffered(gw_client *c, gw_reply *r)
+{
+	while (c->in_off < c->in_len) {
+		size_t used = 0;
+		const char *perr = NULL;
+		int rc =
+		    gw_reply_parse(&c->parser, c->in + c->in_off, c->in_len - c->in_off, &used, r, &perr);
+
+		if (rc < 0) {
+			cl_close(c, 0);
+			cl_fail(c, GW_E_BADREPLY, "bad reply: %s", perr != NULL ? perr : "parse error");
+			return -1;
+		}
+		c->in_off += used;
+		if (rc == 1) {
+			log_reply(c, r);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* Read one whole reply into *r. */
 static gw_status read_reply(gw_client *c, gw_reply *r)
 {
 	for (;;) {
-		if (c->in_off < c->in_len) {
-			size_t used = 0;
-			const char *perr = NULL;
-			int rc = gw_reply_parse(&c->parser, c->in + c->in_off, c->in_len - c->in_off, &used,
-						r, &perr);
+		int rc = cl_parse_buffered(c, r);
+		gw_status s;
 
-			if (rc < 0) {
-				conn_close(c, 0);
-				return fail(c, GW_E_BADREPLY, "bad reply: %s",
-					    perr != NULL ? perr : "parse error");
-			}
-			c->in_off += used;
-			if (rc == 1) {
-				log_reply(c, r);
-				return GW_OK;
-			}
-		}
-		gw_status s = conn_fill(c);
+		if (rc > 0)
+			return GW_OK;
+		if (rc < 0)
+			return GW_E_BADREPLY;
+		s = conn_fill(c);
 		if (s != GW_OK)
 			return s;
 	}
 }
 
-/* Is arg safe to put on a command line? (no CR, LF; bounded) */
-static int arg_ok(const char *arg)
+int cl_arg_ok(const char *arg)
 {
-	return arg != NULL && strlen(arg) <= CMD_ARG_MAX && strpbrk(arg, "\r\n") == NULL;
+	return arg != NULL && strlen(arg) <= CL_ARG_MAX && strpbrk(arg, "\r\n") == NULL;
 }
 
 /* Check that the session can take a command now. */
@@ -214,10 +194,10 @@ static gw_status ready(gw_client *c, gw_stage stage)
 {
 	c->cur = stage;
 	if (c->fd < 0)
-		return fail(c, GW_E_LOCAL, "not connected");
+		return cl_fail(c, GW_E_LOCAL, "not connected");
 	if (c->deadline > 0 && gw_now_ms() >= c->deadline) {
-		conn_close(c, 0);
-		return fail(c, GW_E_TIMEOUT, "deadline reached");
+		cl_close(c, 0);
+		return cl_fail(c, GW_E_TIMEOUT, "deadline reached");
 	}
 	return GW_OK;
 }
@@ -240,12 +220,12 @@ static gw_status send_command(gw_client *c, gw_stage stage, const char *verb, co
 	gw_status s;
 
 	c->cur = stage;
-	if (arg != NULL && !arg_ok(arg))
-		return fail(c, GW_E_LOCAL, "argument of %s has CR, LF or is too long", verb);
-	gw_buf_init(&b, CMD_ARG_MAX + 64);
+	if (arg != NULL && !cl_arg_ok(arg))
+		return cl_fail(c, GW_E_LOCAL, "argument of %s has CR, LF or is too long", verb);
+	gw_buf_init(&b, CL_LINE_MAX);
 	if (format_command(&b, verb, arg) < 0) {
 		gw_buf_free(&b);
-		return fail(c, GW_E_LOCAL, "out of memory");
+		return cl_fail(c, GW_E_LOCAL, "out of memory");
 	}
 	log_sent(c, verb);
 	s = conn_write(c, b.data, b.len);
@@ -332,8 +312,8 @@ static gw_status hello(gw_client *c, gw_reply *r)
 			return GW_OK;
 		}
 	}
-	conn_close(c, 0);
-	return fail(c, GW_E_REJECTED, "%s refused with %d", lmtp ? "LHLO" : "EHLO/HELO", r->code);
+	cl_close(c, 0);
+	return cl_fail(c, GW_E_REJECTED, "%s refused with %d", lmtp ? "LHLO" : "EHLO/HELO", r->code);
 }
 
 /* STARTTLS per policy, then the hello again. */
@@ -349,8 +329,8 @@ static gw_status starttls(gw_client *c, gw_tls_policy policy, gw_reply *r)
 	if (!(c->caps & GW_CAP_STARTTLS)) {
 		if (policy == GW_TLS_MAY)
 			return GW_OK;
-		conn_close(c, 0);
-		return fail(c, GW_E_PROTO, "STARTTLS required but not offered");
+		cl_close(c, 0);
+		return cl_fail(c, GW_E_PROTO, "STARTTLS required but not offered");
 	}
 	s = command(c, GW_STAGE_STARTTLS, "STARTTLS", NULL, r);
 	if (s != GW_OK)
@@ -364,9 +344,9 @@ static gw_status starttls(gw_client *c, gw_tls_policy policy, gw_reply *r)
 			reply_clear(r);
 			return GW_OK;
 		}
-		conn_close(c, 0);
-		return fail(c, cls == 4 || cls == 5 ? GW_E_REJECTED : GW_E_PROTO, "STARTTLS answered %d",
-			    r->code);
+		cl_close(c, 0);
+		return cl_fail(c, cls == 4 || cls == 5 ? GW_E_REJECTED : GW_E_PROTO, "STARTTLS answered %d",
+			       r->code);
 	}
 	/* Anything the server sent after its 220 came before encryption: an injection attempt. */
 	if (c->in_off < c->in_len)
@@ -378,12 +358,12 @@ static gw_status starttls(gw_client *c, gw_tls_policy policy, gw_reply *r)
 	name = c->tls_servername;
 	if (name == NULL && c->hop.kind == GW_HOP_INET)
 		name = c->hop.host;
-	rc = gw_tls_connect(c->tls_ctx, c->fd, name, policy == GW_TLS_VERIFY, reply_timeout(c), c->deadline,
-			    &c->ssl, c->err, sizeof(c->err));
+	rc = gw_tls_connect(c->tls_ctx, c->fd, name, policy == GW_TLS_VERIFY, cl_reply_timeout(c),
+			    c->deadline, &c->tls, c->err, sizeof(c->err));
 	if (rc != GW_NET_OK)
-		return transport_fail(c, rc);
-	gw_log(GW_LOG_DEBUG, "client_starttls", "established version=%s cipher=%s", SSL_get_version(c->ssl),
-	       SSL_get_cipher_name(c->ssl));
+		return cl_transport_fail(c, rc);
+	gw_log(GW_LOG_DEBUG, "client_starttls", "established version=%s cipher=%s", gw_tls_version(c->tls),
+	       gw_tls_cipher(c->tls));
 	c->caps = 0;
 	c->size_limit = 0;
 	return hello(c, r);
@@ -400,13 +380,13 @@ static gw_status session_start(gw_client *c, gw_tls_policy policy, gw_reply *r)
 
 	c->cur = GW_STAGE_CONNECT;
 	if (c->deadline > 0 && gw_now_ms() >= c->deadline)
-		return fail(c, GW_E_TIMEOUT, "deadline reached");
+		return cl_fail(c, GW_E_TIMEOUT, "deadline reached");
 	gw_nexthop_format(&c->hop, hopname, sizeof(hopname));
 	gw_log(GW_LOG_DEBUG, "client_connect", "nexthop=%s tls=%d", hopname, (int)policy);
 	rc = gw_net_connect(&c->hop, port, c->bind_address, cto, c->deadline, &c->fd, c->err, sizeof(c->err));
 	if (rc != GW_NET_OK) {
 		c->fd = -1;
-		return fail(c, net_status(rc), "%s", c->err);
+		return cl_fail(c, net_status(rc), "%s", c->err);
 	}
 	gw_reply_parser_reset(&c->parser);
 	c->in_off = c->in_len = 0;
@@ -416,8 +396,8 @@ static gw_status session_start(gw_client *c, gw_tls_policy policy, gw_reply *r)
 	if (s != GW_OK)
 		return s;
 	if (gw_reply_class(r->code) != 2) {
-		conn_close(c, 0);
-		return fail(c, GW_E_REJECTED, "greeting %d", r->code);
+		cl_close(c, 0);
+		return cl_fail(c, GW_E_REJECTED, "greeting %d", r->code);
 	}
 	s = hello(c, r);
 	if (s != GW_OK)
@@ -457,7 +437,7 @@ void gw_client_free(gw_client **cp)
 
 	if (c == NULL)
 		return;
-	conn_close(c, 1);
+	cl_close(c, 1);
 	gw_tls_ctx_free(&c->tls_ctx);
 	free(c->helo_name);
 	free(c->tls_ca_file);
@@ -476,20 +456,20 @@ gw_status gw_client_open(gw_client *c, const gw_nexthop *hop, gw_reply *reply_r)
 	gw_status s;
 
 	reply_clear(r);
-	conn_close(c, 1);
+	cl_close(c, 1);
 	c->err[0] = '\0';
 	c->fail_stage = GW_STAGE_NONE;
 	c->cur = GW_STAGE_CONNECT;
 	c->deadline = c->o.deadline_ms ? gw_now_ms() + (int64_t)c->o.deadline_ms : 0;
 	if (hop == NULL)
-		return fail(c, GW_E_LOCAL, "no next hop");
+		return cl_fail(c, GW_E_LOCAL, "no next hop");
 	c->hop = *hop;
 	if (c->o.tls != GW_TLS_NONE && c->tls_ctx == NULL) {
 		c->tls_ctx =
 		    gw_tls_ctx_new(c->o.tls == GW_TLS_VERIFY, c->tls_ca_file, c->err, sizeof(c->err));
 		if (c->tls_ctx == NULL) {
 			c->cur = GW_STAGE_STARTTLS;
-			return fail(c, GW_E_LOCAL, "%s", c->err);
+			return cl_fail(c, GW_E_LOCAL, "%s", c->err);
 		}
 	}
 	s = session_start(c, c->o.tls, r);
@@ -546,7 +526,7 @@ gw_status gw_client_noop(gw_client *c, gw_reply *reply_r)
 gw_status gw_client_quit(gw_client *c)
 {
 	gw_stage stage = c->fail_stage;
-	char err[CLIENT_ERR_MAX];
+	char err[CL_ERR_MAX];
 	gw_reply r;
 
 	if (c->fd < 0)
@@ -554,9 +534,9 @@ gw_status gw_client_quit(gw_client *c)
 	/* Whatever happens now, the session is over; a missing reply is no failure, so it is not recorded. */
 	memcpy(err, c->err, sizeof(err));
 	if (command(c, GW_STAGE_QUIT, "QUIT", NULL, &r) == GW_OK) {
-		conn_close(c, 1);
+		cl_close(c, 1);
 	} else {
-		conn_close(c, 0);
+		cl_close(c, 0);
 		c->fail_stage = stage;
 		memcpy(c->err, err, sizeof(c->err));
 	}
@@ -566,7 +546,7 @@ gw_status gw_client_quit(gw_client *c)
 void gw_client_close(gw_client *c)
 {
 	if (c != NULL)
-		conn_close(c, 1);
+		cl_close(c, 1);
 }
 
 /* DATA answered 354 with no accepted recipient: send an empty message to stay in sync. */
@@ -584,76 +564,150 @@ static gw_status abort_data(gw_client *c, gw_reply *data_r)
 	c->cur = GW_STAGE_DATA;
 	if (s != GW_OK)
 		return s;
-	return fail(c, GW_E_PROTO, "DATA answered 354 with no accepted recipient");
+	return cl_fail(c, GW_E_PROTO, "DATA answered 354 with no accepted recipient");
 }
 
-/* MAIL, RCPTs, DATA in one write; replies read in order. */
-static gw_status envelope_pipelined(gw_client *c, const char *mail_arg, const char *const *rcpt_args,
-				    size_t n, gw_reply *mail_r, gw_reply *rcpt_r, int want_data,
+/* The pipelined envelope as a cl_pipe: command 0 is MAIL, 1..n the RCPTs, n+1 DATA. */
+typedef struct env_pipe {
+	gw_client *c;
+	const cl_envelope_args *a;
+	gw_reply *mail_r, *data_r;
+	size_t accepted;
+} env_pipe;
+
+static int env_command(void *ctx, size_t i, gw_buf *out)
+{
+	env_pipe *e = ctx;
+	const char *arg;
+
+	if (i == 0)
+		return format_command(out, "MAIL FROM:", e->a->mail_arg);
+	if (i > e->a->n)
+		return format_command(out, "DATA", NULL);
+	arg = e->a->rcpt_arg(e->a->ctx, i - 1);
+	e->c->cur = GW_STAGE_RCPT;
+	if (arg == NULL) {
+		cl_fail(e->c, GW_E_LOCAL, "out of memory");
+		return -1;
+	}
+	if (!cl_arg_ok(arg)) {
+		cl_fail(e->c, GW_E_LOCAL, "RCPT argument %zu has CR, LF or is too long", i - 1);
+		return -1;
+	}
+	if (format_command(out, "RCPT TO:", arg) < 0) {
+		cl_fail(e->c, GW_E_LOCAL, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+static gw_stage env_stage(void *ctx, size_t i)
+{
+	env_pipe *e = ctx;
+
+	return i == 0 ? GW_STAGE_MAIL : i > e->a->n ? GW_STAGE_DATA : GW_STAGE_RCPT;
+}
+
+static void env_reply(void *ctx, size_t i, const gw_reply *r)
+{
+	env_pipe *e = ctx;
+
+	if (i == 0) {
+		*e->mail_r = *r;
+	} else if (i > e->a->n) {
+		*e->data_r = *r;
+	} else {
+		if (gw_reply_class(r->code) == 2)
+			e->accepted++;
+		e->a->rcpt_reply(e->a->ctx, i - 1, r);
+	}
+}
+
+/* MAIL, RCPTs, DATA streamed while the replies are read (client_pipe.c). */
+static gw_status envelope_pipelined(gw_client *c, const cl_envelope_args *a, gw_reply *mail_r,
 				    gw_reply *data_r)
 {
-	gw_buf b;
-	size_t i, accepted = 0;
+	env_pipe e = {c, a, mail_r, data_r, 0};
+	cl_pipe p = {a->n + 1 + (a->want_data != 0), env_command, env_stage, env_reply, &e};
+	size_t replied = 0;
 	gw_status s;
-	int bad = 0;
 
-	gw_buf_init(&b, (n + 2) * (CMD_ARG_MAX + 16));
-	bad |= format_command(&b, "MAIL FROM:", mail_arg) < 0;
-	for (i = 0; i < n && !bad; i++)
-		bad |= format_command(&b, "RCPT TO:", rcpt_args[i]) < 0;
-	if (want_data && !bad)
-		bad |= format_command(&b, "DATA", NULL) < 0;
-	if (bad) {
-		gw_buf_free(&b);
-		return fail(c, GW_E_LOCAL, "out of memory");
-	}
-	gw_log(GW_LOG_DEBUG, "client_send", "stage=mail command=\"MAIL FROM:\" pipelined=%zu data=%d", n,
-	       want_data);
-	s = conn_write(c, b.data, b.len);
-	gw_buf_free(&b);
-	if (s != GW_OK)
+	gw_log(GW_LOG_DEBUG, "client_send", "stage=mail command=\"MAIL FROM:\" pipelined=%zu data=%d", a->n,
+	       a->want_data);
+	s = cl_pipeline(c, &p, &replied);
+	if (s != GW_OK || !a->want_data)
 		return s;
-	c->cur = GW_STAGE_MAIL;
-	s = read_reply(c, mail_r);
-	for (i = 0; i < n && s == GW_OK; i++) {
-		c->cur = GW_STAGE_RCPT;
-		s = read_reply(c, &rcpt_r[i]);
-		if (s == GW_OK && gw_reply_class(rcpt_r[i].code) == 2)
-			accepted++;
-	}
-	if (s != GW_OK || !want_data)
-		return s;
-	c->cur = GW_STAGE_DATA;
-	s = read_reply(c, data_r);
-	if (s == GW_OK && data_r->code == 354 && (accepted == 0 || gw_reply_class(mail_r->code) != 2))
+	if (data_r->code == 354 && (e.accepted == 0 || gw_reply_class(mail_r->code) != 2))
 		return abort_data(c, data_r);
 	return s;
 }
 
 /* One command at a time, stopping after a failed MAIL; DATA only when a RCPT was accepted. */
-static gw_status envelope_lockstep(gw_client *c, const char *mail_arg, const char *const *rcpt_args, size_t n,
-				   gw_reply *mail_r, gw_reply *rcpt_r, int want_data, gw_reply *data_r)
+static gw_status envelope_lockstep(gw_client *c, const cl_envelope_args *a, gw_reply *mail_r,
+				   gw_reply *data_r)
 {
 	size_t i, accepted = 0;
-	gw_status s = command(c, GW_STAGE_MAIL, "MAIL FROM:", mail_arg, mail_r);
+	gw_status s = command(c, GW_STAGE_MAIL, "MAIL FROM:", a->mail_arg, mail_r);
+	gw_reply r;
 
 	if (s != GW_OK || gw_reply_class(mail_r->code) != 2)
 		return s;
-	for (i = 0; i < n; i++) {
-		s = command(c, GW_STAGE_RCPT, "RCPT TO:", rcpt_args[i], &rcpt_r[i]);
+	for (i = 0; i < a->n; i++) {
+		const char *arg = a->rcpt_arg(a->ctx, i);
+
+		if (arg == NULL) {
+			c->cur = GW_STAGE_RCPT;
+			return cl_fail(c, GW_E_LOCAL, "out of memory");
+		}
+		s = command(c, GW_STAGE_RCPT, "RCPT TO:", arg, &r);
 		if (s != GW_OK)
 			return s;
-		if (gw_reply_class(rcpt_r[i].code) == 2)
+		if (gw_reply_class(r.code) == 2)
 			accepted++;
+		a->rcpt_reply(a->ctx, i, &r);
 	}
-	if (!want_data || accepted == 0)
+	if (!a->want_data || accepted == 0)
 		return GW_OK;
 	return command(c, GW_STAGE_DATA, "DATA", NULL, data_r);
+}
+
+gw_status cl_envelope(gw_client *c, const cl_envelope_args *a, gw_reply *mail_r, gw_reply *data_r)
+{
+	gw_status s;
+
+	reply_clear(mail_r);
+	reply_clear(data_r);
+	s = ready(c, GW_STAGE_MAIL);
+	if (s != GW_OK)
+		return s;
+	if (!cl_arg_ok(a->mail_arg))
+		return cl_fail(c, GW_E_LOCAL, "MAIL argument has CR, LF or is too long");
+	if (c->caps & GW_CAP_PIPELINING)
+		return envelope_pipelined(c, a, mail_r, data_r);
+	return envelope_lockstep(c, a, mail_r, data_r);
+}
+
+/* gw_client_envelope()'s arrays behind cl_envelope()'s callbacks. */
+typedef struct env_arrays {
+	const char *const *args;
+	gw_reply *rcpt_r;
+} env_arrays;
+
+static const char *array_arg(void *ctx, size_t i)
+{
+	return ((env_arrays *)ctx)->args[i];
+}
+
+static void array_reply(void *ctx, size_t i, const gw_reply *r)
+{
+	((env_arrays *)ctx)->rcpt_r[i] = *r;
 }
 
 gw_status gw_client_envelope(gw_client *c, const char *mail_arg, const char *const *rcpt_args, size_t n,
 			     gw_reply *mail_r, gw_reply *rcpt_r, int want_data, gw_reply *data_r)
 {
+	env_arrays arr = {rcpt_args, rcpt_r};
+	cl_envelope_args a = {mail_arg, n, array_arg, array_reply, &arr, want_data};
 	gw_reply mail_tmp, data_tmp;
 	size_t i;
 	gw_status s;
@@ -669,174 +723,123 @@ gw_status gw_client_envelope(gw_client *c, const char *mail_arg, const char *con
 	s = ready(c, GW_STAGE_MAIL);
 	if (s != GW_OK)
 		return s;
-	if (!arg_ok(mail_arg))
-		return fail(c, GW_E_LOCAL, "MAIL argument has CR, LF or is too long");
 	if (n > 0 && (rcpt_args == NULL || rcpt_r == NULL)) {
 		c->cur = GW_STAGE_RCPT;
-		return fail(c, GW_E_LOCAL, "no recipient arrays");
+		return cl_fail(c, GW_E_LOCAL, "no recipient arrays");
 	}
+	/* Every argument is checked before anything is sent, so a bad one costs no session. */
 	for (i = 0; i < n; i++) {
-		if (!arg_ok(rcpt_args[i])) {
+		if (!cl_arg_ok(rcpt_args[i])) {
 			c->cur = GW_STAGE_RCPT;
-			return fail(c, GW_E_LOCAL, "RCPT argument %zu has CR, LF or is too long", i);
+			return cl_fail(c, GW_E_LOCAL, "RCPT argument %zu has CR, LF or is too long", i);
 		}
 	}
-	if (c->caps & GW_CAP_PIPELINING)
-		return envelope_pipelined(c, mail_arg, rcpt_args, n, mail_r, rcpt_r, want_data, data_r);
-	return envelope_lockstep(c, mail_arg, rcpt_args, n, mail_r, rcpt_r, want_data, data_r);
+	return cl_envelope(c, &a, mail_r, data_r);
 }
 
 /* ---- the body ------------------------------------------------------------- */
-
-/* Encoder state carried across chunks. */
-typedef struct body_state {
-	int line_start; /* the next byte starts a line */
-	int pending_cr; /* the last byte was a CR: is it followed by LF? */
-} body_state;
-
-static gw_status out_flush(gw_client *c)
-{
-	gw_status s = GW_OK;
-
-	if (c->out_len > 0)
-		s = conn_write(c, c->body_out, c->out_len);
-	c->out_len = 0;
-	return s;
-}
-
-/* Make room for need bytes in the output buffer. */
-static gw_status out_room(gw_client *c, size_t need)
-{
-	return BODY_OUT - c->out_len >= need ? GW_OK : out_flush(c);
-}
-
-static gw_status out_put(gw_client *c, const char *p, size_t n)
-{
-	gw_status s = out_room(c, n);
-
-	if (s == GW_OK) {
-		memcpy(c->body_out + c->out_len, p, n);
-		c->out_len += n;
-	}
-	return s;
-}
-
-/* Encode one chunk: CRLF line ends, dot-stuffing, state kept in st. */
-static gw_status encode_chunk(gw_client *c, body_state *st, const char *p, size_t n)
-{
-	size_t i = 0;
-	gw_status s = GW_OK;
-
-	while (i < n && s == GW_OK) {
-		char ch = p[i];
-
-		if (st->pending_cr) {
-			st->pending_cr = 0;
-			s = out_put(c, "\r\n", 2);
-			st->line_start = 1;
-			if (ch == '\n') {
-				i++;
-				continue;
-			}
-			if (s != GW_OK)
-				break;
-		}
-		if (ch == '\r') {
-			st->pending_cr = 1;
-			i++;
-		} else if (ch == '\n') {
-			s = out_put(c, "\r\n", 2);
-			st->line_start = 1;
-			i++;
-		} else {
-			/* A run of ordinary bytes up to the next line end, copied whole. */
-			size_t j = i + 1, room;
-
-			if (st->line_start && ch == '.')
-				s = out_put(c, ".", 1);
-			st->line_start = 0;
-			while (j < n && p[j] != '\r' && p[j] != '\n')
-				j++;
-			while (s == GW_OK && i < j) {
-				s = out_room(c, 1);
-				room = BODY_OUT - c->out_len;
-				if (room > j - i)
-					room = j - i;
-				if (s == GW_OK) {
-					memcpy(c->body_out + c->out_len, p + i, room);
-					c->out_len += room;
-					i += room;
-				}
-			}
-		}
-	}
-	return s;
-}
 
 static gw_status body_buffers(gw_client *c)
 {
 	if (c->body_in == NULL)
 		c->body_in = malloc(BODY_CHUNK);
 	if (c->body_out == NULL)
-		c->body_out = malloc(BODY_OUT);
+		c->body_out = malloc(BODY_CHUNK + CL_ENC_ROOM(BODY_CHUNK) + 3);
 	return c->body_in != NULL && c->body_out != NULL ? GW_OK : GW_E_LOCAL;
 }
 
-gw_status gw_client_body(gw_client *c, const gw_body *body, gw_reply *replies_r, size_t nreplies,
-			 size_t *got_r)
+/* Read n replies, handing each to fn. */
+static gw_status replies(gw_client *c, size_t n, cl_reply_fn *fn, void *ctx, size_t *got_r)
 {
-	body_state st = {1, 0};
-	size_t got = 0, i;
+	gw_status s = GW_OK;
+	gw_reply r;
+	size_t i;
+
+	for (i = 0; i < n && s == GW_OK; i++) {
+		s = read_reply(c, &r);
+		if (s != GW_OK)
+			break;
+		fn(ctx, i, &r);
+		if (got_r != NULL)
+			*got_r = i + 1;
+	}
+	return s;
+}
+
+gw_status cl_body(gw_client *c, const gw_body *body, size_t nreplies, cl_reply_fn *fn, void *ctx,
+		  size_t *got_r)
+{
+	unsigned long long nul_at = 0;
+	size_t out_len = 0; /* encoded bytes not written yet: small reads make few writes */
 	gw_status s;
+	cl_enc enc;
 
 	if (got_r != NULL)
 		*got_r = 0;
-	for (i = 0; i < nreplies && replies_r != NULL; i++)
-		reply_clear(&replies_r[i]);
 	s = ready(c, GW_STAGE_BODY);
 	if (s != GW_OK)
 		return s;
-	if (body == NULL || body->read == NULL || (nreplies > 0 && replies_r == NULL)) {
+	if (body == NULL || body->read == NULL || (nreplies > 0 && fn == NULL)) {
 		/* The server is waiting for a body we cannot send: the session is unusable. */
-		conn_close(c, 0);
-		return fail(c, GW_E_LOCAL, "no body source or reply array");
+		cl_close(c, 0);
+		return cl_fail(c, GW_E_LOCAL, "no body source or reply array");
 	}
 	if (body_buffers(c) != GW_OK) {
-		conn_close(c, 0);
-		return fail(c, GW_E_LOCAL, "out of memory");
+		cl_close(c, 0);
+		return cl_fail(c, GW_E_LOCAL, "out of memory");
 	}
-	c->out_len = 0;
+	cl_enc_init(&enc, 1);
 	for (;;) {
-		ssize_t n = body->read(body->ctx, c->body_in, BODY_CHUNK);
+		ssize_t n = body->read(body->ctx, c->body_in, BODY_CHUNK), w;
 
 		if (n == 0)
 			break;
 		if (n < 0 || (size_t)n > BODY_CHUNK) {
 			/* Sending the dot now would deliver a truncated message: drop the session instead. */
-			conn_close(c, 0);
-			return fail(c, GW_E_LOCAL, "body read error");
+			cl_close(c, 0);
+			return cl_fail(c, GW_E_LOCAL, "body read error");
 		}
-		s = encode_chunk(c, &st, c->body_in, (size_t)n);
-		if (s != GW_OK)
-			return s;
+		w = cl_enc_run(&enc, c->body_in, (size_t)n, c->body_out + out_len, &nul_at);
+		if (w < 0) {
+			/* Never a NUL on the wire, and no dot after a part of the message: drop the session.
+			 */
+			cl_close(c, 0);
+			return cl_fail(c, GW_E_CONTENT, "the message has a NUL byte at offset %llu: not sent",
+				       nul_at);
+		}
+		out_len += (size_t)w;
+		if (out_len >= BODY_CHUNK) {
+			s = conn_write(c, c->body_out, out_len);
+			if (s != GW_OK)
+				return s;
+			out_len = 0;
+		}
 	}
-	if (st.pending_cr || !st.line_start)
-		s = out_put(c, "\r\n", 2);
-	if (s == GW_OK)
-		s = out_put(c, ".\r\n", 3);
-	if (s == GW_OK)
-		s = out_flush(c);
+	out_len += cl_enc_finish(&enc, c->body_out + out_len);
+	memcpy(c->body_out + out_len, ".\r\n", 3);
+	s = conn_write(c, c->body_out, out_len + 3);
 	if (s != GW_OK)
 		return s;
 	log_sent(c, ".");
-	for (got = 0; got < nreplies; got++) {
-		s = read_reply(c, &replies_r[got]);
-		if (s != GW_OK)
-			break;
-		if (got_r != NULL)
-			*got_r = got + 1;
-	}
-	return s;
+	if (enc.breaks > 0)
+		gw_log(GW_LOG_DEBUG, "client_body", "lines over %d octets broken: %lu", CL_ENC_LINE_MAX,
+		       enc.breaks);
+	return replies(c, nreplies, fn, ctx, got_r);
+}
+
+static void array_put(void *ctx, size_t i, const gw_reply *r)
+{
+	((gw_reply *)ctx)[i] = *r;
+}
+
+gw_status gw_client_body(gw_client *c, const gw_body *body, gw_reply *replies_r, size_t nreplies,
+			 size_t *got_r)
+{
+	size_t i;
+
+	for (i = 0; i < nreplies && replies_r != NULL; i++)
+		reply_clear(&replies_r[i]);
+	return cl_body(c, body, nreplies, replies_r != NULL ? array_put : NULL, replies_r, got_r);
 }
 
 static ssize_t mem_read(void *ctx, char *buf, size_t len)
@@ -881,29 +884,33 @@ void gw_body_from_fd(gw_body *body, int *fd)
 
 /* ---- raw exchange (BDAT) --------------------------------------------------- */
 
-gw_status gw_client_raw(gw_client *c, gw_stage stage, const void *data, size_t len, gw_reply *replies_r,
-			size_t nreplies, size_t *got_r)
+gw_status cl_raw(gw_client *c, gw_stage stage, const void *data, size_t len, size_t nreplies, cl_reply_fn *fn,
+		 void *ctx, size_t *got_r)
 {
-	size_t i;
 	gw_status s;
 
 	if (got_r != NULL)
 		*got_r = 0;
-	for (i = 0; i < nreplies && replies_r != NULL; i++)
-		reply_clear(&replies_r[i]);
 	s = ready(c, stage);
 	if (s != GW_OK)
 		return s;
-	if ((len > 0 && data == NULL) || (nreplies > 0 && replies_r == NULL))
-		return fail(c, GW_E_LOCAL, "no data or reply array");
+	if ((len > 0 && data == NULL) || (nreplies > 0 && fn == NULL))
+		return cl_fail(c, GW_E_LOCAL, "no data or reply array");
 	if (len > 0)
 		s = conn_write(c, data, len);
-	for (i = 0; i < nreplies && s == GW_OK; i++) {
-		s = read_reply(c, &replies_r[i]);
-		if (s == GW_OK && got_r != NULL)
-			*got_r = i + 1;
-	}
-	return s;
+	if (s != GW_OK)
+		return s;
+	return replies(c, nreplies, fn, ctx, got_r);
+}
+
+gw_status gw_client_raw(gw_client *c, gw_stage stage, const void *data, size_t len, gw_reply *replies_r,
+			size_t nreplies, size_t *got_r)
+{
+	size_t i;
+
+	for (i = 0; i < nreplies && replies_r != NULL; i++)
+		reply_clear(&replies_r[i]);
+	return cl_raw(c, stage, data, len, nreplies, replies_r != NULL ? array_put : NULL, replies_r, got_r);
 }
 
 /* ---- accessors ------------------------------------------------------------ */
@@ -916,8 +923,6 @@ int gw_client_is_open(const gw_client *c)
 int gw_client_peer_closed(gw_client *c)
 {
 	struct pollfd p;
-	char byte;
-	int n;
 
 	if (c == NULL || c->fd < 0 || c->in_off < c->in_len)
 		return 1;
@@ -926,12 +931,10 @@ int gw_client_peer_closed(gw_client *c)
 	p.revents = 0;
 	if (poll(&p, 1, 0) == 0)
 		return 0;
-	if (c->ssl == NULL || (p.revents & (POLLHUP | POLLERR)))
+	if (c->tls == NULL || (p.revents & (POLLHUP | POLLERR)))
 		return 1;
 	/* TLS 1.3 session tickets arrive unasked but are not data: let OpenSSL take them. */
-	ERR_clear_error();
-	n = SSL_peek(c->ssl, &byte, 1);
-	return !(n <= 0 && SSL_get_error(c->ssl, n) == SSL_ERROR_WANT_READ);
+	return gw_tls_peer_spoke(c->tls);
 }
 
 unsigned gw_client_caps(const gw_client *c)
@@ -946,7 +949,7 @@ unsigned long gw_client_size_limit(const gw_client *c)
 
 int gw_client_tls_active(const gw_client *c)
 {
-	return c->ssl != NULL;
+	return c->tls != NULL;
 }
 
 void gw_client_set_deadline(gw_client *c, unsigned ms)

@@ -1,10 +1,12 @@
 /*
  * client_bdat.c - send a message body with BDAT (RFC 3030) through the
- * engine's public interface: gw_client_raw() writes each chunk with its
- * command line in one write and reads the replies.
+ * engine's raw exchange: gw_client_raw() writes each chunk with its command
+ * line in one write and reads its reply; cl_raw() hands the final replies on
+ * one at a time.
  *
- * The body is read a chunk at a time and encoded (bare CR or LF become CRLF,
- * a final CRLF is added) into a buffer of about three chunks; one encoded
+ * The body is read a chunk at a time and encoded by client_enc.c (bare CR or
+ * LF become CRLF, lines over 998 octets broken, a final CRLF added, a NUL
+ * refused) into a buffer of about four chunks; one encoded
  * chunk is held back until the next read shows whether it is the last, so
  * the last chunk always carries LAST and "BDAT 0 LAST" is only sent for an
  * empty message. Each intermediate chunk waits for its reply before the next
@@ -18,56 +20,11 @@
 #include <string.h>
 
 #include "client_bdat.h"
+#include "client_enc.h"
 
 #define BDAT_CHUNK_DEFAULT (64 * 1024)
 #define BDAT_CHUNK_MAX     (16 * 1024 * 1024)
 #define BDAT_HEAD          32 /* room for "BDAT <20 digits> LAST\r\n" before the data */
-
-typedef struct bdat_enc {
-	int pending_cr;    /* the last byte was a CR: is an LF next? */
-	int at_line_start; /* the output ends with CRLF (or is empty) */
-} bdat_enc;
-
-/* Encode in[0..n) into out (room for 2n bytes); returns the bytes written. */
-static size_t encode(bdat_enc *st, const char *in, size_t n, char *out)
-{
-	size_t i = 0, o = 0;
-
-	while (i < n) {
-		char ch = in[i];
-
-		if (st->pending_cr) {
-			st->pending_cr = 0;
-			out[o++] = '\r';
-			out[o++] = '\n';
-			st->at_line_start = 1;
-			if (ch == '\n') {
-				i++;
-				continue;
-			}
-		}
-		if (ch == '\r') {
-			st->pending_cr = 1;
-			i++;
-		} else if (ch == '\n') {
-			out[o++] = '\r';
-			out[o++] = '\n';
-			st->at_line_start = 1;
-			i++;
-		} else {
-			/* A run of ordinary bytes, copied whole. */
-			size_t j = i + 1;
-
-			while (j < n && in[j] != '\r' && in[j] != '\n')
-				j++;
-			memcpy(out + o, in + i, j - i);
-			o += j - i;
-			i = j;
-			st->at_line_start = 0;
-		}
-	}
-	return o;
-}
 
 /* Send buf[BDAT_HEAD..BDAT_HEAD+len) as one chunk: the command line goes just before the data. */
 static gw_status send_chunk(gw_client *c, char *buf, size_t len, int last)
@@ -81,10 +38,20 @@ static gw_status send_chunk(gw_client *c, char *buf, size_t len, int last)
 	return gw_client_raw(c, GW_STAGE_BODY, buf + BDAT_HEAD - hl, (size_t)hl + len, NULL, 0, NULL);
 }
 
-gw_status gw_client_bdat(gw_client *c, const gw_body *body, size_t chunk, gw_reply *chunk_r,
-			 gw_reply *replies_r, size_t nreplies, size_t *got_r, int *last_sent_r)
+/* A NUL in the body: the session is closed, nothing more is sent. */
+static gw_status content_refused(gw_client *c, char *in, char *out, unsigned long long nul_at)
 {
-	bdat_enc st = {0, 1};
+	free(in);
+	free(out);
+	c->cur = GW_STAGE_BODY;
+	return cl_fail(c, GW_E_CONTENT, "the message has a NUL byte at offset %llu: not sent", nul_at);
+}
+
+gw_status gw_client_bdat(gw_client *c, const gw_body *body, size_t chunk, gw_reply *chunk_r, size_t nreplies,
+			 cl_reply_fn *fn, void *ctx, size_t *got_r, int *last_sent_r)
+{
+	unsigned long long nul_at = 0;
+	cl_enc st;
 	char *in = NULL, *out = NULL;
 	size_t out_len = 0;
 	gw_status s = GW_OK;
@@ -96,18 +63,19 @@ gw_status gw_client_bdat(gw_client *c, const gw_body *body, size_t chunk, gw_rep
 		chunk = BDAT_CHUNK_DEFAULT;
 	if (chunk > BDAT_CHUNK_MAX)
 		chunk = BDAT_CHUNK_MAX;
-	if (body == NULL || body->read == NULL || (nreplies > 0 && replies_r == NULL)) {
+	cl_enc_init(&st, 0);
+	if (body == NULL || body->read == NULL || (nreplies > 0 && fn == NULL)) {
 		gw_client_close(c);
 		return GW_E_LOCAL;
 	}
 	in = malloc(chunk);
-	out = malloc(BDAT_HEAD + 3 * chunk + 4);
+	out = malloc(BDAT_HEAD + chunk + CL_ENC_ROOM(chunk));
 	if (in == NULL || out == NULL) {
 		s = GW_E_LOCAL;
 		goto drop;
 	}
 	for (;;) {
-		ssize_t n = body->read(body->ctx, in, chunk);
+		ssize_t n = body->read(body->ctx, in, chunk), w;
 
 		if (n < 0 || (size_t)n > chunk) {
 			/* No chunk is half sent, but the session is in an unknown state for the caller: drop
@@ -127,18 +95,21 @@ gw_status gw_client_bdat(gw_client *c, const gw_body *body, size_t chunk, gw_rep
 				goto done;
 			out_len = 0;
 		}
-		out_len += encode(&st, in, (size_t)n, out + BDAT_HEAD + out_len);
+		w = cl_enc_run(&st, in, (size_t)n, out + BDAT_HEAD + out_len, &nul_at);
+		if (w < 0) {
+			/* The chunk with the NUL was never sent; the ones before cannot be taken back. */
+			gw_client_close(c);
+			return content_refused(c, in, out, nul_at);
+		}
+		out_len += (size_t)w;
 	}
-	if (st.pending_cr || !st.at_line_start) {
-		memcpy(out + BDAT_HEAD + out_len, "\r\n", 2);
-		out_len += 2;
-	}
+	out_len += cl_enc_finish(&st, out + BDAT_HEAD + out_len);
 	s = send_chunk(c, out, out_len, 1);
 	if (s != GW_OK)
 		goto done;
 	*last_sent_r = 1;
 	memset(chunk_r, 0, sizeof(*chunk_r));
-	s = gw_client_raw(c, GW_STAGE_BODY, NULL, 0, replies_r, nreplies, got_r);
+	s = cl_raw(c, GW_STAGE_BODY, NULL, 0, nreplies, fn, ctx, got_r);
 	goto done;
 drop:
 	gw_client_close(c);

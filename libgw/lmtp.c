@@ -2,9 +2,11 @@
  * lmtp.c - one LMTP/SMTP transaction through one gateway with a result per
  * recipient (gw/lmtp.h); the handle that keeps the connection for reuse.
  *
- * The envelope goes through gw_client_envelope() (pipelined when offered);
- * the body through gw_client_body() (DATA) or gw_client_bdat() (BDAT). In
- * LMTP the accepted recipients are kept in RCPT order in survivors[], and the
+ * The envelope goes through the engine's cl_envelope() (pipelined when
+ * offered, read while written); the body through cl_body() (DATA) or
+ * gw_client_bdat() (BDAT). Replies are taken one at a time, as they come,
+ * straight into the caller's results: memory per recipient is a few indices,
+ * never a reply buffer. In LMTP the accepted recipients are kept in RCPT order in survivors[], and the
  * k-th final reply belongs to survivors[k] (Postfix smtp_proto.c does the
  * same). When the session breaks after the body source reached its end, the
  * final dot may have reached the server: recipients without a reply are then
@@ -20,6 +22,7 @@
 #include <string.h>
 
 #include "client_bdat.h"
+#include "client_int.h"
 #include "gw/log.h"
 #include "lmtp_int.h"
 #include "util.h"
@@ -195,7 +198,9 @@ static gw_status session(attempt *a, int allow_reuse, int *reused_r, gw_reply *r
 
 	*reused_r = 0;
 	memset(r, 0, sizeof(*r));
-	if (allow_reuse && gw_client_is_open(l->c) && strcmp(l->hop_key, a->key) == 0) {
+	/* A session the peer closed while idle (its 421 unread) is not worth a transaction. */
+	if (allow_reuse && gw_client_is_open(l->c) && strcmp(l->hop_key, a->key) == 0 &&
+	    !gw_client_peer_closed(l->c)) {
 		gw_client_set_deadline(l->c, l->o.client.deadline_ms);
 		if (!l->dirty && !l->o.always_rset) {
 			*reused_r = 1;
@@ -214,25 +219,54 @@ static gw_status session(attempt *a, int allow_reuse, int *reused_r, gw_reply *r
 	return gw_client_open(l->c, a->hop, r);
 }
 
-/* Survivors of the envelope get the final replies (or the failure that took them). */
-static void finals(attempt *a, const size_t *surv, size_t ns, const gw_reply *replies, size_t got,
-		   gw_status s, int maybe_sent)
+/* A NUL in the body: permanent for every survivor, decided here (never put on the wire). */
+static void content_refused(attempt *a, const size_t *surv, size_t ns)
+{
+	char text[GW_LMTP_TEXT_MAX];
+	size_t k;
+
+	snprintf(text, sizeof(text), "%s", gw_client_error(a->l->c));
+	for (k = 0; k < ns; k++)
+		lm_result_local(res_of(a, surv[k]), GW_LMTP_PERMFAIL, GW_LMTP_STAGE_DATA, 554, "5.6.0", text,
+				a->key);
+}
+
+/* Survivors without a final reply get the failure that took it. */
+static void finals(attempt *a, const size_t *surv, size_t ns, size_t got, gw_status s, int maybe_sent)
 {
 	int lmtp = a->l->o.client.proto == GW_PROTO_LMTP;
 	int uncertain =
 	    maybe_sent && (s == GW_E_LOST || s == GW_E_TIMEOUT || s == GW_E_BADREPLY || s == GW_E_TLS);
 	size_t k;
 
-	for (k = 0; k < ns; k++) {
-		size_t r = lmtp ? k : 0;
-		gw_lmtp_result *res = res_of(a, surv[k]);
-
-		if (r < got)
-			lm_result_reply(res, GW_LMTP_STAGE_DATA, &replies[r], a->key);
-		else
-			lm_result_transport(res, GW_LMTP_STAGE_TRANSPORT, s, uncertain,
-					    gw_client_error(a->l->c), a->key);
+	if (s == GW_E_CONTENT) {
+		content_refused(a, surv, ns);
+		return;
 	}
+	for (k = lmtp ? got : got > 0 ? ns : 0; k < ns; k++)
+		lm_result_transport(res_of(a, surv[k]), GW_LMTP_STAGE_TRANSPORT, s, uncertain,
+				    gw_client_error(a->l->c), a->key);
+}
+
+/* The final replies as they come: in LMTP the k-th is survivor k's, in SMTP the one reply is everyone's. */
+typedef struct final_ctx {
+	attempt *a;
+	const size_t *surv;
+	size_t ns;
+} final_ctx;
+
+static void on_final(void *ctx, size_t i, const gw_reply *r)
+{
+	final_ctx *f = ctx;
+	size_t k;
+
+	if (f->a->l->o.client.proto == GW_PROTO_LMTP) {
+		if (i < f->ns)
+			lm_result_reply(res_of(f->a, f->surv[i]), GW_LMTP_STAGE_DATA, r, f->a->key);
+		return;
+	}
+	for (k = 0; k < f->ns; k++)
+		lm_result_reply(res_of(f->a, f->surv[k]), GW_LMTP_STAGE_DATA, r, f->a->key);
 }
 
 /* The body, by DATA or BDAT, for the ns accepted recipients. */
@@ -242,7 +276,8 @@ static gw_status body(attempt *a, int bdat, const gw_reply *data_r, const size_t
 	size_t nrep = l->o.client.proto == GW_PROTO_LMTP ? ns : 1, got = 0, k;
 	body_watch w = {&a->txn->body->src, 0, 0};
 	gw_body wb = {watch_read, &w};
-	gw_reply *replies, chunk_r;
+	final_ctx f = {a, surv, ns};
+	gw_reply chunk_r;
 	int last_sent = 0;
 	gw_status s;
 
@@ -252,31 +287,52 @@ static gw_status body(attempt *a, int bdat, const gw_reply *data_r, const size_t
 		l->dirty = 1;
 		return GW_OK;
 	}
-	replies = calloc(nrep, sizeof(*replies));
-	if (replies == NULL) {
-		/* The server waits for a body we will not send: the session must go. */
-		gw_client_close(l->c);
-		for (k = 0; k < ns; k++)
-			lm_result_local(res_of(a, surv[k]), GW_LMTP_TEMPFAIL, GW_LMTP_STAGE_DATA, 0, "4.3.0",
-					"out of memory", a->key);
-		return GW_E_LOCAL;
-	}
 	if (bdat) {
-		s = gw_client_bdat(l->c, &wb, l->o.bdat_chunk, &chunk_r, replies, nrep, &got, &last_sent);
+		s = gw_client_bdat(l->c, &wb, l->o.bdat_chunk, &chunk_r, nrep, on_final, &f, &got,
+				   &last_sent);
 		if (s == GW_OK && !last_sent) {
 			for (k = 0; k < ns; k++)
 				reply_not_ok(res_of(a, surv[k]), GW_LMTP_STAGE_DATA, &chunk_r, a->key);
 			l->dirty = 1;
 		} else {
-			finals(a, surv, ns, replies, got, s, last_sent);
+			finals(a, surv, ns, got, s, last_sent);
 		}
 	} else {
-		s = gw_client_body(l->c, &wb, replies, nrep, &got);
-		finals(a, surv, ns, replies, got, s, w.eof);
+		s = cl_body(l->c, &wb, nrep, on_final, &f, &got);
+		finals(a, surv, ns, got, s, w.eof && s != GW_E_CONTENT);
 	}
 	a->body_used |= w.used;
-	free(replies);
 	return s;
+}
+
+/* The envelope's side of the attempt: arguments made one at a time, RCPT replies taken as they come. */
+typedef struct env_ctx {
+	attempt *a;
+	unsigned caps;
+	gw_buf arg;
+	size_t *surv, ns, replied;
+} env_ctx;
+
+static const char *env_arg(void *ctx, size_t k)
+{
+	env_ctx *e = ctx;
+	const char *err = "";
+
+	/* Checked before the attempt, so only memory can fail here. */
+	if (lm_rcpt_arg(&e->a->txn->rcpts[e->a->idx[k]], e->a->txn->smtputf8, e->caps, &e->arg, &err) < 0)
+		return NULL;
+	return gw_buf_cstr(&e->arg);
+}
+
+static void env_rcpt(void *ctx, size_t k, const gw_reply *r)
+{
+	env_ctx *e = ctx;
+
+	e->replied = k + 1;
+	if (gw_reply_class(r->code) == 2)
+		e->surv[e->ns++] = k;
+	else
+		lm_result_reply(res_of(e->a, k), GW_LMTP_STAGE_RCPT, r, e->a->key);
 }
 
 /* MAIL, RCPTs and the body over an open session. *stale_r: a reused session was dead, nothing happened. */
@@ -287,12 +343,13 @@ static gw_status transaction(attempt *a, int reused, int *stale_r)
 	unsigned caps = gw_client_caps(l->c);
 	unsigned long limit = gw_client_size_limit(l->c);
 	int bdat = (caps & GW_CAP_CHUNKING) && !l->o.no_chunking;
-	gw_reply mail_r, data_r, *rcpt_r = NULL;
-	char **args = NULL;
-	size_t *surv = NULL, ns = 0, k;
+	env_ctx e = {a, caps, {0}, NULL, 0, 0};
+	cl_envelope_args args = {NULL, a->n, env_arg, env_rcpt, &e, !bdat};
+	gw_reply mail_r, data_r;
 	const char *err = "";
 	gw_status s = GW_E_LOCAL;
 	gw_buf b;
+	size_t k;
 	char text[128];
 
 	*stale_r = 0;
@@ -308,22 +365,13 @@ static gw_status transaction(attempt *a, int reused, int *stale_r)
 		return GW_OK;
 	}
 	gw_buf_init(&b, ARG_LIMIT);
-	args = calloc(a->n, sizeof(*args));
-	rcpt_r = calloc(a->n, sizeof(*rcpt_r));
-	surv = calloc(a->n, sizeof(*surv));
-	if (args == NULL || rcpt_r == NULL || surv == NULL)
+	gw_buf_init(&e.arg, ARG_LIMIT);
+	e.surv = malloc((a->n > 0 ? a->n : 1) * sizeof(*e.surv));
+	if (e.surv == NULL || lm_mail_arg(txn, caps, &b, &err) < 0)
 		goto oom;
-	for (k = 0; k < a->n; k++) {
-		/* Checked before the attempt, so only memory can fail here. */
-		if (lm_rcpt_arg(&txn->rcpts[a->idx[k]], txn->smtputf8, caps, &b, &err) < 0 ||
-		    (args[k] = strdup(gw_buf_cstr(&b))) == NULL)
-			goto oom;
-	}
-	if (lm_mail_arg(txn, caps, &b, &err) < 0)
-		goto oom;
+	args.mail_arg = gw_buf_cstr(&b);
 
-	s = gw_client_envelope(l->c, gw_buf_cstr(&b), (const char *const *)args, a->n, &mail_r, rcpt_r, !bdat,
-			       &data_r);
+	s = cl_envelope(l->c, &args, &mail_r, &data_r);
 	if (mail_r.code == 0) {
 		if (reused && s == GW_E_LOST) {
 			*stale_r = 1;
@@ -338,16 +386,10 @@ static gw_status transaction(attempt *a, int reused, int *stale_r)
 		l->dirty = 1;
 		goto out;
 	}
-	for (k = 0; k < a->n; k++) {
-		if (rcpt_r[k].code == 0)
-			lm_result_transport(res_of(a, k), GW_LMTP_STAGE_TRANSPORT, s, 0,
-					    gw_client_error(l->c), a->key);
-		else if (gw_reply_class(rcpt_r[k].code) == 2)
-			surv[ns++] = k;
-		else
-			lm_result_reply(res_of(a, k), GW_LMTP_STAGE_RCPT, &rcpt_r[k], a->key);
-	}
-	if (ns == 0) {
+	for (k = e.replied; k < a->n; k++)
+		lm_result_transport(res_of(a, k), GW_LMTP_STAGE_TRANSPORT, s, 0, gw_client_error(l->c),
+				    a->key);
+	if (e.ns == 0) {
 		/* No recipient: no body (the engine answered a stray 354 with an empty message). */
 		l->dirty = 1;
 		if (s == GW_E_PROTO)
@@ -355,22 +397,19 @@ static gw_status transaction(attempt *a, int reused, int *stale_r)
 		goto out;
 	}
 	if (s != GW_OK) {
-		for (k = 0; k < ns; k++)
-			lm_result_transport(res_of(a, surv[k]), GW_LMTP_STAGE_TRANSPORT, s, 0,
+		for (k = 0; k < e.ns; k++)
+			lm_result_transport(res_of(a, e.surv[k]), GW_LMTP_STAGE_TRANSPORT, s, 0,
 					    gw_client_error(l->c), a->key);
 		goto out;
 	}
-	s = body(a, bdat, &data_r, surv, ns);
+	s = body(a, bdat, &data_r, e.surv, e.ns);
 	goto out;
 oom:
 	all_local(a, GW_LMTP_TEMPFAIL, GW_LMTP_STAGE_MAIL, 0, "4.3.0", "out of memory");
 	s = GW_E_LOCAL;
 out:
-	for (k = 0; args != NULL && k < a->n; k++)
-		free(args[k]);
-	free(args);
-	free(rcpt_r);
-	free(surv);
+	free(e.surv);
+	gw_buf_free(&e.arg);
 	gw_buf_free(&b);
 	return s;
 }

@@ -19,9 +19,26 @@
 #include <sys/socket.h>
 
 #include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include "tls.h"
+
+/* The handles are OpenSSL's own objects under names of ours. */
+static SSL_CTX *ctx_of(gw_tls_ctx *c)
+{
+	return (SSL_CTX *)(void *)c;
+}
+
+static SSL *ssl_of(gw_tls *t)
+{
+	return (SSL *)(void *)t;
+}
+
+static const SSL *cssl_of(const gw_tls *t)
+{
+	return (const SSL *)(const void *)t;
+}
 
 static BIO_METHOD *bio_method;
 static pthread_once_t bio_once = PTHREAD_ONCE_INIT;
@@ -100,7 +117,7 @@ static void ssl_errtext(const char *what, const char *fallback, char *err, size_
 	ERR_clear_error();
 }
 
-SSL_CTX *gw_tls_ctx_new(int verify, const char *ca_file, char *err, size_t errlen)
+gw_tls_ctx *gw_tls_ctx_new(int verify, const char *ca_file, char *err, size_t errlen)
 {
 	SSL_CTX *ctx;
 
@@ -126,13 +143,13 @@ SSL_CTX *gw_tls_ctx_new(int verify, const char *ca_file, char *err, size_t errle
 	} else {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	}
-	return ctx;
+	return (gw_tls_ctx *)(void *)ctx;
 }
 
-void gw_tls_ctx_free(SSL_CTX **ctx)
+void gw_tls_ctx_free(gw_tls_ctx **ctx)
 {
 	if (*ctx != NULL)
-		SSL_CTX_free(*ctx);
+		SSL_CTX_free(ctx_of(*ctx));
 	*ctx = NULL;
 }
 
@@ -181,15 +198,15 @@ static int ssl_step(SSL *ssl, int fd, int r, unsigned timeout_ms, int64_t deadli
 	}
 }
 
-gw_net_rc gw_tls_connect(SSL_CTX *ctx, int fd, const char *name, int verify, unsigned timeout_ms,
-			 int64_t deadline, SSL **ssl_r, char *err, size_t errlen)
+gw_net_rc gw_tls_connect(gw_tls_ctx *ctx, int fd, const char *name, int verify, unsigned timeout_ms,
+			 int64_t deadline, gw_tls **tls_r, char *err, size_t errlen)
 {
 	SSL *ssl;
 	BIO *bio;
 	gw_net_rc rc = GW_NET_OK;
 	int r;
 
-	*ssl_r = NULL;
+	*tls_r = NULL;
 	pthread_once(&bio_once, bio_method_init);
 	if (bio_method == NULL) {
 		snprintf(err, errlen, "cannot create the socket BIO method");
@@ -200,7 +217,7 @@ gw_net_rc gw_tls_connect(SSL_CTX *ctx, int fd, const char *name, int verify, uns
 		return GW_NET_TLS;
 	}
 	ERR_clear_error();
-	ssl = SSL_new(ctx);
+	ssl = SSL_new(ctx_of(ctx));
 	bio = ssl != NULL ? BIO_new(bio_method) : NULL;
 	if (bio == NULL) {
 		ssl_errtext("SSL_new", "out of memory", err, errlen);
@@ -249,13 +266,14 @@ gw_net_rc gw_tls_connect(SSL_CTX *ctx, int fd, const char *name, int verify, uns
 		SSL_free(ssl);
 		return GW_NET_TLS;
 	}
-	*ssl_r = ssl;
+	*tls_r = (gw_tls *)(void *)ssl;
 	return GW_NET_OK;
 }
 
-gw_net_rc gw_tls_read(SSL *ssl, int fd, void *buf, size_t len, unsigned timeout_ms, int64_t deadline,
+gw_net_rc gw_tls_read(gw_tls *tls, int fd, void *buf, size_t len, unsigned timeout_ms, int64_t deadline,
 		      size_t *got_r, char *err, size_t errlen)
 {
+	SSL *ssl = ssl_of(tls);
 	gw_net_rc rc = GW_NET_OK;
 
 	*got_r = 0;
@@ -275,9 +293,10 @@ gw_net_rc gw_tls_read(SSL *ssl, int fd, void *buf, size_t len, unsigned timeout_
 	}
 }
 
-gw_net_rc gw_tls_write_all(SSL *ssl, int fd, const void *buf, size_t len, unsigned timeout_ms,
+gw_net_rc gw_tls_write_all(gw_tls *tls, int fd, const void *buf, size_t len, unsigned timeout_ms,
 			   int64_t deadline, char *err, size_t errlen)
 {
+	SSL *ssl = ssl_of(tls);
 	const char *p = buf;
 	gw_net_rc rc = GW_NET_OK;
 
@@ -299,13 +318,102 @@ gw_net_rc gw_tls_write_all(SSL *ssl, int fd, const void *buf, size_t len, unsign
 	return GW_NET_OK;
 }
 
-void gw_tls_free(SSL **ssl, int clean)
+/* Classify the outcome r of a non-blocking SSL call: OK with *want_r set when it would block. */
+static gw_net_rc try_outcome(SSL *ssl, int r, short *want_r, const char *what, char *err, size_t errlen)
 {
-	if (*ssl == NULL)
-		return;
-	if (clean)
-		(void)SSL_shutdown(*ssl); /* one non-blocking attempt; the reply is not awaited */
+	int e = SSL_get_error(ssl, r);
+	int saved = errno;
+
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+		*want_r = POLLIN;
+		return GW_NET_OK;
+	case SSL_ERROR_WANT_WRITE:
+		*want_r = POLLOUT;
+		return GW_NET_OK;
+	case SSL_ERROR_ZERO_RETURN:
+		snprintf(err, errlen, "%s: connection closed by peer", what);
+		return GW_NET_LOST;
+	case SSL_ERROR_SYSCALL:
+		if (ERR_peek_last_error() != 0) {
+			ssl_errtext(what, "", err, errlen);
+		} else {
+			snprintf(err, errlen, "%s: %s", what,
+				 saved != 0 ? strerror(saved) : "connection closed");
+			ERR_clear_error();
+		}
+		return GW_NET_LOST;
+	default:
+		ssl_errtext(what, "protocol error", err, errlen);
+		return GW_NET_TLS;
+	}
+}
+
+gw_net_rc gw_tls_try_read(gw_tls *tls, void *buf, size_t len, size_t *n_r, short *want_r, char *err,
+			  size_t errlen)
+{
+	SSL *ssl = ssl_of(tls);
+	int r;
+
+	*n_r = 0;
 	ERR_clear_error();
-	SSL_free(*ssl);
-	*ssl = NULL;
+	errno = 0;
+	r = SSL_read_ex(ssl, buf, len, n_r);
+	if (r == 1)
+		return GW_NET_OK;
+	*n_r = 0;
+	return try_outcome(ssl, r, want_r, "TLS read", err, errlen);
+}
+
+gw_net_rc gw_tls_try_write(gw_tls *tls, const void *buf, size_t len, size_t *n_r, short *want_r, char *err,
+			   size_t errlen)
+{
+	SSL *ssl = ssl_of(tls);
+	int r;
+
+	*n_r = 0;
+	ERR_clear_error();
+	errno = 0;
+	r = SSL_write_ex(ssl, buf, len, n_r);
+	if (r == 1)
+		return GW_NET_OK;
+	*n_r = 0;
+	return try_outcome(ssl, r, want_r, "TLS write", err, errlen);
+}
+
+int gw_tls_peer_spoke(gw_tls *tls)
+{
+	SSL *ssl = ssl_of(tls);
+	char byte;
+	int n;
+
+	ERR_clear_error();
+	n = SSL_peek(ssl, &byte, 1);
+	n = !(n <= 0 && SSL_get_error(ssl, n) == SSL_ERROR_WANT_READ);
+	ERR_clear_error();
+	return n;
+}
+
+const char *gw_tls_version(const gw_tls *tls)
+{
+	return SSL_get_version(cssl_of(tls));
+}
+
+const char *gw_tls_cipher(const gw_tls *tls)
+{
+	return SSL_get_cipher_name(cssl_of(tls));
+}
+
+void gw_tls_free(gw_tls **tls, int clean)
+{
+	SSL *ssl;
+
+	if (*tls == NULL)
+		return;
+	ssl = ssl_of(*tls);
+	if (clean)
+		(void)SSL_shutdown(ssl); /* one non-blocking attempt; the reply is not awaited */
+	ERR_clear_error();
+	SSL_free(ssl);
+	*tls = NULL;
 }

@@ -1,7 +1,9 @@
 /*
  * tls.h - the client side of TLS over a non-blocking socket (internal to libgw).
  *
- * One SSL_CTX per gw_client: with verify, the peer's chain is checked against
+ * The only door to OpenSSL for the client engine: its callers see opaque
+ * gw_tls_ctx and gw_tls handles and include no OpenSSL header.
+ * One context per gw_client: with verify, the peer's chain is checked against
  * ca_file (or the system default paths) and its name against the name given
  * to the handshake; without, anything is accepted (opportunistic encryption).
  * Handshake, reads and writes are driven by poll() under the same per-call
@@ -17,13 +19,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <openssl/ssl.h>
-
 #include "net.h"
 
+typedef struct gw_tls_ctx gw_tls_ctx; /* an OpenSSL SSL_CTX underneath */
+typedef struct gw_tls gw_tls;         /* an OpenSSL SSL session underneath */
+
 /* A client context. verify: check chain and name. NULL with err set on failure. */
-SSL_CTX *gw_tls_ctx_new(int verify, const char *ca_file, char *err, size_t errlen);
-void gw_tls_ctx_free(SSL_CTX **ctx);
+gw_tls_ctx *gw_tls_ctx_new(int verify, const char *ca_file, char *err, size_t errlen);
+void gw_tls_ctx_free(gw_tls_ctx **ctx);
 
 /*
  * Handshake as a client on fd. name: SNI and, with verify, the name to check
@@ -31,18 +34,39 @@ void gw_tls_ctx_free(SSL_CTX **ctx);
  * and with verify the handshake fails. GW_NET_TLS on handshake or
  * verification failure, GW_NET_TIMEOUT when the wait ran out.
  */
-gw_net_rc gw_tls_connect(SSL_CTX *ctx, int fd, const char *name, int verify, unsigned timeout_ms,
-			 int64_t deadline, SSL **ssl_r, char *err, size_t errlen);
+gw_net_rc gw_tls_connect(gw_tls_ctx *ctx, int fd, const char *name, int verify, unsigned timeout_ms,
+			 int64_t deadline, gw_tls **tls_r, char *err, size_t errlen);
 
 /* Read at least one byte (up to len); LOST when the peer closed. */
-gw_net_rc gw_tls_read(SSL *ssl, int fd, void *buf, size_t len, unsigned timeout_ms, int64_t deadline,
+gw_net_rc gw_tls_read(gw_tls *tls, int fd, void *buf, size_t len, unsigned timeout_ms, int64_t deadline,
 		      size_t *got_r, char *err, size_t errlen);
 
 /* Write all len bytes; the timeout restarts whenever some bytes were written. */
-gw_net_rc gw_tls_write_all(SSL *ssl, int fd, const void *buf, size_t len, unsigned timeout_ms,
+gw_net_rc gw_tls_write_all(gw_tls *tls, int fd, const void *buf, size_t len, unsigned timeout_ms,
 			   int64_t deadline, char *err, size_t errlen);
 
-/* Free the session; clean: try once (without waiting) to send close_notify. *ssl becomes NULL. */
-void gw_tls_free(SSL **ssl, int clean);
+/*
+ * One non-blocking read or write for a loop that polls itself: GW_NET_OK with
+ * *n_r bytes moved (0 when it would block: *want_r then says whether to wait
+ * for POLLIN or POLLOUT), else the failure (LOST, TLS) with err set.
+ */
+gw_net_rc gw_tls_try_read(gw_tls *tls, void *buf, size_t len, size_t *n_r, short *want_r, char *err,
+			  size_t errlen);
+gw_net_rc gw_tls_try_write(gw_tls *tls, const void *buf, size_t len, size_t *n_r, short *want_r, char *err,
+			   size_t errlen);
+
+/*
+ * For a liveness check after poll() saw the socket readable: 1 when the peer
+ * sent data or closed, 0 when what came was only TLS housekeeping (TLS 1.3
+ * session tickets), which is taken in without blocking.
+ */
+int gw_tls_peer_spoke(gw_tls *tls);
+
+/* The negotiated protocol version and cipher, for logging. */
+const char *gw_tls_version(const gw_tls *tls);
+const char *gw_tls_cipher(const gw_tls *tls);
+
+/* Free the session; clean: try once (without waiting) to send close_notify. *tls becomes NULL. */
+void gw_tls_free(gw_tls **tls, int clean);
 
 #endif

@@ -11,7 +11,8 @@
  * bytes. Exit status follows sysexits(3) as Sendmail and Postfix pipe(8)
  * read it: 0 every recipient delivered; 75 (EX_TEMPFAIL) any recipient left
  * temporarily failed or uncertain; 67 (EX_NOUSER) every failure is a 5.1.x
- * address failure; 69 (EX_UNAVAILABLE) other permanent failures; 64 usage;
+ * address failure; 65 (EX_DATAERR) the message was refused unsent (a NUL
+ * byte); 69 (EX_UNAVAILABLE) other permanent failures; 64 usage;
  * 66 the message cannot be read; 74 spooling failed.
  *
  * Host names given to -g are looked up within the connect timeout, through
@@ -335,7 +336,7 @@ static void print_result(FILE *f, int json, const char *rcpt, const gw_lmtp_resu
 /* sysexits for the set of results (see the top of the file). */
 static int exit_status(const gw_lmtp_result *r, size_t n)
 {
-	int temp = 0, perm = 0, address_only = 1;
+	int temp = 0, perm = 0, address_only = 1, content = 0;
 	size_t i;
 
 	for (i = 0; i < n; i++) {
@@ -346,10 +347,14 @@ static int exit_status(const gw_lmtp_result *r, size_t n)
 			perm = 1;
 			if (strncmp(r[i].enh, "5.1.", 4) != 0)
 				address_only = 0;
+			if (r[i].local && strcmp(r[i].enh, "5.6.0") == 0)
+				content = 1; /* the message itself cannot be sent: no address is to blame */
 		}
 	}
 	if (temp)
 		return EX_TEMPFAIL;
+	if (content)
+		return EX_DATAERR;
 	if (perm)
 		return address_only ? EX_NOUSER : EX_UNAVAILABLE;
 	return EX_OK;

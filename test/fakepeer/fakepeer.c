@@ -85,7 +85,7 @@ struct fp_peer {
 	size_t nscripts;
 	struct fp_conn **conns;
 	size_t nconns, capconns;
-	unsigned port, timeout_ms;
+	unsigned port, timeout_ms, sockbuf;
 	char *unix_path;
 	char cert[PATH_MAX];
 	SSL_CTX *ctx;
@@ -898,6 +898,12 @@ static void add_conn(fp_peer *p, int fd)
 	/* Backstop for blocking reads and writes that poll cannot bound (inside a TLS record). */
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	if (p->sockbuf > 0) {
+		/* A peer that answers each command before reading the next, through small buffers. */
+		int sb = (int)p->sockbuf;
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb);
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sb, sizeof sb);
+	}
 	if (pthread_create(&c->th, NULL, conn_main, c) != 0) {
 		fail(c, 0, "cannot start a connection thread");
 		lock(p);
@@ -1042,6 +1048,7 @@ fp_peer *fp_start_opts(const fp_opts *opts, char *err, size_t errlen)
 	p->lfd = -1;
 	p->wake[0] = p->wake[1] = -1;
 	p->timeout_ms = opts->timeout_ms ? opts->timeout_ms : FP_TIMEOUT;
+	p->sockbuf = opts->sockbuf;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

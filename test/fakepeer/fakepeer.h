@@ -39,6 +39,7 @@ typedef struct fp_opts {
 	unsigned port;        /* 0: ephemeral */
 	unsigned timeout_ms;  /* bound on each read; 0: 5000 */
 	const char *tls_name; /* host name in the generated certificate; NULL: "localhost" */
+	unsigned sockbuf;     /* SO_SNDBUF and SO_RCVBUF of each accepted connection; 0: the kernel's */
 } fp_opts;
 
 /* Start a peer with a script, on 127.0.0.1 and an ephemeral port. NULL on error (message in err). */

@@ -1,13 +1,15 @@
 /*
  * main.c - gw-fakepeer, the fake SMTP/LMTP peer as a program for shell tests:
  *   gw-fakepeer -s SCRIPTFILE [-l 127.0.0.1|::1|unix:/path] [-p PORT] [-P PORTFILE]
- *               [-r RECORDDIR] [-t TIMEOUT_MS] [-n CONNECTIONS]
+ *               [-r RECORDDIR] [-t TIMEOUT_MS] [-n CONNECTIONS] [-b SOCKBUF]
  * Writes the port to PORTFILE once listening (atomically, by rename), each
  * connection's received bytes to RECORDDIR/conn-N.txt when it closes, and
  * exits 0 when every scripted connection has closed or on SIGTERM/SIGINT, 1 on
  * a script failure (message on stderr), 2 on bad usage. -n N serves N
  * connections, reusing the script's "---" sections in turn; line numbers in
- * messages then count in the repeated script.
+ * messages then count in the repeated script. -b sets SO_SNDBUF and SO_RCVBUF
+ * of each accepted connection (a small one shows a client that writes
+ * without reading).
  * Does not defend against: anything beyond what fakepeer.c does; it runs
  * until its connections come, so the calling test must bound it.
  */
@@ -160,7 +162,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: gw-fakepeer -s SCRIPTFILE [-l 127.0.0.1|::1|unix:/path] [-p PORT] [-P PORTFILE]\n"
-		"                   [-r RECORDDIR] [-t TIMEOUT_MS] [-n CONNECTIONS]\n");
+		"                   [-r RECORDDIR] [-t TIMEOUT_MS] [-n CONNECTIONS] [-b SOCKBUF]\n");
 	exit(2);
 }
 
@@ -189,7 +191,7 @@ int main(int argc, char **argv)
 	int c, rc = 0;
 
 	memset(&o, 0, sizeof o);
-	while ((c = getopt(argc, argv, "s:l:p:P:r:t:n:")) != -1) {
+	while ((c = getopt(argc, argv, "s:l:p:P:r:t:n:b:")) != -1) {
 		switch (c) {
 		case 's':
 			script_file = optarg;
@@ -208,6 +210,9 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			o.timeout_ms = number(optarg);
+			break;
+		case 'b':
+			o.sockbuf = number(optarg);
 			break;
 		case 'n':
 			nconn = number(optarg);

@@ -2,7 +2,8 @@
  * test_client.c - the SMTP/LMTP client engine against the scripted fake peer:
  * connect failures, greetings, EHLO/HELO/LHLO, PIPELINING and lock-step
  * envelopes, STARTTLS policies, per-recipient LMTP replies, body encoding
- * (checked byte for byte, also when the body arrives one byte at a time),
+ * (checked byte for byte, also when the body arrives one byte at a time), a
+ * large envelope through a small unix socket buffer, a NUL byte refused,
  * timeouts and the whole-dialogue deadline. Every test checks what the client
  * returned and the exact bytes the peer received.
  *
@@ -400,6 +401,79 @@ static void test_pipelining(void **state)
 		       "\r\nMAIL FROM:<s@x.test>\r\nRCPT TO:<a@y.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n"
 		       "hi\r\n.\r\nQUIT\r\n");
 	fp_stop(&p);
+}
+
+/*
+ * The public envelope call with 3,000 recipients through a 4 KB unix socket
+ * buffer to a peer that answers each command before reading the next: every
+ * reply lands in its slot; then a body with a NUL byte is refused
+ * (GW_E_CONTENT), the connection closed before the end of the message.
+ */
+static void test_pipelining_small_buffer_nul(void **state)
+{
+	enum { N = 3000 };
+	char path[96], listen[112], *script, *s;
+	const char **rcpts = calloc(N, sizeof(*rcpts));
+	char(*addrs)[24] = calloc(N, sizeof(*addrs));
+	gw_reply *rc = calloc(N, sizeof(*rc)), mail, data;
+	size_t k, got = 99, len = 0;
+	gw_client_opts o = opts_default();
+	gw_client *c;
+	gw_body_mem mem;
+	gw_body body;
+	gw_nexthop h;
+	fp_opts po;
+	fp_peer *p;
+
+	(void)state;
+	assert_non_null(rcpts);
+	assert_non_null(addrs);
+	assert_non_null(rc);
+	script = s = malloc(N * 48 + 512);
+	assert_non_null(script);
+	s += sprintf(s, GREET "expect EHLO " HELO "\nsend 250-fake.test\\r\\n250 PIPELINING\n"
+			      "expect MAIL\nsend 250 ok\n");
+	for (k = 0; k < N; k++) {
+		snprintf(addrs[k], sizeof(addrs[k]), "<r%zu@y.test>", k);
+		rcpts[k] = addrs[k];
+		s += sprintf(s, "expect RCPT TO:%s\nsend %s\n", addrs[k], k % 3 ? "250 ok" : "550 5.1.1 no");
+	}
+	sprintf(s, "expect DATA\nsend 354 go\n");
+	snprintf(path, sizeof(path), "/tmp/gw-test-client-%ld.sock", (long)getpid());
+	snprintf(listen, sizeof(listen), "unix:%s", path);
+	memset(&po, 0, sizeof(po));
+	po.script = script;
+	po.listen = listen;
+	po.timeout_ms = 3000;
+	po.sockbuf = 4096;
+	p = start_opts(&po);
+	c = new_client(&o);
+	memset(&h, 0, sizeof(h));
+	h.kind = GW_HOP_UNIX;
+	snprintf(h.path, sizeof(h.path), "%s", path);
+	check_status(gw_client_open(c, &h, NULL), GW_OK, c);
+	check_status(gw_client_envelope(c, "<s@x.test>", rcpts, N, &mail, rc, 1, &data), GW_OK, c);
+	check_code(&mail, 250, "MAIL");
+	for (k = 0; k < N; k++)
+		check_code(&rc[k], k % 3 ? 250 : 550, "RCPT");
+	check_code(&data, 354, "DATA");
+	gw_body_from_memory(&body, &mem, "a\nb\0c\n", 6);
+	check_status(gw_client_body(c, &body, &data, 1, &got), GW_E_CONTENT, c);
+	assert_int_equal(got, 0);
+	assert_false(gw_client_is_open(c));
+	assert_non_null(strstr(gw_client_error(c), "NUL byte at offset 3"));
+	gw_client_free(&c);
+	peer_done(p, 1);
+	s = (char *)fp_received(p, 0, &len);
+	assert_non_null(s);
+	assert_null(memchr(s, '\0', len));
+	assert_true(len > 7 && memcmp(s + len - 6, "DATA\r\n", 6) == 0);
+	fp_stop(&p);
+	unlink(path);
+	free(script);
+	free(rcpts);
+	free(addrs);
+	free(rc);
 }
 
 /* PIPELINING, no RCPT accepted, and the server still says 354: an empty message keeps the session in step. */
@@ -1338,6 +1412,7 @@ int main(void)
 	    cmocka_unit_test(test_ehlo_refused_helo),
 	    cmocka_unit_test(test_lhlo_refused),
 	    cmocka_unit_test(test_pipelining),
+	    cmocka_unit_test(test_pipelining_small_buffer_nul),
 	    cmocka_unit_test(test_pipelining_354_without_rcpt),
 	    cmocka_unit_test(test_lockstep),
 	    cmocka_unit_test(test_lockstep_mail_refused),

@@ -11,8 +11,9 @@
  * Does not test: fallback across gateways (test_lmtp_fallback.c); real
  * servers (test/sh/lmtp_dovecot.sh).
  */
-#include "lmtp_test.h"
+#include "fp_internal.h"
 #include "lmtp_int.h"
+#include "lmtp_test.h"
 
 #include <fcntl.h>
 
@@ -787,6 +788,39 @@ static void test_reuse_stale(void **state)
 	fp_stop(&p);
 }
 
+/*
+ * The gateway said 421 on its idle timeout and closed: the next transaction
+ * goes over a new connection, not into the unread 421 (which would read as
+ * MAIL refused).
+ */
+static void test_reuse_after_idle_421(void **state)
+{
+	static const char *const a[] = {"a@example.com", NULL};
+	fp_peer *p = start(GREET LHLO_PIPE ONE_TXN
+			   "send 421 4.4.2 idle timeout\nclose\n---\n" GREET LHLO_PIPE ONE_TXN QUIT_OK);
+	gw_lmtp_opts o = lmtp_opts(GW_PROTO_LMTP);
+	gw_lmtp *l = new_lmtp(&o);
+	fixture f;
+	int i, k;
+
+	(void)state;
+	for (i = 0; i < 2; i++) {
+		txn_init(&f, "x\n", a);
+		/* Bounded wait for the first connection's 421 and close, not a guess. */
+		for (k = 0; i == 1 && k < 500 && !fp_conn_ended(p, 0); k++)
+			usleep(10 * 1000);
+		assert_int_equal(send1(l, p, &f), GW_OK);
+		check_result(&f.res[0], "a", GW_LMTP_DELIVERED, GW_LMTP_STAGE_DATA, 250, "");
+		assert_int_equal(f.res[0].attempts, 1);
+	}
+	gw_lmtp_free(&l);
+	peer_done(p);
+	assert_int_equal(fp_connections(p), 2);
+	check_received(p, 0, LHLO_C ONE_C);
+	check_received(p, 1, LHLO_C ONE_C "QUIT\r\n");
+	fp_stop(&p);
+}
+
 /* The deadline cuts a stalled transaction (before the dot: temporary), and is renewed for each transaction.
  */
 static void test_deadline(void **state)
@@ -924,6 +958,7 @@ int main(void)
 	    cmocka_unit_test(test_session_failures),
 	    cmocka_unit_test(test_reuse),
 	    cmocka_unit_test(test_reuse_stale),
+	    cmocka_unit_test(test_reuse_after_idle_421),
 	    cmocka_unit_test(test_deadline),
 	    cmocka_unit_test(test_unix_socket_fd_body),
 	    cmocka_unit_test(test_bad_arguments),

@@ -49,6 +49,7 @@ static int is_status(int v)
 	case GW_E_REJECTED:
 	case GW_E_RESOLVE:
 	case GW_E_LOCAL:
+	case GW_E_CONTENT:
 		return 1;
 	}
 	return 0;

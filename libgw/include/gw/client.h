@@ -43,7 +43,9 @@ typedef enum gw_status {
 	GW_E_PROTO,    /* protocol error: STARTTLS required but not offered, unexpected 354, ... */
 	GW_E_REJECTED, /* greeting or EHLO/HELO/LHLO answered 4xx/5xx: the reply says why */
 	GW_E_RESOLVE,  /* the host name did not resolve */
-	GW_E_LOCAL     /* local failure: memory, sockets, body read error, bad argument */
+	GW_E_LOCAL,    /* local failure: memory, sockets, body read error, bad argument */
+	GW_E_CONTENT   /* the message cannot be sent as it is (a NUL byte): permanent, not a transport failure
+			*/
 } gw_status;
 
 typedef enum gw_stage {
@@ -130,8 +132,10 @@ GW_API gw_status gw_client_mail(gw_client *c, const char *arg, gw_reply *reply_r
 GW_API gw_status gw_client_rcpt(gw_client *c, const char *arg, gw_reply *reply_r);
 
 /*
- * MAIL, every RCPT and, when want_data, DATA: in one batch when the server
- * offers PIPELINING, else one command at a time (stopping after a failed MAIL).
+ * MAIL, every RCPT and, when want_data, DATA: pipelined when the server
+ * offers PIPELINING (written while the replies are read, so any number of
+ * recipients goes through any socket buffer), else one command at a time
+ * (stopping after a failed MAIL).
  * rcpt_r has room for n replies. A recipient not attempted (MAIL failed) gets
  * code 0. data_r gets DATA's reply (354 means the body must follow, with
  * gw_client_body()); if no RCPT was accepted the DATA reply is still read but
@@ -147,10 +151,14 @@ GW_API gw_status gw_client_data(gw_client *c, gw_reply *reply_r);
 
 /*
  * After a 354: stream the body (bare LF and bare CR become CRLF, lines
- * starting with '.' are dot-stuffed, a missing final CRLF is added), send the
- * final ".", then read nreplies replies into replies_r: 1 for SMTP, one per
- * accepted RCPT for LMTP. *got_r says how many replies were read, also on
- * failure (the rest are unknown: the connection broke after the dot).
+ * starting with '.' are dot-stuffed, a missing final CRLF is added, a line
+ * longer than 998 octets is broken by inserting CRLF and a SPACE as Postfix's
+ * smtp_line_length_limit does), send the final ".", then read nreplies replies
+ * into replies_r: 1 for SMTP, one per accepted RCPT for LMTP. *got_r says how
+ * many replies were read, also on failure (the rest are unknown: the
+ * connection broke after the dot). A NUL byte in the body is never sent: the
+ * connection is closed without the final dot (the server drops the
+ * transaction) and GW_E_CONTENT returned.
  */
 GW_API gw_status gw_client_body(gw_client *c, const gw_body *body, gw_reply *replies_r, size_t nreplies,
 				size_t *got_r);

@@ -26,6 +26,13 @@
  * body is rewound between gateways, so it must be rewindable (a buffer, a
  * seekable fd, or a callback with rewind) when there is more than one.
  *
+ * Pipelined commands are written while the replies are read, and each reply
+ * goes straight into its recipient's result: no socket buffer size can stall
+ * a large envelope, and the library keeps no reply per recipient. The body
+ * goes out as gw_client_body() sends it (CRLF line ends, lines over 998
+ * octets broken with CRLF SPACE as Postfix does); a body with a NUL byte is
+ * never sent: every recipient left fails permanently (554 5.6.0, local).
+ *
  * Connections are reused: the next transaction to the same hop goes over the
  * same session, with RSET first when the previous transaction did not end
  * cleanly (or always, with opts.always_rset). A reused connection that turns
@@ -49,9 +56,9 @@
 #include "gw/reply.h"
 #include "gw/route.h"
 
-#define GW_LMTP_TEXT_MAX    512   /* reply text kept per recipient (cut, NUL-terminated) */
-#define GW_LMTP_GATEWAY_MAX 384   /* a next hop as gw_nexthop_format() writes it */
-#define GW_LMTP_RCPTS_MAX   10000 /* recipients per transaction */
+#define GW_LMTP_TEXT_MAX    512               /* reply text kept per recipient (cut, NUL-terminated) */
+#define GW_LMTP_GATEWAY_MAX (GW_HOST_MAX + 9) /* the longest next hop, "[host]:65535", and its NUL */
+#define GW_LMTP_RCPTS_MAX   10000             /* recipients per transaction */
 
 typedef enum gw_lmtp_state {
 	GW_LMTP_PENDING = 0, /* not decided yet (never in a returned result) */
