@@ -362,6 +362,7 @@ static gw_status starttls(gw_client *c, gw_tls_policy policy, gw_reply *r)
 			    c->deadline, &c->tls, c->err, sizeof(c->err));
 	if (rc != GW_NET_OK)
 		return cl_transport_fail(c, rc);
+	snprintf(c->tls_desc, sizeof(c->tls_desc), "%s %s", gw_tls_version(c->tls), gw_tls_cipher(c->tls));
 	gw_log(GW_LOG_DEBUG, "client_starttls", "established version=%s cipher=%s", gw_tls_version(c->tls),
 	       gw_tls_cipher(c->tls));
 	c->caps = 0;
@@ -383,11 +384,13 @@ static gw_status session_start(gw_client *c, gw_tls_policy policy, gw_reply *r)
 		return cl_fail(c, GW_E_TIMEOUT, "deadline reached");
 	gw_nexthop_format(&c->hop, hopname, sizeof(hopname));
 	gw_log(GW_LOG_DEBUG, "client_connect", "nexthop=%s tls=%d", hopname, (int)policy);
+	c->peer[0] = c->tls_desc[0] = '\0';
 	rc = gw_net_connect(&c->hop, port, c->bind_address, cto, c->deadline, &c->fd, c->err, sizeof(c->err));
 	if (rc != GW_NET_OK) {
 		c->fd = -1;
 		return cl_fail(c, net_status(rc), "%s", c->err);
 	}
+	gw_net_peer_text(c->fd, c->peer, sizeof(c->peer));
 	gw_reply_parser_reset(&c->parser);
 	c->in_off = c->in_len = 0;
 
@@ -406,6 +409,16 @@ static gw_status session_start(gw_client *c, gw_tls_policy policy, gw_reply *r)
 }
 
 /* ---- public interface ----------------------------------------------------- */
+
+const char *gw_client_peer(const gw_client *c)
+{
+	return c->peer;
+}
+
+const char *gw_client_tls_desc(const gw_client *c)
+{
+	return c->tls_desc;
+}
 
 gw_client *gw_client_new(const gw_client_opts *opts)
 {

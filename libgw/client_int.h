@@ -40,7 +40,9 @@ struct gw_client {
 	gw_reply_parser parser;
 	char in[CL_IN_MAX];
 	size_t in_off, in_len;
-	char *body_in, *body_out; /* allocated at the first body */
+	char *body_in, *body_out;       /* allocated at the first body */
+	char peer[GW_PEER_TEXT_MAX];    /* address of the last connection, kept after it closes */
+	char tls_desc[GW_TLS_TEXT_MAX]; /* "TLSv1.3 TLS_AES_256_GCM_SHA384" of the last session; "" plain */
 };
 
 /* Called with reply i (0-based) of a series, as soon as it is read. */

@@ -79,6 +79,7 @@ void gw_lmtp_free(gw_lmtp **lp)
 	free(l->tls_ca_file);
 	free(l->tls_servername);
 	free(l->bind_address);
+	free(l->details);
 	free(l);
 	*lp = NULL;
 }
@@ -487,11 +488,55 @@ gw_status lm_attempt(gw_lmtp *l, const gw_nexthop *hop, const gw_lmtp_txn *txn, 
 		gw_log(GW_LOG_DEBUG, "lmtp_stale", "gateway=%s reused connection was closed, reconnecting",
 		       key);
 	}
+	lm_details_note(l, key);
 	for (k = 0; k < a.n; k++)
 		lm_result_log(GW_LOG_DEBUG, "lmtp_attempt", &txn->rcpts[a.idx[k]], res_of(&a, k));
 	*body_used_r = a.body_used;
 	free(a.idx);
 	return s;
+}
+
+void lm_details_reset(gw_lmtp *l)
+{
+	l->ndetails = 0;
+}
+
+void lm_details_note(gw_lmtp *l, const char *gateway)
+{
+	lm_hop_detail *d;
+	size_t i;
+
+	for (i = 0; i < l->ndetails; i++)
+		if (strcmp(l->details[i].gateway, gateway) == 0)
+			break;
+	if (i == l->ndetails) {
+		if (l->ndetails == l->details_cap) {
+			size_t cap = l->details_cap ? l->details_cap * 2 : 4;
+			lm_hop_detail *nd = realloc(l->details, cap * sizeof(*nd));
+			if (nd == NULL)
+				return; /* only the log loses a detail */
+			l->details = nd;
+			l->details_cap = cap;
+		}
+		l->ndetails++;
+	}
+	d = &l->details[i];
+	snprintf(d->gateway, sizeof(d->gateway), "%s", gateway);
+	snprintf(d->peer, sizeof(d->peer), "%s", gw_client_peer(l->c));
+	snprintf(d->tls, sizeof(d->tls), "%s", gw_client_tls_desc(l->c));
+}
+
+int gw_lmtp_hop_detail(const gw_lmtp *l, const char *gateway, const char **peer_r, const char **tls_r)
+{
+	size_t i;
+
+	for (i = 0; l != NULL && gateway != NULL && i < l->ndetails; i++)
+		if (strcmp(l->details[i].gateway, gateway) == 0) {
+			*peer_r = l->details[i].peer;
+			*tls_r = l->details[i].tls;
+			return 0;
+		}
+	return -1;
 }
 
 gw_status gw_lmtp_send(gw_lmtp *l, const gw_nexthop *hop, const gw_lmtp_txn *txn, gw_lmtp_result *results_r)
@@ -510,6 +555,7 @@ gw_status gw_lmtp_send(gw_lmtp *l, const gw_nexthop *hop, const gw_lmtp_txn *txn
 		return GW_E_LOCAL;
 	for (i = 0; i < txn->nrcpts; i++)
 		sel[i] = i;
+	lm_details_reset(l);
 	s = lm_attempt(l, hop, txn, sel, txn->nrcpts, results_r, &used);
 	free(sel);
 	lm_report(txn, results_r);

@@ -64,6 +64,7 @@ gw_status gw_lmtp_send_fallback(gw_lmtp *l, const gw_nexthop *hops, size_t nhops
 	sel = malloc(txn->nrcpts * sizeof(*sel));
 	if (sel == NULL)
 		return GW_E_LOCAL;
+	lm_details_reset(l);
 	for (h = 0; h < nhops; h++) {
 		for (nsel = 0, i = 0; i < txn->nrcpts; i++)
 			if (retry(l, &results_r[i]))

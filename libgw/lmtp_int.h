@@ -21,7 +21,20 @@ struct gw_lmtp {
 	gw_client *c;
 	char hop_key[GW_LMTP_GATEWAY_MAX]; /* where the open connection goes */
 	int dirty;                         /* the last transaction did not end: RSET before the next */
+	struct lm_hop_detail *details;     /* the hops of the last send, with their peer and TLS */
+	size_t ndetails, details_cap;
 };
+
+typedef struct lm_hop_detail {
+	char gateway[GW_LMTP_GATEWAY_MAX];
+	char peer[GW_PEER_TEXT_MAX];
+	char tls[GW_TLS_TEXT_MAX];
+} lm_hop_detail;
+
+/* Forget the hop details of the previous send. */
+void lm_details_reset(gw_lmtp *l);
+/* Remember where the attempt through gateway went (peer address, TLS), from the client. */
+void lm_details_note(gw_lmtp *l, const char *gateway);
 
 /*
  * Deliver recipients sel[0..nsel) (indices into txn->rcpts) through hop;

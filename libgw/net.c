@@ -11,6 +11,7 @@
  * Does not defend against: a peer that moves one byte just before each
  * timeout.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -285,4 +286,27 @@ gw_net_rc gw_net_connect(const gw_nexthop *hop, unsigned port, const char *bind_
 	if (hop->kind == GW_HOP_UNIX)
 		return connect_unix(hop, timeout_ms, deadline, fd_r, err, errlen);
 	return connect_inet(hop, port, bind_address, timeout_ms, deadline, fd_r, err, errlen);
+}
+
+void gw_net_peer_text(int fd, char *out, size_t outlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[INET6_ADDRSTRLEN] = "";
+
+	out[0] = '\0';
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+		return;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		snprintf(out, outlen, "[%s]:%u", host, ntohs(s4->sin_port));
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		snprintf(out, outlen, "[%s]:%u", host, ntohs(s6->sin6_port));
+	} else if (ss.ss_family == AF_UNIX) {
+		const struct sockaddr_un *su = (const struct sockaddr_un *)&ss;
+		snprintf(out, outlen, "unix:%.*s", (int)sizeof(su->sun_path), su->sun_path);
+	}
 }

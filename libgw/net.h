@@ -40,6 +40,8 @@ gw_net_rc gw_net_connect(const gw_nexthop *hop, unsigned port, const char *bind_
 			 int64_t deadline, int *fd_r, char *err, size_t errlen);
 
 /* Wait until fd is ready for events (POLLIN/POLLOUT), at most timeout_ms from now and not past deadline. */
+/* The connected peer of fd as text: "[192.0.2.1]:25", "[2001:db8::1]:25", "unix:/path"; "" if unknown. */
+void gw_net_peer_text(int fd, char *out, size_t outlen);
 gw_net_rc gw_net_wait(int fd, short events, unsigned timeout_ms, int64_t deadline, char *err, size_t errlen);
 
 /* Read at least one byte (up to len): GW_NET_OK with *got_r > 0, or LOST at end of stream. */

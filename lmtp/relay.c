@@ -69,6 +69,7 @@ typedef struct delivery {
 	gw_lmtp_rcpt *rcpts;
 	size_t nrcpts;
 	gw_lmtp_result *results;
+	gwl_relay_detail *details;
 	int *decided; /* per recipient: its group finished before the caller stopped waiting */
 	int answered; /* the caller has taken the results */
 } delivery;
@@ -496,7 +497,13 @@ static void *group_run(void *arg)
 			txn.body = &rd.body;
 			gw_lmtp_send_fallback(l, hops, nhops, &txn, res);
 			for (i = 0; i < g->n; i++) {
+				const char *peer, *tls;
 				d->results[g->idx[i]] = res[i];
+				if (gw_lmtp_hop_detail(l, res[i].gateway, &peer, &tls) == 0) {
+					gwl_relay_detail *dt = &d->details[g->idx[i]];
+					snprintf(dt->peer, sizeof(dt->peer), "%s", peer);
+					snprintf(dt->tls, sizeof(dt->tls), "%s", tls);
+				}
 				if (res[i].code != 0 && !res[i].local)
 					reached = 1;
 			}
@@ -563,6 +570,7 @@ static void delivery_unref(delivery *d)
 	}
 	free(d->rcpts);
 	free(d->results);
+	free(d->details);
 	free(d->decided);
 	free(d->sender);
 	free(d->body_type);
@@ -630,7 +638,8 @@ static delivery *delivery_new(gwl_relay *r, const gwl_relay_msg *m, gwl_spool *b
 	d->rcpts = calloc(m->nrcpts ? m->nrcpts : 1, sizeof(*d->rcpts));
 	d->results = calloc(m->nrcpts ? m->nrcpts : 1, sizeof(*d->results));
 	d->decided = calloc(m->nrcpts ? m->nrcpts : 1, sizeof(*d->decided));
-	if (d->rcpts == NULL || d->results == NULL || d->decided == NULL)
+	d->details = calloc(m->nrcpts ? m->nrcpts : 1, sizeof(*d->details));
+	if (d->rcpts == NULL || d->results == NULL || d->decided == NULL || d->details == NULL)
 		failed = 1;
 	for (i = 0; !failed && i < m->nrcpts; i++) {
 		d->rcpts[i].addr = dup_opt(m->rcpts[i].addr, &failed);
@@ -707,7 +716,8 @@ static void delivery_start(delivery *d)
 	free(seen);
 }
 
-void gwl_relay_deliver(gwl_relay *r, const gwl_relay_msg *m, unsigned deadline_ms, gw_lmtp_result *results_r)
+void gwl_relay_deliver(gwl_relay *r, const gwl_relay_msg *m, unsigned deadline_ms, gw_lmtp_result *results_r,
+		       gwl_relay_detail *details_r)
 {
 	delivery *d = delivery_new(r, m, (gwl_spool *)m->body, deadline_ms);
 	size_t i;
@@ -734,10 +744,14 @@ void gwl_relay_deliver(gwl_relay *r, const gwl_relay_msg *m, unsigned deadline_m
 		pthread_cond_timedwait(&d->done_cond, &d->lock, &ts);
 	}
 	d->answered = 1;
+	if (details_r != NULL)
+		memset(details_r, 0, d->nrcpts * sizeof(*details_r));
 	for (i = 0; i < d->nrcpts; i++) {
-		if (d->decided[i])
+		if (d->decided[i]) {
 			results_r[i] = d->results[i];
-		else
+			if (details_r != NULL)
+				details_r[i] = d->details[i];
+		} else
 			set_local(&results_r[i], GW_LMTP_TEMPFAIL, 451, "4.4.7",
 				  "no answer from the destination within the deadline");
 	}

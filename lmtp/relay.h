@@ -68,6 +68,12 @@ typedef struct gwl_relay_msg {
 	const char *queue_id; /* for logs: the internal MTA's queue id, or NULL */
 } gwl_relay_msg;
 
+/* Where a recipient's verdict came from, for the log: the destination's address and the session's TLS. */
+typedef struct gwl_relay_detail {
+	char peer[GW_PEER_TEXT_MAX]; /* "[192.0.2.1]:25"; "" when no connection was made */
+	char tls[GW_TLS_TEXT_MAX];   /* "TLSv1.3 TLS_AES_256_GCM_SHA384"; "" for plain text */
+} gwl_relay_detail;
+
 typedef struct gwl_relay gwl_relay;
 
 /* A relay with this configuration (copied; routes and strings must outlive it). NULL on ENOMEM. */
@@ -76,13 +82,14 @@ gwl_relay *gwl_relay_new(const gwl_relay_conf *conf);
 void gwl_relay_free(gwl_relay **r);
 
 /*
- * Deliver m to its recipients within deadline_ms. results_r has room for
- * m->nrcpts. Returns when every recipient has its result and every delivery
+ * Deliver m to its recipients within deadline_ms. results_r (and details_r,
+ * which may be NULL) have room for m->nrcpts. Returns when every recipient has its result and every delivery
  * thread has ended (a thread still running at the deadline has its
  * recipients' results set to TEMPFAIL first; its later outcome is logged as
  * late and otherwise ignored).
  */
-void gwl_relay_deliver(gwl_relay *r, const gwl_relay_msg *m, unsigned deadline_ms, gw_lmtp_result *results_r);
+void gwl_relay_deliver(gwl_relay *r, const gwl_relay_msg *m, unsigned deadline_ms, gw_lmtp_result *results_r,
+		       gwl_relay_detail *details_r);
 
 /* 1 when the relay can reach the outside (or does not know otherwise), 0 when it is sure it cannot. */
 int gwl_relay_healthy(gwl_relay *r);

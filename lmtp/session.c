@@ -264,13 +264,14 @@ static int on_data_end(sess *s, const gw_srv_event *ev)
 	txn *t = &s->t;
 	const gwl_config *c = s->env->conf;
 	gw_lmtp_result *res = calloc(t->nrcpts ? t->nrcpts : 1, sizeof(*res));
+	gwl_relay_detail *det = calloc(t->nrcpts ? t->nrcpts : 1, sizeof(*det));
 	char qid[72], text[512], enh[16];
 	gwl_relay_msg m;
 	size_t i;
 	int code;
 
 	queue_id(t, qid, sizeof(qid));
-	if (res == NULL || t->spool_errno != 0) {
+	if (res == NULL || det == NULL || t->spool_errno != 0) {
 		int big = t->spool_errno == EMSGSIZE;
 		gw_log(GW_LOG_WARNING, "spool", "client=%s queue_id=%s error=\"%s\"", s->client, qid,
 		       strerror(res == NULL ? ENOMEM : t->spool_errno));
@@ -278,6 +279,7 @@ static int on_data_end(sess *s, const gw_srv_event *ev)
 			gw_srv_reply_rcpt(s->srv, i, big ? 552 : 451, big ? "5.3.4" : "4.3.0",
 					  big ? "message too big" : "cannot hold the message now");
 		free(res);
+		free(det);
 		txn_clear(t);
 		return 0;
 	}
@@ -292,20 +294,22 @@ static int on_data_end(sess *s, const gw_srv_event *ev)
 	m.body = &t->spool;
 	m.client = s->client;
 	m.queue_id = qid;
-	gwl_relay_deliver(s->env->relay, &m, (unsigned)c->opt.deadline, res);
+	gwl_relay_deliver(s->env->relay, &m, (unsigned)c->opt.deadline, res, det);
 	for (i = 0; i < t->nrcpts; i++) {
 		char logtext[300];
 		reply_for(&res[i], &code, enh, sizeof(enh), text, sizeof(text));
 		gw_srv_reply_rcpt(s->srv, i, code, enh, text);
 		gw_log_sanitize(logtext, sizeof(logtext), text, strlen(text), 250);
 		gw_log(GW_LOG_INFO, "rcpt",
-		       "client=%s queue_id=%s from=<%s> to=<%s> state=%s stage=%s host=%s code=%d enh=%s "
-		       "delay=%lldms size=%llu reply=\"%s\"",
+		       "client=%s queue_id=%s from=<%s> to=<%s> state=%s stage=%s host=%s addr=%s tls=\"%s\" "
+		       "code=%d enh=%s delay=%lldms size=%llu reply=\"%s\"",
 		       s->client, qid, t->sender, t->rcpts[i].addr, gw_lmtp_state_str(res[i].state),
-		       gw_lmtp_stage_str(res[i].stage), res[i].gateway[0] ? res[i].gateway : "-", code, enh,
+		       gw_lmtp_stage_str(res[i].stage), res[i].gateway[0] ? res[i].gateway : "-",
+		       det[i].peer[0] ? det[i].peer : "-", det[i].tls[0] ? det[i].tls : "none", code, enh,
 		       (long long)(gw_now_ms() - t->started), (unsigned long long)ev->size, logtext);
 	}
 	free(res);
+	free(det);
 	txn_clear(t);
 	return 0;
 }

@@ -51,6 +51,27 @@ static void *serve(void *arg)
 	return NULL;
 }
 
+/* Log lines of the current case, for checks on what gw-lmtpd logs. */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char logbuf[65536];
+static size_t loglen;
+
+static void log_sink(int level, const char *line, void *ctx)
+{
+	size_t n = strlen(line);
+
+	(void)level;
+	(void)ctx;
+	pthread_mutex_lock(&log_lock);
+	if (loglen + n + 2 < sizeof(logbuf)) {
+		memcpy(logbuf + loglen, line, n);
+		loglen += n;
+		logbuf[loglen++] = '\n';
+		logbuf[loglen] = '\0';
+	}
+	pthread_mutex_unlock(&log_lock);
+}
+
 static const char *lab_policy; /* a tls_policy file's text for the next lab_start, or NULL */
 
 /* A configuration file with extra lines, a route file with routes; session started. */
@@ -522,6 +543,10 @@ static void test_tls_policy(void **state)
 	    fp_port(tls), fp_port(plain), fp_port(other));
 	lab_policy = "# per destination\ntls.test encrypt\n.test none\nPLAIN.test Encrypt\n";
 	lab_start(&l, "", routes);
+	loglen = 0;
+	logbuf[0] = '\0';
+	gw_log_open("test_lmtpd", GW_LOG_STDERR, GW_LOG_INFO);
+	gw_log_set_sink(log_sink, NULL);
 	greet(&l);
 	put(&l, "MAIL FROM:<s@int.test>\r\nRCPT TO:<a@tls.test>\r\nRCPT TO:<b@plain.test>\r\n"
 		"RCPT TO:<c@other.test>\r\nDATA\r\n");
@@ -537,6 +562,24 @@ static void test_tls_policy(void **state)
 		fail_msg("plain.test: got \"%s\", want a 4xx about STARTTLS", got);
 	expect(&l, "250 2.0.0 delivered"); /* other.test: ".test none", no STARTTLS asked */
 	lab_stop(&l);
+	gw_log_set_sink(NULL, NULL);
+	gw_log_open("test_lmtpd", GW_LOG_STDERR, getenv("GW_TEST_VERBOSE") ? GW_LOG_DEBUG : GW_LOG_ERR);
+	{
+		/* each recipient's line names the destination's address and the session's TLS */
+		char want[128];
+		snprintf(want, sizeof(want),
+			 "to=<a@tls.test> state=delivered stage=data host=[127.0.0.1]:%u addr=[127.0.0.1]:%u "
+			 "tls=\"TLSv1.",
+			 fp_port(tls), fp_port(tls));
+		if (strstr(logbuf, want) == NULL)
+			fail_msg("no log line with \"%s\" in:\n%s", want, logbuf);
+		snprintf(want, sizeof(want),
+			 "to=<c@other.test> state=delivered stage=data host=[127.0.0.1]:%u "
+			 "addr=[127.0.0.1]:%u tls=\"none\"",
+			 fp_port(other), fp_port(other));
+		if (strstr(logbuf, want) == NULL)
+			fail_msg("no log line with \"%s\" in:\n%s", want, logbuf);
+	}
 	assert_int_equal(count(plain, "MAIL FROM"), 0);
 	assert_int_equal(count(other, "STARTTLS"), 0);
 	fp_stop(&tls);

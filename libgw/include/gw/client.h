@@ -33,6 +33,9 @@
 #include "gw/proto.h"
 #include "gw/reply.h"
 
+#define GW_PEER_TEXT_MAX 112 /* "[2001:db8::1]:25" or "unix:/path" (cut) */
+#define GW_TLS_TEXT_MAX  64  /* "TLSv1.3 TLS_AES_256_GCM_SHA384" */
+
 typedef enum gw_status {
 	GW_OK = 0,
 	GW_E_REFUSED,  /* connection refused, host or socket unreachable */
@@ -196,6 +199,12 @@ GW_API unsigned long gw_client_size_limit(const gw_client *c);
 GW_API int gw_client_tls_active(const gw_client *c);
 /* Renew the whole-dialogue deadline: ms from now (0: none). */
 GW_API void gw_client_set_deadline(gw_client *c, unsigned ms);
+/* The address the last connection went to ("[192.0.2.1]:25", "unix:/path"); "" before any. Kept after it
+ * closed. */
+GW_API const char *gw_client_peer(const gw_client *c);
+/* The last session's TLS protocol and cipher ("TLSv1.3 TLS_AES_256_GCM_SHA384"); "" when it was plain text.
+ */
+GW_API const char *gw_client_tls_desc(const gw_client *c);
 /* The stage the last failure happened in. */
 GW_API gw_stage gw_client_stage(const gw_client *c);
 /* A short description of the last failure (errno text, TLS error, ...), "" if none. */

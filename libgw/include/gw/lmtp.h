@@ -189,6 +189,14 @@ GW_API gw_status gw_lmtp_send_fallback(gw_lmtp *l, const gw_nexthop *hops, size_
 GW_API gw_status gw_lmtp_send_route(gw_lmtp *l, const gw_route *route, int use_mx, const gw_lmtp_txn *txn,
 				    gw_lmtp_result *results_r);
 
+/*
+ * Where the last gw_lmtp_send*() call's attempt through gateway (a result's
+ * gateway field) went: peer address ("[192.0.2.1]:25") and TLS protocol and
+ * cipher ("" for plain text), valid until the next send on l. 0, or -1 when
+ * that gateway was not tried in the last call.
+ */
+GW_API int gw_lmtp_hop_detail(const gw_lmtp *l, const char *gateway, const char **peer_r, const char **tls_r);
+
 /* How many of results[0..n) are in state. */
 GW_API size_t gw_lmtp_count(const gw_lmtp_result *results, size_t n, gw_lmtp_state state);
 /* "pending", "delivered", "tempfail", "permfail", "uncertain". */
