@@ -70,6 +70,7 @@ static pthread_cond_t sessions_cond = PTHREAD_COND_INITIALIZER;
 static instance *current;
 static unsigned sessions;
 static unsigned long sessions_total;
+static gwl_relay_stats retired; /* counters of relays freed after a reload, so stats survive reloads */
 
 static void usage(void)
 {
@@ -79,8 +80,20 @@ static void usage(void)
 
 static void instance_unref(instance *in)
 {
+	gwl_relay_stats st;
+
 	if (in == NULL || atomic_fetch_sub(&in->refs, 1) != 1)
 		return;
+	gwl_relay_get_stats(in->relay, &st);
+	pthread_mutex_lock(&current_lock);
+	retired.transactions += st.transactions;
+	retired.delivered += st.delivered;
+	retired.tempfail += st.tempfail;
+	retired.permfail += st.permfail;
+	retired.uncertain += st.uncertain;
+	retired.late += st.late;
+	retired.connections_reused += st.connections_reused;
+	pthread_mutex_unlock(&current_lock);
 	gwl_relay_free(&in->relay);
 	gwl_config_free(&in->conf);
 	free(in->bind);
@@ -319,6 +332,13 @@ static void control_serve(int cfd)
 			if (in != NULL)
 				gwl_relay_get_stats(in->relay, &st);
 			pthread_mutex_lock(&current_lock);
+			st.transactions += retired.transactions;
+			st.delivered += retired.delivered;
+			st.tempfail += retired.tempfail;
+			st.permfail += retired.permfail;
+			st.uncertain += retired.uncertain;
+			st.late += retired.late;
+			st.connections_reused += retired.connections_reused;
 			now = sessions;
 			total = sessions_total;
 			pthread_mutex_unlock(&current_lock);
