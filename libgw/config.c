@@ -767,3 +767,22 @@ int gw_config_list_foreach(const char *list, int (*fn)(const char *item, size_t 
 			return rc;
 	}
 }
+
+unsigned gw_config_key_line(const char *path, const char *key)
+{
+	FILE *f = fopen(path, "r");
+	char buf[1100];
+	unsigned line = 0, found = 0;
+	size_t kl = strlen(key);
+
+	if (f == NULL)
+		return 0;
+	while (found == 0 && fgets(buf, sizeof(buf), f) != NULL) {
+		const char *p = buf + strspn(buf, " \t");
+		line++;
+		if (strncmp(p, key, kl) == 0 && (p[kl] == '=' || p[kl] == ' ' || p[kl] == '\t'))
+			found = line;
+	}
+	fclose(f);
+	return found;
+}

@@ -7,6 +7,7 @@
 #include <grp.h>
 #include <netinet/in.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -130,4 +131,31 @@ int gw_daemon_listen(const gw_nexthop *hop, int backlog, mode_t mode, uid_t uid,
 		return -1;
 	}
 	return fd;
+}
+
+static int signal_fd = -1;
+
+static void on_signal(int sig)
+{
+	char b = sig == SIGHUP ? 'H' : 'T';
+	int saved = errno;
+
+	(void)!write(signal_fd, &b, 1);
+	errno = saved;
+}
+
+int gw_daemon_signals_to(int wfd)
+{
+	struct sigaction sa;
+
+	signal_fd = wfd;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	if (sigaction(SIGHUP, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0 ||
+	    sigaction(SIGINT, &sa, NULL) != 0)
+		return -1;
+	sa.sa_handler = SIG_IGN;
+	return sigaction(SIGPIPE, &sa, NULL);
 }

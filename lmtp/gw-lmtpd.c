@@ -193,30 +193,6 @@ static gwl_config *load(char *err, size_t errlen)
 
 /* --- signals ---------------------------------------------------------------------------------- */
 
-static void on_signal(int sig)
-{
-	char b = sig == SIGHUP ? 'H' : 'T';
-	int saved = errno;
-
-	(void)!write(wake_pipe[1], &b, 1);
-	errno = saved;
-}
-
-static void signals_install(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = SA_RESTART;
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-}
-
 static void reload(void)
 {
 	char err[1024];
@@ -502,7 +478,7 @@ static int run(gwl_config *c, int foreground)
 	current_set(in);
 	gw_log(GW_LOG_NOTICE, "start", "status=ok listen=\"%s\" routes=%zu pid=%ld", in->conf->opt.listen,
 	       in->conf->routes ? gw_routes_count(in->conf->routes) : 0, (long)getpid());
-	signals_install();
+	gw_daemon_signals_to(wake_pipe[1]);
 	main_loop(lfd, nl, cfd, max_sessions);
 	gw_log(GW_LOG_NOTICE, "stop", "status=start sessions=%u", sessions);
 	for (i = 0; i < nl; i++)
@@ -511,16 +487,8 @@ static int run(gwl_config *c, int foreground)
 	/* Sessions in a relay finish it (each within its deadline) and then see their client go. */
 	t0 = gw_now_ms();
 	pthread_mutex_lock(&current_lock);
-	while (sessions > 0 && gw_now_ms() - t0 < drain_ms) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&sessions_cond, &current_lock, &ts);
-	}
+	while (sessions > 0 && gw_now_ms() - t0 < drain_ms)
+		gw_cond_wait_ms(&sessions_cond, &current_lock, 100);
 	pthread_mutex_unlock(&current_lock);
 	rc = EX_OK_;
 	gw_log(GW_LOG_NOTICE, "stop", "status=ok open_sessions=%u", sessions);

@@ -85,33 +85,9 @@ const gw_option gwl_option[] = {
 	health_retry, 100, S(3600), NULL),
     {NULL, 0, NULL, NULL, 0, 0, 0, NULL}};
 
-/* The line where key is set in path (0 when not found), for messages about values checked here. */
-static unsigned key_line(const char *path, const char *key)
-{
-	FILE *f = fopen(path, "r");
-	char line[4096];
-	unsigned n = 0, found = 0;
-	size_t klen = strlen(key);
-
-	if (f == NULL)
-		return 0;
-	while (fgets(line, sizeof(line), f) != NULL) {
-		const char *p = line;
-		n++;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (strncmp(p, key, klen) == 0 && (p[klen] == ' ' || p[klen] == '\t' || p[klen] == '=')) {
-			found = n;
-			break;
-		}
-	}
-	fclose(f);
-	return found;
-}
-
 static void key_err(const gwl_config *c, const char *key, char *err, size_t errlen, const char *msg)
 {
-	unsigned line = key_line(c->path, key);
+	unsigned line = gw_config_key_line(c->path, key);
 
 	if (line > 0)
 		snprintf(err, errlen, "%s:%u: %s: %s", c->path, line, key, msg);

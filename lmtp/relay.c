@@ -205,22 +205,11 @@ static gw_lmtp *conn_take(gwl_relay *r, const char *key, int64_t deadline, int *
 			d->in_use++;
 			break;
 		}
-		{
-			struct timespec ts;
-			int64_t left = deadline - gw_now_ms();
-			if (left <= 0) {
-				d = NULL;
-				break;
-			}
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += left / 1000;
-			ts.tv_nsec += (left % 1000) * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&r->freed, &r->lock, &ts);
+		if (deadline - gw_now_ms() <= 0) {
+			d = NULL;
+			break;
 		}
+		gw_cond_wait_ms(&r->freed, &r->lock, deadline - gw_now_ms());
 	}
 	o = r->c.smtp;
 	o.client.tls = gwl_tls_policy_lookup(r->c.tls_policy, key, r->c.smtp.client.tls);
@@ -729,20 +718,8 @@ void gwl_relay_deliver(gwl_relay *r, const gwl_relay_msg *m, unsigned deadline_m
 	}
 	delivery_start(d);
 	pthread_mutex_lock(&d->lock);
-	while (d->pending_groups > 0) {
-		struct timespec ts;
-		int64_t left = d->deadline - gw_now_ms();
-		if (left <= 0)
-			break;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += left / 1000;
-		ts.tv_nsec += (left % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&d->done_cond, &d->lock, &ts);
-	}
+	while (d->pending_groups > 0 && d->deadline - gw_now_ms() > 0)
+		gw_cond_wait_ms(&d->done_cond, &d->lock, d->deadline - gw_now_ms());
 	d->answered = 1;
 	if (details_r != NULL)
 		memset(details_r, 0, d->nrcpts * sizeof(*details_r));

@@ -126,33 +126,13 @@ const gw_option gwm_option[] = {
 
 /* --- errors naming file:line --------------------------------------------- */
 
-/* The line where key is set in path, 0 if not found. */
-static unsigned key_line(const char *path, const char *key)
-{
-	FILE *f = fopen(path, "r");
-	char buf[1100];
-	unsigned line = 0, found = 0;
-	size_t kl = strlen(key);
-
-	if (f == NULL)
-		return 0;
-	while (found == 0 && fgets(buf, sizeof(buf), f) != NULL) {
-		const char *p = buf + strspn(buf, " \t");
-		line++;
-		if (strncmp(p, key, kl) == 0 && (p[kl] == '=' || p[kl] == ' ' || p[kl] == '\t'))
-			found = line;
-	}
-	fclose(f);
-	return found;
-}
-
 static void key_err(const gwm_config *c, const char *key, char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 static void key_err(const gwm_config *c, const char *key, char *err, size_t errlen, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
-	unsigned line = key_line(c->path, key);
+	unsigned line = gw_config_key_line(c->path, key);
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);

@@ -27,7 +27,6 @@ static long timeout;
 static void *watch(void *arg)
 {
 	long tick = timeout / 4 > 1000 ? 1000 : (timeout / 4 > 10 ? timeout / 4 : 10);
-	struct timespec ts;
 	gwm_idle *e;
 
 	(void)arg;
@@ -43,14 +42,7 @@ static void *watch(void *arg)
 				       (long long)(now - e->last_ms));
 			}
 		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += tick / 1000;
-		ts.tv_nsec += (tick % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&cond, &lock, &ts);
+		gw_cond_wait_ms(&cond, &lock, tick);
 	}
 	pthread_mutex_unlock(&lock);
 	return NULL;

@@ -97,15 +97,6 @@ static gwm_config *load(char *err, size_t errlen)
 
 /* --- signals -------------------------------------------------------------- */
 
-static void on_signal(int sig)
-{
-	char b = sig == SIGHUP ? 'H' : 'T';
-	int saved = errno;
-
-	(void)!write(wake_pipe[1], &b, 1);
-	errno = saved;
-}
-
 static void signals_mask(int how)
 {
 	sigset_t set;
@@ -115,21 +106,6 @@ static void signals_mask(int how)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(how, &set, NULL);
-}
-
-static void signals_install(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = SA_RESTART;
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
 }
 
 /* --- reload ------------------------------------------------------------------ */
@@ -355,7 +331,7 @@ static int run(gwm_config *c, int foreground)
 		gw_log(GW_LOG_ERR, "start", "error=\"threads: %s\"", strerror(errno));
 		_exit(EX_OSERR_); /* a half-started set of threads: nothing sensible to unwind */
 	}
-	signals_install();
+	gw_daemon_signals_to(wake_pipe[1]);
 	signals_mask(SIG_UNBLOCK);
 	main_loop();
 	signals_mask(SIG_BLOCK);

@@ -62,6 +62,12 @@ GW_API void gw_config_dump(const gw_option *table, const void *conf, FILE *out);
 /* Write "key (type, default X): doc" lines, one per option. */
 GW_API void gw_config_describe(const gw_option *table, FILE *out);
 
+/*
+ * The line where key is set in the file at path (0 when it is not, or the
+ * file cannot be read): for messages about values checked after the table.
+ */
+GW_API unsigned gw_config_key_line(const char *path, const char *key);
+
 /* Split a GW_OPT_LIST value into items: calls fn for each; stops and returns fn's nonzero result. */
 GW_API int gw_config_list_foreach(const char *list, int (*fn)(const char *item, size_t len, void *ctx),
 				  void *ctx);

@@ -1,6 +1,7 @@
 /*
  * gw/daemon.h - process plumbing shared by the gw daemons: pid files, the
- * switch from root to the configured user, and listening sockets.
+ * switch from root to the configured user, listening sockets, and signals
+ * turned into bytes on a pipe.
  *
  * Sockets are bound before the switch (ports below 1024, sockets in
  * root-owned directories); a unix socket gets its mode and owner here, so the
@@ -33,5 +34,12 @@ GW_API int gw_daemon_write_pid(const char *path, char *err, size_t errlen);
  */
 GW_API int gw_daemon_listen(const gw_nexthop *hop, int backlog, mode_t mode, uid_t uid, gid_t gid, char *err,
 			    size_t errlen);
+
+/*
+ * Signals to a pipe: SIGHUP writes 'H', SIGTERM and SIGINT write 'T' to wfd
+ * (the handler does nothing else, so the daemon acts on them in its own
+ * thread); SIGPIPE is ignored. 0, or -1 with errno.
+ */
+GW_API int gw_daemon_signals_to(int wfd);
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * gw/time.h - monotonic milliseconds, and a clock that tests can replace.
+ * gw/time.h - monotonic milliseconds, a clock that tests can replace, and a
+ * bounded wait on a condition variable.
  * Knows nothing about mail.
  */
 #ifndef GW_TIME_H
@@ -7,10 +8,17 @@
 
 #include "gw/export.h"
 
+#include <pthread.h>
 #include <stdint.h>
 
 /* Milliseconds from CLOCK_MONOTONIC. */
 GW_API int64_t gw_now_ms(void);
+
+/*
+ * Wait on cond (made with the default clock, CLOCK_REALTIME) for at most ms
+ * milliseconds. Returns what pthread_cond_timedwait returns (0 or ETIMEDOUT).
+ */
+GW_API int gw_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t ms);
 
 /* A clock passed to modules that keep time (cache, route health), so tests fix it. */
 typedef struct gw_clock {
