@@ -33,6 +33,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -264,6 +266,11 @@ static void accept_one(int lfd)
 		return;
 	}
 	a->fd = fd;
+	{
+		/* replies are written whole (session.c); no reason to hold a small one back */
+		int one = 1;
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
 	peer_name(fd, a->client, sizeof(a->client));
 	pthread_mutex_lock(&current_lock);
 	sessions++;

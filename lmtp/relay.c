@@ -52,7 +52,7 @@ struct gwl_relay {
 	unsigned next_bind;
 	health_event ring[HEALTH_RING];
 	unsigned ring_next;
-	int64_t last_retry;
+	int64_t last_retry; /* while unhealthy: when a session was last let through; 0 while healthy */
 	gwl_relay_stats stats;
 };
 
@@ -301,10 +301,14 @@ int gwl_relay_healthy(gwl_relay *r)
 	}
 	if (failures >= r->c.health_min_failures && several) {
 		/* Sure enough to turn sessions away; let one through now and then to learn when it ends. */
+		if (r->last_retry == 0)
+			r->last_retry = now; /* the outage starts: the first retry is health_retry away */
 		if (now - r->last_retry >= r->c.health_retry_ms)
 			r->last_retry = now;
 		else
 			healthy = 0;
+	} else {
+		r->last_retry = 0;
 	}
 	pthread_mutex_unlock(&r->lock);
 	return healthy;

@@ -344,16 +344,19 @@ void gwl_session_run(int fd, const char *client, const gwl_session_env *env)
 		gw_srv_shutdown(s.srv, "cannot reach the Internet now: try another gateway");
 	}
 	for (;;) {
-		gw_srv_event_type type;
-		if (flush(&s) != 0)
-			break;
-		type = gw_srv_next(s.srv, &ev);
+		/* Replies are written when the engine has nothing more to give: the replies to a
+		 * pipelined batch leave in one write, never one small segment each (Nagle and
+		 * delayed ACKs would hold the second for 40 ms). */
+		gw_srv_event_type type = gw_srv_next(s.srv, &ev);
 		if (type == GW_SRV_EV_NONE) {
 			gw_srv_wait w = gw_srv_waiting(s.srv);
 			if (w == GW_SRV_WAIT_CLOSED)
 				break;
-			if (w == GW_SRV_WAIT_OUTPUT)
+			if (w == GW_SRV_WAIT_OUTPUT) {
+				if (flush(&s) != 0)
+					break;
 				continue;
+			}
 			if (w == GW_SRV_WAIT_ANSWER || w == GW_SRV_WAIT_TLS) {
 				gw_log(GW_LOG_ERR, "session", "client=%s error=\"engine waits for %d\"",
 				       client, (int)w);
@@ -377,6 +380,8 @@ void gwl_session_run(int fd, const char *client, const gwl_session_env *env)
 			on_body(&s, &ev);
 			break;
 		case GW_SRV_EV_DATA_END:
+			if (flush(&s) != 0) /* the replies before the relay, which may take a while */
+				goto out;
 			msgs++;
 			rcpts += s.t.nrcpts;
 			on_data_end(&s, &ev);
@@ -391,6 +396,7 @@ void gwl_session_run(int fd, const char *client, const gwl_session_env *env)
 			break;
 		}
 	}
+out:
 	(void)flush(&s);
 	gw_log(GW_LOG_INFO, "session", "client=%s messages=%lu recipients=%lu errors=%u duration=%lldms",
 	       client, msgs, rcpts, gw_srv_errors(s.srv), (long long)(gw_now_ms() - t0));
