@@ -51,7 +51,8 @@ ssize_t cl_enc_run(cl_enc *e, const char *in, size_t n, char *out, unsigned long
 			e->line_len = 0;
 			i++;
 		} else {
-			size_t j = i, run;
+			size_t run, room;
+			const char *lf, *cr;
 
 			if (e->line_len == CL_ENC_LINE_MAX) {
 				/* Postfix's smtp_line_length_limit: CRLF SPACE, the rest goes on. */
@@ -63,11 +64,13 @@ ssize_t cl_enc_run(cl_enc *e, const char *in, size_t n, char *out, unsigned long
 			} else if (e->line_len == 0 && ch == '.' && e->dot_stuff) {
 				out[o++] = '.';
 			}
-			while (j < n && in[j] != '\r' && in[j] != '\n')
-				j++;
-			run = j - i;
-			if (run > CL_ENC_LINE_MAX - e->line_len)
-				run = CL_ENC_LINE_MAX - e->line_len;
+			/* the text up to the next line end, at most what the line still has room for */
+			room = n - i < CL_ENC_LINE_MAX - e->line_len ? n - i : CL_ENC_LINE_MAX - e->line_len;
+			lf = memchr(in + i, '\n', room);
+			run = lf != NULL ? (size_t)(lf - (in + i)) : room;
+			cr = memchr(in + i, '\r', run);
+			if (cr != NULL)
+				run = (size_t)(cr - (in + i));
 			memcpy(out + o, in + i, run);
 			o += run;
 			i += run;

@@ -501,6 +501,12 @@ void lm_details_reset(gw_lmtp *l)
 	l->ndetails = 0;
 }
 
+void gw_lmtp_set_deadline(gw_lmtp *l, unsigned ms)
+{
+	l->o.client.deadline_ms = ms; /* a reused session renews its deadline from here */
+	l->c->o.deadline_ms = ms;     /* and a new connection starts with it */
+}
+
 void lm_details_note(gw_lmtp *l, const char *gateway)
 {
 	lm_hop_detail *d;

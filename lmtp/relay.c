@@ -46,8 +46,12 @@ typedef struct health_event {
 struct gwl_relay {
 	gwl_relay_conf c;
 	pthread_mutex_t lock;
-	pthread_cond_t freed; /* a connection slot was released, or a destination thread ended */
-	unsigned threads;     /* destination threads running, late ones included */
+	pthread_cond_t freed; /* a connection slot was released, or a worker ended or went idle */
+	pthread_cond_t work;  /* a job was queued, or the relay is being freed */
+	unsigned threads;     /* worker threads alive (running a destination, late ones included, or idle) */
+	unsigned idle_workers;
+	struct group *jobs, *jobs_tail; /* destinations waiting for a worker */
+	int quit;                       /* workers: leave when idle */
 	dest *dests;
 	unsigned next_bind;
 	health_event ring[HEALTH_RING];
@@ -75,6 +79,7 @@ typedef struct delivery {
 } delivery;
 
 typedef struct group {
+	struct group *next; /* in the job queue */
 	delivery *d;
 	char domain[DEST_KEY_MAX];
 	size_t *idx; /* recipients of this group: indices into d->rcpts */
@@ -99,6 +104,7 @@ gwl_relay *gwl_relay_new(const gwl_relay_conf *conf)
 		r->c.health_retry_ms = 10000;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->freed, NULL);
+	pthread_cond_init(&r->work, NULL);
 	return r;
 }
 
@@ -108,9 +114,13 @@ void gwl_relay_free(gwl_relay **rp)
 
 	if (r == NULL)
 		return;
-	pthread_mutex_lock(&r->lock); /* late destination threads still use the pools: wait for them */
-	while (r->threads > 0)
-		pthread_cond_wait(&r->freed, &r->lock);
+	pthread_mutex_lock(&r->lock); /* late destination jobs still use the pools: wait for every worker */
+	r->quit = 1;
+	pthread_cond_broadcast(&r->work);
+	while (r->threads > 0) {
+		pthread_cond_broadcast(&r->work);
+		gw_cond_wait_ms(&r->freed, &r->lock, 100);
+	}
 	pthread_mutex_unlock(&r->lock);
 	while (r->dests != NULL) {
 		dest *d = r->dests;
@@ -124,6 +134,7 @@ void gwl_relay_free(gwl_relay **rp)
 		free(d);
 	}
 	pthread_cond_destroy(&r->freed);
+	pthread_cond_destroy(&r->work);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 	*rp = NULL;
@@ -452,12 +463,11 @@ static int group_needs_utf8(const delivery *d, const group *g)
 
 static void delivery_unref(delivery *d);
 
-static void *group_run(void *arg)
+static void group_run(group *g)
 {
-	group *g = arg;
 	delivery *d = g->d;
 	gwl_relay *r = d->r;
-	gw_nexthop *hops = calloc(GW_ROUTE_HOPS_MAX * GW_MX_MAX, sizeof(*hops));
+	gw_nexthop *hops = malloc(GW_ROUTE_HOPS_MAX * GW_MX_MAX * sizeof(*hops)); /* filled as used */
 	gw_lmtp_rcpt *rcpts = calloc(g->n, sizeof(*rcpts));
 	gw_lmtp_result *res = calloc(g->n, sizeof(*res));
 	size_t nhops = 0, i;
@@ -469,6 +479,10 @@ static void *group_run(void *arg)
 			set_local(&d->results[g->idx[i]], GW_LMTP_TEMPFAIL, 451, "4.3.0", "out of memory");
 	} else if (dest_hops(r, g, hops, GW_ROUTE_HOPS_MAX * GW_MX_MAX, &nhops) == 0) {
 		l = conn_take(r, g->domain, d->deadline, &reused);
+		if (l != NULL) {
+			int64_t left = d->deadline - gw_now_ms();
+			gw_lmtp_set_deadline(l, left > 0 ? (unsigned)left : 1);
+		}
 		if (l == NULL) {
 			for (i = 0; i < g->n; i++)
 				set_local(&d->results[g->idx[i]], GW_LMTP_TEMPFAIL, 451, "4.4.5",
@@ -536,11 +550,78 @@ static void *group_run(void *arg)
 	free(g->idx);
 	free(g);
 	delivery_unref(d);
+}
+
+/*
+ * A worker: runs destination jobs, then waits for more. Workers are made
+ * when a job finds none idle (a destination that hangs never delays another)
+ * and kept while idle, at most WORKERS_IDLE_MAX of them for WORKER_IDLE_MS:
+ * making a thread per destination per message costs more than the delivery
+ * to a fast destination (stacks mapped and unmapped on every core).
+ */
+#define WORKERS_IDLE_MAX 64
+#define WORKER_IDLE_MS   30000
+
+static void *worker(void *arg)
+{
+	gwl_relay *r = arg;
+
 	pthread_mutex_lock(&r->lock);
+	for (;;) {
+		group *g = r->jobs;
+		if (g != NULL) {
+			r->jobs = g->next;
+			if (r->jobs == NULL)
+				r->jobs_tail = NULL;
+			pthread_mutex_unlock(&r->lock);
+			group_run(g);
+			pthread_mutex_lock(&r->lock);
+			continue;
+		}
+		if (r->quit || r->idle_workers >= WORKERS_IDLE_MAX)
+			break;
+		r->idle_workers++;
+		pthread_cond_signal(&r->freed); /* gwl_relay_free waits for workers to be idle */
+		if (gw_cond_wait_ms(&r->work, &r->lock, WORKER_IDLE_MS) != 0 && r->jobs == NULL) {
+			r->idle_workers--;
+			break;
+		}
+		r->idle_workers--;
+	}
 	r->threads--;
 	pthread_cond_broadcast(&r->freed);
 	pthread_mutex_unlock(&r->lock);
 	return NULL;
+}
+
+/* Queue a destination job for a worker, making one when none is idle. 0, or -1 (no thread could be made). */
+static int job_submit(gwl_relay *r, group *g)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int rc = 0;
+
+	g->next = NULL;
+	pthread_mutex_lock(&r->lock);
+	if (r->idle_workers == 0) {
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&t, &attr, worker, r) != 0)
+			rc = -1;
+		else
+			r->threads++;
+		pthread_attr_destroy(&attr);
+	}
+	if (rc == 0) {
+		if (r->jobs_tail != NULL)
+			r->jobs_tail->next = g;
+		else
+			r->jobs = g;
+		r->jobs_tail = g;
+		pthread_cond_signal(&r->work);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return rc;
 }
 
 /* ---- one message ----------------------------------------------------------------------------- */
@@ -646,17 +727,39 @@ static delivery *delivery_new(gwl_relay *r, const gwl_relay_msg *m, gwl_spool *b
 	return d;
 }
 
-/* Split the recipients into one group per domain and start a thread for each. */
-static void delivery_start(delivery *d)
+/* A group no worker could take: its recipients fail temporarily at once. */
+static void job_refused(delivery *d, group *g)
 {
+	size_t j;
+
+	for (j = 0; j < g->n; j++)
+		set_local(&d->results[g->idx[j]], GW_LMTP_TEMPFAIL, 451, "4.3.0",
+			  "cannot start a delivery thread");
+	pthread_mutex_lock(&d->lock);
+	for (j = 0; j < g->n; j++)
+		d->decided[g->idx[j]] = 1;
+	d->refs--;
+	d->pending_groups--;
+	pthread_mutex_unlock(&d->lock);
+	free(g->idx);
+	free(g);
+}
+
+/*
+ * Split the recipients into one group per domain and hand each to a worker,
+ * except the last, which is returned for the caller to run itself: a message
+ * to one destination needs no other thread. (Its wait is bounded like the
+ * others': lookups, connection slot and dialogue all end by the deadline.)
+ */
+static group *delivery_start(delivery *d)
+{
+	group *last = NULL;
 	size_t i, j;
 	char *seen = calloc(d->nrcpts ? d->nrcpts : 1, 1);
 	char dom[DEST_KEY_MAX], other[DEST_KEY_MAX];
 
 	for (i = 0; seen != NULL && i < d->nrcpts; i++) {
 		group *g;
-		pthread_t t;
-		pthread_attr_t attr;
 		if (seen[i])
 			continue;
 		rcpt_domain(d->rcpts[i].addr, dom, sizeof(dom));
@@ -683,30 +786,12 @@ static void delivery_start(delivery *d)
 		d->refs++;
 		d->pending_groups++;
 		pthread_mutex_unlock(&d->lock);
-		pthread_attr_init(&attr);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		pthread_mutex_lock(&d->r->lock);
-		d->r->threads++;
-		pthread_mutex_unlock(&d->r->lock);
-		if (pthread_create(&t, &attr, group_run, g) != 0) {
-			pthread_mutex_lock(&d->r->lock);
-			d->r->threads--;
-			pthread_mutex_unlock(&d->r->lock);
-			for (j = 0; j < g->n; j++)
-				set_local(&d->results[g->idx[j]], GW_LMTP_TEMPFAIL, 451, "4.3.0",
-					  "cannot start a delivery thread");
-			pthread_mutex_lock(&d->lock);
-			for (j = 0; j < g->n; j++)
-				d->decided[g->idx[j]] = 1;
-			d->refs--;
-			d->pending_groups--;
-			pthread_mutex_unlock(&d->lock);
-			free(g->idx);
-			free(g);
-		}
-		pthread_attr_destroy(&attr);
+		if (last != NULL && job_submit(d->r, last) != 0)
+			job_refused(d, last);
+		last = g;
 	}
 	free(seen);
+	return last;
 }
 
 void gwl_relay_deliver(gwl_relay *r, const gwl_relay_msg *m, unsigned deadline_ms, gw_lmtp_result *results_r,
@@ -720,7 +805,11 @@ void gwl_relay_deliver(gwl_relay *r, const gwl_relay_msg *m, unsigned deadline_m
 			set_local(&results_r[i], GW_LMTP_TEMPFAIL, 451, "4.3.0", "out of memory");
 		return;
 	}
-	delivery_start(d);
+	{
+		group *mine = delivery_start(d);
+		if (mine != NULL)
+			group_run(mine);
+	}
 	pthread_mutex_lock(&d->lock);
 	while (d->pending_groups > 0 && d->deadline - gw_now_ms() > 0)
 		gw_cond_wait_ms(&d->done_cond, &d->lock, d->deadline - gw_now_ms());

@@ -159,6 +159,12 @@ GW_API gw_lmtp *gw_lmtp_new(const gw_lmtp_opts *opts);
 GW_API void gw_lmtp_free(gw_lmtp **l);
 /* QUIT any open connection now; the handle stays usable. */
 GW_API void gw_lmtp_close(gw_lmtp *l);
+/*
+ * The whole-dialogue deadline (opts.client.deadline_ms) of the next
+ * transactions on l, ms from the start of each (0: none); a relay gives each
+ * transaction the time its own caller has left.
+ */
+GW_API void gw_lmtp_set_deadline(gw_lmtp *l, unsigned ms);
 
 /*
  * One transaction through hop. results_r has room for txn->nrcpts; each gets
