@@ -3,6 +3,7 @@
  *
  *   gw-lmtpd [-f] [-c FILE] [-u USER]   run (default FILE /etc/gw/gw-lmtpd.conf)
  *   gw-lmtpd -n [-c FILE]               check FILE and its route file; exit 0 or 78
+ *   gw-lmtpd -d [-c FILE]               print every key with its effective value
  *   gw-lmtpd -C CONTROL_SOCKET stats    counters of the running daemon
  *
  * Internal MTAs hand it mail over LMTP; each message is relayed to its
@@ -76,7 +77,7 @@ static gwl_relay_stats retired; /* counters of relays freed after a reload, so s
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: gw-lmtpd [-f] [-n] [-c FILE] [-u USER]\n"
+	fprintf(stderr, "usage: gw-lmtpd [-f] [-n] [-d] [-c FILE] [-u USER]\n"
 			"       gw-lmtpd -C CONTROL_SOCKET stats\n");
 }
 
@@ -526,12 +527,15 @@ fail:
 int main(int argc, char **argv)
 {
 	const char *control = NULL;
-	int ch, check = 0, foreground = 0;
+	int ch, check = 0, dump = 0, foreground = 0;
 	char err[1024];
 	gwl_config *c;
 
-	while ((ch = getopt(argc, argv, "+c:fnu:C:h")) != -1) {
+	while ((ch = getopt(argc, argv, "+c:fndu:C:h")) != -1) {
 		switch (ch) {
+		case 'd':
+			dump = 1;
+			break;
 		case 'c':
 			conf_path = optarg;
 			break;
@@ -564,6 +568,11 @@ int main(int argc, char **argv)
 	if ((c = load(err, sizeof(err))) == NULL) {
 		fprintf(stderr, "gw-lmtpd: %s\n", err);
 		return EX_CONFIG_;
+	}
+	if (dump) {
+		gw_config_dump(gwl_option, &c->opt, stdout);
+		gwl_config_free(&c);
+		return EX_OK_;
 	}
 	if (check) {
 		printf("gw-lmtpd: %s: ok (%zu listeners, %zu routes)\n", conf_path, c->nlisten,
