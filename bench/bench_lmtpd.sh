@@ -6,10 +6,14 @@
 # One load generator (bench/bench_lmtpd_load.c, libgw's client) drives every
 # path, S sessions with reused connections, each message to 3 recipients at 3
 # destination domains, sizes from design.md:
-#   straight  generator -SMTP-> smtp-sink                      (the limit)
+#   straight  generator -SMTP-> smtp-sink                      (the limit: one transaction)
+#   perdest   generator -SMTP-> smtp-sink, one transaction per destination domain
+#             (what delivering straight to 3 destinations takes, with no relay)
 #   postfix   generator -SMTP-> Postfix relay -> smtp-sink      (until its queue is empty)
 #   lmtpd     generator -LMTP-> gw-lmtpd -SMTP-> smtp-sink     (every reply is the sink's)
-# Targets: lmtpd >= 1.5x postfix, >= 0.7x straight.
+# Targets: lmtpd >= 1.5x postfix, >= 0.7x straight (printed against both
+# straight lines: a relay to 3 destinations makes 3 transactions where the
+# one-transaction line makes 1).
 # Memory: 200 LMTP sessions, each a 1 MB message, to a sink that waits 3 s
 # before answering DATA: gw-lmtpd's peak RSS growth beyond 200 x spool_memory
 # (target < 64 MB).
@@ -89,6 +93,11 @@ for _ in $(seq "$rounds"); do
 	[ -z "${best[straight]:-}" ] || awk -v a="$t" -v b="${best[straight]}" 'BEGIN{exit !(a>=b)}' || best[straight]=$t
 	[ -n "${best[straight]:-}" ] || best[straight]=$t
 
+	out=$($load -D -t "[127.0.0.1]:$sink" -s "$sessions" -m "$messages" $doms); check_all "$out"
+	t=$(seconds <<<"$out")
+	[ -z "${best[perdest]:-}" ] || awk -v a="$t" -v b="${best[perdest]}" 'BEGIN{exit !(a>=b)}' || best[perdest]=$t
+	[ -n "${best[perdest]:-}" ] || best[perdest]=$t
+
 	out=$($load -L -t "[127.0.0.1]:$lp" -s "$sessions" -m "$messages" $doms); check_all "$out"
 	t=$(seconds <<<"$out")
 	[ -z "${best[lmtpd]:-}" ] || awk -v a="$t" -v b="${best[lmtpd]}" 'BEGIN{exit !(a>=b)}' || best[lmtpd]=$t
@@ -101,12 +110,13 @@ for _ in $(seq "$rounds"); do
 	[ -z "${best[postfix]:-}" ] || awk -v a="$t" -v b="${best[postfix]}" 'BEGIN{exit !(a>=b)}' || best[postfix]=$t
 	[ -n "${best[postfix]:-}" ] || best[postfix]=$t
 done
-for k in straight postfix lmtpd; do
+for k in straight perdest postfix lmtpd; do
 	awk -v k="$k" -v t="${best[$k]}" -v m="$messages" 'BEGIN{printf "%-9s %7.3f s  %8.1f msg/s\n", k, t, m/t}'
 done
-awk -v l="${best[lmtpd]}" -v p="${best[postfix]}" -v s="${best[straight]}" 'BEGIN{
+awk -v l="${best[lmtpd]}" -v p="${best[postfix]}" -v s="${best[straight]}" -v d="${best[perdest]}" 'BEGIN{
 	printf "ratio lmtpd/postfix  %.2fx (target >= 1.5x)\n", p/l
-	printf "ratio lmtpd/straight %.2fx (target >= 0.7x)\n", s/l }'
+	printf "ratio lmtpd/straight %.2fx (target >= 0.7x; one transaction per message)\n", s/l
+	printf "ratio lmtpd/perdest  %.2fx (one transaction per destination)\n", d/l }'
 
 echo "== memory: 200 LMTP sessions holding a 1 MB message each (destination waits 3 s at DATA)"
 slow=$(lab_port)
@@ -147,7 +157,13 @@ done
 sp=$(lmtpd_start lmtpd-silent "$LAB/routes.silent" reply_timeout 60s deadline 120s max_sessions 400)
 hm=$((messages / 2))
 $load -L -t "[127.0.0.1]:$sp" -s 2 -m 10 $healthy >/dev/null
-alone=$($load -L -t "[127.0.0.1]:$sp" -s "$sessions" -m "$hm" $healthy); check_all "$alone"
+best_of2() {   # the faster of two runs of the healthy load
+	local a b
+	a=$($load -L -t "[127.0.0.1]:$sp" -s "$sessions" -m "$hm" $healthy); check_all "$a"
+	b=$($load -L -t "[127.0.0.1]:$sp" -s "$sessions" -m "$hm" $healthy); check_all "$b"
+	awk -v x="$(seconds <<<"$a")" -v y="$(seconds <<<"$b")" 'BEGIN{print "seconds=" (x < y ? x : y)}'
+}
+alone=$(best_of2)
 # the silent traffic: 40 sessions, each stuck until the deadline
 $load -L -t "[127.0.0.1]:$sp" -s 40 -m 80 $silent >"$LAB/silent-load.out" 2>&1 &
 silent_pid=$!
@@ -157,7 +173,7 @@ for _ in $(seq 100); do
 	[ "${n:-0}" -ge 40 ] && break
 	sleep 0.1
 done
-mixed=$($load -L -t "[127.0.0.1]:$sp" -s "$sessions" -m "$hm" $healthy); check_all "$mixed"
+mixed=$(best_of2)
 kill "$silent_pid" 2>/dev/null || true
 wait "$silent_pid" 2>/dev/null || true
 awk -v a="$(seconds <<<"$alone")" -v m="$(seconds <<<"$mixed")" -v n="$hm" 'BEGIN{

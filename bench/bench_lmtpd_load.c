@@ -5,7 +5,11 @@
  * sizes drawn from design.md's distribution (3% < 1 KB, 69% 1-10 KB, 27%
  * 10-100 KB, 1% 100 KB-1 MB, 0.2% > 1 MB; or every message SIZE bytes).
  *
- *   bench_lmtpd_load [-L] -t NEXTHOP -s SESSIONS -m MESSAGES [-z SIZE] DOMAIN...
+ *   bench_lmtpd_load [-L] [-D] -t NEXTHOP -s SESSIONS -m MESSAGES [-z SIZE] DOMAIN...
+ *
+ * -D sends each message as one transaction per domain, over one connection
+ * per domain in each session: what a sender delivering straight to each
+ * destination does (the work a relay cannot avoid).
  *
  * Prints "messages=N recipients=N delivered=N failed=N seconds=S": the
  * time from the first connection to the last reply. The same generator
@@ -34,6 +38,7 @@ static size_t ndomains;
 static long fixed_size = -1;
 static atomic_long next_msg, delivered, failed;
 static long messages;
+static int per_domain;
 
 /* Message i's size: a deterministic walk through the distribution, so every path gets the same mix. */
 static size_t size_of(long i)
@@ -74,12 +79,12 @@ static char *make_body(size_t len, size_t *len_r)
 static void *session(void *arg)
 {
 	gw_lmtp_opts o;
-	gw_lmtp *l;
+	gw_lmtp *l[DOMAINS_MAX];
 	gw_lmtp_rcpt rc[DOMAINS_MAX];
 	gw_lmtp_result *res = calloc(DOMAINS_MAX, sizeof(*res));
 	char addr[DOMAINS_MAX][320];
+	size_t k, nl = per_domain ? ndomains : 1;
 	long i;
-	size_t k;
 
 	(void)arg;
 	memset(&o, 0, sizeof(o));
@@ -87,30 +92,38 @@ static void *session(void *arg)
 	o.client.helo_name = "bench.example.org";
 	o.client.connect_timeout_ms = 10000;
 	o.client.reply_timeout_ms = 600000;
-	if (res == NULL || (l = gw_lmtp_new(&o)) == NULL)
+	if (res == NULL)
 		exit(1);
+	for (k = 0; k < nl; k++)
+		if ((l[k] = gw_lmtp_new(&o)) == NULL)
+			exit(1);
 	while ((i = atomic_fetch_add(&next_msg, 1)) < messages) {
 		gw_lmtp_body b;
 		gw_lmtp_txn t;
-		size_t len;
+		size_t len, n = 0;
 		char *body = make_body(size_of(i), &len);
 		for (k = 0; k < ndomains; k++) {
 			snprintf(addr[k], sizeof(addr[k]), "u%ld@%s", i, domains[k]);
 			memset(&rc[k], 0, sizeof(rc[k]));
 			rc[k].addr = addr[k];
 		}
-		gw_lmtp_body_memory(&b, body, len);
-		memset(&t, 0, sizeof(t));
-		t.sender = "bench@example.org";
-		t.rcpts = rc;
-		t.nrcpts = ndomains;
-		t.body = &b;
-		gw_lmtp_send(l, &hop, &t, res);
-		atomic_fetch_add(&delivered, (long)gw_lmtp_count(res, ndomains, GW_LMTP_DELIVERED));
-		atomic_fetch_add(&failed, (long)(ndomains - gw_lmtp_count(res, ndomains, GW_LMTP_DELIVERED)));
+		for (k = 0; k < nl; k++) {
+			size_t nr = per_domain ? 1 : ndomains;
+			gw_lmtp_body_memory(&b, body, len);
+			memset(&t, 0, sizeof(t));
+			t.sender = "bench@example.org";
+			t.rcpts = per_domain ? &rc[k] : rc;
+			t.nrcpts = nr;
+			t.body = &b;
+			gw_lmtp_send(l[k], &hop, &t, res);
+			n += gw_lmtp_count(res, nr, GW_LMTP_DELIVERED);
+		}
+		atomic_fetch_add(&delivered, (long)n);
+		atomic_fetch_add(&failed, (long)(ndomains - n));
 		free(body);
 	}
-	gw_lmtp_free(&l);
+	for (k = 0; k < nl; k++)
+		gw_lmtp_free(&l[k]);
 	free(res);
 	return NULL;
 }
@@ -123,8 +136,11 @@ int main(int argc, char **argv)
 	int64_t t0;
 	int ch;
 
-	while ((ch = getopt(argc, argv, "Lt:s:m:z:")) != -1) {
+	while ((ch = getopt(argc, argv, "LDt:s:m:z:")) != -1) {
 		switch (ch) {
+		case 'D':
+			per_domain = 1;
+			break;
 		case 'L':
 			proto = GW_PROTO_LMTP;
 			break;
@@ -162,6 +178,6 @@ int main(int argc, char **argv)
 	return atomic_load(&failed) > 0;
 usage:
 	fprintf(stderr,
-		"usage: bench_lmtpd_load [-L] -t NEXTHOP -s SESSIONS -m MESSAGES [-z SIZE] DOMAIN...\n");
+		"usage: bench_lmtpd_load [-L] [-D] -t NEXTHOP -s SESSIONS -m MESSAGES [-z SIZE] DOMAIN...\n");
 	return 64;
 }
