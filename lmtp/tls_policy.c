@@ -38,16 +38,16 @@ static int parse_policy(const char *s, gw_tls_policy *p_r)
 	return -1;
 }
 
-gwl_tls_policy *gwl_tls_policy_load(const char *path, char *err, size_t errlen)
+/* Read the policy lines of f; path names it in messages. */
+static gwl_tls_policy *policy_read(FILE *f, const char *path, char *err, size_t errlen)
 {
 	gwl_tls_policy *t = calloc(1, sizeof(*t));
-	FILE *f = fopen(path, "r");
 	char line[1024];
 	unsigned lineno = 0;
 	size_t cap = 0;
 
-	if (t == NULL || f == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(t == NULL ? ENOMEM : errno));
+	if (t == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(ENOMEM));
 		goto fail;
 	}
 	while (fgets(line, sizeof(line), f) != NULL) {
@@ -89,13 +89,40 @@ gwl_tls_policy *gwl_tls_policy_load(const char *path, char *err, size_t errlen)
 		snprintf(t->e[t->n].domain, sizeof(t->e[t->n].domain), "%s", dom);
 		t->n++;
 	}
-	fclose(f);
 	return t;
 fail:
-	if (f != NULL)
-		fclose(f);
 	gwl_tls_policy_free(&t);
 	return NULL;
+}
+
+gwl_tls_policy *gwl_tls_policy_load(const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	gwl_tls_policy *t;
+
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	t = policy_read(f, path, err, errlen);
+	fclose(f);
+	return t;
+}
+
+gwl_tls_policy *gwl_tls_policy_parse(const char *text, size_t len, const char *name, char *err, size_t errlen)
+{
+	FILE *f = len > 0 ? fmemopen((void *)text, len, "r") : NULL;
+	gwl_tls_policy *t;
+
+	if (len == 0)
+		return calloc(1, sizeof(gwl_tls_policy));
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: %s", name, strerror(errno));
+		return NULL;
+	}
+	t = policy_read(f, name, err, errlen);
+	fclose(f);
+	return t;
 }
 
 static const entry *find(const gwl_tls_policy *t, const char *key)

@@ -27,6 +27,9 @@ typedef struct gwl_tls_policy gwl_tls_policy;
 
 /* Load path. NULL with err "path:line: message". */
 gwl_tls_policy *gwl_tls_policy_load(const char *path, char *err, size_t errlen);
+/* The same from text[0..len) (name stands for the path in messages). */
+gwl_tls_policy *gwl_tls_policy_parse(const char *text, size_t len, const char *name, char *err,
+				     size_t errlen);
 /* The policy for domain (case-insensitive), or fallback when none is listed. */
 gw_tls_policy gwl_tls_policy_lookup(const gwl_tls_policy *t, const char *domain, gw_tls_policy fallback);
 void gwl_tls_policy_free(gwl_tls_policy **t);
