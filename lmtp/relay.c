@@ -31,6 +31,8 @@ typedef struct dest_conn {
 typedef struct dest {
 	char key[DEST_KEY_MAX];
 	unsigned in_use, nidle;
+	unsigned waiters;    /* threads waiting for a connection slot here */
+	pthread_cond_t slot; /* one of them is woken when a slot frees: no herd across destinations */
 	dest_conn *idle;
 	struct dest *next;
 } dest;
@@ -46,7 +48,7 @@ typedef struct health_event {
 struct gwl_relay {
 	gwl_relay_conf c;
 	pthread_mutex_t lock;
-	pthread_cond_t freed; /* a connection slot was released, or a worker ended or went idle */
+	pthread_cond_t freed; /* a worker ended or went idle (gwl_relay_free waits for them) */
 	pthread_cond_t work;  /* a job was queued, or the relay is being freed */
 	unsigned threads;     /* worker threads alive (running a destination, late ones included, or idle) */
 	unsigned idle_workers;
@@ -56,7 +58,8 @@ struct gwl_relay {
 	unsigned next_bind;
 	health_event ring[HEALTH_RING];
 	unsigned ring_next;
-	int64_t last_retry; /* while unhealthy: when a session was last let through; 0 while healthy */
+	int64_t last_retry;  /* while unhealthy: when a session was last let through; 0 while healthy */
+	int64_t last_expire; /* the last sweep of idle connections */
 	gwl_relay_stats stats;
 };
 
@@ -131,6 +134,7 @@ void gwl_relay_free(gwl_relay **rp)
 			gw_lmtp_free(&dc->l);
 			free(dc);
 		}
+		pthread_cond_destroy(&d->slot);
 		free(d);
 	}
 	pthread_cond_destroy(&r->freed);
@@ -151,6 +155,7 @@ static dest *dest_get(gwl_relay *r, const char *key)
 			return d;
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return NULL;
+	pthread_cond_init(&d->slot, NULL);
 	snprintf(d->key, sizeof(d->key), "%s", key);
 	d->next = r->dests;
 	r->dests = d;
@@ -176,8 +181,9 @@ static void dest_expire(gwl_relay *r, int64_t now, gw_lmtp **closing, size_t *nc
 				cp = &dc->next;
 			}
 		}
-		if (d->in_use == 0 && d->idle == NULL) {
+		if (d->in_use == 0 && d->idle == NULL && d->waiters == 0) {
 			*dp = d->next;
+			pthread_cond_destroy(&d->slot);
 			free(d);
 		} else {
 			dp = &d->next;
@@ -198,7 +204,10 @@ static gw_lmtp *conn_take(gwl_relay *r, const char *key, int64_t deadline, int *
 
 	*reused_r = 0;
 	pthread_mutex_lock(&r->lock);
-	dest_expire(r, gw_now_ms(), closing, &nclosing, 16);
+	if (gw_now_ms() - r->last_expire >= 1000) { /* a sweep a second, not one per delivery */
+		r->last_expire = gw_now_ms();
+		dest_expire(r, r->last_expire, closing, &nclosing, 16);
+	}
 	for (;;) {
 		if ((d = dest_get(r, key)) == NULL)
 			break;
@@ -220,7 +229,9 @@ static gw_lmtp *conn_take(gwl_relay *r, const char *key, int64_t deadline, int *
 			d = NULL;
 			break;
 		}
-		gw_cond_wait_ms(&r->freed, &r->lock, deadline - gw_now_ms());
+		d->waiters++;
+		gw_cond_wait_ms(&d->slot, &r->lock, deadline - gw_now_ms());
+		d->waiters--;
 	}
 	o = r->c.smtp;
 	o.client.tls = gwl_tls_policy_lookup(r->c.tls_policy, key, r->c.smtp.client.tls);
@@ -237,7 +248,8 @@ static gw_lmtp *conn_take(gwl_relay *r, const char *key, int64_t deadline, int *
 		if ((l = gw_lmtp_new(&o)) == NULL) {
 			pthread_mutex_lock(&r->lock);
 			d->in_use--;
-			pthread_cond_broadcast(&r->freed);
+			if (d->waiters > 0)
+				pthread_cond_signal(&d->slot);
 			pthread_mutex_unlock(&r->lock);
 		}
 	}
@@ -265,8 +277,9 @@ static void conn_give(gwl_relay *r, const char *key, gw_lmtp *l, int keep)
 			l = NULL;
 			dc = NULL;
 		}
+		if (d->waiters > 0)
+			pthread_cond_signal(&d->slot);
 	}
-	pthread_cond_broadcast(&r->freed);
 	pthread_mutex_unlock(&r->lock);
 	free(dc);
 	gw_lmtp_free(&l);
@@ -559,7 +572,7 @@ static void group_run(group *g)
  * making a thread per destination per message costs more than the delivery
  * to a fast destination (stacks mapped and unmapped on every core).
  */
-#define WORKERS_IDLE_MAX 64
+#define WORKERS_IDLE_MAX 256
 #define WORKER_IDLE_MS   30000
 
 static void *worker(void *arg)
@@ -581,7 +594,6 @@ static void *worker(void *arg)
 		if (r->quit || r->idle_workers >= WORKERS_IDLE_MAX)
 			break;
 		r->idle_workers++;
-		pthread_cond_signal(&r->freed); /* gwl_relay_free waits for workers to be idle */
 		if (gw_cond_wait_ms(&r->work, &r->lock, WORKER_IDLE_MS) != 0 && r->jobs == NULL) {
 			r->idle_workers--;
 			break;

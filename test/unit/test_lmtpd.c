@@ -646,6 +646,74 @@ static void test_smtputf8(void **state)
 	fp_stop(&p);
 }
 
+/* Two messages at once to a destination capped at one connection: the second waits for it and reuses it. */
+typedef struct cap_arg {
+	gwl_relay *relay;
+	gwl_spool spool;
+	gw_lmtp_result res;
+} cap_arg;
+
+static void *cap_send(void *arg)
+{
+	cap_arg *a = arg;
+	gw_lmtp_rcpt rc = {"x@cap.test", NULL, NULL};
+	gwl_relay_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.sender = "s@int.test";
+	m.rcpts = &rc;
+	m.nrcpts = 1;
+	m.body = &a->spool;
+	gwl_relay_deliver(a->relay, &m, 5000, &a->res, NULL);
+	return NULL;
+}
+
+static void test_dest_concurrency(void **state)
+{
+	fp_peer *p =
+	    peer(SINK_OK "expect MAIL\nsend 250 ok\nexpect RCPT\nsend 250 ok\nexpect DATA\nsend 354 go\n"
+			 "data\nsleep 300\nsend 250 ok\nexpect MAIL\nsend 250 ok\nexpect RCPT\nsend 250 ok\n"
+			 "expect DATA\nsend 354 go\ndata\nsend 250 ok\n");
+	char routes[256];
+	cap_arg a[2];
+	pthread_t t[2];
+	lab l;
+	int i;
+
+	(void)state;
+	snprintf(routes, sizeof(routes), "cap.test smtp:[127.0.0.1]:%u\n", fp_port(p));
+	lab_start(&l, "", routes);
+	{
+		/* a relay of its own, capped at one connection per destination */
+		gwl_relay_conf rc;
+		memset(&rc, 0, sizeof(rc));
+		rc.routes = l.conf->routes;
+		rc.smtp.client.connect_timeout_ms = 1000;
+		rc.smtp.client.reply_timeout_ms = 3000;
+		rc.dest_concurrency = 1;
+		rc.dest_idle = 1;
+		for (i = 0; i < 2; i++) {
+			assert_non_null(a[i].relay = i == 0 ? gwl_relay_new(&rc) : a[0].relay);
+			gwl_spool_init(&a[i].spool, l.dir, 1024, 1 << 20);
+			assert_int_equal(gwl_spool_append(&a[i].spool, "Subject: c\r\n\r\nx\r\n", 16), 0);
+		}
+	}
+	for (i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, cap_send, &a[i]), 0);
+	for (i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	for (i = 0; i < 2; i++)
+		if (a[i].res.state != GW_LMTP_DELIVERED)
+			fail_msg("message %d: %s %d %s", i, gw_lmtp_state_str(a[i].res.state), a[i].res.code,
+				 a[i].res.text);
+	assert_int_equal(fp_connections(p), 1);
+	gwl_relay_free(&a[0].relay);
+	for (i = 0; i < 2; i++)
+		gwl_spool_reset(&a[i].spool);
+	lab_stop(&l);
+	fp_stop(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -654,6 +722,7 @@ int main(void)
 	    cmocka_unit_test(test_health_fast_fail),  cmocka_unit_test(test_connection_reuse),
 	    cmocka_unit_test(test_bad_input),         cmocka_unit_test(test_tls_policy),
 	    cmocka_unit_test(test_tls_policy_errors), cmocka_unit_test(test_smtputf8),
+	    cmocka_unit_test(test_dest_concurrency),
 	};
 
 	gw_log_open("test_lmtpd", GW_LOG_STDERR, getenv("GW_TEST_VERBOSE") ? GW_LOG_DEBUG : GW_LOG_ERR);
