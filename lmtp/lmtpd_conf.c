@@ -73,8 +73,8 @@ const gw_option gwl_option[] = {
 	1, 10000, NULL),
     OPT("dest_idle", GW_OPT_INT, "20", "idle connections kept per destination for reuse", dest_idle, 0, 1000,
 	NULL),
-    OPT("idle_time", GW_OPT_DURATION, "5s", "how long an idle destination connection is kept", idle_time,
-	100, S(3600), NULL),
+    OPT("idle_time", GW_OPT_DURATION, "5s", "how long an idle destination connection is kept", idle_time, 100,
+	S(3600), NULL),
     OPT("health_failures", GW_OPT_INT, "0",
 	"failed connects (to two or more destinations, none reached) that make the gateway refuse LMTP "
 	"sessions with 421; 0: never",
