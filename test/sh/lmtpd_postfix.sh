@@ -140,6 +140,9 @@ wait_for 30 deferred || fail "bob@dest-b.example was not deferred"
 lab_postfix_start dest-b
 postqueue -c "$LAB/internal/etc" -f
 wait_for 30 queue_empty || fail "the deferred message was not delivered after dest-b came back"
+# dest-b took it; its own delivery to the maildir follows
+bob_has_two() { [ "$(maildir_count dest-b bob@dest-b.example)" -ge 2 ]; }
+wait_for 30 bob_has_two || fail "bob has $(maildir_count dest-b bob@dest-b.example) messages, want 2"
 [ "$(maildir_count dest-b bob@dest-b.example)" -eq 2 ] || fail "bob has $(maildir_count dest-b bob@dest-b.example) messages, want 2"
 echo "ok: nothing lost while every destination was down"
 echo "PASS"
