@@ -193,12 +193,20 @@ lab_postfix_start() {
 
 # Stop instance NAME by its master's PID; wait until the port is closed.
 lab_postfix_stop() {
-	local d=$LAB/$1 pid wpid port
+	local d=$LAB/$1 pid wpid port kids k
 	[ -f "$d/master.pid" ] || return 0
 	pid=$(cat "$d/master.pid"); wpid=$(cat "$d/wrapper.pid" 2>/dev/null || true)
 	port=$(cat "$d/port")
+	# The master's children: an smtpd in a session outlives an orderly stop (it finishes
+	# the session, up to smtpd_timeout), so a client's pooled connection would still be
+	# answered. A stopped MTA here answers nobody: they are stopped too, by PID.
+	kids=$(ps -o pid= --ppid "$pid" 2>/dev/null || true)
 	kill -TERM "$pid" 2>/dev/null || true
 	lab_wait_pid "$pid" 15 || kill -KILL "$pid" 2>/dev/null || true
+	for k in $kids; do
+		kill -TERM "$k" 2>/dev/null || true
+		lab_wait_pid "$k" 5 || kill -KILL "$k" 2>/dev/null || true
+	done
 	if [ -n "$wpid" ]; then
 		lab_wait_pid "$wpid" 5 || kill -KILL "$wpid" 2>/dev/null || true
 		wait "$wpid" 2>/dev/null || true
