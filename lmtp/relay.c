@@ -1,11 +1,12 @@
 /*
  * relay.c - deliver one message's recipients to their destinations in
- * parallel, each group of one domain in its own thread (see relay.h).
+ * parallel, one job per destination domain on a pool of worker threads
+ * (see relay.h).
  *
  * A delivery is reference-counted: the caller's wait and every destination
- * thread hold a reference, so a thread still running at the deadline keeps
- * the body and the recipients it reads alive after the caller has answered,
- * and the last one out frees them.
+ * job hold a reference, so a job still running at the deadline keeps the
+ * body and the recipients it reads alive after the caller has answered, and
+ * the last one out frees them.
  */
 #include <errno.h>
 #include <pthread.h>

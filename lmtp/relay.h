@@ -4,7 +4,8 @@
  * the destination's own verdict before the deadline.
  *
  * Recipients are grouped by domain; each group is one SMTP transaction to
- * that destination, run in its own thread: the route file's next hops when
+ * that destination, the groups run at once on reused worker threads (the
+ * last one in the caller's thread): the route file's next hops when
  * the domain has a route (transport(5) syntax, as gw-milter), else the MX
  * hosts in preference order with equal preferences shuffled (RFC 5321 5.1),
  * the domain itself when it has no MX, and no delivery at all for a null MX
@@ -26,9 +27,9 @@
  * health_retry is still let through, and its outcome decides again.
  *
  * Does not defend against: a destination that accepts and then loses the
- * mail (its 250 is the truth we pass on); threads that outlive the deadline
- * are waited for before the body is released, so a hung DNS library call
- * would delay the next transaction of that LMTP session (lookups are bounded).
+ * mail (its 250 is the truth we pass on); a job still running at the deadline
+ * keeps its worker (and the message's body) until its own bounds end it: the
+ * caller has answered by then, so only threads and memory wait.
  */
 #ifndef GWL_RELAY_H
 #define GWL_RELAY_H
