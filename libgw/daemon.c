@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "gw/daemon.h"
+#include "net.h"
 
 int gw_daemon_user(const char *user, uid_t *uid_r, gid_t *gid_r, char *err, size_t errlen)
 {
@@ -158,4 +159,11 @@ int gw_daemon_signals_to(int wfd)
 		return -1;
 	sa.sa_handler = SIG_IGN;
 	return sigaction(SIGPIPE, &sa, NULL);
+}
+
+void gw_daemon_peer_text(int fd, char *out, size_t outlen)
+{
+	gw_net_peer_text(fd, out, outlen);
+	if (out[0] != '[') /* a unix socket's client has no name */
+		snprintf(out, outlen, "local");
 }

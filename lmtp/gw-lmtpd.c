@@ -232,26 +232,6 @@ static void *session_thread(void *arg)
 	return NULL;
 }
 
-static void peer_name(int fd, char *out, size_t outlen)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	char host[INET6_ADDRSTRLEN] = "";
-
-	snprintf(out, outlen, "local");
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
-		return;
-	if (ss.ss_family == AF_INET) {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-		snprintf(out, outlen, "[%s]:%u", host, ntohs(s4->sin_port));
-	} else if (ss.ss_family == AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-		snprintf(out, outlen, "[%s]:%u", host, ntohs(s6->sin6_port));
-	}
-}
-
 static void accept_one(int lfd)
 {
 	session_arg *a;
@@ -272,7 +252,7 @@ static void accept_one(int lfd)
 		int one = 1;
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
-	peer_name(fd, a->client, sizeof(a->client));
+	gw_daemon_peer_text(fd, a->client, sizeof(a->client));
 	pthread_mutex_lock(&current_lock);
 	sessions++;
 	sessions_total++;

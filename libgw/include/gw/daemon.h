@@ -36,6 +36,12 @@ GW_API int gw_daemon_listen(const gw_nexthop *hop, int backlog, mode_t mode, uid
 			    size_t errlen);
 
 /*
+ * The peer of an accepted connection fd, for logs: "[192.0.2.7]:51234",
+ * "[2001:db8::7]:51234", or "local" for a unix socket (or when unknown).
+ */
+GW_API void gw_daemon_peer_text(int fd, char *out, size_t outlen);
+
+/*
  * Signals to a pipe: SIGHUP writes 'H', SIGTERM and SIGINT write 'T' to wfd
  * (the handler does nothing else, so the daemon acts on them in its own
  * thread); SIGPIPE is ignored. 0, or -1 with errno.
