@@ -81,6 +81,17 @@ static void usage(void)
 			"       gw-lmtpd -C CONTROL_SOCKET stats\n");
 }
 
+static void stats_add(gwl_relay_stats *to, const gwl_relay_stats *from)
+{
+	to->transactions += from->transactions;
+	to->delivered += from->delivered;
+	to->tempfail += from->tempfail;
+	to->permfail += from->permfail;
+	to->uncertain += from->uncertain;
+	to->late += from->late;
+	to->connections_reused += from->connections_reused;
+}
+
 static void instance_unref(instance *in)
 {
 	gwl_relay_stats st;
@@ -89,13 +100,7 @@ static void instance_unref(instance *in)
 		return;
 	gwl_relay_get_stats(in->relay, &st);
 	pthread_mutex_lock(&current_lock);
-	retired.transactions += st.transactions;
-	retired.delivered += st.delivered;
-	retired.tempfail += st.tempfail;
-	retired.permfail += st.permfail;
-	retired.uncertain += st.uncertain;
-	retired.late += st.late;
-	retired.connections_reused += st.connections_reused;
+	stats_add(&retired, &st);
 	pthread_mutex_unlock(&current_lock);
 	gwl_relay_free(&in->relay);
 	gwl_config_free(&in->conf);
@@ -296,13 +301,7 @@ static void control_serve(int cfd)
 			if (in != NULL)
 				gwl_relay_get_stats(in->relay, &st);
 			pthread_mutex_lock(&current_lock);
-			st.transactions += retired.transactions;
-			st.delivered += retired.delivered;
-			st.tempfail += retired.tempfail;
-			st.permfail += retired.permfail;
-			st.uncertain += retired.uncertain;
-			st.late += retired.late;
-			st.connections_reused += retired.connections_reused;
+			stats_add(&st, &retired);
 			now = sessions;
 			total = sessions_total;
 			pthread_mutex_unlock(&current_lock);
