@@ -244,9 +244,7 @@ static gw_lmtp *conn_take(gwl_relay *r, const char *key, int64_t deadline, int *
 	if (d == NULL)
 		return NULL;
 	if (l == NULL) {
-		int64_t left = deadline - gw_now_ms();
-		o.client.deadline_ms = left > 0 ? (unsigned)left : 1;
-		if ((l = gw_lmtp_new(&o)) == NULL) {
+		if ((l = gw_lmtp_new(&o)) == NULL) { /* the caller sets the transaction's deadline */
 			pthread_mutex_lock(&r->lock);
 			d->in_use--;
 			if (d->waiters > 0)
@@ -767,11 +765,18 @@ static void job_refused(delivery *d, group *g)
 static group *delivery_start(delivery *d)
 {
 	group *last = NULL;
-	size_t i, j;
-	char *seen = calloc(d->nrcpts ? d->nrcpts : 1, 1);
-	char dom[DEST_KEY_MAX], other[DEST_KEY_MAX];
+	size_t i, j, n = d->nrcpts ? d->nrcpts : 1;
+	char *seen = calloc(n, 1);
+	const char **at = calloc(n, sizeof(*at)); /* each recipient's domain, found once */
+	size_t *alen = calloc(n, sizeof(*alen));
+	char dom[DEST_KEY_MAX];
 
-	for (i = 0; seen != NULL && i < d->nrcpts; i++) {
+	for (i = 0; at != NULL && alen != NULL && i < d->nrcpts; i++) {
+		const char *a = strrchr(d->rcpts[i].addr, '@');
+		at[i] = a != NULL ? a + 1 : "";
+		alen[i] = strcspn(at[i], ">");
+	}
+	for (i = 0; seen != NULL && at != NULL && alen != NULL && i < d->nrcpts; i++) {
 		group *g;
 		if (seen[i])
 			continue;
@@ -787,10 +792,7 @@ static group *delivery_start(delivery *d)
 		g->d = d;
 		snprintf(g->domain, sizeof(g->domain), "%s", dom);
 		for (j = i; j < d->nrcpts; j++) {
-			if (seen[j])
-				continue;
-			rcpt_domain(d->rcpts[j].addr, other, sizeof(other));
-			if (strcmp(dom, other) == 0) {
+			if (!seen[j] && alen[j] == alen[i] && strncasecmp(at[j], at[i], alen[i]) == 0) {
 				seen[j] = 1;
 				g->idx[g->n++] = j;
 			}
@@ -804,6 +806,8 @@ static group *delivery_start(delivery *d)
 		last = g;
 	}
 	free(seen);
+	free(at);
+	free(alen);
 	return last;
 }
 
