@@ -23,12 +23,12 @@
 # After each case both gateways have no session open, no spool file, and
 # their stats (gw-lmtpd -C SOCKET stats) count what they passed on.
 #
-# Sendmail is not installed: its Debian packages are unpacked into a cache
-# as test/sh/milter_sendmail.sh does ($1/sendmail-cache, GW_SENDMAIL_CACHE
-# overrides), with the same pitfalls handled: its own UTS namespace with a
-# dotted host name (else a 60 s stall at start), TrustStickyBit (world-
-# writable /tmp parent), no syslog here (-X traffic log; the queue files and
-# the gateways' logs say what happened).
+# Sendmail is not installed: lib/sendmail.sh unpacks its Debian packages
+# into a cache ($1/sendmail-cache, GW_SENDMAIL_CACHE overrides) and runs it
+# in its own UTS namespace with a dotted host name (else a 60 s stall at
+# start). Also handled: TrustStickyBit (world-writable /tmp parent), no
+# syslog here (-X traffic log; the queue files and the gateways' logs say
+# what happened).
 # Needs root, m4, swaks, postfix, unshare. Usage: lmtpd_sendmail.sh BUILD_DIR
 set -euo pipefail
 build=${1:?usage: lmtpd_sendmail.sh BUILD_DIR}
@@ -44,35 +44,11 @@ done
 lmtpd=$build/lmtp/gw-lmtpd
 [ -x "$lmtpd" ] || die "$lmtpd not built"
 
-# ---- Sendmail, unpacked, not installed (as milter_sendmail.sh) -------------
-cache=${GW_SENDMAIL_CACHE:-$build/sendmail-cache}
-sm_root=$cache/root
-sm_bin=$sm_root/usr/libexec/sendmail/sendmail
-sm_pkgs="sendmail-bin sendmail-cf sendmail-base libwrap0"   # libwrap0: not on a minimal Debian 12
-mkdir -p "$cache"
-(
-	# milter_sendmail.sh may unpack into the same cache at the same time: wait for it
-	flock -w 300 9 || die "cannot lock $cache"
-	if [ ! -x "$sm_bin" ] || [ "$(cat "$cache/unpacked" 2>/dev/null)" != "$sm_pkgs" ]; then
-		rm -rf "$cache/debs"; mkdir -p "$cache/debs"
-		# shellcheck disable=SC2086
-		( cd "$cache/debs" && { apt-get download $sm_pkgs >/dev/null 2>&1 ||
-			{ apt-get update -qq && apt-get download $sm_pkgs >/dev/null; }; } ) ||
-			die "cannot download the sendmail packages"
-		rm -rf "$sm_root"; mkdir -p "$sm_root"
-		for d in "$cache/debs"/*.deb; do dpkg -x "$d" "$sm_root"; done
-		[ -x "$sm_bin" ] || die "no $sm_bin in the unpacked packages"
-		chmod ug-s "$sm_bin"   # set-gid: the loader would ignore LD_LIBRARY_PATH
-		echo "$sm_pkgs" >"$cache/unpacked"
-	fi
-) 9>"$cache/.lock"
-export LD_LIBRARY_PATH=$sm_root/lib/x86_64-linux-gnu:$sm_root/usr/lib/x86_64-linux-gnu
-if ldd "$sm_bin" | grep -q 'not found'; then
-	die "sendmail needs libraries that are not installed: $(ldd "$sm_bin" | grep 'not found' | tr -s ' \t' ' ')"
-fi
-# Its own UTS namespace with a dotted host name (else a 60 s stall at start).
-# shellcheck disable=SC2016 # $0 and $@ are the inner shell's
-smx_cmd=(unshare --uts sh -c 'hostname internal.sendmail.lab.invalid && exec "$0" "$@"' "$sm_bin")
+# ---- Sendmail, unpacked, not installed (lib/sendmail.sh) ------------------
+# shellcheck source-path=SCRIPTDIR source=lib/sendmail.sh
+. "$here/lib/sendmail.sh"
+sm_unpack "$build" || die "no Sendmail to run"
+sm_cmd internal.sendmail.lab.invalid
 smx() { "${smx_cmd[@]}" "$@"; }
 
 S=

@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # milter_sendmail.sh - gw-milter end to end through a real Sendmail 8.17.
 #
-# Sendmail is not installed: its Debian packages (sendmail-bin, -cf, -base, and
-# libwrap0, found through LD_LIBRARY_PATH) are fetched with `apt-get download`
-# and unpacked with `dpkg -x` into a cache ($1/sendmail-cache, reused by later
-# runs), so it coexists with Postfix. The
+# Sendmail is not installed: lib/sendmail.sh unpacks its Debian packages into
+# a cache ($1/sendmail-cache, reused by later runs), so it coexists with
+# Postfix. The
 # gateway's sendmail.cf is built with m4 from a small .mc that includes
 # etc/sendmail/gw-milter.mc (only the port changed). The internal MTA is a
 # throw-away Postfix (test/sh/lib/lab.sh) that knows alice@example.com.
@@ -32,30 +31,13 @@ if [ -z "${LAB_MILTER_BIN:-}" ] && [ ! -x "$build/milter/gw-milter" ]; then
 	cmake --build "$build" --target gw-milter >/dev/null || fail "cannot build gw-milter in $build"
 fi
 
-# ---- Sendmail, unpacked, not installed --------------------------------------
-cache=${GW_SENDMAIL_CACHE:-$build/sendmail-cache}
-sm_root=$cache/root
-sm_bin=$sm_root/usr/libexec/sendmail/sendmail
-sm_pkgs="sendmail-bin sendmail-cf sendmail-base libwrap0"   # libwrap0: not on a minimal Debian 12
-if [ ! -x "$sm_bin" ] || [ "$(cat "$cache/unpacked" 2>/dev/null)" != "$sm_pkgs" ]; then
-	rm -rf "$cache/debs"; mkdir -p "$cache/debs"
-	# shellcheck disable=SC2086
-	( cd "$cache/debs" && { apt-get download $sm_pkgs >/dev/null 2>&1 ||
-		{ apt-get update -qq && apt-get download $sm_pkgs >/dev/null; }; } ) ||
-		fail "cannot download the sendmail packages"
-	rm -rf "$sm_root"; mkdir -p "$sm_root"
-	for d in "$cache/debs"/*.deb; do dpkg -x "$d" "$sm_root"; done
-	[ -x "$sm_bin" ] || fail "no $sm_bin in the unpacked packages"
-	# set-gid smmsp in the package: the loader would ignore LD_LIBRARY_PATH (we run as root anyway)
-	chmod ug-s "$sm_bin"
-	echo "$sm_pkgs" >"$cache/unpacked"
-fi
-export LD_LIBRARY_PATH=$sm_root/lib/x86_64-linux-gnu:$sm_root/usr/lib/x86_64-linux-gnu
-if ldd "$sm_bin" | grep -q 'not found'; then
-	fail "sendmail needs libraries that are not installed: $(ldd "$sm_bin" | grep 'not found' | tr -s ' \t' ' ')"
-fi
+# ---- Sendmail, unpacked, not installed (lib/sendmail.sh) ------------------
+# shellcheck source-path=SCRIPTDIR source=lib/sendmail.sh
+. "$here/lib/sendmail.sh"
+sm_unpack "$build" || fail "no Sendmail to run"
 # Its own UTS namespace with a dotted host name (else a 60 s stall at start).
-smx() { unshare --uts sh -c 'hostname gw.sendmail.lab.invalid && exec "$0" "$@"' "$sm_bin" "$@"; }
+sm_cmd gw.sendmail.lab.invalid
+smx() { "${smx_cmd[@]}" "$@"; }
 
 failures=0
 sm_wrapper=
