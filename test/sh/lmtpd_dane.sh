@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# gw-lmtpd with tls = dane (RFC 7672) against a real DNSSEC setup on loopback:
+#   - an authoritative BIND for dane.test, signed here (dnssec-keygen,
+#     dnssec-signzone), and for plain.test, unsigned;
+#   - a validating BIND resolver with a static trust anchor for dane.test that
+#     forwards both zones to the first; gw-lmtpd's dns_servers is this one;
+#   - the destination MX is a Postfix with smtpd TLS and a certificate made
+#     here with openssl req; mx-notls.dane.test is an smtp-sink (no STARTTLS).
+# Cases, one message each:
+#   ok.dane.test        TLSA 3 1 1 of the certificate: delivered, dane=verified
+#   bad.dane.test       TLSA 3 1 1 of another key: 4xx, nothing delivered, the log
+#                       says the certificate does not match
+#   notls.dane.test     TLSA, destination without STARTTLS: 4xx, nothing delivered
+#   plain.test          unsigned zone under dane: delivered (opportunistic TLS)
+#   only.plain.test     unsigned zone under dane-only (tls_policy): 4xx
+# Needs root (Postfix), named + dnssec-keygen + dnssec-signzone (bind9,
+# bind9-utils), dig, smtp-sink, swaks, openssl.
+set -euo pipefail
+bindir=$1
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib/lab.sh
+. "$here/lib/lab.sh"
+lmtpd=$bindir/lmtp/gw-lmtpd
+[ -x "$lmtpd" ] || { echo "FAIL: $lmtpd not built" >&2; exit 1; }
+
+lab_init
+NAMED_PIDS=()
+stop_named() {
+	local pid st s
+	for pid in "${NAMED_PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null || continue
+		for _ in $(seq 100); do # at most ~10 s
+			st=
+			{ read -r s <"/proc/$pid/stat"; } 2>/dev/null && { s=${s##*) }; st=${s%% *}; }
+			case $st in '' | Z) break ;; esac
+			sleep 0.1
+		done
+		case $st in '' | Z) ;; *) kill -KILL "$pid" 2>/dev/null ;; esac
+		wait "$pid" 2>/dev/null || true
+	done
+	NAMED_PIDS=()
+}
+trap 'stop_named; lab_stop_all' EXIT
+fail() {
+	echo "FAIL: $*" >&2
+	[ -f "$LAB/lmtpd.log" ] && tail -n 30 "$LAB/lmtpd.log" >&2
+	[ -f "$LAB/dest/maillog" ] && grep -iE 'tls|warning|error' "$LAB/dest/maillog" | tail -n 10 >&2
+	exit 1
+}
+
+sp=$(lab_port)    # the destinations' SMTP port (smtp_port), also in the TLSA owner names
+auth=$(lab_port)  # authoritative named
+res=$(lab_port)   # validating resolver
+lmtp=$(lab_port)
+
+# --- certificates: the destination's, and another key for the TLSA that must not match
+openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=mx-ok.dane.test \
+	-addext "subjectAltName=DNS:mx-ok.dane.test,DNS:mx-bad.dane.test" \
+	-keyout "$LAB/mx.key" -out "$LAB/mx.crt" 2>/dev/null
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$LAB/other.key" 2>/dev/null
+spki_sha256() { openssl pkey -in "$1" -pubout -outform DER | sha256sum | cut -d' ' -f1; }
+good=$(openssl x509 -in "$LAB/mx.crt" -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1)
+other=$(spki_sha256 "$LAB/other.key")
+
+# --- the zones, dane.test signed
+z=$LAB/auth
+mkdir -p "$z"
+cat >"$z/dane.test.zone" <<ZONE
+\$TTL 60
+@              IN SOA ns1.dane.test. hostmaster.dane.test. 1 3600 600 86400 60
+@              IN NS  ns1.dane.test.
+ns1            IN A   127.0.0.1
+ok             IN MX  10 mx-ok.dane.test.
+bad            IN MX  10 mx-bad.dane.test.
+notls          IN MX  10 mx-notls.dane.test.
+mx-ok          IN A   127.0.0.1
+mx-bad         IN A   127.0.0.1
+mx-notls       IN A   127.0.0.2
+_$sp._tcp.mx-ok    IN TLSA 3 1 1 $good
+_$sp._tcp.mx-bad   IN TLSA 3 1 1 $other
+_$sp._tcp.mx-notls IN TLSA 3 1 1 $good
+ZONE
+cat >"$z/plain.test.zone" <<ZONE
+\$TTL 60
+@              IN SOA ns1.plain.test. hostmaster.plain.test. 1 3600 600 86400 60
+@              IN NS  ns1.plain.test.
+ns1            IN A   127.0.0.1
+@              IN MX  10 mx.plain.test.
+only           IN MX  10 mx.plain.test.
+mx             IN A   127.0.0.1
+_$sp._tcp.mx   IN TLSA 3 1 1 $good
+ZONE
+(cd "$z" && dnssec-keygen -q -K . -a ECDSAP256SHA256 -f KSK dane.test >/dev/null &&
+	dnssec-keygen -q -K . -a ECDSAP256SHA256 dane.test >/dev/null &&
+	dnssec-signzone -q -S -K . -o dane.test -f dane.test.zone.signed dane.test.zone >/dev/null) ||
+	fail "cannot sign dane.test"
+# The KSK's DNSKEY as a static trust anchor for the resolver.
+anchor=$(awk '$0 !~ /^;/ { for (d = 1; d <= NF && $d != "DNSKEY"; d++); if (d < NF && $(d + 1) == 257) {
+	k = ""; for (i = d + 4; i <= NF; i++) k = k $i; print $(d + 1), $(d + 2), $(d + 3), "\"" k "\"" } }' "$z"/Kdane.test.*.key)
+[ -n "$anchor" ] || fail "no KSK found"
+
+cat >"$z/named.conf" <<CONF
+options {
+    directory "$z"; pid-file "$z/named.pid"; session-keyfile "$z/session.key";
+    managed-keys-directory "$z";
+    listen-on port $auth { 127.0.0.1; }; listen-on-v6 { none; };
+    recursion no; dnssec-validation no; allow-transfer { none; }; notify no;
+};
+controls { };
+zone "dane.test" { type primary; file "$z/dane.test.zone.signed"; };
+zone "plain.test" { type primary; file "$z/plain.test.zone"; };
+CONF
+r=$LAB/resolver
+mkdir -p "$r"
+cat >"$r/named.conf" <<CONF
+options {
+    directory "$r"; pid-file "$r/named.pid"; session-keyfile "$r/session.key";
+    managed-keys-directory "$r";
+    listen-on port $res { 127.0.0.1; }; listen-on-v6 { none; };
+    recursion yes; allow-recursion { 127.0.0.0/8; };
+    dnssec-validation yes;    // only the anchors below: no root key, no Internet
+    querylog yes;
+};
+controls { };
+trust-anchors { "dane.test." static-key $anchor; };
+zone "dane.test" { type forward; forward only; forwarders { 127.0.0.1 port $auth; }; };
+zone "plain.test" { type forward; forward only; forwarders { 127.0.0.1 port $auth; }; };
+CONF
+
+# start_named DIR PORT: named -g on that config, until it answers (bounded)
+start_named() {
+	local dir=$1 port=$2 pid
+	named -g -4 -c "$dir/named.conf" >"$dir/named.log" 2>&1 &
+	pid=$!
+	NAMED_PIDS+=("$pid")
+	for _ in $(seq 150); do # at most ~15 s
+		kill -0 "$pid" 2>/dev/null || break
+		if grep -q 'running$' "$dir/named.log" &&
+			[ -n "$(dig @127.0.0.1 -p "$port" +time=1 +tries=1 +short dane.test SOA 2>/dev/null)" ]; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	tail -n 20 "$dir/named.log" >&2
+	return 1
+}
+start_named "$z" "$auth" || fail "authoritative named did not start"
+start_named "$r" "$res" || fail "resolver named did not start"
+# The resolver validates dane.test (AD) and not plain.test.
+dig @127.0.0.1 -p "$res" +dnssec +time=2 +tries=1 ok.dane.test MX | grep -q 'flags:.* ad[ ;]' ||
+	fail "the resolver does not validate dane.test: $(dig @127.0.0.1 -p "$res" +dnssec ok.dane.test MX)"
+dig @127.0.0.1 -p "$res" +dnssec +time=2 +tries=1 plain.test MX | grep -q 'flags:.* ad[ ;]' &&
+	fail "plain.test should not validate"
+echo "ok: signed zone validates, unsigned does not"
+
+# --- the destinations: Postfix with smtpd TLS on 127.0.0.1, smtp-sink without TLS on 127.0.0.2
+lab_internal_start dest "$sp" u@ok.dane.test u@bad.dane.test u@notls.dane.test u@plain.test u@only.plain.test ||
+	fail "destination Postfix did not start"
+lab_postfix_stop dest
+echo 'tlsmgr    unix  - - n 1000? 1 tlsmgr' >>"$LAB/dest/etc/master.cf"
+postconf -c "$LAB/dest/etc" -e "smtpd_tls_cert_file = $LAB/mx.crt" "smtpd_tls_key_file = $LAB/mx.key" \
+	"smtpd_tls_security_level = may" "smtpd_tls_received_header = yes"
+lab_postfix_start dest || fail "destination Postfix did not start with TLS"
+lab_bg sink smtp-sink -u postfix "127.0.0.2:$sp" 100
+for _ in $(seq 100); do [ -n "$(ss -Htln "src 127.0.0.2:$sp")" ] && break; sleep 0.1; done
+
+# --- gw-lmtpd: tls = dane, dane-only for only.plain.test
+printf 'only.plain.test dane-only\n' >"$LAB/tls_policy"
+c=$LAB/gw-lmtpd.conf
+cp "$LAB_SRC/etc/gw-lmtpd.conf" "$c"
+lab_conf_set "$c" listen "[127.0.0.1]:$lmtp"
+lab_conf_set "$c" control_socket "$LAB/control"
+lab_conf_set "$c" pid_file "$LAB/pid"
+lab_conf_set "$c" spool_dir "$LAB"
+lab_conf_set "$c" log stderr
+lab_conf_set "$c" tls dane
+lab_conf_set "$c" tls_policy "$LAB/tls_policy"
+lab_conf_set "$c" dns_servers "127.0.0.1:$res"
+lab_conf_set "$c" dns_timeout 5s
+lab_conf_set "$c" smtp_port "$sp"
+lab_conf_set "$c" connect_timeout 2s
+lab_conf_set "$c" dest_idle 0
+"$lmtpd" -n -c "$c" >/dev/null || fail "gw-lmtpd -n refused the configuration"
+lab_bg lmtpd "$lmtpd" -f -c "$c"
+lab_wait_port "$lmtp" 10 || fail "gw-lmtpd does not listen"
+
+# lmtp OUT RCPT: one LMTP transaction; OUT gets swaks' transcript
+lmtp() {
+	timeout 90 swaks --protocol LMTP --server 127.0.0.1 --port "$lmtp" --helo internal.test \
+		--from sender@internal.test --to "$2" --timeout 60 --header "Subject: $2" >"$1" 2>&1 || true
+}
+final() { awk '/^ -> \.$/ { on = 1; next } on && /^ *<(-|\*\*) / { sub(/^ *<(-|\*\*) */, ""); print }' "$1" | grep -v '^221 ' | head -1; }
+logline() { grep "to=<$1>" "$LAB/lmtpd.log" | tail -1; }
+mailbox() { find "$LAB/dest/mail/$1/new" -type f 2>/dev/null | wc -l; }
+# wait_mail ADDR: until the destination has put one message in ADDR's mailbox (bounded)
+wait_mail() { for _ in $(seq 150); do [ "$(mailbox "$1")" -ge 1 ] && return 0; sleep 0.1; done; return 1; }
+
+lmtp "$LAB/t-ok" u@ok.dane.test
+f=$(final "$LAB/t-ok")
+[[ $f == 250* ]] || fail "ok.dane.test: $f"
+l=$(logline u@ok.dane.test)
+[[ $l == *"state=delivered"* && $l == *" dane=verified "* && $l == *'tls="TLS'* ]] || fail "ok.dane.test log: $l"
+wait_mail u@ok.dane.test || fail "ok.dane.test: nothing in the mailbox"
+echo "ok: matching DANE-EE 3 1 1: delivered, dane=verified"
+
+lmtp "$LAB/t-bad" u@bad.dane.test
+f=$(final "$LAB/t-bad")
+[[ $f == 4[0-9][0-9]* ]] || fail "bad.dane.test: want 4xx, got $f"
+l=$(logline u@bad.dane.test)
+[[ $l == *"state=tempfail"* && $l == *" dane=failed "* && $l == *"does not match the TLSA records"* ]] ||
+	fail "bad.dane.test log: $l"
+echo "ok: TLSA not matching: $f"
+
+lmtp "$LAB/t-notls" u@notls.dane.test
+f=$(final "$LAB/t-notls")
+[[ $f == 4[0-9][0-9]* ]] || fail "notls.dane.test: want 4xx, got $f"
+l=$(logline u@notls.dane.test)
+[[ $l == *"state=tempfail"* && $l == *" dane=failed "* && $l == *"STARTTLS"* ]] || fail "notls.dane.test log: $l"
+grep -q 'RCPT TO' "$LAB/sink.log" 2>/dev/null && fail "the no-STARTTLS destination got a transaction"
+echo "ok: TLSA but no STARTTLS: $f"
+
+lmtp "$LAB/t-plain" u@plain.test
+f=$(final "$LAB/t-plain")
+[[ $f == 250* ]] || fail "plain.test: $f"
+l=$(logline u@plain.test)
+[[ $l == *"state=delivered"* && $l == *" dane=unsigned-mx "* && $l == *'tls="TLS'* ]] || fail "plain.test log: $l"
+wait_mail u@plain.test || fail "plain.test: nothing in the mailbox"
+echo "ok: unsigned zone under dane: delivered opportunistically"
+
+lmtp "$LAB/t-only" u@only.plain.test
+f=$(final "$LAB/t-only")
+[[ $f == 4[0-9][0-9]* ]] || fail "only.plain.test: want 4xx, got $f"
+l=$(logline u@only.plain.test)
+[[ $l == *"state=tempfail"* && $l == *"not DNSSEC-validated"* ]] || fail "only.plain.test log: $l"
+echo "ok: unsigned zone under dane-only: $f"
+
+# Nothing reached the mailboxes of the refused recipients.
+for a in u@bad.dane.test u@notls.dane.test u@only.plain.test; do
+	[ "$(mailbox "$a")" -eq 0 ] || fail "$a got mail"
+done
+st=$(timeout 10 "$lmtpd" -C "$LAB/control" stats)
+[[ $st == *"dane_verified=1 "* && $st == *"dane_failed=3 "* ]] || fail "stats: $st"
+echo "ok: stats $st"
+echo PASS
