@@ -217,7 +217,9 @@ static int dane_setup(SSL *ssl, const char *name, const gw_tlsa *tlsa, size_t n,
 		ssl_errtext("cannot enable DANE for the session", "failed", err, errlen);
 		return -1;
 	}
-	/* RFC 7672 3.2.3: DANE-TA names are checked without partial wildcards; DANE-EE names not at all. */
+	/* RFC 7672 3.2.3: DANE-EE names are not checked at all (OpenSSL checks them unless told);
+	 * DANE-TA names are, against the base domain, without partial wildcards. */
+	SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
 	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 	for (i = 0; i < n; i++) {
 		int r = SSL_dane_tlsa_add(ssl, tlsa[i].usage, tlsa[i].selector, tlsa[i].mtype, tlsa[i].data,
