@@ -13,6 +13,14 @@
 #   notls.dane.test     TLSA, destination without STARTTLS: 4xx, nothing delivered
 #   plain.test          unsigned zone under dane: delivered (opportunistic TLS)
 #   only.plain.test     unsigned zone under dane-only (tls_policy): 4xx
+#   ta.dane.test        TLSA 2 0 1 of the CA that issued the certificate (and a
+#                       PKIX-TA record, ignored): delivered, dane=verified
+#   taname.dane.test    the same TLSA, but the certificate does not name the MX
+#                       host (DANE-TA checks names): 4xx
+#   bogus.dane.test     a TLSA record changed after signing: the resolver answers
+#                       SERVFAIL, 4xx without connecting
+#   next.dane.test      MX 10 the mismatching host, MX 20 the good one: delivered
+#                       through the second in the same transaction
 # Needs root (Postfix), named + dnssec-keygen + dnssec-signzone (bind9,
 # bind9-utils), dig, smtp-sink, swaks, openssl.
 set -euo pipefail
@@ -53,14 +61,21 @@ auth=$(lab_port)  # authoritative named
 res=$(lab_port)   # validating resolver
 lmtp=$(lab_port)
 
-# --- certificates: the destination's, and another key for the TLSA that must not match
-openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=mx-ok.dane.test \
-	-addext "subjectAltName=DNS:mx-ok.dane.test,DNS:mx-bad.dane.test" \
-	-keyout "$LAB/mx.key" -out "$LAB/mx.crt" 2>/dev/null
+# --- certificates: a CA and the destination's certificate from it (served with the chain),
+# and another key for the TLSA that must not match
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj "/CN=Test DANE CA" \
+	-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" \
+	-keyout "$LAB/ca.key" -out "$LAB/ca.crt" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj /CN=mx-ok.dane.test -keyout "$LAB/mx.key" -out "$LAB/mx.csr" 2>/dev/null
+printf 'subjectAltName=DNS:mx-ok.dane.test,DNS:mx-bad.dane.test,DNS:mx-ta.dane.test,DNS:mx.plain.test\n' >"$LAB/mx.ext"
+openssl x509 -req -in "$LAB/mx.csr" -CA "$LAB/ca.crt" -CAkey "$LAB/ca.key" -CAcreateserial -days 30 \
+	-extfile "$LAB/mx.ext" -out "$LAB/mx.crt" 2>/dev/null
+cat "$LAB/mx.crt" "$LAB/ca.crt" >"$LAB/mx-chain.crt"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$LAB/other.key" 2>/dev/null
-spki_sha256() { openssl pkey -in "$1" -pubout -outform DER | sha256sum | cut -d' ' -f1; }
 good=$(openssl x509 -in "$LAB/mx.crt" -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1)
-other=$(spki_sha256 "$LAB/other.key")
+other=$(openssl pkey -in "$LAB/other.key" -pubout -outform DER | sha256sum | cut -d' ' -f1)
+ca=$(openssl x509 -in "$LAB/ca.crt" -outform DER | sha256sum | cut -d' ' -f1)
+[ ${#good} -eq 64 ] && [ ${#other} -eq 64 ] && [ ${#ca} -eq 64 ] || fail "cannot make the certificates"
 
 # --- the zones, dane.test signed
 z=$LAB/auth
@@ -73,12 +88,24 @@ ns1            IN A   127.0.0.1
 ok             IN MX  10 mx-ok.dane.test.
 bad            IN MX  10 mx-bad.dane.test.
 notls          IN MX  10 mx-notls.dane.test.
+ta             IN MX  10 mx-ta.dane.test.
+taname         IN MX  10 mx-taname.dane.test.
+bogus          IN MX  10 mx-bogus.dane.test.
+next           IN MX  10 mx-bad.dane.test.
+next           IN MX  20 mx-ok.dane.test.
 mx-ok          IN A   127.0.0.1
+mx-ta          IN A   127.0.0.1
+mx-taname      IN A   127.0.0.1
+mx-bogus       IN A   127.0.0.1
 mx-bad         IN A   127.0.0.1
 mx-notls       IN A   127.0.0.2
 _$sp._tcp.mx-ok    IN TLSA 3 1 1 $good
 _$sp._tcp.mx-bad   IN TLSA 3 1 1 $other
 _$sp._tcp.mx-notls IN TLSA 3 1 1 $good
+_$sp._tcp.mx-ta    IN TLSA 2 0 1 $ca
+_$sp._tcp.mx-ta    IN TLSA 0 0 1 $other
+_$sp._tcp.mx-taname IN TLSA 2 0 1 $ca
+_$sp._tcp.mx-bogus IN TLSA 3 1 1 $good
 ZONE
 cat >"$z/plain.test.zone" <<ZONE
 \$TTL 60
@@ -92,8 +119,12 @@ _$sp._tcp.mx   IN TLSA 3 1 1 $good
 ZONE
 (cd "$z" && dnssec-keygen -q -K . -a ECDSAP256SHA256 -f KSK dane.test >/dev/null &&
 	dnssec-keygen -q -K . -a ECDSAP256SHA256 dane.test >/dev/null &&
-	dnssec-signzone -q -S -K . -o dane.test -f dane.test.zone.signed dane.test.zone >/dev/null) ||
+	dnssec-signzone -q -S -K . -O full -o dane.test -f dane.test.zone.signed dane.test.zone >/dev/null) ||
 	fail "cannot sign dane.test"
+# mx-bogus: its TLSA changed after signing, so the signature no longer covers it (bogus data)
+awk -v o="$other" '$1 ~ /^_[0-9]+\._tcp\.mx-bogus\./ && $4 == "TLSA" { print $1, $2, $3, $4, 3, 1, 1, o; next } { print }' \
+	"$z/dane.test.zone.signed" >"$z/signed.tmp" && mv "$z/signed.tmp" "$z/dane.test.zone.signed"
+grep -q "mx-bogus.* TLSA 3 1 1 $other" "$z/dane.test.zone.signed" || fail "cannot spoil mx-bogus's TLSA"
 # The KSK's DNSKEY as a static trust anchor for the resolver.
 anchor=$(awk '$0 !~ /^;/ { for (d = 1; d <= NF && $d != "DNSKEY"; d++); if (d < NF && $(d + 1) == 257) {
 	k = ""; for (i = d + 4; i <= NF; i++) k = k $i; print $(d + 1), $(d + 2), $(d + 3), "\"" k "\"" } }' "$z"/Kdane.test.*.key)
@@ -154,11 +185,12 @@ dig @127.0.0.1 -p "$res" +dnssec +time=2 +tries=1 plain.test MX | grep -q 'flags
 echo "ok: signed zone validates, unsigned does not"
 
 # --- the destinations: Postfix with smtpd TLS on 127.0.0.1, smtp-sink without TLS on 127.0.0.2
-lab_internal_start dest "$sp" u@ok.dane.test u@bad.dane.test u@notls.dane.test u@plain.test u@only.plain.test ||
+lab_internal_start dest "$sp" u@ok.dane.test u@bad.dane.test u@notls.dane.test u@plain.test u@only.plain.test \
+	u@ta.dane.test u@taname.dane.test u@bogus.dane.test u@next.dane.test ||
 	fail "destination Postfix did not start"
 lab_postfix_stop dest
 echo 'tlsmgr    unix  - - n 1000? 1 tlsmgr' >>"$LAB/dest/etc/master.cf"
-postconf -c "$LAB/dest/etc" -e "smtpd_tls_cert_file = $LAB/mx.crt" "smtpd_tls_key_file = $LAB/mx.key" \
+postconf -c "$LAB/dest/etc" -e "smtpd_tls_cert_file = $LAB/mx-chain.crt" "smtpd_tls_key_file = $LAB/mx.key" \
 	"smtpd_tls_security_level = may" "smtpd_tls_received_header = yes"
 lab_postfix_start dest || fail "destination Postfix did not start with TLS"
 lab_bg sink smtp-sink -u postfix "127.0.0.2:$sp" 100
@@ -234,11 +266,44 @@ l=$(logline u@only.plain.test)
 [[ $l == *"state=tempfail"* && $l == *"not DNSSEC-validated"* ]] || fail "only.plain.test log: $l"
 echo "ok: unsigned zone under dane-only: $f"
 
+lmtp "$LAB/t-ta" u@ta.dane.test
+f=$(final "$LAB/t-ta")
+[[ $f == 250* ]] || fail "ta.dane.test: $f"
+l=$(logline u@ta.dane.test)
+[[ $l == *"state=delivered"* && $l == *" dane=verified "* ]] || fail "ta.dane.test log: $l"
+wait_mail u@ta.dane.test || fail "ta.dane.test: nothing in the mailbox"
+echo "ok: DANE-TA 2 0 1 of the issuing CA (and a PKIX-TA record ignored): delivered, dane=verified"
+
+lmtp "$LAB/t-taname" u@taname.dane.test
+f=$(final "$LAB/t-taname")
+[[ $f == 4[0-9][0-9]* ]] || fail "taname.dane.test: want 4xx, got $f"
+l=$(logline u@taname.dane.test)
+[[ $l == *"state=tempfail"* && $l == *" dane=failed "* && $l == *"hostname mismatch"* ]] ||
+	fail "taname.dane.test log: $l"
+echo "ok: DANE-TA with a certificate not naming the MX host: $f"
+
+lmtp "$LAB/t-bogus" u@bogus.dane.test
+f=$(final "$LAB/t-bogus")
+[[ $f == 4[0-9][0-9]* ]] || fail "bogus.dane.test: want 4xx, got $f"
+l=$(logline u@bogus.dane.test)
+[[ $l == *"state=tempfail"* && $l == *" dane=tlsa-lookup-failed "* && $l == *"TLSA lookup"* ]] ||
+	fail "bogus.dane.test log: $l"
+echo "ok: bogus TLSA (SERVFAIL from the validator): $f"
+
+lmtp "$LAB/t-next" u@next.dane.test
+f=$(final "$LAB/t-next")
+[[ $f == 250* ]] || fail "next.dane.test: $f"
+l=$(logline u@next.dane.test)
+[[ $l == *"state=delivered"* && $l == *"host=mx-ok.dane.test:$sp"* && $l == *" dane=verified "* ]] ||
+	fail "next.dane.test log: $l"
+wait_mail u@next.dane.test || fail "next.dane.test: nothing in the mailbox"
+echo "ok: the first MX fails DANE, the second delivers"
+
 # Nothing reached the mailboxes of the refused recipients.
-for a in u@bad.dane.test u@notls.dane.test u@only.plain.test; do
+for a in u@bad.dane.test u@notls.dane.test u@only.plain.test u@taname.dane.test u@bogus.dane.test; do
 	[ "$(mailbox "$a")" -eq 0 ] || fail "$a got mail"
 done
 st=$(timeout 10 "$lmtpd" -C "$LAB/control" stats)
-[[ $st == *"dane_verified=1 "* && $st == *"dane_failed=3 "* ]] || fail "stats: $st"
+[[ $st == *"dane_verified=3 "* && $st == *"dane_failed=5 "* ]] || fail "stats: $st"
 echo "ok: stats $st"
 echo PASS
