@@ -550,9 +550,12 @@ static void group_run(group *g)
 					gwl_dane_state st = gwl_dane_outcome(dctx, res[i].gateway, tls);
 					snprintf(dt->dane, sizeof(dt->dane), "%s", gwl_dane_word(st));
 					dane_ok += st == GWL_DANE_VERIFIED;
+					/* Kept from its host by DANE: no match, no answer, or dane-only
+					 * without validated TLSA (the hook refused the host). */
 					dane_bad += st == GWL_DANE_FAILED || st == GWL_DANE_LOOKUP_FAILED ||
-						    (level == GWL_TLS_DANE_ONLY &&
-						     res[i].state == GW_LMTP_TEMPFAIL && res[i].local);
+						    (level == GWL_TLS_DANE_ONLY && st != GWL_DANE_OFF &&
+						     st != GWL_DANE_VERIFIED && res[i].local &&
+						     res[i].state == GW_LMTP_TEMPFAIL);
 				}
 				if (res[i].code != 0 && !res[i].local)
 					reached = 1;
