@@ -360,10 +360,13 @@ gw_lookup gwd_query_dnssec(const char *name, unsigned type, int64_t end, unsigne
 		return GW_LOOKUP_RETRY;
 	/* id 0: c-ares gives every query sent a random id of its own. */
 	rc = ares_create_query(name, CLASS_IN, (int)type, 0, 1, &qbuf, &qlen, EDNS_UDP_SIZE);
-	if (rc != ARES_SUCCESS || qlen < 12 + 11) {
+	/* The OPT record must be there (ARCOUNT 1, at the end) before its DO bit is set. */
+	if (rc != ARES_SUCCESS || qlen < 12 + 11 || qbuf[10] != 0 || qbuf[11] != 1 || qbuf[qlen - 10] != 0 ||
+	    qbuf[qlen - 9] != 41) {
 		ares_free_string(qbuf);
 		ares_destroy(ch);
-		gwu_set_err(err, errlen, "cannot build the DNS query for %s: %s", name, ares_strerror(rc));
+		gwu_set_err(err, errlen, "cannot build the DNSSEC query for %s: %s", name,
+			    rc != ARES_SUCCESS ? ares_strerror(rc) : "no EDNS0 record");
 		return GW_LOOKUP_RETRY;
 	}
 	/* The OPT record ends the query: root name, type, class (UDP size), TTL (ext-rcode, version,

@@ -482,6 +482,35 @@ static int group_needs_utf8(const delivery *d, const group *g)
 
 static void delivery_unref(delivery *d);
 
+/* What DANE did to one destination's recipients, for stats and the health check. */
+typedef struct dane_tally {
+	unsigned long verified, failed; /* through a verified session; kept from a host by DANE (not by a
+					   refused connection) */
+	size_t untried;                 /* kept from every host before any connection */
+	int talked;                     /* some host answered before DANE refused it */
+} dane_tally;
+
+/* The log word for one recipient's result, and its share of the tally. */
+static void dane_note(const gwl_dane_ctx *c, const gw_lmtp_result *res, const char *tls, gwl_relay_detail *dt,
+		      dane_tally *t)
+{
+	gwl_dane_state st = gwl_dane_outcome(c, res->gateway, tls);
+	/* The hook refused the host: a failed TLSA lookup, or dane-only without validated TLSA. */
+	int refused = res->local && res->state == GW_LMTP_TEMPFAIL &&
+		      (st == GWL_DANE_LOOKUP_FAILED || (c->level == GWL_TLS_DANE_ONLY && st != GWL_DANE_OFF &&
+							st != GWL_DANE_FAILED && st != GWL_DANE_VERIFIED));
+
+	snprintf(dt->dane, sizeof(dt->dane), "%s", gwl_dane_word(st));
+	t->verified += st == GWL_DANE_VERIFIED;
+	t->untried += refused;
+	if (st == GWL_DANE_FAILED && res->stage != GW_LMTP_STAGE_CONNECT) {
+		t->failed++;
+		t->talked = 1; /* greeting, EHLO or STARTTLS came: the host is up, its TLS is not ours */
+	} else if (refused) {
+		t->failed++;
+	}
+}
+
 static void group_run(group *g)
 {
 	delivery *d = g->d;
@@ -495,16 +524,17 @@ static void group_run(group *g)
 	gwl_tls_level level = gwl_tls_policy_lookup(
 	    r->c.tls_policy, g->domain,
 	    r->c.tls_level != GWL_TLS_NONE ? r->c.tls_level : (gwl_tls_level)r->c.smtp.client.tls);
-	int dane = level == GWL_TLS_DANE || level == GWL_TLS_DANE_ONLY;
-	gwl_dane_ctx *dctx = dane ? calloc(1, sizeof(*dctx)) : NULL;
+	int use_dane = level == GWL_TLS_DANE || level == GWL_TLS_DANE_ONLY;
+	gwl_dane_ctx *dctx = use_dane ? calloc(1, sizeof(*dctx)) : NULL;
 
-	if (hops == NULL || rcpts == NULL || res == NULL || (dane && dctx == NULL)) {
+	if (hops == NULL || rcpts == NULL || res == NULL || (use_dane && dctx == NULL)) {
 		for (i = 0; i < g->n; i++)
 			set_local(&d->results[g->idx[i]], GW_LMTP_TEMPFAIL, 451, "4.3.0", "out of memory");
-	} else if (dest_hops(r, g, dane, hops, GW_ROUTE_HOPS_MAX * GW_MX_MAX, &nhops, &mx_secure) == 0) {
+	} else if (dest_hops(r, g, use_dane, hops, GW_ROUTE_HOPS_MAX * GW_MX_MAX, &nhops, &mx_secure) == 0) {
 		/* Under DANE the hop hook sets each host's terms; until then, opportunistic. */
-		l = conn_take(r, g->domain, dane ? GW_TLS_MAY : (gw_tls_policy)level, d->deadline, &reused);
-		if (l != NULL && dane) {
+		l = conn_take(r, g->domain, use_dane ? GW_TLS_MAY : (gw_tls_policy)level, d->deadline,
+			      &reused);
+		if (l != NULL && use_dane) {
 			dctx->level = level;
 			dctx->mx_secure = mx_secure;
 			dctx->port = r->c.smtp_port ? r->c.smtp_port : 25;
@@ -524,6 +554,7 @@ static void group_run(group *g)
 		} else {
 			gwl_spool_reader rd;
 			gw_lmtp_txn txn = {0};
+			dane_tally dane = {0};
 			int reached = 0;
 			for (i = 0; i < g->n; i++)
 				rcpts[i] = d->rcpts[g->idx[i]];
@@ -536,7 +567,6 @@ static void group_run(group *g)
 			txn.rcpts = rcpts;
 			txn.nrcpts = g->n;
 			txn.body = &rd.body;
-			unsigned long dane_ok = 0, dane_bad = 0;
 			gw_lmtp_send_fallback(l, hops, nhops, &txn, res);
 			for (i = 0; i < g->n; i++) {
 				const char *peer = "", *tls = "";
@@ -546,28 +576,22 @@ static void group_run(group *g)
 					snprintf(dt->peer, sizeof(dt->peer), "%s", peer);
 					snprintf(dt->tls, sizeof(dt->tls), "%s", tls);
 				}
-				if (dane) {
-					gwl_dane_state st = gwl_dane_outcome(dctx, res[i].gateway, tls);
-					snprintf(dt->dane, sizeof(dt->dane), "%s", gwl_dane_word(st));
-					dane_ok += st == GWL_DANE_VERIFIED;
-					/* Kept from its host by DANE: no match, no answer, or dane-only
-					 * without validated TLSA (the hook refused the host). */
-					dane_bad += st == GWL_DANE_FAILED || st == GWL_DANE_LOOKUP_FAILED ||
-						    (level == GWL_TLS_DANE_ONLY && st != GWL_DANE_OFF &&
-						     st != GWL_DANE_VERIFIED && res[i].local &&
-						     res[i].state == GW_LMTP_TEMPFAIL);
-				}
+				if (use_dane)
+					dane_note(dctx, &res[i], tls, dt, &dane);
 				if (res[i].code != 0 && !res[i].local)
 					reached = 1;
 			}
 			gw_lmtp_set_hop_tls(l, NULL, NULL); /* dctx goes; the next user sets its own */
-			if (dane) {
+			if (use_dane) {
 				pthread_mutex_lock(&r->lock);
-				r->stats.dane_verified += dane_ok;
-				r->stats.dane_failed += dane_bad;
+				r->stats.dane_verified += dane.verified;
+				r->stats.dane_failed += dane.failed;
 				pthread_mutex_unlock(&r->lock);
+				reached |= dane.talked;
 			}
-			health_note(r, g->domain, reached);
+			/* Hosts DANE kept us from say nothing about whether the outside can be reached. */
+			if (!use_dane || dane.untried < g->n)
+				health_note(r, g->domain, reached);
 			conn_give(r, g->domain, l,
 				  gw_lmtp_count(res, g->n, GW_LMTP_DELIVERED) +
 					  gw_lmtp_count(res, g->n, GW_LMTP_PERMFAIL) ==
