@@ -21,6 +21,7 @@
 #                       SERVFAIL, 4xx without connecting
 #   next.dane.test      MX 10 the mismatching host, MX 20 the good one: delivered
 #                       through the second in the same transaction
+#   ok.dane.test again  over the connection kept from the first: dane=verified
 # The refusals come first, with gw-lmtpd's health check on: hosts DANE refused
 # must not read as "the gateway cannot reach the outside".
 # Needs root (Postfix), named + dnssec-keygen + dnssec-signzone (bind9,
@@ -213,7 +214,7 @@ lab_conf_set "$c" dns_servers "127.0.0.1:$res"
 lab_conf_set "$c" dns_timeout 5s
 lab_conf_set "$c" smtp_port "$sp"
 lab_conf_set "$c" connect_timeout 2s
-lab_conf_set "$c" dest_idle 0
+lab_conf_set "$c" dest_idle 1
 # The health check is on: the DANE refusals below come first, at several destinations,
 # and must not read as "cannot reach the outside" (the later sessions would get 421).
 lab_conf_set "$c" health_failures 2
@@ -226,8 +227,12 @@ lmtp() {
 	timeout 90 swaks --protocol LMTP --server 127.0.0.1 --port "$lmtp" --helo internal.test \
 		--from sender@internal.test --to "$2" --timeout 60 --header "Subject: $2" >"$1" 2>&1 || true
 }
-final() { awk '/^ -> \.$/ { on = 1; next } on && /^ *<(-|\*\*) / { sub(/^ *<(-|\*\*) */, ""); print }' "$1" | grep -v '^221 ' | head -1; }
-logline() { grep "to=<$1>" "$LAB/lmtpd.log" | tail -1; }
+# the first final reply after the dot; "none" when there was none (a refused session)
+final() {
+	awk '/^ -> \.$/ { on = 1; next } on && /^ *<(-|\*\*) / && !/^ *<(-|\*\*) *221 / { sub(/^ *<(-|\*\*) */, ""); print; exit }' "$1" |
+		grep . || echo "none: $(tail -n 3 "$1" | tr '\n' ' ')"
+}
+logline() { { grep "to=<$1>" "$LAB/lmtpd.log" || true; } | tail -1; }
 mailbox() { find "$LAB/dest/mail/$1/new" -type f 2>/dev/null | wc -l; }
 # wait_mail ADDR: until the destination has put one message in ADDR's mailbox (bounded)
 wait_mail() { for _ in $(seq 150); do [ "$(mailbox "$1")" -ge 1 ] && return 0; sleep 0.1; done; return 1; }
@@ -304,11 +309,20 @@ l=$(logline u@next.dane.test)
 wait_mail u@next.dane.test || fail "next.dane.test: nothing in the mailbox"
 echo "ok: the first MX fails DANE, the second delivers"
 
+# A second message to ok.dane.test goes over the kept connection, still verified.
+lmtp "$LAB/t-ok2" u@ok.dane.test
+f=$(final "$LAB/t-ok2")
+[[ $f == 250* ]] || fail "ok.dane.test again: $f"
+l=$(logline u@ok.dane.test)
+[[ $l == *"state=delivered"* && $l == *" dane=verified "* ]] || fail "ok.dane.test again, log: $l"
+echo "ok: a kept connection is reused under the same TLSA records"
+
 # Nothing reached the mailboxes of the refused recipients.
 for a in u@bad.dane.test u@notls.dane.test u@only.plain.test u@taname.dane.test u@bogus.dane.test; do
 	[ "$(mailbox "$a")" -eq 0 ] || fail "$a got mail"
 done
 st=$(timeout 10 "$lmtpd" -C "$LAB/control" stats)
-[[ $st == *"dane_verified=3 "* && $st == *"dane_failed=5 "* ]] || fail "stats: $st"
+[[ $st == *"dane_verified=4 "* && $st == *"dane_failed=5 "* && $st == *"connections_reused=1 "* ]] ||
+	fail "stats: $st"
 echo "ok: stats $st"
 echo PASS
