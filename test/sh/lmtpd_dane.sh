@@ -24,6 +24,7 @@
 #   ok.dane.test again  over the connection kept from the first: dane=verified
 # The refusals come first, with gw-lmtpd's health check on: hosts DANE refused
 # must not read as "the gateway cannot reach the outside".
+# Also: gw-send refuses -T dane (no TLSA records to give).
 # Needs root (Postfix), named + dnssec-keygen + dnssec-signzone (bind9,
 # bind9-utils), dig, smtp-sink, swaks, openssl.
 set -euo pipefail
@@ -58,6 +59,11 @@ fail() {
 	[ -f "$LAB/dest/maillog" ] && grep -iE 'tls|warning|error' "$LAB/dest/maillog" | tail -n 10 >&2
 	exit 1
 }
+
+# gw-send has no TLSA records to give: its -T refuses dane.
+out=$("$bindir/lmtp/gw-send" -T dane -f a@internal.test -g 127.0.0.1:1 b@dane.test </dev/null 2>&1) &&
+	fail "gw-send -T dane accepted"
+[[ $out == *"bad value for -T: dane"* ]] || fail "gw-send -T dane: $out"
 
 sp=$(lab_port)    # the destinations' SMTP port (smtp_port), also in the TLSA owner names
 auth=$(lab_port)  # authoritative named
