@@ -21,6 +21,8 @@
 #                       SERVFAIL, 4xx without connecting
 #   next.dane.test      MX 10 the mismatching host, MX 20 the good one: delivered
 #                       through the second in the same transaction
+#   expired.dane.test   TLSA 3 1 1 of an expired self-signed certificate naming
+#                       another host (served by SNI): delivered, dane=verified
 #   ok.dane.test again  over the connection kept from the first: dane=verified
 # The refusals come first, with gw-lmtpd's health check on: hosts DANE refused
 # must not read as "the gateway cannot reach the outside".
@@ -80,11 +82,19 @@ printf 'subjectAltName=DNS:mx-ok.dane.test,DNS:mx-bad.dane.test,DNS:mx-ta.dane.t
 openssl x509 -req -in "$LAB/mx.csr" -CA "$LAB/ca.crt" -CAkey "$LAB/ca.key" -CAcreateserial -days 30 \
 	-extfile "$LAB/mx.ext" -out "$LAB/mx.crt" 2>/dev/null
 cat "$LAB/mx.crt" "$LAB/ca.crt" >"$LAB/mx-chain.crt"
+# mx-expired.dane.test (by SNI): a self-signed certificate that expired yesterday
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=expired.invalid \
+	-keyout "$LAB/expired.key" -out "$LAB/expired.csr" 2>/dev/null
+openssl x509 -req -in "$LAB/expired.csr" -signkey "$LAB/expired.key" -days -1 -out "$LAB/expired.crt" 2>/dev/null
+cat "$LAB/expired.key" "$LAB/expired.crt" >"$LAB/expired-chain.pem"
+openssl x509 -in "$LAB/expired.crt" -noout -checkend 0 >/dev/null && fail "the expired certificate has not expired"
+expired=$(openssl x509 -in "$LAB/expired.crt" -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1)
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$LAB/other.key" 2>/dev/null
 good=$(openssl x509 -in "$LAB/mx.crt" -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1)
 other=$(openssl pkey -in "$LAB/other.key" -pubout -outform DER | sha256sum | cut -d' ' -f1)
 ca=$(openssl x509 -in "$LAB/ca.crt" -outform DER | sha256sum | cut -d' ' -f1)
-[ ${#good} -eq 64 ] && [ ${#other} -eq 64 ] && [ ${#ca} -eq 64 ] || fail "cannot make the certificates"
+[ ${#good} -eq 64 ] && [ ${#other} -eq 64 ] && [ ${#ca} -eq 64 ] && [ ${#expired} -eq 64 ] ||
+	fail "cannot make the certificates"
 
 # --- the zones, dane.test signed
 z=$LAB/auth
@@ -100,12 +110,14 @@ notls          IN MX  10 mx-notls.dane.test.
 ta             IN MX  10 mx-ta.dane.test.
 taname         IN MX  10 mx-taname.dane.test.
 bogus          IN MX  10 mx-bogus.dane.test.
+expired        IN MX  10 mx-expired.dane.test.
 next           IN MX  10 mx-bad.dane.test.
 next           IN MX  20 mx-ok.dane.test.
 mx-ok          IN A   127.0.0.1
 mx-ta          IN A   127.0.0.1
 mx-taname      IN A   127.0.0.1
 mx-bogus       IN A   127.0.0.1
+mx-expired     IN A   127.0.0.1
 mx-bad         IN A   127.0.0.1
 mx-notls       IN A   127.0.0.2
 _$sp._tcp.mx-ok    IN TLSA 3 1 1 $good
@@ -115,6 +127,7 @@ _$sp._tcp.mx-ta    IN TLSA 2 0 1 $ca
 _$sp._tcp.mx-ta    IN TLSA 0 0 1 $other
 _$sp._tcp.mx-taname IN TLSA 2 0 1 $ca
 _$sp._tcp.mx-bogus IN TLSA 3 1 1 $good
+_$sp._tcp.mx-expired IN TLSA 3 1 1 $expired
 ZONE
 cat >"$z/plain.test.zone" <<ZONE
 \$TTL 60
@@ -195,12 +208,15 @@ echo "ok: signed zone validates, unsigned does not"
 
 # --- the destinations: Postfix with smtpd TLS on 127.0.0.1, smtp-sink without TLS on 127.0.0.2
 lab_internal_start dest "$sp" u@ok.dane.test u@bad.dane.test u@notls.dane.test u@plain.test u@only.plain.test \
-	u@ta.dane.test u@taname.dane.test u@bogus.dane.test u@next.dane.test ||
+	u@ta.dane.test u@taname.dane.test u@bogus.dane.test u@next.dane.test u@expired.dane.test ||
 	fail "destination Postfix did not start"
 lab_postfix_stop dest
 echo 'tlsmgr    unix  - - n 1000? 1 tlsmgr' >>"$LAB/dest/etc/master.cf"
 postconf -c "$LAB/dest/etc" -e "smtpd_tls_cert_file = $LAB/mx-chain.crt" "smtpd_tls_key_file = $LAB/mx.key" \
-	"smtpd_tls_security_level = may" "smtpd_tls_received_header = yes"
+	"smtpd_tls_security_level = may" "smtpd_tls_received_header = yes" \
+	"tls_server_sni_maps = hash:$LAB/dest/etc/sni"
+printf 'mx-expired.dane.test %s\n' "$LAB/expired-chain.pem" >"$LAB/dest/etc/sni"
+postmap -c "$LAB/dest/etc" -F "hash:$LAB/dest/etc/sni" || fail "postmap -F sni"
 lab_postfix_start dest || fail "destination Postfix did not start with TLS"
 lab_bg sink smtp-sink -u postfix "127.0.0.2:$sp" 100
 for _ in $(seq 100); do [ -n "$(ss -Htln "src 127.0.0.2:$sp")" ] && break; sleep 0.1; done
@@ -221,6 +237,7 @@ lab_conf_set "$c" dns_timeout 5s
 lab_conf_set "$c" smtp_port "$sp"
 lab_conf_set "$c" connect_timeout 2s
 lab_conf_set "$c" dest_idle 1
+lab_conf_set "$c" idle_time 120s # longer than any pause between two messages here, however loaded
 # The health check is on: the DANE refusals below come first, at several destinations,
 # and must not read as "cannot reach the outside" (the later sessions would get 421).
 lab_conf_set "$c" health_failures 2
@@ -283,6 +300,14 @@ l=$(logline u@ok.dane.test)
 wait_mail u@ok.dane.test || fail "ok.dane.test: nothing in the mailbox"
 echo "ok: matching DANE-EE 3 1 1: delivered, dane=verified"
 
+# A second message to ok.dane.test goes over the kept connection, still verified.
+lmtp "$LAB/t-ok2" u@ok.dane.test
+f=$(final "$LAB/t-ok2")
+[[ $f == 250* ]] || fail "ok.dane.test again: $f"
+l=$(logline u@ok.dane.test)
+[[ $l == *"state=delivered"* && $l == *" dane=verified "* ]] || fail "ok.dane.test again, log: $l"
+echo "ok: a kept connection is reused under the same TLSA records"
+
 lmtp "$LAB/t-ta" u@ta.dane.test
 f=$(final "$LAB/t-ta")
 [[ $f == 250* ]] || fail "ta.dane.test: $f"
@@ -315,20 +340,19 @@ l=$(logline u@next.dane.test)
 wait_mail u@next.dane.test || fail "next.dane.test: nothing in the mailbox"
 echo "ok: the first MX fails DANE, the second delivers"
 
-# A second message to ok.dane.test goes over the kept connection, still verified.
-lmtp "$LAB/t-ok2" u@ok.dane.test
-f=$(final "$LAB/t-ok2")
-[[ $f == 250* ]] || fail "ok.dane.test again: $f"
-l=$(logline u@ok.dane.test)
-[[ $l == *"state=delivered"* && $l == *" dane=verified "* ]] || fail "ok.dane.test again, log: $l"
-echo "ok: a kept connection is reused under the same TLSA records"
+lmtp "$LAB/t-expired" u@expired.dane.test
+f=$(final "$LAB/t-expired")
+[[ $f == 250* ]] || fail "expired.dane.test: $f"
+l=$(logline u@expired.dane.test)
+[[ $l == *"state=delivered"* && $l == *" dane=verified "* ]] || fail "expired.dane.test log: $l"
+echo "ok: DANE-EE ignores the certificate's dates and names (expired, CN=expired.invalid): delivered"
 
 # Nothing reached the mailboxes of the refused recipients.
 for a in u@bad.dane.test u@notls.dane.test u@only.plain.test u@taname.dane.test u@bogus.dane.test; do
 	[ "$(mailbox "$a")" -eq 0 ] || fail "$a got mail"
 done
 st=$(timeout 10 "$lmtpd" -C "$LAB/control" stats)
-[[ $st == *"dane_verified=4 "* && $st == *"dane_failed=5 "* && $st == *"connections_reused=1 "* ]] ||
+[[ $st == *"dane_verified=5 "* && $st == *"dane_failed=5 "* && $st == *"connections_reused=1 "* ]] ||
 	fail "stats: $st"
 echo "ok: stats $st"
 echo PASS
