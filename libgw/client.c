@@ -332,6 +332,10 @@ static gw_status starttls(gw_client *c, gw_tls_policy policy, gw_reply *r)
 		cl_close(c, 0);
 		return cl_fail(c, GW_E_PROTO, "STARTTLS required but not offered");
 	}
+	if (policy == GW_TLS_DANE && c->ntlsa == 0) {
+		cl_close(c, 0);
+		return cl_fail(c, GW_E_TLS, "DANE required but no TLSA record given");
+	}
 	s = command(c, GW_STAGE_STARTTLS, "STARTTLS", NULL, r);
 	if (s != GW_OK)
 		return s;
@@ -358,8 +362,9 @@ static gw_status starttls(gw_client *c, gw_tls_policy policy, gw_reply *r)
 	name = c->tls_servername;
 	if (name == NULL && c->hop.kind == GW_HOP_INET)
 		name = c->hop.host;
-	rc = gw_tls_connect(c->tls_ctx, c->fd, name, policy == GW_TLS_VERIFY, cl_reply_timeout(c),
-			    c->deadline, &c->tls, c->err, sizeof(c->err));
+	rc = gw_tls_connect(c->tls_ctx, c->fd, name, policy == GW_TLS_VERIFY,
+			    policy == GW_TLS_DANE ? c->tlsa : NULL, policy == GW_TLS_DANE ? c->ntlsa : 0,
+			    cl_reply_timeout(c), c->deadline, &c->tls, c->err, sizeof(c->err));
 	if (rc != GW_NET_OK)
 		return cl_transport_fail(c, rc);
 	snprintf(c->tls_desc, sizeof(c->tls_desc), "%s %s", gw_tls_version(c->tls), gw_tls_cipher(c->tls));
@@ -452,6 +457,7 @@ void gw_client_free(gw_client **cp)
 		return;
 	cl_close(c, 1);
 	gw_tls_ctx_free(&c->tls_ctx);
+	free(c->tlsa);
 	free(c->helo_name);
 	free(c->tls_ca_file);
 	free(c->tls_servername);
@@ -477,7 +483,10 @@ gw_status gw_client_open(gw_client *c, const gw_nexthop *hop, gw_reply *reply_r)
 	if (hop == NULL)
 		return cl_fail(c, GW_E_LOCAL, "no next hop");
 	c->hop = *hop;
+	if (c->tls_ctx != NULL && c->tls_ctx_verify != (c->o.tls == GW_TLS_VERIFY))
+		gw_tls_ctx_free(&c->tls_ctx); /* the policy changed (gw_client_set_tls) */
 	if (c->o.tls != GW_TLS_NONE && c->tls_ctx == NULL) {
+		c->tls_ctx_verify = c->o.tls == GW_TLS_VERIFY;
 		c->tls_ctx =
 		    gw_tls_ctx_new(c->o.tls == GW_TLS_VERIFY, c->tls_ca_file, c->err, sizeof(c->err));
 		if (c->tls_ctx == NULL) {
@@ -494,6 +503,28 @@ gw_status gw_client_open(gw_client *c, const gw_nexthop *hop, gw_reply *reply_r)
 		s = session_start(c, GW_TLS_NONE, r);
 	}
 	return s;
+}
+
+int gw_client_set_tls(gw_client *c, gw_tls_policy policy, const gw_tlsa *tlsa, size_t ntlsa)
+{
+	gw_tlsa *copy = NULL;
+	int same;
+
+	if (policy != GW_TLS_DANE)
+		ntlsa = 0;
+	if (ntlsa > 0 && (copy = malloc(ntlsa * sizeof(*copy))) == NULL)
+		return -1;
+	if (ntlsa > 0)
+		memcpy(copy, tlsa, ntlsa * sizeof(*copy));
+	same = policy == c->o.tls && ntlsa == c->ntlsa &&
+	       (ntlsa == 0 || memcmp(copy, c->tlsa, ntlsa * sizeof(*copy)) == 0);
+	if (!same && c->fd >= 0)
+		cl_close(c, 1); /* the open session was set up under other terms */
+	free(c->tlsa);
+	c->tlsa = copy;
+	c->ntlsa = ntlsa;
+	c->o.tls = policy;
+	return 0;
 }
 
 gw_status gw_client_mail(gw_client *c, const char *arg, gw_reply *reply_r)

@@ -30,6 +30,9 @@ struct gw_client {
 	gw_nexthop hop;
 	int fd;
 	gw_tls_ctx *tls_ctx;
+	int tls_ctx_verify; /* tls_ctx was made for GW_TLS_VERIFY (a CA store) */
+	gw_tlsa *tlsa;      /* GW_TLS_DANE: the records the certificate must match (owned) */
+	size_t ntlsa;
 	gw_tls *tls;
 	unsigned caps;
 	unsigned long size_limit;

@@ -34,6 +34,19 @@ gw_lookup gwd_query(const char *name, unsigned type, int64_t end, unsigned char 
 		    int *nodata_r, char *err, size_t errlen);
 
 /*
+ * The same query with DNSSEC asked for (EDNS0 with the DO bit, and AD set as
+ * RFC 6840 5.7 suggests), sent as it is: the answer comes back whatever its
+ * rcode but SERVFAIL (FOUND; the caller reads rcode and *ad_r, the AD bit the
+ * resolver set). NXDOMAIN and NODATA answers are FOUND here too, so that
+ * their AD bit (authenticated denial) can be read.
+ */
+gw_lookup gwd_query_dnssec(const char *name, unsigned type, int64_t end, unsigned char **answer_r,
+			   size_t *len_r, int *ad_r, char *err, size_t errlen);
+
+/* The AD bit of a DNS message header (0 for anything too short to be one). */
+int gwd_answer_ad(const unsigned char *answer, size_t len);
+
+/*
  * Addresses of host, each with port: a numeric address as it is (no DNS),
  * else A and AAAA records (and /etc/hosts, in the system's lookup order).
  * NOTFOUND: no such host or no address. RETRY: resolver trouble, or end

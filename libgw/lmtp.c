@@ -443,6 +443,42 @@ static int check_addresses(attempt *a)
 	return 0;
 }
 
+/*
+ * The TLS terms for hop from the caller's hook (see gw_lmtp_set_hop_tls):
+ * 0 with the client set up for them, -1 with every survivor TEMPFAIL.
+ */
+static int hop_terms(gw_lmtp *l, const gw_nexthop *hop, const char *key, attempt *a)
+{
+	gw_tls_policy policy = l->o.client.tls;
+	const gw_tlsa *tlsa = NULL;
+	size_t ntlsa = 0, k;
+	char why[GW_LMTP_TEXT_MAX] = "";
+	const char *enh = "4.7.5";
+
+	if (l->hop_tls == NULL) {
+		/* Back to the handle's own policy: a session set up under a hook's terms is not reused. */
+		if (gw_client_set_tls(l->c, l->o.client.tls, NULL, 0) == 0)
+			return 0;
+		snprintf(why, sizeof(why), "out of memory");
+		enh = "4.3.0";
+	} else if (l->hop_tls(l->hop_tls_ctx, hop, &policy, &tlsa, &ntlsa, why, sizeof(why)) == 0) {
+		if (gw_client_set_tls(l->c, policy, tlsa, ntlsa) == 0)
+			return 0;
+		snprintf(why, sizeof(why), "out of memory");
+		enh = "4.3.0";
+	}
+	for (k = 0; k < a->n; k++)
+		lm_result_local(res_of(a, k), GW_LMTP_TEMPFAIL, GW_LMTP_STAGE_CONNECT, 451, enh,
+				why[0] ? why : "TLS requirements for this host cannot be met", key);
+	return -1;
+}
+
+void gw_lmtp_set_hop_tls(gw_lmtp *l, gw_lmtp_hop_tls_fn *fn, void *ctx)
+{
+	l->hop_tls = fn;
+	l->hop_tls_ctx = ctx;
+}
+
 gw_status lm_attempt(gw_lmtp *l, const gw_nexthop *hop, const gw_lmtp_txn *txn, const size_t *sel,
 		     size_t nsel, gw_lmtp_result *res, int *body_used_r)
 {
@@ -466,6 +502,10 @@ gw_status lm_attempt(gw_lmtp *l, const gw_nexthop *hop, const gw_lmtp_txn *txn, 
 	}
 	memcpy(a.idx, sel, nsel * sizeof(*a.idx));
 	check_addresses(&a);
+	if (a.n > 0 && hop_terms(l, hop, key, &a) != 0) {
+		free(a.idx); /* every survivor has its result: this hop is not tried, and has no details */
+		return GW_E_TLS;
+	}
 	for (tries = 0; tries < 2 && a.n > 0; tries++) {
 		s = session(&a, tries == 0, &reused, &r);
 		if (s == GW_E_REJECTED) {

@@ -9,10 +9,13 @@
  * NOTFOUND. The MX query and the address lookup of an implicit MX share one
  * deadline. Thread-safe: nothing is shared between lookups.
  *
+ * gw_mx_lookup_dnssec() also says whether the answer was DNSSEC-validated by
+ * the resolver (its AD bit, dns.c), for DANE.
+ *
  * Does not defend against: answers that are well-formed but wrong (no
- * DNSSEC). MX records are taken from the whole answer section without
- * following the CNAME chain by owner name (we asked for this name, and only
- * answers for it are expected there).
+ * validation here; the AD bit is the resolver's word). MX records are taken from the whole answer section
+ * without following the CNAME chain by owner name (we asked for this name, and only answers for it are
+ * expected there).
  */
 #include <arpa/nameser.h>
 #include <ctype.h>
@@ -204,8 +207,32 @@ static gw_lookup implicit_mx(const char *domain, int64_t end, gw_mx *mx_r, size_
 	return res;
 }
 
-gw_lookup gw_mx_lookup_until(const char *domain, int64_t deadline, gw_mx *mx_r, size_t max, size_t *n_r,
-			     char *err, size_t errlen)
+/* Does a DNSSEC-asked address query (type) for name come back validated with at least one record? */
+static int address_secure(const char *name, unsigned type, int64_t end)
+{
+	unsigned char *answer = NULL;
+	size_t len = 0;
+	int ad = 0, secure = 0;
+	char why[128];
+	ns_msg msg;
+
+	if (gwd_query_dnssec(name, type, end, &answer, &len, &ad, why, sizeof why) != GW_LOOKUP_FOUND)
+		return 0;
+	if (ad && ns_initparse(answer, (int)len, &msg) == 0 &&
+	    ns_msg_getflag(msg, ns_f_rcode) == ns_r_noerror) {
+		int i, count = ns_msg_count(msg, ns_s_an);
+		ns_rr rr;
+		for (i = 0; i < count; i++)
+			if (ns_parserr(&msg, ns_s_an, i, &rr) == 0 && (unsigned)ns_rr_type(rr) == type)
+				secure = 1;
+	}
+	free(answer);
+	return secure;
+}
+
+/* The lookup behind the public entry points; secure_r NULL: no DNSSEC asked for. */
+static gw_lookup mx_lookup(const char *domain, int64_t deadline, gw_mx *mx_r, size_t max, size_t *n_r,
+			   int *secure_r, char *err, size_t errlen)
 {
 	char name[GW_HOST_MAX + 1];
 	unsigned char *answer = NULL;
@@ -230,7 +257,13 @@ gw_lookup gw_mx_lookup_until(const char *domain, int64_t deadline, gw_mx *mx_r, 
 		gwu_set_err(err, errlen, "not a domain name");
 		return GW_LOOKUP_NOTFOUND; /* no such name can exist in the DNS */
 	}
-	res = gwd_query(name, ns_t_mx, end, &answer, &len, &nodata, err, errlen);
+	if (secure_r != NULL) {
+		int ad = 0;
+		res = gwd_query_dnssec(name, ns_t_mx, end, &answer, &len, &ad, err, errlen);
+		*secure_r = ad;
+	} else {
+		res = gwd_query(name, ns_t_mx, end, &answer, &len, &nodata, err, errlen);
+	}
 	if (res == GW_LOOKUP_FOUND) {
 		res = parse_answer(answer, len, mx_r, max, &n, &nodata, err, errlen);
 		free(answer);
@@ -238,9 +271,31 @@ gw_lookup gw_mx_lookup_until(const char *domain, int64_t deadline, gw_mx *mx_r, 
 	if (nodata) {
 		n = 0;
 		res = implicit_mx(name, end, mx_r, max, &n, err, errlen);
+		/* The implicit MX is as secure as the denial of the MX set and the host's own address. */
+		if (secure_r != NULL && *secure_r && res == GW_LOOKUP_FOUND)
+			*secure_r = address_secure(name, ns_t_a, end) || address_secure(name, ns_t_aaaa, end);
 	}
+	if (secure_r != NULL && res != GW_LOOKUP_FOUND)
+		*secure_r = 0;
 	if (n_r != NULL)
 		*n_r = res == GW_LOOKUP_FOUND ? n : 0;
+	return res;
+}
+
+gw_lookup gw_mx_lookup_until(const char *domain, int64_t deadline, gw_mx *mx_r, size_t max, size_t *n_r,
+			     char *err, size_t errlen)
+{
+	return mx_lookup(domain, deadline, mx_r, max, n_r, NULL, err, errlen);
+}
+
+gw_lookup gw_mx_lookup_dnssec(const char *domain, int64_t deadline, gw_mx *mx_r, size_t max, size_t *n_r,
+			      int *secure_r, char *err, size_t errlen)
+{
+	int secure = 0;
+	gw_lookup res = mx_lookup(domain, deadline, mx_r, max, n_r, &secure, err, errlen);
+
+	if (secure_r != NULL)
+		*secure_r = secure;
 	return res;
 }
 

@@ -36,7 +36,7 @@ TABLE(gwn_proto, "unknown", {GW_PROTO_SMTP, "smtp"}, {GW_PROTO_LMTP, "lmtp"});
 
 /* The words of gw.conf's "tls" and gw-send's --tls. */
 TABLE(gwn_tls_policy, "unknown", {GW_TLS_NONE, "none"}, {GW_TLS_MAY, "may"}, {GW_TLS_ENCRYPT, "encrypt"},
-      {GW_TLS_VERIFY, "verify"});
+      {GW_TLS_VERIFY, "verify"}, {GW_TLS_DANE, "dane"});
 
 TABLE(gwn_verdict, "unknown", {GW_VERDICT_ACCEPT, "accept"}, {GW_VERDICT_REJECT, "reject"},
       {GW_VERDICT_TEMPFAIL, "tempfail"});

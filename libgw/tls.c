@@ -6,6 +6,11 @@
  * closed connection. WANT_READ/WANT_WRITE are turned into poll() waits
  * bounded by the caller's timeout and deadline.
  *
+ * DANE: every context has OpenSSL's DANE support enabled (it costs nothing
+ * until a session adds TLSA records); a DANE session verifies the peer with
+ * SSL_VERIFY_PEER so a mismatch ends the handshake, and is only accepted
+ * when OpenSSL says a TLSA record matched.
+ *
  * Does not defend against: revoked certificates (no CRL/OCSP), downgrade by
  * an active attacker under the encrypt/may policies (no verification there by
  * design), renegotiation (OpenSSL's defaults apply).
@@ -131,6 +136,11 @@ gw_tls_ctx *gw_tls_ctx_new(int verify, const char *ca_file, char *err, size_t er
 	/* A peer that closes without close_notify reads as a lost connection, not a TLS error. */
 	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
+	if (SSL_CTX_dane_enable(ctx) <= 0) {
+		ssl_errtext("cannot enable DANE", "failed", err, errlen);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	if (verify) {
 		int ok = ca_file != NULL ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
 					 : SSL_CTX_set_default_verify_paths(ctx);
@@ -198,8 +208,40 @@ static int ssl_step(SSL *ssl, int fd, int r, unsigned timeout_ms, int64_t deadli
 	}
 }
 
-gw_net_rc gw_tls_connect(gw_tls_ctx *ctx, int fd, const char *name, int verify, unsigned timeout_ms,
-			 int64_t deadline, gw_tls **tls_r, char *err, size_t errlen)
+/* Make ssl a DANE session for base domain name with records tlsa[0..n). 0, or -1 with err. */
+static int dane_setup(SSL *ssl, const char *name, const gw_tlsa *tlsa, size_t n, char *err, size_t errlen)
+{
+	size_t i, added = 0;
+
+	if (SSL_dane_enable(ssl, name) <= 0) {
+		ssl_errtext("cannot enable DANE for the session", "failed", err, errlen);
+		return -1;
+	}
+	/* RFC 7672 3.2.3: DANE-EE names are not checked at all (OpenSSL checks them unless told);
+	 * DANE-TA names are, against the base domain, without partial wildcards. */
+	SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	for (i = 0; i < n; i++) {
+		int r = SSL_dane_tlsa_add(ssl, tlsa[i].usage, tlsa[i].selector, tlsa[i].mtype, tlsa[i].data,
+					  tlsa[i].len);
+		if (r < 0) {
+			ssl_errtext("cannot add a TLSA record", "failed", err, errlen);
+			return -1;
+		}
+		added += r > 0;
+	}
+	ERR_clear_error();
+	if (added == 0) {
+		snprintf(err, errlen, "no usable TLSA record for %s", name);
+		return -1;
+	}
+	SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+	return 0;
+}
+
+gw_net_rc gw_tls_connect(gw_tls_ctx *ctx, int fd, const char *name, int verify, const gw_tlsa *tlsa,
+			 size_t ntlsa, unsigned timeout_ms, int64_t deadline, gw_tls **tls_r, char *err,
+			 size_t errlen)
 {
 	SSL *ssl;
 	BIO *bio;
@@ -212,7 +254,9 @@ gw_net_rc gw_tls_connect(gw_tls_ctx *ctx, int fd, const char *name, int verify, 
 		snprintf(err, errlen, "cannot create the socket BIO method");
 		return GW_NET_LOCAL;
 	}
-	if (verify && (name == NULL || *name == '\0')) {
+	if (ntlsa > 0)
+		verify = 0; /* DANE replaces the CA store and the name check below */
+	if ((verify || ntlsa > 0) && (name == NULL || *name == '\0' || (ntlsa > 0 && is_ip_address(name)))) {
 		snprintf(err, errlen, "no host name to verify the certificate against");
 		return GW_NET_TLS;
 	}
@@ -241,6 +285,10 @@ gw_net_rc gw_tls_connect(gw_tls_ctx *ctx, int fd, const char *name, int verify, 
 			return GW_NET_TLS;
 		}
 	}
+	if (ntlsa > 0 && dane_setup(ssl, name, tlsa, ntlsa, err, errlen) != 0) {
+		SSL_free(ssl);
+		return GW_NET_TLS;
+	}
 	for (;;) {
 		ERR_clear_error();
 		errno = 0;
@@ -253,7 +301,10 @@ gw_net_rc gw_tls_connect(gw_tls_ctx *ctx, int fd, const char *name, int verify, 
 	if (r != 1) {
 		long vr = SSL_get_verify_result(ssl);
 
-		if (verify && vr != X509_V_OK)
+		if (ntlsa > 0 && vr != X509_V_OK)
+			snprintf(err, errlen, "certificate does not match the TLSA records of %s: %s", name,
+				 X509_verify_cert_error_string(vr));
+		else if (verify && vr != X509_V_OK)
 			snprintf(err, errlen, "certificate verification failed: %s",
 				 X509_verify_cert_error_string(vr));
 		SSL_free(ssl);
@@ -263,6 +314,12 @@ gw_net_rc gw_tls_connect(gw_tls_ctx *ctx, int fd, const char *name, int verify, 
 	}
 	if (verify && (SSL_get0_peer_certificate(ssl) == NULL || SSL_get_verify_result(ssl) != X509_V_OK)) {
 		snprintf(err, errlen, "certificate verification failed");
+		SSL_free(ssl);
+		return GW_NET_TLS;
+	}
+	if (ntlsa > 0 &&
+	    (SSL_get_verify_result(ssl) != X509_V_OK || SSL_get0_dane_authority(ssl, NULL, NULL) < 0)) {
+		snprintf(err, errlen, "certificate does not match the TLSA records of %s", name);
 		SSL_free(ssl);
 		return GW_NET_TLS;
 	}

@@ -10,8 +10,13 @@
  * timeout and absolute deadline as net.h, and the socket I/O goes through a
  * BIO that sends with MSG_NOSIGNAL, so a dead peer never raises SIGPIPE.
  *
+ * With TLSA records (DANE, RFC 7672) the certificate is checked against them
+ * with OpenSSL's DANE support instead of a CA store: DANE-EE(3) matches the
+ * server's own certificate or key, names and dates ignored; DANE-TA(2) a
+ * trust anchor in the chain the server sends, with the name checked.
+ *
  * Does not defend against: revoked certificates (no CRL or OCSP checks),
- * DANE/MTA-STS policies (callers choose the policy).
+ * MTA-STS policies (callers choose the policy and find the TLSA records).
  */
 #ifndef GW_TLS_H
 #define GW_TLS_H
@@ -19,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gw/dane.h"
 #include "net.h"
 
 typedef struct gw_tls_ctx gw_tls_ctx; /* an OpenSSL SSL_CTX underneath */
@@ -33,9 +39,12 @@ void gw_tls_ctx_free(gw_tls_ctx **ctx);
  * (an IP address is checked as an address and not sent as SNI); NULL: no SNI,
  * and with verify the handshake fails. GW_NET_TLS on handshake or
  * verification failure, GW_NET_TIMEOUT when the wait ran out.
+ * ntlsa > 0: DANE, the certificate must match one of tlsa[0..ntlsa) (verify
+ * is then ignored; name is the TLSA base domain and the name DANE-TA checks).
  */
-gw_net_rc gw_tls_connect(gw_tls_ctx *ctx, int fd, const char *name, int verify, unsigned timeout_ms,
-			 int64_t deadline, gw_tls **tls_r, char *err, size_t errlen);
+gw_net_rc gw_tls_connect(gw_tls_ctx *ctx, int fd, const char *name, int verify, const gw_tlsa *tlsa,
+			 size_t ntlsa, unsigned timeout_ms, int64_t deadline, gw_tls **tls_r, char *err,
+			 size_t errlen);
 
 /* Read at least one byte (up to len); LOST when the peer closed. */
 gw_net_rc gw_tls_read(gw_tls *tls, int fd, void *buf, size_t len, unsigned timeout_ms, int64_t deadline,

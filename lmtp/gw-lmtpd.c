@@ -90,6 +90,8 @@ static void stats_add(gwl_relay_stats *to, const gwl_relay_stats *from)
 	to->uncertain += from->uncertain;
 	to->late += from->late;
 	to->connections_reused += from->connections_reused;
+	to->dane_verified += from->dane_verified;
+	to->dane_failed += from->dane_failed;
 }
 
 static void instance_unref(instance *in)
@@ -133,7 +135,8 @@ static instance *instance_new(gwl_config *c)
 	rc.smtp.client.connect_timeout_ms = (unsigned)c->opt.connect_timeout;
 	rc.smtp.client.reply_timeout_ms = (unsigned)c->opt.reply_timeout;
 	rc.smtp.client.deadline_ms = (unsigned)c->opt.deadline;
-	rc.smtp.client.tls = (gw_tls_policy)c->opt.tls;
+	rc.tls_level = (gwl_tls_level)c->opt.tls;
+	rc.smtp.client.tls = c->opt.tls <= GWL_TLS_VERIFY ? (gw_tls_policy)c->opt.tls : GW_TLS_MAY;
 	rc.smtp.client.tls_ca_file = c->opt.tls_ca_file;
 	rc.bind_addresses = in->bind;
 	rc.nbind = c->nbind;
@@ -305,12 +308,14 @@ static void control_serve(int cfd)
 			now = sessions;
 			total = sessions_total;
 			pthread_mutex_unlock(&current_lock);
-			snprintf(out, sizeof(out),
-				 "sessions=%u sessions_total=%lu transactions=%lu delivered=%lu tempfail=%lu "
-				 "permfail=%lu uncertain=%lu late=%lu connections_reused=%lu healthy=%s\n",
-				 now, total, st.transactions, st.delivered, st.tempfail, st.permfail,
-				 st.uncertain, st.late, st.connections_reused,
-				 in != NULL && gwl_relay_healthy(in->relay) ? "yes" : "no");
+			snprintf(
+			    out, sizeof(out),
+			    "sessions=%u sessions_total=%lu transactions=%lu delivered=%lu tempfail=%lu "
+			    "permfail=%lu uncertain=%lu late=%lu connections_reused=%lu dane_verified=%lu "
+			    "dane_failed=%lu healthy=%s\n",
+			    now, total, st.transactions, st.delivered, st.tempfail, st.permfail, st.uncertain,
+			    st.late, st.connections_reused, st.dane_verified, st.dane_failed,
+			    in != NULL && gwl_relay_healthy(in->relay) ? "yes" : "no");
 			instance_unref(in);
 		} else {
 			snprintf(out, sizeof(out), "error: unknown command (try: stats)\n");

@@ -13,7 +13,8 @@
 
 static const char *const log_dests[] = {"syslog", "stderr", NULL};
 static const char *const log_levels[] = {"err", "warning", "notice", "info", "debug", NULL};
-static const char *const tls_policies[] = {"none", "may", "encrypt", "verify", NULL};
+/* In gwl_tls_level order. */
+static const char *const tls_policies[] = {"none", "may", "encrypt", "verify", "dane", "dane-only", NULL};
 
 #define S(n) ((long)(n)*1000L)
 #define OPT(n, t, d, doc, f, lo, hi, e)                                                                      \
@@ -47,7 +48,8 @@ const gw_option gwl_option[] = {
     OPT("smtp_port", GW_OPT_INT, "25", "port of MX hosts (Postfix smtp_tcp_port)", smtp_port, 1, 65535, NULL),
     OPT("smtp_bind_address", GW_OPT_LIST, NULL, "source addresses for outgoing connections, used in turn",
 	smtp_bind_address, 0, 0, NULL),
-    OPT("tls", GW_OPT_ENUM, "may", "STARTTLS policy: none, may, encrypt, verify", tls, 0, 0, tls_policies),
+    OPT("tls", GW_OPT_ENUM, "may", "STARTTLS policy: none, may, encrypt, verify, dane, dane-only", tls, 0, 0,
+	tls_policies),
     OPT("tls_ca_file", GW_OPT_STRING, NULL, "trust anchors for tls = verify", tls_ca_file, 0, 0, NULL),
     OPT("tls_policy", GW_OPT_STRING, NULL,
 	"per-destination STARTTLS policies (domain policy lines); empty: tls", tls_policy, 0, 0, NULL),

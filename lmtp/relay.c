@@ -196,7 +196,7 @@ static void dest_expire(gwl_relay *r, int64_t now, gw_lmtp **closing, size_t *nc
  * A connection handle for key, waiting (until deadline) while the
  * destination is at its concurrency cap. *reused_r says it was idle before.
  */
-static gw_lmtp *conn_take(gwl_relay *r, const char *key, int64_t deadline, int *reused_r)
+static gw_lmtp *conn_take(gwl_relay *r, const char *key, gw_tls_policy tls, int64_t deadline, int *reused_r)
 {
 	gw_lmtp *closing[16], *l = NULL;
 	size_t nclosing = 0, i;
@@ -235,7 +235,7 @@ static gw_lmtp *conn_take(gwl_relay *r, const char *key, int64_t deadline, int *
 		d->waiters--;
 	}
 	o = r->c.smtp;
-	o.client.tls = gwl_tls_policy_lookup(r->c.tls_policy, key, r->c.smtp.client.tls);
+	o.client.tls = tls;
 	if (d != NULL && l == NULL && r->c.nbind > 0)
 		o.client.bind_address = r->c.bind_addresses[r->next_bind++ % r->c.nbind];
 	pthread_mutex_unlock(&r->lock);
@@ -397,7 +397,8 @@ static void mx_shuffle(gw_mx *mx, size_t n, unsigned *seed)
  * The hosts to try for domain: its route's next hops, or its MX hosts. 0 with
  * hops filled; -1 with every recipient's result set when there is nowhere to go.
  */
-static int dest_hops(gwl_relay *r, group *g, gw_nexthop *hops, size_t max, size_t *n_r)
+static int dest_hops(gwl_relay *r, group *g, int dnssec, gw_nexthop *hops, size_t max, size_t *n_r,
+		     int *mx_secure_r)
 {
 	delivery *d = g->d;
 	char err[256] = "";
@@ -406,6 +407,7 @@ static int dest_hops(gwl_relay *r, group *g, gw_nexthop *hops, size_t max, size_
 	size_t i;
 
 	*n_r = 0;
+	*mx_secure_r = 0;
 	if (route != NULL) {
 		if (!route->has_proto) {
 			int perm = strcasecmp(route->transport, "error") == 0;
@@ -423,7 +425,12 @@ static int dest_hops(gwl_relay *r, group *g, gw_nexthop *hops, size_t max, size_
 		gw_mx mx[GW_MX_MAX];
 		size_t nmx = 0;
 		unsigned seed = (unsigned)gw_now_ms() ^ (unsigned)(uintptr_t)g;
-		lk = gw_mx_lookup_until(g->domain, d->deadline, mx, GW_MX_MAX, &nmx, err, sizeof(err));
+		if (dnssec)
+			lk = gw_mx_lookup_dnssec(g->domain, d->deadline, mx, GW_MX_MAX, &nmx, mx_secure_r,
+						 err, sizeof(err));
+		else
+			lk =
+			    gw_mx_lookup_until(g->domain, d->deadline, mx, GW_MX_MAX, &nmx, err, sizeof(err));
 		if (lk == GW_LOOKUP_FOUND) {
 			mx_shuffle(mx, nmx, &seed);
 			for (i = 0; i < nmx && i < max; i++) {
@@ -475,6 +482,35 @@ static int group_needs_utf8(const delivery *d, const group *g)
 
 static void delivery_unref(delivery *d);
 
+/* What DANE did to one destination's recipients, for stats and the health check. */
+typedef struct dane_tally {
+	unsigned long verified, failed; /* through a verified session; kept from a host by DANE (not by a
+					   refused connection) */
+	size_t untried;                 /* kept from every host before any connection */
+	int talked;                     /* some host answered before DANE refused it */
+} dane_tally;
+
+/* The log word for one recipient's result, and its share of the tally. */
+static void dane_note(const gwl_dane_ctx *c, const gw_lmtp_result *res, const char *tls, gwl_relay_detail *dt,
+		      dane_tally *t)
+{
+	gwl_dane_state st = gwl_dane_outcome(c, res->gateway, tls);
+	/* The hook refused the host: a failed TLSA lookup, or dane-only without validated TLSA. */
+	int refused = res->local && res->state == GW_LMTP_TEMPFAIL &&
+		      (st == GWL_DANE_LOOKUP_FAILED || (c->level == GWL_TLS_DANE_ONLY && st != GWL_DANE_OFF &&
+							st != GWL_DANE_FAILED && st != GWL_DANE_VERIFIED));
+
+	snprintf(dt->dane, sizeof(dt->dane), "%s", gwl_dane_word(st));
+	t->verified += st == GWL_DANE_VERIFIED;
+	t->untried += refused;
+	if (st == GWL_DANE_FAILED && res->stage != GW_LMTP_STAGE_CONNECT) {
+		t->failed++;
+		t->talked = 1; /* greeting, EHLO or STARTTLS came: the host is up, its TLS is not ours */
+	} else if (refused) {
+		t->failed++;
+	}
+}
+
 static void group_run(group *g)
 {
 	delivery *d = g->d;
@@ -483,14 +519,30 @@ static void group_run(group *g)
 	gw_lmtp_rcpt *rcpts = calloc(g->n, sizeof(*rcpts));
 	gw_lmtp_result *res = calloc(g->n, sizeof(*res));
 	size_t nhops = 0, i;
-	int reused = 0;
+	int reused = 0, mx_secure = 0;
 	gw_lmtp *l = NULL;
+	gwl_tls_level level = gwl_tls_policy_lookup(
+	    r->c.tls_policy, g->domain,
+	    r->c.tls_level != GWL_TLS_NONE ? r->c.tls_level : (gwl_tls_level)r->c.smtp.client.tls);
+	int use_dane = level == GWL_TLS_DANE || level == GWL_TLS_DANE_ONLY;
+	gwl_dane_ctx *dctx = use_dane ? calloc(1, sizeof(*dctx)) : NULL;
 
-	if (hops == NULL || rcpts == NULL || res == NULL) {
+	if (hops == NULL || rcpts == NULL || res == NULL || (use_dane && dctx == NULL)) {
 		for (i = 0; i < g->n; i++)
 			set_local(&d->results[g->idx[i]], GW_LMTP_TEMPFAIL, 451, "4.3.0", "out of memory");
-	} else if (dest_hops(r, g, hops, GW_ROUTE_HOPS_MAX * GW_MX_MAX, &nhops) == 0) {
-		l = conn_take(r, g->domain, d->deadline, &reused);
+	} else if (dest_hops(r, g, use_dane, hops, GW_ROUTE_HOPS_MAX * GW_MX_MAX, &nhops, &mx_secure) == 0) {
+		/* Under DANE the hop hook sets each host's terms; until then, opportunistic. */
+		l = conn_take(r, g->domain, use_dane ? GW_TLS_MAY : (gw_tls_policy)level, d->deadline,
+			      &reused);
+		if (l != NULL && use_dane) {
+			dctx->level = level;
+			dctx->mx_secure = mx_secure;
+			dctx->port = r->c.smtp_port ? r->c.smtp_port : 25;
+			dctx->deadline = d->deadline;
+			gw_lmtp_set_hop_tls(l, gwl_dane_hop, dctx);
+		} else if (l != NULL) {
+			gw_lmtp_set_hop_tls(l, NULL, NULL);
+		}
 		if (l != NULL) {
 			int64_t left = d->deadline - gw_now_ms();
 			gw_lmtp_set_deadline(l, left > 0 ? (unsigned)left : 1);
@@ -502,6 +554,7 @@ static void group_run(group *g)
 		} else {
 			gwl_spool_reader rd;
 			gw_lmtp_txn txn = {0};
+			dane_tally dane = {0};
 			int reached = 0;
 			for (i = 0; i < g->n; i++)
 				rcpts[i] = d->rcpts[g->idx[i]];
@@ -516,17 +569,29 @@ static void group_run(group *g)
 			txn.body = &rd.body;
 			gw_lmtp_send_fallback(l, hops, nhops, &txn, res);
 			for (i = 0; i < g->n; i++) {
-				const char *peer, *tls;
+				const char *peer = "", *tls = "";
+				gwl_relay_detail *dt = &d->details[g->idx[i]];
 				d->results[g->idx[i]] = res[i];
 				if (gw_lmtp_hop_detail(l, res[i].gateway, &peer, &tls) == 0) {
-					gwl_relay_detail *dt = &d->details[g->idx[i]];
 					snprintf(dt->peer, sizeof(dt->peer), "%s", peer);
 					snprintf(dt->tls, sizeof(dt->tls), "%s", tls);
 				}
+				if (use_dane)
+					dane_note(dctx, &res[i], tls, dt, &dane);
 				if (res[i].code != 0 && !res[i].local)
 					reached = 1;
 			}
-			health_note(r, g->domain, reached);
+			gw_lmtp_set_hop_tls(l, NULL, NULL); /* dctx goes; the next user sets its own */
+			if (use_dane) {
+				pthread_mutex_lock(&r->lock);
+				r->stats.dane_verified += dane.verified;
+				r->stats.dane_failed += dane.failed;
+				pthread_mutex_unlock(&r->lock);
+				reached |= dane.talked;
+			}
+			/* Hosts DANE kept us from say nothing about whether the outside can be reached. */
+			if (!use_dane || dane.untried < g->n)
+				health_note(r, g->domain, reached);
 			conn_give(r, g->domain, l,
 				  gw_lmtp_count(res, g->n, GW_LMTP_DELIVERED) +
 					  gw_lmtp_count(res, g->n, GW_LMTP_PERMFAIL) ==
@@ -556,6 +621,7 @@ static void group_run(group *g)
 	d->pending_groups--;
 	pthread_cond_broadcast(&d->done_cond);
 	pthread_mutex_unlock(&d->lock);
+	free(dctx);
 	free(hops);
 	free(rcpts);
 	free(res);

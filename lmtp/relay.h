@@ -13,6 +13,11 @@
  * only the recipients still temporarily failed. Connections are kept per
  * destination between transactions, at most dest_concurrency at once.
  *
+ * STARTTLS per destination (tls_policy.h); under dane and dane-only each MX
+ * host gets its terms from its TLSA records (dane_policy.h) just before it
+ * is tried, and a host whose certificate does not match is not tried
+ * further: its recipients stay temporarily failed for the next host.
+ *
  * Every recipient gets exactly one result: delivered only when the
  * destination said 2xx to the final dot; a destination's 5xx is permanent;
  * everything else (4xx, refused, timeout, TLS required but unavailable, DNS
@@ -39,6 +44,7 @@
 #include "gw/lmtp.h"
 #include "gw/mx.h"
 #include "gw/route.h"
+#include "dane_policy.h"
 #include "spool.h"
 #include "tls_policy.h"
 
@@ -47,7 +53,8 @@ typedef struct gwl_relay_conf {
 	int use_mx;              /* route next hops without brackets are looked up as MX */
 	unsigned smtp_port;      /* port of MX hosts; 0: 25 */
 	gw_lmtp_opts smtp;       /* client options: timeouts, TLS policy, HELO name (proto forced to SMTP) */
-	const gwl_tls_policy *tls_policy;  /* per-destination STARTTLS policy, or NULL: smtp.client.tls */
+	gwl_tls_level tls_level; /* the global level; GWL_TLS_NONE: smtp.client.tls is the level */
+	const gwl_tls_policy *tls_policy;  /* per-destination STARTTLS policy, or NULL: the global level */
 	const char *const *bind_addresses; /* source addresses used in turn, or none */
 	size_t nbind;
 	unsigned dest_concurrency;    /* connections at once per destination; 0: 20 */
@@ -73,6 +80,7 @@ typedef struct gwl_relay_msg {
 typedef struct gwl_relay_detail {
 	char peer[GW_PEER_TEXT_MAX]; /* "[192.0.2.1]:25"; "" when no connection was made */
 	char tls[GW_TLS_TEXT_MAX];   /* "TLSv1.3 TLS_AES_256_GCM_SHA384"; "" for plain text */
+	char dane[24];               /* under dane/dane-only: "verified", "failed", "no-tlsa", ...; else "" */
 } gwl_relay_detail;
 
 typedef struct gwl_relay gwl_relay;
@@ -98,6 +106,8 @@ int gwl_relay_healthy(gwl_relay *r);
 /* Counters for the control socket. */
 typedef struct gwl_relay_stats {
 	unsigned long transactions, delivered, tempfail, permfail, uncertain, late, connections_reused;
+	unsigned long dane_verified,
+	    dane_failed; /* recipients through a DANE-verified session / refused by DANE */
 } gwl_relay_stats;
 void gwl_relay_get_stats(gwl_relay *r, gwl_relay_stats *s_r);
 

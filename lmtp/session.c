@@ -301,11 +301,13 @@ static int on_data_end(sess *s, const gw_srv_event *ev)
 		gw_srv_reply_rcpt(s->srv, i, code, enh, text);
 		gw_log_sanitize(logtext, sizeof(logtext), text, strlen(text), 250);
 		gw_log(GW_LOG_INFO, "rcpt",
-		       "client=%s queue_id=%s from=<%s> to=<%s> state=%s stage=%s host=%s addr=%s tls=\"%s\" "
+		       "client=%s queue_id=%s from=<%s> to=<%s> state=%s stage=%s host=%s addr=%s "
+		       "tls=\"%s\"%s%s "
 		       "code=%d enh=%s delay=%lldms size=%llu reply=\"%s\"",
 		       s->client, qid, t->sender, t->rcpts[i].addr, gw_lmtp_state_str(res[i].state),
 		       gw_lmtp_stage_str(res[i].stage), res[i].gateway[0] ? res[i].gateway : "-",
-		       det[i].peer[0] ? det[i].peer : "-", det[i].tls[0] ? det[i].tls : "none", code, enh,
+		       det[i].peer[0] ? det[i].peer : "-", det[i].tls[0] ? det[i].tls : "none",
+		       det[i].dane[0] ? " dane=" : "", det[i].dane, code, enh,
 		       (long long)(gw_now_ms() - t->started), (unsigned long long)ev->size, logtext);
 	}
 	free(res);

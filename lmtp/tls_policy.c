@@ -12,7 +12,7 @@
 
 typedef struct entry {
 	char domain[GW_DOMAIN_MAX + 2]; /* lower case; a leading '.' matches subdomains */
-	gw_tls_policy policy;
+	gwl_tls_level policy;
 } entry;
 
 struct gwl_tls_policy {
@@ -22,11 +22,21 @@ struct gwl_tls_policy {
 
 static const struct {
 	const char *name;
-	gw_tls_policy policy;
-} policy_names[] = {
-    {"none", GW_TLS_NONE}, {"may", GW_TLS_MAY}, {"encrypt", GW_TLS_ENCRYPT}, {"verify", GW_TLS_VERIFY}};
+	gwl_tls_level policy;
+} policy_names[] = {{"none", GWL_TLS_NONE},     {"may", GWL_TLS_MAY},   {"encrypt", GWL_TLS_ENCRYPT},
+		    {"verify", GWL_TLS_VERIFY}, {"dane", GWL_TLS_DANE}, {"dane-only", GWL_TLS_DANE_ONLY}};
 
-static int parse_policy(const char *s, gw_tls_policy *p_r)
+const char *gwl_tls_level_str(gwl_tls_level level)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(policy_names) / sizeof(policy_names[0]); i++)
+		if (policy_names[i].policy == level)
+			return policy_names[i].name;
+	return "unknown";
+}
+
+int gwl_tls_level_parse(const char *s, gwl_tls_level *p_r)
 {
 	size_t i;
 
@@ -81,8 +91,9 @@ static gwl_tls_policy *policy_read(FILE *f, const char *path, char *err, size_t 
 		}
 		for (i = 0; dom[i]; i++)
 			dom[i] = (char)(dom[i] >= 'A' && dom[i] <= 'Z' ? dom[i] + 32 : dom[i]);
-		if (parse_policy(pol, &t->e[t->n].policy) != 0) {
-			snprintf(err, errlen, "%s:%u: unknown policy \"%s\" (none, may, encrypt, verify)",
+		if (gwl_tls_level_parse(pol, &t->e[t->n].policy) != 0) {
+			snprintf(err, errlen,
+				 "%s:%u: unknown policy \"%s\" (none, may, encrypt, verify, dane, dane-only)",
 				 path, lineno, pol);
 			goto fail;
 		}
@@ -135,7 +146,7 @@ static const entry *find(const gwl_tls_policy *t, const char *key)
 	return NULL;
 }
 
-gw_tls_policy gwl_tls_policy_lookup(const gwl_tls_policy *t, const char *domain, gw_tls_policy fallback)
+gwl_tls_level gwl_tls_policy_lookup(const gwl_tls_policy *t, const char *domain, gwl_tls_level fallback)
 {
 	const entry *e;
 	const char *p;

@@ -2,7 +2,10 @@
  * test_dns.c - the bounded resolver (dns.c) and MX lookup (mx.c) against a
  * fake DNS server on loopback: a UDP socket this test binds to port 0 and
  * answers from a thread, one behaviour per case (MX sets, null MX, NXDOMAIN,
- * SERVFAIL, no MX but an address, A and AAAA, garbage, silence).
+ * SERVFAIL, no MX but an address, A and AAAA, garbage, silence), and the
+ * DNSSEC-asked lookups for DANE: the fake sets AD only when the query
+ * carries EDNS0 with the DO bit, as a validating resolver does for signed
+ * data, so "secure" proves the query asked for it.
  *
  * The silent and garbage servers must give "try later" by the deadline the
  * caller set, never "not found" and never a crash; numeric addresses must
@@ -27,23 +30,27 @@
 #include <unistd.h>
 
 #include "dns.h"
+#include "gw/dane.h"
 #include "gw/mx.h"
 #include "gw/time.h"
 #include "net.h"
 
-enum { T_A = 1, T_MX = 15, T_AAAA = 28 };
+enum { T_A = 1, T_MX = 15, T_AAAA = 28, T_TLSA = 52, T_OPT = 41 };
 
 typedef enum mode {
-	M_MX,          /* MX 20 mx2.fake.test, MX 10 mx1.fake.test; A 127.0.0.9; AAAA ::1 */
-	M_NULLMX,      /* MX 0 . */
-	M_NXDOMAIN,    /* rcode 3 */
-	M_SERVFAIL,    /* rcode 2 */
-	M_NOMX_A,      /* no MX (NOERROR, no answer); A 127.0.0.9 */
-	M_NOMX_NOADDR, /* NOERROR and no answer for every type */
-	M_SILENT,      /* reads queries, never answers */
-	M_GARBAGE_RR,  /* header and question fine, the MX record runs past the end */
-	M_GARBAGE_HDR, /* only 6 bytes */
-	M_GARBAGE_RAND /* the id, then random bytes */
+	M_MX,           /* MX 20 mx2.fake.test, MX 10 mx1.fake.test; A 127.0.0.9; AAAA ::1 */
+	M_NULLMX,       /* MX 0 . */
+	M_NXDOMAIN,     /* rcode 3 */
+	M_SERVFAIL,     /* rcode 2 */
+	M_NOMX_A,       /* no MX (NOERROR, no answer); A 127.0.0.9 */
+	M_NOMX_NOADDR,  /* NOERROR and no answer for every type */
+	M_SILENT,       /* reads queries, never answers */
+	M_GARBAGE_RR,   /* header and question fine, the MX record runs past the end */
+	M_GARBAGE_HDR,  /* only 6 bytes */
+	M_GARBAGE_RAND, /* the id, then random bytes */
+	M_SIGNED,       /* as M_MX, TLSA 3 1 1 and 0 0 1 too; AD when the query asked with DO */
+	M_UNSIGNED,     /* as M_SIGNED, never AD */
+	M_SIGNED_NOMX   /* no MX, A 127.0.0.9, no TLSA; AD when asked with DO */
 } mode;
 
 typedef struct fake {
@@ -52,6 +59,8 @@ typedef struct fake {
 	int family;
 	pthread_t thread;
 	atomic_int mode, stop, queries;
+	atomic_int last_do; /* the last query had EDNS0 with DO set */
+	char last_qname[300];
 } fake;
 
 static fake F4;
@@ -97,8 +106,42 @@ static size_t put_mx(unsigned char *b, size_t off, unsigned pref, const char *ta
 	return put_rr(b, off, T_MX, rd, n);
 }
 
+static const unsigned char tlsa_digest[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
+					      17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+
+static size_t put_tlsa(unsigned char *b, size_t off, unsigned usage, unsigned sel, unsigned mtype)
+{
+	unsigned char rd[3 + sizeof tlsa_digest] = {(unsigned char)usage, (unsigned char)sel,
+						    (unsigned char)mtype};
+
+	memcpy(rd + 3, tlsa_digest, sizeof tlsa_digest);
+	return put_rr(b, off, T_TLSA, rd, sizeof rd);
+}
+
+/* Does the query end with an OPT record whose DO bit is set? qend: the end of its question. */
+static int query_do(const unsigned char *q, size_t qlen, size_t qend)
+{
+	return qlen >= qend + 11 && q[11] >= 1 && q[qend] == 0 && q[qend + 1] == 0 && q[qend + 2] == T_OPT &&
+	       (q[qend + 7] & 0x80) != 0;
+}
+
+/* The question name of q in dotted form into out. */
+static void qname_text(const unsigned char *q, size_t qend, char *out, size_t outlen)
+{
+	size_t i = 12, o = 0;
+
+	while (i < qend && q[i] != 0 && o + q[i] + 2 < outlen) {
+		if (o > 0)
+			out[o++] = '.';
+		memcpy(out + o, q + i + 1, q[i]);
+		o += q[i];
+		i += (size_t)q[i] + 1;
+	}
+	out[o] = '\0';
+}
+
 /* The answer to query q[0..qlen) in this mode; 0 for none. */
-static size_t answer(mode m, const unsigned char *q, size_t qlen, unsigned char *b)
+static size_t answer(mode m, const unsigned char *q, size_t qlen, unsigned char *b, int *do_r)
 {
 	static const unsigned char a[4] = {127, 0, 0, 9};
 	static const unsigned char aaaa[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
@@ -113,11 +156,34 @@ static size_t answer(mode m, const unsigned char *q, size_t qlen, unsigned char 
 	if (qend > qlen)
 		return 0;
 	qtype = (unsigned)q[qend - 4] << 8 | q[qend - 3];
+	*do_r = query_do(q, qlen, qend);
 	memcpy(b, q, qend);
 	b[2] = 0x81; /* QR, RD */
 	b[3] = 0x80; /* RA */
 	off = qend;
 	switch (m) {
+	case M_SIGNED:
+	case M_UNSIGNED:
+		if (qtype == T_MX) {
+			off = put_mx(b, off, 20, "mx2.fake.test");
+			off = put_mx(b, off, 10, "mx1.fake.test");
+			an = 2;
+		} else if (qtype == T_TLSA) {
+			off = put_tlsa(b, off, 3, 1, 1);
+			off = put_tlsa(b, off, 0, 0, 1); /* PKIX-TA: seen, never used */
+			an = 2;
+		} else if (qtype == T_A) {
+			off = put_rr(b, off, T_A, a, sizeof a), an = 1;
+		}
+		if (m == M_SIGNED && *do_r)
+			b[3] |= 0x20; /* AD */
+		break;
+	case M_SIGNED_NOMX:
+		if (qtype == T_A)
+			off = put_rr(b, off, T_A, a, sizeof a), an = 1;
+		if (*do_r)
+			b[3] |= 0x20;
+		break;
 	case M_MX:
 		if (qtype == T_MX) {
 			off = put_mx(b, off, 20, "mx2.fake.test");
@@ -185,7 +251,13 @@ static void *serve(void *arg)
 		if (got <= 0)
 			continue;
 		atomic_fetch_add(&f->queries, 1);
-		n = answer((mode)atomic_load(&f->mode), q, (size_t)got, b);
+		{
+			int do_bit = 0;
+			n = answer((mode)atomic_load(&f->mode), q, (size_t)got, b, &do_bit);
+			atomic_store(&f->last_do, do_bit);
+			if (got > 17)
+				qname_text(q, (size_t)got, f->last_qname, sizeof f->last_qname);
+		}
 		if (n > 0)
 			(void)sendto(f->fd, b, n, 0, (struct sockaddr *)&from, fl);
 	}
@@ -553,6 +625,124 @@ static void *lookups(void *arg)
 }
 
 /* Lookups from many threads at once (run under ThreadSanitizer or ASan for the full effect). */
+/* The DNSSEC-asked MX lookup: AD only comes back for a query with DO, and only then is it "secure". */
+static void test_mx_dnssec(void **state)
+{
+	gw_mx mx[4];
+	size_t n = 9;
+	int secure = -1;
+	char err[256];
+
+	(void)state;
+	use(&F4, M_SIGNED, 2000);
+	assert_int_equal(gw_mx_lookup_dnssec("fake.test", 0, mx, 4, &n, &secure, err, sizeof err),
+			 GW_LOOKUP_FOUND);
+	assert_int_equal(n, 2);
+	assert_string_equal(mx[0].host, "mx1.fake.test");
+	assert_int_equal(secure, 1);
+	assert_int_equal(atomic_load(&F4.last_do), 1);
+	/* The plain lookup does not ask: no DO on the wire. */
+	assert_int_equal(gw_mx_lookup("fake.test", mx, 4, &n, err, sizeof err), GW_LOOKUP_FOUND);
+	assert_int_equal(atomic_load(&F4.last_do), 0);
+
+	use(&F4, M_UNSIGNED, 2000);
+	secure = -1;
+	assert_int_equal(gw_mx_lookup_dnssec("fake.test", 0, mx, 4, &n, &secure, err, sizeof err),
+			 GW_LOOKUP_FOUND);
+	assert_int_equal(n, 2);
+	assert_int_equal(secure, 0);
+
+	/* Implicit MX: secure when the denial of the MX set and the A answer both are. */
+	use(&F4, M_SIGNED_NOMX, 2000);
+	secure = -1;
+	assert_int_equal(gw_mx_lookup_dnssec("a.fake.test", 0, mx, 4, &n, &secure, err, sizeof err),
+			 GW_LOOKUP_FOUND);
+	assert_int_equal(n, 1);
+	assert_string_equal(mx[0].host, "a.fake.test");
+	assert_int_equal(secure, 1);
+	use(&F4, M_NOMX_A, 2000);
+	secure = -1;
+	assert_int_equal(gw_mx_lookup_dnssec("a.fake.test", 0, mx, 4, &n, &secure, err, sizeof err),
+			 GW_LOOKUP_FOUND);
+	assert_int_equal(secure, 0);
+
+	/* Three outcomes still: NXDOMAIN is not found, SERVFAIL is try later; neither is secure. */
+	use(&F4, M_NXDOMAIN, 2000);
+	secure = -1;
+	assert_int_equal(gw_mx_lookup_dnssec("fake.test", 0, mx, 4, &n, &secure, err, sizeof err),
+			 GW_LOOKUP_NOTFOUND);
+	assert_int_equal(secure, 0);
+	use(&F4, M_SERVFAIL, 2000);
+	assert_int_equal(gw_mx_lookup_dnssec("fake.test", 0, mx, 4, &n, &secure, err, sizeof err),
+			 GW_LOOKUP_RETRY);
+	assert_int_equal(secure, 0);
+	use(&F4, M_NULLMX, 2000);
+	assert_int_equal(gw_mx_lookup_dnssec("fake.test", 0, mx, 4, &n, &secure, err, sizeof err),
+			 GW_LOOKUP_NOTFOUND);
+	assert_non_null(strstr(err, "null MX"));
+}
+
+/* TLSA at _PORT._tcp.HOST with DO: the usable records, and the resolver's AD. */
+static void test_tlsa_lookup(void **state)
+{
+	gw_tlsa t[4];
+	size_t n = 9, seen = 9;
+	int secure = -1;
+	char err[256];
+
+	(void)state;
+	use(&F4, M_SIGNED, 2000);
+	assert_int_equal(gw_tlsa_lookup("mx1.fake.test", 2525, 0, t, 4, &n, &seen, &secure, err, sizeof err),
+			 GW_LOOKUP_FOUND);
+	assert_string_equal(F4.last_qname, "_2525._tcp.mx1.fake.test");
+	assert_int_equal(atomic_load(&F4.last_do), 1);
+	assert_int_equal(seen, 2);
+	assert_int_equal(n, 1);
+	assert_int_equal(t[0].usage, 3);
+	assert_int_equal(t[0].selector, 1);
+	assert_int_equal(t[0].mtype, 1);
+	assert_int_equal(t[0].len, 32);
+	assert_memory_equal(t[0].data, tlsa_digest, 32);
+	assert_int_equal(secure, 1);
+	assert_int_equal(gw_tlsa_lookup("mx1.fake.test", 0, 0, t, 4, &n, &seen, &secure, err, sizeof err),
+			 GW_LOOKUP_FOUND);
+	assert_string_equal(F4.last_qname, "_25._tcp.mx1.fake.test");
+
+	use(&F4, M_UNSIGNED, 2000);
+	assert_int_equal(gw_tlsa_lookup("mx1.fake.test", 25, 0, t, 4, &n, &seen, &secure, err, sizeof err),
+			 GW_LOOKUP_FOUND);
+	assert_int_equal(secure, 0);
+
+	/* Authenticated denial: NOTFOUND and secure. */
+	use(&F4, M_SIGNED_NOMX, 2000);
+	assert_int_equal(gw_tlsa_lookup("mx1.fake.test", 25, 0, t, 4, &n, &seen, &secure, err, sizeof err),
+			 GW_LOOKUP_NOTFOUND);
+	assert_int_equal(n, 0);
+	assert_int_equal(secure, 1);
+
+	use(&F4, M_NXDOMAIN, 2000);
+	assert_int_equal(gw_tlsa_lookup("mx1.fake.test", 25, 0, t, 4, &n, &seen, &secure, err, sizeof err),
+			 GW_LOOKUP_NOTFOUND);
+	assert_int_equal(secure, 0);
+	/* SERVFAIL (what a validating resolver says for bogus data): try later, never "no TLSA". */
+	use(&F4, M_SERVFAIL, 2000);
+	assert_int_equal(gw_tlsa_lookup("mx1.fake.test", 25, 0, t, 4, &n, &seen, &secure, err, sizeof err),
+			 GW_LOOKUP_RETRY);
+	assert_int_equal(secure, 0);
+	/* Silence: try later by the deadline. */
+	use(&F4, M_SILENT, 30000);
+	{
+		int64_t t0 = gw_now_ms();
+		assert_int_equal(
+		    gw_tlsa_lookup("mx1.fake.test", 25, t0 + 500, t, 4, &n, &seen, &secure, err, sizeof err),
+		    GW_LOOKUP_RETRY);
+		assert_true(gw_now_ms() - t0 < 2000);
+	}
+	/* A name that cannot be one never reaches the DNS. */
+	assert_int_equal(gw_tlsa_lookup("bad name", 25, 0, t, 4, &n, &seen, &secure, err, sizeof err),
+			 GW_LOOKUP_NOTFOUND);
+}
+
 static void test_threads(void **state)
 {
 	pthread_t t[THREADS];
@@ -576,7 +766,8 @@ int main(void)
 	    cmocka_unit_test(test_garbage),        cmocka_unit_test(test_host_a_aaaa),
 	    cmocka_unit_test(test_numeric_no_dns), cmocka_unit_test(test_net_connect),
 	    cmocka_unit_test(test_servers_syntax), cmocka_unit_test(test_ipv6_server),
-	    cmocka_unit_test(test_threads),
+	    cmocka_unit_test(test_threads),        cmocka_unit_test(test_mx_dnssec),
+	    cmocka_unit_test(test_tlsa_lookup),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

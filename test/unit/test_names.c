@@ -92,6 +92,7 @@ static int is_tls_policy(int v)
 	case GW_TLS_MAY:
 	case GW_TLS_ENCRYPT:
 	case GW_TLS_VERIFY:
+	case GW_TLS_DANE:
 		return 1;
 	}
 	return 0;
@@ -333,8 +334,12 @@ static void test_parse(void **state)
 	assert_string_equal(gw_tls_policy_str(GW_TLS_ENCRYPT), "encrypt");
 }
 
-/* gw.conf's words for an enum option: each one maps to a library value by name. */
-static void check_words(const char *key, const gwn_table *t)
+/*
+ * gw.conf's words for an enum option: each one maps to a library value by
+ * name, and every value has its word except the `missing` ones gw-milter
+ * deliberately lacks.
+ */
+static void check_words(const char *key, const gwn_table *t, size_t missing)
 {
 	const gw_option *o;
 	size_t i, n = 0;
@@ -347,15 +352,16 @@ static void check_words(const char *key, const gwn_table *t)
 	for (i = 0; o->enum_values[i] != NULL; i++, n++)
 		if (gwn_value(t, o->enum_values[i], &v) != 0)
 			fail_msg("gw.conf %s: '%s' is not a library name", key, o->enum_values[i]);
-	if (n != t->n)
+	if (n + missing != t->n)
 		fail_msg("gw.conf %s: %zu words for %zu values", key, n, t->n);
 }
 
 static void test_milter_words(void **state)
 {
 	(void)state;
-	check_words("tls", &gwn_tls_policy);
-	check_words("log_level", &gwn_log_level);
+	/* "dane" needs TLSA records per host, which only gw-lmtpd's relay looks up. */
+	check_words("tls", &gwn_tls_policy, 1);
+	check_words("log_level", &gwn_log_level, 0);
 }
 
 static void write_file(const char *path, const char *text)

@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "gw/dane.h"
 #include "gw/nexthop.h"
 #include "gw/proto.h"
 #include "gw/reply.h"
@@ -70,7 +71,9 @@ typedef enum gw_tls_policy {
 	GW_TLS_NONE = 0, /* never STARTTLS */
 	GW_TLS_MAY,      /* STARTTLS when offered; if the handshake fails, reconnect in plain text */
 	GW_TLS_ENCRYPT,  /* STARTTLS required, certificate not checked */
-	GW_TLS_VERIFY    /* STARTTLS required, certificate chain (tls_ca_file) and host name checked */
+	GW_TLS_VERIFY,   /* STARTTLS required, certificate chain (tls_ca_file) and host name checked */
+	GW_TLS_DANE      /* STARTTLS required, certificate checked against the TLSA records given with
+			    gw_client_set_tls() (RFC 7672); without records the session fails */
 } gw_tls_policy;
 
 /* Server capabilities from the EHLO/LHLO reply. */
@@ -183,6 +186,14 @@ GW_API gw_status gw_client_quit(gw_client *c);
 /* Close the connection without QUIT. The client may be opened again. */
 GW_API void gw_client_close(gw_client *c);
 
+/*
+ * The STARTTLS policy for the next connections, with (for GW_TLS_DANE) the
+ * TLSA records of the host to be opened next (copied). An open session set
+ * up under other terms is closed, so it is never reused under these. 0, or
+ * -1 on ENOMEM (nothing changed).
+ */
+GW_API int gw_client_set_tls(gw_client *c, gw_tls_policy policy, const gw_tlsa *tlsa, size_t ntlsa);
+
 /* Is the connection open and not broken? */
 GW_API int gw_client_is_open(const gw_client *c);
 /*
@@ -214,7 +225,7 @@ GW_API const char *gw_client_error(const gw_client *c);
 GW_API const char *gw_status_str(gw_status s);
 /* "connect", "greeting", "hello", ... */
 GW_API const char *gw_stage_str(gw_stage s);
-/* "none", "may", "encrypt", "verify" (the words of gw.conf's tls); "unknown" for other values. */
+/* "none", "may", "encrypt", "verify", "dane" (the words of gw.conf's tls); "unknown" for other values. */
 GW_API const char *gw_tls_policy_str(gw_tls_policy p);
 /* One of those words in any case -> *policy_r. 0 ok; -1 for any other name (*policy_r unchanged). */
 GW_API int gw_tls_policy_parse(const char *name, gw_tls_policy *policy_r);

@@ -18,6 +18,11 @@
  *     timeout   the longest a lookup may take, retransmissions included;
  *               0: GW_DNS_TIMEOUT_DEFAULT_MS.
  *
+ * DNSSEC is left to the resolver: gw_mx_lookup_dnssec() (gw/mx.h) and
+ * gw_tlsa_lookup() (gw/dane.h) ask with the EDNS0 DO bit and report the AD
+ * bit of its answers, which only means something when servers is a
+ * validating resolver the host trusts (on loopback).
+ *
  * Does not defend against: answers that are well-formed but forged (no
  * DNSSEC validation here; point servers at a validating resolver on the
  * host).

@@ -167,6 +167,20 @@ GW_API void gw_lmtp_close(gw_lmtp *l);
 GW_API void gw_lmtp_set_deadline(gw_lmtp *l, unsigned ms);
 
 /*
+ * A hook asked before every attempt through a hop (a new connection or the
+ * reuse of an open one): it may change *policy_r (preset to
+ * opts.client.tls) and, for GW_TLS_DANE, point *tlsa_r at *ntlsa_r TLSA
+ * records for that host (read before the hook's next call). Return 0 to try
+ * the hop on those terms, -1 to skip it: the recipients get TEMPFAIL 451
+ * 4.7.5 with why as text (the next hop may still take them). DANE uses it
+ * to give each MX host its own TLSA records.
+ */
+typedef int gw_lmtp_hop_tls_fn(void *ctx, const gw_nexthop *hop, gw_tls_policy *policy_r,
+			       const gw_tlsa **tlsa_r, size_t *ntlsa_r, char *why, size_t whylen);
+/* Use fn (with ctx) from the next send on; NULL: opts.client.tls for every hop again. */
+GW_API void gw_lmtp_set_hop_tls(gw_lmtp *l, gw_lmtp_hop_tls_fn *fn, void *ctx);
+
+/*
  * One transaction through hop. results_r has room for txn->nrcpts; each gets
  * its result and txn->on_result is called once per recipient, in order.
  * Returns GW_OK when the session ran to the end of the transaction, else the

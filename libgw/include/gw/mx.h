@@ -9,8 +9,8 @@
  * MX at preference 0 (the implicit MX). Thread-safe.
  *
  * Does not defend against: answers that are well-formed but wrong (no
- * DNSSEC). MX records are taken from the whole answer section without
- * following the CNAME chain by owner name.
+ * validation of our own: gw_mx_lookup_dnssec() reports the resolver's AD bit). MX records are taken from the
+ * whole answer section without following the CNAME chain by owner name.
  */
 #ifndef GW_MX_H
 #define GW_MX_H
@@ -40,6 +40,15 @@ GW_API gw_lookup gw_mx_lookup(const char *domain, gw_mx *mx_r, size_t max, size_
 /* The same, ending by deadline (an absolute gw_now_ms() value; 0: none) if that comes first. */
 GW_API gw_lookup gw_mx_lookup_until(const char *domain, int64_t deadline, gw_mx *mx_r, size_t max,
 				    size_t *n_r, char *err, size_t errlen);
+/*
+ * gw_mx_lookup_until() asking for DNSSEC (EDNS0 DO): *secure_r is 1 when the
+ * answer is FOUND and the resolver set AD on it (for an implicit MX: on the
+ * denial of the MX set and on the domain's A or AAAA answer). Only a
+ * validating resolver the host trusts (gw/dns.h servers on loopback) makes
+ * that bit mean anything: it is what DANE (gw/dane.h) rests on.
+ */
+GW_API gw_lookup gw_mx_lookup_dnssec(const char *domain, int64_t deadline, gw_mx *mx_r, size_t max,
+				     size_t *n_r, int *secure_r, char *err, size_t errlen);
 /*
  * The same from a DNS answer already in hand (the answer to an MX query,
  * rcode from its header); used by gw_mx_lookup and by tests with crafted
