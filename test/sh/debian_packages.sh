@@ -21,7 +21,8 @@
 # known and one unknown RCPT driven with miltertest AS THE postfix USER (so
 # Postfix's user is proved able to reach the socket). Then purges and checks
 # nothing is left but the system users (kept by design). The EXIT trap stops
-# the daemon and purges the packages whatever happened.
+# the daemon and purges the packages whatever happened; a run killed outright
+# leaves /var/lib/gw-test-debian-packages, and the next run purges first.
 #
 # The installed /usr/sbin/gw-milter and /usr/lib/*/libgw.so.0 cannot stand
 # in for the build tree's in the other tests: they run $BUILD_DIR/... paths
@@ -102,6 +103,14 @@ done
 FP=$bindir/test/gw-fakepeer
 [ -x "$FP" ] || { bad "$FP not built"; finish; }
 PKGS=(libgw0 libgw-dev gw-milter gw-lmtpd gw-tools)
+# Present while this test has the packages installed: a run killed outright
+# (SIGKILL, a power cut) leaves it, and the next run purges what that one left.
+MARK=/var/lib/gw-test-debian-packages
+if [ -e "$MARK" ]; then
+	echo "a previous run left its packages installed: purging them"
+	DEBIAN_FRONTEND=noninteractive apt-get purge -y -q "${PKGS[@]}" >/dev/null 2>&1
+	rm -f "$MARK"
+fi
 for p in "${PKGS[@]}"; do
 	if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -qv 'not-installed'; then
 		bad "$p is already on this machine: this test would purge it; remove it first"
@@ -120,7 +129,7 @@ cleanup() {
 		wait_for 30 bash -c "! kill -0 $p" || kill -9 "$p" 2>/dev/null
 	done
 	if [ "$INSTALLED" = 1 ]; then
-		DEBIAN_FRONTEND=noninteractive apt-get purge -y -q "${PKGS[@]}" >>"$T/purge.log" 2>&1
+		DEBIAN_FRONTEND=noninteractive apt-get purge -y -q "${PKGS[@]}" >>"$T/purge.log" 2>&1 && rm -f "$MARK"
 		# Whatever apt pulled in for them goes too.
 		new=$(comm -13 <(echo "$before") <(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' |
 			awk '$1 ~ /^.i/ {print $2}' | sort))
@@ -131,6 +140,7 @@ cleanup() {
 	if [ "$fails" -eq 0 ] && [ -z "${KEEP:-}" ]; then rm -rf "$T"; else echo "files kept in $T"; fi
 }
 trap cleanup EXIT
+trap 'bad "stopped by a signal"; exit 1' INT TERM HUP
 
 # A copy of the tree as a clean clone has it (no build directories, no debris left in $top).
 mkdir "$T/src"
@@ -161,6 +171,7 @@ check "lintian reports no errors" bash -c "! grep -q '^E:' '$T/lintian.log'"
 debs=()
 for p in "${PKGS[@]}"; do debs+=("./$(basename "$T/${p}_"*.deb)"); done
 INSTALLED=1
+touch "$MARK"
 if (cd "$T" && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${debs[@]}" >"$T/install.log" 2>&1); then
 	ok "apt-get install ${debs[*]}"
 else
@@ -199,7 +210,7 @@ check "pkg-config libgw is $project_version" test "$(pkg-config --modversion lib
 # shellcheck disable=SC2046
 if cc -o "$T/probe" "$top/docs/examples/probe.c" $(pkg-config --cflags --libs libgw) 2>"$T/cc.log"; then
 	check "docs/examples/probe.c runs against the packaged libgw.so.0" \
-		bash -c "ldd '$T/probe' | grep -q 'libgw.so.0 => /usr/lib/.*/libgw.so.0'"
+		bash -c "ldd '$T/probe' | grep -qE 'libgw.so.0 => (/usr)?/lib/.*/libgw.so.0 '"
 else
 	bad "probe.c does not build against libgw-dev: $(head -3 "$T/cc.log")"
 fi
@@ -280,6 +291,7 @@ rm -rf /run/gw-milter
 
 if DEBIAN_FRONTEND=noninteractive apt-get purge -y -q "${PKGS[@]}" >"$T/purge.log" 2>&1; then
 	INSTALLED=0
+	rm -f "$MARK"
 	ok "apt-get purge ${PKGS[*]}"
 else
 	bad "apt-get purge failed: $(tail -5 "$T/purge.log")"
