@@ -4,8 +4,9 @@
 #
 # Always (cheap, changes nothing): debian/changelog's version is the project
 # version of CMakeLists.txt, debian/libgw0.symbols lists exactly what
-# BUILD_DIR's libgw.so exports (scripts/debian-symbols), and every man page
-# and program of the tree is shipped by some debian/*.install.
+# BUILD_DIR's libgw.so exports (scripts/debian-symbols), and every man page,
+# program, sample configuration file and systemd unit of the tree is shipped
+# by some debian/*.install (the package build's dh_missing catches the rest).
 #
 # With GW_TEST_PACKAGES=1 (scripts/test sets it; this part changes the machine,
 # so it runs only when asked, as root): copies the tree to a temporary
@@ -85,8 +86,25 @@ for p in "$top"/docs/man/*.[1-9]; do
 		bad "no debian/*.install ships usr/share/man/man$s/$n"
 	fi
 done
-for p in gw-milter gw-lmtpd gw-prvs gw-send; do
+# The programs as test/sh/install_tree.sh finds them: add_executable in a program folder.
+mapfile -t programs < <(
+	for f in "$top"/*/CMakeLists.txt; do
+		case ${f#"$top"/} in libgw/* | test/* | bench/* | docs/* | etc/*) continue ;; esac
+		grep -ho 'add_executable( *[A-Za-z0-9_.-]\+' "$f" | sed 's/add_executable( *//'
+	done | sort -u
+)
+[ ${#programs[@]} -ge 4 ] || bad "found only ${#programs[@]} programs in the tree (${programs[*]})"
+for p in "${programs[@]}"; do
 	if grep -qE "^usr/s?bin/$p$" <<<"$installs"; then ok "program shipped: $p"; else bad "no debian/*.install ships $p"; fi
+done
+for p in "$top"/etc/*; do
+	n=${p##*/}
+	[ -f "$p" ] && [ "$n" != CMakeLists.txt ] || continue
+	if grep -qx "etc/gw/$n" <<<"$installs"; then ok "sample shipped as /etc/gw/$n"; else bad "no debian/*.install ships etc/gw/$n"; fi
+done
+for p in "$top"/etc/systemd/*.service; do
+	n=${p##*/}
+	if grep -qx "lib/systemd/system/$n" <<<"$installs"; then ok "unit shipped: $n"; else bad "no debian/*.install ships lib/systemd/system/$n"; fi
 done
 
 if [ "${GW_TEST_PACKAGES:-0}" != 1 ]; then
