@@ -124,10 +124,24 @@ PKGS=(libgw0 libgw-dev gw-milter gw-lmtpd gw-tools)
 # Present while this test has the packages installed: a run killed outright
 # (SIGKILL, a power cut) leaves it, and the next run purges what that one left.
 MARK=/var/lib/gw-test-debian-packages
+# present: those of PKGS dpkg knows as installed or with configuration left
+present() {
+	local p
+	for p in "${PKGS[@]}"; do
+		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -qv 'not-installed' && echo "$p"
+	done
+	return 0
+}
+# purge_ours LOG: apt-get purge of the present ones (apt refuses names it does not know)
+purge_ours() {
+	local p
+	mapfile -t p < <(present)
+	[ ${#p[@]} -eq 0 ] && return 0
+	DEBIAN_FRONTEND=noninteractive apt-get purge -y -q "${p[@]}" >>"$1" 2>&1
+}
 if [ -e "$MARK" ]; then
-	echo "a previous run left its packages installed: purging them"
-	DEBIAN_FRONTEND=noninteractive apt-get purge -y -q "${PKGS[@]}" >/dev/null 2>&1
-	rm -f "$MARK"
+	echo "a previous run left its packages installed: purging $(present | tr '\n' ' ')"
+	purge_ours /dev/null && rm -f "$MARK"
 fi
 for p in "${PKGS[@]}"; do
 	if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -qv 'not-installed'; then
@@ -136,6 +150,8 @@ for p in "${PKGS[@]}"; do
 	fi
 done
 
+# shellcheck source=lib/ports.sh
+. "$top/test/sh/lib/ports.sh"
 T=$(mktemp -d /tmp/gw-debian.XXXXXX)
 chmod 0755 "$T" # the gw-milter and postfix users read files here
 INSTALLED=0 MPID='' PEER=''
@@ -147,7 +163,7 @@ cleanup() {
 		wait_for 30 bash -c "! kill -0 $p" || kill -9 "$p" 2>/dev/null
 	done
 	if [ "$INSTALLED" = 1 ]; then
-		DEBIAN_FRONTEND=noninteractive apt-get purge -y -q "${PKGS[@]}" >>"$T/purge.log" 2>&1 && rm -f "$MARK"
+		purge_ours "$T/purge.log" && rm -f "$MARK"
 		# Whatever apt pulled in for them goes too.
 		new=$(comm -13 <(echo "$before") <(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' |
 			awk '$1 ~ /^.i/ {print $2}' | sort))
@@ -155,6 +171,7 @@ cleanup() {
 		[ -z "$new" ] || DEBIAN_FRONTEND=noninteractive apt-get purge -y -q $new >>"$T/purge.log" 2>&1
 	fi
 	rm -rf /run/gw-milter
+	port_release_all
 	if [ "$fails" -eq 0 ] && [ -z "${KEEP:-}" ]; then rm -rf "$T"; else echo "files kept in $T"; fi
 }
 trap cleanup EXIT
@@ -247,7 +264,7 @@ expect RCPT TO:<unknown@a.test>
 send 550 5.1.1 no such user
 EOF
 mkdir "$T/rec"
-"$FP" -s "$T/peer.script" -P "$T/peer.port" -r "$T/rec" -t 20000 >"$T/peer.log" 2>&1 &
+"$FP" -s "$T/peer.script" -p "$(port_claim)" -P "$T/peer.port" -r "$T/rec" -t 20000 >"$T/peer.log" 2>&1 &
 PEER=$!
 wait_for 10 test -s "$T/peer.port" || bad "gw-fakepeer did not start ($(cat "$T/peer.log"))"
 # What an operator does: the real route in the packaged routes file.
@@ -307,7 +324,7 @@ rm -rf /run/gw-milter
 
 # --- purge -------------------------------------------------------------------------------
 
-if DEBIAN_FRONTEND=noninteractive apt-get purge -y -q "${PKGS[@]}" >"$T/purge.log" 2>&1; then
+if purge_ours "$T/purge.log"; then
 	INSTALLED=0
 	rm -f "$MARK"
 	ok "apt-get purge ${PKGS[*]}"
