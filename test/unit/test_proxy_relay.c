@@ -68,8 +68,8 @@ static void lab_start(lab *l, unsigned port, const char *extra)
 	fprintf(f,
 		"listen = [127.0.0.1]:10026\nlog = stderr\nhostname = proxy.test\nhelo_name = gw.test\n"
 		"session_log = %s/session.log\nconnect_timeout = 2s\nreply_timeout = 3s\n"
-		"command_timeout = 5s\ntls = none\n%s",
-		l->dir, extra);
+		"command_timeout = 5s\n%s%s",
+		l->dir, strstr(extra, "tls =") ? "" : "tls = none\n", extra);
 	fclose(f);
 	l->conf = gwp_config_load(path, err, sizeof(err));
 	if (l->conf == NULL)
@@ -559,6 +559,96 @@ static void test_mx_mode_mail_refused(void **state)
 	lab_rmdir(&l);
 }
 
+/* STARTTLS at the proxy: the destination's leg is encrypted, the client's is plain and never offered it. */
+static void test_starttls_at_proxy(void **state)
+{
+	fp_peer *d =
+	    peer("send 220 dest.test ESMTP\nexpect EHLO gw.test\nsend 250-dest.test\\r\\n250-PIPELINING\\r\\n"
+		 "250 STARTTLS\nexpect STARTTLS\nsend 220 go ahead\nstarttls\nexpect EHLO gw.test\n"
+		 "send 250-dest.test\\r\\n250 8BITMIME\nexpect MAIL FROM:<s@t.test>\nsend 250 ok\n"
+		 "expect RCPT\nsend 250 ok\nexpect DATA\nsend 354 go\ndata\nsend 250 2.0.0 queued over TLS\n"
+		 "expect QUIT\nsend 221 bye\n");
+	char got[4096], *slog;
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "tls = encrypt\n");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\n");
+	reply(&l, got, sizeof(got));
+	assert_null(strstr(got, "STARTTLS"));
+	put(&l, "MAIL FROM:<s@t.test>\r\nRCPT TO:<a@dest.test>\r\nDATA\r\n");
+	expect(&l, "250 ");
+	expect(&l, "250 ");
+	expect(&l, "354 ");
+	put(&l, "secret\r\n.\r\nQUIT\r\n");
+	expect(&l, "250 2.0.0 queued over TLS");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	peer_done(&d);
+	slog = session_log(&l);
+	contains(slog, " tls=TLSv1.");
+	contains(slog, "tls_out=\"TLSv1.");
+	contains(slog, "tls_in=none");
+	free(slog);
+	lab_rmdir(&l);
+}
+
+/* tls = encrypt and a destination without STARTTLS: no plain-text fallback, a 421 greeting. */
+static void test_tls_required_not_offered(void **state)
+{
+	fp_peer *d = peer("send 220 dest.test ESMTP\nexpect EHLO\nsend 250-dest.test\\r\\n250 PIPELINING\n"
+			  "expect QUIT\nsend 221 bye\n");
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "tls = encrypt\n");
+	expect(&l, "421 4.3.2 proxy.test cannot reach [127.0.0.1]:");
+	expect_closed(&l);
+	lab_stop(&l);
+	fp_stop(&d);
+	assert_int_equal(l.stats.upstream_failures, 1);
+	lab_rmdir(&l);
+}
+
+/* A message over the destination's SIZE: 552 from the proxy, no final dot at the destination, and the next
+ * transaction gets a fresh connection. */
+static void test_too_big_aborts_destination(void **state)
+{
+	fp_peer *d =
+	    peer("send 220 dest.test ESMTP\nexpect EHLO\nsend 250-dest.test\\r\\n250 SIZE 1024\n"
+		 "expect MAIL\nsend 250 ok\nexpect RCPT\nsend 250 ok\nexpect DATA\nsend 354 go\n---\n"
+		 "send 220 dest.test ESMTP\nexpect EHLO\nsend 250 dest.test\nexpect MAIL FROM:<two@t.test>\n"
+		 "send 250 2.1.0 second ok\nexpect QUIT\nsend 221 bye\n");
+	char big[1500];
+	const char *rx;
+	lab l;
+
+	(void)state;
+	memset(big, 'x', sizeof(big));
+	big[sizeof(big) - 1] = '\0';
+	lab_start(&l, fp_port(d), "");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\nMAIL FROM:<one@t.test>\r\nRCPT TO:<a@dest.test>\r\nDATA\r\n");
+	expect(&l, "250-");
+	expect(&l, "250 ");
+	expect(&l, "250 ");
+	expect(&l, "354 ");
+	put(&l, big);
+	put(&l, "\r\n.\r\n");
+	expect(&l, "552 5.3.4 ");
+	put(&l, "MAIL FROM:<two@t.test>\r\nQUIT\r\n");
+	expect(&l, "250 2.1.0 second ok");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	assert_int_equal(fp_wait(d, 10000), 0);
+	assert_int_equal(fp_connections(d), 2);
+	rx = fp_received(d, 0, NULL);
+	assert_null(strstr(rx, "\r\n.\r\n"));
+	fp_stop(&d);
+	lab_rmdir(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -575,6 +665,9 @@ int main(void)
 	    cmocka_unit_test(test_rset_relayed),
 	    cmocka_unit_test(test_mx_mode_held_mail),
 	    cmocka_unit_test(test_mx_mode_mail_refused),
+	    cmocka_unit_test(test_starttls_at_proxy),
+	    cmocka_unit_test(test_tls_required_not_offered),
+	    cmocka_unit_test(test_too_big_aborts_destination),
 	};
 
 	gw_log_open("test_proxy_relay", GW_LOG_STDERR, GW_LOG_WARNING);
