@@ -216,7 +216,10 @@ static int mx_open(gwp_relay *r, const char *domain, gw_reply *rep)
 		gw_lookup lk = gw_mx_lookup(domain, mx, GW_MX_MAX, &n, err, sizeof(err));
 		if (lk == GW_LOOKUP_NOTFOUND) {
 			slogf(r, "|<", "! no mail server for %s: %s", domain, err);
-			set_reply(rep, 550, "5.1.2", "no mail server for %s", domain);
+			if (strstr(err, "null MX") != NULL) /* RFC 7505 */
+				set_reply(rep, 556, "5.1.10", "domain %s accepts no mail (null MX)", domain);
+			else
+				set_reply(rep, 550, "5.1.2", "no mail server for %s", domain);
 			return -1;
 		}
 		if (lk != GW_LOOKUP_FOUND) {
