@@ -67,9 +67,9 @@ static void lab_start(lab *l, unsigned port, const char *extra)
 	assert_non_null(f = fopen(path, "w"));
 	fprintf(f,
 		"listen = [127.0.0.1]:10026\nlog = stderr\nhostname = proxy.test\nhelo_name = gw.test\n"
-		"session_log = %s/session.log\nconnect_timeout = 2s\nreply_timeout = 3s\n"
-		"command_timeout = 5s\n%s%s",
-		l->dir, strstr(extra, "tls =") ? "" : "tls = none\n", extra);
+		"session_log = %s/session.log\nconnect_timeout = 2s\nreply_timeout = 3s\n%s%s%s",
+		l->dir, strstr(extra, "tls =") ? "" : "tls = none\n",
+		strstr(extra, "command_timeout =") ? "" : "command_timeout = 5s\n", extra);
 	fclose(f);
 	l->conf = gwp_config_load(path, err, sizeof(err));
 	if (l->conf == NULL)
@@ -649,6 +649,69 @@ static void test_too_big_aborts_destination(void **state)
 	lab_rmdir(&l);
 }
 
+/* An idle client: 421 after command_timeout, and the destination gets QUIT. */
+static void test_client_idle_timeout(void **state)
+{
+	fp_peer *d = peer(DEST_EHLO "expect MAIL\nsend 250 ok\nexpect QUIT\nsend 221 bye\n");
+	char *slog;
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "command_timeout = 300ms\n");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\nMAIL FROM:<s@t.test>\r\n");
+	expect(&l, "250-");
+	expect(&l, "250 ");
+	expect(&l, "421 4.3.2 proxy.test Error: timeout exceeded");
+	expect_closed(&l);
+	lab_stop(&l);
+	peer_done(&d);
+	slog = session_log(&l);
+	contains(slog, "outcome=client-timeout");
+	free(slog);
+	lab_rmdir(&l);
+}
+
+/* Garbage from the client is answered by the proxy and never reaches the destination; after too many
+ * errors the session ends with 421 and the destination gets QUIT. */
+static void test_client_garbage(void **state)
+{
+	fp_peer *d = peer(DEST_EHLO "expect QUIT\nsend 221 bye\n");
+	char cmds[2048];
+	const char *rx;
+	size_t n = 0;
+	int i;
+	lab l;
+
+	(void)state;
+	for (i = 0; i < 25; i++)
+		n += (size_t)snprintf(cmds + n, sizeof(cmds) - n, "XYZZY %d\r\n", i);
+	lab_start(&l, fp_port(d), "");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\n");
+	expect(&l, "250-");
+	put(&l, "MAIL FROM:<a\x01b@t.test>\r\n");
+	expect(&l, "50");
+	put(&l, cmds);
+	for (i = 0;; i++) { /* the engine's error limit, then 421 */
+		char got[512];
+		reply(&l, got, sizeof(got));
+		if (strncmp(got, "421 4.7.0 ", 10) == 0)
+			break;
+		if (strncmp(got, "500 5.5.2 ", 10) != 0 || i > 25)
+			fail_msg("got \"%s\" after %d errors", got, i);
+	}
+	assert_true(i >= 18);
+	expect_closed(&l);
+	lab_stop(&l);
+	assert_int_equal(fp_wait(d, 10000), 0);
+	rx = fp_received(d, 0, NULL);
+	assert_null(strstr(rx, "XYZZY"));
+	assert_null(strstr(rx, "MAIL"));
+	fp_stop(&d);
+	lab_rmdir(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -668,6 +731,8 @@ int main(void)
 	    cmocka_unit_test(test_starttls_at_proxy),
 	    cmocka_unit_test(test_tls_required_not_offered),
 	    cmocka_unit_test(test_too_big_aborts_destination),
+	    cmocka_unit_test(test_client_idle_timeout),
+	    cmocka_unit_test(test_client_garbage),
 	};
 
 	gw_log_open("test_proxy_relay", GW_LOG_STDERR, GW_LOG_WARNING);
