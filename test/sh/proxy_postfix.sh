@@ -2,7 +2,9 @@
 # gw-proxy between two real Postfix instances: a tenant MTA (its own queue,
 # relayhost = the proxy's plain listener) and a destination MTA that knows
 # u@dest.test and refuses other recipients with 550 5.1.1.
-#   - a message to u@dest.test is delivered into the destination's mailbox;
+#   - a message to u@dest.test is delivered into the destination's mailbox,
+#     over TLS between proxy and destination (tls = encrypt; the destination's
+#     certificate made at test time) and in plain text on the tenant leg;
 #   - a message to nobody@dest.test is bounced by the tenant with the
 #     destination's own words (the proxy passed its 550 on);
 #   - with the destination down, the tenant's message is deferred and stays in
@@ -39,6 +41,14 @@ wait_for() {   # SECONDS COMMAND...: until COMMAND succeeds
 
 dp=$(lab_port)
 lab_internal_start dest "$dp" u@dest.test || fail "destination Postfix did not start"
+# The destination offers STARTTLS with a certificate made now; the proxy requires it (tls = encrypt).
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=dest.lab.invalid -days 2 \
+	-keyout "$LAB/dest/etc/key.pem" -out "$LAB/dest/etc/cert.pem" >/dev/null 2>&1 || fail "openssl req"
+postconf -c "$LAB/dest/etc" -e "smtpd_tls_security_level = may" "smtpd_tls_cert_file = $LAB/dest/etc/cert.pem" \
+	"smtpd_tls_key_file = $LAB/dest/etc/key.pem" "smtpd_tls_loglevel = 1"
+echo "tlsmgr unix - - n 1000? 1 tlsmgr" >>"$LAB/dest/etc/master.cf"
+postfix -c "$LAB/dest/etc" reload >/dev/null 2>&1 || fail "destination reload"
+wait_for 10 grep -q "reload -- version" "$LAB/dest/maillog" || fail "destination did not reload"
 
 pp=$(lab_port)
 c=$LAB/gw-proxy.conf
@@ -49,7 +59,7 @@ lab_conf_set "$c" control_socket "$LAB/control"
 lab_conf_set "$c" pid_file ""
 lab_conf_set "$c" session_log "$LAB/session.log"
 lab_conf_set "$c" log stderr
-lab_conf_set "$c" tls none
+lab_conf_set "$c" tls encrypt
 lab_conf_set "$c" connect_timeout 2s
 lab_bg proxy "$proxy" -f -c "$c"
 lab_wait_port "$pp" 10 || fail "gw-proxy does not listen"
@@ -76,7 +86,11 @@ wait_for 30 grep -q "to=<nobody@dest.test>.*status=bounced" "$LAB/tenant/maillog
 	fail "no bounce for nobody@dest.test"
 grep "to=<nobody@dest.test>.*status=bounced" "$LAB/tenant/maillog" | grep -q "said: 550 5.1.1 <nobody@dest.test>" ||
 	fail "the bounce does not carry the destination's 550 5.1.1: $(grep 'nobody@dest.test' "$LAB/tenant/maillog" | tail -1)"
-echo "ok: delivered through the proxy; the destination's 550 5.1.1 reached the tenant word for word"
+grep -q "TLS connection established from localhost" "$LAB/dest/maillog" || fail "the destination saw no TLS"
+grep -qE ' == .*tls_out="TLSv1\.[23] [A-Z0-9_-]+" tls_in=none' "$LAB/session.log" || fail "no TLS on the outside leg in the log"
+grep -q "TLS connection established" "$LAB/tenant/maillog" && fail "the tenant leg is encrypted: the proxy offered STARTTLS"
+echo "ok: delivered through the proxy, TLS on the outside leg, plain on the tenant leg"
+echo "ok: the destination's 550 5.1.1 reached the tenant word for word"
 
 # 2. destination down: the mail waits in the tenant's own queue, then goes out
 lab_postfix_stop dest
