@@ -52,6 +52,9 @@ const gw_option gwp_option[] = {
 	tls_policies),
     OPT("tls_ca_file", GW_OPT_STRING, NULL, "trust anchors for tls = verify; empty: the system's",
 	tls_ca_file, 0, 0, NULL),
+    OPT("tls_policy", GW_OPT_STRING, NULL,
+	"STARTTLS policy per destination address (ADDRESS[/PREFIX] POLICY lines); empty: tls for all",
+	tls_policy, 0, 0, NULL),
     OPT("connect_timeout", GW_OPT_DURATION, "30s", "connect timeout per destination host", connect_timeout,
 	100, S(600), NULL),
     OPT("reply_timeout", GW_OPT_DURATION, "300s",
@@ -172,6 +175,13 @@ gwp_config *gwp_config_load(const char *path, char *err, size_t errlen)
 		}
 		fclose(f);
 	}
+	if (c->opt.tls_policy != NULL && c->opt.tls_policy[0] != '\0') {
+		char perr[512];
+		if ((c->tls_map = gwp_tls_map_load(c->opt.tls_policy, perr, sizeof(perr))) == NULL) {
+			key_err(c, "tls_policy", err, errlen, perr);
+			goto fail;
+		}
+	}
 	return c;
 fail:
 	gwp_config_free(&c);
@@ -185,6 +195,7 @@ void gwp_config_free(gwp_config **cp)
 	if (c == NULL)
 		return;
 	gw_config_free(gwp_option, &c->opt);
+	gwp_tls_map_free(&c->tls_map);
 	free(c->path);
 	free(c);
 	*cp = NULL;

@@ -17,6 +17,7 @@
 
 #include "gw/config.h"
 #include "gw/nexthop.h"
+#include "tls_map.h"
 
 #define GWP_DEFAULT_CONFIG "/etc/gw/gw-proxy.conf"
 #define GWP_LISTEN_MAX     8
@@ -30,7 +31,7 @@ typedef struct gwp_options {
 	char *dns_servers;
 	long dns_timeout, smtp_port;
 	int tls;
-	char *tls_ca_file;
+	char *tls_ca_file, *tls_policy;
 	long connect_timeout, reply_timeout, command_timeout;
 	long max_sessions, max_rcpts, message_size_limit;
 } gwp_options;
@@ -44,7 +45,8 @@ typedef struct gwp_config {
 	size_t nredirect;
 	int has_upstream; /* plain listeners relay to upstream; else MX of the recipients' domain */
 	gw_nexthop upstream;
-	int log_level; /* syslog priority */
+	int log_level;        /* syslog priority */
+	gwp_tls_map *tls_map; /* NULL when no tls_policy file is set */
 } gwp_config;
 
 extern const gw_option gwp_option[];

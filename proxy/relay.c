@@ -147,6 +147,10 @@ static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 	gw_status st;
 	int64_t t0;
 
+	gw_tls_policy tls = gwp_tls_map_lookup(c->tls_map, hop->host, (gw_tls_policy)c->opt.tls);
+
+	if (r->up != NULL && r->up_tls != tls) /* another destination, another policy: another client */
+		gw_client_free(&r->up);
 	if (r->up == NULL) {
 		gw_client_opts o;
 		memset(&o, 0, sizeof(o));
@@ -154,10 +158,11 @@ static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 		o.helo_name = c->opt.helo_name;
 		o.connect_timeout_ms = (unsigned)c->opt.connect_timeout;
 		o.reply_timeout_ms = (unsigned)c->opt.reply_timeout;
-		o.tls = (gw_tls_policy)c->opt.tls;
+		o.tls = tls;
 		o.tls_ca_file =
 		    c->opt.tls_ca_file != NULL && c->opt.tls_ca_file[0] ? c->opt.tls_ca_file : NULL;
 		o.default_port = (unsigned)c->opt.smtp_port;
+		r->up_tls = tls;
 		if ((r->up = gw_client_new(&o)) == NULL) {
 			set_reply(rep, 451, "4.3.0", "out of memory");
 			return GW_E_LOCAL;
@@ -166,7 +171,7 @@ static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 		gw_client_close(r->up);
 	}
 	gw_nexthop_format(hop, h, sizeof(h));
-	slogf(r, "|>", "connect %s, EHLO %s", h, c->opt.helo_name);
+	slogf(r, "|>", "connect %s, EHLO %s, tls %s", h, c->opt.helo_name, gw_tls_policy_str(tls));
 	t0 = gw_now_ms();
 	memset(rep, 0, sizeof(*rep));
 	st = gw_client_open(r->up, hop, rep);

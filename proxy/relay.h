@@ -74,7 +74,8 @@ typedef struct gwp_relay {
 	gw_nexthop hop;              /* GWP_DEST_HOP */
 	char dest[GW_HOST_MAX + 16]; /* for logs: the hop, or the MX domain */
 	gw_client *up;
-	gw_reply refusal; /* greeting/EHLO refusal (code 0: none): the answer to MAIL */
+	gw_tls_policy up_tls; /* the STARTTLS policy up was made with */
+	gw_reply refusal;     /* greeting/EHLO refusal (code 0: none): the answer to MAIL */
 	/* MX mode: the held MAIL and the transaction's domain */
 	char mail_cmd[GW_PATH_MAX + GW_PARAMS_MAX * (GW_PARAM_KEY_MAX + GW_PARAM_VALUE_MAX + 2) + 16];
 	int mail_held;

@@ -17,6 +17,7 @@
 
 #include "origdst.h"
 #include "proxy_conf.h"
+#include "tls_map.h"
 
 static char conf_path[64];
 
@@ -49,6 +50,8 @@ static void test_conf_errors(void **state)
 	    {"\nupstream = unix:/run/x\n", "2: upstream: want [ADDRESS]:PORT or HOST:PORT"},
 	    {"upstream = [127.0.0.1]:25\nno_such_key = 1\n", "2: unknown key"},
 	    {"tls = sometimes\n", "1: "},
+	    {"\n\ntls_policy = /nonexistent/tls_policy\n",
+	     "3: tls_policy: /nonexistent/tls_policy: No such file"},
 	};
 	size_t i;
 
@@ -133,12 +136,68 @@ static void test_origdst_judge(void **state)
 	assert_int_equal(gwp_origdst_judge((struct sockaddr *)&l6, (struct sockaddr *)&l6, 10025, &hop), 0);
 }
 
+static void test_tls_map(void **state)
+{
+	static const char text[] = "# per destination\n192.0.2.0/24 encrypt\n192.0.2.25 verify # that one\n"
+				   "\n2001:db8::/32 none\n0.0.0.0/0 may\n";
+	static const struct {
+		const char *addr;
+		gw_tls_policy want;
+	} cases[] = {
+	    {"192.0.2.25", GW_TLS_VERIFY},      {"192.0.2.26", GW_TLS_ENCRYPT},  {"198.51.100.1", GW_TLS_MAY},
+	    {"2001:db8::25", GW_TLS_NONE},      {"2001:db9::1", GW_TLS_ENCRYPT}, /* fallback */
+	    {"mx.example.net", GW_TLS_ENCRYPT}, /* names are not keys: fallback */
+	};
+	char err[512];
+	gwp_tls_map *m = gwp_tls_map_parse(text, strlen(text), "map", err, sizeof(err));
+	size_t i;
+
+	(void)state;
+	if (m == NULL)
+		fail_msg("%s", err);
+	assert_int_equal(gwp_tls_map_count(m), 4);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		gw_tls_policy got = gwp_tls_map_lookup(m, cases[i].addr, GW_TLS_ENCRYPT);
+		if (got != cases[i].want)
+			fail_msg("%s: got %s, want %s", cases[i].addr, gw_tls_policy_str(got),
+				 gw_tls_policy_str(cases[i].want));
+	}
+	gwp_tls_map_free(&m);
+	assert_null(m);
+	assert_int_equal(gwp_tls_map_lookup(NULL, "192.0.2.25", GW_TLS_MAY), GW_TLS_MAY);
+}
+
+static void test_tls_map_errors(void **state)
+{
+	static const struct {
+		const char *text, *want;
+	} cases[] = {
+	    {"192.0.2.1 encrypt\nexample.com verify\n", "map:2: example.com: not an address"},
+	    {"192.0.2.0/33 encrypt\n", "map:1: 192.0.2.0/33: not an address"},
+	    {"192.0.2.1 sometimes\n", "map:1: sometimes: want none, may, encrypt or verify"},
+	    {"\n\n192.0.2.1\n", "map:3: want \"ADDRESS[/PREFIX] POLICY\""},
+	    {"192.0.2.1 may extra\n", "map:1: want"},
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char err[512];
+		gwp_tls_map *m =
+		    gwp_tls_map_parse(cases[i].text, strlen(cases[i].text), "map", err, sizeof(err));
+		if (m != NULL)
+			fail_msg("case %zu: parsed, want %s", i, cases[i].want);
+		if (strncmp(err, cases[i].want, strlen(cases[i].want)) != 0)
+			fail_msg("case %zu: got \"%s\", want \"%s...\"", i, err, cases[i].want);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_conf_errors),
-	    cmocka_unit_test(test_conf_ok),
-	    cmocka_unit_test(test_origdst_judge),
+	    cmocka_unit_test(test_conf_errors),    cmocka_unit_test(test_conf_ok),
+	    cmocka_unit_test(test_origdst_judge),  cmocka_unit_test(test_tls_map),
+	    cmocka_unit_test(test_tls_map_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -712,6 +712,33 @@ static void test_client_garbage(void **state)
 	lab_rmdir(&l);
 }
 
+/* tls_policy: the destination's address requires TLS although tls = none; the destination has none. */
+static void test_tls_policy_by_address(void **state)
+{
+	fp_peer *d = peer("send 220 dest.test ESMTP\nexpect EHLO\nsend 250-dest.test\\r\\n250 PIPELINING\n"
+			  "expect QUIT\nsend 221 bye\n");
+	char extra[256], path[128], *slog;
+	FILE *f;
+	lab l;
+
+	(void)state;
+	snprintf(path, sizeof(path), "/tmp/gw-proxy-policy.%ld", (long)getpid());
+	assert_non_null(f = fopen(path, "w"));
+	fputs("127.0.0.0/8 encrypt\n10.0.0.0/8 none\n", f);
+	fclose(f);
+	snprintf(extra, sizeof(extra), "tls = none\ntls_policy = %s\n", path);
+	lab_start(&l, fp_port(d), extra);
+	expect(&l, "421 4.3.2 proxy.test cannot reach [127.0.0.1]:");
+	expect_closed(&l);
+	lab_stop(&l);
+	fp_stop(&d);
+	unlink(path);
+	slog = session_log(&l);
+	contains(slog, ", tls encrypt\n");
+	free(slog);
+	lab_rmdir(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -733,6 +760,7 @@ int main(void)
 	    cmocka_unit_test(test_too_big_aborts_destination),
 	    cmocka_unit_test(test_client_idle_timeout),
 	    cmocka_unit_test(test_client_garbage),
+	    cmocka_unit_test(test_tls_policy_by_address),
 	};
 
 	gw_log_open("test_proxy_relay", GW_LOG_STDERR, GW_LOG_WARNING);
