@@ -4,6 +4,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -190,6 +191,36 @@ static void test_tls_map_errors(void **state)
 		if (strncmp(err, cases[i].want, strlen(cases[i].want)) != 0)
 			fail_msg("case %zu: got \"%s\", want \"%s...\"", i, err, cases[i].want);
 	}
+}
+
+/* A real loopback connection made straight to the listener: not redirected (whatever conntrack says). */
+static void test_origdst_direct_socket(void **state)
+{
+	struct sockaddr_in a;
+	socklen_t al = sizeof(a);
+	gw_nexthop hop;
+	char err[256];
+	int l, c, s;
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true((l = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(l, 1), 0);
+	assert_int_equal(getsockname(l, (struct sockaddr *)&a, &al), 0);
+	assert_true((c = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_true((s = accept(l, NULL, NULL)) >= 0);
+	assert_int_equal(gwp_origdst(s, ntohs(a.sin_port), &hop, err, sizeof(err)), 0);
+	/* the same socket seen from a listener on another port: TPROXY's case, its own address */
+	assert_int_equal(gwp_origdst(s, 1, &hop, err, sizeof(err)), 1);
+	assert_string_equal(hop.host, "127.0.0.1");
+	assert_int_equal(hop.port, ntohs(a.sin_port));
+	close(s);
+	close(c);
+	close(l);
 }
 
 int main(void)
