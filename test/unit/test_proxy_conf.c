@@ -226,9 +226,9 @@ static void test_origdst_direct_socket(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_conf_errors),    cmocka_unit_test(test_conf_ok),
-	    cmocka_unit_test(test_origdst_judge),  cmocka_unit_test(test_tls_map),
-	    cmocka_unit_test(test_tls_map_errors),
+	    cmocka_unit_test(test_conf_errors),   cmocka_unit_test(test_conf_ok),
+	    cmocka_unit_test(test_origdst_judge), cmocka_unit_test(test_origdst_direct_socket),
+	    cmocka_unit_test(test_tls_map),       cmocka_unit_test(test_tls_map_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
