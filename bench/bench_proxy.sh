@@ -56,9 +56,9 @@ pids+=($!)
 wait_port "$pp" || { echo "bench_proxy: gw-proxy did not start" >&2; exit 1; }
 
 rate() {   # PORT [SMTP-SOURCE-FLAGS]: best messages/s of $rounds rounds
-	local port=$1 best=0 r t0 t1 v
+	local port=$1 best=0 t0 t1 v
 	shift
-	for r in $(seq "$rounds"); do
+	for _ in $(seq "$rounds"); do
 		t0=$(date +%s.%N)
 		smtp-source "$@" -s "$sessions" -m "$messages" -l "$size" -f s@tenant.test -t r@dest.test \
 			"127.0.0.1:$port" >/dev/null 2>&1
