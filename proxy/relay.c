@@ -1,0 +1,733 @@
+/*
+ * relay.c - a client session replayed towards its destination, command by
+ * command, with the destination's verdicts passed back (see relay.h).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include "gw/log.h"
+#include "gw/mx.h"
+#include "gw/time.h"
+#include "relay.h"
+
+#define STUFFED_MAX (1024 * 1024) /* one body chunk dot-stuffed: at most twice the engine's input */
+
+static atomic_ulong sid_counter;
+
+static void new_sid(char *out, size_t outlen)
+{
+	uint32_t v;
+
+	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != (ssize_t)sizeof(v))
+		v = (uint32_t)gw_now_ms() ^ (uint32_t)(atomic_fetch_add(&sid_counter, 1) << 16);
+	snprintf(out, outlen, "%08x", v);
+}
+
+static void set_reply(gw_reply *rep, int code, const char *enh, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void set_reply(gw_reply *rep, int code, const char *enh, const char *fmt, ...)
+{
+	va_list ap;
+
+	memset(rep, 0, sizeof(*rep));
+	rep->code = code;
+	rep->nlines = 1;
+	snprintf(rep->enh, sizeof(rep->enh), "%s", enh);
+	va_start(ap, fmt);
+	vsnprintf(rep->text, sizeof(rep->text), fmt, ap);
+	va_end(ap);
+	rep->text_len = strlen(rep->text);
+}
+
+static void slogf(gwp_relay *r, const char *dir, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void slogf(gwp_relay *r, const char *dir, const char *fmt, ...)
+{
+	char text[1200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	gwp_slog_line(r->env->slog, r->sid, dir, text, strlen(text), -1);
+}
+
+static long since(int64_t t0)
+{
+	return (long)(gw_now_ms() - t0);
+}
+
+/* "<local@domain> KEY=VALUE ..." as the client wrote it (parameters as written). */
+static void format_path(const gw_path *p, char *out, size_t outlen)
+{
+	char mb[GW_PATH_MAX + 1];
+	size_t i, n;
+
+	gw_mailbox_format(&p->mbox, mb, sizeof(mb));
+	n = (size_t)snprintf(out, outlen, "<%s>", mb);
+	for (i = 0; i < p->nparams && n < outlen; i++)
+		n += (size_t)snprintf(out + n, outlen - n, " %s%s%s", p->params[i].keyword,
+				      p->params[i].has_value ? "=" : "", p->params[i].value);
+}
+
+/* Answer the engine's pending MAIL, RCPT or end of data with rep, as the client will see it. */
+static void answer(gwp_relay *r, const gw_reply *rep, long ms)
+{
+	const char *enh = rep->enh[0] != '\0' && rep->enh[0] - '0' == rep->code / 100 ? rep->enh : NULL;
+
+	gwp_slog_reply(r->env->slog, r->sid, "<-", rep, ms);
+	if (gw_srv_reply(r->srv, rep->code, enh, rep->text) != 0)
+		(void)gw_srv_reply(r->srv, rep->code, NULL, rep->text);
+}
+
+static const char *fail_enh(gw_status st)
+{
+	switch (st) {
+	case GW_E_REFUSED:
+	case GW_E_RESOLVE:
+		return "4.4.1";
+	case GW_E_TLS:
+		return "4.7.5";
+	case GW_E_BADREPLY:
+	case GW_E_PROTO:
+		return "4.5.0";
+	case GW_E_LOCAL:
+		return "4.3.0";
+	default:
+		return "4.4.2";
+	}
+}
+
+/*
+ * The destination side failed (transport, or a reply that makes no sense
+ * here): the pending command gets 421 and the session ends; the client
+ * retries from its queue.
+ */
+static void fail(gwp_relay *r, gw_status st, const char *what)
+{
+	gw_reply rep;
+
+	slogf(r, "|<", "! %s: %s%s%s", what, gw_status_str(st),
+	      r->up && gw_client_error(r->up)[0] ? ": " : "", r->up ? gw_client_error(r->up) : "");
+	atomic_fetch_add(&r->env->stats->upstream_failures, 1);
+	if (r->up != NULL)
+		gw_client_close(r->up);
+	r->in_txn = r->in_body = 0;
+	snprintf(r->outcome, sizeof(r->outcome), "upstream-%s", gw_status_str(st));
+	set_reply(&rep, 421, fail_enh(st), "%s: %s; try again later", r->dest, gw_status_str(st));
+	answer(r, &rep, -1);
+}
+
+static void caps_text(unsigned caps, char *out, size_t outlen)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} names[] = {{GW_CAP_PIPELINING, "PIPELINING"}, {GW_CAP_SIZE, "SIZE"},
+		     {GW_CAP_8BITMIME, "8BITMIME"},     {GW_CAP_SMTPUTF8, "SMTPUTF8"},
+		     {GW_CAP_STARTTLS, "STARTTLS"},     {GW_CAP_ENHANCEDSTATUSCODES, "ENHANCEDSTATUSCODES"},
+		     {GW_CAP_CHUNKING, "CHUNKING"},     {GW_CAP_DSN, "DSN"}};
+	size_t i, n = 0;
+
+	out[0] = '\0';
+	for (i = 0; i < sizeof(names) / sizeof(names[0]) && n < outlen; i++)
+		if (caps & names[i].bit)
+			n += (size_t)snprintf(out + n, outlen - n, "%s%s", n ? "," : "", names[i].name);
+}
+
+/* Connect hop, greeting, EHLO, STARTTLS per policy. GW_OK, GW_E_REJECTED (rep), or a failure. */
+static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
+{
+	const gwp_config *c = r->env->conf;
+	char h[GW_HOST_MAX + 16], caps[160];
+	gw_status st;
+	int64_t t0;
+
+	gw_tls_policy tls = gwp_tls_map_lookup(c->tls_map, hop->host, (gw_tls_policy)c->opt.tls);
+
+	if (r->up != NULL && r->up_tls != tls) /* another destination, another policy: another client */
+		gw_client_free(&r->up);
+	if (r->up == NULL) {
+		gw_client_opts o;
+		memset(&o, 0, sizeof(o));
+		o.proto = GW_PROTO_SMTP;
+		o.helo_name = c->opt.helo_name;
+		o.connect_timeout_ms = (unsigned)c->opt.connect_timeout;
+		o.reply_timeout_ms = (unsigned)c->opt.reply_timeout;
+		o.tls = tls;
+		o.tls_ca_file =
+		    c->opt.tls_ca_file != NULL && c->opt.tls_ca_file[0] ? c->opt.tls_ca_file : NULL;
+		o.default_port = (unsigned)c->opt.smtp_port;
+		r->up_tls = tls;
+		if ((r->up = gw_client_new(&o)) == NULL) {
+			set_reply(rep, 451, "4.3.0", "out of memory");
+			return GW_E_LOCAL;
+		}
+	} else {
+		gw_client_close(r->up);
+	}
+	gw_nexthop_format(hop, h, sizeof(h));
+	slogf(r, "|>", "connect %s, EHLO %s, tls %s", h, c->opt.helo_name, gw_tls_policy_str(tls));
+	t0 = gw_now_ms();
+	memset(rep, 0, sizeof(*rep));
+	st = gw_client_open(r->up, hop, rep);
+	if (st == GW_OK) {
+		caps_text(gw_client_caps(r->up), caps, sizeof(caps));
+		char text[400];
+		snprintf(r->tls_out, sizeof(r->tls_out), "%s", gw_client_tls_desc(r->up));
+		snprintf(text, sizeof(text), "250 ready at %s caps=%s tls=%s", gw_client_peer(r->up),
+			 caps[0] ? caps : "-", r->tls_out[0] ? r->tls_out : "none");
+		gwp_slog_line(r->env->slog, r->sid, "|<", text, strlen(text), since(t0));
+	} else if (st == GW_E_REJECTED) {
+		gwp_slog_reply(r->env->slog, r->sid, "|<", rep, since(t0));
+	} else {
+		char text[400];
+		snprintf(text, sizeof(text), "! %s at %s: %s", gw_status_str(st),
+			 gw_stage_str(gw_client_stage(r->up)), gw_client_error(r->up));
+		gwp_slog_line(r->env->slog, r->sid, "|<", text, strlen(text), since(t0));
+		atomic_fetch_add(&r->env->stats->upstream_failures, 1);
+	}
+	return st;
+}
+
+/* MX mode: a connection to one of domain's mail servers. 0, or -1 with the answer for the RCPT in rep. */
+static int mx_open(gwp_relay *r, const char *domain, gw_reply *rep)
+{
+	const gwp_config *c = r->env->conf;
+	gw_mx mx[GW_MX_MAX];
+	gw_nexthop hop;
+	gw_reply last;
+	gw_status st = GW_E_RESOLVE;
+	char err[256];
+	size_t n = 0, i;
+
+	memset(&last, 0, sizeof(last));
+	snprintf(r->dest, sizeof(r->dest), "%s", domain);
+	if (domain[0] == '[') { /* an address literal: that host, no lookup */
+		char spec[GW_DOMAIN_MAX + 16];
+		const char *e;
+		snprintf(spec, sizeof(spec), "%s:%ld", domain, c->opt.smtp_port);
+		if (gw_nexthop_parse(spec, strlen(spec), &hop, &e) != 0) {
+			set_reply(rep, 550, "5.1.2", "bad address literal %s: %s", domain, e);
+			return -1;
+		}
+		snprintf(mx[0].host, sizeof(mx[0].host), "%s", hop.host);
+		n = 1;
+	} else {
+		gw_lookup lk = gw_mx_lookup(domain, mx, GW_MX_MAX, &n, err, sizeof(err));
+		if (lk == GW_LOOKUP_NOTFOUND) {
+			slogf(r, "|<", "! no mail server for %s: %s", domain, err);
+			if (strstr(err, "null MX") != NULL) /* RFC 7505 */
+				set_reply(rep, 556, "5.1.10", "domain %s accepts no mail (null MX)", domain);
+			else
+				set_reply(rep, 550, "5.1.2", "no mail server for %s", domain);
+			return -1;
+		}
+		if (lk != GW_LOOKUP_FOUND) {
+			slogf(r, "|<", "! MX lookup of %s: %s", domain, err);
+			set_reply(rep, 451, "4.4.3", "cannot look up the mail servers of %s now", domain);
+			return -1;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		memset(&hop, 0, sizeof(hop));
+		hop.kind = GW_HOP_INET;
+		hop.literal = domain[0] == '[';
+		hop.port = (unsigned)c->opt.smtp_port;
+		snprintf(hop.host, sizeof(hop.host), "%s", mx[i].host);
+		st = up_open(r, &hop, &last);
+		if (st == GW_OK) {
+			snprintf(r->up_domain, sizeof(r->up_domain), "%s", domain);
+			return 0;
+		}
+		if (st == GW_E_REJECTED && gw_reply_class(last.code) == 5)
+			break; /* the host refuses us outright: its word, not a transport failure */
+	}
+	if (st == GW_E_REJECTED)
+		*rep = last;
+	else
+		set_reply(rep, 451, fail_enh(st), "cannot reach the mail servers of %s: %s", domain,
+			  gw_status_str(st));
+	return -1;
+}
+
+/* The server engine, offering what the destination offers (all of it when the destination is not known yet).
+ */
+static int make_srv(gwp_relay *r, int known, unsigned dcaps, unsigned long dsize)
+{
+	const gwp_config *c = r->env->conf;
+	gw_srv_config sc;
+
+	gw_srv_config_init(&sc, GW_SRV_SMTP, c->opt.hostname);
+	sc.caps = GW_SRV_CAP_PIPELINING | GW_SRV_CAP_ENHANCEDSTATUSCODES | GW_SRV_CAP_SIZE;
+	if (!known || (dcaps & GW_CAP_8BITMIME))
+		sc.caps |= GW_SRV_CAP_8BITMIME;
+	if (!known || (dcaps & GW_CAP_SMTPUTF8))
+		sc.caps |= GW_SRV_CAP_SMTPUTF8;
+	if (!known || (dcaps & GW_CAP_DSN))
+		sc.caps |= GW_SRV_CAP_DSN;
+	sc.max_rcpts = (size_t)c->opt.max_rcpts;
+	sc.max_size = (uint64_t)c->opt.message_size_limit;
+	if (dsize > 0 && dsize < sc.max_size)
+		sc.max_size = dsize;
+	r->srv = gw_srv_new(&sc);
+	return r->srv != NULL ? 0 : -1;
+}
+
+static void base_init(gwp_relay *r, const gwp_env *env, const char *client)
+{
+	memset(r, 0, sizeof(*r));
+	r->env = env;
+	r->started = gw_now_ms();
+	new_sid(r->sid, sizeof(r->sid));
+	snprintf(r->client, sizeof(r->client), "%s", client);
+	snprintf(r->outcome, sizeof(r->outcome), "open");
+	gw_buf_init(&r->stuffed, STUFFED_MAX);
+	atomic_fetch_add(&env->stats->sessions_total, 1);
+}
+
+int gwp_relay_init_refused(gwp_relay *r, const gwp_env *env, const char *client, const char *text)
+{
+	base_init(r, env, client);
+	snprintf(r->dest, sizeof(r->dest), "-");
+	snprintf(r->outcome, sizeof(r->outcome), "refused");
+	if (make_srv(r, 0, 0, 0) != 0)
+		return -1;
+	slogf(r, "<-", "421 4.3.2 %s", text);
+	gw_srv_shutdown(r->srv, text);
+	return 0;
+}
+
+int gwp_relay_init(gwp_relay *r, const gwp_env *env, const char *client, const gw_nexthop *hop)
+{
+	gw_reply rep;
+	gw_status st;
+
+	base_init(r, env, client);
+	if (hop == NULL) {
+		r->mode = GWP_DEST_MX;
+		snprintf(r->dest, sizeof(r->dest), "mx");
+		slogf(r, "|>", "session from %s, destination by MX of the recipients' domain", client);
+		if (make_srv(r, 0, 0, 0) != 0)
+			return -1;
+		gw_srv_start(r->srv);
+		return 0;
+	}
+	r->mode = GWP_DEST_HOP;
+	r->hop = *hop;
+	gw_nexthop_format(hop, r->dest, sizeof(r->dest));
+	slogf(r, "|>", "session from %s to %s", client, r->dest);
+	st = up_open(r, hop, &rep);
+	if (st == GW_OK) {
+		if (make_srv(r, 1, gw_client_caps(r->up), gw_client_size_limit(r->up)) != 0)
+			return -1;
+		gw_srv_start(r->srv);
+		return 0;
+	}
+	if (make_srv(r, 0, 0, 0) != 0)
+		return -1;
+	if (st == GW_E_REJECTED) {
+		/* the destination's refusal answers every MAIL: its words reach the client whole */
+		r->refusal = rep;
+		gw_srv_start(r->srv);
+		return 0;
+	}
+	{
+		char text[GW_HOST_MAX + 64];
+		snprintf(text, sizeof(text), "cannot reach %s: %s", r->dest, gw_status_str(st));
+		snprintf(r->outcome, sizeof(r->outcome), "upstream-%s", gw_status_str(st));
+		slogf(r, "<-", "421 4.3.2 %s", text);
+		gw_srv_shutdown(r->srv, text);
+	}
+	return 0;
+}
+
+static void txn_clear(gwp_relay *r)
+{
+	r->in_txn = r->in_body = r->mail_held = r->body_lost = 0;
+	r->txn_domain[0] = '\0';
+	r->txn_fail.code = 0;
+	r->data_reply.code = 0;
+	r->body_status = GW_OK;
+}
+
+/* Send a command that the client sent, relay its reply. 0 relayed, -1 failed (answered 421). */
+static int relay_cmd(gwp_relay *r, gw_stage stage, const char *arg, gw_reply *rep, long *ms_r)
+{
+	int64_t t0 = gw_now_ms();
+	gw_status st;
+
+	slogf(r, "->", "%s%s", stage == GW_STAGE_MAIL ? "MAIL FROM:" : "RCPT TO:", arg);
+	st = stage == GW_STAGE_MAIL ? gw_client_mail(r->up, arg, rep) : gw_client_rcpt(r->up, arg, rep);
+	*ms_r = since(t0);
+	if (st != GW_OK) {
+		fail(r, st, stage == GW_STAGE_MAIL ? "MAIL" : "RCPT");
+		return -1;
+	}
+	if (gw_reply_class(rep->code) == 3) {
+		gwp_slog_reply(r->env->slog, r->sid, "|<", rep, *ms_r);
+		fail(r, GW_E_PROTO, stage == GW_STAGE_MAIL ? "MAIL" : "RCPT");
+		return -1;
+	}
+	return 0;
+}
+
+static void on_mail(gwp_relay *r, const gw_srv_event *ev)
+{
+	gw_reply rep;
+	long ms;
+
+	txn_clear(r);
+	format_path(ev->path, r->mail_cmd, sizeof(r->mail_cmd));
+	if (r->mode == GWP_DEST_MX) {
+		r->mail_held = 1;
+		slogf(r, ">|", "MAIL FROM:%s", r->mail_cmd);
+		set_reply(&rep, 250, "2.1.0", "Ok");
+		answer(r, &rep, -1);
+		return;
+	}
+	if (r->refusal.code != 0) {
+		answer(r, &r->refusal, -1);
+		return;
+	}
+	if (!gw_client_is_open(r->up)) { /* lost after an abort or an RSET that failed: once more */
+		gw_status st = up_open(r, &r->hop, &rep);
+		if (st == GW_E_REJECTED) {
+			answer(r, &rep, -1);
+			return;
+		}
+		if (st != GW_OK) {
+			fail(r, st, "connect");
+			return;
+		}
+	}
+	if (relay_cmd(r, GW_STAGE_MAIL, r->mail_cmd, &rep, &ms) != 0)
+		return;
+	r->in_txn = gw_reply_class(rep.code) == 2;
+	answer(r, &rep, ms);
+}
+
+/* MX mode, first RCPT of a transaction: the destination for domain, then the held MAIL. 0 ok, -1 answered. */
+static int mx_start(gwp_relay *r, const char *domain)
+{
+	gw_reply rep;
+	long ms;
+
+	snprintf(r->txn_domain, sizeof(r->txn_domain), "%s", domain);
+	if (!(gw_client_is_open(r->up) && strcasecmp(r->up_domain, domain) == 0 &&
+	      !gw_client_peer_closed(r->up))) {
+		if (gw_client_is_open(r->up)) {
+			slogf(r, "|>", "QUIT");
+			gw_client_quit(r->up);
+		}
+		r->up_domain[0] = '\0';
+		if (mx_open(r, domain, &r->txn_fail) != 0) {
+			answer(r, &r->txn_fail, -1);
+			return -1;
+		}
+	}
+	if (relay_cmd(r, GW_STAGE_MAIL, r->mail_cmd, &rep, &ms) != 0)
+		return -1;
+	gwp_slog_reply(r->env->slog, r->sid, "|<", &rep, ms);
+	r->mail_held = 0;
+	if (gw_reply_class(rep.code) != 2) {
+		r->txn_fail =
+		    rep; /* the destination refused the sender: that is the answer to its recipients */
+		answer(r, &rep, -1);
+		return -1;
+	}
+	r->in_txn = 1;
+	return 0;
+}
+
+static void on_rcpt(gwp_relay *r, const gw_srv_event *ev)
+{
+	char arg[sizeof(r->mail_cmd)];
+	gw_reply rep;
+	long ms;
+
+	format_path(ev->path, arg, sizeof(arg));
+	if (r->mode == GWP_DEST_MX) {
+		const char *dom = ev->path->mbox.domain;
+		if (dom[0] == '\0') {
+			set_reply(&rep, 550, "5.1.3", "a recipient without a domain cannot be relayed");
+			slogf(r, ">|", "RCPT TO:%s", arg);
+			answer(r, &rep, -1);
+			return;
+		}
+		if (r->txn_fail.code != 0) {
+			slogf(r, ">|", "RCPT TO:%s", arg);
+			answer(r, &r->txn_fail, -1);
+			r->rcpts_bad++;
+			return;
+		}
+		if (r->txn_domain[0] != '\0' && strcasecmp(dom, r->txn_domain) != 0) {
+			slogf(r, ">|", "RCPT TO:%s", arg);
+			set_reply(&rep, 452, "4.5.3",
+				  "one destination domain per transaction: send to %s in the next", dom);
+			answer(r, &rep, -1);
+			r->rcpts_bad++;
+			return;
+		}
+		if (r->txn_domain[0] == '\0' && mx_start(r, dom) != 0) {
+			r->rcpts_bad++;
+			return;
+		}
+	}
+	if (relay_cmd(r, GW_STAGE_RCPT, arg, &rep, &ms) != 0)
+		return;
+	if (gw_reply_class(rep.code) == 2) {
+		r->rcpts_ok++;
+		atomic_fetch_add(&r->env->stats->rcpts_accepted, 1);
+	} else {
+		r->rcpts_bad++;
+		atomic_fetch_add(&r->env->stats->rcpts_refused, 1);
+	}
+	answer(r, &rep, ms);
+}
+
+static void on_data(gwp_relay *r)
+{
+	gw_reply rep;
+	gw_status st;
+	int64_t t0;
+
+	slogf(r, "<-", "354 End data with <CR><LF>.<CR><LF>");
+	slogf(r, "->", "DATA");
+	r->body_status = GW_OK;
+	r->data_reply.code = 0;
+	t0 = gw_now_ms();
+	st = gw_client_data(r->up, &rep);
+	if (st != GW_OK) {
+		/* the client's body is read and dropped; the final dot gets 421 */
+		r->body_status = st;
+		slogf(r, "|<", "! DATA: %s: %s", gw_status_str(st), gw_client_error(r->up));
+		gw_client_close(r->up);
+		return;
+	}
+	gwp_slog_reply(r->env->slog, r->sid, "|<", &rep, since(t0));
+	if (rep.code == 354) {
+		r->in_body = 1;
+		r->bol = 1;
+		return;
+	}
+	if (gw_reply_class(rep.code) == 3 || gw_reply_class(rep.code) == 2) /* a 250 to DATA: nonsense */
+		set_reply(&rep, 451, "4.5.0", "%s answered DATA with %d", r->dest, rep.code);
+	r->data_reply = rep;
+}
+
+/* Dot-stuff one chunk of the body (CRLF line ends from the engine) and write it to the destination. */
+static void on_body(gwp_relay *r, const gw_srv_event *ev)
+{
+	size_t i, start = 0;
+	gw_status st;
+
+	r->bytes += ev->len;
+	atomic_fetch_add(&r->env->stats->bytes, ev->len);
+	if (!r->in_body || r->body_lost)
+		return;
+	gw_buf_reset(&r->stuffed);
+	for (i = 0; i < ev->len; i++) {
+		if (r->bol && ev->data[i] == '.') {
+			if (gw_buf_append(&r->stuffed, ev->data + start, i - start) != 0 ||
+			    gw_buf_putc(&r->stuffed, '.') != 0)
+				goto local;
+			start = i;
+		}
+		r->bol = ev->data[i] == '\n';
+	}
+	if (gw_buf_append(&r->stuffed, ev->data + start, ev->len - start) != 0)
+		goto local;
+	st = gw_client_raw(r->up, GW_STAGE_BODY, r->stuffed.data, r->stuffed.len, NULL, 0, NULL);
+	if (st != GW_OK) {
+		r->body_lost = 1;
+		r->body_status = st;
+		slogf(r, "|<", "! body: %s: %s", gw_status_str(st), gw_client_error(r->up));
+	}
+	return;
+local:
+	r->body_lost = 1;
+	r->body_status = GW_E_LOCAL;
+	gw_client_close(r->up);
+}
+
+static void on_data_end(gwp_relay *r, const gw_srv_event *ev)
+{
+	gw_reply rep;
+	gw_status st;
+	size_t got = 0;
+	int64_t t0;
+	char tail[8];
+	size_t tl = 0;
+
+	r->messages++;
+	if (r->body_status != GW_OK) {
+		fail(r, r->body_status, "DATA");
+		r->refused++;
+		txn_clear(r);
+		return;
+	}
+	if (!r->in_body) { /* DATA refused: the refusal is the answer to the dot */
+		answer(r, &r->data_reply, -1);
+		r->refused++;
+		atomic_fetch_add(&r->env->stats->messages_refused, 1);
+		txn_clear(r);
+		slogf(r, "|>", "RSET");
+		if (gw_client_rset(r->up, &rep) == GW_OK)
+			gwp_slog_reply(r->env->slog, r->sid, "|<", &rep, -1);
+		return;
+	}
+	if (!r->bol) {
+		tail[tl++] = '\r';
+		tail[tl++] = '\n';
+	}
+	memcpy(tail + tl, ".\r\n", 3);
+	tl += 3;
+	slogf(r, "->", ". (%llu bytes)", (unsigned long long)ev->size);
+	t0 = gw_now_ms();
+	st = gw_client_raw(r->up, GW_STAGE_BODY, tail, tl, &rep, 1, &got);
+	if (st != GW_OK || got != 1) {
+		/* after the dot: the destination may have the message; the client retries (a duplicate beats
+		 * a loss) */
+		fail(r, st != GW_OK ? st : GW_E_LOST, "end of data");
+		r->refused++;
+		txn_clear(r);
+		return;
+	}
+	if (gw_reply_class(rep.code) == 3) {
+		gwp_slog_reply(r->env->slog, r->sid, "|<", &rep, since(t0));
+		fail(r, GW_E_PROTO, "end of data");
+		txn_clear(r);
+		return;
+	}
+	if (gw_reply_class(rep.code) == 2) {
+		atomic_fetch_add(&r->env->stats->messages, 1);
+	} else {
+		r->refused++;
+		atomic_fetch_add(&r->env->stats->messages_refused, 1);
+	}
+	answer(r, &rep, since(t0));
+	txn_clear(r);
+}
+
+static void on_reset(gwp_relay *r, const gw_srv_event *ev)
+{
+	gw_reply rep;
+	int64_t t0;
+
+	if (r->in_body) { /* mid-body (a message over the size limit): only closing stops the destination */
+		slogf(r, "|>", "(close: no final dot, the destination drops the message)");
+		gw_client_close(r->up);
+	} else if (r->in_txn && gw_client_is_open(r->up)) {
+		slogf(r, ev->reason == GW_SRV_R_RSET ? "->" : "|>", "RSET");
+		t0 = gw_now_ms();
+		if (gw_client_rset(r->up, &rep) == GW_OK)
+			gwp_slog_reply(r->env->slog, r->sid, "|<", &rep, since(t0));
+		else
+			gw_client_close(r->up); /* the next MAIL connects again */
+	} else if (ev->reason == GW_SRV_R_RSET) {
+		slogf(r, ">|", "RSET");
+	}
+	txn_clear(r);
+}
+
+static const char *reason_str(gw_srv_reason why)
+{
+	switch (why) {
+	case GW_SRV_R_QUIT:
+		return "quit";
+	case GW_SRV_R_ERRORS:
+		return "client-errors";
+	case GW_SRV_R_SHUTDOWN:
+		return "shutdown";
+	default:
+		return "closed";
+	}
+}
+
+void gwp_relay_event(gwp_relay *r, const gw_srv_event *ev)
+{
+	switch (ev->type) {
+	case GW_SRV_EV_HELO:
+		snprintf(r->helo, sizeof(r->helo), "%s", ev->helo != NULL ? ev->helo : "");
+		slogf(r, ">|", "%s %s", ev->esmtp ? "EHLO" : "HELO", r->helo);
+		slogf(r, "<-", "250 %s", r->env->conf->opt.hostname);
+		break;
+	case GW_SRV_EV_MAIL:
+		on_mail(r, ev);
+		break;
+	case GW_SRV_EV_RCPT:
+		on_rcpt(r, ev);
+		break;
+	case GW_SRV_EV_DATA:
+		on_data(r);
+		break;
+	case GW_SRV_EV_BODY:
+		on_body(r, ev);
+		break;
+	case GW_SRV_EV_DATA_END:
+		on_data_end(r, ev);
+		break;
+	case GW_SRV_EV_RESET:
+		on_reset(r, ev);
+		break;
+	case GW_SRV_EV_STARTTLS: /* never offered */
+		gw_srv_shutdown(r->srv, NULL);
+		break;
+	case GW_SRV_EV_CLOSE:
+		if (strcmp(r->outcome, "open") == 0)
+			snprintf(r->outcome, sizeof(r->outcome), "%s", reason_str(ev->reason));
+		if (ev->reason == GW_SRV_R_QUIT && !r->in_body && gw_client_is_open(r->up)) {
+			slogf(r, "->", "QUIT");
+			gw_client_quit(r->up);
+		} else {
+			gwp_relay_client_gone(r, reason_str(ev->reason));
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+void gwp_relay_client_gone(gwp_relay *r, const char *why)
+{
+	if (strcmp(r->outcome, "open") == 0)
+		snprintf(r->outcome, sizeof(r->outcome), "%s", why);
+	if (!gw_client_is_open(r->up))
+		return;
+	if (r->in_body) {
+		slogf(r, "|>", "(close in DATA: no final dot, the destination drops the message)");
+		gw_client_close(r->up);
+	} else {
+		slogf(r, "|>", "QUIT");
+		gw_client_quit(r->up);
+	}
+	txn_clear(r);
+}
+
+void gwp_relay_finish(gwp_relay *r)
+{
+	char helo[GW_DOMAIN_MAX * 4 + 8], tenant[64];
+	size_t tl;
+
+	gwp_relay_client_gone(r, "closed");
+	/* the tenant is the client's address: "[192.0.2.7]:51234" -> "192.0.2.7" */
+	tl = strcspn(r->client + (r->client[0] == '['), "]");
+	snprintf(tenant, sizeof(tenant), "%.*s", (int)tl, r->client + (r->client[0] == '['));
+	gw_log_sanitize(helo, sizeof(helo), r->helo, strlen(r->helo), 100);
+	gwp_slog_summary(r->env->slog, r->sid,
+			 "client=%s tenant=%s helo=%s dest=%s peer=%s outcome=%s messages=%lu refused=%lu "
+			 "rcpts=%lu/%lu bytes=%llu tls_out=\"%s\" tls_in=none duration=%ldms",
+			 r->client, tenant, helo[0] ? helo : "-", r->dest,
+			 r->up != NULL && gw_client_peer(r->up)[0] ? gw_client_peer(r->up) : "-", r->outcome,
+			 r->messages, r->refused, r->rcpts_ok, r->rcpts_ok + r->rcpts_bad,
+			 (unsigned long long)r->bytes, r->tls_out[0] ? r->tls_out : "none",
+			 since(r->started));
+	gw_client_free(&r->up);
+	gw_srv_free(&r->srv);
+	gw_buf_free(&r->stuffed);
+}

@@ -1,0 +1,116 @@
+/*
+ * relay.h - one client session relayed command by command to its
+ * destination: the client side is libgw's sans-IO server engine (gw/server.h),
+ * the destination side libgw's client engine (gw/client.h).
+ *
+ * The driver (session.c) owns the client socket and feeds the engine; each
+ * engine event goes to gwp_relay_event(), which replays it towards the
+ * destination and answers the engine with the destination's reply: MAIL,
+ * RCPT and the end of data get the destination's own code, enhanced code and
+ * text (sanitised by the engine), so the client MTA's queue is the only
+ * queue and every verdict is the destination's. The proxy never answers the
+ * final dot with 2xx before the destination did.
+ *
+ * Where the destination comes from:
+ *  - known at accept (a redirected connection's original destination, or
+ *    the configured upstream): connected before the greeting; the EHLO reply
+ *    to the client offers what the destination offers (SIZE, 8BITMIME,
+ *    SMTPUTF8, DSN) plus PIPELINING, never STARTTLS or CHUNKING; a greeting
+ *    or EHLO refusal is the answer to every MAIL;
+ *  - MX of the recipients' domain (plain listener without upstream): MAIL is
+ *    held (answered 250 by the proxy, logged ">|") and sent with the first
+ *    RCPT, whose domain picks the destination; a RCPT for another domain in
+ *    the same transaction gets 452 4.5.3 (the client sends it in its next
+ *    transaction); a refused MAIL is the answer to its RCPTs.
+ * Failures of the destination side (refused, timeout, lost, bad reply, TLS)
+ * answer the pending command with 421 4.4.x and end the session: the client
+ * retries from its queue. The engine's own 354 goes to the client at once;
+ * a DATA the destination refuses is the answer to the final dot. A client
+ * that goes away mid-body leaves the destination without a final dot (the
+ * connection is closed: the destination drops the transaction); elsewhere
+ * the destination gets QUIT.
+ *
+ * One session is one thread here (session.c); the state below is all a
+ * session has, so an event loop could drive the same structure once the
+ * client engine has a non-blocking form (docs/howto-proxy.md, NOTES).
+ *
+ * Does not defend against: a destination that accepts the dot and then
+ * loses the mail (its 250 is the truth passed on); the client's pipelined
+ * MAIL/RCPT are relayed one at a time (the server engine hands out the next
+ * command only after the previous one is answered).
+ */
+#ifndef GWP_RELAY_H
+#define GWP_RELAY_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gw/client.h"
+#include "gw/server.h"
+#include "proxy_conf.h"
+#include "slog.h"
+
+/* Counters for the control socket, shared by every session. */
+typedef struct gwp_stats {
+	atomic_ulong sessions_total, refused_not_redirected, upstream_failures;
+	atomic_ulong messages, messages_refused, rcpts_accepted, rcpts_refused, bytes;
+} gwp_stats;
+
+typedef struct gwp_env {
+	const gwp_config *conf;
+	gwp_slog *slog;
+	gwp_stats *stats;
+} gwp_env;
+
+typedef enum gwp_dest_mode { GWP_DEST_HOP = 0, GWP_DEST_MX = 1 } gwp_dest_mode;
+
+typedef struct gwp_relay {
+	const gwp_env *env;
+	gw_srv *srv;
+	char sid[16];
+	char client[64];
+	gwp_dest_mode mode;
+	gw_nexthop hop;              /* GWP_DEST_HOP */
+	char dest[GW_HOST_MAX + 16]; /* for logs: the hop, or the MX domain */
+	gw_client *up;
+	gw_tls_policy up_tls; /* the STARTTLS policy up was made with */
+	gw_reply refusal;     /* greeting/EHLO refusal (code 0: none): the answer to MAIL */
+	/* MX mode: the held MAIL and the transaction's domain */
+	char mail_cmd[GW_PATH_MAX + GW_PARAMS_MAX * (GW_PARAM_KEY_MAX + GW_PARAM_VALUE_MAX + 2) + 16];
+	int mail_held;
+	char txn_domain[GW_DOMAIN_MAX + 1];
+	char up_domain[GW_DOMAIN_MAX + 1];
+	gw_reply txn_fail; /* answer to every further RCPT of the transaction (code 0: none) */
+	/* the body towards the destination */
+	int in_txn, in_body, bol, body_lost;
+	gw_reply data_reply; /* DATA's reply when it was not 354 */
+	gw_status body_status;
+	gw_buf stuffed;
+	/* for the summary */
+	char helo[GW_DOMAIN_MAX + 1];
+	char outcome[48];
+	char tls_out[GW_TLS_TEXT_MAX];
+	unsigned long messages, refused, rcpts_ok, rcpts_bad;
+	uint64_t bytes;
+	int64_t started;
+} gwp_relay;
+
+/*
+ * Set up r for a client (client: its address for logs) with a destination:
+ * hop for a redirected connection or an upstream, NULL for MX per recipient
+ * domain. Connects a known destination and makes the server engine; the
+ * greeting is queued (a 421 when the destination cannot be reached). 0, or
+ * -1 when the engine cannot be made (out of memory).
+ */
+int gwp_relay_init(gwp_relay *r, const gwp_env *env, const char *client, const gw_nexthop *hop);
+/* Refuse the session with 421 (text) before any destination is tried: the engine is made, nothing else. */
+int gwp_relay_init_refused(gwp_relay *r, const gwp_env *env, const char *client, const char *text);
+/* Act on one engine event. */
+void gwp_relay_event(gwp_relay *r, const gw_srv_event *ev);
+/* The client is gone (closed or timed out): abort or QUIT the destination. */
+void gwp_relay_client_gone(gwp_relay *r, const char *why);
+/* End the session: QUIT the destination if still open, the summary line, free. */
+void gwp_relay_finish(gwp_relay *r);
+
+#endif

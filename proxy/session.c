@@ -1,0 +1,136 @@
+/*
+ * session.c - a gw-proxy client connection: socket <-> server engine <-> relay.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gw/log.h"
+#include "session.h"
+
+#define INPUT_CHUNK 16384
+
+typedef struct sess {
+	int fd;
+	long timeout;
+	gwp_relay r;
+	char in[INPUT_CHUNK];
+	size_t in_off, in_len;
+} sess;
+
+/* Write everything the engine has queued. 0, or -1 when the client is gone or too slow. */
+static int flush(sess *s)
+{
+	gw_buf *out = gw_srv_output(s->r.srv);
+
+	while (out->len > 0) {
+		ssize_t n = send(s->fd, out->data, out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			struct pollfd p = {s->fd, POLLOUT, 0};
+			if (poll(&p, 1, (int)s->timeout) <= 0)
+				return -1;
+			continue;
+		}
+		if (n <= 0)
+			return -1;
+		gw_buf_consume(out, (size_t)n);
+	}
+	return 0;
+}
+
+/* Feed buffered input, reading more when none is left. 1 fed, 0 client gone; a timeout shuts the engine. */
+static int fill(sess *s)
+{
+	struct pollfd p = {s->fd, POLLIN, 0};
+	ssize_t n;
+	int rc;
+
+	if (s->in_off < s->in_len) {
+		size_t took = gw_srv_feed(s->r.srv, s->in + s->in_off, s->in_len - s->in_off);
+		s->in_off += took;
+		return took > 0; /* 0: the engine neither takes input nor gives events; never spin */
+	}
+	rc = poll(&p, 1, (int)s->timeout);
+	if (rc == 0) {
+		gwp_relay_client_gone(&s->r, "client-timeout");
+		gw_srv_shutdown(s->r.srv, "Error: timeout exceeded");
+		return 1;
+	}
+	if (rc < 0)
+		return errno == EINTR;
+	do
+		n = recv(s->fd, s->in, sizeof(s->in), 0);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return 0;
+	s->in_off = 0;
+	s->in_len = (size_t)n;
+	s->in_off += gw_srv_feed(s->r.srv, s->in, s->in_len);
+	return 1;
+}
+
+void gwp_session_run(int fd, const char *client, const gwp_env *env, const gw_nexthop *hop,
+		     const char *refuse_text)
+{
+	sess *s; /* 16 KB of input: on the heap, not the thread's stack */
+	gw_srv_event ev;
+	int rc;
+
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		close(fd);
+		return;
+	}
+	s->fd = fd;
+	s->timeout = env->conf->opt.command_timeout;
+	rc = refuse_text != NULL ? gwp_relay_init_refused(&s->r, env, client, refuse_text)
+				 : gwp_relay_init(&s->r, env, client, hop);
+	if (rc != 0) {
+		gw_log(GW_LOG_ERR, "session", "client=%s error=\"out of memory\"", client);
+		gwp_relay_finish(&s->r);
+		goto out;
+	}
+	for (;;) {
+		/* Replies leave when the engine has nothing more to give: the replies to a pipelined
+		 * batch go in one write. */
+		gw_srv_event_type type = gw_srv_next(s->r.srv, &ev);
+		if (type == GW_SRV_EV_NONE) {
+			gw_srv_wait w = gw_srv_waiting(s->r.srv);
+			if (w == GW_SRV_WAIT_CLOSED)
+				break;
+			if (w == GW_SRV_WAIT_OUTPUT) {
+				if (flush(s) != 0)
+					break;
+				continue;
+			}
+			if (w == GW_SRV_WAIT_ANSWER || w == GW_SRV_WAIT_TLS) {
+				gw_log(GW_LOG_ERR, "session", "client=%s error=\"engine waits for %d\"",
+				       client, (int)w);
+				break;
+			}
+			if (flush(s) != 0) {
+				gwp_relay_client_gone(&s->r, "client-lost");
+				break;
+			}
+			if (!fill(s)) {
+				gwp_relay_client_gone(&s->r, "client-lost");
+				break;
+			}
+			continue;
+		}
+		if (type == GW_SRV_EV_DATA_END && flush(s) != 0) /* pipelined replies before a long wait */
+			break;
+		gwp_relay_event(&s->r, &ev);
+	}
+	(void)flush(s);
+	gwp_relay_finish(&s->r);
+out:
+	close(fd);
+	free(s);
+}

@@ -1,0 +1,768 @@
+/*
+ * test_proxy_relay.c - gw-proxy's relay state machine end to end in one
+ * process: the tenant MTA played by the test over a socketpair,
+ * gwp_session_run() on the other end, and a scripted destination (the fake
+ * peer). Each case checks the exact replies the client got (the
+ * destination's verdicts, pipelined or not), what the destination received,
+ * and the session log's notation.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fakepeer.h"
+#include "gw/log.h"
+#include "proxy_conf.h"
+#include "relay.h"
+#include "session.h"
+
+#define DEST_EHLO                                                                                            \
+	"send 220 dest.test ESMTP\nexpect EHLO gw.test\nsend 250-dest.test\\r\\n250-PIPELINING\\r\\n"        \
+	"250-SIZE 1000000\\r\\n250-8BITMIME\\r\\n250-STARTTLS\\r\\n250-CHUNKING\\r\\n250 DSN\n"
+
+typedef struct lab {
+	char dir[64];
+	gwp_config *conf;
+	gwp_stats stats;
+	gwp_env env;
+	gw_nexthop hop;
+	int use_hop;
+	int fd; /* the test's end */
+	pthread_t t;
+	int sfd;
+	char inbuf[65536];
+	size_t inlen;
+} lab;
+
+static void *serve(void *arg)
+{
+	lab *l = arg;
+
+	gwp_session_run(l->sfd, "[127.0.0.9]:4242", &l->env, l->use_hop ? &l->hop : NULL, NULL);
+	return NULL;
+}
+
+/* Session to the destination at port (0: MX mode), configuration with extra lines. */
+static void lab_start(lab *l, unsigned port, const char *extra)
+{
+	char path[128], err[512];
+	int sv[2];
+	FILE *f;
+
+	memset(l, 0, sizeof(*l));
+	snprintf(l->dir, sizeof(l->dir), "/tmp/gw-proxy-test.XXXXXX");
+	assert_non_null(mkdtemp(l->dir));
+	snprintf(path, sizeof(path), "%s/gw-proxy.conf", l->dir);
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f,
+		"listen = [127.0.0.1]:10026\nlog = stderr\nhostname = proxy.test\nhelo_name = gw.test\n"
+		"session_log = %s/session.log\nconnect_timeout = 2s\nreply_timeout = 3s\n%s%s%s",
+		l->dir, strstr(extra, "tls =") ? "" : "tls = none\n",
+		strstr(extra, "command_timeout =") ? "" : "command_timeout = 5s\n", extra);
+	fclose(f);
+	l->conf = gwp_config_load(path, err, sizeof(err));
+	if (l->conf == NULL)
+		fail_msg("config: %s", err);
+	assert_non_null(l->env.slog = gwp_slog_open(l->conf->opt.session_log, err, sizeof(err)));
+	l->env.conf = l->conf;
+	l->env.stats = &l->stats;
+	if (port != 0) {
+		const char *e;
+		char spec[64];
+		snprintf(spec, sizeof(spec), "[127.0.0.1]:%u", port);
+		assert_int_equal(gw_nexthop_parse(spec, strlen(spec), &l->hop, &e), 0);
+		l->use_hop = 1;
+	}
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	l->fd = sv[0];
+	l->sfd = sv[1];
+	assert_int_equal(pthread_create(&l->t, NULL, serve, l), 0);
+}
+
+static void lab_end_session(lab *l)
+{
+	if (l->fd < 0)
+		return;
+	close(l->fd);
+	l->fd = -1;
+	pthread_join(l->t, NULL);
+}
+
+/* The session log, once the session has ended; malloc'd. */
+static char *session_log(lab *l)
+{
+	char path[128], *b = calloc(1, 65536);
+	FILE *f;
+	size_t n;
+
+	lab_end_session(l);
+	snprintf(path, sizeof(path), "%s/session.log", l->dir);
+	assert_non_null(b);
+	assert_non_null(f = fopen(path, "r"));
+	n = fread(b, 1, 65535, f);
+	b[n] = '\0';
+	fclose(f);
+	return b;
+}
+
+/* End the session and free; the directory (and the session log) goes at exit. */
+static void lab_stop(lab *l)
+{
+	lab_end_session(l);
+	gwp_slog_close(&l->env.slog);
+	gwp_config_free(&l->conf);
+}
+
+static void lab_rmdir(lab *l)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", l->dir);
+	(void)!system(cmd);
+}
+
+static void put(lab *l, const char *s)
+{
+	size_t len = strlen(s);
+	assert_int_equal(write(l->fd, s, len), (ssize_t)len);
+}
+
+/* The next reply line (without CRLF) into out; fails the test after 10 s. */
+static void line(lab *l, char *out, size_t outlen)
+{
+	struct timeval tv = {10, 0};
+
+	setsockopt(l->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	for (;;) {
+		char *nl = memchr(l->inbuf, '\n', l->inlen);
+		ssize_t n;
+		if (nl != NULL) {
+			size_t len = (size_t)(nl - l->inbuf) + 1, keep = len - 1;
+			if (keep > 0 && l->inbuf[keep - 1] == '\r')
+				keep--;
+			snprintf(out, outlen, "%.*s", (int)keep, l->inbuf);
+			memmove(l->inbuf, l->inbuf + len, l->inlen - len);
+			l->inlen -= len;
+			return;
+		}
+		n = read(l->fd, l->inbuf + l->inlen, sizeof(l->inbuf) - l->inlen);
+		if (n <= 0)
+			fail_msg("session: no reply line (%s)", n == 0 ? "closed" : strerror(errno));
+		l->inlen += (size_t)n;
+	}
+}
+
+/* Read one whole reply: all its lines, joined by '|', into out. */
+static void reply(lab *l, char *out, size_t outlen)
+{
+	char ln[1024];
+	size_t n = 0;
+
+	out[0] = '\0';
+	do {
+		line(l, ln, sizeof(ln));
+		n += (size_t)snprintf(out + n, n < outlen ? outlen - n : 0, "%s%s", n ? "|" : "", ln);
+	} while (strlen(ln) > 3 && ln[3] == '-');
+}
+
+static void expect(lab *l, const char *want)
+{
+	char got[4096];
+
+	reply(l, got, sizeof(got));
+	if (strncmp(got, want, strlen(want)) != 0)
+		fail_msg("got \"%s\", want \"%s...\"", got, want);
+}
+
+/* The session ends: the client sees the connection close. */
+static void expect_closed(lab *l)
+{
+	struct timeval tv = {10, 0};
+	char b[256];
+	ssize_t n;
+
+	setsockopt(l->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while ((n = read(l->fd, b, sizeof(b))) > 0)
+		;
+	assert_int_equal(n, 0);
+}
+
+static fp_peer *peer(const char *script)
+{
+	char err[256];
+	fp_opts o;
+	fp_peer *p;
+
+	memset(&o, 0, sizeof(o));
+	o.script = script;
+	o.timeout_ms = 5000;
+	if ((p = fp_start_opts(&o, err, sizeof(err))) == NULL)
+		fail_msg("fake peer: %s", err);
+	return p;
+}
+
+static void peer_done(fp_peer **p)
+{
+	if (fp_wait(*p, 10000) != 0)
+		fail_msg("destination script: %s", fp_error(*p) ? fp_error(*p) : "did not finish");
+	fp_stop(p);
+}
+
+static void contains(const char *hay, const char *needle)
+{
+	if (hay == NULL || strstr(hay, needle) == NULL)
+		fail_msg("\"%s\" not found in:\n%s", needle, hay ? hay : "(null)");
+}
+
+/* The EHLO reply offers what the destination offers, minus STARTTLS and CHUNKING, plus PIPELINING. */
+static void test_ehlo_follows_destination(void **state)
+{
+	fp_peer *d = peer(DEST_EHLO "expect QUIT\nsend 221 bye\n");
+	char got[4096];
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "");
+	expect(&l, "220 proxy.test");
+	put(&l, "EHLO tenant.test\r\n");
+	reply(&l, got, sizeof(got));
+	contains(got, "250-PIPELINING");
+	contains(got, "SIZE 1000000");
+	contains(got, "8BITMIME");
+	contains(got, "DSN");
+	assert_null(strstr(got, "STARTTLS"));
+	assert_null(strstr(got, "CHUNKING"));
+	assert_null(strstr(got, "SMTPUTF8")); /* the destination does not offer it */
+	put(&l, "QUIT\r\n");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	peer_done(&d);
+	lab_rmdir(&l);
+}
+
+/* A pipelined transaction with mixed verdicts: each reply is the destination's, in order. */
+static void test_pipelined_mixed_verdicts(void **state)
+{
+	fp_peer *d =
+	    peer(DEST_EHLO "expect MAIL FROM:<s@tenant.test> SIZE=120\nsend 250 2.1.0 sender ok\n"
+			   "expect RCPT TO:<a@dest.test> NOTIFY=NEVER\nsend 250 2.1.5 a ok\n"
+			   "expect RCPT TO:<b@dest.test>\nsend 550 5.1.1 <b@dest.test>: no such user\n"
+			   "expect RCPT TO:<c@dest.test>\nsend 452 4.2.2 mailbox full\n"
+			   "expect DATA\nsend 354 go ahead\ndata\nsend 250 2.0.0 Ok: queued as D1\n"
+			   "expect QUIT\nsend 221 bye\n");
+	const char *rx;
+	char *slog;
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "");
+	expect(&l, "220 ");
+	put(&l, "EHLO tenant.test\r\n");
+	expect(&l, "250-proxy.test");
+	put(&l, "MAIL FROM:<s@tenant.test> SIZE=120\r\nRCPT TO:<a@dest.test> NOTIFY=NEVER\r\n"
+		"RCPT TO:<b@dest.test>\r\nRCPT TO:<c@dest.test>\r\nDATA\r\n");
+	expect(&l, "250 2.1.0 sender ok");
+	expect(&l, "250 2.1.5 a ok");
+	expect(&l, "550 5.1.1 <b@dest.test>: no such user");
+	expect(&l, "452 4.2.2 mailbox full");
+	expect(&l, "354 ");
+	put(&l, "Subject: t\r\n\r\n..leading dot\r\nbody\r\n.\r\nQUIT\r\n");
+	expect(&l, "250 2.0.0 Ok: queued as D1");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	rx = fp_received(d, 0, NULL);
+	contains(rx, "\r\n\r\n..leading dot\r\nbody\r\n.\r\nQUIT\r\n"); /* stuffed again */
+	peer_done(&d);
+	slog = session_log(&l);
+	contains(slog, " -> MAIL FROM:<s@tenant.test> SIZE=120\n");
+	contains(slog, " <- 550 5.1.1 <b@dest.test>: no such user [");
+	contains(slog, " >| EHLO tenant.test\n");
+	contains(slog, " |< 354 go ahead [");
+	contains(slog, " -> QUIT\n");
+	contains(slog, " == client=[127.0.0.9]:4242 tenant=127.0.0.9 helo=tenant.test");
+	contains(slog, "outcome=quit messages=1 refused=0 rcpts=1/3");
+	free(slog);
+	assert_int_equal(l.stats.messages, 1);
+	assert_int_equal(l.stats.rcpts_refused, 2);
+	lab_rmdir(&l);
+}
+
+/* The destination refuses the message at the dot: the client gets exactly that. */
+static void test_dot_refused(void **state)
+{
+	fp_peer *d = peer(
+	    DEST_EHLO "expect MAIL\nsend 250 ok\nexpect RCPT\nsend 250 ok\nexpect DATA\n"
+		      "send 354 go\ndata\nsend 554 5.7.1 spam\\xe9 detected\nexpect QUIT\nsend 221 bye\n");
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\nMAIL FROM:<s@t.test>\r\nRCPT TO:<a@dest.test>\r\nDATA\r\n");
+	expect(&l, "250-");
+	expect(&l, "250 ");
+	expect(&l, "250 ");
+	expect(&l, "354 ");
+	put(&l, "x\r\n.\r\n");
+	expect(&l, "554 5.7.1 spam? detected"); /* the 8-bit byte sanitised */
+	put(&l, "QUIT\r\n");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	peer_done(&d);
+	assert_int_equal(l.stats.messages_refused, 1);
+	lab_rmdir(&l);
+}
+
+/* The destination goes away after the dot without a verdict: never 250, a 421 and the session ends. */
+static void test_lost_after_dot(void **state)
+{
+	fp_peer *d = peer(DEST_EHLO "expect MAIL\nsend 250 ok\nexpect RCPT\nsend 250 ok\nexpect DATA\n"
+				    "send 354 go\ndata\nclose\n");
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\nMAIL FROM:<s@t.test>\r\nRCPT TO:<a@dest.test>\r\nDATA\r\n");
+	expect(&l, "250-");
+	expect(&l, "250 ");
+	expect(&l, "250 ");
+	expect(&l, "354 ");
+	put(&l, "x\r\n.\r\n");
+	expect(&l, "421 4.4.2 [127.0.0.1]:");
+	expect_closed(&l);
+	lab_stop(&l);
+	peer_done(&d);
+	assert_int_equal(l.stats.messages, 0);
+	assert_int_equal(l.stats.upstream_failures, 1);
+	lab_rmdir(&l);
+}
+
+/* A destination that cannot be reached: 421 at the greeting, nothing else. */
+static void test_destination_refused(void **state)
+{
+	char *slog;
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_closed_port(), "");
+	expect(&l, "421 4.3.2 proxy.test cannot reach [127.0.0.1]:");
+	expect_closed(&l);
+	lab_stop(&l);
+	slog = session_log(&l);
+	contains(slog, " |< ! connection refused at connect");
+	contains(slog, "outcome=upstream-connection refused");
+	free(slog);
+	lab_rmdir(&l);
+}
+
+/* A destination that refuses us at its greeting: its own 554 answers MAIL, word for word. */
+static void test_greeting_refusal_answers_mail(void **state)
+{
+	fp_peer *d = peer("send 554 5.7.1 dest.test: no service for you\nexpect QUIT\nsend 221 bye\n");
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\n");
+	expect(&l, "250-");
+	put(&l, "MAIL FROM:<s@t.test>\r\n");
+	expect(&l, "554 5.7.1 dest.test: no service for you");
+	put(&l, "QUIT\r\n");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	fp_stop(&d);
+	lab_rmdir(&l);
+}
+
+/* A 421 from the destination is passed on and ends the session. */
+static void test_destination_421(void **state)
+{
+	fp_peer *d =
+	    peer(DEST_EHLO "expect MAIL\nsend 250 ok\nexpect RCPT\nsend 421 4.7.0 too many connections\n"
+			   "expect QUIT\nsend 221 bye\n");
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\nMAIL FROM:<s@t.test>\r\nRCPT TO:<a@dest.test>\r\n");
+	expect(&l, "250-");
+	expect(&l, "250 ");
+	expect(&l, "421 4.7.0 too many connections");
+	expect_closed(&l);
+	lab_stop(&l);
+	fp_stop(&d);
+	lab_rmdir(&l);
+}
+
+/* DATA refused by the destination after the proxy's own 354: the refusal answers the dot. */
+static void test_data_refused(void **state)
+{
+	fp_peer *d =
+	    peer(DEST_EHLO "expect MAIL\nsend 250 ok\nexpect RCPT\nsend 250 ok\nexpect DATA\n"
+			   "send 554 5.5.1 no thanks\nexpect RSET\nsend 250 ok\nexpect QUIT\nsend 221 bye\n");
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\nMAIL FROM:<s@t.test>\r\nRCPT TO:<a@dest.test>\r\nDATA\r\n");
+	expect(&l, "250-");
+	expect(&l, "250 ");
+	expect(&l, "250 ");
+	expect(&l, "354 ");
+	put(&l, "hello\r\n.\r\nQUIT\r\n");
+	expect(&l, "554 5.5.1 no thanks");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	peer_done(&d);
+	lab_rmdir(&l);
+}
+
+/* The client goes away in the middle of the body: the destination never sees a final dot, nor QUIT. */
+static void test_client_lost_in_body(void **state)
+{
+	fp_peer *d = peer(DEST_EHLO "expect MAIL\nsend 250 ok\nexpect RCPT\nsend 250 ok\nexpect DATA\n"
+				    "send 354 go\nexpect Subject\n");
+	const char *rx;
+	char *slog;
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\nMAIL FROM:<s@t.test>\r\nRCPT TO:<a@dest.test>\r\nDATA\r\n");
+	expect(&l, "250-");
+	expect(&l, "250 ");
+	expect(&l, "250 ");
+	expect(&l, "354 ");
+	put(&l, "Subject: half\r\nbody without an end\r\n");
+	lab_end_session(&l);
+	assert_int_equal(fp_wait(d, 10000), 0);
+	rx = fp_received(d, 0, NULL);
+	contains(rx, "body without an end\r\n");
+	assert_null(strstr(rx, "\r\n.\r\n"));
+	assert_null(strstr(rx, "QUIT"));
+	slog = session_log(&l);
+	contains(slog, "|> (close in DATA: no final dot");
+	contains(slog, "outcome=client-lost");
+	free(slog);
+	lab_stop(&l);
+	fp_stop(&d);
+	lab_rmdir(&l);
+}
+
+/* The client goes away between commands: the destination gets a clean QUIT. */
+static void test_client_lost_between_commands(void **state)
+{
+	fp_peer *d = peer(DEST_EHLO "expect MAIL\nsend 250 ok\nexpect QUIT\nsend 221 bye\n");
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\nMAIL FROM:<s@t.test>\r\n");
+	expect(&l, "250-");
+	expect(&l, "250 ");
+	lab_end_session(&l);
+	lab_stop(&l);
+	peer_done(&d);
+	lab_rmdir(&l);
+}
+
+/* RSET goes on to the destination; the next transaction starts clean. */
+static void test_rset_relayed(void **state)
+{
+	fp_peer *d =
+	    peer(DEST_EHLO "expect MAIL FROM:<one@t.test>\nsend 250 ok\nexpect RSET\nsend 250 ok\n"
+			   "expect MAIL FROM:<two@t.test>\nsend 250 ok\nexpect QUIT\nsend 221 bye\n");
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\nMAIL FROM:<one@t.test>\r\nRSET\r\nMAIL FROM:<two@t.test>\r\nQUIT\r\n");
+	expect(&l, "250-");
+	expect(&l, "250 ");
+	expect(&l, "250 ");
+	expect(&l, "250 ");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	peer_done(&d);
+	lab_rmdir(&l);
+}
+
+/* MX mode with an address-literal domain (no DNS): MAIL is held, sent with the first RCPT. */
+static void test_mx_mode_held_mail(void **state)
+{
+	fp_peer *d =
+	    peer(DEST_EHLO "expect MAIL FROM:<s@t.test>\nsend 250 ok\nexpect RCPT TO:<a@[127.0.0.1]>\n"
+			   "send 250 2.1.5 a ok\nexpect QUIT\nsend 221 bye\n");
+	char extra[64], *slog;
+	lab l;
+
+	(void)state;
+	snprintf(extra, sizeof(extra), "smtp_port = %u\n", fp_port(d));
+	lab_start(&l, 0, extra);
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\nMAIL FROM:<s@t.test>\r\nRCPT TO:<a@[127.0.0.1]>\r\nRCPT "
+		"TO:<b@other.test>\r\nQUIT\r\n");
+	expect(&l, "250-");
+	expect(&l, "250 2.1.0 Ok");
+	expect(&l, "250 2.1.5 a ok");
+	expect(&l, "452 4.5.3 one destination domain per transaction");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	peer_done(&d);
+	slog = session_log(&l);
+	contains(slog, " >| MAIL FROM:<s@t.test>\n");
+	contains(slog, " -> MAIL FROM:<s@t.test>\n");
+	contains(slog, " |< 250 ok [");
+	free(slog);
+	lab_rmdir(&l);
+}
+
+/* MX mode: a sender the destination refuses is the answer to its recipients. */
+static void test_mx_mode_mail_refused(void **state)
+{
+	fp_peer *d = peer(DEST_EHLO "expect MAIL FROM:<s@t.test>\nsend 553 5.7.1 sender blocked\n"
+				    "expect QUIT\nsend 221 bye\n");
+	char extra[64];
+	lab l;
+
+	(void)state;
+	snprintf(extra, sizeof(extra), "smtp_port = %u\n", fp_port(d));
+	lab_start(&l, 0, extra);
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\nMAIL FROM:<s@t.test>\r\nRCPT TO:<a@[127.0.0.1]>\r\nRCPT TO:<b@[127.0.0.1]>\r\n"
+		"QUIT\r\n");
+	expect(&l, "250-");
+	expect(&l, "250 2.1.0 Ok");
+	expect(&l, "553 5.7.1 sender blocked");
+	expect(&l, "553 5.7.1 sender blocked");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	peer_done(&d);
+	lab_rmdir(&l);
+}
+
+/* STARTTLS at the proxy: the destination's leg is encrypted, the client's is plain and never offered it. */
+static void test_starttls_at_proxy(void **state)
+{
+	fp_peer *d =
+	    peer("send 220 dest.test ESMTP\nexpect EHLO gw.test\nsend 250-dest.test\\r\\n250-PIPELINING\\r\\n"
+		 "250 STARTTLS\nexpect STARTTLS\nsend 220 go ahead\nstarttls\nexpect EHLO gw.test\n"
+		 "send 250-dest.test\\r\\n250 8BITMIME\nexpect MAIL FROM:<s@t.test>\nsend 250 ok\n"
+		 "expect RCPT\nsend 250 ok\nexpect DATA\nsend 354 go\ndata\nsend 250 2.0.0 queued over TLS\n"
+		 "expect QUIT\nsend 221 bye\n");
+	char got[4096], *slog;
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "tls = encrypt\n");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\n");
+	reply(&l, got, sizeof(got));
+	assert_null(strstr(got, "STARTTLS"));
+	put(&l, "MAIL FROM:<s@t.test>\r\nRCPT TO:<a@dest.test>\r\nDATA\r\n");
+	expect(&l, "250 ");
+	expect(&l, "250 ");
+	expect(&l, "354 ");
+	put(&l, "secret\r\n.\r\nQUIT\r\n");
+	expect(&l, "250 2.0.0 queued over TLS");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	peer_done(&d);
+	slog = session_log(&l);
+	contains(slog, " tls=TLSv1.");
+	contains(slog, "tls_out=\"TLSv1.");
+	contains(slog, "tls_in=none");
+	free(slog);
+	lab_rmdir(&l);
+}
+
+/* tls = encrypt and a destination without STARTTLS: no plain-text fallback, a 421 greeting. */
+static void test_tls_required_not_offered(void **state)
+{
+	fp_peer *d = peer("send 220 dest.test ESMTP\nexpect EHLO\nsend 250-dest.test\\r\\n250 PIPELINING\n"
+			  "expect QUIT\nsend 221 bye\n");
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "tls = encrypt\n");
+	expect(&l, "421 4.3.2 proxy.test cannot reach [127.0.0.1]:");
+	expect_closed(&l);
+	lab_stop(&l);
+	fp_stop(&d);
+	assert_int_equal(l.stats.upstream_failures, 1);
+	lab_rmdir(&l);
+}
+
+/* A message over the destination's SIZE: 552 from the proxy, no final dot at the destination, and the next
+ * transaction gets a fresh connection. */
+static void test_too_big_aborts_destination(void **state)
+{
+	fp_peer *d =
+	    peer("send 220 dest.test ESMTP\nexpect EHLO\nsend 250-dest.test\\r\\n250 SIZE 1024\n"
+		 "expect MAIL\nsend 250 ok\nexpect RCPT\nsend 250 ok\nexpect DATA\nsend 354 go\n---\n"
+		 "send 220 dest.test ESMTP\nexpect EHLO\nsend 250 dest.test\nexpect MAIL FROM:<two@t.test>\n"
+		 "send 250 2.1.0 second ok\nexpect QUIT\nsend 221 bye\n");
+	char big[1500];
+	const char *rx;
+	lab l;
+
+	(void)state;
+	memset(big, 'x', sizeof(big));
+	big[sizeof(big) - 1] = '\0';
+	lab_start(&l, fp_port(d), "");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\nMAIL FROM:<one@t.test>\r\nRCPT TO:<a@dest.test>\r\nDATA\r\n");
+	expect(&l, "250-");
+	expect(&l, "250 ");
+	expect(&l, "250 ");
+	expect(&l, "354 ");
+	put(&l, big);
+	put(&l, "\r\n.\r\n");
+	expect(&l, "552 5.3.4 ");
+	put(&l, "MAIL FROM:<two@t.test>\r\nQUIT\r\n");
+	expect(&l, "250 2.1.0 second ok");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	assert_int_equal(fp_wait(d, 10000), 0);
+	assert_int_equal(fp_connections(d), 2);
+	rx = fp_received(d, 0, NULL);
+	assert_null(strstr(rx, "\r\n.\r\n"));
+	fp_stop(&d);
+	lab_rmdir(&l);
+}
+
+/* An idle client: 421 after command_timeout, and the destination gets QUIT. */
+static void test_client_idle_timeout(void **state)
+{
+	fp_peer *d = peer(DEST_EHLO "expect MAIL\nsend 250 ok\nexpect QUIT\nsend 221 bye\n");
+	char *slog;
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "command_timeout = 300ms\n");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\nMAIL FROM:<s@t.test>\r\n");
+	expect(&l, "250-");
+	expect(&l, "250 ");
+	expect(&l, "421 4.3.2 proxy.test Error: timeout exceeded");
+	expect_closed(&l);
+	lab_stop(&l);
+	peer_done(&d);
+	slog = session_log(&l);
+	contains(slog, "outcome=client-timeout");
+	free(slog);
+	lab_rmdir(&l);
+}
+
+/* Garbage from the client is answered by the proxy and never reaches the destination; after too many
+ * errors the session ends with 421 and the destination gets QUIT. */
+static void test_client_garbage(void **state)
+{
+	fp_peer *d = peer(DEST_EHLO "expect QUIT\nsend 221 bye\n");
+	char cmds[2048];
+	const char *rx;
+	size_t n = 0;
+	int i;
+	lab l;
+
+	(void)state;
+	for (i = 0; i < 25; i++)
+		n += (size_t)snprintf(cmds + n, sizeof(cmds) - n, "XYZZY %d\r\n", i);
+	lab_start(&l, fp_port(d), "");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\n");
+	expect(&l, "250-");
+	put(&l, "MAIL FROM:<a\x01b@t.test>\r\n");
+	expect(&l, "50");
+	put(&l, cmds);
+	for (i = 0;; i++) { /* the engine's error limit, then 421 */
+		char got[512];
+		reply(&l, got, sizeof(got));
+		if (strncmp(got, "421 4.7.0 ", 10) == 0)
+			break;
+		if (strncmp(got, "500 5.5.2 ", 10) != 0 || i > 25)
+			fail_msg("got \"%s\" after %d errors", got, i);
+	}
+	assert_true(i >= 18);
+	expect_closed(&l);
+	lab_stop(&l);
+	assert_int_equal(fp_wait(d, 10000), 0);
+	rx = fp_received(d, 0, NULL);
+	assert_null(strstr(rx, "XYZZY"));
+	assert_null(strstr(rx, "MAIL"));
+	fp_stop(&d);
+	lab_rmdir(&l);
+}
+
+/* tls_policy: the destination's address requires TLS although tls = none; the destination has none. */
+static void test_tls_policy_by_address(void **state)
+{
+	fp_peer *d = peer("send 220 dest.test ESMTP\nexpect EHLO\nsend 250-dest.test\\r\\n250 PIPELINING\n"
+			  "expect QUIT\nsend 221 bye\n");
+	char extra[256], path[128], *slog;
+	FILE *f;
+	lab l;
+
+	(void)state;
+	snprintf(path, sizeof(path), "/tmp/gw-proxy-policy.%ld", (long)getpid());
+	assert_non_null(f = fopen(path, "w"));
+	fputs("127.0.0.0/8 encrypt\n10.0.0.0/8 none\n", f);
+	fclose(f);
+	snprintf(extra, sizeof(extra), "tls = none\ntls_policy = %s\n", path);
+	lab_start(&l, fp_port(d), extra);
+	expect(&l, "421 4.3.2 proxy.test cannot reach [127.0.0.1]:");
+	expect_closed(&l);
+	lab_stop(&l);
+	fp_stop(&d);
+	unlink(path);
+	slog = session_log(&l);
+	contains(slog, ", tls encrypt\n");
+	free(slog);
+	lab_rmdir(&l);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_ehlo_follows_destination),
+	    cmocka_unit_test(test_pipelined_mixed_verdicts),
+	    cmocka_unit_test(test_dot_refused),
+	    cmocka_unit_test(test_lost_after_dot),
+	    cmocka_unit_test(test_destination_refused),
+	    cmocka_unit_test(test_greeting_refusal_answers_mail),
+	    cmocka_unit_test(test_destination_421),
+	    cmocka_unit_test(test_data_refused),
+	    cmocka_unit_test(test_client_lost_in_body),
+	    cmocka_unit_test(test_client_lost_between_commands),
+	    cmocka_unit_test(test_rset_relayed),
+	    cmocka_unit_test(test_mx_mode_held_mail),
+	    cmocka_unit_test(test_mx_mode_mail_refused),
+	    cmocka_unit_test(test_starttls_at_proxy),
+	    cmocka_unit_test(test_tls_required_not_offered),
+	    cmocka_unit_test(test_too_big_aborts_destination),
+	    cmocka_unit_test(test_client_idle_timeout),
+	    cmocka_unit_test(test_client_garbage),
+	    cmocka_unit_test(test_tls_policy_by_address),
+	};
+
+	gw_log_open("test_proxy_relay", GW_LOG_STDERR, GW_LOG_WARNING);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,115 @@
+/*
+ * test_proxy_slog.c - the session log's lines: timestamp, id, arrow, text;
+ * peer text escaped and cut, multi-line replies on one line, one summary.
+ */
+#include <regex.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "slog.h"
+
+static char path[64];
+
+static char *slurp(void)
+{
+	char *b = calloc(1, 65536);
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	assert_non_null(b);
+	assert_non_null(f);
+	n = fread(b, 1, 65535, f);
+	b[n] = '\0';
+	fclose(f);
+	return b;
+}
+
+static void test_lines(void **state)
+{
+	char err[256], *got, *line, *save = NULL;
+	gwp_slog *l;
+	gw_reply r;
+	regex_t re;
+	int nlines = 0;
+	char longtext[600];
+
+	(void)state;
+	snprintf(path, sizeof(path), "/tmp/gw-proxy-slog.XXXXXX");
+	close(mkstemp(path));
+	assert_non_null(l = gwp_slog_open(path, err, sizeof(err)));
+	gwp_slog_line(l, "0badcafe", "->", "RCPT TO:<a@b.test>", 18, -1);
+	memset(&r, 0, sizeof(r));
+	r.code = 550;
+	strcpy(r.enh, "5.1.1");
+	strcpy(r.text, "no such user\nsecond line\nthird");
+	r.nlines = 3;
+	gwp_slog_reply(l, "0badcafe", "<-", &r, 12);
+	{
+		static const char evil[] = "evil\r\n2026-01-01T00:00:00.000Z 0badcafe == forged";
+		gwp_slog_line(l, "0badcafe", "|<", evil, strlen(evil), 3);
+	}
+	memset(longtext, 'x', sizeof(longtext));
+	gwp_slog_line(l, "0badcafe", ">|", longtext, sizeof(longtext), -1);
+	gwp_slog_summary(l, "0badcafe", "client=%s outcome=%s", "[192.0.2.7]:4242", "quit");
+	gwp_slog_close(&l);
+	assert_null(l);
+	got = slurp();
+	unlink(path);
+	assert_int_equal(
+	    regcomp(&re, "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z 0badcafe ",
+		    REG_EXTENDED | REG_NOSUB),
+	    0);
+	for (line = strtok_r(got, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+		if (regexec(&re, line, 0, NULL, 0) != 0)
+			fail_msg("line out of the notation: %s", line);
+		nlines++;
+		switch (nlines) {
+		case 1:
+			assert_string_equal(line + 34, "-> RCPT TO:<a@b.test>");
+			break;
+		case 2:
+			assert_string_equal(line + 34, "<- 550 5.1.1 no such user (+2 lines) [12ms]");
+			break;
+		case 3: /* CR LF escaped: a peer cannot start a line of its own */
+			assert_string_equal(
+			    line + 34, "|< evil\\x0d\\x0a2026-01-01T00:00:00.000Z 0badcafe == forged [3ms]");
+			break;
+		case 4: /* cut at GWP_SLOG_TEXT_MAX with a mark */
+			assert_true(strlen(line + 37) < GWP_SLOG_TEXT_MAX + 8);
+			assert_non_null(strstr(line, "..."));
+			break;
+		case 5:
+			assert_string_equal(line + 34, "== client=[192.0.2.7]:4242 outcome=quit");
+			break;
+		}
+	}
+	assert_int_equal(nlines, 5);
+	regfree(&re);
+	free(got);
+}
+
+static void test_open_error(void **state)
+{
+	char err[256];
+
+	(void)state;
+	assert_null(gwp_slog_open("/nonexistent/dir/session.log", err, sizeof(err)));
+	assert_non_null(strstr(err, "/nonexistent/dir/session.log: No such file"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_lines),
+	    cmocka_unit_test(test_open_error),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
