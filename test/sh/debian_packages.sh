@@ -14,7 +14,7 @@
 # nocheck), runs lintian (no E: tags), installs the packages with `apt-get
 # install ./*.deb`, checks man -w for every man page, the conffiles, the
 # system users, the socket directory, the units enabled but not started,
-# `gw-milter -n` and `gw-lmtpd -n` on the packaged configuration, libgw
+# `gw-milter -n`, `gw-lmtpd -n` and `gw-proxy -n` on the packaged configuration, libgw
 # through pkg-config, then a call-ahead through the packaged gw-milter:
 # started with its unit's ExecStart line as the gw-milter user on the
 # packaged gw.conf (default socket in /var/spool/postfix/gw-milter), the
@@ -120,7 +120,7 @@ for c in dpkg-buildpackage dh lintian miltertest man apt-get; do
 done
 FP=$bindir/test/gw-fakepeer
 [ -x "$FP" ] || { bad "$FP not built"; finish; }
-PKGS=(libgw0 libgw-dev gw-milter gw-lmtpd gw-tools)
+PKGS=(libgw0 libgw-dev gw-milter gw-lmtpd gw-proxy gw-tools)
 # Present while this test has the packages installed: a run killed outright
 # (SIGKILL, a power cut) leaves it, and the next run purges what that one left.
 MARK=/var/lib/gw-test-debian-packages
@@ -222,11 +222,11 @@ for p in "$top"/docs/man/*.[1-9]; do
 	m=$(man -w "${n##*.}" "${n%.*}" 2>/dev/null)
 	check "man -w ${n##*.} ${n%.*} -> $m" test "$m" = "/usr/share/man/man${n##*.}/$n.gz"
 done
-conffiles=$(dpkg-query -W -f='${Conffiles}\n' gw-milter gw-lmtpd)
-for f in /etc/gw/gw.conf /etc/gw/routes /etc/gw/gw-lmtpd.conf; do
+conffiles=$(dpkg-query -W -f='${Conffiles}\n' gw-milter gw-lmtpd gw-proxy)
+for f in /etc/gw/gw.conf /etc/gw/routes /etc/gw/gw-lmtpd.conf /etc/gw/gw-proxy.conf; do
 	check "$f is a conffile" grep -q "^ $f " <<<"$conffiles"
 done
-for u in gw-milter gw-lmtpd; do
+for u in gw-milter gw-lmtpd gw-proxy; do
 	uid=$(id -u "$u" 2>/dev/null)
 	check "system user $u (uid ${uid:-none})" test -n "$uid" -a "${uid:-1000}" -lt 1000
 	check "$u.service enabled" test -L "/etc/systemd/system/multi-user.target.wants/$u.service"
@@ -240,6 +240,8 @@ out=$(setpriv --reuid=gw-milter --regid=gw-milter --init-groups /usr/sbin/gw-mil
 check "gw-milter -n on the packaged gw.conf, as gw-milter (${out:-no output})" test $? -eq 0
 out=$(setpriv --reuid=gw-lmtpd --regid=gw-lmtpd --init-groups /usr/sbin/gw-lmtpd -n -c /etc/gw/gw-lmtpd.conf 2>&1)
 check "gw-lmtpd -n on the packaged gw-lmtpd.conf, as gw-lmtpd (${out:-no output})" test $? -eq 0
+out=$(setpriv --reuid=gw-proxy --regid=gw-proxy --init-groups /usr/sbin/gw-proxy -n -c /etc/gw/gw-proxy.conf 2>&1)
+check "gw-proxy -n on the packaged gw-proxy.conf, as gw-proxy (${out:-no output})" test $? -eq 0
 check "gw-send is /usr/bin/gw-send" test "$(command -v gw-send)" = /usr/bin/gw-send
 check "pkg-config libgw is $project_version" test "$(pkg-config --modversion libgw 2>/dev/null)" = "$project_version"
 # shellcheck disable=SC2046
@@ -336,14 +338,15 @@ for p in "${PKGS[@]}"; do
 done
 left=$(while read -r f; do [ -e "$f" ] && [ ! -d "$f" ] && echo "$f"; done <"$T/files")
 check "no file of the packages left${left:+: $left}" test -z "$left"
-for d in /etc/gw /usr/include/gw /var/spool/postfix/gw-milter /usr/share/doc/gw-milter /usr/share/doc/gw-lmtpd \
+for d in /etc/gw /usr/include/gw /var/spool/postfix/gw-milter /usr/share/doc/gw-milter /usr/share/doc/gw-lmtpd /usr/share/doc/gw-proxy \
 	/etc/systemd/system/multi-user.target.wants/gw-milter.service \
-	/etc/systemd/system/multi-user.target.wants/gw-lmtpd.service; do
+	/etc/systemd/system/multi-user.target.wants/gw-lmtpd.service \
+	/etc/systemd/system/multi-user.target.wants/gw-proxy.service; do
 	check "gone: $d" test ! -e "$d" -a ! -L "$d"
 done
 check "deb-systemd-helper forgot the units" \
 	bash -c "! ls /var/lib/systemd/deb-systemd-helper-enabled 2>/dev/null | grep -q gw-"
 check "postfix left the gw-milter group" bash -c "! id -nG postfix | grep -qw gw-milter"
-echo "kept by design: the system users $(getent passwd gw-milter gw-lmtpd | cut -d: -f1 | tr '\n' ' ')"
+echo "kept by design: the system users $(getent passwd gw-milter gw-lmtpd gw-proxy | cut -d: -f1 | tr '\n' ' ')"
 
 finish
