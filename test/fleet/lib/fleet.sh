@@ -249,8 +249,9 @@ fleet_postfix_stop() {   # NAME: its master and the master's children, by PID
 		wait "$wpid" 2>/dev/null || true
 	fi
 	rm -f "$d/master.pid" "$d/wrapper.pid"
-	fleet_wait 15 eval '! fleet_listening "$n"'
+	fleet_wait 15 fleet_not_listening "$n"
 }
+fleet_not_listening() { ! fleet_listening "$1"; }
 
 fleet_instance() {   # NAME: directories; main.cf/master.cf written by the caller
 	local d=$LAB/$1
