@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# "COND && pass ... || mismatch ...": pass and mismatch always succeed, so it is if-then-else.
+# shellcheck disable=SC2015
 # scenarios.sh - the multihomed fleet with real MTAs: mail always takes a working
 # path, is never stuck on a gateway, never delivered twice. Builds the lab of
 # lib/fleet.sh (ext, gw1, gw2, int in network namespaces; gw-milter inbound and
@@ -22,8 +24,6 @@
 # Exits 77 (skipped) without root or network namespaces. LAB_KEEP=1 keeps the lab
 # directory; the namespaces are always deleted.
 set -uo pipefail
-# "COND && pass ... || mismatch ...": pass only prints, so this is if-then-else here.
-# shellcheck disable=SC2015
 build=${1:?usage: scenarios.sh BUILD_DIR [SCENARIO...]}
 shift
 here=$(cd "$(dirname "$0")" && pwd)

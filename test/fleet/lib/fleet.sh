@@ -35,6 +35,9 @@
 #   fleet_wait SECS CMD...       until CMD succeeds, polled every 0.2 s
 #   fleet_down                   stop everything by PID, delete the namespaces and $LAB
 #
+# FLEET_GW_CONF, FLEET_LMTPD_CONF, FLEET_GATEWAY_FRAGMENT, FLEET_INTERNAL_FRAGMENT
+# name the gw.conf, gw-lmtpd.conf and Postfix fragments used (default: etc/).
+#
 # Links are cut on the host's side (`ip link set down`): the host loses the route
 # at once, so a connect fails with "network unreachable" rather than waiting out a
 # timeout. Destinations a gateway cannot reach get an "unreachable" route in its
@@ -45,6 +48,13 @@
 FLEET_SRC=${FLEET_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)}
 # shellcheck source-path=SCRIPTDIR source=../../sh/lib/lab.sh
 . "$FLEET_SRC/test/sh/lib/lab.sh"
+
+# The configurations the gateways use; an operator may point these at their own
+# (only addresses, paths and the log destination are changed for the lab).
+FLEET_GW_CONF=${FLEET_GW_CONF:-$FLEET_SRC/etc/gw.conf}
+FLEET_LMTPD_CONF=${FLEET_LMTPD_CONF:-$FLEET_SRC/etc/gw-lmtpd.conf}
+FLEET_GATEWAY_FRAGMENT=${FLEET_GATEWAY_FRAGMENT:-$FLEET_SRC/etc/postfix/main.cf.fragment}
+FLEET_INTERNAL_FRAGMENT=${FLEET_INTERNAL_FRAGMENT:-$FLEET_SRC/etc/postfix/internal-lmtp.cf.fragment}
 
 FLEET_HOSTS="ext gw1 gw2 int"
 FLEET_POSTFIX="dest-a dest-b int gw1 gw2 ext"
@@ -132,8 +142,10 @@ fleet_net_up() {
 		fleet_plug int i0 bri 10.78.0.1 || return 1
 	# a bridge port needs a moment to forward; wait until each gateway reaches its peers
 	for h in gw1 gw2; do
-		fleet_wait 20 fleet_reach "$h" 10.77.0.1 && fleet_wait 20 fleet_reach "$h" 10.78.0.1 ||
-			{ fleet_log "$h cannot reach its peers"; return 1; }
+		if ! fleet_wait 20 fleet_reach "$h" 10.77.0.1 || ! fleet_wait 20 fleet_reach "$h" 10.78.0.1; then
+			fleet_log "$h cannot reach its peers"
+			return 1
+		fi
 	done
 }
 
@@ -294,10 +306,10 @@ fleet_int_setup() {
 		echo "mynetworks = 127.0.0.0/8 10.78.0.1/32"
 		echo "smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination"
 		sed "s/\[gw1.example.org\]:24/[10.78.0.11]:24/; s/\[gw2.example.org\]:24/[10.78.0.12]:24/" \
-			"$FLEET_SRC/etc/postfix/internal-lmtp.cf.fragment"
+			"$FLEET_INTERNAL_FRAGMENT"
 	} >"$LAB/int/etc/main.cf"
 	grep -q "^default_transport = lmtp:inet:\[10.78.0.11\]:24, \[10.78.0.12\]:24" "$LAB/int/etc/main.cf" || {
-		fleet_log "etc/postfix/internal-lmtp.cf.fragment's next-hop list was not rewritten for the lab"
+		fleet_log "$FLEET_INTERNAL_FRAGMENT: its default_transport next-hop list was not rewritten for the lab"
 		return 1
 	}
 }
@@ -317,15 +329,15 @@ smtpd_relay_restrictions = reject_unauth_destination
 smtpd_recipient_restrictions =
 
 EOF
-		cat "$FLEET_SRC/etc/postfix/main.cf.fragment"
+		cat "$FLEET_GATEWAY_FRAGMENT"
 	} >"$d/etc/main.cf"
 	# gw-milter's socket where the fragment's smtpd_milters finds it (queue-relative)
-	rel=$(sed -n 's/^smtpd_milters = unix:\(.*\)$/\1/p' "$FLEET_SRC/etc/postfix/main.cf.fragment")
-	[ -n "$rel" ] || { fleet_log "etc/postfix/main.cf.fragment has no smtpd_milters = unix:PATH"; return 1; }
+	rel=$(sed -n 's/^smtpd_milters = unix:\(.*\)$/\1/p' "$FLEET_GATEWAY_FRAGMENT")
+	[ -n "$rel" ] || { fleet_log "$FLEET_GATEWAY_FRAGMENT has no smtpd_milters = unix:PATH"; return 1; }
 	sock=$d/spool/${rel#/}
 	mkdir -p "$(dirname "$sock")" && chgrp postfix "$(dirname "$sock")" && chmod 750 "$(dirname "$sock")"
 	mkdir -p "$d/milter"
-	cp "$FLEET_SRC/etc/gw.conf" "$d/milter/gw.conf"
+	cp "$FLEET_GW_CONF" "$d/milter/gw.conf"
 	lab_conf_set "$d/milter/gw.conf" socket "unix:$sock"
 	lab_conf_set "$d/milter/gw.conf" socket_group postfix
 	lab_conf_set "$d/milter/gw.conf" control_socket "$d/milter/control"
@@ -338,7 +350,7 @@ EOF
 	# gw-lmtpd: the internal MTA's LMTP on the internal side, destinations by route
 	mkdir -p "$d/lmtpd/spool"
 	printf '%s\n' "dest-a.example  smtp:[10.77.0.21]:25" "dest-b.example  smtp:[10.77.0.22]:25" >"$d/lmtpd/routes"
-	cp "$FLEET_SRC/etc/gw-lmtpd.conf" "$d/lmtpd/gw-lmtpd.conf"
+	cp "$FLEET_LMTPD_CONF" "$d/lmtpd/gw-lmtpd.conf"
 	lab_conf_set "$d/lmtpd/gw-lmtpd.conf" listen "[$(fleet_lmtp_addr "$g")]:24"
 	lab_conf_set "$d/lmtpd/gw-lmtpd.conf" control_socket "$d/lmtpd/control"
 	lab_conf_set "$d/lmtpd/gw-lmtpd.conf" pid_file "$d/lmtpd/pid"
@@ -460,10 +472,12 @@ fleet_delivered() {   # CASE RCPT: copies of CASE's message delivered to RCPT
 	echo "$c"
 }
 
-fleet_queue() {   # NAME: messages in its queue (postqueue -j, or the queue files when stopped)
-	local d=$LAB/$1
-	if [ -f "$d/master.pid" ]; then
-		postqueue -c "$d/etc" -j 2>/dev/null | grep -c '"queue_id"'
+# NAME: messages in its queue: postqueue -j, or the queue files when the instance
+# is stopped (or showq does not answer: never "empty" for want of an answer)
+fleet_queue() {
+	local d=$LAB/$1 out
+	if [ -f "$d/master.pid" ] && out=$(postqueue -c "$d/etc" -j 2>/dev/null); then
+		grep -c '"queue_id"' <<<"$out"
 	else
 		find "$d/spool/incoming" "$d/spool/active" "$d/spool/deferred" "$d/spool/hold" \
 			"$d/spool/maildrop" -type f 2>/dev/null | wc -l
