@@ -24,10 +24,18 @@
 #include "client_bdat.h"
 #include "client_int.h"
 #include "gw/log.h"
+#include "gw/time.h"
 #include "lmtp_int.h"
 #include "util.h"
 
-#define ARG_LIMIT 4096 /* one MAIL or RCPT argument: room to spare over what client.c sends (CMD_ARG_MAX) */
+/*
+ * How long closing a session waits for the reply to QUIT. The session is over
+ * whatever the answer; a peer gone silent (a cut link under an idle pooled
+ * connection) must not hold the caller for the rest of the last transaction's
+ * deadline: gw-lmtpd closes expired idle connections on the way to a new delivery.
+ */
+#define QUIT_WAIT_MS 1000
+#define ARG_LIMIT    4096 /* one MAIL or RCPT argument: room to spare over what client.c sends (CMD_ARG_MAX) */
 
 /* ---- the handle ------------------------------------------------------------- */
 
@@ -61,8 +69,12 @@ void gw_lmtp_close(gw_lmtp *l)
 {
 	if (l == NULL)
 		return;
-	if (l->c != NULL && gw_client_is_open(l->c))
+	if (l->c != NULL && gw_client_is_open(l->c)) {
+		int64_t bound = gw_now_ms() + QUIT_WAIT_MS;
+		if (l->c->deadline == 0 || l->c->deadline > bound)
+			l->c->deadline = bound;
 		gw_client_quit(l->c);
+	}
 	l->hop_key[0] = '\0';
 	l->dirty = 0;
 }

@@ -5,7 +5,7 @@
  * timing out after the final dot (uncertain), pipelining on and off, BDAT
  * (LMTP LAST with one reply per recipient, several chunks, a refused chunk),
  * STARTTLS, SIZE, SMTP mode, ESMTP parameters, connection reuse with RSET and
- * a stale reused connection, a unix socket, bad addresses and body sources.
+ * a stale reused connection, a silent peer at QUIT, a unix socket, bad addresses and body sources.
  * Every test checks the results and the exact bytes the peer received.
  *
  * Does not test: fallback across gateways (test_lmtp_fallback.c); real
@@ -13,6 +13,7 @@
  */
 #include "fp_internal.h"
 #include "lmtp_int.h"
+#include "gw/time.h"
 #include "lmtp_test.h"
 
 #include <fcntl.h>
@@ -127,6 +128,37 @@ static void test_mixed_replies(void **state)
 	assert_null(l);
 	peer_done(p);
 	check_received(p, 0, LHLO_C ENV_ABC "DATA\r\n" DOT_WIRE "QUIT\r\n");
+	fp_stop(&p);
+}
+
+/* Closing waits for QUIT's reply a bounded time: a peer gone silent (a cut link under an
+ * idle connection) does not hold the caller until the last transaction's deadline. */
+static void test_close_silent_peer(void **state)
+{
+	fp_peer *p =
+	    start(GREET LHLO_PIPE EXPECT_ABC
+		  "expect DATA\n"
+		  "send 250 2.1.0 ok\\r\\n250 2.1.5 a\\r\\n250 2.1.5 b\\r\\n250 2.1.5 c\\r\\n354 go ahead\n"
+		  "data\n"
+		  "send 250 2.0.0 a\\r\\n250 2.0.0 b\\r\\n250 2.0.0 c\n"
+		  "expect QUIT\nsleep 15000\n");
+	gw_lmtp_opts o = lmtp_opts(GW_PROTO_LMTP);
+	gw_lmtp *l;
+	int64_t t0, ms;
+	fixture f;
+
+	(void)state;
+	o.client.reply_timeout_ms = 30000;
+	o.client.deadline_ms = 30000;
+	l = new_lmtp(&o);
+	txn_init(&f, DOT_BODY, abc);
+	assert_int_equal(send1(l, p, &f), GW_OK);
+	assert_int_equal(gw_lmtp_count(f.res, 3, GW_LMTP_DELIVERED), 3);
+	t0 = gw_now_ms();
+	gw_lmtp_free(&l);
+	ms = gw_now_ms() - t0;
+	if (ms >= 5000)
+		fail_msg("closing took %lld ms waiting for QUIT's reply", (long long)ms);
 	fp_stop(&p);
 }
 
@@ -933,6 +965,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_mixed_replies),
+	    cmocka_unit_test(test_close_silent_peer),
 	    cmocka_unit_test(test_reply_order),
 	    cmocka_unit_test(test_duplicate_recipient),
 	    cmocka_unit_test(test_no_accepted_pipelined),

@@ -155,9 +155,9 @@ typedef struct gw_lmtp gw_lmtp;
 
 /* A delivery handle with these options (copied). NULL on ENOMEM. */
 GW_API gw_lmtp *gw_lmtp_new(const gw_lmtp_opts *opts);
-/* QUIT any open connection, free, set *l to NULL. */
+/* QUIT any open connection (its reply awaited 1 s at most), free, set *l to NULL. */
 GW_API void gw_lmtp_free(gw_lmtp **l);
-/* QUIT any open connection now; the handle stays usable. */
+/* QUIT any open connection now (its reply awaited 1 s at most); the handle stays usable. */
 GW_API void gw_lmtp_close(gw_lmtp *l);
 /*
  * The whole-dialogue deadline (opts.client.deadline_ms) of the next
