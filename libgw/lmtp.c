@@ -214,12 +214,18 @@ static gw_status session(attempt *a, int allow_reuse, int *reused_r, gw_reply *r
 	/* A session the peer closed while idle (its 421 unread) is not worth a transaction. */
 	if (allow_reuse && gw_client_is_open(l->c) && strcmp(l->hop_key, a->key) == 0 &&
 	    !gw_client_peer_closed(l->c)) {
-		gw_client_set_deadline(l->c, l->o.client.deadline_ms);
-		if (!l->dirty && !l->o.always_rset) {
+		int check = l->o.idle_check_ms > 0 && gw_now_ms() - l->last_used >= l->o.idle_check_ms;
+		if (!l->dirty && !l->o.always_rset && !check) {
+			gw_client_set_deadline(l->c, l->o.client.deadline_ms);
 			*reused_r = 1;
 			return GW_OK;
 		}
+		/* Idle a while: whether the peer is still there is worth one short RSET. */
+		gw_client_set_deadline(
+		    l->c, check ? (l->o.idle_check_timeout_ms ? l->o.idle_check_timeout_ms : 5000)
+				: l->o.client.deadline_ms);
 		s = gw_client_rset(l->c, r);
+		gw_client_set_deadline(l->c, l->o.client.deadline_ms);
 		if (s == GW_OK && gw_reply_class(r->code) == 2) {
 			l->dirty = 0;
 			*reused_r = 1;
@@ -540,6 +546,7 @@ gw_status lm_attempt(gw_lmtp *l, const gw_nexthop *hop, const gw_lmtp_txn *txn, 
 		gw_log(GW_LOG_DEBUG, "lmtp_stale", "gateway=%s reused connection was closed, reconnecting",
 		       key);
 	}
+	l->last_used = gw_now_ms();
 	lm_details_note(l, key);
 	for (k = 0; k < a.n; k++)
 		lm_result_log(GW_LOG_DEBUG, "lmtp_attempt", &txn->rcpts[a.idx[k]], res_of(&a, k));

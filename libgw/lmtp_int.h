@@ -21,6 +21,7 @@ struct gw_lmtp {
 	gw_client *c;
 	char hop_key[GW_LMTP_GATEWAY_MAX]; /* where the open connection goes */
 	int dirty;                         /* the last transaction did not end: RSET before the next */
+	int64_t last_used;                 /* when the open connection last finished a transaction */
 	struct lm_hop_detail *details;     /* the hops of the last send, with their peer and TLS */
 	gw_lmtp_hop_tls_fn *hop_tls;       /* per-hop TLS terms (DANE), or NULL: o.client.tls everywhere */
 	void *hop_tls_ctx;

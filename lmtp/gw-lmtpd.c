@@ -135,6 +135,10 @@ static instance *instance_new(gwl_config *c)
 	rc.smtp.client.connect_timeout_ms = (unsigned)c->opt.connect_timeout;
 	rc.smtp.client.reply_timeout_ms = (unsigned)c->opt.reply_timeout;
 	rc.smtp.client.deadline_ms = (unsigned)c->opt.deadline;
+	/* A pooled connection idle a second or more may lead into a cut link: ask it first, briefly. */
+	rc.smtp.idle_check_ms = 1000;
+	rc.smtp.idle_check_timeout_ms =
+	    c->opt.connect_timeout < 10000 ? (unsigned)c->opt.connect_timeout : 10000;
 	rc.tls_level = (gwl_tls_level)c->opt.tls;
 	rc.smtp.client.tls = c->opt.tls <= GWL_TLS_VERIFY ? (gw_tls_policy)c->opt.tls : GW_TLS_MAY;
 	rc.smtp.client.tls_ca_file = c->opt.tls_ca_file;

@@ -821,6 +821,47 @@ static void test_reuse_stale(void **state)
 }
 
 /*
+ * A connection idle past idle_check_ms is asked with an RSET first: a live
+ * peer answers and the connection is reused; a silent one (a cut link) costs
+ * idle_check_timeout_ms and a new connection, not the 30 s reply timeout.
+ */
+static void test_reuse_idle_check(void **state)
+{
+	static const char *const a[] = {"a@example.com", NULL};
+	fp_peer *p = start(GREET LHLO_PIPE ONE_TXN "expect RSET\nsend 250 ok\n" ONE_TXN
+						   "---\n" GREET LHLO_PIPE ONE_TXN QUIT_OK);
+	gw_lmtp_opts o = lmtp_opts(GW_PROTO_LMTP);
+	gw_lmtp *l;
+	fixture f;
+	int64_t t0, ms;
+	int i;
+
+	(void)state;
+	o.client.reply_timeout_ms = 30000;
+	o.client.deadline_ms = 30000;
+	o.idle_check_ms = 50;
+	o.idle_check_timeout_ms = 500;
+	l = new_lmtp(&o);
+	for (i = 0; i < 3; i++) {
+		txn_init(&f, "x\n", a);
+		if (i > 0)
+			usleep(100 * 1000); /* idle past idle_check_ms */
+		t0 = gw_now_ms();
+		assert_int_equal(send1(l, p, &f), GW_OK);
+		ms = gw_now_ms() - t0;
+		check_result(&f.res[0], "a", GW_LMTP_DELIVERED, GW_LMTP_STAGE_DATA, 250, "");
+		assert_int_equal(f.res[0].attempts, 1);
+		if (ms >= 10000)
+			fail_msg("transaction %d took %lld ms", i, (long long)ms);
+	}
+	gw_lmtp_free(&l);
+	peer_done(p);
+	assert_int_equal(fp_connections(p), 2);
+	check_received(p, 1, LHLO_C ONE_C "QUIT\r\n");
+	fp_stop(&p);
+}
+
+/*
  * The gateway said 421 on its idle timeout and closed: the next transaction
  * goes over a new connection, not into the unread 421 (which would read as
  * MAIL refused).
@@ -992,6 +1033,7 @@ int main(void)
 	    cmocka_unit_test(test_reuse),
 	    cmocka_unit_test(test_reuse_stale),
 	    cmocka_unit_test(test_reuse_after_idle_421),
+	    cmocka_unit_test(test_reuse_idle_check),
 	    cmocka_unit_test(test_deadline),
 	    cmocka_unit_test(test_unix_socket_fd_body),
 	    cmocka_unit_test(test_bad_arguments),

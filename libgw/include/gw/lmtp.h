@@ -37,6 +37,10 @@
  * same session, with RSET first when the previous transaction did not end
  * cleanly (or always, with opts.always_rset). A reused connection that turns
  * out to be dead before MAIL got any reply is reopened once, transparently.
+ * One idle longer than opts.idle_check_ms is asked with an RSET bounded by
+ * opts.idle_check_timeout_ms first: a peer that vanished silently (a link
+ * cut, a firewall that dropped the flow) costs that bound and a new
+ * connection, not a reply timeout.
  *
  * Does not defend against: a server that answers LMTP final replies for the
  * wrong recipients (we trust the order, as RFC 2033 says); 452 "too many
@@ -149,6 +153,8 @@ typedef struct gw_lmtp_opts {
 	int always_rset;     /* RSET before every reused transaction, not only after an unfinished one */
 	int uncertain_final; /* fallback: 0 (default) UNCERTAIN recipients go to the next gateway; 1: they
 				stay */
+	unsigned idle_check_ms;         /* reuse after this long idle: RSET first; 0: never */
+	unsigned idle_check_timeout_ms; /* that RSET's bound; 0: 5000 */
 } gw_lmtp_opts;
 
 typedef struct gw_lmtp gw_lmtp;
