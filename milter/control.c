@@ -27,6 +27,7 @@
 #include "callbacks.h"
 #include "conf.h"
 #include "control.h"
+#include "flood.h"
 #include "gw/addr.h"
 #include "gw/log.h"
 
@@ -151,8 +152,11 @@ void gwm_control_handle(const char *line, char *out, size_t outlen)
 		answer_stats(out, outlen);
 	else if (cl == 5 && strncasecmp(line, "purge", 5) == 0 && *arg != '\0')
 		answer_purge(arg, out, outlen);
+	else if (cl == 4 && strncasecmp(line, "mode", 4) == 0)
+		gwm_flood_control_mode(arg, out, outlen);
 	else
-		snprintf(out, outlen, "error unknown command (stats, purge ADDRESS, purge all)");
+		snprintf(out, outlen,
+			 "error unknown command (stats, purge ADDRESS, purge all, mode [high|normal|auto])");
 }
 
 /* Serve one client: lines in, answers out, until EOF, timeout or error. */

@@ -7,6 +7,9 @@
  *   stats           ok checks=N accepts=N rejects=N tempfails=N cache_hits=N ... routes_down=N pooled_idle=N
  *   purge ADDRESS   ok purged=0|1        forget the cached answer for ADDRESS
  *   purge all       ok purged=N          forget every cached answer
+ *   mode            ok mode=high|normal force=auto|high|normal bounce=N/T ...   the flood guard
+ *   mode WORD       force high-load mode (high), keep it off (normal), or let
+ *                   the detector decide (auto); answers as "mode"
  *
  * Lines are bounded (GWM_CONTROL_LINE_MAX); a longer one gets an error and
  * the connection is closed. Each read waits at most a few seconds, so a
