@@ -615,7 +615,7 @@ void gwm_flood_control_mode(const char *arg, char *out, size_t outlen)
 	}
 	gwm_flood_stats_get(&st);
 	snprintf(out, outlen,
-		 "ok mode=%s force=%s bounce=%.0f/%.0f prvs=%.0f/%.0f unknown=%.0f/%.0f correspondents=%zu "
+		 "ok mode=%s force=%s bounce=%.0f/%.0f prvs=%.0f/%.0f unknown=%.0f/%.0f learnt=%zu "
 		 "deferred=%llu slot_limited=%llu transitions=%llu shared=%s",
 		 st.high ? "high" : "normal", gwm_force_str(st.force), st.cur[0], st.threshold[0], st.cur[1],
 		 st.threshold[1], st.cur[2], st.threshold[2], st.entries, (unsigned long long)st.deferred,
