@@ -55,7 +55,7 @@ static size_t ntop;
 static int64_t top_window;
 static gwu_hmap slots;
 static uint64_t n_deferred, n_slot_limited, n_learnt, n_transitions, n_store_errors;
-static char saved_base[128], self_name[256];
+static char saved_base[128], self_name[256], shared_id[256];
 
 static int64_t now_ms(void)
 {
@@ -356,8 +356,10 @@ int gwm_flood_start(const gwm_config *c, const gw_clock *m, const gw_clock *wall
 		gwm_flood_free();
 		return -1;
 	}
+	/* Two daemons on one host are two gateways to the fleet: the mode key names the process too. */
+	snprintf(shared_id, sizeof(shared_id), "%.200s-%ld", self_name, (long)getpid());
 	if (c->redis_host[0] != '\0' && gwm_shared_start(c->redis_host, c->redis_port, c->redis_db,
-							 c->opt.shared_refresh, corr, self_name) != 0) {
+							 c->opt.shared_refresh, corr, shared_id) != 0) {
 		snprintf(err, errlen, "shared_state: %s", strerror(errno));
 		gwm_flood_free();
 		return -1;

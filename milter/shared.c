@@ -79,11 +79,15 @@ static void set_state(int up, const char *why)
 
 static void disconnect(const char *why)
 {
+	char w[256];
+
+	/* why may point into rc (its errstr): copied before rc goes. */
+	snprintf(w, sizeof(w), "%s", why);
 	if (rc != NULL) {
 		redisFree(rc);
 		rc = NULL;
 	}
-	set_state(0, why);
+	set_state(0, w);
 }
 
 static int connect_redis(void)
