@@ -55,16 +55,48 @@ void gwm_hook_counts(unsigned long *ok_r, unsigned long *failed_r)
 
 /* --- one attempt ------------------------------------------------------------ */
 
-int gwm_hook_run_command(const char *command, const char *mode, const char *json, long timeout_ms, char *err,
-			 size_t errlen)
+/* Keep what fits of the command's output in out (NUL-terminated), drop the rest; never blocks. */
+static void drain(int fd, char *out, size_t outlen, size_t *used)
+{
+	char buf[512];
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		size_t take = outlen > *used + 1 ? outlen - *used - 1 : 0;
+		if (take > (size_t)n)
+			take = (size_t)n;
+		memcpy(out + *used, buf, take);
+		*used += take;
+		out[*used] = '\0';
+	}
+}
+
+int gwm_hook_run_command(const char *command, const char *mode, const char *json, long timeout_ms, char *out,
+			 size_t outlen, char *err, size_t errlen)
 {
 	int64_t t0 = gw_now_ms();
-	int status;
+	int status, p[2];
+	size_t used = 0;
 	pid_t pid, r;
 
+	if (outlen > 0)
+		out[0] = '\0';
+	/* Only our end is non-blocking: the command's writes must block, not fail, when the pipe is full. */
+	if (pipe2(p, O_CLOEXEC) != 0) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	if (fcntl(p[0], F_SETFL, O_NONBLOCK) != 0) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
 	pid = fork();
 	if (pid < 0) {
 		snprintf(err, errlen, "fork: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
 		return -1;
 	}
 	if (pid == 0) {
@@ -79,6 +111,9 @@ int gwm_hook_run_command(const char *command, const char *mode, const char *json
 			dup2(fd, 0);
 			close(fd);
 		}
+		/* Its output goes to the log (the start of it), not to the daemon's stdout. */
+		dup2(p[1], 1);
+		dup2(p[1], 2);
 		/* The milter's sockets are not the command's business. */
 		for (fd = 3; fd < 1024; fd++)
 			(void)close(fd);
@@ -87,23 +122,29 @@ int gwm_hook_run_command(const char *command, const char *mode, const char *json
 		execl("/bin/sh", "sh", "-c", command, (char *)NULL);
 		_exit(127);
 	}
+	close(p[1]);
 	for (;;) {
+		drain(p[0], out, outlen, &used);
 		r = waitpid(pid, &status, WNOHANG);
 		if (r == pid)
 			break;
 		if (r < 0 && errno != EINTR) {
 			snprintf(err, errlen, "waitpid: %s", strerror(errno));
+			close(p[0]);
 			return -1;
 		}
 		if (gw_now_ms() - t0 >= timeout_ms) {
 			kill(-pid, SIGKILL);
 			kill(pid, SIGKILL);
 			(void)waitpid(pid, &status, 0);
+			close(p[0]);
 			snprintf(err, errlen, "timed out after %ld ms, killed", timeout_ms);
 			return -1;
 		}
 		usleep(20000);
 	}
+	drain(p[0], out, outlen, &used); /* what it wrote last; a child it left running is not waited for */
+	close(p[0]);
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
 	if (WIFEXITED(status))
@@ -189,17 +230,22 @@ static void run_part(const hevent *e, int post)
 	int64_t backoff = 1000;
 
 	for (attempt = 0; attempt <= e->retries; attempt++) {
+		char out[GWM_HOOK_OUTPUT_MAX + 1] = "", clean[GWM_HOOK_OUTPUT_MAX * 4 + 8];
 		int rc = post ? gwm_hook_run_post(e->url, e->json, e->timeout_ms, err, sizeof(err))
-			      : gwm_hook_run_command(e->command, e->mode, e->json, e->timeout_ms, err,
-						     sizeof(err));
+			      : gwm_hook_run_command(e->command, e->mode, e->json, e->timeout_ms, out,
+						     sizeof(out), err, sizeof(err));
+
+		gw_log_sanitize(clean, sizeof(clean), out, strlen(out), GWM_HOOK_OUTPUT_MAX);
 		count(rc == 0);
 		if (rc == 0) {
-			gw_log(GW_LOG_NOTICE, "flood_hook", "kind=%s mode=%s status=ok attempt=%u",
-			       post ? "post" : "command", e->mode, attempt + 1);
+			gw_log(GW_LOG_NOTICE, "flood_hook",
+			       "kind=%s mode=%s status=ok attempt=%u output=\"%s\"",
+			       post ? "post" : "command", e->mode, attempt + 1, clean);
 			return;
 		}
-		gw_log(GW_LOG_WARNING, "flood_hook", "kind=%s mode=%s status=failed attempt=%u error=\"%s\"",
-		       post ? "post" : "command", e->mode, attempt + 1, err);
+		gw_log(GW_LOG_WARNING, "flood_hook",
+		       "kind=%s mode=%s status=failed attempt=%u error=\"%s\" output=\"%s\"",
+		       post ? "post" : "command", e->mode, attempt + 1, err, clean);
 		if (attempt < e->retries && pause_ms(backoff)) {
 			gw_log(GW_LOG_WARNING, "flood_hook", "kind=%s mode=%s status=abandoned why=stopping",
 			       post ? "post" : "command", e->mode);

@@ -8,8 +8,10 @@
  * the one that matters). The thread runs, for each event in order:
  *   - the command with /bin/sh -c, the JSON in the environment as
  *     GW_FLOOD_EVENT and the mode as GW_FLOOD_MODE ("high" or "normal"),
- *     stdin /dev/null; exit status 0 is success; past the timeout its
- *     process group is killed (SIGKILL) and the attempt failed;
+ *     stdin /dev/null, stdout and stderr to a pipe whose first
+ *     GWM_HOOK_OUTPUT_MAX bytes are logged (sanitised); exit status 0 is
+ *     success; past the timeout its process group is killed (SIGKILL) and
+ *     the attempt failed;
  *   - the POST (libcurl, Content-Type application/json, the whole exchange
  *     bounded by the timeout); a 2xx answer is success.
  * Each failed part is tried again up to retries more times, waiting 1, 2,
@@ -27,7 +29,8 @@
 
 #include <stddef.h>
 
-#define GWM_HOOK_QUEUE 16
+#define GWM_HOOK_QUEUE      16
+#define GWM_HOOK_OUTPUT_MAX 200 /* bytes of a command's output logged */
 
 /* Start the thread (curl_global_init here: call before other threads use curl). 0 ok, -1 (errno). */
 int gwm_hook_start(void);
@@ -41,8 +44,8 @@ void gwm_hook_counts(unsigned long *ok_r, unsigned long *failed_r);
 
 /* One attempt of each kind, run in the calling thread (the thread's work; tests call them). 0 ok, -1 with
  * err. */
-int gwm_hook_run_command(const char *command, const char *mode, const char *json, long timeout_ms, char *err,
-			 size_t errlen);
+int gwm_hook_run_command(const char *command, const char *mode, const char *json, long timeout_ms, char *out,
+			 size_t outlen, char *err, size_t errlen);
 int gwm_hook_run_post(const char *url, const char *json, long timeout_ms, char *err, size_t errlen);
 
 #endif

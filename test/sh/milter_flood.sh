@@ -21,7 +21,8 @@
 #   restart      SIGTERM writes the store; a new daemon on the same
 #                flood_store still knows the correspondent (its bounce goes on
 #                in forced high mode, the other's is deferred) and the forced
-#                mode, without running the hook again
+#                mode, without running the hook again; a SIGHUP that changes
+#                flood_store warns that it needs a restart
 # Shared machinery: lib/milter_harness.sh. Everything on unix sockets and
 # loopback in one temporary directory; every process stopped by PID.
 set -u
@@ -51,6 +52,7 @@ mh_conf milter flood_guard=yes "flood_store=$T/store" flood_threshold=2 flood_wi
 	"flood_hook_command=echo \"\$GW_FLOOD_MODE\" >> $HOOKS" \
 	connect_timeout=2s reply_timeout=5s deadline=8s
 milter_start milter || mh_finish
+wait_for 10 test -S "$CTL" || bad "no control socket $CTL"
 
 mode_field() { ctl mode | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 hooks() { tr '\n' ' ' <"$HOOKS" 2>/dev/null | sed 's/ $//'; }
@@ -149,6 +151,7 @@ cat >"$T/routes" <<EOF2
 example.com     smtp:[127.0.0.1]:$(peer_port a)
 EOF2
 milter_start milter || mh_finish
+wait_for 10 test -S "$CTL" || bad "no control socket $CTL"
 want_eq "after the restart: forced mode kept" "$(mode_field force)" high
 # 192.0.2.0/24 and 198.51.100.0/24 from learning, 203.0.113.0/24 from the accepted non-bounce F4
 want_eq "after the restart: networks learnt" "$(mode_field learnt)" 3
@@ -158,5 +161,10 @@ want_eq "after the restart: correspondent's bounce goes on" "$(mailgot F2)" cont
 want_eq "after the restart: and is probed" "$(got alice@example.com)" continue
 sleep 1 # a hook that should not run would have been queued by now; nothing waits on it
 want_eq "no hook run for a mode restored from the store" "$(hooks)" "high normal high normal high"
+# A reload cannot move the store: it says so, and the guard goes on with the old one.
+set_key "$CONF" flood_store "$T/elsewhere"
+kill -HUP "$MPID"
+check "a reload warns that flood_store needs a restart" wait_for 10 grep -q 'flood_store.*need a restart' "$LOG"
+want_eq "after the reload: still forced high" "$(mode_field force)" high
 milter_stop
 mh_finish

@@ -86,6 +86,7 @@ echo "example.com smtp:[127.0.0.1]:$(free_port)" >"$T/routes"
 mh_conf milter flood_guard=yes flood_store= flood_window=10s flood_floor_bounce=10 flood_calm_windows=1 \
 	flood_baseline_windows=100 "flood_hook_command=$SRC/etc/hooks/mx-switch $T/mx.conf" flood_hook_timeout=20s
 milter_start milter || mh_finish
+wait_for 10 test -S "$CTL" || bad "no control socket $CTL"
 
 {
 	for i in $(seq 1 30); do
@@ -104,6 +105,7 @@ check "dig MX shows the normal set again" wait_for 30 bash -c "[ \"\$(dig @127.0
 want_eq "normal MX TTL" "$(mx_ttls)" 86400
 want_eq "hook runs that succeeded at the first attempt" \
 	"$(grep -c 'flood_hook kind=command mode=[a-z]* status=ok attempt=1' "$LOG")" 2
+check "the hook's output is in the log" grep -q 'flood_hook kind=command mode=high status=ok attempt=1 output="mx-switch: example.org MX set to the high list' "$LOG"
 want_eq "hook failures" "$(grep -c 'flood_hook.*status=failed' "$LOG")" 0
 milter_stop
 named_stop

@@ -51,7 +51,7 @@ for g in gw1 gw2; do
 done
 # use NAME: the harness's variables for that daemon
 declare -A P L S C
-start() { milter_start "$1" && { P[$1]=$MPID; L[$1]=$LOG; S[$1]=$SOCK; C[$1]=$CTL; }; }
+start() { milter_start "$1" && wait_for 10 test -S "$CTL" && { P[$1]=$MPID; L[$1]=$LOG; S[$1]=$SOCK; C[$1]=$CTL; }; }
 use() { MPID=${P[$1]}; LOG=${L[$1]}; SOCK=${S[$1]}; CTL=${C[$1]}; }
 start gw1 || mh_finish
 start gw2 || mh_finish

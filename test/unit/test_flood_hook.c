@@ -45,24 +45,36 @@ static char *slurp(const char *path)
 
 static void test_command(void **state)
 {
-	char cmd[1024], path[600], err[256];
+	char cmd[1024], path[600], err[256], out[64];
 	const char *got;
 	int64_t t0;
 
 	(void)state;
 	snprintf(path, sizeof(path), "%s/env", tmpdir);
 	snprintf(cmd, sizeof(cmd), "printf '%%s|%%s' \"$GW_FLOOD_MODE\" \"$GW_FLOOD_EVENT\" > %s", path);
-	assert_int_equal(gwm_hook_run_command(cmd, "high", "{\"mode\":\"high\"}", 5000, err, sizeof(err)), 0);
+	assert_int_equal(gwm_hook_run_command(cmd, "high", "{\"mode\":\"high\"}", 5000, out, sizeof(out), err,
+					      sizeof(err)),
+			 0);
 	got = slurp(path);
 	assert_non_null(got);
 	assert_string_equal(got, "high|{\"mode\":\"high\"}");
-	assert_int_equal(gwm_hook_run_command("exit 3", "normal", "{}", 5000, err, sizeof(err)), -1);
+	assert_string_equal(out, ""); /* it wrote nothing to stdout */
+	assert_int_equal(gwm_hook_run_command("echo said; echo complained >&2; exit 3", "normal", "{}", 5000,
+					      out, sizeof(out), err, sizeof(err)),
+			 -1);
 	assert_string_equal(err, "exit status 3");
+	assert_string_equal(out, "said\ncomplained\n"); /* stdout and stderr, for the log */
+	/* Output beyond the buffer is read and dropped: the command is not blocked on a full pipe. */
+	if (gwm_hook_run_command("head -c 200000 /dev/zero | tr '\\0' x", "high", "{}", 5000, out,
+				 sizeof(out), err, sizeof(err)) != 0)
+		fail_msg("a command with much output: %s", err);
+	assert_int_equal(strlen(out), sizeof(out) - 1);
 	/* A hung command and its child are killed at the timeout. */
 	snprintf(path, sizeof(path), "%s/late", tmpdir);
 	snprintf(cmd, sizeof(cmd), "(sleep 3; touch %s) & sleep 30", path);
 	t0 = gw_now_ms();
-	assert_int_equal(gwm_hook_run_command(cmd, "high", "{}", 300, err, sizeof(err)), -1);
+	assert_int_equal(gwm_hook_run_command(cmd, "high", "{}", 300, out, sizeof(out), err, sizeof(err)),
+			 -1);
 	assert_true(gw_now_ms() - t0 < 5000);
 	assert_non_null(strstr(err, "timed out"));
 	killed_at = gw_now_ms();
