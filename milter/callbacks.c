@@ -412,14 +412,17 @@ static void flood_rcpt(gwm_conn *c, const char *raw, const gwm_dec *d)
 	snprintf(c->flood_domains[c->nflood_domains++], sizeof(c->flood_domains[0]), "%s", dom);
 }
 
-/* End of message: learn the client's network (inbound, not a bounce) or the domains it sent to. */
+/* End of message: learn the client's network (inbound) or the domains it sent to; never from a bounce. */
 static void flood_eom(gwm_conn *c)
 {
 	size_t i;
 
 	if (c->netkey[0] == '\0')
 		return;
-	if (!c->flood_out && !c->flood_bounce)
+	if (c->flood_bounce)
+		return; /* a bounce is no correspondence, either way (our own DSNs go to forged senders too)
+			 */
+	if (!c->flood_out)
 		gwm_flood_learn(c->netkey, NULL);
 	for (i = 0; i < c->nflood_domains; i++)
 		gwm_flood_learn(NULL, c->flood_domains[i]);

@@ -6,12 +6,15 @@
 # Covered:
 #   learning     inbound non-bounce mail from 192.0.2.10 (three messages)
 #                makes 192.0.2.0/24 a correspondent (flood_threshold 2); one
-#                message from 198.51.100.5 does not; a bounce teaches nothing
+#                message from 198.51.100.5 does not; a bounce teaches nothing;
+#                outbound mail from an internal client teaches its recipients'
+#                domain (once per message), not the client's network
 #   forced mode  "gw-milter -C SOCK mode high": a bounce from a
 #                non-correspondent gets 451 4.7.1 at MAIL and the internal MTA
 #                sees no probe for it; a correspondent's bounce goes on and is
 #                probed; a non-bounce from the non-correspondent goes on
-#                (flood_defer_all = no); "mode auto" returns to normal
+#                (flood_defer_all = no), and so does an internal client's
+#                bounce (which teaches no domain); "mode auto" returns to normal
 #   detection    a burst of bounces from 203.0.113.0/24 past flood_floor_bounce
 #                within one small flood_window puts the guard in high-load mode
 #                by itself (cause bounce, the flooding network first among the
@@ -47,7 +50,7 @@ example.com     smtp:[127.0.0.1]:$(peer_port a)
 EOF2
 
 HOOKS=$T/hooks.log
-mh_conf milter flood_guard=yes "flood_store=$T/store" flood_threshold=2 flood_window=10s \
+mh_conf milter flood_guard=yes "flood_store=$T/store" flood_threshold=2 skip_networks=10.0.0.0/8 flood_window=10s \
 	flood_floor_bounce=10 flood_calm_windows=1 flood_baseline_windows=100 \
 	"flood_hook_command=echo \"\$GW_FLOOD_MODE\" >> $HOOKS" \
 	connect_timeout=2s reply_timeout=5s deadline=8s
@@ -92,6 +95,13 @@ run_lua learn
 want_eq "after learning: mode" "$(mode_field mode)" normal
 want_eq "after learning: networks learnt (192.0.2.0/24: 3, 198.51.100.0/24: 1; bounces teach nothing)" \
 	"$(mode_field learnt)" 2
+# Outbound mail from an internal client (skip_networks) teaches the recipient domain, not the network.
+cat >"$T/out.lua" <<'EOF2'
+msg("O1", "10.1.1.1", "<me@example.com>", "bob@dest.test")
+msg("O2", "10.1.1.1", "<me@example.com>", "carol@dest.test", "dan@dest.test")
+EOF2
+run_lua out
+want_eq "after outbound mail: one more learnt (dest.test)" "$(mode_field learnt)" 3
 
 # --- forced mode ------------------------------------------------------------------------
 out=$(ctl mode high)
@@ -104,6 +114,7 @@ msg("F1", "203.0.113.7", "<>", "alice@example.com")
 msg("F2", "192.0.2.99", "<>", "alice@example.com")
 msg("F3", "198.51.100.5", "<>", "alice@example.com")
 msg("F4", "203.0.113.7", "<someone@elsewhere.test>", "x@other.test")
+msg("F5", "10.9.9.9", "<>", "x@other.test")
 EOF2
 run_lua forced
 want_eq "forced high: non-correspondent's bounce at MAIL" "$(mailgot F1)" replycode
@@ -111,6 +122,7 @@ want_eq "forced high: correspondent network's bounce" "$(mailgot F2)" continue
 want_eq "forced high: correspondent's bounce RCPT (probed)" "$(got alice@example.com)" continue
 want_eq "forced high: below-threshold network's bounce" "$(mailgot F3)" replycode
 want_eq "forced high: non-bounce from a non-correspondent (flood_defer_all = no)" "$(mailgot F4)" continue
+want_eq "forced high: a bounce from an internal client (skip_networks)" "$(mailgot F5)" continue
 l=$(grep 'flood client=203.0.113.7 ' "$LOG" | head -1)
 check "deferral logged with the network and the reply ($l)" \
 	grep -q 'network=203.0.113.0/24 action=defer stage=mail bounce=yes reply=451-4.7.1' <<<"$l"
@@ -153,8 +165,8 @@ EOF2
 milter_start milter || mh_finish
 wait_for 10 test -S "$CTL" || bad "no control socket $CTL"
 want_eq "after the restart: forced mode kept" "$(mode_field force)" high
-# 192.0.2.0/24 and 198.51.100.0/24 from learning, 203.0.113.0/24 from the accepted non-bounce F4
-want_eq "after the restart: networks learnt" "$(mode_field learnt)" 3
+# 192.0.2.0/24, 198.51.100.0/24 and dest.test from learning, 203.0.113.0/24 from the accepted non-bounce F4
+want_eq "after the restart: networks and domains learnt" "$(mode_field learnt)" 4
 run_lua forced
 want_eq "after the restart: non-correspondent's bounce deferred" "$(mailgot F1)" replycode
 want_eq "after the restart: correspondent's bounce goes on" "$(mailgot F2)" continue
