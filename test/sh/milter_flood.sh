@@ -21,6 +21,7 @@
 #                top sources of the event), and calm windows end it
 #   hooks        flood_hook_command ran exactly once per transition, in order
 #                (high normal high normal), with the mode in its environment
+#   config       gw-milter -n refuses a malformed shared_state, naming its line
 #   restart      SIGTERM writes the store; a new daemon on the same
 #                flood_store still knows the correspondent (its bounce goes on
 #                in forced high mode, the other's is deferred) and the forced
@@ -54,6 +55,20 @@ mh_conf milter flood_guard=yes "flood_store=$T/store" flood_threshold=2 skip_net
 	flood_floor_bounce=10 flood_calm_windows=1 flood_baseline_windows=100 \
 	"flood_hook_command=echo \"\$GW_FLOOD_MODE\" >> $HOOKS" \
 	connect_timeout=2s reply_timeout=5s deadline=8s
+# -n checks shared_state's syntax, naming the line.
+for v in "http://127.0.0.1:6379" "redis://[::1" "redis://127.0.0.1:99999" "redis://127.0.0.1:6379/x" "redis://"; do
+	cp "$CONF" "$T/bad.conf"
+	set_key "$T/bad.conf" shared_state "$v"
+	line=$(grep -n '^shared_state =' "$T/bad.conf" | cut -d: -f1)
+	out=$("$MILTER" -n -c "$T/bad.conf" 2>&1)
+	rc=$?
+	[ $rc -eq 78 ] && [[ $out == *"bad.conf:$line: shared_state"* ]]
+	verdict $? "-n refuses shared_state = $v (exit $rc: $out)"
+done
+cp "$CONF" "$T/good.conf"
+set_key "$T/good.conf" shared_state "redis://[::1]:6380/2"
+check "-n accepts shared_state = redis://[::1]:6380/2" "$MILTER" -n -c "$T/good.conf"
+
 milter_start milter || mh_finish
 wait_for 10 test -S "$CTL" || bad "no control socket $CTL"
 
