@@ -209,8 +209,11 @@ static void save_meta(const char *key, const char *value)
 {
 	char err[256];
 
+	/* Called without the lock (from the control thread too): the counter takes it. */
 	if (store != NULL && gwm_store_put_meta(store, key, value, err, sizeof(err)) != 0) {
+		pthread_mutex_lock(&lock);
 		n_store_errors++;
+		pthread_mutex_unlock(&lock);
 		gw_log(GW_LOG_ERR, "flood", "store=error error=\"%s\"", err);
 	}
 }
