@@ -19,6 +19,8 @@
 #                within one small flood_window puts the guard in high-load mode
 #                by itself (cause bounce, the flooding network first among the
 #                top sources of the event), and calm windows end it
+#   metrics      "gw-milter -C SOCK metrics": Prometheus text, every line a
+#                comment or a sample with its TYPE, the guard's mode and counters
 #   hooks        flood_hook_command ran exactly once per transition, in order
 #                (high normal high normal), with the mode in its environment
 #   config       gw-milter -n refuses a malformed shared_state, naming its line
@@ -142,6 +144,17 @@ l=$(grep 'flood client=203.0.113.7 ' "$LOG" | head -1)
 check "deferral logged with the network and the reply ($l)" \
 	grep -q 'network=203.0.113.0/24 action=defer stage=mail bounce=yes reply=451-4.7.1' <<<"$l"
 want_eq "deferred count" "$(mode_field deferred)" 2
+# The same counters for a scraper: Prometheus text format.
+ctl metrics >"$T/metrics.prom"
+check "metrics answers (exit 0)" test $? -eq 0
+check "metrics: high-load mode" grep -qx 'gw_milter_flood_mode 1' "$T/metrics.prom"
+check "metrics: deferred" grep -qx 'gw_milter_flood_deferred_total 2' "$T/metrics.prom"
+check "metrics: forced high" grep -qx 'gw_milter_flood_forced{force="high"} 1' "$T/metrics.prom"
+check "metrics: one probe session" grep -qx 'gw_milter_probe_sessions_total 1' "$T/metrics.prom"
+bad_lines=$(grep -vE '^# (HELP|TYPE) [a-z_]+ .+$|^[a-z_]+(\{[a-z]+="[a-z]+"\})? -?[0-9][0-9.e+-]*$' "$T/metrics.prom")
+want_eq "metrics: every line a comment or a sample" "$bad_lines" ""
+untyped=$(awk '/^# TYPE/ { t[$3] = 1 } /^[a-z]/ { n = $1; sub(/\{.*/, "", n); if (!(n in t)) print n }' "$T/metrics.prom")
+want_eq "metrics: every sample has its TYPE line first" "$untyped" ""
 out=$(ctl mode auto)
 check "mode auto: back to normal ($out)" grep -q '^ok mode=normal force=auto' <<<"$out"
 check "hook ran for normal" wait_for 10 bash -c "[ \"\$(tr '\n' ' ' <'$HOOKS')\" = 'high normal ' ]"
