@@ -38,6 +38,7 @@
 
 #include "callbacks.h"
 #include "conf.h"
+#include "flood.h"
 #include "idle.h"
 #include "macros.h"
 #include "reply.h"
@@ -77,6 +78,12 @@ typedef struct gwm_conn {
 	char prvs_args[GWM_PRVS_ARGS_MAX]; /* its ESMTP parameters, space separated */
 	gwm_strip *strips;
 	size_t nstrips;
+	/* bounce-flood guard */
+	char netkey[GWM_NETKEY_MAX]; /* the client's network, "" when the guard is off */
+	int flood_bounce;            /* this message has the null sender */
+	int flood_out;               /* the client sends outbound mail (internal, skipped or authenticated) */
+	char (*flood_domains)[GW_DOMAIN_MAX + 1]; /* recipient domains of outbound mail, to learn at eom */
+	size_t nflood_domains;
 } gwm_conn;
 
 /* What one RCPT came to: the reply and the fields of its log line. */
@@ -153,6 +160,7 @@ static gwm_conn *conn_new(SMFICTX *ctx, const struct sockaddr *sa)
 	client_text(sa, c->client, sizeof(c->client));
 	c->skip_client = gwm_config_skip_client(c->snap->conf, sa);
 	c->prvs_internal = gwm_config_prvs_internal(c->snap->conf, sa);
+	gwm_flood_netkey(c->snap->conf, sa, c->netkey, sizeof(c->netkey));
 	if (gwm_setpriv(ctx, c) != MI_SUCCESS) {
 		gwm_snapshot_unref(&c->snap);
 		free(c);
@@ -342,6 +350,84 @@ static sfsistat prvs_eom(SMFICTX *ctx, gwm_conn *c)
 	return SMFIS_CONTINUE;
 }
 
+/* --- bounce-flood guard (flood.h decides; this file gathers and acts) ------------- */
+
+static int parse_rcpt(const gwm_conn *c, const char *raw, gw_path *p, const char **why);
+
+static void flood_reset(gwm_conn *c)
+{
+	if (c == NULL)
+		return;
+	free(c->flood_domains);
+	c->flood_domains = NULL;
+	c->nflood_domains = 0;
+	c->flood_bounce = 0;
+}
+
+/* MAIL: 1 when the guard defers it (the reply is set). */
+static int flood_mail(SMFICTX *ctx, gwm_conn *c, char **argv, const char *auth)
+{
+	unsigned flags = GW_PATH_REVERSE | c->path_flags;
+	const char *why = NULL, *raw = argv != NULL && argv[0] != NULL ? argv[0] : "";
+	char domain[GW_DOMAIN_MAX + 1] = "";
+	gw_path p;
+
+	flood_reset(c);
+	c->flood_out = c->skip_client || c->prvs_internal || (auth != NULL && *auth != '\0');
+	if (raw[0] != '<')
+		flags |= GW_PATH_BARE;
+	if (gw_path_parse(raw, strlen(raw), flags, &p, &why) == 0) {
+		c->flood_bounce = p.mbox.null;
+		snprintf(domain, sizeof(domain), "%s", p.mbox.domain); /* already lower case */
+	} else {
+		c->flood_bounce = strcmp(raw, "<>") == 0;
+	}
+	if (!gwm_flood_mail(c->snap->conf, c->netkey, c->flood_out, c->flood_bounce, domain))
+		return 0;
+	gw_log(GW_LOG_INFO, "flood", "client=%s network=%s action=defer stage=mail bounce=%s reply=451-4.7.1",
+	       c->client, c->netkey, c->flood_bounce ? "yes" : "no");
+	(void)gwm_setreply(ctx, "451", "4.7.1", "Service busy for mail from your network, try again later");
+	return 1;
+}
+
+/* RCPT of outbound mail that goes on: remember its domain (bounded) to learn at eom. */
+static void flood_rcpt(gwm_conn *c, const char *raw, const gwm_dec *d)
+{
+	gw_path p;
+	const char *why = NULL;
+	char dom[GW_DOMAIN_MAX + 1];
+	size_t i;
+
+	if (!c->flood_out || c->netkey[0] == '\0' || d->reply.action != SMFIS_CONTINUE ||
+	    c->nflood_domains >= GWM_FLOOD_DOMAINS_MAX || parse_rcpt(c, raw, &p, &why) != 0 ||
+	    p.mbox.domain[0] == '\0')
+		return;
+	snprintf(dom, sizeof(dom), "%s", p.mbox.domain);
+	for (i = 0; i < c->nflood_domains; i++)
+		if (strcmp(c->flood_domains[i], dom) == 0)
+			return;
+	if (c->flood_domains == NULL &&
+	    (c->flood_domains = calloc(GWM_FLOOD_DOMAINS_MAX, sizeof(*c->flood_domains))) == NULL)
+		return; /* not learnt: nothing else depends on it */
+	snprintf(c->flood_domains[c->nflood_domains++], sizeof(c->flood_domains[0]), "%s", dom);
+}
+
+/* End of message: learn the client's network (inbound) or the domains it sent to; never from a bounce. */
+static void flood_eom(gwm_conn *c)
+{
+	size_t i;
+
+	if (c->netkey[0] == '\0')
+		return;
+	if (c->flood_bounce)
+		return; /* a bounce is no correspondence, either way (our own DSNs go to forged senders too)
+			 */
+	if (!c->flood_out)
+		gwm_flood_learn(c->netkey, NULL);
+	for (i = 0; i < c->nflood_domains; i++)
+		gwm_flood_learn(NULL, c->flood_domains[i]);
+}
+
 /* --- callbacks ----------------------------------------------------------------- */
 
 static sfsistat cb_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f2,
@@ -391,6 +477,8 @@ static sfsistat cb_envfrom(SMFICTX *ctx, char **argv)
 		if (strcasecmp(argv[i], "SMTPUTF8") == 0)
 			c->path_flags |= GW_PATH_SMTPUTF8;
 	prvs_mail(c, argv, auth);
+	if (flood_mail(ctx, c, argv, auth))
+		return SMFIS_TEMPFAIL;
 	return SMFIS_CONTINUE;
 }
 
@@ -467,6 +555,7 @@ static void decide(gwm_macros *m, gwm_conn *c, const char *raw, gwm_dec *d)
 	gw_path path;
 	gw_ca_result res;
 	gwm_reply_opts ro;
+	int slot;
 
 	if (c->skip_client) {
 		skip(d, "skip-network");
@@ -529,15 +618,26 @@ static void decide(gwm_macros *m, gwm_conn *c, const char *raw, gwm_dec *d)
 		atomic_fetch_add(&n_limited, 1);
 		return;
 	}
+	if ((slot = gwm_flood_slot_take(conf, c->netkey)) < 0) {
+		gwm_reply_flood("Too many checks at once from your network, try again later", &d->reply);
+		d->source = "flood-slots";
+		return;
+	}
 	if (c->txn == NULL && (c->txn = gw_ca_txn_begin(c->snap->ca)) == NULL) {
+		if (slot > 0)
+			gwm_flood_slot_give(c->netkey);
 		gwm_reply_local_error(d->rcpt, &d->reply);
 		d->source = "local-error";
 		atomic_fetch_add(&n_local_errors, 1);
 		return;
 	}
 	gw_ca_check(c->txn, route, d->rcpt, &res);
-	if (res.verdict == GW_VERDICT_REJECT)
+	if (slot > 0)
+		gwm_flood_slot_give(c->netkey);
+	if (res.verdict == GW_VERDICT_REJECT) {
 		gwm_ul_add(unknown, c->client, conf->opt.unknown_window);
+		gwm_flood_event(GWM_FD_UNKNOWN);
+	}
 	ro.reveal_internal = conf->opt.reveal_internal;
 	ro.fail_open = conf->opt.fail_open;
 	gwm_reply_for_result(&ro, d->rcpt, &res, &d->reply);
@@ -577,6 +677,8 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 		d.reply = pd.reply;
 		d.source = "prvs";
 		snprintf(d.rcpt, sizeof(d.rcpt), "%s", prcpt);
+		if (pd.action == GWM_PRVS_REJECT)
+			gwm_flood_event(GWM_FD_PRVS);
 	} else if (pd.action == GWM_PRVS_STRIP) {
 		snprintf(plain, sizeof(plain), "<%s>", pd.plain);
 		decide(&m, c, plain, &d);
@@ -590,6 +692,7 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 	} else {
 		decide(&m, c, raw, &d);
 	}
+	flood_rcpt(c, raw, &d);
 	/* The queue id is empty at the first RCPT under Postfix. */
 	if (queue == NULL || *queue == '\0')
 		queue = "-";
@@ -644,6 +747,9 @@ static sfsistat cb_eom(SMFICTX *ctx)
 	if (c != NULL) {
 		rc = prvs_eom(ctx, c); /* once per message: the state is dropped right after */
 		prvs_reset(c);
+		if (rc == SMFIS_CONTINUE)
+			flood_eom(c);
+		flood_reset(c);
 	}
 	return rc;
 }
@@ -654,6 +760,7 @@ static sfsistat cb_abort(SMFICTX *ctx)
 
 	txn_end(c);
 	prvs_reset(c);
+	flood_reset(c);
 	return SMFIS_CONTINUE;
 }
 
@@ -666,6 +773,7 @@ static sfsistat cb_close(SMFICTX *ctx)
 	gwm_idle_del(&c->idle); /* before libmilter closes the socket */
 	txn_end(c);
 	prvs_reset(c);
+	flood_reset(c);
 	gwm_snapshot_unref(&c->snap);
 	free(c);
 	(void)gwm_setpriv(ctx, NULL);

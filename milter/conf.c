@@ -121,6 +121,51 @@ const gw_option gwm_option[] = {
 	prvs_exempt, 0, 0, NULL),
     OPT("prvs_sign_exempt", GW_OPT_LIST, NULL, "senders never signed (local@domain, @domain)",
 	prvs_sign_exempt, 0, 0, NULL),
+    OPT("flood_guard", GW_OPT_BOOL, "no", "learn correspondents, detect bounce floods, defer others in one",
+	flood_guard, 0, 0, NULL),
+    OPT("flood_store", GW_OPT_STRING, "/var/lib/gw-milter/flood",
+	"directory of the LMDB store of what was learnt; empty: memory only", flood_store, 0, 0, NULL),
+    OPT("flood_v4_prefix", GW_OPT_INT, "24", "IPv4 client network learnt as one correspondent (prefix)",
+	flood_v4_prefix, 8, 32, NULL),
+    OPT("flood_v6_prefix", GW_OPT_INT, "48", "IPv6 client network learnt as one correspondent (prefix)",
+	flood_v6_prefix, 16, 128, NULL),
+    OPT("flood_half_life", GW_OPT_DURATION, "7d", "half-life of the learnt counts", flood_half_life, S(1),
+	S(31536000), NULL),
+    OPT("flood_threshold", GW_OPT_INT, "3", "decayed count from which a network or domain is a correspondent",
+	flood_threshold, 1, 1000000, NULL),
+    OPT("flood_max_entries", GW_OPT_INT, "100000", "networks and domains remembered at most",
+	flood_max_entries, 100, 10000000, NULL),
+    OPT("flood_window", GW_OPT_DURATION, "1m", "rate window of the flood detector", flood_window, 100,
+	S(3600), NULL),
+    OPT("flood_baseline_windows", GW_OPT_INT, "60", "windows the EWMA baseline spans (alpha = 2/(N+1))",
+	flood_baseline_windows, 1, 100000, NULL),
+    OPT("flood_multiple", GW_OPT_INT, "10", "a rate this many times its baseline is a flood", flood_multiple,
+	2, 100000, NULL),
+    OPT("flood_floor_bounce", GW_OPT_INT, "100", "null-sender messages per window below which no flood",
+	flood_floor_bounce, 1, 100000000, NULL),
+    OPT("flood_floor_prvs", GW_OPT_INT, "100", "PRVS failures per window below which no flood",
+	flood_floor_prvs, 1, 100000000, NULL),
+    OPT("flood_floor_unknown", GW_OPT_INT, "200", "unknown recipients per window below which no flood",
+	flood_floor_unknown, 1, 100000000, NULL),
+    OPT("flood_calm_windows", GW_OPT_INT, "10", "calm windows in a row that end high-load mode",
+	flood_calm_windows, 1, 100000, NULL),
+    OPT("flood_defer_all", GW_OPT_BOOL, "no", "in high-load mode defer all mail of non-correspondents",
+	flood_defer_all, 0, 0, NULL),
+    OPT("flood_client_probes", GW_OPT_INT, "4",
+	"in high-load mode, concurrent probes per client network; 0: no limit", flood_client_probes, 0,
+	100000, NULL),
+    OPT("flood_hook_command", GW_OPT_STRING, NULL,
+	"command run (sh -c) on entering and leaving high-load mode", flood_hook_command, 0, 0, NULL),
+    OPT("flood_hook_url", GW_OPT_STRING, NULL, "URL a JSON event is POSTed to on each mode change",
+	flood_hook_url, 0, 0, NULL),
+    OPT("flood_hook_timeout", GW_OPT_DURATION, "10s", "longest run of one hook attempt", flood_hook_timeout,
+	100, S(600), NULL),
+    OPT("flood_hook_retries", GW_OPT_INT, "3", "attempts after a failed hook", flood_hook_retries, 0, 100,
+	NULL),
+    OPT("shared_state", GW_OPT_STRING, NULL, "redis://HOST[:PORT][/DB] shared by the gateways; empty: none",
+	shared_state, 0, 0, NULL),
+    OPT("shared_refresh", GW_OPT_DURATION, "5s", "how often the shared state is read and written",
+	shared_refresh, 100, S(3600), NULL),
     {NULL, GW_OPT_STRING, NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -454,6 +499,67 @@ static int check_routes(const gwm_config *c, char *err, size_t errlen)
 	return rc;
 }
 
+/* redis://HOST[:PORT][/DB] (HOST may be [IPv6]) into c->redis_*; empty: none. 0 ok, -1 with err. */
+static int parse_redis(const char *s, gwm_config *c, char *err, size_t errlen)
+{
+	const char *h, *end, *p;
+	char *e;
+	long v;
+
+	c->redis_host[0] = '\0';
+	c->redis_port = 6379;
+	c->redis_db = 0;
+	if (s == NULL || *s == '\0')
+		return 0;
+	if (strncmp(s, "redis://", 8) != 0) {
+		snprintf(err, errlen, "'%s': want redis://HOST[:PORT][/DB]", s);
+		return -1;
+	}
+	h = s + 8;
+	if (*h == '[') {
+		if ((end = strchr(h, ']')) == NULL) {
+			snprintf(err, errlen, "'%s': no ']' after an IPv6 address", s);
+			return -1;
+		}
+		h++;
+		p = end + 1;
+	} else {
+		end = h + strcspn(h, ":/");
+		p = end;
+	}
+	if (end == h || (size_t)(end - h) >= sizeof(c->redis_host)) {
+		snprintf(err, errlen, "'%s': bad host", s);
+		return -1;
+	}
+	memcpy(c->redis_host, h, (size_t)(end - h));
+	c->redis_host[end - h] = '\0';
+	if (*p == ':') {
+		errno = 0;
+		v = strtol(p + 1, &e, 10);
+		if (e == p + 1 || errno != 0 || v < 1 || v > 65535) {
+			snprintf(err, errlen, "'%s': bad port", s);
+			return -1;
+		}
+		c->redis_port = (int)v;
+		p = e;
+	}
+	if (*p == '/') {
+		errno = 0;
+		v = strtol(p + 1, &e, 10);
+		if (e == p + 1 || errno != 0 || v < 0 || v > 1000000 || *e != '\0') {
+			snprintf(err, errlen, "'%s': bad database number", s);
+			return -1;
+		}
+		c->redis_db = (int)v;
+		p = e;
+	}
+	if (*p != '\0') {
+		snprintf(err, errlen, "'%s': want redis://HOST[:PORT][/DB]", s);
+		return -1;
+	}
+	return 0;
+}
+
 /* --- load -------------------------------------------------------------------- */
 
 gwm_config *gwm_config_load(const char *path, char *err, size_t errlen)
@@ -537,6 +643,10 @@ gwm_config *gwm_config_load(const char *path, char *err, size_t errlen)
 		goto fail;
 	if (load_prvs(c, &x) != 0)
 		goto fail;
+	if (parse_redis(c->opt.shared_state, c, e, sizeof(e)) != 0) {
+		key_err(c, "shared_state", err, errlen, "%s", e);
+		goto fail;
+	}
 	return c;
 fail:
 	gwm_config_free(&c);

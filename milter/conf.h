@@ -64,6 +64,18 @@ typedef struct gwm_options {
 	char *prvs_keys, *prvs_sign_domains, *prvs_internal_networks;
 	int prvs_verify, prvs_verify_mailer_daemon;
 	char *prvs_exempt, *prvs_sign_exempt;
+	/* bounce-flood guard (flood.h) */
+	int flood_guard;
+	char *flood_store;
+	long flood_v4_prefix, flood_v6_prefix, flood_half_life, flood_threshold, flood_max_entries;
+	long flood_window, flood_baseline_windows, flood_multiple;
+	long flood_floor_bounce, flood_floor_prvs, flood_floor_unknown, flood_calm_windows;
+	int flood_defer_all;
+	long flood_client_probes;
+	char *flood_hook_command, *flood_hook_url;
+	long flood_hook_timeout, flood_hook_retries;
+	char *shared_state;
+	long shared_refresh;
 } gwm_options;
 
 extern const gw_option gwm_option[];
@@ -95,6 +107,9 @@ typedef struct gwm_config {
 	gwm_prvs_conf prvs; /* ring loaded at load time: a reload reads the key file again */
 	gwm_net *prvs_nets; /* prvs_internal_networks */
 	size_t nprvs_nets;
+	/* shared_state = redis://HOST[:PORT][/DB]; redis_host "" when not set */
+	char redis_host[256];
+	int redis_port, redis_db;
 } gwm_config;
 
 /* Load and check path. NULL with err "file:line: message" (or "file: message"). */

@@ -27,6 +27,8 @@
 #include "callbacks.h"
 #include "conf.h"
 #include "control.h"
+#include "flood.h"
+#include "metrics.h"
 #include "gw/addr.h"
 #include "gw/log.h"
 
@@ -151,14 +153,25 @@ void gwm_control_handle(const char *line, char *out, size_t outlen)
 		answer_stats(out, outlen);
 	else if (cl == 5 && strncasecmp(line, "purge", 5) == 0 && *arg != '\0')
 		answer_purge(arg, out, outlen);
-	else
-		snprintf(out, outlen, "error unknown command (stats, purge ADDRESS, purge all)");
+	else if (cl == 4 && strncasecmp(line, "mode", 4) == 0)
+		gwm_flood_control_mode(arg, out, outlen);
+	else if (cl == 7 && strncasecmp(line, "metrics", 7) == 0 && *arg == '\0') {
+		if (gwm_metrics_text(out, outlen) == 0)
+			snprintf(out, outlen,
+				 "error no configuration loaded, or metrics longer than %zu bytes", outlen);
+		else if (out[0] != '\0' && out[strlen(out) - 1] == '\n')
+			out[strlen(out) - 1] = '\0'; /* serve() ends the answer with its own newline */
+	} else
+		snprintf(out, outlen,
+			 "error unknown command (stats, purge ADDRESS, purge all, mode [high|normal|auto], "
+			 "metrics)");
 }
 
 /* Serve one client: lines in, answers out, until EOF, timeout or error. */
 static void serve(int fd)
 {
-	char line[GWM_CONTROL_LINE_MAX + 1], out[2048];
+	static char out[GWM_CONTROL_ANSWER_MAX]; /* one serving thread */
+	char line[GWM_CONTROL_LINE_MAX + 1];
 	size_t len = 0;
 	struct timeval tv = {READ_TIMEOUT_S, 0};
 	ssize_t n;
@@ -272,7 +285,8 @@ int gwm_control_client(const char *path, int argc, char **argv)
 {
 	struct sockaddr_un sun;
 	struct timeval tv = {10, 0};
-	char cmd[GWM_CONTROL_LINE_MAX + 2], ans[4096], err[256];
+	static char ans[GWM_CONTROL_ANSWER_MAX + 1];
+	char cmd[GWM_CONTROL_LINE_MAX + 2], err[256];
 	size_t len = 0, alen = 0;
 	ssize_t n;
 	int fd, i;
@@ -316,5 +330,6 @@ int gwm_control_client(const char *path, int argc, char **argv)
 	fputs(ans, stdout);
 	if (ans[alen - 1] != '\n')
 		fputc('\n', stdout);
-	return strncmp(ans, "ok", 2) == 0 ? 0 : 1;
+	/* "ok ..." or, for metrics, Prometheus text (it starts with a comment). */
+	return strncmp(ans, "ok", 2) == 0 || strncmp(ans, "# ", 2) == 0 ? 0 : 1;
 }

@@ -7,6 +7,11 @@
  *   stats           ok checks=N accepts=N rejects=N tempfails=N cache_hits=N ... routes_down=N pooled_idle=N
  *   purge ADDRESS   ok purged=0|1        forget the cached answer for ADDRESS
  *   purge all       ok purged=N          forget every cached answer
+ *   mode            ok mode=high|normal force=auto|high|normal bounce=N/T ...   the flood guard
+ *   mode WORD       force high-load mode (high), keep it off (normal), or let
+ *                   the detector decide (auto); answers as "mode"
+ *   metrics         every counter in Prometheus text format, several lines
+ *                   (metrics.h); the only answer that is not one line
  *
  * Lines are bounded (GWM_CONTROL_LINE_MAX); a longer one gets an error and
  * the connection is closed. Each read waits at most a few seconds, so a
@@ -22,6 +27,8 @@
 #include <sys/types.h>
 
 #define GWM_CONTROL_LINE_MAX 512
+/* The longest answer (metrics is the long one). */
+#define GWM_CONTROL_ANSWER_MAX 32768
 
 /* Bind path (a stale socket is replaced), mode 0600, owned by uid:gid unless uid is (uid_t)-1. fd, or -1 with
  * err. */

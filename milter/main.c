@@ -3,7 +3,7 @@
  *
  *   gw-milter [-f] [-c FILE] [-u USER] [-p SOCKET]   run (default FILE /etc/gw/gw.conf)
  *   gw-milter -n [-c FILE]                           check FILE, its route file and loops; exit 0 or 78
- *   gw-milter -C CONTROL_SOCKET COMMAND...           stats | purge ADDRESS | purge all
+ *   gw-milter -C CONTROL_SOCKET COMMAND...           stats | purge ADDRESS | purge all | mode [WORD]
  *
  * Start-up order: configuration, milter socket and control socket bound as
  * root, daemonise (unless -f), pid file, drop to the user, then threads:
@@ -43,6 +43,7 @@
 #include "callbacks.h"
 #include "conf.h"
 #include "control.h"
+#include "flood.h"
 #include "idle.h"
 #include "smfi_ctx.h"
 #include "gw/cache.h"
@@ -67,7 +68,8 @@ static int reload_pending, reload_quit;
 static void usage(void)
 {
 	fprintf(stderr, "usage: gw-milter [-f] [-n] [-c FILE] [-u USER] [-p SOCKET]\n"
-			"       gw-milter -C CONTROL_SOCKET stats | purge ADDRESS | purge all\n");
+			"       gw-milter -C CONTROL_SOCKET stats | purge ADDRESS | purge all | mode "
+			"[high|normal|auto]\n");
 }
 
 static int replace(char **field, const char *value)
@@ -129,6 +131,15 @@ static void reload_once(void)
 		    a->log != b->log || a->milter_timeout != b->milter_timeout)
 			gw_log(GW_LOG_WARNING, "reload",
 			       "socket, control_socket, user, log and milter_timeout need a restart");
+#define S0(x) ((x) != NULL ? (x) : "")
+		if (a->flood_guard != b->flood_guard || strcmp(S0(a->flood_store), S0(b->flood_store)) != 0 ||
+		    strcmp(S0(a->shared_state), S0(b->shared_state)) != 0 ||
+		    a->flood_max_entries != b->flood_max_entries || a->shared_refresh != b->shared_refresh)
+			gw_log(GW_LOG_WARNING, "reload",
+			       "flood_guard, flood_store, flood_max_entries, shared_state and shared_refresh "
+			       "need a "
+			       "restart");
+#undef S0
 	}
 	gwm_snapshot_unref(&old);
 	nroutes = gw_routes_count(c->routes);
@@ -311,6 +322,11 @@ static int run(gwm_config *c, int foreground)
 		goto fail;
 	}
 	gwm_current_set(s);
+	if (gwm_flood_start(s->conf, NULL, NULL, err, sizeof(err)) != 0) {
+		gw_log(GW_LOG_ERR, "start", "error=\"%s\"", err);
+		gwm_snapshot_unref(&s);
+		goto fail;
+	}
 	if (gwm_idle_start(s->conf->opt.milter_timeout) != 0) {
 		gw_log(GW_LOG_ERR, "start", "error=\"idle thread: %s\"", strerror(errno));
 		gwm_snapshot_unref(&s);
@@ -340,6 +356,7 @@ static int run(gwm_config *c, int foreground)
 	reload_signal(1);
 	pthread_join(rt, NULL);
 	gwm_control_stop();
+	gwm_flood_stop(); /* what was learnt is written before the exit, whatever the sessions do */
 	/* libmilter does not wait for its session threads: they hold snapshots, so wait for them. */
 	t0 = gw_now_ms();
 	while (gwm_callbacks_open() > 0 && gw_now_ms() - t0 < DRAIN_MS)
@@ -356,6 +373,7 @@ static int run(gwm_config *c, int foreground)
 fail:
 	gwm_idle_stop();
 	gwm_control_stop();
+	gwm_flood_free();
 	if (cfd >= 0)
 		close(cfd);
 	gwm_current_set(NULL);

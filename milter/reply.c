@@ -214,6 +214,16 @@ void gwm_reply_unknown_limit(gwm_reply *r)
 	fix_class(r);
 }
 
+void gwm_reply_flood(const char *text, gwm_reply *r)
+{
+	clear(r);
+	r->action = SMFIS_TEMPFAIL;
+	r->verdict = "tempfail";
+	set_codes(r, "451", "4.7.1");
+	set_text(r, NULL, text, NULL);
+	fix_class(r);
+}
+
 void gwm_reply_local_error(const char *rcpt, gwm_reply *r)
 {
 	clear(r);

@@ -11,6 +11,7 @@
  *   cause unreachable
  *   bad recipient syntax  -> 501 5.1.3, SMFIS_REJECT
  *   unknown-recipient cap -> 451 4.7.1, SMFIS_TEMPFAIL
+ *   flood guard           -> 451 4.7.1, SMFIS_TEMPFAIL (high-load mode)
  *
  * With reveal_internal the internal MTA's host and reply are appended. Every
  * text goes through gwm_reply_sanitize: printable ASCII only, '%' doubled
@@ -53,6 +54,8 @@ void gwm_reply_for_result(const gwm_reply_opts *o, const char *rcpt, const gw_ca
 void gwm_reply_bad_input(const char *why, gwm_reply *r);
 /* 451 4.7.1: too many unknown recipients from this client. */
 void gwm_reply_unknown_limit(gwm_reply *r);
+/* 451 4.7.1 with text (the bounce-flood guard: high-load mode, per-network probe slots). */
+void gwm_reply_flood(const char *text, gwm_reply *r);
 /* 451 4.3.0: a local failure (memory) kept us from asking. */
 void gwm_reply_local_error(const char *rcpt, gwm_reply *r);
 /* Not checked: SMFIS_CONTINUE with verdict "skip". */
