@@ -436,7 +436,7 @@ static int rcpt_pipelined(ca_work *w, ca_sess *ss, const char *addr, gw_reply *r
 {
 	gw_callahead *ca = w->ca;
 	pp_session *ps = ss->s;
-	const char *sender = mail_sender(w, ss);
+	const char *sender = NULL;
 	char cmd[2 * CA_RCPT_MAX + 64];
 	gw_reply rep[4];
 	size_t got = 0, owed = ps->owed, want, i;
@@ -445,6 +445,8 @@ static int rcpt_pipelined(ca_work *w, ca_sess *ss, const char *addr, gw_reply *r
 	int64_t left = time_left(w);
 	gw_status s;
 
+	if (send_mail_too)
+		sender = mail_sender(w, ss); /* a lock: only when MAIL goes */
 	n = snprintf(cmd, sizeof(cmd), "%s%s%s%sRCPT TO:<%s>\r\n", send_mail_too ? "MAIL FROM:<" : "",
 		     send_mail_too ? sender : "", send_mail_too ? ">" : "", send_mail_too ? "\r\n" : "",
 		     addr);

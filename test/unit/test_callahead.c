@@ -1403,6 +1403,73 @@ static void test_route_health_bounded(void **state)
 	assert_null(t);
 }
 
+/* A thread queued for a probe slot on one route, for test_probe_slot_wakeup. */
+typedef struct rh_waiter {
+	rh_table *t;
+	rh_entry *e;
+	int rc;
+	int64_t waited_ms;
+} rh_waiter;
+
+static void *wait_slot(void *arg)
+{
+	rh_waiter *w = arg;
+	int64_t t0 = gw_now_ms();
+
+	w->rc = rh_probe_begin(w->t, w->e, 1, 5000);
+	w->waited_ms = gw_now_ms() - t0;
+	return NULL;
+}
+
+/* Wait (bounded) until n threads queue for a slot. */
+static void until_waiters(rh_table *t, unsigned n)
+{
+	int i;
+
+	for (i = 0; i < 500 && rh_slot_waiters(t) < n; i++)
+		usleep(10000);
+	assert_int_equal(rh_slot_waiters(t), n);
+}
+
+/*
+ * A slot given back on one route reaches the thread queued for that route,
+ * even when a thread queued earlier for another, still full route would be
+ * the one a single wake-up picks: no recipient waits out its queueing time
+ * (and gets 4xx) while its route has room.
+ */
+static void test_probe_slot_wakeup(void **state)
+{
+	rh_table *t = rh_new(NULL, 60000, NULL, NULL, NULL);
+	gw_route route;
+	rh_waiter x, y;
+	pthread_t tx, ty;
+
+	(void)state;
+	assert_non_null(t);
+	memset(&route, 0, sizeof(route));
+	x.t = y.t = t;
+	x.e = rh_acquire(t, "route-a", &route);
+	y.e = rh_acquire(t, "route-b", &route);
+	assert_int_equal(rh_probe_begin(t, x.e, 1, 0), 0);
+	assert_int_equal(rh_probe_begin(t, y.e, 1, 0), 0);
+	assert_int_equal(pthread_create(&tx, NULL, wait_slot, &x), 0);
+	until_waiters(t, 1);
+	assert_int_equal(pthread_create(&ty, NULL, wait_slot, &y), 0);
+	until_waiters(t, 2);
+	rh_probe_end(t, y.e); /* route b has room now */
+	pthread_join(ty, NULL);
+	assert_int_equal(y.rc, 0);
+	assert_true(y.waited_ms < 2500); /* not the 5 s queueing bound */
+	rh_probe_end(t, x.e);
+	pthread_join(tx, NULL);
+	assert_int_equal(x.rc, 0);
+	rh_probe_end(t, x.e);
+	rh_probe_end(t, y.e);
+	rh_release(t, x.e);
+	rh_release(t, y.e);
+	rh_free(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1440,6 +1507,7 @@ int main(void)
 	    cmocka_unit_test(test_strings_and_noroute),
 	    cmocka_unit_test(test_opts_table),
 	    cmocka_unit_test(test_route_health_bounded),
+	    cmocka_unit_test(test_probe_slot_wakeup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
