@@ -2,7 +2,7 @@
 
     milter_rtt.py SOCKET CASE N [PAUSE_MS]
 
-SOCKET is inet:PORT@127.0.0.1. Plays the MTA side of the milter protocol
+SOCKET is inet:PORT@127.0.0.1 or unix:/path. Plays the MTA side of the milter protocol
 (version 6) as Postfix does for one SMTP session: option negotiation, connect,
 then per message MAIL, RCPT, DATA and end of message, each awaited. CASE says
 which recipients each of N messages has and which reply is timed:
@@ -14,9 +14,9 @@ which recipients each of N messages has and which reply is timed:
 
 PAUSE_MS (default 0) is slept between messages, outside the timings (the
 body transfer and the next client's MAIL of a real session). The first
-message is a warm-up (sessions, pools) and is not counted. Prints one line
-per timed reply: "rcpt MS" and "data MS" (milliseconds, 3 decimals) and the
-reply kind ("rcpt-reply c"), then nothing else. Exit 1 when the milter
+message is a warm-up (sessions, pools) and is not counted: its RCPT is
+printed as "first MS". Prints one line per timed reply: "rcpt MS" and
+"data MS" (milliseconds, 3 decimals) and the reply kind ("rcpt-reply c"). Exit 1 when the milter
 closed or a reply was not "continue" for a recipient that should pass.
 """
 import os
@@ -67,12 +67,17 @@ def main():
     if len(sys.argv) not in (4, 5):
         print(__doc__, file=sys.stderr)
         return 2
-    port, _, host = sys.argv[1][5:].partition("@")
     case, n = sys.argv[2], int(sys.argv[3])
     pause = (int(sys.argv[4]) if len(sys.argv) == 5 else 0) / 1000.0
     tag = os.environ.get("RTT_TAG", "t")
-    s = socket.create_connection((host or "127.0.0.1", int(port)), timeout=30)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if sys.argv[1].startswith("unix:"):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(30)
+        s.connect(sys.argv[1][5:])
+    else:
+        port, _, host = sys.argv[1][5:].partition("@")
+        s = socket.create_connection((host or "127.0.0.1", int(port)), timeout=30)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     s.sendall(packet(b"O", struct.pack(">III", 6, 0x1FF, 0x1FFFFF)))
     kind, data = read_packet(s)
     if kind != b"O":
@@ -93,6 +98,8 @@ def main():
         ask(s, b"E")
         if kind != "c":
             bad += 1
+        if i == 0 and case != "seed":
+            print("first %.3f" % (rt * 1000))
         if i > 0 and case != "seed":
             print("rcpt %.3f" % (rt * 1000))
             print("data %.3f" % (dt * 1000))
