@@ -409,6 +409,10 @@ static int settle_owed(ca_work *w, ca_sess *ss)
 		}
 		gw_client_set_deadline(ss->s->client, (unsigned)left);
 		s = gw_client_raw(ss->s->client, GW_STAGE_RSET, NULL, 0, &r, 1, NULL);
+		if (s != GW_OK && s != GW_E_LOST) {
+			command_failed(w, ss, s, NULL); /* a timeout is the route's, as for any command */
+			return -1;
+		}
 		if (s != GW_OK || r.code == 421 || pp_owed_reply(ss->s, &r) != 0)
 			return 1; /* gone or out of step while idle: replace, not a route failure */
 	}
@@ -466,11 +470,16 @@ static int rcpt_pipelined(ca_work *w, ca_sess *ss, const char *addr, gw_reply *r
 	log_step(send_mail_too ? "mail+rcpt" : "rcpt", ps->hop, addr, s, got == want ? &rep[want - 1] : NULL,
 		 gw_client_error(ps->client));
 	/* The owed replies: a session that broke while idle is replaced, not counted against the route. */
-	for (i = 0; i < owed; i++)
+	for (i = 0; i < owed; i++) {
+		if (i >= got && s != GW_E_LOST) {
+			command_failed(w, ss, s != GW_OK ? s : GW_E_PROTO,
+				       NULL); /* a timeout is the route's */
+			return -1;
+		}
 		if (i >= got || rep[i].code == 421 || pp_owed_reply(ps, &rep[i]) != 0)
-			return ss->fresh_pooled
-				   ? 1
-				   : (command_failed(w, ss, s != GW_OK ? s : GW_E_PROTO, NULL), -1);
+			return 1; /* owed replies mean fresh from the pool: closed or out of step while idle
+				   */
+	}
 	/* The owed replies may have left before the peer went idle: a session that closes at the RCPT after
 	 * them is still stale, so they leave fresh_pooled as it is. */
 	if (owed > 0 && !send_mail_too) {
