@@ -30,6 +30,9 @@
 # address_verify_positive_refresh_time, 7 days, without a live check).
 #   BENCH_N (default 200) messages per gw-milter case; BENCH_RTT (default 20)
 #   BENCH_POSTFIX=0 skips the Postfix part; GW_BENCH_BUILD_DIR (build-rtt)
+#   BENCH_PRIO: a command prefix for gw-milter, the fake MTA and the driver,
+#   e.g. "chrt -f 10" (root) on a machine busy with other work, so the
+#   percentiles show this software's round trips rather than the run queue.
 # Needs python3; the Postfix part needs root and postfix.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,6 +42,7 @@ rtt=${BENCH_RTT:-20}
 slow=${BENCH_SLOW_RTT:-300}
 first=${BENCH_FIRST:-24}
 do_postfix=${BENCH_POSTFIX:-1}
+read -r -a prio <<<"${BENCH_PRIO:-}"
 
 if [ -z "${GW_BENCH_NO_BUILD:-}" ]; then
 	cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release -DGW_TESTS=ON >/dev/null
@@ -54,7 +58,7 @@ peer() {   # NAME RTT: a gw-fakepeer serving any number of connections; prints i
 	local name=$1 d=$2 port
 	port=$(lab_port)
 	printf 'sleep %s\nsend 220 internal.test ESMTP\nserve %s\n' "$((2 * d))" "$d" >"$LAB/$name.script"
-	lab_bg "$name" "$build/test/gw-fakepeer" -s "$LAB/$name.script" -p "$port" -n 100000 -t 600000
+	lab_bg "$name" "${prio[@]}" "$build/test/gw-fakepeer" -s "$LAB/$name.script" -p "$port" -n 100000 -t 600000
 	lab_wait_port "$port" 10 >&2 || { cat "$LAB/$name.log" >&2; exit 1; }
 	echo "$port"
 }
@@ -66,12 +70,12 @@ milter() {   # NAME [KEY=VALUE...]: a gw-milter on the routes file; prints its p
 	sed -i "s|$LAB/milter/control|$LAB/milter/$name.control|; s|$LAB/milter/gw-milter.pid|$LAB/milter/$name.pid|" \
 		"$LAB/milter/gw.conf"
 	mv "$LAB/milter/gw.conf" "$LAB/milter/$name.conf"
-	lab_bg "$name" "$build/milter/gw-milter" -c "$LAB/milter/$name.conf" -f
+	lab_bg "$name" "${prio[@]}" "$build/milter/gw-milter" -c "$LAB/milter/$name.conf" -f
 	lab_wait_port "$port" 15 >&2 || { cat "$LAB/$name.log" >&2; exit 1; }
 	echo "$port"
 }
 drive() {   # PORT CASE N PAUSE TAG -> the driver's lines in $LAB/out
-	RTT_TAG=$5 python3 "$top/bench/milter_rtt.py" "inet:$1@127.0.0.1" "$2" "$3" "$4" >"$LAB/out" ||
+	RTT_TAG=$5 "${prio[@]}" python3 "$top/bench/milter_rtt.py" "inet:$1@127.0.0.1" "$2" "$3" "$4" >"$LAB/out" ||
 		{ echo "bench_rtt: a recipient was not accepted ($2)" >&2; grep -c 'rcpt-reply [^c]' "$LAB/out" >&2 || true; }
 }
 summary() {   # WHAT LABEL TARGET_MS [RTT]: median and p99 of the WHAT lines of $LAB/out
@@ -85,7 +89,7 @@ summary() {   # WHAT LABEL TARGET_MS [RTT]: median and p99 of the WHAT lines of 
 				label, med, med / rtt, p99, p99 / rtt, NR, verdict }'
 }
 
-echo "== gw-milter RCPT latency, internal MTA with a ${rtt} ms round trip, $n messages per case ($(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "== gw-milter RCPT latency, internal MTA with a ${rtt} ms round trip, $n messages per case ($(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)${prio[*]:+, run under ${prio[*]}})"
 fp=$(peer fake "$rtt")
 printf 'example.com   smtp:[127.0.0.1]:%s\n' "$fp" >"$LAB/routes"
 # pool_max_uses raised where a pooled session is measured: at the default (100) one message in 100
