@@ -24,6 +24,7 @@
 
 #include <openssl/rand.h>
 
+#include "client_int.h"
 #include "gw/callahead.h"
 #include "gw/log.h"
 #include "probe_pool.h"
@@ -466,7 +467,19 @@ static int rcpt_pipelined(ca_work *w, ca_sess *ss, const char *addr, gw_reply *r
 	}
 	gw_client_set_deadline(ps->client, (unsigned)left);
 	ps->dirty = 1;
-	s = gw_client_raw(ps->client, GW_STAGE_RCPT, cmd, (size_t)n, rep, want, &got);
+	if (owed == 0) {
+		s = gw_client_raw(ps->client, GW_STAGE_RCPT, cmd, (size_t)n, rep, want, &got);
+	} else {
+		/*
+		 * The owed replies may be on their way already, ahead of ours: acknowledge them at once, or a
+		 * server with Nagle on holds our reply until our delayed ACK (40 ms or more) goes out. Set
+		 * after the write, which would put the socket back into delayed-ACK mode.
+		 */
+		s = gw_client_raw(ps->client, GW_STAGE_RCPT, cmd, (size_t)n, NULL, 0, NULL);
+		cl_quickack(ps->client);
+		if (s == GW_OK)
+			s = gw_client_raw(ps->client, GW_STAGE_RCPT, NULL, 0, rep, want, &got);
+	}
 	log_step(send_mail_too ? "mail+rcpt" : "rcpt", ps->hop, addr, s, got == want ? &rep[want - 1] : NULL,
 		 gw_client_error(ps->client));
 	/* The owed replies: a session that broke while idle is replaced, not counted against the route. */

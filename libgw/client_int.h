@@ -112,6 +112,14 @@ gw_status cl_envelope(gw_client *c, const cl_envelope_args *a, gw_reply *mail_r,
  */
 int cl_try_reply(gw_client *c, gw_reply *r);
 
+/*
+ * Acknowledge what arrives next at once instead of after the delayed-ACK
+ * timer (Linux TCP_QUICKACK; a no-op elsewhere). For a read whose replies
+ * may come in two segments: a server that has the first one unacknowledged
+ * holds the second small one back (Nagle) until that ACK comes.
+ */
+void cl_quickack(gw_client *c);
+
 /* gw_client_body() with the final replies handed to fn as they come. */
 gw_status cl_body(gw_client *c, const gw_body *body, size_t nreplies, cl_reply_fn *fn, void *ctx,
 		  size_t *got_r);

@@ -865,7 +865,16 @@ static int do_serve(struct fp_conn *c, const struct fp_step *st)
 			wait_us = idle_since + (int64_t)c->p->timeout_ms * 1000 - now_us();
 		if (wait_us <= 0 && count == 0)
 			goto out; /* idle too long */
-		r = fill(c, wait_us <= 0 ? 0 : (long)((wait_us + 999) / 1000));
+		if (wait_us > 0 && (c->ssl == NULL || SSL_pending(c->ssl) == 0)) {
+			/* To the microsecond (poll's milliseconds would add up to one per reply). */
+			struct pollfd pf = {.fd = c->fd, .events = POLLIN};
+			struct timespec ts = {.tv_sec = (time_t)(wait_us / 1000000),
+					      .tv_nsec = (long)(wait_us % 1000000) * 1000};
+
+			if (ppoll(&pf, 1, &ts, NULL) == 0)
+				continue; /* a reply is due, or the idle limit: the loop decides */
+		}
+		r = fill(c, 0);
 		if (r == IO_EOF || r == IO_ERR)
 			goto out;
 		if (r > 0)
