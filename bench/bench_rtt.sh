@@ -12,14 +12,18 @@
 #   (a) cold      a recipient never seen, on a pooled session   target <= 1 RTT + 5 ms
 #   (b) new       the same with no idle session (pool_max_uses = 1: every
 #                 message opens a connection)                  target <= 4 RTT + 5 ms
-# ((a), (c) and (d) run with pool_max_uses raised: at its default of 100,
-# one message in 100 finds its session retired and pays (b) instead.)
 #   (c) warm      a recipient checked moments ago (cache, inside confirm_window)
 #                                                               target <= 1 ms
 #   (d) refresh   the same after confirm_window (200 ms here): re-checked live
 #                                                               target <= 1 RTT + 5 ms
-# and the DATA reply of (a) and (b): the probe session goes back to its pool
-# at DATA, and whatever that costs is time the MTA's smtpd waits.
+# ((a), (c) and (d) run with pool_max_uses raised: at its default of 100,
+# one message in 100 finds its session retired and pays (b) instead.)
+# and the DATA reply after (a), (b) and (d): the probe session goes back to
+# its pool at DATA, and whatever that costs is time the MTA's smtpd waits.
+# Messages follow each other at once, so the next RCPT reaches the internal
+# MTA about a millisecond after the last message's RSET and MAIL (the fake
+# MTA, like a server with Nagle on, then sends their replies and the RCPT's
+# in separate segments).
 # Then Postfix's reject_unverified_recipient on a gateway Postfix relaying to
 # the same kind of internal MTA, with RTT and with BENCH_SLOW_RTT (default
 # 300) ms: first contact (BENCH_FIRST new recipients, 8 at a time: RCPT
