@@ -70,7 +70,7 @@ milter() {   # NAME [KEY=VALUE...]: a gw-milter on the routes file; prints its p
 	local name=$1 port
 	shift
 	port=$(lab_port)
-	lab_milter_conf "$port" "$LAB/routes" log_level=${BENCH_LOG_LEVEL:-warning} tls=none "$@"
+	lab_milter_conf "$port" "$LAB/routes" log_level="${BENCH_LOG_LEVEL:-warning}" tls=none "$@"
 	sed -i "s|$LAB/milter/control|$LAB/milter/$name.control|; s|$LAB/milter/gw-milter.pid|$LAB/milter/$name.pid|" \
 		"$LAB/milter/gw.conf"
 	mv "$LAB/milter/gw.conf" "$LAB/milter/$name.conf"
