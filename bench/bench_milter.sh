@@ -13,9 +13,10 @@
 #   cold      gw-milter, every recipient new (smtp-source -N numbers each
 #             recipient afresh), so every RCPT is probed live
 #   verify    no milter; Postfix's own reject_unverified_recipient
-# Each with BENCH_SESSIONS (default "8 32") concurrent sessions; the best of
-# BENCH_ROUNDS (default 2) rounds, the kinds interleaved within each round (all
-# gateways run at once). Then a first-contact pass: BENCH_FIRST
+# Each with BENCH_SESSIONS (default "8 32") concurrent sessions; the best and
+# the median of BENCH_ROUNDS (default 2) rounds, the kinds interleaved within
+# each round (all gateways run at once), so one lucky round cannot carry a
+# figure: each ratio is best/best and median/median against "null". Then a first-contact pass: BENCH_FIRST
 # (default 48) messages, each to 3 recipients never seen before, 8 at a time,
 # through gw-milter and through reject_unverified_recipient: the RCPTs answered
 # 4xx are counted (gw-milter: 0 expected; Postfix's verify answers 450 while its
@@ -102,7 +103,7 @@ stats() {   # NAME: a few counters from gw-milter's control socket
 		tr ' ' '\n' | grep -E '^(checks|cache_hits|pooled|new_sessions|tempfails)=' | paste -sd' ' - || true
 }
 
-echo "== gw-milter bench: $messages messages x 3 recipients, sessions: $sessions_list, best of $rounds (interleaved)"
+echo "== gw-milter bench: $messages messages x 3 recipients, sessions: $sessions_list, best and median of $rounds (interleaved; load $(cut -d' ' -f1-3 /proc/loadavg))"
 # Everything up at once, so that rounds interleave the kinds and drift hits them alike.
 declare -A port
 np=$(lab_port); lab_bg null "$LAB/null_milter" "inet:$np@127.0.0.1"; lab_wait_port "$np" 10
@@ -119,7 +120,7 @@ for k in $kinds; do
 	run "${port[$k]}" 4 bench >/dev/null   # warm-up: caches, pools, Postfix processes
 	before[$k]=$(rcpt_rejects "gw-$k")
 done
-declare -A best
+declare -A best all
 for _ in $(seq "$rounds"); do
 	for s in $sessions_list; do
 		for k in $kinds; do
@@ -129,6 +130,7 @@ for _ in $(seq "$rounds"); do
 				e=$(run "${port[$k]}" "$s" bench)
 			fi
 			if [ -z "${best[$k,$s]:-}" ] || [ "$e" -lt "${best[$k,$s]}" ]; then best[$k,$s]=$e; fi
+			all[$k,$s]="${all[$k,$s]:-} $e"
 		done
 	done
 done
@@ -145,12 +147,15 @@ fc() {   # PORT PREFIX: $first messages to 3 new recipients each, 8 at a time
 b=$(rcpt_4xx gw-warm); fc "${port[warm]}" gwfc; fc_gw=$(( $(rcpt_4xx gw-warm) - b ))
 b=$(rcpt_4xx gw-verify); fc "${port[verify]}" pvfc; fc_pv=$(( $(rcpt_4xx gw-verify) - b ))
 
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 for s in $sessions_list; do
+	mref=$(echo "${all[null,$s]}" | median)
 	for kind in none null warm cold verify; do
 		awk -v m="$messages" -v e="${best[$kind,$s]}" -v ref="${best[null,$s]}" -v k="$kind" -v s="$s" \
+			-v me="$(echo "${all[$kind,$s]}" | median)" -v mref="$mref" \
 			-v err="${errors[$kind]}" 'BEGIN {
-			printf "sessions %2d  %-7s %7.1f msg/s  ratio %s/null = %.2f  (RCPT rejects during the runs: %d)\n",
-				s, k, m / (e / 1e9), k, ref / e, err }'
+			printf "sessions %2d  %-7s best %7.1f msg/s  ratio %s/null = %.2f  median %7.1f msg/s  ratio %.2f  (RCPT rejects during the runs: %d)\n",
+				s, k, m / (e / 1e9), k, ref / e, m / (me / 1e9), mref / me, err }'
 	done
 done
 total=$((first * 3))

@@ -24,6 +24,7 @@
 
 #include <openssl/rand.h>
 
+#include "client_int.h"
 #include "gw/callahead.h"
 #include "gw/log.h"
 #include "probe_pool.h"
@@ -381,7 +382,7 @@ static int send_mail(ca_work *w, ca_sess *ss)
 	}
 }
 
-/* Replace a pooled session the peer closed while idle (no route failure): new session and MAIL. */
+/* Replace a pooled session the peer closed while idle (no route failure) by a new one, without MAIL. */
 static int replace_stale(ca_work *w, ca_sess *ss)
 {
 	gw_log(GW_LOG_DEBUG, "ca_pool", "step=stale hop=%s result=replaced", ss->s->hop);
@@ -391,29 +392,200 @@ static int replace_stale(ca_work *w, ca_sess *ss)
 	if (open_session(w, ss) != 0)
 		return -1;
 	w->res->source = GW_CA_SRC_NEW;
-	return send_mail(w, ss);
+	return 0;
 }
 
-/* MAIL, replacing a pooled session the peer closed while idle. */
-static int start_mail(ca_work *w, ca_sess *ss)
+/* Read the replies the pool left owed, one by one. 0; 1 stale pooled session; -1 res filled. */
+static int settle_owed(ca_work *w, ca_sess *ss)
 {
-	int rc = send_mail(w, ss);
+	gw_reply r;
+	gw_status s;
+	int64_t left;
 
-	return rc != 1 ? rc : replace_stale(w, ss);
-}
-
-/* RCPT TO:<addr>; on a primed pooled session (MAIL already sent) the first RCPT may find it stale. -1: res
- * filled. */
-static int send_rcpt(ca_work *w, ca_sess *ss, const char *addr, gw_reply *r, gw_status *s_r)
-{
-	*s_r = command(w, ss, 1, addr, r);
-	if (stale_pooled(ss, *s_r, r)) {
-		if (replace_stale(w, ss) != 0)
+	while (ss->s->owed > 0) {
+		left = time_left(w);
+		if (left <= 0) {
+			command_failed(w, ss, GW_E_TIMEOUT, NULL);
 			return -1;
-		*s_r = command(w, ss, 1, addr, r);
+		}
+		gw_client_set_deadline(ss->s->client, (unsigned)left);
+		s = gw_client_raw(ss->s->client, GW_STAGE_RSET, NULL, 0, &r, 1, NULL);
+		if (s != GW_OK && s != GW_E_LOST) {
+			command_failed(w, ss, s, NULL); /* a timeout is the route's, as for any command */
+			return -1;
+		}
+		if (s != GW_OK || r.code == 421 || pp_owed_reply(ss->s, &r) != 0)
+			return 1; /* gone or out of step while idle: replace, not a route failure */
 	}
+	ss->mail_ok = ss->s->primed;
+	return 0;
+}
+
+/* The probe sender to use on this route now. */
+static const char *mail_sender(ca_work *w, ca_sess *ss)
+{
+	const char *fb = w->ca->o.fallback_sender;
+
+	return fb != NULL && rh_sender_refused(w->ca->health, ss->rh) ? fb : w->ca->o.probe_sender;
+}
+
+/*
+ * One write with what the recipient needs and one read of all the replies
+ * (PIPELINING): the replies the pool left owed (RSET, MAIL), MAIL when no
+ * transaction is open, and RCPT TO:<addr>. 0 with the RCPT outcome in *r and
+ * *s_r; 1 when a session fresh from the pool turned out stale; 2 when the
+ * exchange must be done again one command at a time (the MAIL was refused,
+ * mail_ok says so); -1 with res filled.
+ */
+static int rcpt_pipelined(ca_work *w, ca_sess *ss, const char *addr, gw_reply *r, gw_status *s_r)
+{
+	gw_callahead *ca = w->ca;
+	pp_session *ps = ss->s;
+	const char *sender = NULL;
+	char cmd[2 * CA_RCPT_MAX + 64];
+	gw_reply rep[4];
+	size_t got = 0, owed = ps->owed, want, i;
+	/* Owed RSET alone (or its MAIL already known refused): MAIL goes now. */
+	int send_mail_too = owed > 0 ? !ps->primed : !ss->mail_ok, n;
+	int64_t left = time_left(w);
+	gw_status s;
+
+	if (send_mail_too)
+		sender = mail_sender(w, ss); /* a lock: only when MAIL goes */
+	n = snprintf(cmd, sizeof(cmd), "%s%s%s%sRCPT TO:<%s>\r\n", send_mail_too ? "MAIL FROM:<" : "",
+		     send_mail_too ? sender : "", send_mail_too ? ">" : "", send_mail_too ? "\r\n" : "",
+		     addr);
+	if (n < 0 || (size_t)n >= sizeof(cmd)) {
+		w->res->status = GW_E_LOCAL;
+		set_text(w->res, "recipient too long");
+		return -1;
+	}
+	want = owed + (size_t)send_mail_too + 1;
+	if (left <= 0) {
+		command_failed(w, ss, GW_E_TIMEOUT, NULL);
+		return -1;
+	}
+	gw_client_set_deadline(ps->client, (unsigned)left);
+	ps->dirty = 1;
+	if (owed == 0) {
+		s = gw_client_raw(ps->client, GW_STAGE_RCPT, cmd, (size_t)n, rep, want, &got);
+	} else {
+		/*
+		 * The owed replies may be on their way already, ahead of ours: acknowledge them at once, or a
+		 * server with Nagle on holds our reply until our delayed ACK (40 ms or more) goes out. Set
+		 * after the write, which would put the socket back into delayed-ACK mode.
+		 */
+		s = gw_client_raw(ps->client, GW_STAGE_RCPT, cmd, (size_t)n, NULL, 0, NULL);
+		cl_quickack(ps->client);
+		if (s == GW_OK)
+			s = gw_client_raw(ps->client, GW_STAGE_RCPT, NULL, 0, rep, want, &got);
+	}
+	log_step(send_mail_too ? "mail+rcpt" : "rcpt", ps->hop, addr, s, got == want ? &rep[want - 1] : NULL,
+		 gw_client_error(ps->client));
+	/* The owed replies: a session that broke while idle is replaced, not counted against the route. */
+	for (i = 0; i < owed; i++) {
+		if (i >= got && s != GW_E_LOST) {
+			command_failed(w, ss, s != GW_OK ? s : GW_E_PROTO,
+				       NULL); /* a timeout is the route's */
+			return -1;
+		}
+		if (i >= got || rep[i].code == 421 || pp_owed_reply(ps, &rep[i]) != 0)
+			return 1; /* owed replies mean fresh from the pool: closed or out of step while idle
+				   */
+	}
+	/* The owed replies may have left before the peer went idle: a session that closes at the RCPT after
+	 * them is still stale, so they leave fresh_pooled as it is. */
+	if (owed > 0 && !send_mail_too) {
+		ss->mail_ok = ps->primed;
+		if (!ss->mail_ok) {
+			ss->fresh_pooled = 0;
+			return 2; /* the primed MAIL was refused: RCPT got 503; MAIL again, with the fallback
+				     rules */
+		}
+		rh_confirm(ca->health, ss->rh);
+	}
+	if (send_mail_too) {
+		const gw_reply *m = &rep[owed];
+
+		if (got <= owed) {
+			*s_r = s;
+			r->code = 0;
+			return stale_pooled(ss, s, r) ? 1 : 0;
+		}
+		if (stale_pooled(ss, GW_OK, m))
+			return 1;
+		ss->fresh_pooled = 0;
+		if (m->code == 421) {
+			*s_r = GW_OK;
+			*r = *m;
+			return 0; /* session_lost() takes it from here */
+		}
+		if (gw_reply_class(m->code) == 5 && ca->o.fallback_sender != NULL &&
+		    sender != ca->o.fallback_sender) {
+			/* Remembered for the route; send_mail() goes on with the fallback. */
+			rh_set_sender_refused(ca->health, ss->rh);
+			return 2;
+		}
+		if (gw_reply_class(m->code) != 2) {
+			/* A refused probe sender says nothing about the recipient: try later, never cache. */
+			w->res->status = GW_OK;
+			set_reply(w->res, m);
+			return -1;
+		}
+		ss->mail_ok = 1;
+		rh_confirm(ca->health, ss->rh);
+	}
+	*s_r = got == want ? GW_OK : s != GW_OK ? s : GW_E_PROTO;
+	if (got == want)
+		*r = rep[want - 1];
+	else
+		r->code = 0;
+	/* Still fresh when the RCPT was the session's first command since the pool (its replies taken there).
+	 */
+	if (stale_pooled(ss, *s_r, r))
+		return 1;
 	ss->fresh_pooled = 0;
 	return 0;
+}
+
+/*
+ * RCPT TO:<addr>, with everything it needs first: the replies the pool left
+ * owed, MAIL when no transaction is open. With PIPELINING all of it is one
+ * write and one round trip; otherwise one command at a time. A session fresh
+ * from the pool that turns out closed is replaced once. 0 with the RCPT
+ * outcome in *r and *s_r; -1 with res filled.
+ */
+static int send_rcpt(ca_work *w, ca_sess *ss, const char *addr, gw_reply *r, gw_status *s_r)
+{
+	int rc;
+
+	for (;;) {
+		rc = 2;
+		if (gw_client_caps(ss->s->client) & GW_CAP_PIPELINING)
+			rc = rcpt_pipelined(w, ss, addr, r, s_r);
+		else if (ss->s->owed > 0 && (rc = settle_owed(w, ss)) == 0)
+			rc = 2;
+		if (rc < 0)
+			return -1;
+		if (rc == 2) {
+			/* One command at a time: MAIL if needed (the fallback sender rules there), then RCPT.
+			 */
+			if (!ss->mail_ok)
+				rc = send_mail(w, ss);
+			else
+				rc = 0;
+			if (rc == 0) {
+				*s_r = command(w, ss, 1, addr, r);
+				rc = stale_pooled(ss, *s_r, r) ? 1 : 0;
+			}
+		}
+		if (rc != 1)
+			break;
+		if (replace_stale(w, ss) != 0)
+			return -1;
+	}
+	ss->fresh_pooled = 0;
+	return rc;
 }
 
 /* ---- the check ------------------------------------------------------------ */
@@ -579,8 +751,6 @@ static void check_live(ca_work *w, ca_sess *ss, rh_entry **rh_r, const char *mke
 		w->res->source = GW_CA_SRC_NEW;
 	}
 	snprintf(w->res->hop, sizeof(w->res->hop), "%s", ss->s->hop);
-	if (!ss->mail_ok && start_mail(w, ss) != 0)
-		return;
 	if (mkey != NULL && !catchall_known && w->domain[0] != '\0' && probe_catchall(w, ss, mkey) != 0)
 		return;
 	probe_rcpt(w, ss);

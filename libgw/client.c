@@ -21,6 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include "client_enc.h"
 #include "client_int.h"
@@ -958,6 +961,19 @@ gw_status gw_client_raw(gw_client *c, gw_stage stage, const void *data, size_t l
 }
 
 /* ---- accessors ------------------------------------------------------------ */
+
+void cl_quickack(gw_client *c)
+{
+#ifdef TCP_QUICKACK
+	int one = 1;
+
+	/* Best effort: a unix socket says ENOPROTOOPT, and nothing is lost then. */
+	if (c->fd >= 0)
+		(void)setsockopt(c->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+#else
+	(void)c;
+#endif
+}
 
 int gw_client_is_open(const gw_client *c)
 {

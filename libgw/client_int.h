@@ -107,6 +107,22 @@ typedef struct cl_envelope_args {
 
 gw_status cl_envelope(gw_client *c, const cl_envelope_args *a, gw_reply *mail_r, gw_reply *data_r);
 
+/*
+ * Without waiting: a reply already buffered, or one read by a single
+ * non-blocking read. 1 with *r filled; 0 when no whole reply is there yet;
+ * -1 when the peer closed, the read failed or the reply was bad (the
+ * connection is then closed).
+ */
+int cl_try_reply(gw_client *c, gw_reply *r);
+
+/*
+ * Acknowledge what arrives next at once instead of after the delayed-ACK
+ * timer (Linux TCP_QUICKACK; a no-op elsewhere). For a read whose replies
+ * may come in two segments: a server that has the first one unacknowledged
+ * holds the second small one back (Nagle) until that ACK comes.
+ */
+void cl_quickack(gw_client *c);
+
 /* gw_client_body() with the final replies handed to fn as they come. */
 gw_status cl_body(gw_client *c, const gw_body *body, size_t nreplies, cl_reply_fn *fn, void *ctx,
 		  size_t *got_r);

@@ -172,3 +172,22 @@ gw_status cl_pipeline(gw_client *c, const cl_pipe *p, size_t *replied_r)
 	gw_buf_free(&out);
 	return s;
 }
+
+int cl_try_reply(gw_client *c, gw_reply *r)
+{
+	short want = 0;
+	size_t nb = 0;
+	int pr;
+
+	if (c->fd < 0)
+		return -1;
+	pr = cl_parse_buffered(c, r);
+	if (pr != 0)
+		return pr;
+	if (try_read(c, &nb, &want) != GW_NET_OK) {
+		cl_close(c, 0);
+		return -1;
+	}
+	c->in_len = nb;
+	return nb > 0 ? cl_parse_buffered(c, r) : 0;
+}

@@ -4,8 +4,10 @@
  * A hash map (hmap.h) holds one entry per route key with at least one idle
  * session, listing them most recently returned first. One mutex guards the
  * table; network work (RSET, QUIT) is never done under it, so a slow peer
- * cannot stall other routes' checkouts. RSET happens in pp_return, which the
- * engine calls at the end of a message, off the RCPT path.
+ * cannot stall other routes' checkouts. RSET is written in pp_return, which
+ * the engine calls at the end of a message, and its reply read by the next
+ * user (probe_pool.h): no call here waits a round trip, except the polite
+ * QUIT of pp_expire and pp_free, which run where no MTA waits.
  *
  * Does not defend against: see probe_pool.h.
  */
@@ -15,6 +17,7 @@
 #include <string.h>
 
 #include "gw/addr.h"
+#include "client_int.h"
 #include "gw/log.h"
 #include "hmap.h"
 #include "probe_pool.h"
@@ -41,13 +44,62 @@ static pp_route *pp_find(pp_pool *p, const char *key)
 	return n != NULL ? gwu_entry(n, pp_route, node) : NULL;
 }
 
-/* QUIT politely (bounded by io_ms) and free. */
+/* QUIT politely (bounded by io_ms), after the replies still owed, and free. */
 static void pp_quit(pp_session *s, unsigned io_ms)
 {
+	gw_reply r[2];
+
 	gw_client_set_deadline(s->client, io_ms);
+	if (s->owed > 0 && s->owed <= 2)
+		(void)gw_client_raw(s->client, GW_STAGE_RSET, NULL, 0, r, s->owed, NULL);
 	gw_client_quit(s->client);
 	gw_log(GW_LOG_DEBUG, "ca_pool", "step=quit hop=%s uses=%u", s->hop, s->uses);
 	pp_session_discard(&s);
+}
+
+/* QUIT without waiting for its reply, and free: for the paths an MTA waits on. */
+static void pp_quit_nowait(pp_session *s, unsigned io_ms)
+{
+	gw_client_set_deadline(s->client, io_ms);
+	(void)gw_client_raw(s->client, GW_STAGE_QUIT, "QUIT\r\n", 6, NULL, 0, NULL);
+	gw_log(GW_LOG_DEBUG, "ca_pool", "step=quit hop=%s uses=%u", s->hop, s->uses);
+	pp_session_discard(&s);
+}
+
+int pp_owed_reply(pp_session *s, const gw_reply *r)
+{
+	int rset = s->owed == (s->primed ? 2u : 1u);
+
+	if (s->owed == 0)
+		return -1;
+	s->owed--;
+	if (rset)
+		return gw_reply_class(r->code) == 2 ? 0 : -1;
+	/* A refused MAIL leaves a reset session: the next message sends MAIL itself. */
+	if (gw_reply_class(r->code) != 2)
+		s->primed = 0;
+	return 0;
+}
+
+/*
+ * Can s be handed out? Owed replies that have arrived are taken without
+ * waiting; 0 when the session is dead (closed by the peer, RSET refused,
+ * bytes nobody asked for), 1 otherwise (also while replies are still owed:
+ * the first command finds out).
+ */
+static int pp_alive(pp_session *s)
+{
+	gw_reply r;
+
+	while (s->owed > 0) {
+		int rc = cl_try_reply(s->client, &r);
+
+		if (rc < 0 || (rc > 0 && pp_owed_reply(s, &r) < 0))
+			return 0;
+		if (rc == 0)
+			return 1;
+	}
+	return !gw_client_peer_closed(s->client);
 }
 
 static void pp_close_list(pp_session *list, int quit, unsigned io_ms)
@@ -191,7 +243,7 @@ pp_session *pp_checkout(pp_pool *p, const char *key)
 			r->n--;
 			p->total--;
 			s->next = NULL;
-			if (!gw_client_peer_closed(s->client))
+			if (pp_alive(s))
 				break;
 			s->next = dead;
 			dead = s;
@@ -204,32 +256,45 @@ pp_session *pp_checkout(pp_pool *p, const char *key)
 	return s;
 }
 
-/* RSET and MAIL FROM:prime in one write; 1 when both were accepted. */
-static int pp_prime(pp_pool *p, pp_session *s, const char *prime)
+/* Why a returned session would not be kept, or NULL; lock held. */
+static const char *pp_refusal(pp_pool *p, const pp_session *s, const pp_route *route)
+{
+	if (s->uses >= p->max_uses)
+		return "max_uses";
+	if (s->errors >= PP_ERRORS_MAX)
+		return "max_errors";
+	if (route != NULL && route->n >= p->max_size)
+		return "max_size";
+	if (p->total >= PP_MAX_TOTAL)
+		return "pool_full";
+	return NULL;
+}
+
+/* RSET, and MAIL FROM:prime when given, in one write; the replies are left owed. 0, or -1 (closed). */
+static int pp_reset(pp_pool *p, pp_session *s, const char *prime)
 {
 	char cmd[GW_PATH_MAX + 32];
-	gw_reply r[2];
-	size_t got = 0;
-	int n = snprintf(cmd, sizeof(cmd), "RSET\r\nMAIL FROM:%s\r\n", prime);
+	int n = prime != NULL ? snprintf(cmd, sizeof(cmd), "RSET\r\nMAIL FROM:%s\r\n", prime)
+			      : snprintf(cmd, sizeof(cmd), "RSET\r\n");
 
-	if (n < 0 || (size_t)n >= sizeof(cmd) || strpbrk(prime, "\r\n") != NULL)
+	if (n < 0 || (size_t)n >= sizeof(cmd) || (prime != NULL && strpbrk(prime, "\r\n") != NULL))
 		return -1;
 	gw_client_set_deadline(s->client, p->io_ms);
-	if (gw_client_raw(s->client, GW_STAGE_RSET, cmd, (size_t)n, r, 2, &got) != GW_OK ||
-	    gw_reply_class(r[0].code) != 2) {
-		gw_log(GW_LOG_DEBUG, "ca_pool", "step=prime hop=%s result=failed code=%d", s->hop,
-		       got > 0 ? r[0].code : 0);
+	/* A few bytes into an idle socket's buffer: the write does not wait for the peer. */
+	if (gw_client_raw(s->client, GW_STAGE_RSET, cmd, (size_t)n, NULL, 0, NULL) != GW_OK) {
+		gw_log(GW_LOG_DEBUG, "ca_pool", "step=reset hop=%s result=failed", s->hop);
 		return -1;
 	}
-	/* A refused MAIL leaves a reset session: the next message sends MAIL itself. */
-	s->primed = gw_reply_class(r[1].code) == 2;
+	s->owed = prime != NULL ? 2 : 1;
+	s->primed = prime != NULL;
+	s->dirty = 0;
 	return 0;
 }
 
 void pp_return(pp_pool *p, const char *key, pp_session **sp, const char *prime)
 {
 	pp_session *s = *sp;
-	const char *why = NULL;
+	const char *why;
 	char hop[PP_HOP_MAX];
 	unsigned uses;
 	pp_route *route;
@@ -241,41 +306,27 @@ void pp_return(pp_pool *p, const char *key, pp_session **sp, const char *prime)
 		pp_session_discard(&s);
 		return;
 	}
-	if (s->dirty)
-		s->primed = 0; /* a clean, primed session still has its MAIL open */
-	if (s->dirty && prime != NULL && (gw_client_caps(s->client) & GW_CAP_PIPELINING)) {
-		if (pp_prime(p, s, prime) != 0) {
-			pp_session_discard(&s);
-			return;
-		}
-		s->dirty = 0;
-	} else if (s->dirty) {
-		gw_reply r;
-
-		gw_client_set_deadline(s->client, p->io_ms);
-		if (gw_client_rset(s->client, &r) != GW_OK || gw_reply_class(r.code) != 2) {
-			gw_log(GW_LOG_DEBUG, "ca_pool", "step=rset hop=%s result=failed code=%d", s->hop,
-			       r.code);
-			pp_session_discard(&s);
-			return;
-		}
-		s->dirty = 0;
-	}
 	s->uses++;
+	/* Decided first, so a session about to be closed is not reset for nothing. */
+	pthread_mutex_lock(&p->lock);
+	why = pp_refusal(p, s, pp_find(p, key));
+	pthread_mutex_unlock(&p->lock);
+	if (why == NULL && s->dirty && s->owed == 0 &&
+	    pp_reset(p, s, prime != NULL && (gw_client_caps(s->client) & GW_CAP_PIPELINING) ? prime : NULL) !=
+		0) {
+		pp_session_discard(&s);
+		return;
+	}
+	if (why == NULL && s->dirty) /* replies of an earlier reset still unread: out of step */
+		why = "out_of_step";
 	s->idle_since = p->clock.now_ms(p->clock.ctx);
 	/* Copied for the log line: once pooled, s belongs to whoever checks it out. */
 	uses = s->uses;
 	snprintf(hop, sizeof(hop), "%s", s->hop);
 	pthread_mutex_lock(&p->lock);
 	route = pp_find(p, key);
-	if (s->uses >= p->max_uses)
-		why = "max_uses";
-	else if (s->errors >= PP_ERRORS_MAX)
-		why = "max_errors";
-	else if (route != NULL && route->n >= p->max_size)
-		why = "max_size";
-	else if (p->total >= PP_MAX_TOTAL)
-		why = "pool_full";
+	if (why == NULL)
+		why = pp_refusal(p, s, route); /* again: others may have returned sessions meanwhile */
 	if (why == NULL && route == NULL) {
 		size_t klen = strlen(key);
 
@@ -297,7 +348,7 @@ void pp_return(pp_pool *p, const char *key, pp_session **sp, const char *prime)
 	gw_log(GW_LOG_DEBUG, "ca_pool", "step=return hop=%s uses=%u result=%s", hop, uses,
 	       why == NULL ? "pooled" : why);
 	if (why != NULL)
-		pp_quit(s, p->io_ms);
+		pp_quit_nowait(s, p->io_ms);
 }
 
 int pp_vouch(pp_pool *p, const char *key)
@@ -311,11 +362,11 @@ int pp_vouch(pp_pool *p, const char *key)
 	if (r != NULL) {
 		pp_session **sp = &r->idle;
 
-		/* poll() with no wait per session: cheap enough to do under the lock. */
+		/* A poll and at most one non-blocking read per session: cheap enough to do under the lock. */
 		while (*sp != NULL) {
 			pp_session *s = *sp;
 
-			if (gw_client_peer_closed(s->client)) {
+			if (!pp_alive(s)) {
 				*sp = s->next;
 				s->next = dead;
 				dead = s;

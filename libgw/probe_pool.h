@@ -9,6 +9,15 @@
  * than max_size idle sessions; otherwise it is closed with QUIT. Checkout
  * takes the most recently returned session and closes stale ones.
  *
+ * Nothing here waits for the peer on the caller's behalf: pp_return writes
+ * RSET (and the next message's MAIL) without reading the replies, and a
+ * session not kept gets QUIT without its reply read. The replies stay owed
+ * (pp_session.owed): whoever uses the session next reads them ahead of its
+ * own, pipelined with its first command, so the cost of resetting a
+ * session is hidden in the next recipient's round trip instead of added to
+ * the end of the message, where the MTA waits. Owed replies that have
+ * arrived meanwhile are taken without blocking at checkout and vouch.
+ *
  * Checkout drops sessions the peer has closed (a poll, no round trip); one
  * closed between that look and the first command is the caller's to replace.
  *
@@ -43,7 +52,8 @@ typedef struct pp_session {
 	unsigned uses;        /* messages carried so far */
 	unsigned errors;      /* 4xx/5xx replies drawn so far (see PP_ERRORS_MAX) */
 	int dirty;            /* commands were sent since the last RSET */
-	int primed;           /* MAIL was accepted at return: the next message starts at RCPT */
+	int primed;           /* MAIL was sent at return (accepted, or its reply still owed) */
+	unsigned owed;        /* replies still to read for what pp_return wrote: RSET, then MAIL if primed */
 	int64_t idle_since;   /* caller's clock */
 } pp_session;
 
@@ -66,12 +76,20 @@ void pp_session_discard(pp_session **s);
 /* An idle session for key, or NULL. */
 pp_session *pp_checkout(pp_pool *p, const char *key);
 /*
- * End of a message: RSET if dirty, then keep or close per the limits. With
- * prime ("<sender>") and PIPELINING, RSET and MAIL FROM:prime go in one
- * write, so the next message's first recipient costs one round trip; the
- * session is then marked primed. Takes s over; sets *s to NULL.
+ * End of a message: keep or close per the limits; a kept session that is
+ * dirty gets RSET and, with prime ("<sender>") and PIPELINING, MAIL
+ * FROM:prime, in one write whose replies are left owed (primed then set),
+ * so neither this call nor the next message's first recipient waits a round
+ * trip for them. A session not kept gets QUIT, unanswered. Never waits for
+ * the peer. Takes s over; sets *s to NULL.
  */
 void pp_return(pp_pool *p, const char *key, pp_session **s, const char *prime);
+/*
+ * Take r as the reply to the oldest owed command. -1 when the session cannot
+ * be used (RSET refused: out of step with the peer); 0 otherwise, with
+ * primed cleared when it was the MAIL and that was refused.
+ */
+int pp_owed_reply(pp_session *s, const gw_reply *r);
 /*
  * Do key's idle sessions vouch for the route? Without blocking, sessions the
  * peer closed (or spoke on unasked) are dropped. -1 when one was found so (the

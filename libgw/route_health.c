@@ -38,6 +38,7 @@ struct rh_table {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	pthread_cond_t slot_freed; /* a probe slot was given back */
+	unsigned slot_waiters;     /* threads waiting on slot_freed, of any route */
 	pthread_t thread;
 	int stop;
 	gw_clock clock;
@@ -313,9 +314,15 @@ int rh_probe_begin(rh_table *t, rh_entry *e, unsigned max, unsigned wait_ms)
 
 	pthread_mutex_lock(&t->lock);
 	/* A burst queues briefly for a slot rather than being told 4xx at once. */
-	while (e->active >= max && wait_ms > 0)
-		if (pthread_cond_timedwait(&t->slot_freed, &t->lock, &until) == ETIMEDOUT)
+	while (e->active >= max && wait_ms > 0) {
+		int wr;
+
+		t->slot_waiters++;
+		wr = pthread_cond_timedwait(&t->slot_freed, &t->lock, &until);
+		t->slot_waiters--;
+		if (wr == ETIMEDOUT)
 			break;
+	}
 	if (e->active < max) {
 		e->active++;
 		rc = 0;
@@ -329,7 +336,13 @@ void rh_probe_end(rh_table *t, rh_entry *e)
 	pthread_mutex_lock(&t->lock);
 	if (e->active > 0)
 		e->active--;
-	pthread_cond_signal(&t->slot_freed);
+	/*
+	 * Nobody waits in the common case: no wake-up at all. The waiters may be
+	 * for other routes (one condition for all), so all are woken, or the one
+	 * for this route could sleep on while another re-checks and sleeps again.
+	 */
+	if (t->slot_waiters > 0)
+		pthread_cond_broadcast(&t->slot_freed);
 	pthread_mutex_unlock(&t->lock);
 }
 
@@ -383,4 +396,14 @@ size_t rh_down_count(rh_table *t)
 		down += gwu_entry(n, rh_entry, node)->down != 0;
 	pthread_mutex_unlock(&t->lock);
 	return down;
+}
+
+unsigned rh_slot_waiters(rh_table *t)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&t->lock);
+	n = t->slot_waiters;
+	pthread_mutex_unlock(&t->lock);
+	return n;
 }

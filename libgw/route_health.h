@@ -65,5 +65,7 @@ int rh_stopping(rh_table *t);
 /* Is the route with this key down? (0 when unknown) */
 int rh_key_down(rh_table *t, const char *key);
 size_t rh_down_count(rh_table *t);
+/* Threads waiting for a probe slot now, over all routes (for tests). */
+unsigned rh_slot_waiters(rh_table *t);
 
 #endif

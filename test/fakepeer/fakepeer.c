@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -38,14 +39,25 @@
 #define FP_SHOW     80           /* received text shown in a failure message */
 #define FP_TIMEOUT  5000
 
-enum fp_op { OP_SEND, OP_RAW, OP_EXPECT, OP_DATA, OP_SLEEP, OP_SENDLONG, OP_STARTTLS, OP_CLOSE, OP_RESET };
+enum fp_op {
+	OP_SEND,
+	OP_RAW,
+	OP_EXPECT,
+	OP_DATA,
+	OP_SLEEP,
+	OP_SENDLONG,
+	OP_STARTTLS,
+	OP_CLOSE,
+	OP_RESET,
+	OP_SERVE
+};
 
 struct fp_step {
 	enum fp_op op;
 	unsigned line; /* in the whole script text, for messages */
 	char *arg;     /* send: unescaped text and CRLF; raw: unescaped; expect: prefix or NULL */
 	size_t len;
-	unsigned long n; /* sleep, sendlong */
+	unsigned long n; /* sleep, sendlong, serve */
 };
 
 struct fp_script {
@@ -246,9 +258,9 @@ static int parse_step(char *l, unsigned line, struct fp_step *st, char *err, siz
 		}
 		return 0;
 	}
-	if (IS("sleep") || IS("sendlong")) {
-		st->op = IS("sleep") ? OP_SLEEP : OP_SENDLONG;
-		if (parse_number(arg, st->op == OP_SLEEP ? 600000ul : FP_LONG_MAX, &st->n) < 0) {
+	if (IS("sleep") || IS("sendlong") || IS("serve")) {
+		st->op = IS("sleep") ? OP_SLEEP : IS("serve") ? OP_SERVE : OP_SENDLONG;
+		if (parse_number(arg, st->op == OP_SENDLONG ? FP_LONG_MAX : 600000ul, &st->n) < 0) {
 			snprintf(err, errlen, "script line %u: %.*s needs a number", line, (int)wl, l);
 			return -1;
 		}
@@ -713,6 +725,167 @@ static int do_starttls(struct fp_conn *c, const struct fp_step *st)
 	return 0;
 }
 
+/* ---- serve: a plain SMTP server whose replies come MS after their commands ---- */
+
+#define FP_SERVE_QUEUE 256 /* replies in flight at most; the client's pipelining window is smaller */
+
+struct fp_due {
+	int64_t at_us; /* CLOCK_MONOTONIC */
+	char text[96];
+	size_t len;
+	int quit;
+};
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Does the line (verb at l) start with word, case-insensitively? */
+static int verb_is(const char *l, size_t n, const char *word)
+{
+	size_t i, k = strlen(word);
+
+	if (n < k)
+		return 0;
+	for (i = 0; i < k; i++) {
+		char ch = l[i];
+		if (ch >= 'a' && ch <= 'z')
+			ch = (char)(ch - 'a' + 'A');
+		if (ch != word[i])
+			return 0;
+	}
+	return 1;
+}
+
+/* The reply to one command line; *body_r set after DATA's 354. "" for a body line (no reply). */
+static const char *serve_reply(const char *l, size_t n, int *body_r, int *quit_r)
+{
+	if (*body_r) {
+		if ((n == 3 && memcmp(l, ".\r\n", 3) == 0) || (n == 2 && memcmp(l, ".\n", 2) == 0)) {
+			*body_r = 0;
+			return "250 2.0.0 Ok: queued\r\n";
+		}
+		return "";
+	}
+	if (verb_is(l, n, "EHLO") || verb_is(l, n, "LHLO"))
+		return "250-fakepeer\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250 8BITMIME\r\n";
+	if (verb_is(l, n, "HELO"))
+		return "250 fakepeer\r\n";
+	if (verb_is(l, n, "MAIL"))
+		return "250 2.1.0 Ok\r\n";
+	if (verb_is(l, n, "RCPT")) {
+		const char *lt = memchr(l, '<', n);
+		return lt != NULL && verb_is(lt + 1, n - (size_t)(lt + 1 - l), "UNKNOWN")
+			   ? "550 5.1.1 <unknown>: Recipient address rejected: User unknown\r\n"
+			   : "250 2.1.5 Ok\r\n";
+	}
+	if (verb_is(l, n, "RSET") || verb_is(l, n, "NOOP"))
+		return "250 2.0.0 Ok\r\n";
+	if (verb_is(l, n, "DATA")) {
+		*body_r = 1;
+		return "354 End data with <CR><LF>.<CR><LF>\r\n";
+	}
+	if (verb_is(l, n, "QUIT")) {
+		*quit_r = 1;
+		return "221 2.0.0 Bye\r\n";
+	}
+	return "502 5.5.2 Error: command not recognized\r\n";
+}
+
+/*
+ * Answer every command until QUIT, the client closes, or nothing comes for
+ * the script timeout (an MTA's idle timeout: closed without a word). Each
+ * reply leaves ms after its command line arrived, so replies to pipelined
+ * commands leave together: the peer looks like a server across a link with
+ * that round-trip time, and a test counts round trips in units of ms.
+ */
+static int do_serve(struct fp_conn *c, const struct fp_step *st)
+{
+	struct fp_due *q = calloc(FP_SERVE_QUEUE, sizeof *q);
+	char *out = malloc(FP_SERVE_QUEUE * sizeof q->text);
+	size_t head = 0, count = 0, out_len;
+	int quit;
+	int64_t delay = (int64_t)st->n * 1000, idle_since = now_us();
+	int body = 0, rc = RUN_CLOSE;
+
+	if (q == NULL || out == NULL) {
+		free(q);
+		free(out);
+		fail(c, st->line, "out of memory");
+		return RUN_FAILED;
+	}
+	for (;;) {
+		int64_t now = now_us(), wait_us;
+		char *nl;
+		int r;
+
+		/* Every reply now due in one write, as an MTA flushes pipelined replies (and no Nagle wait).
+		 */
+		out_len = 0;
+		quit = 0;
+		while (count > 0 && q[head].at_us <= now && !quit) {
+			memcpy(out + out_len, q[head].text, q[head].len);
+			out_len += q[head].len;
+			quit = q[head].quit;
+			head = (head + 1) % FP_SERVE_QUEUE;
+			count--;
+		}
+		if (out_len > 0 && (put(c, out, out_len) < 0 || quit))
+			goto out; /* the client went away, or said QUIT */
+		while (count < FP_SERVE_QUEUE &&
+		       (nl = memchr(c->in + c->off, '\n', c->len - c->off)) != NULL) {
+			const char *l = c->in + c->off;
+			size_t n = (size_t)(nl + 1 - l);
+			int q_quit = 0;
+			const char *t = serve_reply(l, n, &body, &q_quit);
+			struct fp_due *d = &q[(head + count) % FP_SERVE_QUEUE];
+
+			c->off += n;
+			if (*t == '\0')
+				continue;
+			d->at_us = now + delay;
+			d->len = strlen(t);
+			if (d->len > sizeof d->text)
+				d->len = sizeof d->text;
+			memcpy(d->text, t, d->len);
+			d->quit = q_quit;
+			count++;
+		}
+		if (c->off == c->len)
+			c->off = c->len = 0;
+		else if (c->len == FP_BUF && c->off == 0)
+			c->off = c->len = 0; /* a line longer than the buffer: dropped unanswered */
+		if (count > 0)
+			wait_us = q[head].at_us - now_us();
+		else
+			wait_us = idle_since + (int64_t)c->p->timeout_ms * 1000 - now_us();
+		if (wait_us <= 0 && count == 0)
+			goto out; /* idle too long */
+		if (wait_us > 0 && (c->ssl == NULL || SSL_pending(c->ssl) == 0)) {
+			/* To the microsecond (poll's milliseconds would add up to one per reply). */
+			struct pollfd pf = {.fd = c->fd, .events = POLLIN};
+			struct timespec ts = {.tv_sec = (time_t)(wait_us / 1000000),
+					      .tv_nsec = (long)(wait_us % 1000000) * 1000};
+
+			if (ppoll(&pf, 1, &ts, NULL) == 0)
+				continue; /* a reply is due, or the idle limit: the loop decides */
+		}
+		r = fill(c, 0);
+		if (r == IO_EOF || r == IO_ERR)
+			goto out;
+		if (r > 0)
+			idle_since = now_us();
+	}
+out:
+	free(q);
+	free(out);
+	return rc;
+}
+
 static int run_script(struct fp_conn *c, const struct fp_script *s)
 {
 	size_t i;
@@ -752,6 +925,8 @@ static int run_script(struct fp_conn *c, const struct fp_script *s)
 			if (r > 0)
 				return RUN_CLOSE;
 			break;
+		case OP_SERVE:
+			return do_serve(c, st);
 		case OP_CLOSE:
 			return RUN_CLOSE;
 		case OP_RESET:

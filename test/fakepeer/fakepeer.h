@@ -17,6 +17,12 @@
  *   starttls        TLS handshake as the server (certificate generated at start)
  *   close           close the connection now (the rest of the script is skipped)
  *   reset           close with a TCP reset (SO_LINGER 0)
+ *   serve MS        from here on a plain SMTP server: EHLO offers PIPELINING, MAIL, RSET,
+ *                   NOOP 250, RCPT 250 (550 for a local part starting "unknown"), DATA 354
+ *                   and 250 after the ".", QUIT 221 and close; anything else 502. Each reply
+ *                   leaves MS ms after its command arrived (replies to pipelined commands
+ *                   together), as across a link with an MS round trip. Ends at QUIT, when
+ *                   the client closes, or after the script timeout without a command
  *   ---             the script of the next connection starts here
  *
  * When a connection's script ends, the peer keeps reading (recording) until

@@ -665,9 +665,11 @@ static void one_message(env *e, const gw_route *r, const char *rcpt, gw_verdict 
 
 #define ONE_RCPT(x) MAIL_OK "expect RCPT TO:<" x "@example.com>\nsend 250 ok\n" RSET_OK
 
+/* A session that will not be kept is not reset first: QUIT, and its reply not awaited. */
 static void test_pool_max_uses(void **state)
 {
-	fp_peer *p = start(GREET ONE_RCPT("a") ONE_RCPT("b") QUIT_OK "---\n" GREET ONE_RCPT("c") QUIT_OK);
+	fp_peer *p = start(GREET ONE_RCPT("a") MAIL_OK "expect RCPT TO:<b@example.com>\nsend 250 ok\n" QUIT_OK
+						       "---\n" GREET ONE_RCPT("c") QUIT_OK);
 	gw_ca_opts o = opts_default();
 	gw_route r = route1(p);
 	env e;
@@ -683,7 +685,7 @@ static void test_pool_max_uses(void **state)
 	assert_int_equal(fp_wait(p, 3000), 0);
 	check_received(p, 0,
 		       EHLO_B "MAIL FROM:<>\r\nRCPT TO:<a@example.com>\r\nRSET\r\n"
-			      "MAIL FROM:<>\r\nRCPT TO:<b@example.com>\r\nRSET\r\nQUIT\r\n");
+			      "MAIL FROM:<>\r\nRCPT TO:<b@example.com>\r\nQUIT\r\n");
 	fp_stop(&p);
 }
 
@@ -714,10 +716,12 @@ static void test_pool_max_idle(void **state)
 
 static void test_pool_max_size(void **state)
 {
-	fp_peer *p = start(GREET ONE_RCPT("a") QUIT_OK "---\n" GREET ONE_RCPT("b") QUIT_OK);
+	fp_peer *p = start(GREET ONE_RCPT("a") QUIT_OK
+			   "---\n" GREET MAIL_OK "expect RCPT TO:<b@example.com>\nsend 250 ok\n" QUIT_OK);
 	gw_ca_opts o = opts_default();
 	gw_route r = route1(p);
 	gw_ca_txn *t1, *t2;
+	int i;
 	gw_ca_result res;
 	gw_ca_stats st;
 	env e;
@@ -735,8 +739,11 @@ static void test_pool_max_size(void **state)
 	gw_ca_txn_end(&t2);
 	gw_ca_stats_get(e.ca, &st);
 	assert_int_equal(st.pooled_idle, 1);
-	/* The second session found the pool full: QUIT at once (its reply was read, so the peer has it). */
-	check_received(p, 1, EHLO_B "MAIL FROM:<>\r\nRCPT TO:<b@example.com>\r\nRSET\r\nQUIT\r\n");
+	/* The second session found the pool full: QUIT at once, without a reset (the reply is not awaited,
+	 * so wait, bounded, for the peer to have it). */
+	for (i = 0; i < 300 && strstr(fp_received(p, 1, NULL), "QUIT") == NULL; i++)
+		usleep(10000);
+	check_received(p, 1, EHLO_B "MAIL FROM:<>\r\nRCPT TO:<b@example.com>\r\nQUIT\r\n");
 	env_free(&e);
 	peer_done(&p, 1);
 }
@@ -817,6 +824,127 @@ static void test_pool_primed_stale(void **state)
 	assert_int_equal(fp_connections(p), 2);
 	env_free(&e);
 	peer_done(&p, 1);
+}
+
+/*
+ * Round trips the MTA waits for. The peer answers RSET and the primed MAIL
+ * only once it holds the next message's RCPT: an engine that waited for
+ * those replies at the end of the message (where the MTA waits for its DATA
+ * reply) would time out there and lose the session. So the end of a message
+ * costs no round trip, and the next first recipient costs one.
+ */
+static void test_pool_reset_not_awaited(void **state)
+{
+	fp_peer *p =
+	    start(GREET_PIPE MAIL_OK "expect RCPT TO:<a@example.com>\nsend 250 ok\n"
+				     "expect RSET\nexpect MAIL FROM:<>\nexpect RCPT TO:<b@example.com>\n"
+				     "send 250 2.0.0 ok\nsend 250 2.1.0 ok\nsend 250 ok\n" PRIME_OK QUIT_OK);
+	gw_ca_opts o = opts_default();
+	gw_route r = route1(p);
+	gw_ca_txn *txn;
+	gw_ca_result res;
+	int64_t t0;
+	env e;
+
+	(void)state;
+	o.reply_timeout_ms = 2000;
+	e = env_new(&o);
+	one_message(&e, &r, "a@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+	txn = gw_ca_txn_begin(e.ca);
+	check(txn, &r, "b@example.com", &res);
+	want(&res, GW_VERDICT_ACCEPT, GW_CA_SRC_POOLED, 250);
+	t0 = gw_now_ms();
+	gw_ca_txn_end(&txn);
+	/* Far below the reply timeout an awaited reply would have run into. */
+	assert_true(gw_now_ms() - t0 < 1000);
+	assert_int_equal(fp_connections(p), 1);
+	env_free(&e);
+	peer_done(&p, 1);
+}
+
+/* A new session sends MAIL and RCPT in one write (the peer answers MAIL only once it has the RCPT). */
+static void test_new_session_mail_rcpt_pipelined(void **state)
+{
+	fp_peer *p = start(GREET_PIPE "expect MAIL FROM:<>\nexpect RCPT TO:<a@example.com>\n"
+				      "send 250 2.1.0 ok\nsend 550 5.1.1 unknown\n" PRIME_OK QUIT_OK);
+	gw_ca_opts o = opts_default();
+	gw_route r = route1(p);
+	env e;
+
+	(void)state;
+	e = env_new(&o);
+	one_message(&e, &r, "a@example.com", GW_VERDICT_REJECT, GW_CA_SRC_NEW, 550);
+	env_free(&e);
+	peer_done(&p, 1);
+}
+
+/* The primed MAIL refused while idle: the recipient is asked after a MAIL of its own, not answered 503. */
+static void test_pool_primed_mail_refused(void **state)
+{
+	fp_peer *p =
+	    start(GREET_PIPE MAIL_OK "expect RCPT TO:<a@example.com>\nsend 250 ok\n"
+				     "expect RSET\nexpect MAIL FROM:<>\nexpect RCPT TO:<b@example.com>\n"
+				     "send 250 2.0.0 ok\nsend 451 4.3.0 try later\nsend 503 5.5.1 need MAIL\n"
+				     "expect MAIL FROM:<>\nsend 250 ok\nexpect RCPT TO:<b@example.com>\n"
+				     "send 250 ok\n" PRIME_OK QUIT_OK);
+	gw_ca_opts o = opts_default();
+	gw_route r = route1(p);
+	env e;
+
+	(void)state;
+	e = env_new(&o);
+	one_message(&e, &r, "a@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+	one_message(&e, &r, "b@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_POOLED, 250);
+	assert_int_equal(fp_connections(p), 1);
+	env_free(&e);
+	peer_done(&p, 1);
+}
+
+/*
+ * The owed replies and the RCPT's arrive apart when the next message comes
+ * within a round trip of the last (a server with Nagle on sends the second
+ * only once the first is acknowledged): they are acknowledged at once, so
+ * the recipient still costs one round trip, not one plus a delayed-ACK timer
+ * (40 ms or more). The median of seven, so one slow moment of a busy machine
+ * does not decide.
+ */
+static int cmp_ms(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void test_pool_owed_acked_at_once(void **state)
+{
+	fp_peer *p = start("send 220 mx.test ESMTP\nserve 100\n");
+	gw_ca_opts o = opts_default();
+	gw_route r = route1(p);
+	int64_t ms[7];
+	char rcpt[64];
+	int i;
+	env e;
+
+	(void)state;
+	e = env_new(&o);
+	one_message(&e, &r, "first@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+	for (i = 0; i < 7; i++) {
+		gw_ca_txn *txn = gw_ca_txn_begin(e.ca);
+		gw_ca_result res;
+
+		snprintf(rcpt, sizeof(rcpt), "r%d@example.com", i);
+		check(txn, &r, rcpt, &res);
+		want(&res, GW_VERDICT_ACCEPT, GW_CA_SRC_POOLED, 250);
+		ms[i] = res.elapsed_ms;
+		gw_ca_txn_end(&txn);
+		usleep(5000); /* the next message a few ms later: its RCPT reaches the peer apart from
+				 RSET+MAIL */
+	}
+	qsort(ms, 7, sizeof(ms[0]), cmp_ms);
+	if (ms[3] < 95 || ms[3] > 125)
+		fail_msg("median RCPT %lld ms, want one 100 ms round trip", (long long)ms[3]);
+	env_free(&e);
+	fp_stop(&p);
 }
 
 /* ---- the cache ------------------------------------------------------------ */
@@ -1322,6 +1450,73 @@ static void test_route_health_bounded(void **state)
 	assert_null(t);
 }
 
+/* A thread queued for a probe slot on one route, for test_probe_slot_wakeup. */
+typedef struct rh_waiter {
+	rh_table *t;
+	rh_entry *e;
+	int rc;
+	int64_t waited_ms;
+} rh_waiter;
+
+static void *wait_slot(void *arg)
+{
+	rh_waiter *w = arg;
+	int64_t t0 = gw_now_ms();
+
+	w->rc = rh_probe_begin(w->t, w->e, 1, 5000);
+	w->waited_ms = gw_now_ms() - t0;
+	return NULL;
+}
+
+/* Wait (bounded) until n threads queue for a slot. */
+static void until_waiters(rh_table *t, unsigned n)
+{
+	int i;
+
+	for (i = 0; i < 500 && rh_slot_waiters(t) < n; i++)
+		usleep(10000);
+	assert_int_equal(rh_slot_waiters(t), n);
+}
+
+/*
+ * A slot given back on one route reaches the thread queued for that route,
+ * even when a thread queued earlier for another, still full route would be
+ * the one a single wake-up picks: no recipient waits out its queueing time
+ * (and gets 4xx) while its route has room.
+ */
+static void test_probe_slot_wakeup(void **state)
+{
+	rh_table *t = rh_new(NULL, 60000, NULL, NULL, NULL);
+	gw_route route;
+	rh_waiter x, y;
+	pthread_t tx, ty;
+
+	(void)state;
+	assert_non_null(t);
+	memset(&route, 0, sizeof(route));
+	x.t = y.t = t;
+	x.e = rh_acquire(t, "route-a", &route);
+	y.e = rh_acquire(t, "route-b", &route);
+	assert_int_equal(rh_probe_begin(t, x.e, 1, 0), 0);
+	assert_int_equal(rh_probe_begin(t, y.e, 1, 0), 0);
+	assert_int_equal(pthread_create(&tx, NULL, wait_slot, &x), 0);
+	until_waiters(t, 1);
+	assert_int_equal(pthread_create(&ty, NULL, wait_slot, &y), 0);
+	until_waiters(t, 2);
+	rh_probe_end(t, y.e); /* route b has room now */
+	pthread_join(ty, NULL);
+	assert_int_equal(y.rc, 0);
+	assert_true(y.waited_ms < 2500); /* not the 5 s queueing bound */
+	rh_probe_end(t, x.e);
+	pthread_join(tx, NULL);
+	assert_int_equal(x.rc, 0);
+	rh_probe_end(t, x.e);
+	rh_probe_end(t, y.e);
+	rh_release(t, x.e);
+	rh_release(t, y.e);
+	rh_free(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1342,6 +1537,10 @@ int main(void)
 	    cmocka_unit_test(test_pool_dead_replaced),
 	    cmocka_unit_test(test_pool_primed),
 	    cmocka_unit_test(test_pool_primed_stale),
+	    cmocka_unit_test(test_pool_reset_not_awaited),
+	    cmocka_unit_test(test_new_session_mail_rcpt_pipelined),
+	    cmocka_unit_test(test_pool_primed_mail_refused),
+	    cmocka_unit_test(test_pool_owed_acked_at_once),
 	    cmocka_unit_test(test_cache_confirm_window),
 	    cmocka_unit_test(test_cache_when_down),
 	    cmocka_unit_test(test_cache_pooled_closed),
@@ -1356,6 +1555,7 @@ int main(void)
 	    cmocka_unit_test(test_strings_and_noroute),
 	    cmocka_unit_test(test_opts_table),
 	    cmocka_unit_test(test_route_health_bounded),
+	    cmocka_unit_test(test_probe_slot_wakeup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

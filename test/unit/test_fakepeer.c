@@ -388,6 +388,37 @@ static void t_sleep(void **state)
 	fp_stop(&p);
 }
 
+/* serve: replies MS after their commands, pipelined ones together; 550 for "unknown"; body; QUIT closes. */
+static void t_serve(void **state)
+{
+	fp_peer *p = start("send 220 a\nserve 300\n");
+	int fd = connect_to(p);
+	char buf[256];
+	long t0, t1;
+
+	(void)state;
+	want_line(fd, "220 a\r\n");
+	t0 = now_ms();
+	send_str(fd, "MAIL FROM:<>\r\nRCPT TO:<unknown-1@x>\r\nRCPT TO:<b@x>\r\nDATA\r\n");
+	want_line(fd, "250 2.1.0 Ok\r\n");
+	t1 = now_ms();
+	/* One round trip for the pipelined commands; their replies came in the same write. */
+	assert_true(t1 - t0 >= 250);
+	assert_true(t1 - t0 < 2000);
+	want_line(fd, "550 5.1.1 <unknown>: Recipient address rejected: User unknown\r\n");
+	want_line(fd, "250 2.1.5 Ok\r\n");
+	want_line(fd, "354 End data with <CR><LF>.<CR><LF>\r\n");
+	assert_true(now_ms() - t1 < 150);
+	send_str(fd, "Subject: x\r\n\r\nRSET in a body\r\n.\r\nNOOP\r\nQUIT\r\n");
+	want_line(fd, "250 2.0.0 Ok: queued\r\n");
+	want_line(fd, "250 2.0.0 Ok\r\n");
+	want_line(fd, "221 2.0.0 Bye\r\n");
+	assert_int_equal(read_to_eof(fd, buf, sizeof buf), 0);
+	assert_int_equal(fp_wait(p, WAIT_MS), 0);
+	close(fd);
+	fp_stop(&p);
+}
+
 static void t_close(void **state)
 {
 	fp_peer *p = start("send 220 hi\nclose\nsend 250 skipped\n");
@@ -739,6 +770,7 @@ int main(void)
 	    cmocka_unit_test(t_data_eof),
 	    cmocka_unit_test(t_sendlong),
 	    cmocka_unit_test(t_sleep),
+	    cmocka_unit_test(t_serve),
 	    cmocka_unit_test(t_close),
 	    cmocka_unit_test(t_reset),
 	    cmocka_unit_test(t_multi_connection),

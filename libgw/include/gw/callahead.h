@@ -14,8 +14,12 @@
  *
  * Sessions: a transaction (one message) holds one probe session per route and
  * reuses it for every recipient of that message. At the end of the message the
- * session goes back to a per-route pool (RSET), so the next message's first
- * recipient costs one round trip. Pool bounds: idle time, uses, size.
+ * session goes back to a per-route pool: RSET and the next message's MAIL are
+ * written and their replies left to be read with the next RCPT, so neither
+ * gw_ca_txn_end() nor the next message's first recipient waits more than that
+ * recipient's one round trip. A new session costs connect, greeting, EHLO and
+ * one round trip for MAIL and RCPT together (PIPELINING). Pool bounds: idle
+ * time, uses, size.
  *
  * Reachability is live; validity may be cached. A cached positive answer is
  * used only while the route is up and was confirmed (any successful exchange)
@@ -174,7 +178,11 @@ GW_API gw_ca_txn *gw_ca_txn_begin(gw_callahead *ca);
  * deadline_ms.
  */
 GW_API gw_verdict gw_ca_check(gw_ca_txn *txn, const gw_route *route, const char *rcpt, gw_ca_result *res_r);
-/* End the message: sessions go back to their pools (RSET), or are closed. Sets *txn to NULL. */
+/*
+ * End the message: sessions go back to their pools (RSET written, its reply
+ * read by the next user), or are closed (QUIT, its reply not awaited). Waits
+ * for no reply from the internal MTA. Sets *txn to NULL.
+ */
 GW_API void gw_ca_txn_end(gw_ca_txn **txn);
 
 /* Forget the cached answer for rcpt (1 if there was one), or every answer (rcpt NULL; returns how many). */
