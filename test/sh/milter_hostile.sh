@@ -64,6 +64,8 @@ EOF2
 mh_conf milter
 want_eq "etc/gw.conf ships a unix socket" "$(sed -n 's/^socket = \([a-z]*\):.*/\1/p' "$SRC/etc/gw.conf")" unix
 milter_start milter || mh_finish
+# the socket appears at bind() with mode 600 and gets its mode just after: a bounded wait
+for _ in $(seq 100); do [ "$(stat -c %a "$T/milter.sock")" = 660 ] && break; sleep 0.05; done
 want_eq "socket mode from etc/gw.conf" "$(stat -c %a "$T/milter.sock")" 660
 mclient odd nobody
 out=$(cat "$T/client.out")
