@@ -941,7 +941,9 @@ static void test_pool_owed_acked_at_once(void **state)
 				 RSET+MAIL */
 	}
 	qsort(ms, 7, sizeof(ms[0]), cmp_ms);
-	if (ms[3] < 95 || ms[3] > 125)
+	/* Linux's delayed ACK is 40 ms at least: 140 ms or more without the fix; up to 35 ms of a
+	 * loaded machine's scheduling noise is allowed below that. */
+	if (ms[3] < 95 || ms[3] > 135)
 		fail_msg("median RCPT %lld ms, want one 100 ms round trip", (long long)ms[3]);
 	env_free(&e);
 	fp_stop(&p);
