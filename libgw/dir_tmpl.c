@@ -108,8 +108,8 @@ int gw_dir_template_check(const char *t, char *err, size_t errlen)
 		unsigned char ch = (unsigned char)t[i];
 		int allowed;
 
-		if (ch <= 0x20 || ch == 0x7f) {
-			snprintf(err, errlen, "URL template has a blank or control character at offset %zu", i);
+		if (ch <= 0x20 || ch >= 0x7f) {
+			snprintf(err, errlen, "URL template has a blank or control character or a non-ASCII byte at offset %zu", i);
 			return -1;
 		}
 		allowed = walk_allowed(&w, t, i);
@@ -242,6 +242,17 @@ static int value_ok(const unsigned char *s, size_t len)
 	return 1;
 }
 
+/* Empty, or nothing but dots (the values are not NUL-terminated: lengths only). */
+static int only_dots(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (s[i] != '.')
+			return 0;
+	return 1;
+}
+
 int gw_dir_expand(const char *t, const char *local, size_t local_len, const char *domain, size_t domain_len,
 		  char *out, size_t size, const char **why)
 {
@@ -270,7 +281,7 @@ int gw_dir_expand(const char *t, const char *local, size_t local_len, const char
 		return -1;
 	}
 	/* "." or ".." as a whole path segment would be removed or climb a level in an HTTP URL. */
-	if (strspn(local, ".") >= local_len || strspn(domain, ".") >= domain_len) {
+	if (only_dots(local, local_len) || only_dots(domain, domain_len)) {
 		*why = "recipient part is empty or only dots";
 		return -1;
 	}

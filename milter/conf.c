@@ -121,6 +121,31 @@ const gw_option gwm_option[] = {
 	prvs_exempt, 0, 0, NULL),
     OPT("prvs_sign_exempt", GW_OPT_LIST, NULL, "senders never signed (local@domain, @domain)",
 	prvs_sign_exempt, 0, 0, NULL),
+    OPT("directory_url", GW_OPT_STRING, NULL, "directory URL template (ldap, ldaps, http, https); empty: none",
+	directory_url, 0, 0, NULL),
+    OPT("directory_mode", GW_OPT_ENUM, "callahead", "check mode: callahead, directory, directory+callahead",
+	directory_mode, 0, 0, gwm_mode_words),
+    OPT("directory_routes", GW_OPT_LIST, NULL, "per-route modes: ROUTE_KEY=MODE (key as in the route file)",
+	directory_routes, 0, 0, NULL),
+    OPT("directory_timeout", GW_OPT_DURATION, "5s", "one directory request (within deadline)",
+	directory_timeout, 100, S(600), NULL),
+    OPT("directory_max_requests", GW_OPT_INT, "16", "concurrent directory requests", directory_max_requests,
+	1, 10000, NULL),
+    OPT("directory_positive_ttl", GW_OPT_DURATION, "10m", "how long an existing recipient is cached",
+	directory_positive_ttl, 1, S(2592000), NULL),
+    OPT("directory_negative_ttl", GW_OPT_DURATION, "5m", "how long an unknown recipient is cached",
+	directory_negative_ttl, 1, S(2592000), NULL),
+    OPT("directory_ca_file", GW_OPT_STRING, NULL, "trust anchors for ldaps and https; empty: the system's",
+	directory_ca_file, 0, 0, NULL),
+    OPT("directory_credentials", GW_OPT_STRING, NULL,
+	"file (mode 0600 or stricter): user or bind DN, then password; empty: anonymous",
+	directory_credentials, 0, 0, NULL),
+    OPT("directory_http_exists", GW_OPT_LIST, "200", "HTTP statuses meaning the recipient exists",
+	directory_http_exists, 0, 0, NULL),
+    OPT("directory_http_unknown", GW_OPT_LIST, "404", "HTTP statuses meaning the recipient is unknown",
+	directory_http_unknown, 0, 0, NULL),
+    OPT("directory_http_expect", GW_OPT_STRING, NULL, "text an exists answer's body must contain; empty: any",
+	directory_http_expect, 0, 0, NULL),
     {NULL, GW_OPT_STRING, NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -410,6 +435,104 @@ static int load_prvs(gwm_config *c, list_ctx *x)
 	return 0;
 }
 
+/* --- directory ---------------------------------------------------------------- */
+
+static int add_route_mode(const char *item, size_t len, void *vctx)
+{
+	list_ctx *x = vctx;
+	const char *eq = memchr(item, '=', len);
+	gwm_route_mode *nm;
+	size_t i, kl = eq != NULL ? (size_t)(eq - item) : 0;
+
+	for (i = 0; eq != NULL && gwm_mode_words[i] != NULL; i++)
+		if (strlen(gwm_mode_words[i]) == len - kl - 1 &&
+		    strncasecmp(gwm_mode_words[i], eq + 1, len - kl - 1) == 0)
+			break;
+	if (eq == NULL || kl == 0 || kl > GW_HOST_MAX + 1 || gwm_mode_words[i] == NULL) {
+		key_err(x->c, x->key, x->err, x->errlen,
+			"bad entry '%.*s' (want ROUTE_KEY=callahead, =directory or =directory+callahead)",
+			(int)(len > 64 ? 64 : len), item);
+		return -1;
+	}
+	if ((nm = realloc(x->c->route_modes, (x->c->nroute_modes + 1) * sizeof(*nm))) == NULL ||
+	    (nm[x->c->nroute_modes].key = strndup(item, kl)) == NULL) {
+		if (nm != NULL)
+			x->c->route_modes = nm;
+		key_err(x->c, x->key, x->err, x->errlen, "out of memory");
+		return -1;
+	}
+	x->c->route_modes = nm;
+	nm[x->c->nroute_modes++].mode = (gwm_mode)i;
+	return 0;
+}
+
+/* directory_*: the per-route modes, and a trial client (template, credentials file) so -n sees errors. */
+static int load_directory(gwm_config *c, list_ctx *x)
+{
+	gw_dir_opts o;
+	gw_directory *d;
+	int uses = c->opt.directory_mode != GWM_MODE_CALLAHEAD;
+	char e[512];
+	size_t i;
+
+	x->key = "directory_routes";
+	if (gw_config_list_foreach(c->opt.directory_routes, add_route_mode, x) != 0)
+		return -1;
+	for (i = 0; i < c->nroute_modes; i++) {
+		uses |= c->route_modes[i].mode != GWM_MODE_CALLAHEAD;
+		if (gw_routes_lookup(c->routes, c->route_modes[i].key) == NULL)
+			gw_log(GW_LOG_NOTICE, "config", "file=%s directory_routes: %s matches no route", c->path,
+			       c->route_modes[i].key);
+	}
+	gwm_config_dir_opts(c, &o);
+	if (o.url == NULL) {
+		if (uses) {
+			key_err(c, "directory_url", x->err, x->errlen, "a directory mode is set but no directory_url");
+			return -1;
+		}
+		return 0;
+	}
+	if ((d = gw_directory_new(&o, NULL, NULL, e, sizeof(e))) == NULL) {
+		key_err(c, strstr(e, "template") != NULL		  ? "directory_url"
+			   : strstr(e, "status") != NULL		  ? "directory_http_exists"
+			   : o.credentials_file != NULL && strstr(e, o.credentials_file) == e ? "directory_credentials"
+								  : "directory_url",
+			x->err, x->errlen, "%s", e);
+		return -1;
+	}
+	gw_directory_free(&d);
+	return 0;
+}
+
+void gwm_config_dir_opts(const gwm_config *c, gw_dir_opts *o)
+{
+	const gwm_options *p = &c->opt;
+
+	memset(o, 0, sizeof(*o));
+#define NONEMPTY(s) ((s) != NULL && *(s) != '\0' ? (s) : NULL)
+	o->url = NONEMPTY(p->directory_url);
+	o->ca_file = NONEMPTY(p->directory_ca_file);
+	o->credentials_file = NONEMPTY(p->directory_credentials);
+	o->http_exists = NONEMPTY(p->directory_http_exists);
+	o->http_unknown = NONEMPTY(p->directory_http_unknown);
+	o->http_expect = NONEMPTY(p->directory_http_expect);
+#undef NONEMPTY
+	o->timeout_ms = (unsigned)p->directory_timeout;
+	o->max_requests = (unsigned)p->directory_max_requests;
+	o->positive_ttl_ms = (uint32_t)p->directory_positive_ttl;
+	o->negative_ttl_ms = (uint32_t)p->directory_negative_ttl;
+}
+
+gwm_mode gwm_config_mode(const gwm_config *c, const gw_route *route)
+{
+	size_t i;
+
+	for (i = 0; route != NULL && i < c->nroute_modes; i++)
+		if (strcasecmp(c->route_modes[i].key, route->key) == 0)
+			return c->route_modes[i].mode;
+	return (gwm_mode)c->opt.directory_mode;
+}
+
 /* --- routes ---------------------------------------------------------------- */
 
 int gwm_config_check_route(const gwm_config *c, const gw_route *route, char *err, size_t errlen)
@@ -537,6 +660,8 @@ gwm_config *gwm_config_load(const char *path, char *err, size_t errlen)
 		goto fail;
 	if (load_prvs(c, &x) != 0)
 		goto fail;
+	if (load_directory(c, &x) != 0)
+		goto fail;
 	return c;
 fail:
 	gwm_config_free(&c);
@@ -561,6 +686,9 @@ void gwm_config_free(gwm_config **cp)
 	free(c->local_mailers);
 	gwm_prvs_conf_clear(&c->prvs);
 	free(c->prvs_nets);
+	for (i = 0; i < c->nroute_modes; i++)
+		free(c->route_modes[i].key);
+	free(c->route_modes);
 	free(c->path);
 	free(c);
 	*cp = NULL;
@@ -673,6 +801,8 @@ gwm_snapshot *gwm_snapshot_new(gwm_config *conf, gw_cache *cache, const gw_clock
 {
 	gwm_snapshot *s = calloc(1, sizeof(*s));
 	gw_ca_opts o;
+	gw_dir_opts dopts;
+	char e[512];
 	int saved;
 
 	if (s == NULL) {
@@ -680,8 +810,13 @@ gwm_snapshot *gwm_snapshot_new(gwm_config *conf, gw_cache *cache, const gw_clock
 		return NULL;
 	}
 	gwm_config_ca_opts(conf, &o);
-	if ((s->ca = gw_callahead_new(&o, cache, clock)) == NULL) {
-		saved = errno;
+	gwm_config_dir_opts(conf, &dopts);
+	if ((s->ca = gw_callahead_new(&o, cache, clock)) == NULL ||
+	    (dopts.url != NULL && (s->dir = gw_directory_new(&dopts, cache, clock, e, sizeof(e))) == NULL)) {
+		saved = s->ca == NULL ? errno : EINVAL;
+		if (s->ca != NULL)
+			gw_log(GW_LOG_ERR, "config", "file=%s directory: %s", conf->path, e);
+		gw_callahead_free(&s->ca);
 		gwm_config_free(&conf);
 		free(s);
 		errno = saved;
@@ -712,6 +847,7 @@ void gwm_snapshot_unref(gwm_snapshot **sp)
 	if (atomic_fetch_sub(&s->refs, 1) != 1)
 		return;
 	gw_callahead_free(&s->ca);
+	gw_directory_free(&s->dir);
 	gwm_config_free(&s->conf);
 	free(s);
 }

@@ -9,8 +9,8 @@
  * the PRVS key ring (a key file others may read is refused, naming the file);
  * every error names file:line. It starts no threads, so -n uses it as it is.
  *
- * A gwm_snapshot is a loaded configuration plus the call-ahead engine built
- * from it. Each milter connection takes a reference at connect and drops it
+ * A gwm_snapshot is a loaded configuration plus the call-ahead engine and
+ * the directory client built from it. Each milter connection takes a reference at connect and drops it
  * at close; a reload builds a new snapshot and makes it current, and the old
  * one is freed when its last connection closes. The cache is not part of a
  * snapshot: the caller passes the same one to every engine, so reloads keep
@@ -32,6 +32,8 @@
 #include "gw/callahead.h"
 #include "gw/config.h"
 #include "gw/route.h"
+#include "dir_check.h"
+#include "gw/directory.h"
 #include "prvs_filter.h"
 
 #define GWM_DEFAULT_CONFIG "/etc/gw/gw.conf"
@@ -64,6 +66,12 @@ typedef struct gwm_options {
 	char *prvs_keys, *prvs_sign_domains, *prvs_internal_networks;
 	int prvs_verify, prvs_verify_mailer_daemon;
 	char *prvs_exempt, *prvs_sign_exempt;
+	char *directory_url;
+	int directory_mode; /* index into gwm_mode_words: a gwm_mode */
+	char *directory_routes;
+	long directory_timeout, directory_max_requests, directory_positive_ttl, directory_negative_ttl;
+	char *directory_ca_file, *directory_credentials;
+	char *directory_http_exists, *directory_http_unknown, *directory_http_expect;
 } gwm_options;
 
 extern const gw_option gwm_option[];
@@ -74,6 +82,12 @@ typedef struct gwm_net {
 	unsigned char addr[16];
 	unsigned prefix;
 } gwm_net;
+
+/* A directory_routes entry: a route key as written in the route file, and its check mode. */
+typedef struct gwm_route_mode {
+	char *key;
+	gwm_mode mode;
+} gwm_route_mode;
 
 typedef struct gwm_config {
 	char *path;
@@ -95,6 +109,8 @@ typedef struct gwm_config {
 	gwm_prvs_conf prvs; /* ring loaded at load time: a reload reads the key file again */
 	gwm_net *prvs_nets; /* prvs_internal_networks */
 	size_t nprvs_nets;
+	gwm_route_mode *route_modes; /* directory_routes */
+	size_t nroute_modes;
 } gwm_config;
 
 /* Load and check path. NULL with err "file:line: message" (or "file: message"). */
@@ -102,6 +118,11 @@ gwm_config *gwm_config_load(const char *path, char *err, size_t errlen);
 void gwm_config_free(gwm_config **conf);
 /* The engine options the configuration describes (pointers into conf). */
 void gwm_config_ca_opts(const gwm_config *conf, gw_ca_opts *opts_r);
+
+/* The directory options the configuration describes (pointers into conf); url NULL when none. */
+void gwm_config_dir_opts(const gwm_config *conf, gw_dir_opts *opts_r);
+/* The check mode of a route: its directory_routes entry, else directory_mode. */
+gwm_mode gwm_config_mode(const gwm_config *conf, const gw_route *route);
 
 /* Is the client address (sockaddr from the MTA) in a skip network? */
 int gwm_config_skip_client(const gwm_config *conf, const struct sockaddr *sa);
@@ -117,6 +138,7 @@ int gwm_config_check_route(const gwm_config *conf, const gw_route *route, char *
 typedef struct gwm_snapshot {
 	gwm_config *conf;
 	gw_callahead *ca;
+	gw_directory *dir; /* NULL without directory_url */
 	unsigned generation; /* 1 for the first, +1 per reload */
 	/* private */
 	atomic_int refs;

@@ -81,6 +81,27 @@ int gwm_control_listen(const char *path, uid_t uid, gid_t gid, char *err, size_t
 	return fd;
 }
 
+/* Append the directory's answers by kind and its request latencies. */
+static void dir_stats(gw_directory *d, char *out, size_t outlen)
+{
+	gw_dir_stats ds;
+	size_t l = strlen(out);
+
+	gw_dir_stats_get(d, &ds);
+	snprintf(out + l, outlen - l,
+		 " dir_lookups=%llu dir_exists=%llu dir_unknown=%llu dir_temporary=%llu dir_cache_hits=%llu "
+		 "dir_limited=%llu dir_bad_input=%llu dir_requests=%llu dir_in_flight=%u dir_ms_total=%llu "
+		 "dir_ms_max=%llu dir_ms_le10=%llu dir_ms_le100=%llu dir_ms_le1000=%llu dir_ms_le5000=%llu "
+		 "dir_ms_over5000=%llu",
+		 (unsigned long long)ds.lookups, (unsigned long long)ds.exists, (unsigned long long)ds.unknown,
+		 (unsigned long long)ds.temporary, (unsigned long long)ds.from_cache,
+		 (unsigned long long)ds.limited, (unsigned long long)ds.bad_input,
+		 (unsigned long long)ds.requests, ds.in_flight, (unsigned long long)ds.latency_ms_total,
+		 (unsigned long long)ds.latency_ms_max, (unsigned long long)ds.latency[0],
+		 (unsigned long long)ds.latency[1], (unsigned long long)ds.latency[2],
+		 (unsigned long long)ds.latency[3], (unsigned long long)ds.latency[4]);
+}
+
 static void answer_stats(char *out, size_t outlen)
 {
 	gwm_snapshot *s = gwm_current_get();
@@ -107,6 +128,8 @@ static void answer_stats(char *out, size_t outlen)
 		 (unsigned long long)cb.rcpts, (unsigned long long)cb.skips, (unsigned long long)cb.bad_input,
 		 (unsigned long long)cb.unknown_limited, (unsigned long long)cb.fail_open,
 		 (unsigned long long)cb.connections, cb.ul_clients, s->generation);
+	if (s->dir != NULL)
+		dir_stats(s->dir, out, outlen);
 	gwm_snapshot_unref(&s);
 }
 
@@ -133,6 +156,8 @@ static void answer_purge(const char *arg, char *out, size_t outlen)
 		/* The same normal form the callbacks check with, so the cache key matches. */
 		gw_mailbox_format(&p.mbox, rcpt, sizeof(rcpt));
 		n = gw_ca_purge(s->ca, rcpt);
+		if (s->dir != NULL)
+			n += (size_t)gw_dir_purge(s->dir, rcpt);
 	}
 	gwm_snapshot_unref(&s);
 	snprintf(out, outlen, "ok purged=%zu", n);
