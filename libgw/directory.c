@@ -4,8 +4,12 @@
  *
  * The pool holds at most max_requests easy handles; a lookup takes an idle
  * one or makes one, and gives it back afterwards, so each handle's own
- * connection cache keeps the LDAP or HTTP connection open for the next
- * lookup on whichever thread. No handle free means the cap is reached: the
+ * connection cache keeps the HTTP connection open for the next lookup on
+ * whichever thread. LDAP connections are not reused: libcurl 7.88 reports a
+ * search that found no entry over a reused connection as a dead connection
+ * and repeats it on a new one (measured against slapd: every "unknown" cost
+ * two searches and sometimes ended as "tried 5 times"), so each LDAP lookup
+ * connects, binds and searches afresh. No handle free means the cap is reached: the
  * answer is TEMPORARY at once (an RCPT must not queue behind a slow
  * directory). Every option that does not change per lookup is set when the
  * handle is made; per lookup only the URL, the timeouts and the sink.
@@ -291,6 +295,9 @@ static CURL *handle_make(gw_directory *d)
 	    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_USERAGENT, "gw-directory") != CURLE_OK ||
+	    /* libcurl's LDAP backend (7.88) takes a search without entries on a reused connection for
+	     * a dead connection and repeats it elsewhere: LDAP gets a fresh connection per lookup. */
+	    (d->ldap && curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L) != CURLE_OK) ||
 	    (d->ca_file != NULL && curl_easy_setopt(h, CURLOPT_CAINFO, d->ca_file) != CURLE_OK) ||
 	    (d->user != NULL && (curl_easy_setopt(h, CURLOPT_USERNAME, d->user) != CURLE_OK ||
 				 curl_easy_setopt(h, CURLOPT_PASSWORD, d->pass) != CURLE_OK ||

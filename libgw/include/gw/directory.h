@@ -30,8 +30,9 @@
  *
  * Transport: a pool of libcurl easy handles (at most max_requests, which is
  * also the cap on concurrent requests: when every handle is busy the answer
- * is TEMPORARY at once, never a wait), each keeping its connections open for
- * the next lookup. TLS peer and host verification are always on (ca_file
+ * is TEMPORARY at once, never a wait), each keeping its HTTP connection open
+ * for the next lookup (LDAP lookups connect afresh each: libcurl's LDAP
+ * backend mistakes an empty result on a reused connection for a dead one). TLS peer and host verification are always on (ca_file
  * replaces the system trust anchors). Only ldap, ldaps, http and https are
  * spoken; redirects are not followed. Credentials come from a file (first
  * line the user or bind DN, second line the password) that group and others
