@@ -31,8 +31,8 @@ static int scheme_of(const char *t, tmpl_kind *kind, size_t *after)
 	static const struct {
 		const char *p;
 		tmpl_kind k;
-	} schemes[] = {{"ldap://", TMPL_LDAP}, {"ldaps://", TMPL_LDAP}, {"http://", TMPL_HTTP},
-		       {"https://", TMPL_HTTP}};
+	} schemes[] = {
+	    {"ldap://", TMPL_LDAP}, {"ldaps://", TMPL_LDAP}, {"http://", TMPL_HTTP}, {"https://", TMPL_HTTP}};
 	size_t i;
 
 	for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
@@ -109,7 +109,10 @@ int gw_dir_template_check(const char *t, char *err, size_t errlen)
 		int allowed;
 
 		if (ch <= 0x20 || ch >= 0x7f) {
-			snprintf(err, errlen, "URL template has a blank or control character or a non-ASCII byte at offset %zu", i);
+			snprintf(
+			    err, errlen,
+			    "URL template has a blank or control character or a non-ASCII byte at offset %zu",
+			    i);
 			return -1;
 		}
 		allowed = walk_allowed(&w, t, i);
@@ -120,15 +123,19 @@ int gw_dir_template_check(const char *t, char *err, size_t errlen)
 		if (ch != '{')
 			continue;
 		if ((k = placeholder_at(t + i)) < 0) {
-			snprintf(err, errlen, "URL template: unknown placeholder at offset %zu (want {rcpt}, {local} or {domain})", i);
+			snprintf(err, errlen,
+				 "URL template: unknown placeholder at offset %zu (want {rcpt}, {local} or "
+				 "{domain})",
+				 i);
 			return -1;
 		}
 		if (!allowed) {
-			snprintf(err, errlen,
-				 w.kind == TMPL_LDAP
-				     ? "URL template: %s outside the LDAP filter (only the filter part is escaped)"
-				     : "URL template: %s before the path (only the path and query are escaped)",
-				 placeholders[k]);
+			snprintf(
+			    err, errlen,
+			    w.kind == TMPL_LDAP
+				? "URL template: %s outside the LDAP filter (only the filter part is escaped)"
+				: "URL template: %s before the path (only the path and query are escaped)",
+			    placeholders[k]);
 			return -1;
 		}
 		any = 1;
@@ -170,8 +177,8 @@ long gw_dir_ldap_escape(const char *src, size_t len, char *out, size_t size)
 
 static int unreserved(unsigned char ch)
 {
-	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
-	       ch == '.' || ch == '_' || ch == '~';
+	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+	       ch == '-' || ch == '.' || ch == '_' || ch == '~';
 }
 
 long gw_dir_url_escape(const char *src, size_t len, char *out, size_t size)

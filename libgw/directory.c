@@ -145,8 +145,8 @@ static int read_credentials(gw_directory *d, const char *path, char *err, size_t
 		return -1;
 	}
 	if ((st.st_mode & 077) != 0) {
-		snprintf(err, errlen, "%s: readable by group or others (mode %04o): want 0600 or stricter", path,
-			 (unsigned)(st.st_mode & 07777));
+		snprintf(err, errlen, "%s: readable by group or others (mode %04o): want 0600 or stricter",
+			 path, (unsigned)(st.st_mode & 07777));
 		close(fd);
 		return -1;
 	}
@@ -222,9 +222,10 @@ gw_directory *gw_directory_new(const gw_dir_opts *o, gw_cache *cache, const gw_c
 		snprintf(err, errlen, "bad HTTP status list (want up to %d codes 100-599)", CODES_MAX);
 		goto fail;
 	}
-	if ((d->url = strdup(o->url)) == NULL || (o->ca_file != NULL && *o->ca_file != '\0' &&
-						   (d->ca_file = strdup(o->ca_file)) == NULL) ||
-	    (o->http_expect != NULL && *o->http_expect != '\0' && (d->expect = dup_or_null(o->http_expect)) == NULL) ||
+	if ((d->url = strdup(o->url)) == NULL ||
+	    (o->ca_file != NULL && *o->ca_file != '\0' && (d->ca_file = strdup(o->ca_file)) == NULL) ||
+	    (o->http_expect != NULL && *o->http_expect != '\0' &&
+	     (d->expect = dup_or_null(o->http_expect)) == NULL) ||
 	    (d->idle = calloc(d->max, sizeof(*d->idle))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
@@ -407,7 +408,8 @@ static gw_dir_answer request(gw_directory *d, CURL *h, const char *url, unsigned
 	    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, ebuf) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-			     (long)(d->connect_timeout_ms < timeout ? d->connect_timeout_ms : timeout)) != CURLE_OK) {
+			     (long)(d->connect_timeout_ms < timeout ? d->connect_timeout_ms : timeout)) !=
+		CURLE_OK) {
 		free(b.p);
 		snprintf(r->text, sizeof(r->text), "%s", "libcurl refused the URL");
 		return GW_DIR_TEMPORARY;
@@ -415,9 +417,10 @@ static gw_dir_answer request(gw_directory *d, CURL *h, const char *url, unsigned
 	rc = curl_easy_perform(h);
 	(void)curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL); /* ebuf ends with this call */
 	if (rc != CURLE_OK) {
-		snprintf(r->text, sizeof(r->text), "%s", rc == CURLE_OPERATION_TIMEDOUT ? "timeout"
-				  : ebuf[0] != '\0'                ? ebuf
-								   : curl_easy_strerror(rc));
+		snprintf(r->text, sizeof(r->text), "%s",
+			 rc == CURLE_OPERATION_TIMEDOUT ? "timeout"
+			 : ebuf[0] != '\0'              ? ebuf
+							: curl_easy_strerror(rc));
 		a = GW_DIR_TEMPORARY;
 	} else if (d->ldap) {
 		r->status = ldap_entries(&b);
@@ -493,7 +496,8 @@ gw_dir_answer gw_dir_check(gw_directory *d, const char *rcpt, unsigned budget_ms
 			r->source = GW_DIR_SRC_LIMIT;
 			atomic_fetch_add(&d->st.limited, 1);
 		}
-		snprintf(r->text, sizeof(r->text), "%s", limited ? "too many concurrent directory requests" : "out of memory");
+		snprintf(r->text, sizeof(r->text), "%s",
+			 limited ? "too many concurrent directory requests" : "out of memory");
 		count(d, r->answer);
 		return r->answer;
 	}

@@ -49,8 +49,8 @@ TABLE(gwn_ca_source, "unknown", {GW_CA_SRC_CACHE, "cache"}, {GW_CA_SRC_POOLED, "
 TABLE(gwn_dir_answer, "unknown answer", {GW_DIR_EXISTS, "exists"}, {GW_DIR_UNKNOWN, "unknown"},
       {GW_DIR_TEMPORARY, "temporary"});
 
-TABLE(gwn_dir_source, "unknown", {GW_DIR_SRC_CACHE, "cache"}, {GW_DIR_SRC_LDAP, "ldap"}, {GW_DIR_SRC_HTTP, "http"},
-      {GW_DIR_SRC_LIMIT, "limit"}, {GW_DIR_SRC_INPUT, "input"});
+TABLE(gwn_dir_source, "unknown", {GW_DIR_SRC_CACHE, "cache"}, {GW_DIR_SRC_LDAP, "ldap"},
+      {GW_DIR_SRC_HTTP, "http"}, {GW_DIR_SRC_LIMIT, "limit"}, {GW_DIR_SRC_INPUT, "input"});
 
 TABLE(gwn_lmtp_state, "unknown", {GW_LMTP_PENDING, "pending"}, {GW_LMTP_DELIVERED, "delivered"},
       {GW_LMTP_TEMPFAIL, "tempfail"}, {GW_LMTP_PERMFAIL, "permfail"}, {GW_LMTP_UNCERTAIN, "uncertain"});

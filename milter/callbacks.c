@@ -87,7 +87,7 @@ typedef struct gwm_dec {
 	char rcpt[GW_PATH_MAX + 1];
 	char route[GW_HOST_MAX + 16];
 	int code;
-	char dir[32];   /* "answer/source" when the directory was asked, else "-" */
+	char dir[32];      /* "answer/source" when the directory was asked, else "-" */
 	char dir_why[160]; /* the directory's reason, for the debug line */
 } gwm_dec;
 
@@ -651,7 +651,8 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 	if (d.dir_why[0] != '\0') {
 		char dw[sizeof(d.dir_why) * 4];
 		gw_log_sanitize(dw, sizeof(dw), d.dir_why, strlen(d.dir_why), sizeof(d.dir_why));
-		gw_log(GW_LOG_DEBUG, "rcpt_directory", "queue=%s rcpt=%s dir=%s why=\"%s\"", q, rcpt, d.dir, dw);
+		gw_log(GW_LOG_DEBUG, "rcpt_directory", "queue=%s rcpt=%s dir=%s why=\"%s\"", q, rcpt, d.dir,
+		       dw);
 	}
 	if (d.reply.rcode[0] != '\0')
 		gw_log(GW_LOG_DEBUG, "rcpt_reply", "queue=%s rcpt=%s reply=\"%s %s %s\"", q, rcpt,

@@ -121,8 +121,8 @@ const gw_option gwm_option[] = {
 	prvs_exempt, 0, 0, NULL),
     OPT("prvs_sign_exempt", GW_OPT_LIST, NULL, "senders never signed (local@domain, @domain)",
 	prvs_sign_exempt, 0, 0, NULL),
-    OPT("directory_url", GW_OPT_STRING, NULL, "directory URL template (ldap, ldaps, http, https); empty: none",
-	directory_url, 0, 0, NULL),
+    OPT("directory_url", GW_OPT_STRING, NULL,
+	"directory URL template (ldap, ldaps, http, https); empty: none", directory_url, 0, 0, NULL),
     OPT("directory_mode", GW_OPT_ENUM, "callahead", "check mode: callahead, directory, directory+callahead",
 	directory_mode, 0, 0, gwm_mode_words),
     OPT("directory_routes", GW_OPT_LIST, NULL, "per-route modes: ROUTE_KEY=MODE (key as in the route file)",
@@ -481,22 +481,25 @@ static int load_directory(gwm_config *c, list_ctx *x)
 	for (i = 0; i < c->nroute_modes; i++) {
 		uses |= c->route_modes[i].mode != GWM_MODE_CALLAHEAD;
 		if (gw_routes_lookup(c->routes, c->route_modes[i].key) == NULL)
-			gw_log(GW_LOG_NOTICE, "config", "file=%s directory_routes: %s matches no route", c->path,
-			       c->route_modes[i].key);
+			gw_log(GW_LOG_NOTICE, "config", "file=%s directory_routes: %s matches no route",
+			       c->path, c->route_modes[i].key);
 	}
 	gwm_config_dir_opts(c, &o);
 	if (o.url == NULL) {
 		if (uses) {
-			key_err(c, "directory_url", x->err, x->errlen, "a directory mode is set but no directory_url");
+			key_err(c, "directory_url", x->err, x->errlen,
+				"a directory mode is set but no directory_url");
 			return -1;
 		}
 		return 0;
 	}
 	if ((d = gw_directory_new(&o, NULL, NULL, e, sizeof(e))) == NULL) {
-		key_err(c, strstr(e, "template") != NULL		  ? "directory_url"
-			   : strstr(e, "status") != NULL		  ? "directory_http_exists"
-			   : o.credentials_file != NULL && strstr(e, o.credentials_file) == e ? "directory_credentials"
-								  : "directory_url",
+		key_err(c,
+			strstr(e, "template") != NULL ? "directory_url"
+			: strstr(e, "status") != NULL ? "directory_http_exists"
+			: o.credentials_file != NULL && strstr(e, o.credentials_file) == e
+			    ? "directory_credentials"
+			    : "directory_url",
 			x->err, x->errlen, "%s", e);
 		return -1;
 	}

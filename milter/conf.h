@@ -138,7 +138,7 @@ int gwm_config_check_route(const gwm_config *conf, const gw_route *route, char *
 typedef struct gwm_snapshot {
 	gwm_config *conf;
 	gw_callahead *ca;
-	gw_directory *dir; /* NULL without directory_url */
+	gw_directory *dir;   /* NULL without directory_url */
 	unsigned generation; /* 1 for the first, +1 per reload */
 	/* private */
 	atomic_int refs;

@@ -93,13 +93,14 @@ static void dir_stats(gw_directory *d, char *out, size_t outlen)
 		 "dir_limited=%llu dir_bad_input=%llu dir_requests=%llu dir_in_flight=%u dir_ms_total=%llu "
 		 "dir_ms_max=%llu dir_ms_le10=%llu dir_ms_le100=%llu dir_ms_le1000=%llu dir_ms_le5000=%llu "
 		 "dir_ms_over5000=%llu",
-		 (unsigned long long)ds.lookups, (unsigned long long)ds.exists, (unsigned long long)ds.unknown,
-		 (unsigned long long)ds.temporary, (unsigned long long)ds.from_cache,
-		 (unsigned long long)ds.limited, (unsigned long long)ds.bad_input,
-		 (unsigned long long)ds.requests, ds.in_flight, (unsigned long long)ds.latency_ms_total,
-		 (unsigned long long)ds.latency_ms_max, (unsigned long long)ds.latency[0],
-		 (unsigned long long)ds.latency[1], (unsigned long long)ds.latency[2],
-		 (unsigned long long)ds.latency[3], (unsigned long long)ds.latency[4]);
+		 (unsigned long long)ds.lookups, (unsigned long long)ds.exists,
+		 (unsigned long long)ds.unknown, (unsigned long long)ds.temporary,
+		 (unsigned long long)ds.from_cache, (unsigned long long)ds.limited,
+		 (unsigned long long)ds.bad_input, (unsigned long long)ds.requests, ds.in_flight,
+		 (unsigned long long)ds.latency_ms_total, (unsigned long long)ds.latency_ms_max,
+		 (unsigned long long)ds.latency[0], (unsigned long long)ds.latency[1],
+		 (unsigned long long)ds.latency[2], (unsigned long long)ds.latency[3],
+		 (unsigned long long)ds.latency[4]);
 }
 
 static void answer_stats(char *out, size_t outlen)

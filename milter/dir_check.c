@@ -12,7 +12,8 @@
 
 const char *const gwm_mode_words[] = {"callahead", "directory", "directory+callahead", NULL};
 
-static void by_callahead(const gwm_reply_opts *ro, const char *rcpt, const gwm_checker *ck, gwm_check_out *out)
+static void by_callahead(const gwm_reply_opts *ro, const char *rcpt, const gwm_checker *ck,
+			 gwm_check_out *out)
 {
 	out->ca_asked = 1;
 	(void)ck->ca(ck->ctx, rcpt, &out->ca);

@@ -68,7 +68,8 @@ static void fixed(const char *r, size_t len, int ldap)
 			at = r + i;
 	if (at == NULL)
 		return;
-	if (gw_dir_expand(tmpl, r, (size_t)(at - r), at + 1, len - (size_t)(at - r) - 1, out, sizeof(out), &why) != 0) {
+	if (gw_dir_expand(tmpl, r, (size_t)(at - r), at + 1, len - (size_t)(at - r) - 1, out, sizeof(out),
+			  &why) != 0) {
 		if (why == NULL)
 			abort();
 		return;
@@ -130,7 +131,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			at = s + i;
 	if (at == NULL)
 		return 0;
-	if (gw_dir_expand(tmpl, s, (size_t)(at - s), at + 1, len - (size_t)(at - s) - 1, out, sizeof(out), &why) == 0) {
+	if (gw_dir_expand(tmpl, s, (size_t)(at - s), at + 1, len - (size_t)(at - s) - 1, out, sizeof(out),
+			  &why) == 0) {
 		if (!ok)
 			abort();
 		printable(out);

@@ -82,9 +82,9 @@ typedef struct row {
 	const char *rcode, *xcode, *source;
 } row;
 
-#define E GW_DIR_EXISTS
-#define U GW_DIR_UNKNOWN
-#define T GW_DIR_TEMPORARY
+#define E   GW_DIR_EXISTS
+#define U   GW_DIR_UNKNOWN
+#define T   GW_DIR_TEMPORARY
 #define ACC GW_VERDICT_ACCEPT
 #define REJ GW_VERDICT_REJECT
 #define TMP GW_VERDICT_TEMPFAIL
@@ -122,20 +122,22 @@ static void test_decision_table(void **state)
 		gwm_check_out out;
 
 		gwm_check(w->mode, &ro, "user@example.org", &ck, &out);
-		if (f.dir_calls != w->dir_asked || f.ca_calls != w->ca_asked || out.dir_asked != w->dir_asked ||
-		    out.ca_asked != w->ca_asked)
+		if (f.dir_calls != w->dir_asked || f.ca_calls != w->ca_asked ||
+		    out.dir_asked != w->dir_asked || out.ca_asked != w->ca_asked)
 			fail_msg("row %zu (%s, dir %s, ca %s): asked dir %d ca %d, want dir %d ca %d", i,
 				 gwm_mode_words[w->mode], gw_dir_answer_str(w->dir), gw_verdict_str(w->ca),
 				 f.dir_calls, f.ca_calls, w->dir_asked, w->ca_asked);
 		if (out.reply.action != w->action || strcmp(out.reply.rcode, w->rcode) != 0 ||
 		    strcmp(out.reply.xcode, w->xcode) != 0 || strcmp(out.source, w->source) != 0)
-			fail_msg("row %zu (%s, dir %s, ca %s): got %d '%s %s' source %s, want %d '%s %s' source %s",
+			fail_msg("row %zu (%s, dir %s, ca %s): got %d '%s %s' source %s, want %d '%s %s' "
+				 "source %s",
 				 i, gwm_mode_words[w->mode], gw_dir_answer_str(w->dir), gw_verdict_str(w->ca),
-				 out.reply.action, out.reply.rcode, out.reply.xcode, out.source, w->action, w->rcode,
-				 w->xcode, w->source);
+				 out.reply.action, out.reply.rcode, out.reply.xcode, out.source, w->action,
+				 w->rcode, w->xcode, w->source);
 		assert_string_equal(f.last_rcpt, "user@example.org");
 		if (out.reply.action == SMFIS_REJECT)
-			assert_non_null(strstr(out.reply.text, "<user@example.org>: Recipient address rejected"));
+			assert_non_null(
+			    strstr(out.reply.text, "<user@example.org>: Recipient address rejected"));
 	}
 }
 
@@ -174,13 +176,15 @@ static void test_config_modes(void **state)
 	snprintf(conf, sizeof(conf), "%s/gw.conf", dir);
 	f = fopen(routes, "w");
 	assert_non_null(f);
-	fprintf(f, "a.example smtp:[127.0.0.1]:2525\n.b.example smtp:[127.0.0.1]:2525\nc.example smtp:[127.0.0.1]:2525\n");
+	fprintf(f, "a.example smtp:[127.0.0.1]:2525\n.b.example smtp:[127.0.0.1]:2525\nc.example "
+		   "smtp:[127.0.0.1]:2525\n");
 	fclose(f);
 	f = fopen(conf, "w");
 	assert_non_null(f);
 	fprintf(f,
 		"routes = %s\ndirectory_url = ldap://127.0.0.1:1/dc=x?dn?sub?(mail={rcpt})\n"
-		"directory_mode = directory\ndirectory_routes = .b.example=directory+callahead, c.example=CALLAHEAD\n",
+		"directory_mode = directory\ndirectory_routes = .b.example=directory+callahead, "
+		"c.example=CALLAHEAD\n",
 		routes);
 	fclose(f);
 	c = gwm_config_load(conf, err, sizeof(err));
@@ -197,7 +201,8 @@ static void test_config_modes(void **state)
 
 	/* a bad mode word names the line */
 	f = fopen(conf, "w");
-	fprintf(f, "routes = %s\ndirectory_url = http://h/{rcpt}\ndirectory_routes = a.example=ldap\n", routes);
+	fprintf(f, "routes = %s\ndirectory_url = http://h/{rcpt}\ndirectory_routes = a.example=ldap\n",
+		routes);
 	fclose(f);
 	assert_null(gwm_config_load(conf, err, sizeof(err)));
 	assert_non_null(strstr(err, ":3: directory_routes: bad entry 'a.example=ldap'"));
@@ -215,7 +220,8 @@ static void test_config_modes(void **state)
 	assert_non_null(strstr(err, ":2: directory_url: URL template: {local} outside the LDAP filter"));
 	/* a credentials file others can read */
 	f = fopen(conf, "w");
-	fprintf(f, "routes = %s\ndirectory_url = http://h/{rcpt}\ndirectory_credentials = %s/cred\n", routes, dir);
+	fprintf(f, "routes = %s\ndirectory_url = http://h/{rcpt}\ndirectory_credentials = %s/cred\n", routes,
+		dir);
 	fclose(f);
 	snprintf(err, sizeof(err), "%s/cred", dir);
 	f = fopen(err, "w");

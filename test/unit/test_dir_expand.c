@@ -31,8 +31,8 @@ static int expand(const char *tmpl, const char *rcpt, size_t rlen, char *out, si
 		if (rcpt[i] == '@')
 			at = rcpt + i;
 	assert_non_null(at);
-	return gw_dir_expand(tmpl, rcpt, (size_t)(at - rcpt), at + 1, rlen - (size_t)(at - rcpt) - 1, out, size,
-			     why);
+	return gw_dir_expand(tmpl, rcpt, (size_t)(at - rcpt), at + 1, rlen - (size_t)(at - rcpt) - 1, out,
+			     size, why);
 }
 
 typedef struct ecase {
@@ -43,24 +43,31 @@ static void test_expand_table(void **state)
 {
 	static const ecase cases[] = {
 	    {LDAP_T, "alice@example.org",
-	     "ldap://127.0.0.1:389/ou=people,dc=example,dc=org?mail?sub?(|(mail=alice%40example.org)(uid=alice))"},
+	     "ldap://127.0.0.1:389/"
+	     "ou=people,dc=example,dc=org?mail?sub?(|(mail=alice%40example.org)(uid=alice))"},
 	    /* filter injection: * ( ) become \2a \28 \29, then '\' is percent-encoded */
 	    {LDAP_T, "*)(uid=*@example.org",
-	     "ldap://127.0.0.1:389/ou=people,dc=example,dc=org?mail?sub?(|(mail=%5C2a%5C29%5C28uid%3D%5C2a%40example.org)"
+	     "ldap://127.0.0.1:389/"
+	     "ou=people,dc=example,dc=org?mail?sub?(|(mail=%5C2a%5C29%5C28uid%3D%5C2a%40example.org)"
 	     "(uid=%5C2a%5C29%5C28uid%3D%5C2a))"},
 	    {LDAP_T, "a\\b@example.org",
-	     "ldap://127.0.0.1:389/ou=people,dc=example,dc=org?mail?sub?(|(mail=a%5C5cb%40example.org)(uid=a%5C5cb))"},
+	     "ldap://127.0.0.1:389/"
+	     "ou=people,dc=example,dc=org?mail?sub?(|(mail=a%5C5cb%40example.org)(uid=a%5C5cb))"},
 	    /* URL structure: ? # % / and blanks in a quoted local part */
 	    {LDAP_T, "\"a?b#c%d/e f\"@example.org",
-	     "ldap://127.0.0.1:389/ou=people,dc=example,dc=org?mail?sub?(|(mail=%22a%3Fb%23c%25d%2Fe%20f%22%40example.org)"
+	     "ldap://127.0.0.1:389/"
+	     "ou=people,dc=example,dc=org?mail?sub?(|(mail=%22a%3Fb%23c%25d%2Fe%20f%22%40example.org)"
 	     "(uid=%22a%3Fb%23c%25d%2Fe%20f%22))"},
-	    {HTTP_T, "alice@example.org", "https://idm.example.org/api/mailboxes/alice%40example.org?domain=example.org"},
-	    {HTTP_T, "a%2f..@x.example", "https://idm.example.org/api/mailboxes/a%252f..%40x.example?domain=x.example"},
+	    {HTTP_T, "alice@example.org",
+	     "https://idm.example.org/api/mailboxes/alice%40example.org?domain=example.org"},
+	    {HTTP_T, "a%2f..@x.example",
+	     "https://idm.example.org/api/mailboxes/a%252f..%40x.example?domain=x.example"},
 	    {HTTP_T, "a/../../admin@x.example",
 	     "https://idm.example.org/api/mailboxes/a%2F..%2F..%2Fadmin%40x.example?domain=x.example"},
 	    {HTTP_T, "x&domain=evil.example@x.example",
 	     "https://idm.example.org/api/mailboxes/x%26domain%3Devil.example%40x.example?domain=x.example"},
-	    {HTTP_T, "'q'\"r\"@x.example", "https://idm.example.org/api/mailboxes/%27q%27%22r%22%40x.example?domain=x.example"},
+	    {HTTP_T, "'q'\"r\"@x.example",
+	     "https://idm.example.org/api/mailboxes/%27q%27%22r%22%40x.example?domain=x.example"},
 	    /* UTF-8 (SMTPUTF8): each byte percent-encoded, in LDAP after RFC 4515 (which leaves it) */
 	    {HTTP_T, "j\xc3\xb6rg@b\xc3\xbc.example",
 	     "https://idm.example.org/api/mailboxes/j%C3%B6rg%40b%C3%BC.example?domain=b%C3%BC.example"},
@@ -89,13 +96,13 @@ static void test_expand_refuses(void **state)
 		const char *rcpt;
 		size_t len;
 	} bad[] = {
-	    {"a\0b@example.org", 15},      /* NUL inside */
-	    {"a\rb@example.org", 15},      /* CR */
-	    {"a\nb@example.org", 15},      /* LF */
-	    {"a\tb@example.org", 15},      /* TAB */
-	    {"a\x7f@example.org", 14},     /* DEL */
-	    {"\xc3(@example.org", 14},     /* bad continuation */
-	    {"\xc0\xaf@example.org", 14},  /* overlong '/' */
+	    {"a\0b@example.org", 15},         /* NUL inside */
+	    {"a\rb@example.org", 15},         /* CR */
+	    {"a\nb@example.org", 15},         /* LF */
+	    {"a\tb@example.org", 15},         /* TAB */
+	    {"a\x7f@example.org", 14},        /* DEL */
+	    {"\xc3(@example.org", 14},        /* bad continuation */
+	    {"\xc0\xaf@example.org", 14},     /* overlong '/' */
 	    {"\xed\xa0\x80@example.org", 15}, /* surrogate */
 	    {"\xf5\x80\x80\x80@example.org", 16},
 	    {"\xc2\x85@example.org", 14}, /* C1 control (NEL) */
@@ -172,7 +179,10 @@ static void test_template_check(void **state)
 
 static int hexval(char c)
 {
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+	return c >= '0' && c <= '9'   ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+				      : -1;
 }
 
 /* Percent-decode s in place (as the LDAP URL parser does). */
@@ -199,9 +209,9 @@ static void pct_decode(char *s)
 static void test_ldap_round_trip(void **state)
 {
 	static const char *const hostile[] = {
-	    "*)(uid=*@example.org", "*@example.org", ")(|(objectClass=*)@example.org", "a\\2a@example.org",
-	    "\\@example.org", "\"(*)\"@example.org", "%2a%28@example.org", "x%00y@example.org",
-	    "\xc3\xa9*\xc3\xa9@example.org",
+	    "*)(uid=*@example.org", "*@example.org",     ")(|(objectClass=*)@example.org",
+	    "a\\2a@example.org",    "\\@example.org",    "\"(*)\"@example.org",
+	    "%2a%28@example.org",   "x%00y@example.org", "\xc3\xa9*\xc3\xa9@example.org",
 	};
 	const char *tmpl = "ldap://h/dc=x?dn?sub?(mail={rcpt})";
 	char out[GW_DIR_URL_MAX + 1], want[512], got[512];

@@ -32,11 +32,10 @@
  * also the cap on concurrent requests: when every handle is busy the answer
  * is TEMPORARY at once, never a wait), each keeping its HTTP connection open
  * for the next lookup (LDAP lookups connect afresh each: libcurl's LDAP
- * backend mistakes an empty result on a reused connection for a dead one). TLS peer and host verification are always on (ca_file
- * replaces the system trust anchors). Only ldap, ldaps, http and https are
- * spoken; redirects are not followed. Credentials come from a file (first
- * line the user or bind DN, second line the password) that group and others
- * cannot read; they are never logged and are wiped when the directory is
+ * backend mistakes an empty result on a reused connection for a dead one). TLS peer and host verification are
+ * always on (ca_file replaces the system trust anchors). Only ldap, ldaps, http and https are spoken;
+ * redirects are not followed. Credentials come from a file (first line the user or bind DN, second line the
+ * password) that group and others cannot read; they are never logged and are wiped when the directory is
  * freed.
  *
  * Thread-safe: one gw_directory is shared by all threads.
@@ -86,8 +85,8 @@ typedef struct gw_dir_opts {
 typedef struct gw_dir_result {
 	gw_dir_answer answer;
 	gw_dir_source source;
-	long status;       /* HTTP status, or the number of LDAP entries; -1 if none */
-	char text[160];    /* why, for logs (never the credentials); "" if nothing to say */
+	long status;    /* HTTP status, or the number of LDAP entries; -1 if none */
+	char text[160]; /* why, for logs (never the credentials); "" if nothing to say */
 	int64_t elapsed_ms;
 } gw_dir_result;
 
@@ -95,12 +94,12 @@ typedef struct gw_dir_result {
 #define GW_DIR_LAT_BUCKETS 5
 
 typedef struct gw_dir_stats {
-	uint64_t lookups;                        /* gw_dir_check calls */
-	uint64_t exists, unknown, temporary;     /* answers by kind, cached ones included */
-	uint64_t from_cache, limited, bad_input; /* of those: cached, refused by the cap, by the input */
-	uint64_t requests;                       /* asked the server */
-	uint64_t latency_ms_total, latency_ms_max;  /* of the requests */
-	uint64_t latency[GW_DIR_LAT_BUCKETS];       /* requests per latency bucket */
+	uint64_t lookups;                          /* gw_dir_check calls */
+	uint64_t exists, unknown, temporary;       /* answers by kind, cached ones included */
+	uint64_t from_cache, limited, bad_input;   /* of those: cached, refused by the cap, by the input */
+	uint64_t requests;                         /* asked the server */
+	uint64_t latency_ms_total, latency_ms_max; /* of the requests */
+	uint64_t latency[GW_DIR_LAT_BUCKETS];      /* requests per latency bucket */
 	unsigned in_flight;
 } gw_dir_stats;
 
@@ -141,7 +140,8 @@ GW_API void gw_directory_free(gw_directory **d);
  * and returns its answer. Never takes longer than timeout_ms nor budget_ms
  * (when > 0: what is left of the caller's deadline).
  */
-GW_API gw_dir_answer gw_dir_check(gw_directory *d, const char *rcpt, unsigned budget_ms, gw_dir_result *res_r);
+GW_API gw_dir_answer gw_dir_check(gw_directory *d, const char *rcpt, unsigned budget_ms,
+				  gw_dir_result *res_r);
 /* Forget the cached answer for rcpt (1 if there was one). */
 GW_API int gw_dir_purge(gw_directory *d, const char *rcpt);
 GW_API void gw_dir_stats_get(gw_directory *d, gw_dir_stats *stats_r);
