@@ -43,6 +43,7 @@
 #define CRED_MAX   1024
 #define OWN_CACHE  10000
 #define KEY_PREFIX "dir:"
+#define POLL_MS    5 /* longest sleep between two looks at a transfer (see perform) */
 
 typedef struct dir_stats {
 	atomic_uint_fast64_t lookups, exists, unknown, temporary, from_cache, limited, bad_input, requests,
@@ -70,6 +71,8 @@ typedef struct body {
 	char *p;
 	size_t len;
 } body;
+
+static void handle_free(CURL *h);
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
@@ -255,7 +258,7 @@ void gw_directory_free(gw_directory **dp)
 	if (dp == NULL || (d = *dp) == NULL)
 		return;
 	for (i = 0; i < d->nidle; i++)
-		curl_easy_cleanup(d->idle[i]);
+		handle_free(d->idle[i]);
 	free(d->idle);
 	if (d->own_cache)
 		gw_cache_free(&d->cache);
@@ -286,10 +289,15 @@ static size_t sink(char *data, size_t size, size_t n, void *vb)
 static CURL *handle_make(gw_directory *d)
 {
 	CURL *h = curl_easy_init();
+	CURLM *m = curl_multi_init();
 
-	if (h == NULL)
+	if (h == NULL || m == NULL) {
+		curl_easy_cleanup(h);
+		curl_multi_cleanup(m);
 		return NULL;
-	if (curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+	}
+	if (curl_easy_setopt(h, CURLOPT_PRIVATE, (void *)m) != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "ldap,ldaps,http,https") != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
@@ -304,9 +312,53 @@ static CURL *handle_make(gw_directory *d)
 				 curl_easy_setopt(h, CURLOPT_PASSWORD, d->pass) != CURLE_OK ||
 				 curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC) != CURLE_OK))) {
 		curl_easy_cleanup(h);
+		curl_multi_cleanup(m);
 		return NULL;
 	}
 	return h;
+}
+
+/* The handle and its multi handle (which holds its open connections). */
+static void handle_free(CURL *h)
+{
+	CURLM *m = NULL;
+
+	(void)curl_easy_getinfo(h, CURLINFO_PRIVATE, (char **)&m);
+	curl_easy_cleanup(h);
+	curl_multi_cleanup(m);
+}
+
+/*
+ * One transfer on h through its own multi handle, polled in short steps:
+ * libcurl's LDAP backend (7.88) does not give its socket to the poll while
+ * it binds, so one curl_easy_perform sleeps its internal wait (200 ms, on
+ * every LDAP connection) before it notices the bind answer. libcurl's
+ * TIMEOUT_MS ends the transfer; deadline only guards against a stuck loop.
+ */
+static CURLcode perform(CURL *h, int64_t deadline)
+{
+	CURLM *m = NULL;
+	CURLMsg *msg;
+	CURLcode rc = CURLE_OPERATION_TIMEDOUT;
+	int running = 1, left;
+
+	(void)curl_easy_getinfo(h, CURLINFO_PRIVATE, (char **)&m);
+	if (m == NULL || curl_multi_add_handle(m, h) != CURLM_OK)
+		return CURLE_FAILED_INIT;
+	for (;;) {
+		if (curl_multi_perform(m, &running) != CURLM_OK) {
+			rc = CURLE_FAILED_INIT;
+			break;
+		}
+		if (running == 0 || gw_now_ms() > deadline)
+			break;
+		(void)curl_multi_poll(m, NULL, 0, POLL_MS, NULL);
+	}
+	while ((msg = curl_multi_info_read(m, &left)) != NULL)
+		if (msg->msg == CURLMSG_DONE && msg->easy_handle == h)
+			rc = msg->data.result;
+	(void)curl_multi_remove_handle(m, h);
+	return rc;
 }
 
 /* An idle handle, a new one, or NULL at the cap (*limited set) or on ENOMEM. */
@@ -414,7 +466,7 @@ static gw_dir_answer request(gw_directory *d, CURL *h, const char *url, unsigned
 		snprintf(r->text, sizeof(r->text), "%s", "libcurl refused the URL");
 		return GW_DIR_TEMPORARY;
 	}
-	rc = curl_easy_perform(h);
+	rc = perform(h, gw_now_ms() + timeout + 1000);
 	(void)curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL); /* ebuf ends with this call */
 	if (rc != CURLE_OK) {
 		snprintf(r->text, sizeof(r->text), "%s",
