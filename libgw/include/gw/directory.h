@@ -41,6 +41,7 @@
  * Thread-safe: one gw_directory is shared by all threads.
  *
  * Does not defend against: a directory that answers wrongly but well-formed;
+ * libcurl's own copies of the credentials (freed, not wiped, by libcurl);
  * an LDAP URL template whose own literal text is not a valid filter (the
  * directory then answers an error: TEMPORARY).
  */
