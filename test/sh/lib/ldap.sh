@@ -29,17 +29,18 @@ LDAP_ROOTPW=secret-ldap-pw
 LDAP_PID=
 LDAP_DIR=
 
+# Safe under the caller's set -e (a stop function runs in EXIT traps): every status is tested.
 _ldap_reap() { # PID: SIGTERM, bounded wait, SIGKILL, reap
 	local pid=$1
-	kill -CONT "$pid" 2>/dev/null
+	kill -CONT "$pid" 2>/dev/null || true
 	kill -TERM "$pid" 2>/dev/null || return 0
 	for _ in $(seq 100); do
 		kill -0 "$pid" 2>/dev/null || break
-		[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ] && break
+		if [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = Z ]; then break; fi
 		sleep 0.1
 	done
-	kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
 	return 0
 }
 
