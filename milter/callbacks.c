@@ -465,6 +465,7 @@ static int parse_rcpt(const gwm_conn *c, const char *raw, gw_path *p, const char
 typedef struct check_ctx {
 	gwm_conn *c;
 	const gw_route *route;
+	gw_directory *dir; /* the route's */
 } check_ctx;
 
 static gw_dir_answer ck_dir(void *vctx, const char *rcpt, gw_dir_result *res)
@@ -472,7 +473,7 @@ static gw_dir_answer ck_dir(void *vctx, const char *rcpt, gw_dir_result *res)
 	check_ctx *x = vctx;
 
 	/* The RCPT's deadline bounds the directory too. */
-	return gw_dir_check(x->c->snap->dir, rcpt, (unsigned)x->c->snap->conf->opt.deadline, res);
+	return gw_dir_check(x->dir, rcpt, (unsigned)x->c->snap->conf->opt.deadline, res);
 }
 
 static gw_verdict ck_ca(void *vctx, const char *rcpt, gw_ca_result *res)
@@ -556,7 +557,8 @@ static void decide(gwm_macros *m, gwm_conn *c, const char *raw, gwm_dec *d)
 		atomic_fetch_add(&n_limited, 1);
 		return;
 	}
-	mode = c->snap->dir != NULL ? gwm_config_mode(conf, route) : GWM_MODE_CALLAHEAD;
+	x.dir = gwm_snapshot_dir(c->snap, route);
+	mode = x.dir != NULL ? gwm_config_mode(conf, route) : GWM_MODE_CALLAHEAD;
 	/* A message's probe session is opened only where a call-ahead may follow. */
 	if (mode != GWM_MODE_DIRECTORY && c->txn == NULL && (c->txn = gw_ca_txn_begin(c->snap->ca)) == NULL) {
 		gwm_reply_local_error(d->rcpt, &d->reply);

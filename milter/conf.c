@@ -123,6 +123,9 @@ const gw_option gwm_option[] = {
 	prvs_sign_exempt, 0, 0, NULL),
     OPT("directory_url", GW_OPT_STRING, NULL,
 	"directory URL template (ldap, ldaps, http, https); empty: none", directory_url, 0, 0, NULL),
+    OPT("directory_urls", GW_OPT_STRING, NULL,
+	"file of ROUTE_KEY URL_TEMPLATE lines: routes with their own directory; empty: none", directory_urls,
+	0, 0, NULL),
     OPT("directory_mode", GW_OPT_ENUM, "callahead", "check mode: callahead, directory, directory+callahead",
 	directory_mode, 0, 0, gwm_mode_words),
     OPT("directory_routes", GW_OPT_LIST, NULL, "per-route modes: ROUTE_KEY=MODE (key as in the route file)",
@@ -466,33 +469,135 @@ static int add_route_mode(const char *item, size_t len, void *vctx)
 	return 0;
 }
 
-/* directory_*: the per-route modes, and a trial client (template, credentials file) so -n sees errors. */
+/* The directory_urls file: "ROUTE_KEY URL_TEMPLATE" lines, '#' comments; each template checked. */
+static int load_route_urls(gwm_config *c, char *err, size_t errlen)
+{
+	const char *path = c->opt.directory_urls;
+	char line[GW_DIR_URL_MAX + GW_HOST_MAX + 8], e[256];
+	gwm_route_url *nu;
+	unsigned ln = 0;
+	FILE *f;
+	int rc = 0;
+
+	if (path == NULL || *path == '\0')
+		return 0;
+	if ((f = fopen(path, "r")) == NULL) {
+		key_err(c, "directory_urls", err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
+		char *k = line, *u, *end;
+		ln++;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			snprintf(err, errlen, "%s:%u: line too long", path, ln);
+			rc = -1;
+			break;
+		}
+		k += strspn(k, " \t");
+		if (*k == '#' || *k == '\n' || *k == '\r' || *k == '\0')
+			continue;
+		u = k + strcspn(k, " \t\r\n");
+		if (*u != '\0')
+			*u++ = '\0';
+		u += strspn(u, " \t");
+		end = u + strcspn(u, " \t\r\n");
+		*end = '\0';
+		if (*u == '\0' || gw_dir_template_check(u, e, sizeof(e)) != 0) {
+			snprintf(err, errlen, "%s:%u: %s", path, ln,
+				 *u == '\0' ? "want ROUTE_KEY URL_TEMPLATE" : e);
+			rc = -1;
+			break;
+		}
+		if ((nu = realloc(c->route_urls, (c->nroute_urls + 1) * sizeof(*nu))) == NULL) {
+			snprintf(err, errlen, "%s: out of memory", path);
+			rc = -1;
+			break;
+		}
+		c->route_urls = nu;
+		nu[c->nroute_urls].key = strdup(k);
+		nu[c->nroute_urls].url = strdup(u);
+		c->nroute_urls++;
+		if (nu[c->nroute_urls - 1].key == NULL || nu[c->nroute_urls - 1].url == NULL) {
+			snprintf(err, errlen, "%s: out of memory", path);
+			rc = -1;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+long gwm_config_route_url(const gwm_config *c, const gw_route *route)
+{
+	size_t i;
+
+	for (i = 0; route != NULL && i < c->nroute_urls; i++)
+		if (strcasecmp(c->route_urls[i].key, route->key) == 0)
+			return (long)i;
+	return -1;
+}
+
+/* Does the route key have its own URL? */
+static int has_own_url(const gwm_config *c, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < c->nroute_urls; i++)
+		if (strcasecmp(c->route_urls[i].key, key) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * directory_*: the per-route modes and URLs, and a trial client per URL
+ * (template, credentials file) so -n sees errors. A route checked by the
+ * directory needs a URL: its own (directory_urls), or directory_url.
+ */
 static int load_directory(gwm_config *c, list_ctx *x)
 {
 	gw_dir_opts o;
 	gw_directory *d;
-	int uses = c->opt.directory_mode != GWM_MODE_CALLAHEAD;
 	char e[512];
 	size_t i;
 
 	x->key = "directory_routes";
 	if (gw_config_list_foreach(c->opt.directory_routes, add_route_mode, x) != 0)
 		return -1;
+	if (load_route_urls(c, x->err, x->errlen) != 0)
+		return -1;
+	gwm_config_dir_opts(c, &o);
+	if (o.url == NULL && c->opt.directory_mode != GWM_MODE_CALLAHEAD) {
+		key_err(c, "directory_url", x->err, x->errlen,
+			"a directory mode is set but no directory_url");
+		return -1;
+	}
 	for (i = 0; i < c->nroute_modes; i++) {
-		uses |= c->route_modes[i].mode != GWM_MODE_CALLAHEAD;
 		if (gw_routes_lookup(c->routes, c->route_modes[i].key) == NULL)
 			gw_log(GW_LOG_NOTICE, "config", "file=%s directory_routes: %s matches no route",
 			       c->path, c->route_modes[i].key);
-	}
-	gwm_config_dir_opts(c, &o);
-	if (o.url == NULL) {
-		if (uses) {
-			key_err(c, "directory_url", x->err, x->errlen,
-				"a directory mode is set but no directory_url");
+		if (c->route_modes[i].mode != GWM_MODE_CALLAHEAD && o.url == NULL &&
+		    !has_own_url(c, c->route_modes[i].key)) {
+			key_err(
+			    c, "directory_url", x->err, x->errlen,
+			    "a directory mode is set but no directory_url (nor a directory_urls line for %s)",
+			    c->route_modes[i].key);
 			return -1;
 		}
-		return 0;
 	}
+	for (i = 0; i < c->nroute_urls; i++) {
+		o.url = c->route_urls[i].url;
+		if ((d = gw_directory_new(&o, NULL, NULL, e, sizeof(e))) == NULL) {
+			if (o.credentials_file != NULL && strstr(e, o.credentials_file) == e)
+				key_err(c, "directory_credentials", x->err, x->errlen, "%s", e);
+			else
+				key_err(c, "directory_urls", x->err, x->errlen, "%s: %s",
+					c->route_urls[i].key, e);
+			return -1;
+		}
+		gw_directory_free(&d);
+	}
+	gwm_config_dir_opts(c, &o);
+	if (o.url == NULL)
+		return 0;
 	if ((d = gw_directory_new(&o, NULL, NULL, e, sizeof(e))) == NULL) {
 		key_err(c,
 			strstr(e, "template") != NULL ? "directory_url"
@@ -692,6 +797,11 @@ void gwm_config_free(gwm_config **cp)
 	for (i = 0; i < c->nroute_modes; i++)
 		free(c->route_modes[i].key);
 	free(c->route_modes);
+	for (i = 0; i < c->nroute_urls; i++) {
+		free(c->route_urls[i].key);
+		free(c->route_urls[i].url);
+	}
+	free(c->route_urls);
 	free(c->path);
 	free(c);
 	*cp = NULL;
@@ -800,11 +910,54 @@ static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
 static gwm_snapshot *current;
 static atomic_uint generations;
 
+/* The snapshot's directories: directory_url's, and one per directory_urls line. */
+static int snapshot_dirs(gwm_snapshot *s, gw_cache *cache, const gw_clock *clock, char *e, size_t elen)
+{
+	const gwm_config *c = s->conf;
+	gw_dir_opts o;
+	size_t i;
+
+	gwm_config_dir_opts(c, &o);
+	if (o.url != NULL && (s->dir = gw_directory_new(&o, cache, clock, e, elen)) == NULL)
+		return -1;
+	if (c->nroute_urls == 0)
+		return 0;
+	if ((s->route_dirs = calloc(c->nroute_urls, sizeof(*s->route_dirs))) == NULL) {
+		snprintf(e, elen, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < c->nroute_urls; i++) {
+		o.url = c->route_urls[i].url;
+		if ((s->route_dirs[i] = gw_directory_new(&o, cache, clock, e, elen)) == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+static void snapshot_free(gwm_snapshot *s)
+{
+	size_t i;
+
+	gw_callahead_free(&s->ca);
+	gw_directory_free(&s->dir);
+	for (i = 0; s->route_dirs != NULL && i < s->conf->nroute_urls; i++)
+		gw_directory_free(&s->route_dirs[i]);
+	free(s->route_dirs);
+	gwm_config_free(&s->conf);
+	free(s);
+}
+
+gw_directory *gwm_snapshot_dir(const gwm_snapshot *s, const gw_route *route)
+{
+	long i = gwm_config_route_url(s->conf, route);
+
+	return i >= 0 && s->route_dirs != NULL ? s->route_dirs[i] : s->dir;
+}
+
 gwm_snapshot *gwm_snapshot_new(gwm_config *conf, gw_cache *cache, const gw_clock *clock)
 {
 	gwm_snapshot *s = calloc(1, sizeof(*s));
 	gw_ca_opts o;
-	gw_dir_opts dopts;
 	char e[512];
 	int saved;
 
@@ -813,16 +966,18 @@ gwm_snapshot *gwm_snapshot_new(gwm_config *conf, gw_cache *cache, const gw_clock
 		return NULL;
 	}
 	gwm_config_ca_opts(conf, &o);
-	gwm_config_dir_opts(conf, &dopts);
-	if ((s->ca = gw_callahead_new(&o, cache, clock)) == NULL ||
-	    (dopts.url != NULL && (s->dir = gw_directory_new(&dopts, cache, clock, e, sizeof(e))) == NULL)) {
-		saved = s->ca == NULL ? errno : EINVAL;
-		if (s->ca != NULL)
-			gw_log(GW_LOG_ERR, "config", "file=%s directory: %s", conf->path, e);
-		gw_callahead_free(&s->ca);
+	if ((s->ca = gw_callahead_new(&o, cache, clock)) == NULL) {
+		saved = errno;
 		gwm_config_free(&conf);
 		free(s);
 		errno = saved;
+		return NULL;
+	}
+	s->conf = conf;
+	if (snapshot_dirs(s, cache, clock, e, sizeof(e)) != 0) {
+		gw_log(GW_LOG_ERR, "config", "file=%s directory: %s", conf->path, e);
+		snapshot_free(s);
+		errno = EINVAL;
 		return NULL;
 	}
 	/* Checked at load; process-wide, so the newest snapshot's servers serve every lookup. */
@@ -849,10 +1004,7 @@ void gwm_snapshot_unref(gwm_snapshot **sp)
 	*sp = NULL;
 	if (atomic_fetch_sub(&s->refs, 1) != 1)
 		return;
-	gw_callahead_free(&s->ca);
-	gw_directory_free(&s->dir);
-	gwm_config_free(&s->conf);
-	free(s);
+	snapshot_free(s);
 }
 
 void gwm_current_set(gwm_snapshot *s)

@@ -66,7 +66,7 @@ typedef struct gwm_options {
 	char *prvs_keys, *prvs_sign_domains, *prvs_internal_networks;
 	int prvs_verify, prvs_verify_mailer_daemon;
 	char *prvs_exempt, *prvs_sign_exempt;
-	char *directory_url;
+	char *directory_url, *directory_urls;
 	int directory_mode; /* index into gwm_mode_words: a gwm_mode */
 	char *directory_routes;
 	long directory_timeout, directory_max_requests, directory_positive_ttl, directory_negative_ttl;
@@ -88,6 +88,11 @@ typedef struct gwm_route_mode {
 	char *key;
 	gwm_mode mode;
 } gwm_route_mode;
+
+/* A line of the directory_urls file: a route key and that route's own URL template. */
+typedef struct gwm_route_url {
+	char *key, *url;
+} gwm_route_url;
 
 typedef struct gwm_config {
 	char *path;
@@ -111,6 +116,8 @@ typedef struct gwm_config {
 	size_t nprvs_nets;
 	gwm_route_mode *route_modes; /* directory_routes */
 	size_t nroute_modes;
+	gwm_route_url *route_urls; /* the directory_urls file */
+	size_t nroute_urls;
 } gwm_config;
 
 /* Load and check path. NULL with err "file:line: message" (or "file: message"). */
@@ -121,6 +128,8 @@ void gwm_config_ca_opts(const gwm_config *conf, gw_ca_opts *opts_r);
 
 /* The directory options the configuration describes (pointers into conf); url NULL when none. */
 void gwm_config_dir_opts(const gwm_config *conf, gw_dir_opts *opts_r);
+/* The index in route_urls of the route's own URL, or -1 (directory_url applies). */
+long gwm_config_route_url(const gwm_config *conf, const gw_route *route);
 /* The check mode of a route: its directory_routes entry, else directory_mode. */
 gwm_mode gwm_config_mode(const gwm_config *conf, const gw_route *route);
 
@@ -138,8 +147,9 @@ int gwm_config_check_route(const gwm_config *conf, const gw_route *route, char *
 typedef struct gwm_snapshot {
 	gwm_config *conf;
 	gw_callahead *ca;
-	gw_directory *dir;   /* NULL without directory_url */
-	unsigned generation; /* 1 for the first, +1 per reload */
+	gw_directory *dir;         /* NULL without directory_url */
+	gw_directory **route_dirs; /* one per conf->route_urls entry */
+	unsigned generation;       /* 1 for the first, +1 per reload */
 	/* private */
 	atomic_int refs;
 } gwm_snapshot;
@@ -149,6 +159,9 @@ gwm_snapshot *gwm_snapshot_new(gwm_config *conf, gw_cache *cache, const gw_clock
 void gwm_snapshot_ref(gwm_snapshot *s);
 /* Drop a reference; the last one frees the engine and the configuration. Sets *s to NULL. */
 void gwm_snapshot_unref(gwm_snapshot **s);
+
+/* The directory for route: its own (directory_urls), else directory_url's; NULL if none. */
+gw_directory *gwm_snapshot_dir(const gwm_snapshot *s, const gw_route *route);
 
 /* Make s current (the table takes its own reference; NULL drops the current one). */
 void gwm_current_set(gwm_snapshot *s);

@@ -5,7 +5,8 @@
 # certificate made here). Usage: milter_directory.sh BUILD_DIR
 #
 # LDAP (routes: example.org in mode directory with its internal MTA down,
-# both.test in mode directory+callahead with a gw-fakepeer as internal MTA,
+# both.test in mode directory+callahead with a gw-fakepeer as internal MTA
+# and its own URL template (directory_urls),
 # ca.test in mode callahead; the milter binds with a credentials file):
 #   known user, alias (mailLocalAddress), group address -> accept, no probe;
 #   unknown -> 550 5.1.1; injection attempts ("*", "a*", "*)(uid=*", "\")
@@ -103,6 +104,9 @@ mh_conf ldap connect_timeout=2s reply_timeout=5s deadline=8s unknown_limit=0 \
 	"directory_routes=example.org=directory, both.test=directory+callahead" \
 	directory_timeout=2s "directory_credentials=$T/ldap.cred"
 dset "$CONF" directory_url "$LDAP_TMPL"
+# both.test has its own directory (directory_urls): another base and filter
+printf '# route key, template\nboth.test %s\n' "$LDAP_URI/ou=people,dc=example,dc=org?dn?one?(mail={rcpt})" >"$T/dir.urls"
+set_key "$CONF" directory_urls "$T/dir.urls"
 
 out=$("$MILTER" -n -c "$CONF" 2>&1)
 check "-n accepts the directory configuration ($out)" [ $? -eq 0 ]
@@ -167,11 +171,13 @@ ldap_wait_log 'filter="\(\|\(mail=nobody@both.test\)' 5
 srch=$(grep -o 'SRCH base=.*' "$LDAP_LOG" | grep -v 'scope=0' | sed -n 's/.* filter="\(.*\)"$/\1/p')
 n_srch=$(wc -l <<<"$srch")
 want_eq "searches: one per recipient not cached" "$n_srch" 10
-bad_f=$(grep -vE '^\(\|\(mail=[^()*]+\)\(mailLocalAddress=[^()*]+\)\)$' <<<"$srch")
+bad_f=$(grep -vE '^(\(\|\(mail=[^()*]+\)\(mailLocalAddress=[^()*]+\)\)|\(mail=[^()*]+@both.test\))$' <<<"$srch")
 check "every filter kept the template's structure (odd: '$bad_f')" [ -z "$bad_f" ]
 check "'*' searched as a literal" grep -qF 'filter="(|(mail=\2A@example.org)(mailLocalAddress=\2A@example.org))"' "$LDAP_LOG"
 check "'*)(uid=*' searched as a literal" grep -qF '(mail="\2A\29\28uid=\2A"@example.org)' "$LDAP_LOG"
 check "'\\' searched as a literal" grep -qF '(mail="a\5C\5Cb"@example.org)' "$LDAP_LOG"
+check "both.test searched with its own URL (directory_urls)" \
+	grep -qF 'SRCH base="ou=people,dc=example,dc=org" scope=1 deref=0 filter="(mail=carol@both.test)"' "$LDAP_LOG"
 check "slapd saw the bind DN from the credentials file" grep -qF "BIND dn=\"$LDAP_ROOTDN\" method=128" "$LDAP_LOG"
 check "the password is not in the milter's log" none_of "$LDAP_ROOTPW" "$(cat "$LOG")"
 # libcurl's LDAP reuse bug (libgw/directory.c): one connection per search, and never a repeated search

@@ -6,7 +6,8 @@
  * directory+callahead mode an unknown recipient costs no probe, an existing
  * one is still probed live, and a directory that cannot answer hands over to
  * the call-ahead; in directory mode a temporary answer is 4xx, never 5xx.
- * Also the directory_routes/directory_mode lookup of milter/conf.c.
+ * Also the directory_routes/directory_mode lookup and the directory_urls
+ * file of milter/conf.c (a route's own directory in the snapshot).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -165,7 +166,7 @@ static void test_temporary_never_5xx(void **state)
 /* directory_routes overrides directory_mode per route key; a mode without a URL is refused. */
 static void test_config_modes(void **state)
 {
-	char dir[] = "/tmp/gw-dircheck.XXXXXX", conf[256], routes[256], err[512];
+	char dir[] = "/tmp/gw-dircheck.XXXXXX", conf[256], routes[256], err[1024];
 	gwm_config *c;
 	const gw_route *r;
 	FILE *f;
@@ -238,6 +239,51 @@ static void test_config_modes(void **state)
 	if (c == NULL)
 		fail_msg("%s", err);
 	gwm_config_free(&c);
+
+	/* directory_urls: a route's own template; a directory mode with only that URL is enough for it */
+	{
+		char urls[300];
+		gwm_snapshot *snap;
+		gw_cache *cache = gw_cache_new(16, NULL);
+
+		snprintf(urls, sizeof(urls), "%s/urls", dir);
+		f = fopen(urls, "w");
+		fprintf(f, "# comment\n\n.b.example  http://127.0.0.1:1/b/{rcpt}\n");
+		fclose(f);
+		f = fopen(conf, "w");
+		fprintf(f, "routes = %s\ndirectory_urls = %s\ndirectory_routes = .b.example=directory\n",
+			routes, urls);
+		fclose(f);
+		c = gwm_config_load(conf, err, sizeof(err));
+		if (c == NULL)
+			fail_msg("%s", err);
+		assert_int_equal(c->nroute_urls, 1);
+		assert_string_equal(c->route_urls[0].url, "http://127.0.0.1:1/b/{rcpt}");
+		assert_int_equal(gwm_config_route_url(c, gw_routes_lookup(c->routes, "x.b.example")), 0);
+		assert_int_equal(gwm_config_route_url(c, gw_routes_lookup(c->routes, "a.example")), -1);
+		snap = gwm_snapshot_new(c, cache, NULL);
+		assert_non_null(snap);
+		assert_null(snap->dir);
+		assert_non_null(gwm_snapshot_dir(snap, gw_routes_lookup(c->routes, "x.b.example")));
+		assert_null(gwm_snapshot_dir(snap, gw_routes_lookup(c->routes, "a.example")));
+		gwm_snapshot_unref(&snap);
+		gw_cache_free(&cache);
+		/* a directory mode for a route with neither URL */
+		f = fopen(conf, "w");
+		fprintf(f, "routes = %s\ndirectory_urls = %s\ndirectory_routes = a.example=directory\n",
+			routes, urls);
+		fclose(f);
+		assert_null(gwm_config_load(conf, err, sizeof(err)));
+		assert_non_null(strstr(err, "nor a directory_urls line for a.example"));
+		/* a bad template in the file names its line */
+		f = fopen(urls, "w");
+		fprintf(f, ".b.example  http://127.0.0.1:1/b/{rcpt}\nc.example "
+			   "ldap://h/uid={local}?dn?base?(x=y)\n");
+		fclose(f);
+		assert_null(gwm_config_load(conf, err, sizeof(err)));
+		if (strstr(err, "/urls:2: URL template: {local} outside the LDAP filter") == NULL)
+			fail_msg("got %s", err);
+	}
 
 	snprintf(err, sizeof(err), "rm -rf '%s'", dir);
 	assert_int_equal(system(err), 0);
