@@ -12,6 +12,7 @@
 
 #include "gw/callahead.h"
 #include "gw/client.h"
+#include "gw/directory.h"
 #include "gw/lmtp.h"
 #include "gw/log.h"
 #include "gw/proto.h"
@@ -44,6 +45,12 @@ TABLE(gwn_verdict, "unknown", {GW_VERDICT_ACCEPT, "accept"}, {GW_VERDICT_REJECT,
 TABLE(gwn_ca_source, "unknown", {GW_CA_SRC_CACHE, "cache"}, {GW_CA_SRC_POOLED, "pooled"},
       {GW_CA_SRC_NEW, "new"}, {GW_CA_SRC_DOWN, "down"}, {GW_CA_SRC_LIMIT, "limit"},
       {GW_CA_SRC_CATCHALL, "catchall"}, {GW_CA_SRC_NOROUTE, "noroute"});
+
+TABLE(gwn_dir_answer, "unknown answer", {GW_DIR_EXISTS, "exists"}, {GW_DIR_UNKNOWN, "unknown"},
+      {GW_DIR_TEMPORARY, "temporary"});
+
+TABLE(gwn_dir_source, "unknown", {GW_DIR_SRC_CACHE, "cache"}, {GW_DIR_SRC_LDAP, "ldap"},
+      {GW_DIR_SRC_HTTP, "http"}, {GW_DIR_SRC_LIMIT, "limit"}, {GW_DIR_SRC_INPUT, "input"});
 
 TABLE(gwn_lmtp_state, "unknown", {GW_LMTP_PENDING, "pending"}, {GW_LMTP_DELIVERED, "delivered"},
       {GW_LMTP_TEMPFAIL, "tempfail"}, {GW_LMTP_PERMFAIL, "permfail"}, {GW_LMTP_UNCERTAIN, "uncertain"});
@@ -138,6 +145,16 @@ const char *gw_verdict_str(gw_verdict v)
 const char *gw_ca_source_str(gw_ca_source s)
 {
 	return gwn_name(&gwn_ca_source, (int)s);
+}
+
+const char *gw_dir_answer_str(gw_dir_answer a)
+{
+	return gwn_name(&gwn_dir_answer, (int)a);
+}
+
+const char *gw_dir_source_str(gw_dir_source s)
+{
+	return gwn_name(&gwn_dir_source, (int)s);
 }
 
 const char *gw_lmtp_state_str(gw_lmtp_state s)

@@ -29,7 +29,8 @@ typedef struct gwn_table {
 } gwn_table;
 
 extern const gwn_table gwn_status, gwn_stage, gwn_proto, gwn_tls_policy, gwn_verdict, gwn_ca_source,
-    gwn_lmtp_state, gwn_lmtp_stage, gwn_prvs_result, gwn_prvs_skip, gwn_log_level;
+    gwn_dir_answer, gwn_dir_source, gwn_lmtp_state, gwn_lmtp_stage, gwn_prvs_result, gwn_prvs_skip,
+    gwn_log_level;
 
 /* The name of value, or t->unknown. */
 const char *gwn_name(const gwn_table *t, int value);

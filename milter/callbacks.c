@@ -38,6 +38,7 @@
 
 #include "callbacks.h"
 #include "conf.h"
+#include "dir_check.h"
 #include "flood.h"
 #include "idle.h"
 #include "macros.h"
@@ -93,6 +94,8 @@ typedef struct gwm_dec {
 	char rcpt[GW_PATH_MAX + 1];
 	char route[GW_HOST_MAX + 16];
 	int code;
+	char dir[32];      /* "answer/source" when the directory was asked, else "-" */
+	char dir_why[160]; /* the directory's reason, for the debug line */
 } gwm_dec;
 
 static gwm_ul *unknown;
@@ -546,6 +549,28 @@ static int parse_rcpt(const gwm_conn *c, const char *raw, gw_path *p, const char
 	return gw_path_parse(raw, strlen(raw), flags, p, why);
 }
 
+/* The two sources of gwm_check for one RCPT. */
+typedef struct check_ctx {
+	gwm_conn *c;
+	const gw_route *route;
+	gw_directory *dir; /* the route's */
+} check_ctx;
+
+static gw_dir_answer ck_dir(void *vctx, const char *rcpt, gw_dir_result *res)
+{
+	check_ctx *x = vctx;
+
+	/* The RCPT's deadline bounds the directory too. */
+	return gw_dir_check(x->dir, rcpt, (unsigned)x->c->snap->conf->opt.deadline, res);
+}
+
+static gw_verdict ck_ca(void *vctx, const char *rcpt, gw_ca_result *res)
+{
+	check_ctx *x = vctx;
+
+	return gw_ca_check(x->c->txn, x->route, rcpt, res);
+}
+
 static void decide(gwm_macros *m, gwm_conn *c, const char *raw, gwm_dec *d)
 {
 	const gwm_config *conf = c->snap->conf;
@@ -553,9 +578,12 @@ static void decide(gwm_macros *m, gwm_conn *c, const char *raw, gwm_dec *d)
 	const gw_route *route;
 	gw_route tmp;
 	gw_path path;
-	gw_ca_result res;
 	gwm_reply_opts ro;
 	int slot;
+	gwm_mode mode;
+	check_ctx x;
+	gwm_checker ck;
+	gwm_check_out out;
 
 	if (c->skip_client) {
 		skip(d, "skip-network");
@@ -623,7 +651,10 @@ static void decide(gwm_macros *m, gwm_conn *c, const char *raw, gwm_dec *d)
 		d->source = "flood-slots";
 		return;
 	}
-	if (c->txn == NULL && (c->txn = gw_ca_txn_begin(c->snap->ca)) == NULL) {
+	x.dir = gwm_snapshot_dir(c->snap, route);
+	mode = x.dir != NULL ? gwm_config_mode(conf, route) : GWM_MODE_CALLAHEAD;
+	/* A message's probe session is opened only where a call-ahead may follow. */
+	if (mode != GWM_MODE_DIRECTORY && c->txn == NULL && (c->txn = gw_ca_txn_begin(c->snap->ca)) == NULL) {
 		if (slot > 0)
 			gwm_flood_slot_give(c->netkey);
 		gwm_reply_local_error(d->rcpt, &d->reply);
@@ -631,21 +662,32 @@ static void decide(gwm_macros *m, gwm_conn *c, const char *raw, gwm_dec *d)
 		atomic_fetch_add(&n_local_errors, 1);
 		return;
 	}
-	gw_ca_check(c->txn, route, d->rcpt, &res);
+	ro.reveal_internal = conf->opt.reveal_internal;
+	ro.fail_open = conf->opt.fail_open;
+	x.c = c;
+	x.route = route;
+	ck.dir = ck_dir;
+	ck.ca = ck_ca;
+	ck.ctx = &x;
+	gwm_check(mode, &ro, d->rcpt, &ck, &out);
 	if (slot > 0)
 		gwm_flood_slot_give(c->netkey);
-	if (res.verdict == GW_VERDICT_REJECT) {
+	d->reply = out.reply;
+	if (d->reply.action == SMFIS_REJECT) {
 		gwm_ul_add(unknown, c->client, conf->opt.unknown_window);
 		gwm_flood_event(GWM_FD_UNKNOWN);
 	}
-	ro.reveal_internal = conf->opt.reveal_internal;
-	ro.fail_open = conf->opt.fail_open;
-	gwm_reply_for_result(&ro, d->rcpt, &res, &d->reply);
 	if (strcmp(d->reply.verdict, "fail-open") == 0)
 		atomic_fetch_add(&n_fail_open, 1);
-	d->source = gw_ca_source_str(res.source);
-	d->code = res.code;
-	snprintf(d->route, sizeof(d->route), "%s", res.hop[0] != '\0' ? res.hop : route->key);
+	d->source = out.source;
+	if (out.dir_asked) {
+		snprintf(d->dir, sizeof(d->dir), "%s/%s", gw_dir_answer_str(out.dir.answer),
+			 gw_dir_source_str(out.dir.source));
+		snprintf(d->dir_why, sizeof(d->dir_why), "%s", out.dir.text);
+	}
+	d->code = out.ca_asked ? out.ca.code : 0;
+	snprintf(d->route, sizeof(d->route), "%s",
+		 out.ca_asked && out.ca.hop[0] != '\0' ? out.ca.hop : route->key);
 }
 
 static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
@@ -667,6 +709,7 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 	atomic_fetch_add(&n_rcpts, 1);
 	memset(&d, 0, sizeof(d));
 	snprintf(d.route, sizeof(d.route), "-");
+	snprintf(d.dir, sizeof(d.dir), "-");
 	if (raw == NULL)
 		raw = gwm_macro(&m, GWM_MACRO_RCPT_ADDR);
 	if (raw == NULL)
@@ -707,9 +750,15 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 	}
 	gw_log_sanitize(route, sizeof(route), d.route, strlen(d.route), GW_HOST_MAX);
 	gw_log(GW_LOG_INFO, "rcpt",
-	       "queue=%s client=%s rcpt=%s route=%s verdict=%s source=%s code=%d reply=%s ms=%lld", q,
+	       "queue=%s client=%s rcpt=%s route=%s verdict=%s source=%s code=%d reply=%s ms=%lld dir=%s", q,
 	       c->client, rcpt, route, d.reply.verdict, d.source, d.code,
-	       d.reply.rcode[0] != '\0' ? d.reply.rcode : "-", (long long)(gw_now_ms() - t0));
+	       d.reply.rcode[0] != '\0' ? d.reply.rcode : "-", (long long)(gw_now_ms() - t0), d.dir);
+	if (d.dir_why[0] != '\0') {
+		char dw[sizeof(d.dir_why) * 4];
+		gw_log_sanitize(dw, sizeof(dw), d.dir_why, strlen(d.dir_why), sizeof(d.dir_why));
+		gw_log(GW_LOG_DEBUG, "rcpt_directory", "queue=%s rcpt=%s dir=%s why=\"%s\"", q, rcpt, d.dir,
+		       dw);
+	}
 	if (d.reply.rcode[0] != '\0')
 		gw_log(GW_LOG_DEBUG, "rcpt_reply", "queue=%s rcpt=%s reply=\"%s %s %s\"", q, rcpt,
 		       d.reply.rcode, d.reply.xcode, d.reply.text);

@@ -6,7 +6,9 @@
  * {rcpt_mailer} "error" or a local mailer, recipient syntax (501 5.1.3, no
  * probe), <Postmaster>, skip_recipients, route (none: skip, or {rcpt_host}
  * with use_rcpt_host; a non-delivering transport: skip), unknown-recipient
- * limit (451 4.7.1, no probe), then the call-ahead. One log line per RCPT.
+ * limit (451 4.7.1, no probe), then the route's check mode (dir_check.h:
+ * the directory, the call-ahead, or the directory then the call-ahead).
+ * One log line per RCPT (plus a debug line with a directory's reason).
  *
  * Does not defend against: an MTA that does not send the macros
  * (skip_authenticated and {rcpt_mailer} then see nothing and the recipient

@@ -166,6 +166,34 @@ const gw_option gwm_option[] = {
 	shared_state, 0, 0, NULL),
     OPT("shared_refresh", GW_OPT_DURATION, "5s", "how often the shared state is read and written",
 	shared_refresh, 100, S(3600), NULL),
+    OPT("directory_url", GW_OPT_STRING, NULL,
+	"directory URL template (ldap, ldaps, http, https); empty: none", directory_url, 0, 0, NULL),
+    OPT("directory_urls", GW_OPT_STRING, NULL,
+	"file of ROUTE_KEY URL_TEMPLATE lines: routes with their own directory; empty: none", directory_urls,
+	0, 0, NULL),
+    OPT("directory_mode", GW_OPT_ENUM, "callahead", "check mode: callahead, directory, directory+callahead",
+	directory_mode, 0, 0, gwm_mode_words),
+    OPT("directory_routes", GW_OPT_LIST, NULL, "per-route modes: ROUTE_KEY=MODE (key as in the route file)",
+	directory_routes, 0, 0, NULL),
+    OPT("directory_timeout", GW_OPT_DURATION, "5s", "one directory request (within deadline)",
+	directory_timeout, 100, S(600), NULL),
+    OPT("directory_max_requests", GW_OPT_INT, "16", "concurrent directory requests", directory_max_requests,
+	1, 10000, NULL),
+    OPT("directory_positive_ttl", GW_OPT_DURATION, "10m", "how long an existing recipient is cached",
+	directory_positive_ttl, 1, S(2592000), NULL),
+    OPT("directory_negative_ttl", GW_OPT_DURATION, "5m", "how long an unknown recipient is cached",
+	directory_negative_ttl, 1, S(2592000), NULL),
+    OPT("directory_ca_file", GW_OPT_STRING, NULL, "trust anchors for ldaps and https; empty: the system's",
+	directory_ca_file, 0, 0, NULL),
+    OPT("directory_credentials", GW_OPT_STRING, NULL,
+	"file (mode 0600 or stricter): user or bind DN, then password; empty: anonymous",
+	directory_credentials, 0, 0, NULL),
+    OPT("directory_http_exists", GW_OPT_LIST, "200", "HTTP statuses meaning the recipient exists",
+	directory_http_exists, 0, 0, NULL),
+    OPT("directory_http_unknown", GW_OPT_LIST, "404", "HTTP statuses meaning the recipient is unknown",
+	directory_http_unknown, 0, 0, NULL),
+    OPT("directory_http_expect", GW_OPT_STRING, NULL, "text an exists answer's body must contain; empty: any",
+	directory_http_expect, 0, 0, NULL),
     {NULL, GW_OPT_STRING, NULL, NULL, 0, 0, 0, NULL},
 };
 
@@ -455,6 +483,209 @@ static int load_prvs(gwm_config *c, list_ctx *x)
 	return 0;
 }
 
+/* --- directory ---------------------------------------------------------------- */
+
+static int add_route_mode(const char *item, size_t len, void *vctx)
+{
+	list_ctx *x = vctx;
+	const char *eq = memchr(item, '=', len);
+	gwm_route_mode *nm;
+	size_t i, kl = eq != NULL ? (size_t)(eq - item) : 0;
+
+	for (i = 0; eq != NULL && gwm_mode_words[i] != NULL; i++)
+		if (strlen(gwm_mode_words[i]) == len - kl - 1 &&
+		    strncasecmp(gwm_mode_words[i], eq + 1, len - kl - 1) == 0)
+			break;
+	if (eq == NULL || kl == 0 || kl > GW_HOST_MAX + 1 || gwm_mode_words[i] == NULL) {
+		key_err(x->c, x->key, x->err, x->errlen,
+			"bad entry '%.*s' (want ROUTE_KEY=callahead, =directory or =directory+callahead)",
+			(int)(len > 64 ? 64 : len), item);
+		return -1;
+	}
+	if ((nm = realloc(x->c->route_modes, (x->c->nroute_modes + 1) * sizeof(*nm))) == NULL ||
+	    (nm[x->c->nroute_modes].key = strndup(item, kl)) == NULL) {
+		if (nm != NULL)
+			x->c->route_modes = nm;
+		key_err(x->c, x->key, x->err, x->errlen, "out of memory");
+		return -1;
+	}
+	x->c->route_modes = nm;
+	nm[x->c->nroute_modes++].mode = (gwm_mode)i;
+	return 0;
+}
+
+/* The directory_urls file: "ROUTE_KEY URL_TEMPLATE" lines, '#' comments; each template checked. */
+static int load_route_urls(gwm_config *c, char *err, size_t errlen)
+{
+	const char *path = c->opt.directory_urls;
+	char line[GW_DIR_URL_MAX + GW_HOST_MAX + 8], e[256];
+	gwm_route_url *nu;
+	unsigned ln = 0;
+	FILE *f;
+	int rc = 0;
+
+	if (path == NULL || *path == '\0')
+		return 0;
+	if ((f = fopen(path, "r")) == NULL) {
+		key_err(c, "directory_urls", err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
+		char *k = line, *u, *end;
+		ln++;
+		if (strchr(line, '\n') == NULL && !feof(f)) {
+			snprintf(err, errlen, "%s:%u: line too long", path, ln);
+			rc = -1;
+			break;
+		}
+		k += strspn(k, " \t");
+		if (*k == '#' || *k == '\n' || *k == '\r' || *k == '\0')
+			continue;
+		u = k + strcspn(k, " \t\r\n");
+		if (*u != '\0')
+			*u++ = '\0';
+		u += strspn(u, " \t");
+		end = u + strcspn(u, " \t\r\n");
+		*end = '\0';
+		if (*u == '\0' || gw_dir_template_check(u, e, sizeof(e)) != 0) {
+			snprintf(err, errlen, "%s:%u: %s", path, ln,
+				 *u == '\0' ? "want ROUTE_KEY URL_TEMPLATE" : e);
+			rc = -1;
+			break;
+		}
+		if ((nu = realloc(c->route_urls, (c->nroute_urls + 1) * sizeof(*nu))) == NULL) {
+			snprintf(err, errlen, "%s: out of memory", path);
+			rc = -1;
+			break;
+		}
+		c->route_urls = nu;
+		nu[c->nroute_urls].key = strdup(k);
+		nu[c->nroute_urls].url = strdup(u);
+		c->nroute_urls++;
+		if (nu[c->nroute_urls - 1].key == NULL || nu[c->nroute_urls - 1].url == NULL) {
+			snprintf(err, errlen, "%s: out of memory", path);
+			rc = -1;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+long gwm_config_route_url(const gwm_config *c, const gw_route *route)
+{
+	size_t i;
+
+	for (i = 0; route != NULL && i < c->nroute_urls; i++)
+		if (strcasecmp(c->route_urls[i].key, route->key) == 0)
+			return (long)i;
+	return -1;
+}
+
+/* Does the route key have its own URL? */
+static int has_own_url(const gwm_config *c, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < c->nroute_urls; i++)
+		if (strcasecmp(c->route_urls[i].key, key) == 0)
+			return 1;
+	return 0;
+}
+
+/*
+ * directory_*: the per-route modes and URLs, and a trial client per URL
+ * (template, credentials file) so -n sees errors. A route checked by the
+ * directory needs a URL: its own (directory_urls), or directory_url.
+ */
+static int load_directory(gwm_config *c, list_ctx *x)
+{
+	gw_dir_opts o;
+	gw_directory *d;
+	char e[512];
+	size_t i;
+
+	x->key = "directory_routes";
+	if (gw_config_list_foreach(c->opt.directory_routes, add_route_mode, x) != 0)
+		return -1;
+	if (load_route_urls(c, x->err, x->errlen) != 0)
+		return -1;
+	gwm_config_dir_opts(c, &o);
+	if (o.url == NULL && c->opt.directory_mode != GWM_MODE_CALLAHEAD) {
+		key_err(c, "directory_url", x->err, x->errlen,
+			"a directory mode is set but no directory_url");
+		return -1;
+	}
+	for (i = 0; i < c->nroute_modes; i++) {
+		if (gw_routes_lookup(c->routes, c->route_modes[i].key) == NULL)
+			gw_log(GW_LOG_NOTICE, "config", "file=%s directory_routes: %s matches no route",
+			       c->path, c->route_modes[i].key);
+		if (c->route_modes[i].mode != GWM_MODE_CALLAHEAD && o.url == NULL &&
+		    !has_own_url(c, c->route_modes[i].key)) {
+			key_err(
+			    c, "directory_url", x->err, x->errlen,
+			    "a directory mode is set but no directory_url (nor a directory_urls line for %s)",
+			    c->route_modes[i].key);
+			return -1;
+		}
+	}
+	for (i = 0; i < c->nroute_urls; i++) {
+		o.url = c->route_urls[i].url;
+		if ((d = gw_directory_new(&o, NULL, NULL, e, sizeof(e))) == NULL) {
+			if (o.credentials_file != NULL && strstr(e, o.credentials_file) == e)
+				key_err(c, "directory_credentials", x->err, x->errlen, "%s", e);
+			else
+				key_err(c, "directory_urls", x->err, x->errlen, "%s: %s",
+					c->route_urls[i].key, e);
+			return -1;
+		}
+		gw_directory_free(&d);
+	}
+	gwm_config_dir_opts(c, &o);
+	if (o.url == NULL)
+		return 0;
+	if ((d = gw_directory_new(&o, NULL, NULL, e, sizeof(e))) == NULL) {
+		key_err(c,
+			strstr(e, "template") != NULL ? "directory_url"
+			: strstr(e, "status") != NULL ? "directory_http_exists"
+			: o.credentials_file != NULL && strstr(e, o.credentials_file) == e
+			    ? "directory_credentials"
+			    : "directory_url",
+			x->err, x->errlen, "%s", e);
+		return -1;
+	}
+	gw_directory_free(&d);
+	return 0;
+}
+
+void gwm_config_dir_opts(const gwm_config *c, gw_dir_opts *o)
+{
+	const gwm_options *p = &c->opt;
+
+	memset(o, 0, sizeof(*o));
+#define NONEMPTY(s) ((s) != NULL && *(s) != '\0' ? (s) : NULL)
+	o->url = NONEMPTY(p->directory_url);
+	o->ca_file = NONEMPTY(p->directory_ca_file);
+	o->credentials_file = NONEMPTY(p->directory_credentials);
+	o->http_exists = NONEMPTY(p->directory_http_exists);
+	o->http_unknown = NONEMPTY(p->directory_http_unknown);
+	o->http_expect = NONEMPTY(p->directory_http_expect);
+#undef NONEMPTY
+	o->timeout_ms = (unsigned)p->directory_timeout;
+	o->max_requests = (unsigned)p->directory_max_requests;
+	o->positive_ttl_ms = (uint32_t)p->directory_positive_ttl;
+	o->negative_ttl_ms = (uint32_t)p->directory_negative_ttl;
+}
+
+gwm_mode gwm_config_mode(const gwm_config *c, const gw_route *route)
+{
+	size_t i;
+
+	for (i = 0; route != NULL && i < c->nroute_modes; i++)
+		if (strcasecmp(c->route_modes[i].key, route->key) == 0)
+			return c->route_modes[i].mode;
+	return (gwm_mode)c->opt.directory_mode;
+}
+
 /* --- routes ---------------------------------------------------------------- */
 
 int gwm_config_check_route(const gwm_config *c, const gw_route *route, char *err, size_t errlen)
@@ -647,6 +878,8 @@ gwm_config *gwm_config_load(const char *path, char *err, size_t errlen)
 		key_err(c, "shared_state", err, errlen, "%s", e);
 		goto fail;
 	}
+	if (load_directory(c, &x) != 0)
+		goto fail;
 	return c;
 fail:
 	gwm_config_free(&c);
@@ -671,6 +904,14 @@ void gwm_config_free(gwm_config **cp)
 	free(c->local_mailers);
 	gwm_prvs_conf_clear(&c->prvs);
 	free(c->prvs_nets);
+	for (i = 0; i < c->nroute_modes; i++)
+		free(c->route_modes[i].key);
+	free(c->route_modes);
+	for (i = 0; i < c->nroute_urls; i++) {
+		free(c->route_urls[i].key);
+		free(c->route_urls[i].url);
+	}
+	free(c->route_urls);
 	free(c->path);
 	free(c);
 	*cp = NULL;
@@ -779,10 +1020,55 @@ static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
 static gwm_snapshot *current;
 static atomic_uint generations;
 
+/* The snapshot's directories: directory_url's, and one per directory_urls line. */
+static int snapshot_dirs(gwm_snapshot *s, gw_cache *cache, const gw_clock *clock, char *e, size_t elen)
+{
+	const gwm_config *c = s->conf;
+	gw_dir_opts o;
+	size_t i;
+
+	gwm_config_dir_opts(c, &o);
+	if (o.url != NULL && (s->dir = gw_directory_new(&o, cache, clock, e, elen)) == NULL)
+		return -1;
+	if (c->nroute_urls == 0)
+		return 0;
+	if ((s->route_dirs = calloc(c->nroute_urls, sizeof(*s->route_dirs))) == NULL) {
+		snprintf(e, elen, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < c->nroute_urls; i++) {
+		o.url = c->route_urls[i].url;
+		if ((s->route_dirs[i] = gw_directory_new(&o, cache, clock, e, elen)) == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+static void snapshot_free(gwm_snapshot *s)
+{
+	size_t i;
+
+	gw_callahead_free(&s->ca);
+	gw_directory_free(&s->dir);
+	for (i = 0; s->route_dirs != NULL && i < s->conf->nroute_urls; i++)
+		gw_directory_free(&s->route_dirs[i]);
+	free(s->route_dirs);
+	gwm_config_free(&s->conf);
+	free(s);
+}
+
+gw_directory *gwm_snapshot_dir(const gwm_snapshot *s, const gw_route *route)
+{
+	long i = gwm_config_route_url(s->conf, route);
+
+	return i >= 0 && s->route_dirs != NULL ? s->route_dirs[i] : s->dir;
+}
+
 gwm_snapshot *gwm_snapshot_new(gwm_config *conf, gw_cache *cache, const gw_clock *clock)
 {
 	gwm_snapshot *s = calloc(1, sizeof(*s));
 	gw_ca_opts o;
+	char e[512];
 	int saved;
 
 	if (s == NULL) {
@@ -795,6 +1081,13 @@ gwm_snapshot *gwm_snapshot_new(gwm_config *conf, gw_cache *cache, const gw_clock
 		gwm_config_free(&conf);
 		free(s);
 		errno = saved;
+		return NULL;
+	}
+	s->conf = conf;
+	if (snapshot_dirs(s, cache, clock, e, sizeof(e)) != 0) {
+		gw_log(GW_LOG_ERR, "config", "file=%s directory: %s", conf->path, e);
+		snapshot_free(s);
+		errno = EINVAL;
 		return NULL;
 	}
 	/* Checked at load; process-wide, so the newest snapshot's servers serve every lookup. */
@@ -821,9 +1114,7 @@ void gwm_snapshot_unref(gwm_snapshot **sp)
 	*sp = NULL;
 	if (atomic_fetch_sub(&s->refs, 1) != 1)
 		return;
-	gw_callahead_free(&s->ca);
-	gwm_config_free(&s->conf);
-	free(s);
+	snapshot_free(s);
 }
 
 void gwm_current_set(gwm_snapshot *s)

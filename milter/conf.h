@@ -9,8 +9,8 @@
  * the PRVS key ring (a key file others may read is refused, naming the file);
  * every error names file:line. It starts no threads, so -n uses it as it is.
  *
- * A gwm_snapshot is a loaded configuration plus the call-ahead engine built
- * from it. Each milter connection takes a reference at connect and drops it
+ * A gwm_snapshot is a loaded configuration plus the call-ahead engine and
+ * the directory client built from it. Each milter connection takes a reference at connect and drops it
  * at close; a reload builds a new snapshot and makes it current, and the old
  * one is freed when its last connection closes. The cache is not part of a
  * snapshot: the caller passes the same one to every engine, so reloads keep
@@ -32,6 +32,8 @@
 #include "gw/callahead.h"
 #include "gw/config.h"
 #include "gw/route.h"
+#include "dir_check.h"
+#include "gw/directory.h"
 #include "prvs_filter.h"
 
 #define GWM_DEFAULT_CONFIG "/etc/gw/gw.conf"
@@ -76,6 +78,12 @@ typedef struct gwm_options {
 	long flood_hook_timeout, flood_hook_retries;
 	char *shared_state;
 	long shared_refresh;
+	char *directory_url, *directory_urls;
+	int directory_mode; /* index into gwm_mode_words: a gwm_mode */
+	char *directory_routes;
+	long directory_timeout, directory_max_requests, directory_positive_ttl, directory_negative_ttl;
+	char *directory_ca_file, *directory_credentials;
+	char *directory_http_exists, *directory_http_unknown, *directory_http_expect;
 } gwm_options;
 
 extern const gw_option gwm_option[];
@@ -86,6 +94,17 @@ typedef struct gwm_net {
 	unsigned char addr[16];
 	unsigned prefix;
 } gwm_net;
+
+/* A directory_routes entry: a route key as written in the route file, and its check mode. */
+typedef struct gwm_route_mode {
+	char *key;
+	gwm_mode mode;
+} gwm_route_mode;
+
+/* A line of the directory_urls file: a route key and that route's own URL template. */
+typedef struct gwm_route_url {
+	char *key, *url;
+} gwm_route_url;
 
 typedef struct gwm_config {
 	char *path;
@@ -110,6 +129,10 @@ typedef struct gwm_config {
 	/* shared_state = redis://HOST[:PORT][/DB]; redis_host "" when not set */
 	char redis_host[256];
 	int redis_port, redis_db;
+	gwm_route_mode *route_modes; /* directory_routes */
+	size_t nroute_modes;
+	gwm_route_url *route_urls; /* the directory_urls file */
+	size_t nroute_urls;
 } gwm_config;
 
 /* Load and check path. NULL with err "file:line: message" (or "file: message"). */
@@ -117,6 +140,13 @@ gwm_config *gwm_config_load(const char *path, char *err, size_t errlen);
 void gwm_config_free(gwm_config **conf);
 /* The engine options the configuration describes (pointers into conf). */
 void gwm_config_ca_opts(const gwm_config *conf, gw_ca_opts *opts_r);
+
+/* The directory options the configuration describes (pointers into conf); url NULL when none. */
+void gwm_config_dir_opts(const gwm_config *conf, gw_dir_opts *opts_r);
+/* The index in route_urls of the route's own URL, or -1 (directory_url applies). */
+long gwm_config_route_url(const gwm_config *conf, const gw_route *route);
+/* The check mode of a route: its directory_routes entry, else directory_mode. */
+gwm_mode gwm_config_mode(const gwm_config *conf, const gw_route *route);
 
 /* Is the client address (sockaddr from the MTA) in a skip network? */
 int gwm_config_skip_client(const gwm_config *conf, const struct sockaddr *sa);
@@ -132,7 +162,9 @@ int gwm_config_check_route(const gwm_config *conf, const gw_route *route, char *
 typedef struct gwm_snapshot {
 	gwm_config *conf;
 	gw_callahead *ca;
-	unsigned generation; /* 1 for the first, +1 per reload */
+	gw_directory *dir;         /* NULL without directory_url */
+	gw_directory **route_dirs; /* one per conf->route_urls entry */
+	unsigned generation;       /* 1 for the first, +1 per reload */
 	/* private */
 	atomic_int refs;
 } gwm_snapshot;
@@ -142,6 +174,9 @@ gwm_snapshot *gwm_snapshot_new(gwm_config *conf, gw_cache *cache, const gw_clock
 void gwm_snapshot_ref(gwm_snapshot *s);
 /* Drop a reference; the last one frees the engine and the configuration. Sets *s to NULL. */
 void gwm_snapshot_unref(gwm_snapshot **s);
+
+/* The directory for route: its own (directory_urls), else directory_url's; NULL if none. */
+gw_directory *gwm_snapshot_dir(const gwm_snapshot *s, const gw_route *route);
 
 /* Make s current (the table takes its own reference; NULL drops the current one). */
 void gwm_current_set(gwm_snapshot *s);

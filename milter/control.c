@@ -83,6 +83,57 @@ int gwm_control_listen(const char *path, uid_t uid, gid_t gid, char *err, size_t
 	return fd;
 }
 
+/* Add one directory's counters to sum. */
+static void dir_stats_add(gw_directory *d, gw_dir_stats *sum)
+{
+	gw_dir_stats x;
+	size_t i;
+
+	if (d == NULL)
+		return;
+	gw_dir_stats_get(d, &x);
+	sum->lookups += x.lookups;
+	sum->exists += x.exists;
+	sum->unknown += x.unknown;
+	sum->temporary += x.temporary;
+	sum->from_cache += x.from_cache;
+	sum->limited += x.limited;
+	sum->bad_input += x.bad_input;
+	sum->requests += x.requests;
+	sum->latency_ms_total += x.latency_ms_total;
+	if (x.latency_ms_max > sum->latency_ms_max)
+		sum->latency_ms_max = x.latency_ms_max;
+	for (i = 0; i < GW_DIR_LAT_BUCKETS; i++)
+		sum->latency[i] += x.latency[i];
+	sum->in_flight += x.in_flight;
+}
+
+/* Append the answers by kind and the request latencies of every directory of s (directory_url,
+ * directory_urls). */
+static void dir_stats(const gwm_snapshot *s, char *out, size_t outlen)
+{
+	gw_dir_stats ds;
+	size_t l = strlen(out), i;
+
+	memset(&ds, 0, sizeof(ds));
+	dir_stats_add(s->dir, &ds);
+	for (i = 0; s->route_dirs != NULL && i < s->conf->nroute_urls; i++)
+		dir_stats_add(s->route_dirs[i], &ds);
+	snprintf(out + l, outlen - l,
+		 " dir_lookups=%llu dir_exists=%llu dir_unknown=%llu dir_temporary=%llu dir_cache_hits=%llu "
+		 "dir_limited=%llu dir_bad_input=%llu dir_requests=%llu dir_in_flight=%u dir_ms_total=%llu "
+		 "dir_ms_max=%llu dir_ms_le10=%llu dir_ms_le100=%llu dir_ms_le1000=%llu dir_ms_le5000=%llu "
+		 "dir_ms_over5000=%llu",
+		 (unsigned long long)ds.lookups, (unsigned long long)ds.exists,
+		 (unsigned long long)ds.unknown, (unsigned long long)ds.temporary,
+		 (unsigned long long)ds.from_cache, (unsigned long long)ds.limited,
+		 (unsigned long long)ds.bad_input, (unsigned long long)ds.requests, ds.in_flight,
+		 (unsigned long long)ds.latency_ms_total, (unsigned long long)ds.latency_ms_max,
+		 (unsigned long long)ds.latency[0], (unsigned long long)ds.latency[1],
+		 (unsigned long long)ds.latency[2], (unsigned long long)ds.latency[3],
+		 (unsigned long long)ds.latency[4]);
+}
+
 static void answer_stats(char *out, size_t outlen)
 {
 	gwm_snapshot *s = gwm_current_get();
@@ -109,6 +160,8 @@ static void answer_stats(char *out, size_t outlen)
 		 (unsigned long long)cb.rcpts, (unsigned long long)cb.skips, (unsigned long long)cb.bad_input,
 		 (unsigned long long)cb.unknown_limited, (unsigned long long)cb.fail_open,
 		 (unsigned long long)cb.connections, cb.ul_clients, s->generation);
+	if (s->dir != NULL || s->route_dirs != NULL)
+		dir_stats(s, out, outlen);
 	gwm_snapshot_unref(&s);
 }
 
@@ -118,7 +171,7 @@ static void answer_purge(const char *arg, char *out, size_t outlen)
 	gw_path p;
 	const char *why = NULL;
 	char rcpt[GW_PATH_MAX + 1];
-	size_t n;
+	size_t n, i;
 
 	if (strcasecmp(arg, "all") != 0 &&
 	    gw_path_parse(arg, strlen(arg), GW_PATH_BARE | GW_PATH_SMTPUTF8, &p, &why) != 0) {
@@ -135,6 +188,10 @@ static void answer_purge(const char *arg, char *out, size_t outlen)
 		/* The same normal form the callbacks check with, so the cache key matches. */
 		gw_mailbox_format(&p.mbox, rcpt, sizeof(rcpt));
 		n = gw_ca_purge(s->ca, rcpt);
+		if (s->dir != NULL)
+			n += (size_t)gw_dir_purge(s->dir, rcpt);
+		for (i = 0; s->route_dirs != NULL && i < s->conf->nroute_urls; i++)
+			n += (size_t)gw_dir_purge(s->route_dirs[i], rcpt);
 	}
 	gwm_snapshot_unref(&s);
 	snprintf(out, outlen, "ok purged=%zu", n);

@@ -190,6 +190,25 @@ void gwm_reply_for_result(const gwm_reply_opts *o, const char *rcpt, const gw_ca
 	fix_class(r);
 }
 
+void gwm_reply_directory(const char *rcpt, gw_dir_answer a, gwm_reply *r)
+{
+	clear(r);
+	if (a == GW_DIR_EXISTS)
+		return;
+	if (a == GW_DIR_UNKNOWN) {
+		r->action = SMFIS_REJECT;
+		r->verdict = "reject";
+		set_codes(r, "550", "5.1.1");
+		set_text(r, rcpt, REJECT_TEXT, NULL);
+	} else {
+		r->action = SMFIS_TEMPFAIL;
+		r->verdict = "tempfail";
+		set_codes(r, "451", "4.4.3");
+		set_text(r, rcpt, TEMPFAIL_TEXT, NULL);
+	}
+	fix_class(r);
+}
+
 void gwm_reply_bad_input(const char *why, gwm_reply *r)
 {
 	char what[160];

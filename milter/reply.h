@@ -12,6 +12,7 @@
  *   bad recipient syntax  -> 501 5.1.3, SMFIS_REJECT
  *   unknown-recipient cap -> 451 4.7.1, SMFIS_TEMPFAIL
  *   flood guard           -> 451 4.7.1, SMFIS_TEMPFAIL (high-load mode)
+ *   directory answers     -> exists: accept; unknown: 550 5.1.1; temporary: 451 4.4.3
  *
  * With reveal_internal the internal MTA's host and reply are appended. Every
  * text goes through gwm_reply_sanitize: printable ASCII only, '%' doubled
@@ -29,6 +30,7 @@
 #include <libmilter/mfapi.h>
 
 #include "gw/callahead.h"
+#include "gw/directory.h"
 
 /* The longest reply text kept, NUL included; below libmilter's MAXREPLYLEN (980). */
 #define GWM_REPLY_TEXT_MAX 900
@@ -50,6 +52,12 @@ typedef struct gwm_reply {
 
 /* The reply for a call-ahead result on rcpt ("local@domain"). */
 void gwm_reply_for_result(const gwm_reply_opts *o, const char *rcpt, const gw_ca_result *res, gwm_reply *r);
+/*
+ * The reply for a directory answer on rcpt: exists -> accept; unknown -> 550
+ * 5.1.1 (as a call-ahead reject); temporary -> 451 4.4.3 (directory server
+ * failure), never a 5xx.
+ */
+void gwm_reply_directory(const char *rcpt, gw_dir_answer a, gwm_reply *r);
 /* 501 5.1.3 for a recipient that does not parse; why is a static message from the parser. */
 void gwm_reply_bad_input(const char *why, gwm_reply *r);
 /* 451 4.7.1: too many unknown recipients from this client. */

@@ -27,6 +27,7 @@
 
 #include "gw/callahead.h"
 #include "gw/client.h"
+#include "gw/directory.h"
 #include "gw/lmtp.h"
 #include "gw/log.h"
 #include "gw/proto.h"
@@ -104,6 +105,30 @@ static int is_verdict(int v)
 	case GW_VERDICT_ACCEPT:
 	case GW_VERDICT_REJECT:
 	case GW_VERDICT_TEMPFAIL:
+		return 1;
+	}
+	return 0;
+}
+
+static int is_dir_answer(int v)
+{
+	switch ((gw_dir_answer)v) {
+	case GW_DIR_EXISTS:
+	case GW_DIR_UNKNOWN:
+	case GW_DIR_TEMPORARY:
+		return 1;
+	}
+	return 0;
+}
+
+static int is_dir_source(int v)
+{
+	switch ((gw_dir_source)v) {
+	case GW_DIR_SRC_CACHE:
+	case GW_DIR_SRC_LDAP:
+	case GW_DIR_SRC_HTTP:
+	case GW_DIR_SRC_LIMIT:
+	case GW_DIR_SRC_INPUT:
 		return 1;
 	}
 	return 0;
@@ -210,6 +235,14 @@ static const char *verdict_str(int v)
 {
 	return gw_verdict_str((gw_verdict)v);
 }
+static const char *dir_answer_str(int v)
+{
+	return gw_dir_answer_str((gw_dir_answer)v);
+}
+static const char *dir_source_str(int v)
+{
+	return gw_dir_source_str((gw_dir_source)v);
+}
 static const char *ca_source_str(int v)
 {
 	return gw_ca_source_str((gw_ca_source)v);
@@ -245,6 +278,8 @@ static const enum_case enums[] = {
     {"gw_tls_policy", &gwn_tls_policy, is_tls_policy, tls_policy_str},
     {"gw_verdict", &gwn_verdict, is_verdict, verdict_str},
     {"gw_ca_source", &gwn_ca_source, is_ca_source, ca_source_str},
+    {"gw_dir_answer", &gwn_dir_answer, is_dir_answer, dir_answer_str},
+    {"gw_dir_source", &gwn_dir_source, is_dir_source, dir_source_str},
     {"gw_lmtp_state", &gwn_lmtp_state, is_lmtp_state, lmtp_state_str},
     {"gw_lmtp_stage", &gwn_lmtp_stage, is_lmtp_stage, lmtp_stage_str},
     {"gw_prvs_result", &gwn_prvs_result, is_prvs_result, prvs_result_str},
