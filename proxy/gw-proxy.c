@@ -5,6 +5,7 @@
  *   gw-proxy -n [-c FILE]               check FILE; exit 0 or 78
  *   gw-proxy -d [-c FILE]               print every key with its effective value
  *   gw-proxy -C CONTROL_SOCKET stats    counters of the running daemon
+ *   gw-proxy -C CONTROL_SOCKET retired  pool addresses out of use, per destination
  *
  * Tenant MTAs send through it: connections the kernel redirected to a
  * redirect_listen port go to their original destination, connections on a
@@ -80,11 +81,12 @@ static pthread_cond_t sessions_cond = PTHREAD_COND_INITIALIZER;
 static instance *current;
 static unsigned sessions;
 static gwp_stats stats; /* process-wide: survives reloads */
+static gwp_pool *pool;  /* likewise: retired addresses outlive a reload */
 
 static void usage(void)
 {
 	fprintf(stderr, "usage: gw-proxy [-f] [-n] [-d] [-c FILE] [-u USER]\n"
-			"       gw-proxy -C CONTROL_SOCKET stats\n");
+			"       gw-proxy -C CONTROL_SOCKET stats|retired\n");
 }
 
 static void instance_unref(instance *in)
@@ -119,6 +121,7 @@ static instance *instance_new(gwp_config *c, char *err, size_t errlen)
 	in->env.conf = c;
 	in->env.slog = in->slog;
 	in->env.stats = &stats;
+	in->env.pool = pool;
 	atomic_init(&in->refs, 1);
 	return in;
 }
@@ -256,7 +259,7 @@ static void accept_one(const listener *l)
 
 static void control_serve(int cfd)
 {
-	char cmd[64], out[1024];
+	char cmd[64], out[8192];
 	struct pollfd p;
 	ssize_t n;
 	int fd = accept4(cfd, NULL, NULL, SOCK_CLOEXEC);
@@ -277,14 +280,19 @@ static void control_serve(int cfd)
 			    out, sizeof(out),
 			    "sessions=%u sessions_total=%lu refused_not_redirected=%lu upstream_failures=%lu "
 			    "messages=%lu messages_refused=%lu rcpts_accepted=%lu rcpts_refused=%lu "
-			    "bytes=%lu\n",
+			    "bytes=%lu pool_retired=%lu pool_all_retired=%lu\n",
 			    now, atomic_load(&stats.sessions_total),
 			    atomic_load(&stats.refused_not_redirected), atomic_load(&stats.upstream_failures),
 			    atomic_load(&stats.messages), atomic_load(&stats.messages_refused),
 			    atomic_load(&stats.rcpts_accepted), atomic_load(&stats.rcpts_refused),
-			    atomic_load(&stats.bytes));
+			    atomic_load(&stats.bytes), atomic_load(&stats.pool_retired),
+			    atomic_load(&stats.pool_all_retired));
+		} else if (strcmp(cmd, "retired") == 0) {
+			size_t k = gwp_pool_list(pool, out, sizeof(out) - 16);
+			size_t l = strlen(out);
+			snprintf(out + l, sizeof(out) - l, "retired=%zu\n", k);
 		} else {
-			snprintf(out, sizeof(out), "error: unknown command (try: stats)\n");
+			snprintf(out, sizeof(out), "error: unknown command (try: stats, retired)\n");
 		}
 		(void)!write(fd, out, strlen(out));
 	}
@@ -434,6 +442,10 @@ static int run(gwp_config *c, int foreground)
 	if (pipe2(wake_pipe, O_CLOEXEC) != 0)
 		goto fail;
 	drain_ms = c->opt.reply_timeout + 5000;
+	if ((pool = gwp_pool_new(NULL)) == NULL) {
+		gw_log(GW_LOG_ERR, "start", "error=\"out of memory\"");
+		goto fail;
+	}
 	if ((in = instance_new(c, err, sizeof(err))) == NULL) {
 		c = NULL;
 		gw_log(GW_LOG_ERR, "start", "error=\"%s\"", err);
@@ -478,6 +490,7 @@ fail:
 	if (pid_file != NULL)
 		(void)unlink(pid_file);
 	free(pid_file);
+	gwp_pool_free(&pool);
 	free(ctl_path);
 	return rc;
 }

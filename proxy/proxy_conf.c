@@ -1,6 +1,7 @@
 /*
  * proxy_conf.c - gw-proxy.conf: the option table and the checks it cannot express.
  */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,16 @@ const gw_option gwp_option[] = {
     OPT("message_size_limit", GW_OPT_SIZE, "50m",
 	"largest message relayed (a destination's smaller SIZE wins)", message_size_limit, 1024, 1L << 40,
 	NULL),
+    OPT("pool", GW_OPT_LIST, NULL,
+	"source addresses (IPv4, IPv6) connections to destinations bind to, first usable first; empty: "
+	"the system's choice",
+	pool, 0, 0, NULL),
+    OPT("pool_retire_time", GW_OPT_DURATION, "1h",
+	"how long an address a destination refused as blocklisted stays out of use for it", pool_retire_time,
+	1000, S(30L * 86400), NULL),
+    OPT("pool_blocklist_words", GW_OPT_LIST, "listed blocked blacklist blocklist rbl spamhaus reputation",
+	"words (case-insensitive) that make a 550, 554 or 5.7.1 reply a blocklist verdict",
+	pool_blocklist_words, 0, 0, NULL),
     {NULL, 0, NULL, NULL, 0, 0, 0, NULL}};
 
 static void key_err(const gwp_config *c, const char *key, char *err, size_t errlen, const char *msg)
@@ -120,6 +131,56 @@ static int parse_listeners(gwp_config *c, const char *key, const char *value, gw
 	x.hops = hops;
 	x.n = n;
 	if (value == NULL || gw_config_list_foreach(value, add_listen, &x) == 0)
+		return 0;
+	key_err(c, key, err, errlen, x.bad);
+	{
+		size_t l = strlen(err);
+		snprintf(err + l, errlen - l, " (%s)", x.item);
+	}
+	return -1;
+}
+
+typedef struct words_ctx {
+	char **v;
+	size_t *n, max;
+	int family_check;
+	const char *bad;
+	char item[512];
+} words_ctx;
+
+static int add_word(const char *item, size_t len, void *arg)
+{
+	words_ctx *x = arg;
+	unsigned char a[16];
+
+	snprintf(x->item, sizeof(x->item), "%.*s", (int)len, item);
+	if (*x->n >= x->max) {
+		x->bad = "too many items";
+		return 1;
+	}
+	if (x->family_check && inet_pton(AF_INET, x->item, a) != 1 && inet_pton(AF_INET6, x->item, a) != 1) {
+		x->bad = "want a numeric IPv4 or IPv6 address";
+		return 1;
+	}
+	if ((x->v[*x->n] = strdup(x->item)) == NULL) {
+		x->bad = "out of memory";
+		return 1;
+	}
+	(*x->n)++;
+	return 0;
+}
+
+static int parse_words(gwp_config *c, const char *key, const char *value, char **v, size_t *n, size_t max,
+		       int family_check, char *err, size_t errlen)
+{
+	words_ctx x;
+
+	memset(&x, 0, sizeof(x));
+	x.v = v;
+	x.n = n;
+	x.max = max;
+	x.family_check = family_check;
+	if (value == NULL || gw_config_list_foreach(value, add_word, &x) == 0)
 		return 0;
 	key_err(c, key, err, errlen, x.bad);
 	{
@@ -182,6 +243,10 @@ gwp_config *gwp_config_load(const char *path, char *err, size_t errlen)
 			goto fail;
 		}
 	}
+	if (parse_words(c, "pool", c->opt.pool, c->pool, &c->npool, GWP_POOL_MAX, 1, err, errlen) != 0 ||
+	    parse_words(c, "pool_blocklist_words", c->opt.pool_blocklist_words, c->words, &c->nwords,
+			GWP_WORDS_MAX, 0, err, errlen) != 0)
+		goto fail;
 	return c;
 fail:
 	gwp_config_free(&c);
@@ -196,6 +261,10 @@ void gwp_config_free(gwp_config **cp)
 		return;
 	gw_config_free(gwp_option, &c->opt);
 	gwp_tls_map_free(&c->tls_map);
+	while (c->npool > 0)
+		free(c->pool[--c->npool]);
+	while (c->nwords > 0)
+		free(c->words[--c->nwords]);
 	free(c->path);
 	free(c);
 	*cp = NULL;

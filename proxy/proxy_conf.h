@@ -21,6 +21,8 @@
 
 #define GWP_DEFAULT_CONFIG "/etc/gw/gw-proxy.conf"
 #define GWP_LISTEN_MAX     8
+#define GWP_POOL_MAX       64
+#define GWP_WORDS_MAX      64
 
 typedef struct gwp_options {
 	char *listen, *redirect_listen, *upstream;
@@ -34,6 +36,8 @@ typedef struct gwp_options {
 	char *tls_ca_file, *tls_policy;
 	long connect_timeout, reply_timeout, command_timeout;
 	long max_sessions, max_rcpts, message_size_limit;
+	char *pool, *pool_blocklist_words;
+	long pool_retire_time;
 } gwp_options;
 
 typedef struct gwp_config {
@@ -45,8 +49,12 @@ typedef struct gwp_config {
 	size_t nredirect;
 	int has_upstream; /* plain listeners relay to upstream; else MX of the recipients' domain */
 	gw_nexthop upstream;
-	int log_level;        /* syslog priority */
-	gwp_tls_map *tls_map; /* NULL when no tls_policy file is set */
+	int log_level;            /* syslog priority */
+	gwp_tls_map *tls_map;     /* NULL when no tls_policy file is set */
+	char *pool[GWP_POOL_MAX]; /* numeric source addresses, in order of preference */
+	size_t npool;
+	char *words[GWP_WORDS_MAX]; /* blocklist words */
+	size_t nwords;
 } gwp_config;
 
 extern const gw_option gwp_option[];

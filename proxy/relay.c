@@ -74,10 +74,44 @@ static void format_path(const gw_path *p, char *out, size_t outlen)
 				      p->params[i].has_value ? "=" : "", p->params[i].value);
 }
 
+/* A blocklist verdict on the address up is bound to: out of use for that destination for a while. */
+static void pool_retire(gwp_relay *r, const char *why)
+{
+	const gwp_config *c = r->env->conf;
+
+	if (r->env->pool == NULL || r->up_bind[0] == '\0')
+		return;
+	if (gwp_pool_retire(r->env->pool, r->up_bind, r->up_key, c->opt.pool_retire_time))
+		atomic_fetch_add(&r->env->stats->pool_retired, 1);
+	slogf(r, "|<", "! pool: address %s retired for %s for %lds: %s", r->up_bind, r->up_key,
+	      c->opt.pool_retire_time / 1000, why);
+	gw_log(GW_LOG_WARNING, "pool", "address=%s destination=%s retired=%lds reply=\"%s\"", r->up_bind,
+	       r->up_key, c->opt.pool_retire_time / 1000, why);
+}
+
+/* A reply of the destination: a blocklist verdict retires the address. */
+static void pool_check(gwp_relay *r, const gw_reply *rep)
+{
+	const gwp_config *c = r->env->conf;
+	char why[GW_REPLY_TEXT_MAX + 32];
+	size_t i;
+
+	if (r->env->pool == NULL || r->up_bind[0] == '\0' || !gwp_blocklisted(rep, c->words, c->nwords))
+		return;
+	snprintf(why, sizeof(why), "%d%s%s %s", rep->code, rep->enh[0] ? " " : "", rep->enh, rep->text);
+	for (i = 0; why[i] != '\0'; i++)
+		if (why[i] == '\n' || why[i] == '"')
+			why[i] = why[i] == '\n' ? ' ' : '\'';
+	pool_retire(r, why);
+}
+
 /* Answer the engine's pending MAIL, RCPT or end of data with rep, as the client will see it. */
 static void answer(gwp_relay *r, const gw_reply *rep, long ms)
 {
 	const char *enh = rep->enh[0] != '\0' && rep->enh[0] - '0' == rep->code / 100 ? rep->enh : NULL;
+
+	if (ms >= 0) /* the destination's own reply */
+		pool_check(r, rep);
 
 	gwp_slog_reply(r->env->slog, r->sid, "<-", rep, ms);
 	if (gw_srv_reply(r->srv, rep->code, enh, rep->text) != 0)
@@ -148,8 +182,22 @@ static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 	int64_t t0;
 
 	gw_tls_policy tls = gwp_tls_map_lookup(c->tls_map, hop->host, (gw_tls_policy)c->opt.tls);
+	char bind[64] = "";
 
-	if (r->up != NULL && r->up_tls != tls) /* another destination, another policy: another client */
+	snprintf(r->up_key, sizeof(r->up_key), "%s", hop->host);
+	if (r->env->pool != NULL && c->npool > 0) {
+		int all = 0;
+		int i =
+		    gwp_pool_choose(r->env->pool, (const char *const *)c->pool, c->npool, r->up_key, &all);
+		snprintf(bind, sizeof(bind), "%s", c->pool[i]);
+		if (all) {
+			atomic_fetch_add(&r->env->stats->pool_all_retired, 1);
+			slogf(r, "|>", "! pool: every address retired for %s; %s retired longest ago",
+			      r->up_key, bind);
+		}
+	}
+	/* another policy or another source address: another client */
+	if (r->up != NULL && (r->up_tls != tls || strcmp(r->up_bind, bind) != 0))
 		gw_client_free(&r->up);
 	if (r->up == NULL) {
 		gw_client_opts o;
@@ -162,7 +210,9 @@ static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 		o.tls_ca_file =
 		    c->opt.tls_ca_file != NULL && c->opt.tls_ca_file[0] ? c->opt.tls_ca_file : NULL;
 		o.default_port = (unsigned)c->opt.smtp_port;
+		o.bind_address = bind[0] ? bind : NULL;
 		r->up_tls = tls;
+		snprintf(r->up_bind, sizeof(r->up_bind), "%s", bind);
 		if ((r->up = gw_client_new(&o)) == NULL) {
 			set_reply(rep, 451, "4.3.0", "out of memory");
 			return GW_E_LOCAL;
@@ -171,7 +221,8 @@ static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 		gw_client_close(r->up);
 	}
 	gw_nexthop_format(hop, h, sizeof(h));
-	slogf(r, "|>", "connect %s, EHLO %s, tls %s", h, c->opt.helo_name, gw_tls_policy_str(tls));
+	slogf(r, "|>", "connect %s%s%s, EHLO %s, tls %s", h, bind[0] ? " from " : "", bind, c->opt.helo_name,
+	      gw_tls_policy_str(tls));
 	t0 = gw_now_ms();
 	memset(rep, 0, sizeof(*rep));
 	st = gw_client_open(r->up, hop, rep);
@@ -182,14 +233,21 @@ static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 		snprintf(text, sizeof(text), "250 ready at %s caps=%s tls=%s", gw_client_peer(r->up),
 			 caps[0] ? caps : "-", r->tls_out[0] ? r->tls_out : "none");
 		gwp_slog_line(r->env->slog, r->sid, "|<", text, strlen(text), since(t0));
+		if (r->env->pool != NULL && bind[0])
+			gwp_pool_ok(r->env->pool, bind, r->up_key);
 	} else if (st == GW_E_REJECTED) {
 		gwp_slog_reply(r->env->slog, r->sid, "|<", rep, since(t0));
+		pool_check(r, rep);
 	} else {
 		char text[400];
 		snprintf(text, sizeof(text), "! %s at %s: %s", gw_status_str(st),
 			 gw_stage_str(gw_client_stage(r->up)), gw_client_error(r->up));
 		gwp_slog_line(r->env->slog, r->sid, "|<", text, strlen(text), since(t0));
 		atomic_fetch_add(&r->env->stats->upstream_failures, 1);
+		/* refused from this address while another one gets in: the address is what it refuses */
+		if (st == GW_E_REFUSED && r->env->pool != NULL && bind[0] &&
+		    gwp_pool_accepts_others(r->env->pool, bind, r->up_key, c->opt.pool_retire_time))
+			pool_retire(r, "connection refused; other addresses accepted");
 	}
 	return st;
 }

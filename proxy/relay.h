@@ -48,6 +48,7 @@
 
 #include "gw/client.h"
 #include "gw/server.h"
+#include "pool.h"
 #include "proxy_conf.h"
 #include "slog.h"
 
@@ -55,12 +56,14 @@
 typedef struct gwp_stats {
 	atomic_ulong sessions_total, refused_not_redirected, upstream_failures;
 	atomic_ulong messages, messages_refused, rcpts_accepted, rcpts_refused, bytes;
+	atomic_ulong pool_retired, pool_all_retired;
 } gwp_stats;
 
 typedef struct gwp_env {
 	const gwp_config *conf;
 	gwp_slog *slog;
 	gwp_stats *stats;
+	gwp_pool *pool; /* the outbound address table (NULL: no pool) */
 } gwp_env;
 
 typedef enum gwp_dest_mode { GWP_DEST_HOP = 0, GWP_DEST_MX = 1 } gwp_dest_mode;
@@ -74,8 +77,10 @@ typedef struct gwp_relay {
 	gw_nexthop hop;              /* GWP_DEST_HOP */
 	char dest[GW_HOST_MAX + 16]; /* for logs: the hop, or the MX domain */
 	gw_client *up;
-	gw_tls_policy up_tls; /* the STARTTLS policy up was made with */
-	gw_reply refusal;     /* greeting/EHLO refusal (code 0: none): the answer to MAIL */
+	gw_tls_policy up_tls;          /* the STARTTLS policy up was made with */
+	char up_bind[64];              /* the pool address up binds to ("": none) */
+	char up_key[GW_HOST_MAX + 16]; /* the destination host of up, for the pool */
+	gw_reply refusal;              /* greeting/EHLO refusal (code 0: none): the answer to MAIL */
 	/* MX mode: the held MAIL and the transaction's domain */
 	char mail_cmd[GW_PATH_MAX + GW_PARAMS_MAX * (GW_PARAM_KEY_MAX + GW_PARAM_VALUE_MAX + 2) + 16];
 	int mail_held;

@@ -1,0 +1,54 @@
+/*
+ * pool.h - the outbound address pool: which source address a connection to
+ * a destination binds to, and which addresses a destination has refused as
+ * blocklisted.
+ *
+ * The table is process-wide (it survives reloads, like the counters): one
+ * entry per (address, destination) seen, holding when the destination last
+ * accepted that address and until when the address is retired for it. The
+ * addresses themselves come from the configuration at each choice, so a
+ * reload that changes the pool needs nothing here.
+ *
+ * Choice: the first address of the tenant's list not retired for the
+ * destination; when every one is retired, the one retired longest ago (mail
+ * keeps going out and the destination's verdict reaches the tenant, rather
+ * than the proxy inventing a 4xx of its own).
+ *
+ * Blocklist verdicts: a 550, a 554 or an enhanced 5.7.1 whose text holds
+ * one of the configured words (case-insensitive).
+ *
+ * Does not defend against: a destination that blocks a whole network (every
+ * address gets retired in turn), or more than GWP_POOL_ENTRIES pairs at once
+ * (the stalest entry makes room).
+ */
+#ifndef GWP_POOL_H
+#define GWP_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gw/reply.h"
+
+#define GWP_POOL_ENTRIES 4096
+
+typedef struct gwp_pool gwp_pool;
+
+/* now: the clock in ms (NULL: gw_now_ms); tests inject their own. */
+gwp_pool *gwp_pool_new(int64_t (*now)(void));
+void gwp_pool_free(gwp_pool **p);
+
+/* Index in addrs[n] to bind to for dest; *fallback set when every address is retired. -1 when n is 0. */
+int gwp_pool_choose(gwp_pool *p, const char *const *addrs, size_t n, const char *dest, int *fallback);
+/* Retire addr for dest for ttl_ms. 1 when it was usable before, 0 when it was retired already. */
+int gwp_pool_retire(gwp_pool *p, const char *addr, const char *dest, int64_t ttl_ms);
+/* dest accepted a session from addr. */
+void gwp_pool_ok(gwp_pool *p, const char *addr, const char *dest);
+/* 1 when dest accepted another address than addr within the last window_ms. */
+int gwp_pool_accepts_others(gwp_pool *p, const char *addr, const char *dest, int64_t window_ms);
+/* The retired pairs, one line each: "ADDRESS DESTINATION retired=SECONDS_AGO left=SECONDS". */
+size_t gwp_pool_list(gwp_pool *p, char *out, size_t outlen);
+
+/* 1 when rep says our address is blocklisted: 550, 554 or 5.7.1 with one of words[n] in its text. */
+int gwp_blocklisted(const gw_reply *rep, char *const *words, size_t n);
+
+#endif

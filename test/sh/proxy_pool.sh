@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# gw-proxy's outbound address pool against a destination that refuses one
+# source address as blocklisted:
+#   - pool = 127.0.0.2, 127.0.0.3; the destination (a small python server on
+#     127.0.0.1) greets 127.0.0.2 with "554 5.7.1 ... blocked using
+#     zen.spamhaus.org" and takes mail from any other address;
+#   - the first session goes out from 127.0.0.2 and its MAIL gets the
+#     destination's verdict word for word; the address is retired (logged,
+#     counted in stats, listed by "retired");
+#   - the next session goes out from 127.0.0.3 and the message is delivered;
+#   - a bad pool address is refused at load with file:line.
+# Needs python3. Stops everything by PID.
+set -euo pipefail
+bindir=$1
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=lib/lab.sh
+. "$here/lib/lab.sh"
+proxy=$bindir/proxy/gw-proxy
+[ -x "$proxy" ] || { echo "FAIL: $proxy not built" >&2; exit 1; }
+lab_init
+trap lab_stop_all EXIT
+fail() {
+	echo "FAIL: $*" >&2
+	[ -f "$LAB/proxy.log" ] && tail -n 20 "$LAB/proxy.log" >&2
+	[ -f "$LAB/session.log" ] && tail -n 30 "$LAB/session.log" >&2
+	[ -f "$LAB/dest.log" ] && tail -n 20 "$LAB/dest.log" >&2
+	exit 1
+}
+
+# --- configuration errors ------------------------------------------------------------------------
+c=$LAB/bad.conf
+cp "$LAB_SRC/etc/gw-proxy.conf" "$c"
+lab_conf_set "$c" pool "127.0.0.2, mail.example"
+rc=0
+out=$("$proxy" -n -c "$c" 2>&1) || rc=$?
+[ "$rc" -eq 78 ] || fail "-n with a host name in pool: exit $rc, want 78"
+grep -qE "bad.conf:[0-9]+: pool: want a numeric IPv4 or IPv6 address \(mail.example\)" <<<"$out" ||
+	fail "-n with a host name in pool said: $out"
+echo "ok: a bad pool address is refused with file:line"
+
+# --- the destination -----------------------------------------------------------------------------
+dp=$(lab_port)
+cat >"$LAB/dest.py" <<'PY'
+import socket, sys, threading
+port, record = int(sys.argv[1]), sys.argv[2]
+def serve(c, peer):
+    f = c.makefile("rb")
+    def send(line):
+        c.sendall(line.encode() + b"\r\n")
+    blocked = peer == "127.0.0.2"
+    if blocked:
+        send("554 5.7.1 Service unavailable; Client host [127.0.0.2] blocked using zen.spamhaus.org")
+    else:
+        send("220 dest.test ESMTP")
+    while True:
+        line = f.readline()
+        if not line:
+            break
+        cmd = line.decode("latin-1").strip().upper()
+        if cmd.startswith("QUIT"):
+            send("221 bye")
+            break
+        if blocked:
+            send("503 5.5.1 go away")
+        elif cmd.startswith("EHLO"):
+            send("250-dest.test")
+            send("250 PIPELINING")
+        elif cmd.startswith("DATA"):
+            send("354 go ahead")
+            while f.readline() not in (b".\r\n", b""):
+                pass
+            with open(record, "a") as r:
+                r.write("delivered from %s\n" % peer)
+            send("250 2.0.0 Ok: queued")
+        else:
+            send("250 ok")
+    c.close()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port))
+s.listen(16)
+print("listening", flush=True)
+while True:
+    c, a = s.accept()
+    threading.Thread(target=serve, args=(c, a[0]), daemon=True).start()
+PY
+: >"$LAB/delivered"
+lab_bg dest python3 "$LAB/dest.py" "$dp" "$LAB/delivered"
+lab_wait_port "$dp" 10 || fail "the destination does not listen"
+
+# --- the proxy -----------------------------------------------------------------------------------
+pp=$(lab_port)
+c=$LAB/gw-proxy.conf
+cp "$LAB_SRC/etc/gw-proxy.conf" "$c"
+lab_conf_set "$c" listen "[127.0.0.1]:$pp"
+lab_conf_set "$c" upstream "[127.0.0.1]:$dp"
+lab_conf_set "$c" control_socket "$LAB/control"
+lab_conf_set "$c" pid_file "$LAB/gw-proxy.pid"
+lab_conf_set "$c" session_log "$LAB/session.log"
+lab_conf_set "$c" log stderr
+lab_conf_set "$c" tls none
+lab_conf_set "$c" reply_timeout 10s
+lab_conf_set "$c" pool "127.0.0.2, 127.0.0.3"
+lab_conf_set "$c" pool_retire_time 1h
+"$proxy" -n -c "$c" >/dev/null || fail "-n refused the test configuration"
+lab_bg proxy "$proxy" -f -c "$c"
+pid=$(awk '$1=="proxy"{print $2}' "$LAB/bg")
+lab_wait_port "$pp" 10 || fail "gw-proxy does not listen"
+
+session() {   # OUT
+	lab_smtp "$pp" >"$1" <<'C' || true
+EHLO tenant.test
+MAIL FROM:<s@tenant.test>
+RCPT TO:<a@dest.test>
+DATA
+Subject: pool\r\n\r\nhello\r\n.
+QUIT
+C
+}
+
+session "$LAB/t1"
+grep -qxF "S: 554 5.7.1 Service unavailable; Client host [127.0.0.2] blocked using zen.spamhaus.org" "$LAB/t1" ||
+	fail "first session: want the destination's verdict, got $(grep '^S:' "$LAB/t1" | tr '\n' '|')"
+! grep -q "^S: 250 2.0.0" "$LAB/t1" || fail "first session delivered"
+[ ! -s "$LAB/delivered" ] || fail "delivered from the blocked address: $(cat "$LAB/delivered")"
+grep -qE ' \|> connect \[127\.0\.0\.1\]:[0-9]+ from 127\.0\.0\.2,' "$LAB/session.log" ||
+	fail "the first session did not go out from 127.0.0.2"
+grep -qE 'pool address=127\.0\.0\.2 destination=127\.0\.0\.1 retired=3600s reply="554 5\.7\.1 Service unavailable; Client host \[127\.0\.0\.2\] blocked using zen\.spamhaus\.org"' "$LAB/proxy.log" ||
+	fail "no pool line in the daemon's log"
+[ "$(grep -c 'pool address=' "$LAB/proxy.log")" -eq 1 ] || fail "want one pool line, got: $(grep 'pool address=' "$LAB/proxy.log")"
+stats=$("$proxy" -C "$LAB/control" stats)
+grep -q " pool_retired=1 " <<<"$stats" || fail "stats after the retirement: $stats"
+retired=$("$proxy" -C "$LAB/control" retired)
+grep -qE '^127\.0\.0\.2 127\.0\.0\.1 retired=[0-9]+ left=(3600|359[0-9])$' <<<"$retired" ||
+	fail "retired: $retired"
+grep -qx "retired=1" <<<"$retired" || fail "retired count: $retired"
+echo "ok: the destination's blocklist verdict reached the tenant; 127.0.0.2 retired ($stats)"
+
+session "$LAB/t2"
+grep -q "^S: 250 2.0.0 Ok: queued" "$LAB/t2" || fail "second session: $(grep '^S:' "$LAB/t2" | tr '\n' '|')"
+grep -qx "delivered from 127.0.0.3" "$LAB/delivered" || fail "delivered: $(cat "$LAB/delivered")"
+[ "$(grep -c 'from 127\.0\.0\.2,' "$LAB/session.log")" -eq 1 ] || fail "127.0.0.2 used again"
+stats=$("$proxy" -C "$LAB/control" stats)
+grep -q " pool_retired=1 pool_all_retired=0" <<<"$stats" || fail "stats after delivery: $stats"
+echo "ok: the next session went out from 127.0.0.3 and was delivered"
+
+kill -TERM "$pid"
+lab_wait_pid "$pid" 15 || fail "gw-proxy did not stop"
+sed -i "/^proxy /d" "$LAB/bg"
+echo PASS
