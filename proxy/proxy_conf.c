@@ -73,6 +73,10 @@ const gw_option gwp_option[] = {
 	"source addresses (IPv4, IPv6) connections to destinations bind to, first usable first; empty: "
 	"the system's choice",
 	pool, 0, 0, NULL),
+    OPT("tenant_map", GW_OPT_STRING, NULL,
+	"file of NETWORK[/PREFIX] TENANT ADDRESS[,ADDRESS...] lines: the tenant of a client and its pool "
+	"addresses; empty: a client is its own tenant and uses the whole pool",
+	tenant_map, 0, 0, NULL),
     OPT("pool_retire_time", GW_OPT_DURATION, "1h",
 	"how long an address a destination refused as blocklisted stays out of use for it", pool_retire_time,
 	1000, S(30L * 86400), NULL),
@@ -247,6 +251,31 @@ gwp_config *gwp_config_load(const char *path, char *err, size_t errlen)
 	    parse_words(c, "pool_blocklist_words", c->opt.pool_blocklist_words, c->words, &c->nwords,
 			GWP_WORDS_MAX, 0, err, errlen) != 0)
 		goto fail;
+	if (c->opt.tenant_map != NULL && c->opt.tenant_map[0] != '\0') {
+		char terr[512];
+		size_t i, j, k;
+		if (c->npool == 0) {
+			key_err(c, "tenant_map", err, errlen, "needs pool");
+			goto fail;
+		}
+		if ((c->tenants = gwp_tenant_map_load(c->opt.tenant_map, terr, sizeof(terr))) == NULL) {
+			key_err(c, "tenant_map", err, errlen, terr);
+			goto fail;
+		}
+		for (i = 0; i < gwp_tenant_map_count(c->tenants); i++) {
+			const gwp_tenant *t = gwp_tenant_map_get(c->tenants, i);
+			for (j = 0; j < t->naddr; j++) {
+				for (k = 0; k < c->npool && strcmp(c->pool[k], t->addr[j]) != 0; k++)
+					;
+				if (k == c->npool) {
+					snprintf(terr, sizeof(terr), "%s:%u: %s is not in pool",
+						 c->opt.tenant_map, t->line, t->addr[j]);
+					key_err(c, "tenant_map", err, errlen, terr);
+					goto fail;
+				}
+			}
+		}
+	}
 	return c;
 fail:
 	gwp_config_free(&c);
@@ -261,6 +290,7 @@ void gwp_config_free(gwp_config **cp)
 		return;
 	gw_config_free(gwp_option, &c->opt);
 	gwp_tls_map_free(&c->tls_map);
+	gwp_tenant_map_free(&c->tenants);
 	while (c->npool > 0)
 		free(c->pool[--c->npool]);
 	while (c->nwords > 0)

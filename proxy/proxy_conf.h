@@ -17,6 +17,7 @@
 
 #include "gw/config.h"
 #include "gw/nexthop.h"
+#include "tenant_map.h"
 #include "tls_map.h"
 
 #define GWP_DEFAULT_CONFIG "/etc/gw/gw-proxy.conf"
@@ -36,7 +37,7 @@ typedef struct gwp_options {
 	char *tls_ca_file, *tls_policy;
 	long connect_timeout, reply_timeout, command_timeout;
 	long max_sessions, max_rcpts, message_size_limit;
-	char *pool, *pool_blocklist_words;
+	char *pool, *tenant_map, *pool_blocklist_words;
 	long pool_retire_time;
 } gwp_options;
 
@@ -53,6 +54,7 @@ typedef struct gwp_config {
 	gwp_tls_map *tls_map;     /* NULL when no tls_policy file is set */
 	char *pool[GWP_POOL_MAX]; /* numeric source addresses, in order of preference */
 	size_t npool;
+	gwp_tenant_map *tenants;    /* NULL when no tenant_map file is set */
 	char *words[GWP_WORDS_MAX]; /* blocklist words */
 	size_t nwords;
 } gwp_config;

@@ -186,10 +186,17 @@ static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 
 	snprintf(r->up_key, sizeof(r->up_key), "%s", hop->host);
 	if (r->env->pool != NULL && c->npool > 0) {
-		int all = 0;
-		int i =
-		    gwp_pool_choose(r->env->pool, (const char *const *)c->pool, c->npool, r->up_key, &all);
-		snprintf(bind, sizeof(bind), "%s", c->pool[i]);
+		const char *mine[GWP_TENANT_ADDRS], *const *addrs = (const char *const *)c->pool;
+		size_t n = c->npool, j;
+		int all = 0, i;
+		if (r->tenant_ent != NULL) { /* the tenant's part of the pool */
+			for (j = 0; j < r->tenant_ent->naddr; j++)
+				mine[j] = r->tenant_ent->addr[j];
+			addrs = mine;
+			n = r->tenant_ent->naddr;
+		}
+		i = gwp_pool_choose(r->env->pool, addrs, n, r->up_key, &all);
+		snprintf(bind, sizeof(bind), "%s", addrs[i]);
 		if (all) {
 			atomic_fetch_add(&r->env->stats->pool_all_retired, 1);
 			slogf(r, "|>", "! pool: every address retired for %s; %s retired longest ago",
@@ -343,6 +350,12 @@ static void base_init(gwp_relay *r, const gwp_env *env, const char *client)
 	r->started = gw_now_ms();
 	new_sid(r->sid, sizeof(r->sid));
 	snprintf(r->client, sizeof(r->client), "%s", client);
+	{ /* "[192.0.2.7]:51234" -> "192.0.2.7"; the tenant map may name it */
+		size_t tl = strcspn(client + (client[0] == '['), "]");
+		snprintf(r->tenant, sizeof(r->tenant), "%.*s", (int)tl, client + (client[0] == '['));
+		if ((r->tenant_ent = gwp_tenant_map_lookup(env->conf->tenants, r->tenant)) != NULL)
+			snprintf(r->tenant, sizeof(r->tenant), "%s", r->tenant_ent->name);
+	}
 	snprintf(r->outcome, sizeof(r->outcome), "open");
 	gw_buf_init(&r->stuffed, STUFFED_MAX);
 	atomic_fetch_add(&env->stats->sessions_total, 1);
@@ -769,18 +782,14 @@ void gwp_relay_client_gone(gwp_relay *r, const char *why)
 
 void gwp_relay_finish(gwp_relay *r)
 {
-	char helo[GW_DOMAIN_MAX * 4 + 8], tenant[64];
-	size_t tl;
+	char helo[GW_DOMAIN_MAX * 4 + 8];
 
 	gwp_relay_client_gone(r, "closed");
-	/* the tenant is the client's address: "[192.0.2.7]:51234" -> "192.0.2.7" */
-	tl = strcspn(r->client + (r->client[0] == '['), "]");
-	snprintf(tenant, sizeof(tenant), "%.*s", (int)tl, r->client + (r->client[0] == '['));
 	gw_log_sanitize(helo, sizeof(helo), r->helo, strlen(r->helo), 100);
 	gwp_slog_summary(r->env->slog, r->sid,
 			 "client=%s tenant=%s helo=%s dest=%s peer=%s outcome=%s messages=%lu refused=%lu "
 			 "rcpts=%lu/%lu bytes=%llu tls_out=\"%s\" tls_in=none duration=%ldms",
-			 r->client, tenant, helo[0] ? helo : "-", r->dest,
+			 r->client, r->tenant, helo[0] ? helo : "-", r->dest,
 			 r->up != NULL && gw_client_peer(r->up)[0] ? gw_client_peer(r->up) : "-", r->outcome,
 			 r->messages, r->refused, r->rcpts_ok, r->rcpts_ok + r->rcpts_bad,
 			 (unsigned long long)r->bytes, r->tls_out[0] ? r->tls_out : "none",

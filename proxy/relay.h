@@ -73,6 +73,8 @@ typedef struct gwp_relay {
 	gw_srv *srv;
 	char sid[16];
 	char client[64];
+	char tenant[GWP_TENANT_NAME_MAX]; /* tenant_map's name, or the client's address */
+	const gwp_tenant *tenant_ent;     /* tenant_map's entry (its pool addresses), or NULL */
 	gwp_dest_mode mode;
 	gw_nexthop hop;              /* GWP_DEST_HOP */
 	char dest[GW_HOST_MAX + 16]; /* for logs: the hop, or the MX domain */

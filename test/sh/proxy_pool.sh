@@ -8,7 +8,11 @@
 #     destination's verdict word for word; the address is retired (logged,
 #     counted in stats, listed by "retired");
 #   - the next session goes out from 127.0.0.3 and the message is delivered;
-#   - a bad pool address is refused at load with file:line.
+#   - after a SIGHUP with a tenant_map giving 127.0.0.0/8 the tenant "acme"
+#     and only 127.0.0.4, the session goes out from 127.0.0.4 and its
+#     summary names the tenant;
+#   - a bad pool address, or a tenant_map address outside the pool, is
+#     refused at load with file:line.
 # Needs python3. Stops everything by PID.
 set -euo pipefail
 bindir=$1
@@ -28,15 +32,21 @@ fail() {
 }
 
 # --- configuration errors ------------------------------------------------------------------------
-c=$LAB/bad.conf
-cp "$LAB_SRC/etc/gw-proxy.conf" "$c"
-lab_conf_set "$c" pool "127.0.0.2, mail.example"
-rc=0
-out=$("$proxy" -n -c "$c" 2>&1) || rc=$?
-[ "$rc" -eq 78 ] || fail "-n with a host name in pool: exit $rc, want 78"
-grep -qE "bad.conf:[0-9]+: pool: want a numeric IPv4 or IPv6 address \(mail.example\)" <<<"$out" ||
-	fail "-n with a host name in pool said: $out"
-echo "ok: a bad pool address is refused with file:line"
+bad() {   # EXPECTED-TEXT POOL TENANT_MAP
+	local c=$LAB/bad.conf rc=0 out
+	cp "$LAB_SRC/etc/gw-proxy.conf" "$c"
+	lab_conf_set "$c" pool "$2"
+	lab_conf_set "$c" tenant_map "$3"
+	out=$("$proxy" -n -c "$c" 2>&1) || rc=$?
+	[ "$rc" -eq 78 ] || fail "-n with pool = $2, tenant_map = $3: exit $rc, want 78"
+	grep -qE "bad.conf:[0-9]+: $1" <<<"$out" || fail "-n with pool = $2, tenant_map = $3 said: $out"
+}
+printf '# tenants\n127.0.0.0/8 acme 127.0.0.4\n' >"$LAB/tenants"
+printf '127.0.0.0/8 acme 127.0.0.9\n' >"$LAB/tenants.bad"
+bad "pool: want a numeric IPv4 or IPv6 address \(mail.example\)" "127.0.0.2, mail.example" ""
+bad "tenant_map: needs pool" "" "$LAB/tenants"
+bad "tenant_map: .*tenants.bad:1: 127.0.0.9 is not in pool" "127.0.0.2" "$LAB/tenants.bad"
+echo "ok: a bad pool address or tenant_map is refused with file:line"
 
 # --- the destination -----------------------------------------------------------------------------
 dp=$(lab_port)
@@ -100,7 +110,7 @@ lab_conf_set "$c" session_log "$LAB/session.log"
 lab_conf_set "$c" log stderr
 lab_conf_set "$c" tls none
 lab_conf_set "$c" reply_timeout 10s
-lab_conf_set "$c" pool "127.0.0.2, 127.0.0.3"
+lab_conf_set "$c" pool "127.0.0.2, 127.0.0.3, 127.0.0.4"
 lab_conf_set "$c" pool_retire_time 1h
 "$proxy" -n -c "$c" >/dev/null || fail "-n refused the test configuration"
 lab_bg proxy "$proxy" -f -c "$c"
@@ -143,6 +153,18 @@ grep -qx "delivered from 127.0.0.3" "$LAB/delivered" || fail "delivered: $(cat "
 stats=$("$proxy" -C "$LAB/control" stats)
 grep -q " pool_retired=1 pool_all_retired=0" <<<"$stats" || fail "stats after delivery: $stats"
 echo "ok: the next session went out from 127.0.0.3 and was delivered"
+
+lab_conf_set "$c" tenant_map "$LAB/tenants"
+kill -HUP "$pid"
+for _ in $(seq 100); do grep -q "reload status=ok" "$LAB/proxy.log" && break; sleep 0.1; done
+grep -q "reload status=ok" "$LAB/proxy.log" || fail "no reload logged"
+session "$LAB/t3"
+grep -q "^S: 250 2.0.0 Ok: queued" "$LAB/t3" || fail "tenant session: $(grep '^S:' "$LAB/t3" | tr '\n' '|')"
+grep -qx "delivered from 127.0.0.4" "$LAB/delivered" || fail "delivered: $(cat "$LAB/delivered")"
+for _ in $(seq 50); do [ "$(grep -c ' == ' "$LAB/session.log")" -ge 3 ] && break; sleep 0.1; done
+grep -qE ' == client=\[127\.0\.0\.1\]:[0-9]+ tenant=acme ' "$LAB/session.log" ||
+	fail "no summary with tenant=acme: $(grep ' == ' "$LAB/session.log")"
+echo "ok: tenant_map: tenant acme went out from its own address 127.0.0.4"
 
 kill -TERM "$pid"
 lab_wait_pid "$pid" 15 || fail "gw-proxy did not stop"

@@ -1,7 +1,8 @@
 /*
  * test_proxy_pool.c - the outbound address pool: the blocklist verdict on a
  * reply, the choice of an address, retirement per destination, its expiry
- * (an injected clock) and the choice when every address is retired.
+ * (an injected clock), the choice when every address is retired, and the
+ * tenant map (client network -> tenant -> its pool addresses).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 
 #include "pool.h"
+#include "tenant_map.h"
 
 static int64_t fake_now = 1000000;
 static int64_t fake_clock(void)
@@ -155,12 +157,70 @@ static void test_table_full(void **state)
 	gwp_pool_free(&p);
 }
 
+static void test_tenant_map(void **state)
+{
+	static const char text[] = "# tenants\n"
+				   "10.1.0.0/16   acme  192.0.2.10,192.0.2.11\n"
+				   "10.1.2.0/24   sub   192.0.2.12   # longer prefix\n"
+				   "\n"
+				   "fd00:1::/48   six   2001:db8::10\n";
+	char err[256];
+	gwp_tenant_map *m = gwp_tenant_map_parse(text, sizeof(text) - 1, "t", err, sizeof(err));
+	const gwp_tenant *t;
+
+	(void)state;
+	assert_non_null(m);
+	assert_int_equal(gwp_tenant_map_count(m), 3);
+	assert_non_null(t = gwp_tenant_map_lookup(m, "10.1.9.9"));
+	assert_string_equal(t->name, "acme");
+	assert_int_equal(t->naddr, 2);
+	assert_string_equal(t->addr[0], "192.0.2.10");
+	assert_string_equal(t->addr[1], "192.0.2.11");
+	assert_int_equal(t->line, 2);
+	assert_non_null(t = gwp_tenant_map_lookup(m, "10.1.2.3"));
+	assert_string_equal(t->name, "sub");
+	assert_non_null(t = gwp_tenant_map_lookup(m, "fd00:1:0:5::1"));
+	assert_string_equal(t->name, "six");
+	assert_null(gwp_tenant_map_lookup(m, "10.2.0.1"));
+	assert_null(gwp_tenant_map_lookup(m, "fd00:2::1"));
+	assert_null(gwp_tenant_map_lookup(m, "not-an-address"));
+	assert_null(gwp_tenant_map_lookup(NULL, "10.1.0.1"));
+	assert_non_null(gwp_tenant_map_get(m, 2));
+	assert_null(gwp_tenant_map_get(m, 3));
+	gwp_tenant_map_free(&m);
+	assert_null(m);
+}
+
+static void test_tenant_map_errors(void **state)
+{
+	static const struct {
+		const char *text, *want;
+	} bad[] = {
+	    {"10.0.0.0/8 acme\n", "t:1: want \"NETWORK[/PREFIX] TENANT ADDRESS[,ADDRESS...]\""},
+	    {"\n10.0.0.0/33 acme 192.0.2.1\n", "t:2: 10.0.0.0/33: not an address or address/prefix"},
+	    {"10.0.0.0/8 acme 192.0.2.1,mail.example\n", "t:1: not a numeric address (mail.example)"},
+	    {"10.0.0.0/8 acme ,\n", "t:1: no address"},
+	    {"10.0.0.0/8 a b c\n", "t:1: want"},
+	};
+	size_t i;
+	char err[256];
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		assert_null(gwp_tenant_map_parse(bad[i].text, strlen(bad[i].text), "t", err, sizeof(err)));
+		if (strstr(err, bad[i].want) == NULL)
+			fail_msg("%s: got \"%s\", want \"%s\"", bad[i].text, err, bad[i].want);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_verdicts),    cmocka_unit_test(test_choice_retire_expiry),
-	    cmocka_unit_test(test_all_retired), cmocka_unit_test(test_accepts_others),
-	    cmocka_unit_test(test_table_full),
+	    cmocka_unit_test(test_verdicts),          cmocka_unit_test(test_choice_retire_expiry),
+	    cmocka_unit_test(test_all_retired),       cmocka_unit_test(test_accepts_others),
+	    cmocka_unit_test(test_table_full),        cmocka_unit_test(test_tenant_map),
+	    cmocka_unit_test(test_tenant_map_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

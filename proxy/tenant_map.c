@@ -1,0 +1,237 @@
+/*
+ * tenant_map.c - client network -> tenant -> pool addresses (see tenant_map.h).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tenant_map.h"
+
+#define MAP_MAX    10000 /* entries */
+#define FILE_MAX   (1024 * 1024)
+#define LINE_WORDS 4
+
+typedef struct entry {
+	int family;
+	unsigned char net[16];
+	unsigned prefix;
+	gwp_tenant t;
+} entry;
+
+struct gwp_tenant_map {
+	entry *e;
+	size_t n;
+};
+
+static int covers(const entry *e, int family, const unsigned char *addr)
+{
+	unsigned full = e->prefix / 8, rest = e->prefix % 8;
+
+	if (e->family != family || memcmp(e->net, addr, full) != 0)
+		return 0;
+	return rest == 0 || ((e->net[full] ^ addr[full]) & (unsigned char)(0xff << (8 - rest))) == 0;
+}
+
+static int parse_net(const char *key, entry *e)
+{
+	char a[INET6_ADDRSTRLEN + 8], *slash, *end;
+	unsigned long p;
+	unsigned max;
+
+	if (strlen(key) >= sizeof(a))
+		return -1;
+	strcpy(a, key);
+	if ((slash = strchr(a, '/')) != NULL)
+		*slash++ = '\0';
+	if (inet_pton(AF_INET, a, e->net) == 1) {
+		e->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, a, e->net) == 1) {
+		e->family = AF_INET6;
+		max = 128;
+	} else {
+		return -1;
+	}
+	e->prefix = max;
+	if (slash != NULL) {
+		errno = 0;
+		p = strtoul(slash, &end, 10);
+		if (errno != 0 || end == slash || *end != '\0' || p > max)
+			return -1;
+		e->prefix = (unsigned)p;
+	}
+	return 0;
+}
+
+/* "a,b,c" into t->addr: 0, or -1 with the bad item in bad. */
+static int parse_addrs(char *list, gwp_tenant *t, const char **why, char *bad, size_t badlen)
+{
+	char *save = NULL, *tok;
+	unsigned char a[16];
+
+	for (tok = strtok_r(list, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+		snprintf(bad, badlen, "%s", tok);
+		if (t->naddr >= GWP_TENANT_ADDRS) {
+			*why = "too many addresses";
+			return -1;
+		}
+		if (strlen(tok) >= sizeof(t->addr[0]) ||
+		    (inet_pton(AF_INET, tok, a) != 1 && inet_pton(AF_INET6, tok, a) != 1)) {
+			*why = "not a numeric address";
+			return -1;
+		}
+		snprintf(t->addr[t->naddr++], sizeof(t->addr[0]), "%s", tok);
+	}
+	if (t->naddr == 0) {
+		*why = "no address";
+		return -1;
+	}
+	return 0;
+}
+
+gwp_tenant_map *gwp_tenant_map_parse(const char *text, size_t len, const char *name, char *err, size_t errlen)
+{
+	gwp_tenant_map *m = calloc(1, sizeof(*m));
+	size_t off = 0, cap = 0;
+	unsigned lineno = 0;
+
+	if (m == NULL) {
+		snprintf(err, errlen, "%s: out of memory", name);
+		return NULL;
+	}
+	while (off < len) {
+		const char *nl = memchr(text + off, '\n', len - off);
+		size_t ll = nl ? (size_t)(nl - (text + off)) : len - off;
+		char line[1024], *w[LINE_WORDS], *save = NULL, *tok, bad[64];
+		const char *why = "";
+		int nw = 0;
+		entry e;
+
+		lineno++;
+		if (ll >= sizeof(line)) {
+			snprintf(err, errlen, "%s:%u: line too long", name, lineno);
+			goto fail;
+		}
+		memcpy(line, text + off, ll);
+		line[ll] = '\0';
+		off += ll + (nl != NULL);
+		if (strchr(line, '#') != NULL)
+			*strchr(line, '#') = '\0';
+		for (tok = strtok_r(line, " \t\r", &save); tok != NULL && nw < LINE_WORDS;
+		     tok = strtok_r(NULL, " \t\r", &save))
+			w[nw++] = tok;
+		if (nw == 0)
+			continue;
+		if (nw != 3) {
+			snprintf(err, errlen, "%s:%u: want \"NETWORK[/PREFIX] TENANT ADDRESS[,ADDRESS...]\"",
+				 name, lineno);
+			goto fail;
+		}
+		memset(&e, 0, sizeof(e));
+		e.t.line = lineno;
+		if (parse_net(w[0], &e) != 0) {
+			snprintf(err, errlen, "%s:%u: %s: not an address or address/prefix", name, lineno,
+				 w[0]);
+			goto fail;
+		}
+		if (strlen(w[1]) >= sizeof(e.t.name)) {
+			snprintf(err, errlen, "%s:%u: tenant name longer than %d", name, lineno,
+				 GWP_TENANT_NAME_MAX - 1);
+			goto fail;
+		}
+		snprintf(e.t.name, sizeof(e.t.name), "%s", w[1]);
+		if (parse_addrs(w[2], &e.t, &why, bad, sizeof(bad)) != 0) {
+			snprintf(err, errlen, "%s:%u: %s (%s)", name, lineno, why, bad);
+			goto fail;
+		}
+		if (m->n == cap) {
+			entry *ne;
+			if (cap >= MAP_MAX) {
+				snprintf(err, errlen, "%s:%u: more than %d entries", name, lineno, MAP_MAX);
+				goto fail;
+			}
+			cap = cap ? cap * 2 : 16;
+			if ((ne = realloc(m->e, cap * sizeof(*ne))) == NULL) {
+				snprintf(err, errlen, "%s: out of memory", name);
+				goto fail;
+			}
+			m->e = ne;
+		}
+		m->e[m->n++] = e;
+	}
+	return m;
+fail:
+	gwp_tenant_map_free(&m);
+	return NULL;
+}
+
+gwp_tenant_map *gwp_tenant_map_load(const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	gwp_tenant_map *m;
+	char *buf;
+	size_t n;
+
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if ((buf = malloc(FILE_MAX + 1)) == NULL) {
+		fclose(f);
+		snprintf(err, errlen, "%s: out of memory", path);
+		return NULL;
+	}
+	n = fread(buf, 1, FILE_MAX + 1, f);
+	if (ferror(f) || n > FILE_MAX) {
+		snprintf(err, errlen, "%s: %s", path, ferror(f) ? strerror(errno) : "larger than 1 MB");
+		fclose(f);
+		free(buf);
+		return NULL;
+	}
+	fclose(f);
+	m = gwp_tenant_map_parse(buf, n, path, err, errlen);
+	free(buf);
+	return m;
+}
+
+const gwp_tenant *gwp_tenant_map_lookup(const gwp_tenant_map *m, const char *address)
+{
+	unsigned char a[16];
+	const entry *best = NULL;
+	int family;
+	size_t i;
+
+	if (m == NULL)
+		return NULL;
+	if (inet_pton(AF_INET, address, a) == 1)
+		family = AF_INET;
+	else if (inet_pton(AF_INET6, address, a) == 1)
+		family = AF_INET6;
+	else
+		return NULL;
+	for (i = 0; i < m->n; i++)
+		if (covers(&m->e[i], family, a) && (best == NULL || m->e[i].prefix > best->prefix))
+			best = &m->e[i];
+	return best != NULL ? &best->t : NULL;
+}
+
+size_t gwp_tenant_map_count(const gwp_tenant_map *m)
+{
+	return m != NULL ? m->n : 0;
+}
+
+const gwp_tenant *gwp_tenant_map_get(const gwp_tenant_map *m, size_t i)
+{
+	return m != NULL && i < m->n ? &m->e[i].t : NULL;
+}
+
+void gwp_tenant_map_free(gwp_tenant_map **mp)
+{
+	if (*mp == NULL)
+		return;
+	free((*mp)->e);
+	free(*mp);
+	*mp = NULL;
+}
