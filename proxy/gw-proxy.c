@@ -6,6 +6,7 @@
  *   gw-proxy -d [-c FILE]               print every key with its effective value
  *   gw-proxy -C CONTROL_SOCKET stats    counters of the running daemon
  *   gw-proxy -C CONTROL_SOCKET retired  pool addresses out of use, per destination
+ *   gw-proxy -C CONTROL_SOCKET marked   destinations marked as tarpit or throttle
  *
  * Tenant MTAs send through it: connections the kernel redirected to a
  * redirect_listen port go to their original destination, connections on a
@@ -80,13 +81,14 @@ static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t sessions_cond = PTHREAD_COND_INITIALIZER;
 static instance *current;
 static unsigned sessions;
-static gwp_stats stats; /* process-wide: survives reloads */
-static gwp_pool *pool;  /* likewise: retired addresses outlive a reload */
+static gwp_stats stats;  /* process-wide: survives reloads */
+static gwp_pool *pool;   /* likewise: retired addresses outlive a reload */
+static gwp_watch *watch; /* and the marks on destinations */
 
 static void usage(void)
 {
 	fprintf(stderr, "usage: gw-proxy [-f] [-n] [-d] [-c FILE] [-u USER]\n"
-			"       gw-proxy -C CONTROL_SOCKET stats|retired\n");
+			"       gw-proxy -C CONTROL_SOCKET stats|retired|marked\n");
 }
 
 static void instance_unref(instance *in)
@@ -122,6 +124,7 @@ static instance *instance_new(gwp_config *c, char *err, size_t errlen)
 	in->env.slog = in->slog;
 	in->env.stats = &stats;
 	in->env.pool = pool;
+	in->env.watch = watch;
 	atomic_init(&in->refs, 1);
 	return in;
 }
@@ -280,19 +283,25 @@ static void control_serve(int cfd)
 			    out, sizeof(out),
 			    "sessions=%u sessions_total=%lu refused_not_redirected=%lu upstream_failures=%lu "
 			    "messages=%lu messages_refused=%lu rcpts_accepted=%lu rcpts_refused=%lu "
-			    "bytes=%lu pool_retired=%lu pool_all_retired=%lu\n",
+			    "bytes=%lu pool_retired=%lu pool_all_retired=%lu tarpit_marks=%lu "
+			    "throttle_marks=%lu\n",
 			    now, atomic_load(&stats.sessions_total),
 			    atomic_load(&stats.refused_not_redirected), atomic_load(&stats.upstream_failures),
 			    atomic_load(&stats.messages), atomic_load(&stats.messages_refused),
 			    atomic_load(&stats.rcpts_accepted), atomic_load(&stats.rcpts_refused),
 			    atomic_load(&stats.bytes), atomic_load(&stats.pool_retired),
-			    atomic_load(&stats.pool_all_retired));
+			    atomic_load(&stats.pool_all_retired), atomic_load(&stats.tarpit_marks),
+			    atomic_load(&stats.throttle_marks));
 		} else if (strcmp(cmd, "retired") == 0) {
 			size_t k = gwp_pool_list(pool, out, sizeof(out) - 16);
 			size_t l = strlen(out);
 			snprintf(out + l, sizeof(out) - l, "retired=%zu\n", k);
+		} else if (strcmp(cmd, "marked") == 0) {
+			size_t k = gwp_watch_list(watch, out, sizeof(out) - 16);
+			size_t l = strlen(out);
+			snprintf(out + l, sizeof(out) - l, "marked=%zu\n", k);
 		} else {
-			snprintf(out, sizeof(out), "error: unknown command (try: stats, retired)\n");
+			snprintf(out, sizeof(out), "error: unknown command (try: stats, retired, marked)\n");
 		}
 		(void)!write(fd, out, strlen(out));
 	}
@@ -442,7 +451,7 @@ static int run(gwp_config *c, int foreground)
 	if (pipe2(wake_pipe, O_CLOEXEC) != 0)
 		goto fail;
 	drain_ms = c->opt.reply_timeout + 5000;
-	if ((pool = gwp_pool_new(NULL)) == NULL) {
+	if ((pool = gwp_pool_new(NULL)) == NULL || (watch = gwp_watch_new(NULL)) == NULL) {
 		gw_log(GW_LOG_ERR, "start", "error=\"out of memory\"");
 		goto fail;
 	}
@@ -491,6 +500,7 @@ fail:
 		(void)unlink(pid_file);
 	free(pid_file);
 	gwp_pool_free(&pool);
+	gwp_watch_free(&watch);
 	free(ctl_path);
 	return rc;
 }

@@ -83,6 +83,14 @@ const gw_option gwp_option[] = {
     OPT("pool_blocklist_words", GW_OPT_LIST, "listed blocked blacklist blocklist rbl spamhaus reputation",
 	"words (case-insensitive) that make a 550, 554 or 5.7.1 reply a blocklist verdict",
 	pool_blocklist_words, 0, 0, NULL),
+    OPT("tarpit_delay", GW_OPT_DURATION, "30s",
+	"a destination reply slower than this marks the destination as a tarpit", tarpit_delay, 100, S(3600),
+	NULL),
+    OPT("throttle_words", GW_OPT_LIST, "rate throttl limit many",
+	"words (case-insensitive) that make a 4xx reply a rate limit; a 421 always is one", throttle_words, 0,
+	0, NULL),
+    OPT("mark_time", GW_OPT_DURATION, "1h", "how long a tarpit or throttle mark on a destination lasts",
+	mark_time, 1000, S(30L * 86400), NULL),
     {NULL, 0, NULL, NULL, 0, 0, 0, NULL}};
 
 static void key_err(const gwp_config *c, const char *key, char *err, size_t errlen, const char *msg)
@@ -249,7 +257,9 @@ gwp_config *gwp_config_load(const char *path, char *err, size_t errlen)
 	}
 	if (parse_words(c, "pool", c->opt.pool, c->pool, &c->npool, GWP_POOL_MAX, 1, err, errlen) != 0 ||
 	    parse_words(c, "pool_blocklist_words", c->opt.pool_blocklist_words, c->words, &c->nwords,
-			GWP_WORDS_MAX, 0, err, errlen) != 0)
+			GWP_WORDS_MAX, 0, err, errlen) != 0 ||
+	    parse_words(c, "throttle_words", c->opt.throttle_words, c->twords, &c->ntwords, GWP_WORDS_MAX, 0,
+			err, errlen) != 0)
 		goto fail;
 	if (c->opt.tenant_map != NULL && c->opt.tenant_map[0] != '\0') {
 		char terr[512];
@@ -295,6 +305,8 @@ void gwp_config_free(gwp_config **cp)
 		free(c->pool[--c->npool]);
 	while (c->nwords > 0)
 		free(c->words[--c->nwords]);
+	while (c->ntwords > 0)
+		free(c->twords[--c->ntwords]);
 	free(c->path);
 	free(c);
 	*cp = NULL;

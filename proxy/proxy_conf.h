@@ -39,6 +39,8 @@ typedef struct gwp_options {
 	long max_sessions, max_rcpts, message_size_limit;
 	char *pool, *tenant_map, *pool_blocklist_words;
 	long pool_retire_time;
+	long tarpit_delay, mark_time;
+	char *throttle_words;
 } gwp_options;
 
 typedef struct gwp_config {
@@ -57,6 +59,8 @@ typedef struct gwp_config {
 	gwp_tenant_map *tenants;    /* NULL when no tenant_map file is set */
 	char *words[GWP_WORDS_MAX]; /* blocklist words */
 	size_t nwords;
+	char *twords[GWP_WORDS_MAX]; /* throttle words */
+	size_t ntwords;
 } gwp_config;
 
 extern const gw_option gwp_option[];

@@ -105,13 +105,49 @@ static void pool_check(gwp_relay *r, const gw_reply *rep)
 	pool_retire(r, why);
 }
 
+/* A destination that tarpits (a reply slower than tarpit_delay) or throttles (421, 4xx rate limits). */
+static void watch_mark(gwp_relay *r, gwp_mark kind, const char *why)
+{
+	if (r->env->watch == NULL)
+		return;
+	(void)gwp_watch_mark(r->env->watch, r->up_key, kind, why, r->env->conf->opt.mark_time);
+	atomic_fetch_add(
+	    kind == GWP_MARK_THROTTLE ? &r->env->stats->throttle_marks : &r->env->stats->tarpit_marks, 1);
+	slogf(r, "|<", "! %s: %s marked: %s", gwp_mark_str(kind), r->up_key, why);
+	gw_log(GW_LOG_WARNING, "watch", "destination=%s kind=%s reply=\"%s\"", r->up_key, gwp_mark_str(kind),
+	       why);
+}
+
+static void watch_check(gwp_relay *r, const gw_reply *rep, long ms)
+{
+	const gwp_config *c = r->env->conf;
+	char why[200];
+	size_t i;
+
+	if (r->env->watch == NULL || rep->code == 0)
+		return;
+	snprintf(why, sizeof(why), "%d%s%s %.150s", rep->code, rep->enh[0] ? " " : "", rep->enh, rep->text);
+	for (i = 0; why[i] != '\0'; i++)
+		if (why[i] == '\n' || why[i] == '"')
+			why[i] = why[i] == '\n' ? ' ' : '\'';
+	if (ms > c->opt.tarpit_delay) {
+		char slow[260];
+		snprintf(slow, sizeof(slow), "%ldms for %s", ms, why);
+		watch_mark(r, GWP_MARK_TARPIT, slow);
+	}
+	if (gwp_throttled(rep, c->twords, c->ntwords))
+		watch_mark(r, GWP_MARK_THROTTLE, why);
+}
+
 /* Answer the engine's pending MAIL, RCPT or end of data with rep, as the client will see it. */
 static void answer(gwp_relay *r, const gw_reply *rep, long ms)
 {
 	const char *enh = rep->enh[0] != '\0' && rep->enh[0] - '0' == rep->code / 100 ? rep->enh : NULL;
 
-	if (ms >= 0) /* the destination's own reply */
+	if (ms >= 0) { /* the destination's own reply */
 		pool_check(r, rep);
+		watch_check(r, rep, ms);
+	}
 
 	gwp_slog_reply(r->env->slog, r->sid, "<-", rep, ms);
 	if (gw_srv_reply(r->srv, rep->code, enh, rep->text) != 0)
@@ -242,9 +278,15 @@ static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 		gwp_slog_line(r->env->slog, r->sid, "|<", text, strlen(text), since(t0));
 		if (r->env->pool != NULL && bind[0])
 			gwp_pool_ok(r->env->pool, bind, r->up_key);
+		if (r->env->watch != NULL && since(t0) > c->opt.tarpit_delay) {
+			char slow[64];
+			snprintf(slow, sizeof(slow), "%ldms for connect, greeting and EHLO", since(t0));
+			watch_mark(r, GWP_MARK_TARPIT, slow);
+		}
 	} else if (st == GW_E_REJECTED) {
 		gwp_slog_reply(r->env->slog, r->sid, "|<", rep, since(t0));
 		pool_check(r, rep);
+		watch_check(r, rep, since(t0));
 	} else {
 		char text[400];
 		snprintf(text, sizeof(text), "! %s at %s: %s", gw_status_str(st),

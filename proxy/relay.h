@@ -51,19 +51,21 @@
 #include "pool.h"
 #include "proxy_conf.h"
 #include "slog.h"
+#include "watch.h"
 
 /* Counters for the control socket, shared by every session. */
 typedef struct gwp_stats {
 	atomic_ulong sessions_total, refused_not_redirected, upstream_failures;
 	atomic_ulong messages, messages_refused, rcpts_accepted, rcpts_refused, bytes;
-	atomic_ulong pool_retired, pool_all_retired;
+	atomic_ulong pool_retired, pool_all_retired, tarpit_marks, throttle_marks;
 } gwp_stats;
 
 typedef struct gwp_env {
 	const gwp_config *conf;
 	gwp_slog *slog;
 	gwp_stats *stats;
-	gwp_pool *pool; /* the outbound address table (NULL: no pool) */
+	gwp_pool *pool;   /* the outbound address table (NULL: no pool) */
+	gwp_watch *watch; /* tarpitting and throttling destinations (NULL: not watched) */
 } gwp_env;
 
 typedef enum gwp_dest_mode { GWP_DEST_HOP = 0, GWP_DEST_MX = 1 } gwp_dest_mode;

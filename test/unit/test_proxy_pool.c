@@ -2,7 +2,8 @@
  * test_proxy_pool.c - the outbound address pool: the blocklist verdict on a
  * reply, the choice of an address, retirement per destination, its expiry
  * (an injected clock), the choice when every address is retired, and the
- * tenant map (client network -> tenant -> its pool addresses).
+ * tenant map (client network -> tenant -> its pool addresses); the tarpit
+ * and throttle marks on destinations.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 
 #include "pool.h"
 #include "tenant_map.h"
+#include "watch.h"
 
 static int64_t fake_now = 1000000;
 static int64_t fake_clock(void)
@@ -214,13 +216,68 @@ static void test_tenant_map_errors(void **state)
 	}
 }
 
+static void test_throttle_verdicts(void **state)
+{
+	static char *tw[] = {"rate", "throttl", "limit", "many"};
+	gw_reply r;
+
+	(void)state;
+	r = mk(421, "4.7.0", "Service not available, closing transmission channel");
+	assert_int_equal(gwp_throttled(&r, tw, 4), 1);
+	r = mk(451, "4.7.1", "Rate limit exceeded, try again later");
+	assert_int_equal(gwp_throttled(&r, tw, 4), 1);
+	r = mk(450, "4.2.1", "Too MANY connections from your host");
+	assert_int_equal(gwp_throttled(&r, tw, 4), 1);
+	r = mk(452, "4.3.1", "you are being THROTTLED");
+	assert_int_equal(gwp_throttled(&r, tw, 4), 1);
+	/* a 4xx without a word, a 5xx with one: not a rate limit */
+	r = mk(451, "4.2.0", "greylisted, try again later");
+	assert_int_equal(gwp_throttled(&r, tw, 4), 0);
+	r = mk(550, "5.7.1", "rate limit exceeded");
+	assert_int_equal(gwp_throttled(&r, tw, 4), 0);
+	r = mk(250, "2.1.5", "ok, many thanks");
+	assert_int_equal(gwp_throttled(&r, tw, 4), 0);
+	r = mk(451, "4.7.1", "rate limit");
+	assert_int_equal(gwp_throttled(&r, tw, 0), 0);
+}
+
+static void test_watch_marks(void **state)
+{
+	gwp_watch *w = gwp_watch_new(fake_clock);
+	char out[1024];
+
+	(void)state;
+	assert_non_null(w);
+	assert_int_equal(gwp_watch_marked(w, "192.0.2.25"), 0);
+	assert_int_equal(gwp_watch_mark(w, "192.0.2.25", GWP_MARK_TARPIT, "31000ms for 250 ok", 60000), 1);
+	assert_int_equal(gwp_watch_mark(w, "192.0.2.25", GWP_MARK_THROTTLE, "421 4.7.0 busy", 60000), 0);
+	assert_int_equal(gwp_watch_marked(w, "192.0.2.25"), 1);
+	assert_int_equal(gwp_watch_marked(w, "192.0.2.26"), 0);
+	assert_int_equal(gwp_watch_list(w, out, sizeof(out)), 1);
+	assert_string_equal(out, "192.0.2.25 tarpit=1 throttle=1 left=60 last=\"421 4.7.0 busy\"\n");
+	/* the mark lasts mark_time after the last event */
+	fake_now += 59999;
+	assert_int_equal(gwp_watch_marked(w, "192.0.2.25"), 1);
+	fake_now += 1;
+	assert_int_equal(gwp_watch_marked(w, "192.0.2.25"), 0);
+	assert_int_equal(gwp_watch_list(w, out, sizeof(out)), 0);
+	assert_string_equal(out, "");
+	/* marked again after it ended: a fresh mark, the counts kept */
+	assert_int_equal(gwp_watch_mark(w, "192.0.2.25", GWP_MARK_TARPIT, "slow", 60000), 1);
+	assert_int_equal(gwp_watch_list(w, out, sizeof(out)), 1);
+	assert_non_null(strstr(out, "tarpit=2 throttle=1 "));
+	gwp_watch_free(&w);
+	assert_null(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_verdicts),          cmocka_unit_test(test_choice_retire_expiry),
 	    cmocka_unit_test(test_all_retired),       cmocka_unit_test(test_accepts_others),
 	    cmocka_unit_test(test_table_full),        cmocka_unit_test(test_tenant_map),
-	    cmocka_unit_test(test_tenant_map_errors),
+	    cmocka_unit_test(test_tenant_map_errors), cmocka_unit_test(test_throttle_verdicts),
+	    cmocka_unit_test(test_watch_marks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,45 @@
+/*
+ * watch.h - destinations that tarpit or throttle us: a reply slower than
+ * tarpit_delay, or a 421 / 4xx whose text holds a throttle word, marks the
+ * destination for mark_time. The marks are logged, counted and listed on
+ * the control socket ("marked"); they do not change the relay yet (lowering
+ * a marked destination's concurrency is the next step, see
+ * docs/howto-proxy.md).
+ *
+ * The table is process-wide like the pool's (it survives reloads).
+ *
+ * Does not defend against: a reply dribbled byte by byte that still
+ * completes within tarpit_delay (the client engine reports whole replies),
+ * more than GWP_WATCH_ENTRIES destinations at once (the stalest entry
+ * makes room).
+ */
+#ifndef GWP_WATCH_H
+#define GWP_WATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gw/reply.h"
+
+#define GWP_WATCH_ENTRIES 4096
+
+typedef enum gwp_mark { GWP_MARK_TARPIT = 0, GWP_MARK_THROTTLE = 1 } gwp_mark;
+
+typedef struct gwp_watch gwp_watch;
+
+/* now: the clock in ms (NULL: gw_now_ms); tests inject their own. */
+gwp_watch *gwp_watch_new(int64_t (*now)(void));
+void gwp_watch_free(gwp_watch **w);
+/* Mark dest (kind, why: for the listing) for ttl_ms. 1 when it was not marked before. */
+int gwp_watch_mark(gwp_watch *w, const char *dest, gwp_mark kind, const char *why, int64_t ttl_ms);
+/* 1 when dest is marked now. */
+int gwp_watch_marked(gwp_watch *w, const char *dest);
+/* The marked destinations, one line each:
+ * "DESTINATION tarpit=N throttle=N left=SECONDS last=\"WHY\"". Returns their number. */
+size_t gwp_watch_list(gwp_watch *w, char *out, size_t outlen);
+
+/* 1 when rep is a rate limit: a 421, or a 4xx with one of words[n] in its text (case-insensitive). */
+int gwp_throttled(const gw_reply *rep, char *const *words, size_t n);
+const char *gwp_mark_str(gwp_mark kind);
+
+#endif
