@@ -11,6 +11,9 @@
 #   - after a SIGHUP with a tenant_map giving 127.0.0.0/8 the tenant "acme"
 #     and only 127.0.0.4, the session goes out from 127.0.0.4 and its
 #     summary names the tenant;
+#   - tarpit_delay = 1s: a RCPT answered after 1.5 s marks the destination
+#     as a tarpit, a "451 4.7.1 Rate limit exceeded" as throttle (logged,
+#     counted, listed by "marked"), and the replies still reach the tenant;
 #   - a bad pool address, or a tenant_map address outside the pool, is
 #     refused at load with file:line.
 # Needs python3. Stops everything by PID.
@@ -51,7 +54,7 @@ echo "ok: a bad pool address or tenant_map is refused with file:line"
 # --- the destination -----------------------------------------------------------------------------
 dp=$(lab_port)
 cat >"$LAB/dest.py" <<'PY'
-import socket, sys, threading
+import socket, sys, threading, time
 port, record = int(sys.argv[1]), sys.argv[2]
 def serve(c, peer):
     f = c.makefile("rb")
@@ -75,6 +78,11 @@ def serve(c, peer):
         elif cmd.startswith("EHLO"):
             send("250-dest.test")
             send("250 PIPELINING")
+        elif cmd.startswith("RCPT TO:<SLOW@"):
+            time.sleep(1.5)
+            send("250 2.1.5 slow ok")
+        elif cmd.startswith("RCPT TO:<BUSY@"):
+            send("451 4.7.1 Rate limit exceeded, try again later")
         elif cmd.startswith("DATA"):
             send("354 go ahead")
             while f.readline() not in (b".\r\n", b""):
@@ -112,6 +120,7 @@ lab_conf_set "$c" tls none
 lab_conf_set "$c" reply_timeout 10s
 lab_conf_set "$c" pool "127.0.0.2, 127.0.0.3, 127.0.0.4"
 lab_conf_set "$c" pool_retire_time 1h
+lab_conf_set "$c" tarpit_delay 1s
 "$proxy" -n -c "$c" >/dev/null || fail "-n refused the test configuration"
 lab_bg proxy "$proxy" -f -c "$c"
 pid=$(awk '$1=="proxy"{print $2}' "$LAB/bg")
@@ -165,6 +174,29 @@ for _ in $(seq 50); do [ "$(grep -c ' == ' "$LAB/session.log")" -ge 3 ] && break
 grep -qE ' == client=\[127\.0\.0\.1\]:[0-9]+ tenant=acme ' "$LAB/session.log" ||
 	fail "no summary with tenant=acme: $(grep ' == ' "$LAB/session.log")"
 echo "ok: tenant_map: tenant acme went out from its own address 127.0.0.4"
+
+# --- a tarpit and a rate limit -------------------------------------------------------------------
+lab_smtp "$pp" >"$LAB/t4" <<'C' || true
+EHLO tenant.test
+MAIL FROM:<s@tenant.test>
+RCPT TO:<slow@dest.test>
+RCPT TO:<busy@dest.test>
+QUIT
+C
+grep -qxF "S: 250 2.1.5 slow ok" "$LAB/t4" || fail "slow RCPT: $(grep '^S:' "$LAB/t4" | tr '\n' '|')"
+grep -qxF "S: 451 4.7.1 Rate limit exceeded, try again later" "$LAB/t4" ||
+	fail "rate-limited RCPT: $(grep '^S:' "$LAB/t4" | tr '\n' '|')"
+grep -qE 'watch destination=127\.0\.0\.1 kind=tarpit reply="[0-9]{4,}ms for 250 2\.1\.5 slow ok"' "$LAB/proxy.log" ||
+	fail "no tarpit line in the daemon's log"
+grep -qE 'watch destination=127\.0\.0\.1 kind=throttle reply="451 4\.7\.1 Rate limit exceeded, try again later"' "$LAB/proxy.log" ||
+	fail "no throttle line in the daemon's log"
+stats=$("$proxy" -C "$LAB/control" stats)
+grep -qE " tarpit_marks=[1-9][0-9]* throttle_marks=1$" <<<"$stats" || fail "stats after the marks: $stats"
+marked=$("$proxy" -C "$LAB/control" marked)
+grep -qE '^127\.0\.0\.1 tarpit=[1-9][0-9]* throttle=1 left=(3600|359[0-9]) last="451 4\.7\.1 Rate limit exceeded, try again later"$' <<<"$marked" ||
+	fail "marked: $marked"
+grep -qx "marked=1" <<<"$marked" || fail "marked count: $marked"
+echo "ok: a slow reply marked the destination as tarpit, a rate limit as throttle ($stats)"
 
 kill -TERM "$pid"
 lab_wait_pid "$pid" 15 || fail "gw-proxy did not stop"
