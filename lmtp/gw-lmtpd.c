@@ -5,6 +5,7 @@
  *   gw-lmtpd -n [-c FILE]               check FILE and its route file; exit 0 or 78
  *   gw-lmtpd -d [-c FILE]               print every key with its effective value
  *   gw-lmtpd -C CONTROL_SOCKET stats    counters of the running daemon
+ *   gw-lmtpd -C CONTROL_SOCKET metrics  the same in Prometheus text format
  *
  * Internal MTAs hand it mail over LMTP; each message is relayed to its
  * destinations while the LMTP client waits, and each recipient is answered
@@ -46,6 +47,7 @@
 #include "gw/log.h"
 #include "gw/time.h"
 #include "lmtpd_conf.h"
+#include "lmtpd_metrics.h"
 #include "session.h"
 
 enum { EX_OK_ = 0, EX_USAGE_ = 64, EX_UNAVAILABLE_ = 69, EX_OSERR_ = 71, EX_NOPERM_ = 77, EX_CONFIG_ = 78 };
@@ -78,7 +80,7 @@ static gwl_relay_stats retired; /* counters of relays freed after a reload, so s
 static void usage(void)
 {
 	fprintf(stderr, "usage: gw-lmtpd [-f] [-n] [-d] [-c FILE] [-u USER]\n"
-			"       gw-lmtpd -C CONTROL_SOCKET stats\n");
+			"       gw-lmtpd -C CONTROL_SOCKET stats|metrics\n");
 }
 
 static void stats_add(gwl_relay_stats *to, const gwl_relay_stats *from)
@@ -285,9 +287,28 @@ static void accept_one(int lfd)
 
 /* --- control socket --------------------------------------------------------------------------- */
 
+/* The counters of "stats" and "metrics": those of the current relay plus those of relays retired
+ * at reloads. */
+static void counters_get(gwl_counters *c)
+{
+	instance *in = current_get();
+
+	memset(c, 0, sizeof(*c));
+	if (in != NULL) {
+		gwl_relay_get_stats(in->relay, &c->relay);
+		c->healthy = gwl_relay_healthy(in->relay);
+	}
+	pthread_mutex_lock(&current_lock);
+	stats_add(&c->relay, &retired);
+	c->sessions = sessions;
+	c->sessions_total = sessions_total;
+	pthread_mutex_unlock(&current_lock);
+	instance_unref(in);
+}
+
 static void control_serve(int cfd)
 {
-	char cmd[64], out[1024];
+	char cmd[64], out[4096];
 	struct pollfd p;
 	ssize_t n;
 	int fd = accept4(cfd, NULL, NULL, SOCK_CLOEXEC);
@@ -297,32 +318,26 @@ static void control_serve(int cfd)
 	p.fd = fd;
 	p.events = POLLIN;
 	if (poll(&p, 1, 1000) == 1 && (n = read(fd, cmd, sizeof(cmd) - 1)) > 0) {
+		gwl_counters c;
 		cmd[n] = '\0';
 		cmd[strcspn(cmd, "\r\n")] = '\0';
 		if (strcmp(cmd, "stats") == 0) {
-			instance *in = current_get();
-			gwl_relay_stats st;
-			unsigned now;
-			unsigned long total;
-			memset(&st, 0, sizeof(st));
-			if (in != NULL)
-				gwl_relay_get_stats(in->relay, &st);
-			pthread_mutex_lock(&current_lock);
-			stats_add(&st, &retired);
-			now = sessions;
-			total = sessions_total;
-			pthread_mutex_unlock(&current_lock);
+			counters_get(&c);
 			snprintf(
 			    out, sizeof(out),
 			    "sessions=%u sessions_total=%lu transactions=%lu delivered=%lu tempfail=%lu "
 			    "permfail=%lu uncertain=%lu late=%lu connections_reused=%lu dane_verified=%lu "
 			    "dane_failed=%lu healthy=%s\n",
-			    now, total, st.transactions, st.delivered, st.tempfail, st.permfail, st.uncertain,
-			    st.late, st.connections_reused, st.dane_verified, st.dane_failed,
-			    in != NULL && gwl_relay_healthy(in->relay) ? "yes" : "no");
-			instance_unref(in);
+			    c.sessions, c.sessions_total, c.relay.transactions, c.relay.delivered,
+			    c.relay.tempfail, c.relay.permfail, c.relay.uncertain, c.relay.late,
+			    c.relay.connections_reused, c.relay.dane_verified, c.relay.dane_failed,
+			    c.healthy ? "yes" : "no");
+		} else if (strcmp(cmd, "metrics") == 0) {
+			counters_get(&c);
+			if (gwl_metrics_text(&c, out, sizeof(out)) == 0)
+				snprintf(out, sizeof(out), "error: metrics do not fit\n");
 		} else {
-			snprintf(out, sizeof(out), "error: unknown command (try: stats)\n");
+			snprintf(out, sizeof(out), "error: unknown command (try: stats, metrics)\n");
 		}
 		(void)!write(fd, out, strlen(out));
 	}
