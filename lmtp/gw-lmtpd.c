@@ -45,6 +45,7 @@
 #include "gw/daemon.h"
 #include "gw/dns.h"
 #include "gw/log.h"
+#include "gw/metrics_http.h"
 #include "gw/time.h"
 #include "lmtpd_conf.h"
 #include "lmtpd_metrics.h"
@@ -306,6 +307,15 @@ static void counters_get(gwl_counters *c)
 	instance_unref(in);
 }
 
+static size_t metrics_text(void *arg, char *out, size_t outlen)
+{
+	gwl_counters c;
+
+	(void)arg;
+	counters_get(&c);
+	return gwl_metrics_text(&c, out, outlen);
+}
+
 static void control_serve(int cfd)
 {
 	char cmd[64], out[4096];
@@ -426,7 +436,8 @@ static int run(gwl_config *c, int foreground)
 {
 	const char *user = c->opt.user != NULL && *c->opt.user != '\0' ? c->opt.user : NULL;
 	char err[1024], *pid_file = NULL, *control = NULL, *ctl_path = NULL;
-	int lfd[GWL_LISTEN_MAX], cfd = -1, rc = EX_OSERR_;
+	int lfd[GWL_LISTEN_MAX], cfd = -1, mfd = -1, rc = EX_OSERR_;
+	gw_metrics_http *mh = NULL;
 	size_t nl = 0, i;
 	uid_t uid;
 	gid_t gid;
@@ -462,6 +473,12 @@ static int run(gwl_config *c, int foreground)
 		}
 		ctl_path = strdup(c->opt.control_socket);
 	}
+	if (c->opt.metrics_listen != NULL && *c->opt.metrics_listen != '\0' &&
+	    (mfd = gw_metrics_http_listen(c->opt.metrics_listen, err, sizeof(err))) < 0) {
+		gw_log(GW_LOG_ERR, "start", "error=\"%s\"", err);
+		rc = EX_UNAVAILABLE_;
+		goto fail;
+	}
 	if (!foreground && daemon(0, c->opt.log == 1) != 0) {
 		gw_log(GW_LOG_ERR, "start", "error=\"daemon: %s\"", strerror(errno));
 		goto fail;
@@ -487,10 +504,20 @@ static int run(gwl_config *c, int foreground)
 	}
 	c = NULL;
 	current_set(in);
+	if (mfd >= 0) {
+		mh = gw_metrics_http_start(mfd, metrics_text, NULL, err, sizeof(err));
+		mfd = -1;
+		if (mh == NULL) {
+			gw_log(GW_LOG_ERR, "start", "error=\"metrics listener: %s\"", err);
+			current_set(NULL);
+			goto fail;
+		}
+	}
 	gw_log(GW_LOG_NOTICE, "start", "status=ok listen=\"%s\" routes=%zu pid=%ld", in->conf->opt.listen,
 	       in->conf->routes ? gw_routes_count(in->conf->routes) : 0, (long)getpid());
 	gw_daemon_signals_to(wake_pipe[1]);
 	main_loop(lfd, nl, cfd, max_sessions);
+	gw_metrics_http_stop(&mh);
 	gw_log(GW_LOG_NOTICE, "stop", "status=start sessions=%u", sessions);
 	for (i = 0; i < nl; i++)
 		close(lfd[i]);
@@ -512,10 +539,13 @@ static int run(gwl_config *c, int foreground)
 	}
 	current_set(NULL);
 fail:
+	gw_metrics_http_stop(&mh);
 	for (i = 0; i < nl; i++)
 		close(lfd[i]);
 	if (cfd >= 0)
 		close(cfd);
+	if (mfd >= 0)
+		close(mfd);
 	if (ctl_path != NULL)
 		(void)unlink(ctl_path);
 	gwl_config_free(&c);
