@@ -47,6 +47,7 @@
 #include "gw/log.h"
 #include "gw/metrics_http.h"
 #include "gw/time.h"
+#include "learn.h"
 #include "lmtpd_conf.h"
 #include "lmtpd_metrics.h"
 #include "session.h"
@@ -513,6 +514,14 @@ static int run(gwl_config *c, int foreground)
 			goto fail;
 		}
 	}
+	if (in->conf->opt.milter_control != NULL && *in->conf->opt.milter_control != '\0' &&
+	    gwl_learn_start(in->conf->opt.milter_control) != 0) {
+		gw_log(GW_LOG_ERR, "start", "error=\"milter_control %s: %s\"", in->conf->opt.milter_control,
+		       strerror(errno));
+		gw_metrics_http_stop(&mh);
+		current_set(NULL);
+		goto fail;
+	}
 	gw_log(GW_LOG_NOTICE, "start", "status=ok listen=\"%s\" routes=%zu pid=%ld", in->conf->opt.listen,
 	       in->conf->routes ? gw_routes_count(in->conf->routes) : 0, (long)getpid());
 	gw_daemon_signals_to(wake_pipe[1]);
@@ -529,6 +538,7 @@ static int run(gwl_config *c, int foreground)
 		gw_cond_wait_ms(&sessions_cond, &current_lock, 100);
 	pthread_mutex_unlock(&current_lock);
 	rc = EX_OK_;
+	gwl_learn_stop(); /* after the drain: the last deliveries' domains are sent too */
 	gw_log(GW_LOG_NOTICE, "stop", "status=ok open_sessions=%u", sessions);
 	if (sessions > 0) { /* still holding the relay: leave it to exit() */
 		if (pid_file != NULL)
@@ -539,6 +549,7 @@ static int run(gwl_config *c, int foreground)
 	}
 	current_set(NULL);
 fail:
+	gwl_learn_stop();
 	gw_metrics_http_stop(&mh);
 	for (i = 0; i < nl; i++)
 		close(lfd[i]);

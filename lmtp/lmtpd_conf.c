@@ -31,6 +31,8 @@ const gw_option gwl_option[] = {
 	NULL),
     OPT("control_socket", GW_OPT_STRING, "/run/gw-lmtpd/control", "control socket (stats); empty: none",
 	control_socket, 0, 0, NULL),
+    OPT("milter_control", GW_OPT_STRING, NULL,
+	"gw-milter's control socket, told the domains delivered to; empty: none", milter_control, 0, 0, NULL),
     OPT("metrics_listen", GW_OPT_STRING, NULL,
 	"HTTP listener answering GET /metrics ([address]:port); empty: none", metrics_listen, 0, 0, NULL),
     OPT("pid_file", GW_OPT_STRING, "/run/gw-lmtpd/gw-lmtpd.pid", "pid file; empty: none", pid_file, 0, 0,
