@@ -63,7 +63,7 @@ static int send_batch(char (*doms)[DOM_MAX], size_t n, size_t *learnt, char *why
 {
 	struct sockaddr_un un;
 	struct timeval tv = {5, 0};
-	char line[LINE_MAX_ + 2], ans[4096];
+	char line[LINE_MAX_ + 2], ans[65536]; /* an answer line per request line (a full batch: ~520) */
 	size_t i = 0, alen = 0, lines = 0, got = 0;
 	ssize_t r;
 	int fd;
