@@ -5,6 +5,7 @@
  *   gw-lmtpd -n [-c FILE]               check FILE and its route file; exit 0 or 78
  *   gw-lmtpd -d [-c FILE]               print every key with its effective value
  *   gw-lmtpd -C CONTROL_SOCKET stats    counters of the running daemon
+ *   gw-lmtpd -C CONTROL_SOCKET metrics  the same in Prometheus text format
  *
  * Internal MTAs hand it mail over LMTP; each message is relayed to its
  * destinations while the LMTP client waits, and each recipient is answered
@@ -44,8 +45,11 @@
 #include "gw/daemon.h"
 #include "gw/dns.h"
 #include "gw/log.h"
+#include "gw/metrics_http.h"
 #include "gw/time.h"
+#include "learn.h"
 #include "lmtpd_conf.h"
+#include "lmtpd_metrics.h"
 #include "session.h"
 
 enum { EX_OK_ = 0, EX_USAGE_ = 64, EX_UNAVAILABLE_ = 69, EX_OSERR_ = 71, EX_NOPERM_ = 77, EX_CONFIG_ = 78 };
@@ -78,7 +82,7 @@ static gwl_relay_stats retired; /* counters of relays freed after a reload, so s
 static void usage(void)
 {
 	fprintf(stderr, "usage: gw-lmtpd [-f] [-n] [-d] [-c FILE] [-u USER]\n"
-			"       gw-lmtpd -C CONTROL_SOCKET stats\n");
+			"       gw-lmtpd -C CONTROL_SOCKET stats|metrics\n");
 }
 
 static void stats_add(gwl_relay_stats *to, const gwl_relay_stats *from)
@@ -285,9 +289,37 @@ static void accept_one(int lfd)
 
 /* --- control socket --------------------------------------------------------------------------- */
 
+/* The counters of "stats" and "metrics": those of the current relay plus those of relays retired
+ * at reloads. */
+static void counters_get(gwl_counters *c)
+{
+	instance *in = current_get();
+
+	memset(c, 0, sizeof(*c));
+	if (in != NULL) {
+		gwl_relay_get_stats(in->relay, &c->relay);
+		c->healthy = gwl_relay_healthy(in->relay);
+	}
+	pthread_mutex_lock(&current_lock);
+	stats_add(&c->relay, &retired);
+	c->sessions = sessions;
+	c->sessions_total = sessions_total;
+	pthread_mutex_unlock(&current_lock);
+	instance_unref(in);
+}
+
+static size_t metrics_text(void *arg, char *out, size_t outlen)
+{
+	gwl_counters c;
+
+	(void)arg;
+	counters_get(&c);
+	return gwl_metrics_text(&c, out, outlen);
+}
+
 static void control_serve(int cfd)
 {
-	char cmd[64], out[1024];
+	char cmd[64], out[4096];
 	struct pollfd p;
 	ssize_t n;
 	int fd = accept4(cfd, NULL, NULL, SOCK_CLOEXEC);
@@ -297,32 +329,26 @@ static void control_serve(int cfd)
 	p.fd = fd;
 	p.events = POLLIN;
 	if (poll(&p, 1, 1000) == 1 && (n = read(fd, cmd, sizeof(cmd) - 1)) > 0) {
+		gwl_counters c;
 		cmd[n] = '\0';
 		cmd[strcspn(cmd, "\r\n")] = '\0';
 		if (strcmp(cmd, "stats") == 0) {
-			instance *in = current_get();
-			gwl_relay_stats st;
-			unsigned now;
-			unsigned long total;
-			memset(&st, 0, sizeof(st));
-			if (in != NULL)
-				gwl_relay_get_stats(in->relay, &st);
-			pthread_mutex_lock(&current_lock);
-			stats_add(&st, &retired);
-			now = sessions;
-			total = sessions_total;
-			pthread_mutex_unlock(&current_lock);
+			counters_get(&c);
 			snprintf(
 			    out, sizeof(out),
 			    "sessions=%u sessions_total=%lu transactions=%lu delivered=%lu tempfail=%lu "
 			    "permfail=%lu uncertain=%lu late=%lu connections_reused=%lu dane_verified=%lu "
 			    "dane_failed=%lu healthy=%s\n",
-			    now, total, st.transactions, st.delivered, st.tempfail, st.permfail, st.uncertain,
-			    st.late, st.connections_reused, st.dane_verified, st.dane_failed,
-			    in != NULL && gwl_relay_healthy(in->relay) ? "yes" : "no");
-			instance_unref(in);
+			    c.sessions, c.sessions_total, c.relay.transactions, c.relay.delivered,
+			    c.relay.tempfail, c.relay.permfail, c.relay.uncertain, c.relay.late,
+			    c.relay.connections_reused, c.relay.dane_verified, c.relay.dane_failed,
+			    c.healthy ? "yes" : "no");
+		} else if (strcmp(cmd, "metrics") == 0) {
+			counters_get(&c);
+			if (gwl_metrics_text(&c, out, sizeof(out)) == 0)
+				snprintf(out, sizeof(out), "error: metrics do not fit\n");
 		} else {
-			snprintf(out, sizeof(out), "error: unknown command (try: stats)\n");
+			snprintf(out, sizeof(out), "error: unknown command (try: stats, metrics)\n");
 		}
 		(void)!write(fd, out, strlen(out));
 	}
@@ -411,7 +437,8 @@ static int run(gwl_config *c, int foreground)
 {
 	const char *user = c->opt.user != NULL && *c->opt.user != '\0' ? c->opt.user : NULL;
 	char err[1024], *pid_file = NULL, *control = NULL, *ctl_path = NULL;
-	int lfd[GWL_LISTEN_MAX], cfd = -1, rc = EX_OSERR_;
+	int lfd[GWL_LISTEN_MAX], cfd = -1, mfd = -1, rc = EX_OSERR_;
+	gw_metrics_http *mh = NULL;
 	size_t nl = 0, i;
 	uid_t uid;
 	gid_t gid;
@@ -447,6 +474,12 @@ static int run(gwl_config *c, int foreground)
 		}
 		ctl_path = strdup(c->opt.control_socket);
 	}
+	if (c->opt.metrics_listen != NULL && *c->opt.metrics_listen != '\0' &&
+	    (mfd = gw_metrics_http_listen(c->opt.metrics_listen, err, sizeof(err))) < 0) {
+		gw_log(GW_LOG_ERR, "start", "error=\"%s\"", err);
+		rc = EX_UNAVAILABLE_;
+		goto fail;
+	}
 	if (!foreground && daemon(0, c->opt.log == 1) != 0) {
 		gw_log(GW_LOG_ERR, "start", "error=\"daemon: %s\"", strerror(errno));
 		goto fail;
@@ -472,10 +505,28 @@ static int run(gwl_config *c, int foreground)
 	}
 	c = NULL;
 	current_set(in);
+	if (mfd >= 0) {
+		mh = gw_metrics_http_start(mfd, metrics_text, NULL, err, sizeof(err));
+		mfd = -1;
+		if (mh == NULL) {
+			gw_log(GW_LOG_ERR, "start", "error=\"metrics listener: %s\"", err);
+			current_set(NULL);
+			goto fail;
+		}
+	}
+	if (in->conf->opt.milter_control != NULL && *in->conf->opt.milter_control != '\0' &&
+	    gwl_learn_start(in->conf->opt.milter_control) != 0) {
+		gw_log(GW_LOG_ERR, "start", "error=\"milter_control %s: %s\"", in->conf->opt.milter_control,
+		       strerror(errno));
+		gw_metrics_http_stop(&mh);
+		current_set(NULL);
+		goto fail;
+	}
 	gw_log(GW_LOG_NOTICE, "start", "status=ok listen=\"%s\" routes=%zu pid=%ld", in->conf->opt.listen,
 	       in->conf->routes ? gw_routes_count(in->conf->routes) : 0, (long)getpid());
 	gw_daemon_signals_to(wake_pipe[1]);
 	main_loop(lfd, nl, cfd, max_sessions);
+	gw_metrics_http_stop(&mh);
 	gw_log(GW_LOG_NOTICE, "stop", "status=start sessions=%u", sessions);
 	for (i = 0; i < nl; i++)
 		close(lfd[i]);
@@ -487,6 +538,7 @@ static int run(gwl_config *c, int foreground)
 		gw_cond_wait_ms(&sessions_cond, &current_lock, 100);
 	pthread_mutex_unlock(&current_lock);
 	rc = EX_OK_;
+	gwl_learn_stop(); /* after the drain: the last deliveries' domains are sent too */
 	gw_log(GW_LOG_NOTICE, "stop", "status=ok open_sessions=%u", sessions);
 	if (sessions > 0) { /* still holding the relay: leave it to exit() */
 		if (pid_file != NULL)
@@ -497,10 +549,14 @@ static int run(gwl_config *c, int foreground)
 	}
 	current_set(NULL);
 fail:
+	gwl_learn_stop();
+	gw_metrics_http_stop(&mh);
 	for (i = 0; i < nl; i++)
 		close(lfd[i]);
 	if (cfd >= 0)
 		close(cfd);
+	if (mfd >= 0)
+		close(mfd);
 	if (ctl_path != NULL)
 		(void)unlink(ctl_path);
 	gwl_config_free(&c);

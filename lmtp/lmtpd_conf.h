@@ -25,7 +25,7 @@
 #define GWL_BIND_MAX       16
 
 typedef struct gwl_options {
-	char *listen, *socket_mode, *control_socket, *pid_file, *user;
+	char *listen, *socket_mode, *control_socket, *metrics_listen, *milter_control, *pid_file, *user;
 	int log, log_level;
 	char *hostname, *helo_name;
 	char *routes;

@@ -13,6 +13,7 @@
 #include "gw/log.h"
 #include "gw/server.h"
 #include "gw/time.h"
+#include "learn.h"
 #include "session.h"
 
 #define INPUT_CHUNK   16384
@@ -298,6 +299,8 @@ static int on_data_end(sess *s, const gw_srv_event *ev)
 	for (i = 0; i < t->nrcpts; i++) {
 		char logtext[300];
 		reply_for(&res[i], &code, enh, sizeof(enh), text, sizeof(text));
+		if (res[i].state == GW_LMTP_DELIVERED)
+			gwl_learn_note(t->rcpts[i].addr);
 		gw_srv_reply_rcpt(s->srv, i, code, enh, text);
 		gw_log_sanitize(logtext, sizeof(logtext), text, strlen(text), 250);
 		gw_log(GW_LOG_INFO, "rcpt",

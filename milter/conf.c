@@ -65,6 +65,8 @@ const gw_option gwm_option[] = {
 	milter_timeout, S(1), S(86400), NULL),
     OPT("control_socket", GW_OPT_STRING, "/run/gw-milter/control",
 	"control socket (stats, purge); empty: none", control_socket, 0, 0, NULL),
+    OPT("metrics_listen", GW_OPT_STRING, NULL,
+	"HTTP listener answering GET /metrics ([address]:port); empty: none", metrics_listen, 0, 0, NULL),
     OPT("pid_file", GW_OPT_STRING, "/run/gw-milter/gw-milter.pid", "pid file; empty: none", pid_file, 0, 0,
 	NULL),
     OPT("user", GW_OPT_STRING, NULL, "drop root to this user after binding; empty: stay", user, 0, 0, NULL),

@@ -41,7 +41,7 @@
 
 /* Every key of gw.conf; see gwm_option[] for types and defaults. */
 typedef struct gwm_options {
-	char *socket, *socket_mode, *socket_group, *control_socket, *pid_file, *user;
+	char *socket, *socket_mode, *socket_group, *control_socket, *metrics_listen, *pid_file, *user;
 	long milter_timeout;
 	int log, log_level; /* indexes into their words; gwm_config has the values */
 	char *routes;

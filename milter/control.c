@@ -197,6 +197,63 @@ static void answer_purge(const char *arg, char *out, size_t outlen)
 	snprintf(out, outlen, "ok purged=%zu", n);
 }
 
+/* A domain name as gw-lmtpd sends it: letters, digits, '-', '.' (or UTF-8), lower case, at most 253. */
+static int domain_ok(const char *d, size_t n)
+{
+	size_t i;
+
+	if (n == 0 || n > 253 || d[0] == '.' || d[0] == '-')
+		return 0;
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)d[i];
+		if (!(ch >= 'a' && ch <= 'z') && !(ch >= '0' && ch <= '9') && ch != '-' && ch != '.' &&
+		    ch < 0x80)
+			return 0;
+	}
+	return 1;
+}
+
+/* "learn-domains D1 D2 ...": domains another daemon (gw-lmtpd) delivered to, credited as the domains
+ * of signed outbound mail are. */
+static void answer_learn(const char *arg, char *out, size_t outlen)
+{
+	char d[254];
+	unsigned learnt = 0, refused = 0;
+	gwm_flood_stats fl;
+
+	gwm_flood_stats_get(&fl);
+	while (*arg != '\0') {
+		size_t n = strcspn(arg, " \t");
+		if (domain_ok(arg, n)) {
+			memcpy(d, arg, n);
+			d[n] = '\0';
+			if (fl.on) {
+				gwm_flood_learn(NULL, d);
+				learnt++;
+			}
+		} else {
+			refused++;
+		}
+		arg += n;
+		arg += strspn(arg, " \t");
+	}
+	snprintf(out, outlen, "ok learnt=%u refused=%u guard=%s", learnt, refused, fl.on ? "on" : "off");
+}
+
+/* "corr DOMAIN": is the domain a correspondent now. */
+static void answer_corr(const char *arg, char *out, size_t outlen)
+{
+	gwm_snapshot *s = gwm_current_get();
+	size_t n = strcspn(arg, " \t");
+
+	if (!domain_ok(arg, n) || arg[n] != '\0')
+		snprintf(out, outlen, "error corr wants one lower-case domain");
+	else
+		snprintf(out, outlen, "ok domain=%s correspondent=%s", arg,
+			 s != NULL && gwm_flood_is_corr(s->conf, NULL, arg) ? "yes" : "no");
+	gwm_snapshot_unref(&s);
+}
+
 void gwm_control_handle(const char *line, char *out, size_t outlen)
 {
 	const char *arg;
@@ -210,6 +267,10 @@ void gwm_control_handle(const char *line, char *out, size_t outlen)
 		answer_stats(out, outlen);
 	else if (cl == 5 && strncasecmp(line, "purge", 5) == 0 && *arg != '\0')
 		answer_purge(arg, out, outlen);
+	else if (cl == 13 && strncasecmp(line, "learn-domains", 13) == 0 && *arg != '\0')
+		answer_learn(arg, out, outlen);
+	else if (cl == 4 && strncasecmp(line, "corr", 4) == 0 && *arg != '\0')
+		answer_corr(arg, out, outlen);
 	else if (cl == 4 && strncasecmp(line, "mode", 4) == 0)
 		gwm_flood_control_mode(arg, out, outlen);
 	else if (cl == 7 && strncasecmp(line, "metrics", 7) == 0 && *arg == '\0') {
@@ -221,7 +282,7 @@ void gwm_control_handle(const char *line, char *out, size_t outlen)
 	} else
 		snprintf(out, outlen,
 			 "error unknown command (stats, purge ADDRESS, purge all, mode [high|normal|auto], "
-			 "metrics)");
+			 "metrics, learn-domains DOMAIN..., corr DOMAIN)");
 }
 
 /* Serve one client: lines in, answers out, until EOF, timeout or error. */

@@ -45,10 +45,12 @@
 #include "control.h"
 #include "flood.h"
 #include "idle.h"
+#include "metrics.h"
 #include "smfi_ctx.h"
 #include "gw/cache.h"
 #include "gw/daemon.h"
 #include "gw/log.h"
+#include "gw/metrics_http.h"
 #include "gw/time.h"
 
 enum { EX_OK_ = 0, EX_USAGE_ = 64, EX_UNAVAILABLE_ = 69, EX_OSERR_ = 71, EX_NOPERM_ = 77, EX_CONFIG_ = 78 };
@@ -127,10 +129,13 @@ static void reload_once(void)
 	if (old != NULL) {
 		const gwm_options *a = &old->conf->opt, *b = &c->opt;
 		if (strcmp(a->socket, b->socket) != 0 || strcmp(a->control_socket, b->control_socket) != 0 ||
+		    strcmp(a->metrics_listen != NULL ? a->metrics_listen : "",
+			   b->metrics_listen != NULL ? b->metrics_listen : "") != 0 ||
 		    strcmp(a->user != NULL ? a->user : "", b->user != NULL ? b->user : "") != 0 ||
 		    a->log != b->log || a->milter_timeout != b->milter_timeout)
 			gw_log(GW_LOG_WARNING, "reload",
-			       "socket, control_socket, user, log and milter_timeout need a restart");
+			       "socket, control_socket, metrics_listen, user, log and milter_timeout need a "
+			       "restart");
 #define S0(x) ((x) != NULL ? (x) : "")
 		if (a->flood_guard != b->flood_guard || strcmp(S0(a->flood_store), S0(b->flood_store)) != 0 ||
 		    strcmp(S0(a->shared_state), S0(b->shared_state)) != 0 ||
@@ -268,6 +273,12 @@ static void main_loop(void)
 	}
 }
 
+static size_t metrics_text(void *arg, char *out, size_t outlen)
+{
+	(void)arg;
+	return gwm_metrics_text(out, outlen);
+}
+
 static int run(gwm_config *c, int foreground)
 {
 	uid_t uid = (uid_t)-1;
@@ -277,7 +288,8 @@ static int run(gwm_config *c, int foreground)
 	pthread_t mt, rt;
 	gwm_snapshot *s;
 	int64_t t0;
-	int cfd = -1, rc = EX_OSERR_;
+	int cfd = -1, mfd = -1, rc = EX_OSERR_;
+	gw_metrics_http *mh = NULL;
 
 	gw_log_open("gw-milter", c->log_dest, c->log_level);
 	if (gw_daemon_user(user, &uid, &gid, err, sizeof(err)) != 0) {
@@ -294,6 +306,11 @@ static int run(gwm_config *c, int foreground)
 			goto fail;
 		}
 		control = strdup(c->opt.control_socket);
+	}
+	if (c->opt.metrics_listen != NULL && *c->opt.metrics_listen != '\0' &&
+	    (mfd = gw_metrics_http_listen(c->opt.metrics_listen, err, sizeof(err))) < 0) {
+		gw_log(GW_LOG_ERR, "start", "error=\"%s\"", err);
+		goto fail;
 	}
 	rc = EX_OSERR_;
 	if (!foreground && daemon(0, c->log_dest == GW_LOG_STDERR) != 0) {
@@ -342,6 +359,14 @@ static int run(gwm_config *c, int foreground)
 		}
 		cfd = -1;
 	}
+	if (mfd >= 0) {
+		mh = gw_metrics_http_start(mfd, metrics_text, NULL, err, sizeof(err));
+		mfd = -1;
+		if (mh == NULL) {
+			gw_log(GW_LOG_ERR, "start", "error=\"metrics listener: %s\"", err);
+			goto fail;
+		}
+	}
 	if (pthread_create(&rt, NULL, reload_thread, NULL) != 0 ||
 	    pthread_create(&mt, NULL, milter_thread, NULL) != 0) {
 		gw_log(GW_LOG_ERR, "start", "error=\"threads: %s\"", strerror(errno));
@@ -356,6 +381,7 @@ static int run(gwm_config *c, int foreground)
 	reload_signal(1);
 	pthread_join(rt, NULL);
 	gwm_control_stop();
+	gw_metrics_http_stop(&mh);
 	gwm_flood_stop(); /* what was learnt is written before the exit, whatever the sessions do */
 	/* libmilter does not wait for its session threads: they hold snapshots, so wait for them. */
 	t0 = gw_now_ms();
@@ -373,9 +399,12 @@ static int run(gwm_config *c, int foreground)
 fail:
 	gwm_idle_stop();
 	gwm_control_stop();
+	gw_metrics_http_stop(&mh);
 	gwm_flood_free();
 	if (cfd >= 0)
 		close(cfd);
+	if (mfd >= 0)
+		close(mfd);
 	gwm_current_set(NULL);
 	gwm_callbacks_deinit();
 	gw_cache_free(&cache);

@@ -7,7 +7,8 @@
 #     too many errors, the daemon keeps serving;
 #   - an idle session is closed after command_timeout with 421;
 #   - smtp_bind_address: the destination sees the configured source address;
-#   - SIGHUP loads a changed route file; the control socket answers stats;
+#   - SIGHUP loads a changed route file; the control socket answers stats, and metrics in
+#     Prometheus text format whose counters move with a delivery;
 #   - SIGTERM ends it with exit 0, pid file and control socket removed.
 # Needs python3 (/usr/bin/python3), swaks, ss. Stops everything by PID.
 set -euo pipefail
@@ -148,12 +149,38 @@ echo "b.test smtp:[127.0.0.1]:$dp" >>"$LAB/routes"
 kill -HUP "$pid"
 for _ in $(seq 100); do grep -q "reload status=ok routes=2" "$LAB/lmtpd.log" && break; sleep 0.1; done
 grep -q "reload status=ok routes=2" "$LAB/lmtpd.log" || fail "no reload with 2 routes logged"
+"$lmtpd" -C "$LAB/control" metrics >"$LAB/m1.prom" || fail "metrics: exit $?"
 timeout 30 swaks --protocol LMTP --server 127.0.0.1 --port "$lp" --helo internal.test --from s@internal.test \
 	--to y@b.test --timeout 20 >"$LAB/t3" 2>&1 || true
 grep -q "^<- *250 2.0.0 delivered" "$LAB/t3" || fail "the reloaded route was not used: $(grep '^<' "$LAB/t3" | tail -1)"
 stats=$("$lmtpd" -C "$LAB/control" stats)
 grep -q "delivered=3 " <<<"$stats" || fail "stats: $stats"
 echo "ok: reload, stats ($stats)"
+# The same counters in Prometheus text format: every line a comment or a sample with its TYPE
+# first, and the delivery since the first scrape counted.
+"$lmtpd" -C "$LAB/control" metrics >"$LAB/m2.prom" || fail "metrics: exit $?"
+bad=$(grep -vE '^# (HELP|TYPE) gw_lmtpd_[a-z_]+ .+$|^gw_lmtpd_[a-z_]+(\{[a-z]+="[a-z]+"\})? [0-9]+$' "$LAB/m2.prom" || true)
+[ -z "$bad" ] || fail "metrics: malformed lines: $bad"
+untyped=$(awk '/^# TYPE/ { t[$3] = 1 } /^[a-z]/ { n = $1; sub(/\{.*/, "", n); if (!(n in t)) print n }' "$LAB/m2.prom" || true)
+[ -z "$untyped" ] || fail "metrics: samples without TYPE: $untyped"
+for f in sessions sessions_total transactions delivered tempfail permfail uncertain late connections_reused \
+	dane_verified dane_failed healthy; do
+	case $f in
+	delivered | tempfail | permfail | uncertain) m="gw_lmtpd_recipients_total{result=\"$f\"}" ;;
+	sessions | healthy) m="gw_lmtpd_$f" ;;
+	*) m="gw_lmtpd_${f%_total}_total" ;;
+	esac
+	grep -qF "$m " "$LAB/m2.prom" || fail "metrics: no $m for stats' $f"
+done
+sample() { awk -v n="$1" '$1 == n { print $2 }' "$2"; }
+[ "$(sample 'gw_lmtpd_recipients_total{result="delivered"}' "$LAB/m2.prom")" = 3 ] || fail "metrics: delivered $(cat "$LAB/m2.prom")"
+[ "$(($(sample 'gw_lmtpd_recipients_total{result="delivered"}' "$LAB/m2.prom") - $(sample 'gw_lmtpd_recipients_total{result="delivered"}' "$LAB/m1.prom")))" = 1 ] ||
+	fail "metrics: delivered did not move by 1"
+[ "$(($(sample gw_lmtpd_transactions_total "$LAB/m2.prom") - $(sample gw_lmtpd_transactions_total "$LAB/m1.prom")))" = 1 ] ||
+	fail "metrics: transactions did not move by 1"
+[ "$(($(sample gw_lmtpd_sessions_total "$LAB/m2.prom") - $(sample gw_lmtpd_sessions_total "$LAB/m1.prom")))" = 1 ] ||
+	fail "metrics: sessions_total did not move by 1"
+echo "ok: metrics ($(wc -l <"$LAB/m2.prom") lines, counters moved by one delivery)"
 
 # --- stop ------------------------------------------------------------------------------------------
 kill -TERM "$pid"

@@ -10,6 +10,7 @@
 #include "gw/client.h"
 #include "gw/config.h"
 #include "gw/daemon.h"
+#include "gw/metrics_http.h"
 #include "gw/dane.h"
 #include "gw/dns.h"
 #include "gw/lmtp.h"
