@@ -173,7 +173,8 @@ static int parse_args(int argc, char **argv, args *a, int *first_rcpt)
 			break;
 		case 'T':
 			/* dane needs TLSA records per host, which only gw-lmtpd's relay looks up. */
-			if (gw_tls_policy_parse(optarg, &a->o.client.tls) < 0 || a->o.client.tls == GW_TLS_DANE)
+			if (gw_tls_policy_parse(optarg, &a->o.client.tls) < 0 ||
+			    a->o.client.tls == GW_TLS_DANE)
 				goto bad;
 			break;
 		case OPT_CA:

@@ -148,12 +148,12 @@ typedef struct gw_lmtp_txn {
 typedef struct gw_lmtp_opts {
 	gw_client_opts
 	    client; /* proto (GW_PROTO_LMTP or _SMTP), timeouts, deadline per transaction, TLS, HELO name */
-	int no_chunking;     /* never BDAT, even when CHUNKING is offered */
-	size_t bdat_chunk;   /* body bytes per BDAT chunk; 0: 64 KB */
-	int always_rset;     /* RSET before every reused transaction, not only after an unfinished one */
-	int uncertain_final; /* fallback: 0 (default) UNCERTAIN recipients go to the next gateway; 1: they
-				stay */
-	unsigned idle_check_ms;         /* reuse after this long idle: RSET first; 0: never */
+	int no_chunking;        /* never BDAT, even when CHUNKING is offered */
+	size_t bdat_chunk;      /* body bytes per BDAT chunk; 0: 64 KB */
+	int always_rset;        /* RSET before every reused transaction, not only after an unfinished one */
+	int uncertain_final;    /* fallback: 0 (default) UNCERTAIN recipients go to the next gateway; 1: they
+				   stay */
+	unsigned idle_check_ms; /* reuse after this long idle: RSET first; 0: never */
 	unsigned idle_check_timeout_ms; /* that RSET's bound; 0: 5000 */
 } gw_lmtp_opts;
 
