@@ -153,7 +153,13 @@ int gw_daemon_signals_to(int wfd)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = SA_RESTART;
+	/*
+	 * SA_NODEFER: while the handler runs the signal stays unblocked here, so a
+	 * second one arriving then still finds this thread willing; otherwise the
+	 * kernel hands it to a thread that sigwaits for it (libmilter's signal
+	 * thread, which takes SIGHUP as "stop"). The handler is reentrant.
+	 */
+	sa.sa_flags = SA_RESTART | SA_NODEFER;
 	if (sigaction(SIGHUP, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0 ||
 	    sigaction(SIGINT, &sa, NULL) != 0)
 		return -1;
