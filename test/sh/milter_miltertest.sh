@@ -385,7 +385,7 @@ cp "$T/routes.good" "$T/routes"
 [[ "$(ctl stats)" == *" generation=2" ]]
 verdict $? "still generation 2 after the failed reload"
 # A burst of SIGHUPs: each is a reload, none stops the daemon (libmilter would).
-for _ in $(seq 1 10); do kill -HUP "$MPID"; done
+for _ in $(seq 1 100); do kill -HUP "$MPID"; done
 check "daemon survives a burst of SIGHUPs" wait_for 10 bash -c "[[ \"\$('$MILTER' -C '$CTL' stats)\" != *' generation=2' ]]"
 check "daemon still running" kill -0 $MPID
 cat >"$T/alive.lua" <<'EOF'
