@@ -25,7 +25,10 @@
  * worker pool checks its timeout only every 600 s.
  *
  * Does not defend against: a signal sent to one thread with tgkill (it would
- * reach libmilter's handler); a reload cannot move the milter socket, the
+ * reach libmilter's handler), or a SIGHUP that arrives while this thread has
+ * another signal pending and is off the CPU (the kernel may then wake
+ * libmilter's sigwait thread: the handler's SA_NODEFER closes only the window
+ * while the handler itself runs); a reload cannot move the milter socket, the
  * control socket, the user or the log destination (a restart can).
  */
 #include <errno.h>
