@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "map_file.h"
 #include "tls_map.h"
 
 #define MAP_MAX    10000 /* entries */
-#define FILE_MAX   (1024 * 1024)
 #define LINE_WORDS 3
 
 typedef struct entry {
@@ -136,28 +136,12 @@ fail:
 
 gwp_tls_map *gwp_tls_map_load(const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "rb");
-	gwp_tls_map *m;
-	char *buf;
 	size_t n;
+	char *buf = gwp_map_file_read(path, &n, err, errlen);
+	gwp_tls_map *m;
 
-	if (f == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	if (buf == NULL)
 		return NULL;
-	}
-	if ((buf = malloc(FILE_MAX + 1)) == NULL) {
-		fclose(f);
-		snprintf(err, errlen, "%s: out of memory", path);
-		return NULL;
-	}
-	n = fread(buf, 1, FILE_MAX + 1, f);
-	if (ferror(f) || n > FILE_MAX) {
-		snprintf(err, errlen, "%s: %s", path, ferror(f) ? strerror(errno) : "larger than 1 MB");
-		fclose(f);
-		free(buf);
-		return NULL;
-	}
-	fclose(f);
 	m = gwp_tls_map_parse(buf, n, path, err, errlen);
 	free(buf);
 	return m;
