@@ -69,9 +69,10 @@ POOL=(10.31.0.11 10.31.0.12 10.31.0.13)
 
 stop() {
 	local n
+	# the destinations first: gw-proxy drains its sessions on SIGTERM (up to reply_timeout),
+	# and those with the tarpit end only when the tarpit goes
 	if [ -n "$LAB" ] && [ -f "$LAB/bg" ]; then
-		# shellcheck disable=SC2013 # names, one a word
-		for n in $(cut -d' ' -f1 "$LAB/bg" | sort -u); do lab_bg_stop "$n"; done
+		for n in tarpit bl sink proxy; do lab_bg_stop "$n"; done
 	fi
 	fleet_down # Postfix instances by PID, then the namespaces
 }
