@@ -14,6 +14,7 @@
 #include "gw/mx.h"
 #include "gw/time.h"
 #include "relay.h"
+#include "throttle.h"
 
 #define STUFFED_MAX (1024 * 1024) /* one body chunk dot-stuffed: at most twice the engine's input */
 
@@ -221,6 +222,8 @@ static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 	char bind[64] = "";
 
 	snprintf(r->up_key, sizeof(r->up_key), "%s", hop->host);
+	if (gwp_throttle_dest_take(r, rep) != 0) /* at the destination's session limit: not connected */
+		return GW_E_REJECTED;
 	if (r->env->pool != NULL && c->npool > 0) {
 		const char *mine[GWP_TENANT_ADDRS], *const *addrs = (const char *const *)c->pool;
 		size_t n = c->npool, j;
@@ -298,6 +301,8 @@ static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 		    gwp_pool_accepts_others(r->env->pool, bind, r->up_key, c->opt.pool_retire_time))
 			pool_retire(r, "connection refused; other addresses accepted");
 	}
+	if (st != GW_OK)
+		gwp_throttle_dest_give(r);
 	return st;
 }
 
@@ -443,6 +448,12 @@ int gwp_relay_init(gwp_relay *r, const gwp_env *env, const char *client, const g
 	}
 	if (make_srv(r, 0, 0, 0) != 0)
 		return -1;
+	if (r->dlimited) { /* a 421 greeting: the tenant's MTA backs off as from a busy destination */
+		snprintf(r->outcome, sizeof(r->outcome), "limited");
+		slogf(r, "<-", "421 4.3.2 %s", rep.text);
+		gw_srv_shutdown(r->srv, rep.text);
+		return 0;
+	}
 	if (st == GW_E_REJECTED) {
 		/* the destination's refusal answers every MAIL: its words reach the client whole */
 		r->refusal = rep;
@@ -496,6 +507,10 @@ static void on_mail(gwp_relay *r, const gw_srv_event *ev)
 
 	txn_clear(r);
 	format_path(ev->path, r->mail_cmd, sizeof(r->mail_cmd));
+	if (gwp_throttle_mail(r, &rep) != 0) { /* the tenant's rate: its own queue keeps the message */
+		answer(r, &rep, -1);
+		return;
+	}
 	if (r->mode == GWP_DEST_MX) {
 		r->mail_held = 1;
 		slogf(r, ">|", "MAIL FROM:%s", r->mail_cmd);
@@ -827,6 +842,7 @@ void gwp_relay_finish(gwp_relay *r)
 	char helo[GW_DOMAIN_MAX * 4 + 8];
 
 	gwp_relay_client_gone(r, "closed");
+	gwp_throttle_dest_give(r);
 	gw_log_sanitize(helo, sizeof(helo), r->helo, strlen(r->helo), 100);
 	gwp_slog_summary(r->env->slog, r->sid,
 			 "client=%s tenant=%s helo=%s dest=%s peer=%s outcome=%s messages=%lu refused=%lu "

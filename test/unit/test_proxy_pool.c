@@ -202,7 +202,8 @@ static void test_tenant_map_errors(void **state)
 	    {"\n10.0.0.0/33 acme 192.0.2.1\n", "t:2: 10.0.0.0/33: not an address or address/prefix"},
 	    {"10.0.0.0/8 acme 192.0.2.1,mail.example\n", "t:1: not a numeric address (mail.example)"},
 	    {"10.0.0.0/8 acme ,\n", "t:1: no address"},
-	    {"10.0.0.0/8 a b c\n", "t:1: want"},
+	    {"10.0.0.0/8 a b c\n", "t:1: c: want rate=N"},
+	    {"10.0.0.0/8 a b c d\n", "t:1: want"},
 	};
 	size_t i;
 	char err[256];
