@@ -75,19 +75,20 @@ static void format_path(const gw_path *p, char *out, size_t outlen)
 				      p->params[i].has_value ? "=" : "", p->params[i].value);
 }
 
-/* A blocklist verdict on the address up is bound to: out of use for that destination for a while. */
-static void pool_retire(gwp_relay *r, const char *why)
+/* A verdict on a pool address (blocklist, refused connection): out of use for that destination for a while.
+ */
+static void pool_retire(gwp_relay *r, const char *addr, const char *why)
 {
 	const gwp_config *c = r->env->conf;
 
-	if (r->env->pool == NULL || r->up_bind[0] == '\0')
+	if (r->env->pool == NULL || addr[0] == '\0')
 		return;
-	if (gwp_pool_retire(r->env->pool, r->up_bind, r->up_key, c->opt.pool_retire_time))
+	if (gwp_pool_retire(r->env->pool, addr, r->up_key, c->opt.pool_retire_time))
 		atomic_fetch_add(&r->env->stats->pool_retired, 1);
-	slogf(r, "|<", "! pool: address %s retired for %s for %lds: %s", r->up_bind, r->up_key,
+	slogf(r, "|<", "! pool: address %s retired for %s for %lds: %s", addr, r->up_key,
 	      c->opt.pool_retire_time / 1000, why);
-	gw_log(GW_LOG_WARNING, "pool", "address=%s destination=%s retired=%lds reply=\"%s\"", r->up_bind,
-	       r->up_key, c->opt.pool_retire_time / 1000, why);
+	gw_log(GW_LOG_WARNING, "pool", "address=%s destination=%s retired=%lds reply=\"%s\"", addr, r->up_key,
+	       c->opt.pool_retire_time / 1000, why);
 }
 
 /* A reply of the destination: a blocklist verdict retires the address. */
@@ -103,7 +104,7 @@ static void pool_check(gwp_relay *r, const gw_reply *rep)
 	for (i = 0; why[i] != '\0'; i++)
 		if (why[i] == '\n' || why[i] == '"')
 			why[i] = why[i] == '\n' ? ' ' : '\'';
-	pool_retire(r, why);
+	pool_retire(r, r->up_bind, why);
 }
 
 /* A destination that tarpits (a reply slower than tarpit_delay) or throttles (421, 4xx rate limits). */
@@ -210,6 +211,35 @@ static void caps_text(unsigned caps, char *out, size_t outlen)
 			n += (size_t)snprintf(out + n, outlen - n, "%s%s", n ? "," : "", names[i].name);
 }
 
+static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep);
+
+/*
+ * Refused from addr: retired at once when the destination took another pool address lately; either way the
+ * session tries once more from another address, and when that one gets in, the destination refuses addr, not
+ * us (a destination down for everyone retires nothing). The status of the second try.
+ */
+static gw_status pool_refused(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep, const char *addr)
+{
+	const gwp_config *c = r->env->conf;
+	char a[64], why[128];
+	int done = 0;
+	gw_status st;
+
+	snprintf(a, sizeof(a), "%s", addr);
+	if (gwp_pool_accepts_others(r->env->pool, a, r->up_key, c->opt.pool_retire_time)) {
+		pool_retire(r, a, "connection refused; other addresses accepted");
+		done = 1;
+	}
+	snprintf(r->pool_skip, sizeof(r->pool_skip), "%s", a);
+	st = up_open(r, hop, rep);
+	r->pool_skip[0] = '\0';
+	if (st == GW_OK && !done) {
+		snprintf(why, sizeof(why), "connection refused; %s accepted", r->up_bind);
+		pool_retire(r, a, why);
+	}
+	return st;
+}
+
 /* Connect hop, greeting, EHLO, STARTTLS per policy. GW_OK, GW_E_REJECTED (rep), or a failure. */
 static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 {
@@ -234,7 +264,12 @@ static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 			addrs = mine;
 			n = r->tenant_ent->naddr;
 		}
-		i = gwp_pool_choose(r->env->pool, addrs, n, r->up_key, &all);
+		if (r->pool_skip[0] == '\0') {
+			i = gwp_pool_choose(r->env->pool, addrs, n, r->up_key, &all);
+		} else if ((i = gwp_pool_choose_other(r->env->pool, addrs, n, r->up_key, r->pool_skip)) < 0) {
+			gwp_throttle_dest_give(r); /* after a refusal, no other address to try */
+			return GW_E_REFUSED;
+		}
 		snprintf(bind, sizeof(bind), "%s", addrs[i]);
 		if (all) {
 			atomic_fetch_add(&r->env->stats->pool_all_retired, 1);
@@ -296,10 +331,8 @@ static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 			 gw_stage_str(gw_client_stage(r->up)), gw_client_error(r->up));
 		gwp_slog_line(r->env->slog, r->sid, "|<", text, strlen(text), since(t0));
 		atomic_fetch_add(&r->env->stats->upstream_failures, 1);
-		/* refused from this address while another one gets in: the address is what it refuses */
-		if (st == GW_E_REFUSED && r->env->pool != NULL && bind[0] &&
-		    gwp_pool_accepts_others(r->env->pool, bind, r->up_key, c->opt.pool_retire_time))
-			pool_retire(r, "connection refused; other addresses accepted");
+		if (st == GW_E_REFUSED && r->env->pool != NULL && bind[0] && r->pool_skip[0] == '\0')
+			st = pool_refused(r, hop, rep, bind);
 	}
 	if (st != GW_OK)
 		gwp_throttle_dest_give(r);

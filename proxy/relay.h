@@ -92,6 +92,7 @@ typedef struct gwp_relay {
 	gw_reply refusal;              /* greeting/EHLO refusal (code 0: none): the answer to MAIL */
 	char dslot[GW_HOST_MAX + 16];  /* the destination whose session count holds this one ("": none) */
 	int dlimited;                  /* up_open() refused: destination_concurrency reached */
+	char pool_skip[64];            /* up_open() once more after a refused connection: not this address */
 	/* MX mode: the held MAIL and the transaction's domain */
 	char mail_cmd[GW_PATH_MAX + GW_PARAMS_MAX * (GW_PARAM_KEY_MAX + GW_PARAM_VALUE_MAX + 2) + 16];
 	int mail_held;
