@@ -91,8 +91,9 @@ const gw_option gwp_option[] = {
 	0, NULL),
     OPT("mark_time", GW_OPT_DURATION, "1h", "how long a tarpit or throttle mark on a destination lasts",
 	mark_time, 1000, S(30L * 86400), NULL),
-    OPT("destination_concurrency", GW_OPT_INT, "100",
-	"sessions to one destination host at once; more get 421 (a 451 at RCPT by MX); 0: no limit",
+    OPT("destination_concurrency", GW_OPT_INT, "0",
+	"sessions to one destination host at once; more get 421 (a 451 at RCPT by MX); 0: no limit (the "
+	"tenants' MTAs keep theirs)",
 	destination_concurrency, 0, 100000, NULL),
     OPT("marked_concurrency", GW_OPT_INT, "2",
 	"sessions at once to a destination marked as tarpit or throttle; 0: the mark lowers nothing",

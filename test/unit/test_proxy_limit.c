@@ -222,15 +222,15 @@ static void test_marked_limit(void **state)
 	memset(&env, 0, sizeof(env));
 	env.watch = w;
 	env.conf = conf_with("");
-	/* the defaults: 100 sessions, 2 while marked */
-	assert_int_equal(gwp_throttle_dest_limit(&env, "192.0.2.25", &marked), 100);
+	/* the defaults: no limit, 2 while marked */
+	assert_int_equal(gwp_throttle_dest_limit(&env, "192.0.2.25", &marked), 0);
 	assert_int_equal(marked, 0);
 	gwp_watch_mark(w, "192.0.2.25", GWP_MARK_TARPIT, "31000ms", 60000);
 	assert_int_equal(gwp_throttle_dest_limit(&env, "192.0.2.25", &marked), 2);
 	assert_int_equal(marked, 1);
-	assert_int_equal(gwp_throttle_dest_limit(&env, "192.0.2.26", &marked), 100);
+	assert_int_equal(gwp_throttle_dest_limit(&env, "192.0.2.26", &marked), 0);
 	fake_now += 60000; /* the mark ends */
-	assert_int_equal(gwp_throttle_dest_limit(&env, "192.0.2.25", &marked), 100);
+	assert_int_equal(gwp_throttle_dest_limit(&env, "192.0.2.25", &marked), 0);
 	assert_int_equal(marked, 0);
 	gwp_config_free((gwp_config **)&env.conf);
 
