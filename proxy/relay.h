@@ -30,6 +30,12 @@
  * connection is closed: the destination drops the transaction); elsewhere
  * the destination gets QUIT.
  *
+ * Limits (throttle.h) come before: a session over its destination's
+ * session limit is not connected (421 greeting, or 451 4.4.5 at RCPT in MX
+ * mode), a MAIL over its tenant's rate gets 451 4.7.1. A connection refused
+ * from a pool address is tried once more from the next one, and when that
+ * one gets in, the refused address is retired for the destination.
+ *
  * One session is one thread here (session.c); the state below is all a
  * session has, so an event loop could drive the same structure once the
  * client engine has a non-blocking form (docs/howto-proxy.md, NOTES).
