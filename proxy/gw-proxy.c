@@ -7,6 +7,8 @@
  *   gw-proxy -C CONTROL_SOCKET stats    counters of the running daemon
  *   gw-proxy -C CONTROL_SOCKET retired  pool addresses out of use, per destination
  *   gw-proxy -C CONTROL_SOCKET marked   destinations marked as tarpit or throttle
+ *   gw-proxy -C CONTROL_SOCKET destinations  sessions per destination, its limit, refusals
+ *   gw-proxy -C CONTROL_SOCKET tenants  messages per tenant, rate, refusals
  *
  * Tenant MTAs send through it: connections the kernel redirected to a
  * redirect_listen port go to their original destination, connections on a
@@ -81,14 +83,16 @@ static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t sessions_cond = PTHREAD_COND_INITIALIZER;
 static instance *current;
 static unsigned sessions;
-static gwp_stats stats;  /* process-wide: survives reloads */
-static gwp_pool *pool;   /* likewise: retired addresses outlive a reload */
-static gwp_watch *watch; /* and the marks on destinations */
+static gwp_stats stats;    /* process-wide: survives reloads */
+static gwp_pool *pool;     /* likewise: retired addresses outlive a reload */
+static gwp_watch *watch;   /* and the marks on destinations */
+static gwp_dlimit *dlimit; /* sessions per destination */
+static gwp_rate *rate;     /* messages per tenant */
 
 static void usage(void)
 {
 	fprintf(stderr, "usage: gw-proxy [-f] [-n] [-d] [-c FILE] [-u USER]\n"
-			"       gw-proxy -C CONTROL_SOCKET stats|retired|marked\n");
+			"       gw-proxy -C CONTROL_SOCKET stats|retired|marked|destinations|tenants\n");
 }
 
 static void instance_unref(instance *in)
@@ -125,6 +129,8 @@ static instance *instance_new(gwp_config *c, char *err, size_t errlen)
 	in->env.stats = &stats;
 	in->env.pool = pool;
 	in->env.watch = watch;
+	in->env.dlimit = dlimit;
+	in->env.rate = rate;
 	atomic_init(&in->refs, 1);
 	return in;
 }
@@ -284,14 +290,15 @@ static void control_serve(int cfd)
 			    "sessions=%u sessions_total=%lu refused_not_redirected=%lu upstream_failures=%lu "
 			    "messages=%lu messages_refused=%lu rcpts_accepted=%lu rcpts_refused=%lu "
 			    "bytes=%lu pool_retired=%lu pool_all_retired=%lu tarpit_marks=%lu "
-			    "throttle_marks=%lu\n",
+			    "throttle_marks=%lu dest_limited=%lu rate_limited=%lu\n",
 			    now, atomic_load(&stats.sessions_total),
 			    atomic_load(&stats.refused_not_redirected), atomic_load(&stats.upstream_failures),
 			    atomic_load(&stats.messages), atomic_load(&stats.messages_refused),
 			    atomic_load(&stats.rcpts_accepted), atomic_load(&stats.rcpts_refused),
 			    atomic_load(&stats.bytes), atomic_load(&stats.pool_retired),
 			    atomic_load(&stats.pool_all_retired), atomic_load(&stats.tarpit_marks),
-			    atomic_load(&stats.throttle_marks));
+			    atomic_load(&stats.throttle_marks), atomic_load(&stats.dest_limited),
+			    atomic_load(&stats.rate_limited));
 		} else if (strcmp(cmd, "retired") == 0) {
 			size_t k = gwp_pool_list(pool, out, sizeof(out) - 16);
 			size_t l = strlen(out);
@@ -300,8 +307,18 @@ static void control_serve(int cfd)
 			size_t k = gwp_watch_list(watch, out, sizeof(out) - 16);
 			size_t l = strlen(out);
 			snprintf(out + l, sizeof(out) - l, "marked=%zu\n", k);
+		} else if (strcmp(cmd, "destinations") == 0) {
+			size_t k = gwp_dlimit_list(dlimit, out, sizeof(out) - 24);
+			size_t l = strlen(out);
+			snprintf(out + l, sizeof(out) - l, "destinations=%zu\n", k);
+		} else if (strcmp(cmd, "tenants") == 0) {
+			size_t k = gwp_rate_list(rate, out, sizeof(out) - 24);
+			size_t l = strlen(out);
+			snprintf(out + l, sizeof(out) - l, "tenants=%zu\n", k);
 		} else {
-			snprintf(out, sizeof(out), "error: unknown command (try: stats, retired, marked)\n");
+			snprintf(
+			    out, sizeof(out),
+			    "error: unknown command (try: stats, retired, marked, destinations, tenants)\n");
 		}
 		(void)!write(fd, out, strlen(out));
 	}
@@ -451,7 +468,8 @@ static int run(gwp_config *c, int foreground)
 	if (pipe2(wake_pipe, O_CLOEXEC) != 0)
 		goto fail;
 	drain_ms = c->opt.reply_timeout + 5000;
-	if ((pool = gwp_pool_new(NULL)) == NULL || (watch = gwp_watch_new(NULL)) == NULL) {
+	if ((pool = gwp_pool_new(NULL)) == NULL || (watch = gwp_watch_new(NULL)) == NULL ||
+	    (dlimit = gwp_dlimit_new()) == NULL || (rate = gwp_rate_new(NULL)) == NULL) {
 		gw_log(GW_LOG_ERR, "start", "error=\"out of memory\"");
 		goto fail;
 	}
@@ -501,6 +519,8 @@ fail:
 	free(pid_file);
 	gwp_pool_free(&pool);
 	gwp_watch_free(&watch);
+	gwp_dlimit_free(&dlimit);
+	gwp_rate_free(&rate);
 	free(ctl_path);
 	return rc;
 }

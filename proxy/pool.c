@@ -119,6 +119,27 @@ int gwp_pool_choose(gwp_pool *p, const char *const *addrs, size_t n, const char 
 	return pick;
 }
 
+int gwp_pool_choose_other(gwp_pool *p, const char *const *addrs, size_t n, const char *dest,
+			  const char *except)
+{
+	size_t i;
+	int pick = -1;
+	int64_t now;
+
+	pthread_mutex_lock(&p->lock);
+	now = p->now();
+	for (i = 0; i < n && pick < 0; i++) {
+		const entry *x;
+		if (strcmp(addrs[i], except) == 0)
+			continue;
+		x = find(p, addrs[i], dest);
+		if (x == NULL || x->until <= now)
+			pick = (int)i;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return pick;
+}
+
 int gwp_pool_retire(gwp_pool *p, const char *addr, const char *dest, int64_t ttl_ms)
 {
 	entry *x;

@@ -13,6 +13,9 @@
  * destination; when every one is retired, the one retired longest ago (mail
  * keeps going out and the destination's verdict reaches the tenant, rather
  * than the proxy inventing a 4xx of its own).
+ * After a refused connection the session tries once more from another
+ * address not retired (gwp_pool_choose_other); when that one gets in, the
+ * destination refuses the first address, not us, and it is retired.
  *
  * Blocklist verdicts: a 550, a 554 or an enhanced 5.7.1 whose text holds
  * one of the configured words (case-insensitive).
@@ -39,6 +42,9 @@ void gwp_pool_free(gwp_pool **p);
 
 /* Index in addrs[n] to bind to for dest; *fallback set when every address is retired. -1 when n is 0. */
 int gwp_pool_choose(gwp_pool *p, const char *const *addrs, size_t n, const char *dest, int *fallback);
+/* Index in addrs[n] of the first address other than except not retired for dest; -1 when there is none. */
+int gwp_pool_choose_other(gwp_pool *p, const char *const *addrs, size_t n, const char *dest,
+			  const char *except);
 /* Retire addr for dest for ttl_ms. 1 when it was usable before, 0 when it was retired already. */
 int gwp_pool_retire(gwp_pool *p, const char *addr, const char *dest, int64_t ttl_ms);
 /* dest accepted a session from addr. */

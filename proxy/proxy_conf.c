@@ -91,6 +91,18 @@ const gw_option gwp_option[] = {
 	0, NULL),
     OPT("mark_time", GW_OPT_DURATION, "1h", "how long a tarpit or throttle mark on a destination lasts",
 	mark_time, 1000, S(30L * 86400), NULL),
+    OPT("destination_concurrency", GW_OPT_INT, "0",
+	"sessions to one destination host at once; more get 421 (a 451 at RCPT by MX); 0: no limit (the "
+	"tenants' MTAs keep theirs)",
+	destination_concurrency, 0, 100000, NULL),
+    OPT("marked_concurrency", GW_OPT_INT, "2",
+	"sessions at once to a destination marked as tarpit or throttle; 0: the mark lowers nothing",
+	marked_concurrency, 0, 100000, NULL),
+    OPT("tenant_rate_limit", GW_OPT_INT, "0",
+	"messages (MAIL commands) per minute per tenant, beyond which MAIL gets 451 4.7.1; a tenant_map "
+	"line's "
+	"rate=N overrides it; 0: no limit",
+	tenant_rate_limit, 0, 1000000, NULL),
     {NULL, 0, NULL, NULL, 0, 0, 0, NULL}};
 
 static void key_err(const gwp_config *c, const char *key, char *err, size_t errlen, const char *msg)

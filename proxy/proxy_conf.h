@@ -41,6 +41,8 @@ typedef struct gwp_options {
 	long pool_retire_time;
 	long tarpit_delay, mark_time;
 	char *throttle_words;
+	long destination_concurrency, marked_concurrency;
+	long tenant_rate_limit;
 } gwp_options;
 
 typedef struct gwp_config {

@@ -14,6 +14,7 @@
 #include "gw/mx.h"
 #include "gw/time.h"
 #include "relay.h"
+#include "throttle.h"
 
 #define STUFFED_MAX (1024 * 1024) /* one body chunk dot-stuffed: at most twice the engine's input */
 
@@ -74,19 +75,20 @@ static void format_path(const gw_path *p, char *out, size_t outlen)
 				      p->params[i].has_value ? "=" : "", p->params[i].value);
 }
 
-/* A blocklist verdict on the address up is bound to: out of use for that destination for a while. */
-static void pool_retire(gwp_relay *r, const char *why)
+/* A verdict on a pool address (blocklist, refused connection): out of use for that destination for a while.
+ */
+static void pool_retire(gwp_relay *r, const char *addr, const char *why)
 {
 	const gwp_config *c = r->env->conf;
 
-	if (r->env->pool == NULL || r->up_bind[0] == '\0')
+	if (r->env->pool == NULL || addr[0] == '\0')
 		return;
-	if (gwp_pool_retire(r->env->pool, r->up_bind, r->up_key, c->opt.pool_retire_time))
+	if (gwp_pool_retire(r->env->pool, addr, r->up_key, c->opt.pool_retire_time))
 		atomic_fetch_add(&r->env->stats->pool_retired, 1);
-	slogf(r, "|<", "! pool: address %s retired for %s for %lds: %s", r->up_bind, r->up_key,
+	slogf(r, "|<", "! pool: address %s retired for %s for %lds: %s", addr, r->up_key,
 	      c->opt.pool_retire_time / 1000, why);
-	gw_log(GW_LOG_WARNING, "pool", "address=%s destination=%s retired=%lds reply=\"%s\"", r->up_bind,
-	       r->up_key, c->opt.pool_retire_time / 1000, why);
+	gw_log(GW_LOG_WARNING, "pool", "address=%s destination=%s retired=%lds reply=\"%s\"", addr, r->up_key,
+	       c->opt.pool_retire_time / 1000, why);
 }
 
 /* A reply of the destination: a blocklist verdict retires the address. */
@@ -102,7 +104,7 @@ static void pool_check(gwp_relay *r, const gw_reply *rep)
 	for (i = 0; why[i] != '\0'; i++)
 		if (why[i] == '\n' || why[i] == '"')
 			why[i] = why[i] == '\n' ? ' ' : '\'';
-	pool_retire(r, why);
+	pool_retire(r, r->up_bind, why);
 }
 
 /* A destination that tarpits (a reply slower than tarpit_delay) or throttles (421, 4xx rate limits). */
@@ -209,6 +211,35 @@ static void caps_text(unsigned caps, char *out, size_t outlen)
 			n += (size_t)snprintf(out + n, outlen - n, "%s%s", n ? "," : "", names[i].name);
 }
 
+static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep);
+
+/*
+ * Refused from addr: retired at once when the destination took another pool address lately; either way the
+ * session tries once more from another address, and when that one gets in, the destination refuses addr, not
+ * us (a destination down for everyone retires nothing). The status of the second try.
+ */
+static gw_status pool_refused(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep, const char *addr)
+{
+	const gwp_config *c = r->env->conf;
+	char a[64], why[128];
+	int done = 0;
+	gw_status st;
+
+	snprintf(a, sizeof(a), "%s", addr);
+	if (gwp_pool_accepts_others(r->env->pool, a, r->up_key, c->opt.pool_retire_time)) {
+		pool_retire(r, a, "connection refused; other addresses accepted");
+		done = 1;
+	}
+	snprintf(r->pool_skip, sizeof(r->pool_skip), "%s", a);
+	st = up_open(r, hop, rep);
+	r->pool_skip[0] = '\0';
+	if (st == GW_OK && !done) {
+		snprintf(why, sizeof(why), "connection refused; %s accepted", r->up_bind);
+		pool_retire(r, a, why);
+	}
+	return st;
+}
+
 /* Connect hop, greeting, EHLO, STARTTLS per policy. GW_OK, GW_E_REJECTED (rep), or a failure. */
 static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 {
@@ -221,6 +252,8 @@ static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 	char bind[64] = "";
 
 	snprintf(r->up_key, sizeof(r->up_key), "%s", hop->host);
+	if (gwp_throttle_dest_take(r, rep) != 0) /* at the destination's session limit: not connected */
+		return GW_E_REJECTED;
 	if (r->env->pool != NULL && c->npool > 0) {
 		const char *mine[GWP_TENANT_ADDRS], *const *addrs = (const char *const *)c->pool;
 		size_t n = c->npool, j;
@@ -231,7 +264,12 @@ static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 			addrs = mine;
 			n = r->tenant_ent->naddr;
 		}
-		i = gwp_pool_choose(r->env->pool, addrs, n, r->up_key, &all);
+		if (r->pool_skip[0] == '\0') {
+			i = gwp_pool_choose(r->env->pool, addrs, n, r->up_key, &all);
+		} else if ((i = gwp_pool_choose_other(r->env->pool, addrs, n, r->up_key, r->pool_skip)) < 0) {
+			gwp_throttle_dest_give(r); /* after a refusal, no other address to try */
+			return GW_E_REFUSED;
+		}
 		snprintf(bind, sizeof(bind), "%s", addrs[i]);
 		if (all) {
 			atomic_fetch_add(&r->env->stats->pool_all_retired, 1);
@@ -293,11 +331,11 @@ static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 			 gw_stage_str(gw_client_stage(r->up)), gw_client_error(r->up));
 		gwp_slog_line(r->env->slog, r->sid, "|<", text, strlen(text), since(t0));
 		atomic_fetch_add(&r->env->stats->upstream_failures, 1);
-		/* refused from this address while another one gets in: the address is what it refuses */
-		if (st == GW_E_REFUSED && r->env->pool != NULL && bind[0] &&
-		    gwp_pool_accepts_others(r->env->pool, bind, r->up_key, c->opt.pool_retire_time))
-			pool_retire(r, "connection refused; other addresses accepted");
+		if (st == GW_E_REFUSED && r->env->pool != NULL && bind[0] && r->pool_skip[0] == '\0')
+			st = pool_refused(r, hop, rep, bind);
 	}
+	if (st != GW_OK)
+		gwp_throttle_dest_give(r);
 	return st;
 }
 
@@ -443,6 +481,12 @@ int gwp_relay_init(gwp_relay *r, const gwp_env *env, const char *client, const g
 	}
 	if (make_srv(r, 0, 0, 0) != 0)
 		return -1;
+	if (r->dlimited) { /* a 421 greeting: the tenant's MTA backs off as from a busy destination */
+		snprintf(r->outcome, sizeof(r->outcome), "limited");
+		slogf(r, "<-", "421 4.3.2 %s", rep.text);
+		gw_srv_shutdown(r->srv, rep.text);
+		return 0;
+	}
 	if (st == GW_E_REJECTED) {
 		/* the destination's refusal answers every MAIL: its words reach the client whole */
 		r->refusal = rep;
@@ -496,6 +540,10 @@ static void on_mail(gwp_relay *r, const gw_srv_event *ev)
 
 	txn_clear(r);
 	format_path(ev->path, r->mail_cmd, sizeof(r->mail_cmd));
+	if (gwp_throttle_mail(r, &rep) != 0) { /* the tenant's rate: its own queue keeps the message */
+		answer(r, &rep, -1);
+		return;
+	}
 	if (r->mode == GWP_DEST_MX) {
 		r->mail_held = 1;
 		slogf(r, ">|", "MAIL FROM:%s", r->mail_cmd);
@@ -827,6 +875,7 @@ void gwp_relay_finish(gwp_relay *r)
 	char helo[GW_DOMAIN_MAX * 4 + 8];
 
 	gwp_relay_client_gone(r, "closed");
+	gwp_throttle_dest_give(r);
 	gw_log_sanitize(helo, sizeof(helo), r->helo, strlen(r->helo), 100);
 	gwp_slog_summary(r->env->slog, r->sid,
 			 "client=%s tenant=%s helo=%s dest=%s peer=%s outcome=%s messages=%lu refused=%lu "

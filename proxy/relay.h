@@ -30,6 +30,12 @@
  * connection is closed: the destination drops the transaction); elsewhere
  * the destination gets QUIT.
  *
+ * Limits (throttle.h) come before: a session over its destination's
+ * session limit is not connected (421 greeting, or 451 4.4.5 at RCPT in MX
+ * mode), a MAIL over its tenant's rate gets 451 4.7.1. A connection refused
+ * from a pool address is tried once more from the next one, and when that
+ * one gets in, the refused address is retired for the destination.
+ *
  * One session is one thread here (session.c); the state below is all a
  * session has, so an event loop could drive the same structure once the
  * client engine has a non-blocking form (docs/howto-proxy.md, NOTES).
@@ -48,7 +54,9 @@
 
 #include "gw/client.h"
 #include "gw/server.h"
+#include "dest_limit.h"
 #include "pool.h"
+#include "rate_limit.h"
 #include "proxy_conf.h"
 #include "slog.h"
 #include "watch.h"
@@ -58,14 +66,17 @@ typedef struct gwp_stats {
 	atomic_ulong sessions_total, refused_not_redirected, upstream_failures;
 	atomic_ulong messages, messages_refused, rcpts_accepted, rcpts_refused, bytes;
 	atomic_ulong pool_retired, pool_all_retired, tarpit_marks, throttle_marks;
+	atomic_ulong dest_limited, rate_limited; /* throttle.c */
 } gwp_stats;
 
 typedef struct gwp_env {
 	const gwp_config *conf;
 	gwp_slog *slog;
 	gwp_stats *stats;
-	gwp_pool *pool;   /* the outbound address table (NULL: no pool) */
-	gwp_watch *watch; /* tarpitting and throttling destinations (NULL: not watched) */
+	gwp_pool *pool;     /* the outbound address table (NULL: no pool) */
+	gwp_watch *watch;   /* tarpitting and throttling destinations (NULL: not watched) */
+	gwp_dlimit *dlimit; /* sessions per destination (NULL: not limited) */
+	gwp_rate *rate;     /* messages per tenant (NULL: not limited) */
 } gwp_env;
 
 typedef enum gwp_dest_mode { GWP_DEST_HOP = 0, GWP_DEST_MX = 1 } gwp_dest_mode;
@@ -85,6 +96,9 @@ typedef struct gwp_relay {
 	char up_bind[64];              /* the pool address up binds to ("": none) */
 	char up_key[GW_HOST_MAX + 16]; /* the destination host of up, for the pool */
 	gw_reply refusal;              /* greeting/EHLO refusal (code 0: none): the answer to MAIL */
+	char dslot[GW_HOST_MAX + 16];  /* the destination whose session count holds this one ("": none) */
+	int dlimited;                  /* up_open() refused: destination_concurrency reached */
+	char pool_skip[64];            /* up_open() once more after a refused connection: not this address */
 	/* MX mode: the held MAIL and the transaction's domain */
 	char mail_cmd[GW_PATH_MAX + GW_PARAMS_MAX * (GW_PARAM_KEY_MAX + GW_PARAM_VALUE_MAX + 2) + 16];
 	int mail_held;

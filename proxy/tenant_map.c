@@ -11,7 +11,8 @@
 #include "tenant_map.h"
 
 #define MAP_MAX    10000 /* entries */
-#define LINE_WORDS 4
+#define LINE_WORDS 5
+#define RATE_MAX   1000000
 
 typedef struct entry {
 	int family;
@@ -91,6 +92,56 @@ static int parse_addrs(char *list, gwp_tenant *t, const char **why, char *bad, s
 	return 0;
 }
 
+/* "rate=N" into *rate: 0, or -1. */
+static int parse_rate(const char *w, long *rate)
+{
+	char *end;
+	long v;
+
+	if (strncmp(w, "rate=", 5) != 0 || w[5] < '0' || w[5] > '9')
+		return -1;
+	errno = 0;
+	v = strtol(w + 5, &end, 10);
+	if (errno != 0 || *end != '\0' || v > RATE_MAX)
+		return -1;
+	*rate = v;
+	return 0;
+}
+
+/* A rate is the tenant's: given on one line, it holds for every line of that name; two rates clash. */
+static int share_rates(gwp_tenant_map *m, const char *name, char *err, size_t errlen)
+{
+	size_t i, j;
+
+	for (i = 0; i < m->n; i++) {
+		const gwp_tenant *a = &m->e[i].t;
+		if (a->rate < 0)
+			continue;
+		for (j = 0; j < m->n; j++) {
+			gwp_tenant *b = &m->e[j].t;
+			if (j == i || strcmp(a->name, b->name) != 0)
+				continue;
+			if (b->rate >= 0 && b->rate != a->rate) {
+				snprintf(err, errlen, "%s:%u: tenant %s: rate=%ld, but rate=%ld on line %u",
+					 name, b->line > a->line ? b->line : a->line, a->name,
+					 b->line > a->line ? b->rate : a->rate,
+					 b->line > a->line ? a->rate : b->rate,
+					 b->line > a->line ? a->line : b->line);
+				return -1;
+			}
+		}
+	}
+	for (i = 0; i < m->n; i++) {
+		const gwp_tenant *a = &m->e[i].t;
+		if (a->rate < 0)
+			continue;
+		for (j = 0; j < m->n; j++)
+			if (m->e[j].t.rate < 0 && strcmp(a->name, m->e[j].t.name) == 0)
+				m->e[j].t.rate = a->rate;
+	}
+	return 0;
+}
+
 gwp_tenant_map *gwp_tenant_map_parse(const char *text, size_t len, const char *name, char *err, size_t errlen)
 {
 	gwp_tenant_map *m = calloc(1, sizeof(*m));
@@ -124,13 +175,21 @@ gwp_tenant_map *gwp_tenant_map_parse(const char *text, size_t len, const char *n
 			w[nw++] = tok;
 		if (nw == 0)
 			continue;
-		if (nw != 3) {
-			snprintf(err, errlen, "%s:%u: want \"NETWORK[/PREFIX] TENANT ADDRESS[,ADDRESS...]\"",
+		if (nw != 3 && nw != 4) {
+			snprintf(err, errlen,
+				 "%s:%u: want \"NETWORK[/PREFIX] TENANT ADDRESS[,ADDRESS...]\" and an "
+				 "optional rate=N",
 				 name, lineno);
 			goto fail;
 		}
 		memset(&e, 0, sizeof(e));
 		e.t.line = lineno;
+		e.t.rate = -1;
+		if (nw == 4 && parse_rate(w[3], &e.t.rate) != 0) {
+			snprintf(err, errlen, "%s:%u: %s: want rate=N, N messages per minute from 0 to %d",
+				 name, lineno, w[3], RATE_MAX);
+			goto fail;
+		}
 		if (parse_net(w[0], &e) != 0) {
 			snprintf(err, errlen, "%s:%u: %s: not an address or address/prefix", name, lineno,
 				 w[0]);
@@ -161,6 +220,8 @@ gwp_tenant_map *gwp_tenant_map_parse(const char *text, size_t len, const char *n
 		}
 		m->e[m->n++] = e;
 	}
+	if (share_rates(m, name, err, errlen) != 0)
+		goto fail;
 	return m;
 fail:
 	gwp_tenant_map_free(&m);

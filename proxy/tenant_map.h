@@ -2,9 +2,9 @@
  * tenant_map.h - which tenant a client is and which pool addresses its
  * mail goes out from, from a file of lines
  *
- *     NETWORK[/PREFIX]  TENANT  ADDRESS[,ADDRESS...]
+ *     NETWORK[/PREFIX]  TENANT  ADDRESS[,ADDRESS...]  [rate=N]
  *
- *     10.1.0.0/16       acme    192.0.2.10,192.0.2.11
+ *     10.1.0.0/16       acme    192.0.2.10,192.0.2.11  rate=600
  *     10.2.0.7          blog    192.0.2.20
  *     fd00:1::/48       acme    2001:db8::10
  *
@@ -12,7 +12,10 @@
  * wins. TENANT names the client in the session log; the addresses, in order
  * of preference, are the tenant's part of the pool (gw-proxy.conf checks
  * each is in pool). A client no line covers is its own tenant (its
- * address) and uses the whole pool. Errors name file:line.
+ * address) and uses the whole pool. rate=N: the tenant's messages per
+ * minute instead of tenant_rate_limit (0: none); it is the tenant's, so it
+ * holds for every line of that name, and two lines of one tenant giving
+ * different rates are an error. Errors name file:line.
  *
  * Does not defend against: overlapping entries of equal prefix (the first
  * one listed wins).
@@ -29,6 +32,7 @@ typedef struct gwp_tenant {
 	char name[GWP_TENANT_NAME_MAX];
 	char addr[GWP_TENANT_ADDRS][48];
 	size_t naddr;
+	long rate;     /* messages per minute; -1: tenant_rate_limit */
 	unsigned line; /* in the file, for messages */
 } gwp_tenant;
 

@@ -2,9 +2,8 @@
  * watch.h - destinations that tarpit or throttle us: a reply slower than
  * tarpit_delay, or a 421 / 4xx whose text holds a throttle word, marks the
  * destination for mark_time. The marks are logged, counted and listed on
- * the control socket ("marked"); they do not change the relay yet (lowering
- * a marked destination's concurrency is the next step, see
- * docs/howto-proxy.md).
+ * the control socket ("marked"); while a destination is marked, throttle.c
+ * gives it marked_concurrency sessions at most.
  *
  * The table is process-wide like the pool's (it survives reloads).
  *

@@ -140,6 +140,27 @@ static void test_accepts_others(void **state)
 	gwp_pool_free(&p);
 }
 
+static void test_choose_other(void **state)
+{
+	gwp_pool *p = gwp_pool_new(fake_clock);
+	const char *addrs[] = {"192.0.2.1", "192.0.2.2", "192.0.2.3"};
+
+	(void)state;
+	/* after a refusal from .1: the next address not retired */
+	assert_int_equal(gwp_pool_choose_other(p, addrs, 3, "d", "192.0.2.1"), 1);
+	assert_int_equal(gwp_pool_choose_other(p, addrs, 3, "d", "192.0.2.2"), 0);
+	gwp_pool_retire(p, "192.0.2.2", "d", 60000);
+	assert_int_equal(gwp_pool_choose_other(p, addrs, 3, "d", "192.0.2.1"), 2);
+	assert_int_equal(gwp_pool_choose_other(p, addrs, 3, "e", "192.0.2.1"), 1); /* per destination */
+	gwp_pool_retire(p, "192.0.2.3", "d", 60000);
+	/* only retired ones left: none (the retry is for a usable address) */
+	assert_int_equal(gwp_pool_choose_other(p, addrs, 3, "d", "192.0.2.1"), -1);
+	assert_int_equal(gwp_pool_choose_other(p, addrs, 1, "d", "192.0.2.1"), -1);
+	fake_now += 60000;
+	assert_int_equal(gwp_pool_choose_other(p, addrs, 3, "d", "192.0.2.1"), 1);
+	gwp_pool_free(&p);
+}
+
 static void test_table_full(void **state)
 {
 	gwp_pool *p = gwp_pool_new(fake_clock);
@@ -202,7 +223,8 @@ static void test_tenant_map_errors(void **state)
 	    {"\n10.0.0.0/33 acme 192.0.2.1\n", "t:2: 10.0.0.0/33: not an address or address/prefix"},
 	    {"10.0.0.0/8 acme 192.0.2.1,mail.example\n", "t:1: not a numeric address (mail.example)"},
 	    {"10.0.0.0/8 acme ,\n", "t:1: no address"},
-	    {"10.0.0.0/8 a b c\n", "t:1: want"},
+	    {"10.0.0.0/8 a b c\n", "t:1: c: want rate=N"},
+	    {"10.0.0.0/8 a b c d\n", "t:1: want"},
 	};
 	size_t i;
 	char err[256];
@@ -275,9 +297,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_verdicts),          cmocka_unit_test(test_choice_retire_expiry),
 	    cmocka_unit_test(test_all_retired),       cmocka_unit_test(test_accepts_others),
-	    cmocka_unit_test(test_table_full),        cmocka_unit_test(test_tenant_map),
-	    cmocka_unit_test(test_tenant_map_errors), cmocka_unit_test(test_throttle_verdicts),
-	    cmocka_unit_test(test_watch_marks),
+	    cmocka_unit_test(test_choose_other),      cmocka_unit_test(test_table_full),
+	    cmocka_unit_test(test_tenant_map),        cmocka_unit_test(test_tenant_map_errors),
+	    cmocka_unit_test(test_throttle_verdicts), cmocka_unit_test(test_watch_marks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
