@@ -14,6 +14,7 @@
 #include "gw/mx.h"
 #include "gw/time.h"
 #include "relay.h"
+#include "tls_in.h"
 
 #define STUFFED_MAX (1024 * 1024) /* one body chunk dot-stuffed: at most twice the engine's input */
 
@@ -377,6 +378,8 @@ static int make_srv(gwp_relay *r, int known, unsigned dcaps, unsigned long dsize
 		sc.caps |= GW_SRV_CAP_SMTPUTF8;
 	if (!known || (dcaps & GW_CAP_DSN))
 		sc.caps |= GW_SRV_CAP_DSN;
+	if (gwp_tls_in_offered(c))
+		sc.caps |= GW_SRV_CAP_STARTTLS;
 	sc.max_rcpts = (size_t)c->opt.max_rcpts;
 	sc.max_size = (uint64_t)c->opt.message_size_limit;
 	if (dsize > 0 && dsize < sc.max_size)
@@ -496,6 +499,11 @@ static void on_mail(gwp_relay *r, const gw_srv_event *ev)
 
 	txn_clear(r);
 	format_path(ev->path, r->mail_cmd, sizeof(r->mail_cmd));
+	if (gwp_tls_in_refuse_mail(r, &rep)) {
+		slogf(r, ">|", "MAIL FROM:%s", r->mail_cmd);
+		answer(r, &rep, -1);
+		return;
+	}
 	if (r->mode == GWP_DEST_MX) {
 		r->mail_held = 1;
 		slogf(r, ">|", "MAIL FROM:%s", r->mail_cmd);
@@ -788,7 +796,7 @@ void gwp_relay_event(gwp_relay *r, const gw_srv_event *ev)
 	case GW_SRV_EV_RESET:
 		on_reset(r, ev);
 		break;
-	case GW_SRV_EV_STARTTLS: /* never offered */
+	case GW_SRV_EV_STARTTLS: /* session.c hands it to tls_in.c; a driver that cannot ends here */
 		gw_srv_shutdown(r->srv, NULL);
 		break;
 	case GW_SRV_EV_CLOSE:
@@ -830,12 +838,12 @@ void gwp_relay_finish(gwp_relay *r)
 	gw_log_sanitize(helo, sizeof(helo), r->helo, strlen(r->helo), 100);
 	gwp_slog_summary(r->env->slog, r->sid,
 			 "client=%s tenant=%s helo=%s dest=%s peer=%s outcome=%s messages=%lu refused=%lu "
-			 "rcpts=%lu/%lu bytes=%llu tls_out=\"%s\" tls_in=none duration=%ldms",
+			 "rcpts=%lu/%lu bytes=%llu tls_out=\"%s\" tls_in=\"%s\" duration=%ldms",
 			 r->client, r->tenant, helo[0] ? helo : "-", r->dest,
 			 r->up != NULL && gw_client_peer(r->up)[0] ? gw_client_peer(r->up) : "-", r->outcome,
 			 r->messages, r->refused, r->rcpts_ok, r->rcpts_ok + r->rcpts_bad,
 			 (unsigned long long)r->bytes, r->tls_out[0] ? r->tls_out : "none",
-			 since(r->started));
+			 r->tls_in[0] ? r->tls_in : "none", since(r->started));
 	gw_client_free(&r->up);
 	gw_srv_free(&r->srv);
 	gw_buf_free(&r->stuffed);

@@ -15,7 +15,8 @@
  *  - known at accept (a redirected connection's original destination, or
  *    the configured upstream): connected before the greeting; the EHLO reply
  *    to the client offers what the destination offers (SIZE, 8BITMIME,
- *    SMTPUTF8, DSN) plus PIPELINING, never STARTTLS or CHUNKING; a greeting
+ *    SMTPUTF8, DSN) plus PIPELINING, never CHUNKING, and STARTTLS only for
+ *    the proxy's own certificate (tls_in.h); a greeting
  *    or EHLO refusal is the answer to every MAIL;
  *  - MX of the recipients' domain (plain listener without upstream): MAIL is
  *    held (answered 250 by the proxy, logged ">|") and sent with the first
@@ -100,6 +101,7 @@ typedef struct gwp_relay {
 	char helo[GW_DOMAIN_MAX + 1];
 	char outcome[48];
 	char tls_out[GW_TLS_TEXT_MAX];
+	char tls_in[GW_TLS_TEXT_MAX]; /* the client's leg ("": plain); set by tls_in.c */
 	unsigned long messages, refused, rcpts_ok, rcpts_bad;
 	uint64_t bytes;
 	int64_t started;

@@ -22,6 +22,7 @@
 #include "gw/reply.h"
 #include "gw/route.h"
 #include "gw/server.h"
+#include "gw/server_tls.h"
 #include "gw/time.h"
 
 /* The library version, "MAJOR.MINOR.PATCH". */
