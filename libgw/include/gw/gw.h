@@ -13,6 +13,7 @@
 #include "gw/metrics_http.h"
 #include "gw/dane.h"
 #include "gw/dns.h"
+#include "gw/domain_tls.h"
 #include "gw/lmtp.h"
 #include "gw/log.h"
 #include "gw/mx.h"
