@@ -16,6 +16,7 @@
 #include <stddef.h>
 
 #include "gw/config.h"
+#include "gw/domain_tls.h"
 #include "gw/nexthop.h"
 #include "gw/server_tls.h"
 #include "tenant_map.h"
@@ -36,6 +37,7 @@ typedef struct gwp_options {
 	long dns_timeout, smtp_port;
 	int tls;
 	char *tls_ca_file, *tls_policy;
+	char *tls_domain_policy;
 	char *tls_cert_file, *tls_key_file;
 	int tls_client_security; /* gwp_tls_in_level */
 	long connect_timeout, reply_timeout, command_timeout;
@@ -55,10 +57,11 @@ typedef struct gwp_config {
 	size_t nredirect;
 	int has_upstream; /* plain listeners relay to upstream; else MX of the recipients' domain */
 	gw_nexthop upstream;
-	int log_level;            /* syslog priority */
-	gwp_tls_map *tls_map;     /* NULL when no tls_policy file is set */
-	gw_srv_tls *tls_in;       /* the certificate offered to clients; NULL: no STARTTLS offered */
-	char *pool[GWP_POOL_MAX]; /* numeric source addresses, in order of preference */
+	int log_level;             /* syslog priority */
+	gwp_tls_map *tls_map;      /* NULL when no tls_policy file is set */
+	gw_domain_tls *domain_tls; /* MX mode: level per recipient domain; NULL: tls for all */
+	gw_srv_tls *tls_in;        /* the certificate offered to clients; NULL: no STARTTLS offered */
+	char *pool[GWP_POOL_MAX];  /* numeric source addresses, in order of preference */
 	size_t npool;
 	gwp_tenant_map *tenants;    /* NULL when no tenant_map file is set */
 	char *words[GWP_WORDS_MAX]; /* blocklist words */

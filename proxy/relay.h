@@ -49,6 +49,7 @@
 
 #include "gw/client.h"
 #include "gw/server.h"
+#include "dane.h"
 #include "pool.h"
 #include "proxy_conf.h"
 #include "slog.h"
@@ -83,6 +84,8 @@ typedef struct gwp_relay {
 	char dest[GW_HOST_MAX + 16]; /* for logs: the hop, or the MX domain */
 	gw_client *up;
 	gw_tls_policy up_tls;          /* the STARTTLS policy up was made with */
+	gwp_tls_terms *terms;          /* MX mode: the terms for the host being opened (dane.h), else NULL */
+	gwp_tls_terms *terms_mem;      /* terms' memory, made at the first MX lookup */
 	char up_bind[64];              /* the pool address up binds to ("": none) */
 	char up_key[GW_HOST_MAX + 16]; /* the destination host of up, for the pool */
 	gw_reply refusal;              /* greeting/EHLO refusal (code 0: none): the answer to MAIL */
