@@ -88,8 +88,8 @@ static gwp_config *conf_with(const char *lines, char *err, size_t errlen)
 	fprintf(f,
 		"listen = [127.0.0.1]:10026\nlog = stderr\nhostname = proxy.test\nhelo_name = gw.test\n"
 		"session_log = %s/session.log\nconnect_timeout = 2s\nreply_timeout = 3s\n"
-		"command_timeout = 5s\ntls = none\n%s",
-		dir, lines);
+		"%stls = none\n%s",
+		dir, strstr(lines, "command_timeout =") ? "" : "command_timeout = 5s\n", lines);
 	fclose(f);
 	return gwp_config_load(path, err, errlen);
 }
@@ -370,6 +370,31 @@ static void test_none_not_offered(void **state)
 	peer_done(&d);
 }
 
+/* An idle client under TLS: the command timeout still holds, and its 421 goes over TLS. */
+static void test_idle_under_tls(void **state)
+{
+	fp_peer *d = peer(DEST_EHLO "expect QUIT\nsend 221 bye\n");
+	char *slog;
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "command_timeout = 1s\n");
+	expect(&l, "220 ");
+	put(&l, "EHLO tenant.test\r\nSTARTTLS\r\n");
+	expect(&l, "250-proxy.test");
+	expect(&l, "220 2.0.0");
+	assert_true(client_tls(&l));
+	put(&l, "EHLO tenant.test\r\n");
+	expect(&l, "250-proxy.test");
+	expect(&l, "421 4.3.2 proxy.test Error: timeout exceeded");
+	lab_stop(&l);
+	peer_done(&d);
+	slog = session_log();
+	contains(slog, "outcome=client-timeout");
+	contains(slog, "tls_in=\"TLSv1.");
+	free(slog);
+}
+
 /* Bad files and combinations: configuration errors naming file:line of the key. */
 static void test_conf_errors(void **state)
 {
@@ -437,6 +462,7 @@ int main(void)
 	    cmocka_unit_test(test_failed_handshake),
 	    cmocka_unit_test(test_encrypt_refuses_plain_mail),
 	    cmocka_unit_test(test_none_not_offered),
+	    cmocka_unit_test(test_idle_under_tls),
 	    cmocka_unit_test(test_conf_errors),
 	};
 
