@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # dane.sh - a DNSSEC lab on loopback for the DANE tests (sourced after lab.sh):
 # certificates made with openssl, a signed zone dane.test and an unsigned
 # plain.test on an authoritative BIND, a validating BIND resolver with a
