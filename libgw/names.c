@@ -13,6 +13,7 @@
 #include "gw/callahead.h"
 #include "gw/client.h"
 #include "gw/directory.h"
+#include "gw/domain_tls.h"
 #include "gw/lmtp.h"
 #include "gw/log.h"
 #include "gw/proto.h"
@@ -38,6 +39,16 @@ TABLE(gwn_proto, "unknown", {GW_PROTO_SMTP, "smtp"}, {GW_PROTO_LMTP, "lmtp"});
 /* The words of gw.conf's "tls" and gw-send's --tls. */
 TABLE(gwn_tls_policy, "unknown", {GW_TLS_NONE, "none"}, {GW_TLS_MAY, "may"}, {GW_TLS_ENCRYPT, "encrypt"},
       {GW_TLS_VERIFY, "verify"}, {GW_TLS_DANE, "dane"});
+
+/* The words of the per-domain policy files and gw-lmtpd.conf's "tls". */
+TABLE(gwn_tls_level, "unknown", {GW_TLS_LEVEL_NONE, "none"}, {GW_TLS_LEVEL_MAY, "may"},
+      {GW_TLS_LEVEL_ENCRYPT, "encrypt"}, {GW_TLS_LEVEL_VERIFY, "verify"}, {GW_TLS_LEVEL_DANE, "dane"},
+      {GW_TLS_LEVEL_DANE_ONLY, "dane-only"});
+
+TABLE(gwn_dane_state, "unknown", {GW_DANE_OFF, "off"}, {GW_DANE_UNSIGNED_MX, "unsigned-mx"},
+      {GW_DANE_LOOKUP_FAILED, "tlsa-lookup-failed"}, {GW_DANE_NO_TLSA, "no-tlsa"},
+      {GW_DANE_UNSIGNED_TLSA, "unsigned-tlsa"}, {GW_DANE_UNUSABLE, "unusable-tlsa"}, {GW_DANE_TLSA, "tlsa"},
+      {GW_DANE_VERIFIED, "verified"}, {GW_DANE_FAILED, "failed"});
 
 TABLE(gwn_verdict, "unknown", {GW_VERDICT_ACCEPT, "accept"}, {GW_VERDICT_REJECT, "reject"},
       {GW_VERDICT_TEMPFAIL, "tempfail"});
@@ -135,6 +146,26 @@ int gw_tls_policy_parse(const char *name, gw_tls_policy *policy_r)
 		return -1;
 	*policy_r = (gw_tls_policy)v;
 	return 0;
+}
+
+const char *gw_tls_level_str(gw_tls_level l)
+{
+	return gwn_name(&gwn_tls_level, (int)l);
+}
+
+int gw_tls_level_parse(const char *name, gw_tls_level *level_r)
+{
+	int v;
+
+	if (gwn_value(&gwn_tls_level, name, &v) != 0)
+		return -1;
+	*level_r = (gw_tls_level)v;
+	return 0;
+}
+
+const char *gw_dane_state_str(gw_dane_state s)
+{
+	return gwn_name(&gwn_dane_state, (int)s);
 }
 
 const char *gw_verdict_str(gw_verdict v)

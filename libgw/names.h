@@ -28,9 +28,9 @@ typedef struct gwn_table {
 	const char *unknown; /* what a value outside the table is called */
 } gwn_table;
 
-extern const gwn_table gwn_status, gwn_stage, gwn_proto, gwn_tls_policy, gwn_verdict, gwn_ca_source,
-    gwn_dir_answer, gwn_dir_source, gwn_lmtp_state, gwn_lmtp_stage, gwn_prvs_result, gwn_prvs_skip,
-    gwn_log_level;
+extern const gwn_table gwn_status, gwn_stage, gwn_proto, gwn_tls_policy, gwn_tls_level, gwn_dane_state,
+    gwn_verdict, gwn_ca_source, gwn_dir_answer, gwn_dir_source, gwn_lmtp_state, gwn_lmtp_stage,
+    gwn_prvs_result, gwn_prvs_skip, gwn_log_level;
 
 /* The name of value, or t->unknown. */
 const char *gwn_name(const gwn_table *t, int value);

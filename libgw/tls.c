@@ -1,5 +1,6 @@
 /*
- * tls.c - OpenSSL client sessions over non-blocking sockets.
+ * tls.c - OpenSSL sessions over non-blocking sockets: the client side, and the
+ * server side of STARTTLS (a certificate and key offered, no client certificate).
  *
  * The socket is wrapped in a small BIO of our own (send with MSG_NOSIGNAL,
  * recv) rather than BIO_s_socket, whose write() would raise SIGPIPE on a
@@ -239,26 +240,16 @@ static int dane_setup(SSL *ssl, const char *name, const gw_tlsa *tlsa, size_t n,
 	return 0;
 }
 
-gw_net_rc gw_tls_connect(gw_tls_ctx *ctx, int fd, const char *name, int verify, const gw_tlsa *tlsa,
-			 size_t ntlsa, unsigned timeout_ms, int64_t deadline, gw_tls **tls_r, char *err,
-			 size_t errlen)
+/* A session of ctx on fd through the socket BIO. NULL with err (a local failure). */
+static SSL *ssl_on_fd(gw_tls_ctx *ctx, int fd, char *err, size_t errlen)
 {
 	SSL *ssl;
 	BIO *bio;
-	gw_net_rc rc = GW_NET_OK;
-	int r;
 
-	*tls_r = NULL;
 	pthread_once(&bio_once, bio_method_init);
 	if (bio_method == NULL) {
 		snprintf(err, errlen, "cannot create the socket BIO method");
-		return GW_NET_LOCAL;
-	}
-	if (ntlsa > 0)
-		verify = 0; /* DANE replaces the CA store and the name check below */
-	if ((verify || ntlsa > 0) && (name == NULL || *name == '\0' || (ntlsa > 0 && is_ip_address(name)))) {
-		snprintf(err, errlen, "no host name to verify the certificate against");
-		return GW_NET_TLS;
+		return NULL;
 	}
 	ERR_clear_error();
 	ssl = SSL_new(ctx_of(ctx));
@@ -266,10 +257,30 @@ gw_net_rc gw_tls_connect(gw_tls_ctx *ctx, int fd, const char *name, int verify, 
 	if (bio == NULL) {
 		ssl_errtext("SSL_new", "out of memory", err, errlen);
 		SSL_free(ssl);
-		return GW_NET_LOCAL;
+		return NULL;
 	}
 	BIO_set_data(bio, (void *)(intptr_t)fd);
 	SSL_set_bio(ssl, bio, bio);
+	return ssl;
+}
+
+gw_net_rc gw_tls_connect(gw_tls_ctx *ctx, int fd, const char *name, int verify, const gw_tlsa *tlsa,
+			 size_t ntlsa, unsigned timeout_ms, int64_t deadline, gw_tls **tls_r, char *err,
+			 size_t errlen)
+{
+	SSL *ssl;
+	gw_net_rc rc = GW_NET_OK;
+	int r;
+
+	*tls_r = NULL;
+	if (ntlsa > 0)
+		verify = 0; /* DANE replaces the CA store and the name check below */
+	if ((verify || ntlsa > 0) && (name == NULL || *name == '\0' || (ntlsa > 0 && is_ip_address(name)))) {
+		snprintf(err, errlen, "no host name to verify the certificate against");
+		return GW_NET_TLS;
+	}
+	if ((ssl = ssl_on_fd(ctx, fd, err, errlen)) == NULL)
+		return GW_NET_LOCAL;
 	if (name != NULL && *name != '\0') {
 		int ip = is_ip_address(name);
 		int ok = 1;
@@ -322,6 +333,76 @@ gw_net_rc gw_tls_connect(gw_tls_ctx *ctx, int fd, const char *name, int verify, 
 		snprintf(err, errlen, "certificate does not match the TLSA records of %s", name);
 		SSL_free(ssl);
 		return GW_NET_TLS;
+	}
+	*tls_r = (gw_tls *)(void *)ssl;
+	return GW_NET_OK;
+}
+
+gw_tls_ctx *gw_tls_ctx_new_server(const char *cert_file, const char *key_file, char *err, size_t errlen)
+{
+	SSL_CTX *ctx;
+
+	ERR_clear_error();
+	ctx = SSL_CTX_new(TLS_server_method());
+	if (ctx == NULL) {
+		ssl_errtext("SSL_CTX_new", "failed", err, errlen);
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION |
+				     SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
+	/* Clients are not asked for certificates: this end only offers encryption. */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+		char what[300];
+		snprintf(what, sizeof(what), "cannot load a certificate from %s", cert_file);
+		ssl_errtext(what, "failed", err, errlen);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	if (key_file == NULL || *key_file == '\0')
+		key_file = cert_file;
+	if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+		char what[300];
+		snprintf(what, sizeof(what), "cannot load a private key from %s", key_file);
+		ssl_errtext(what, "failed", err, errlen);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		char what[600];
+		snprintf(what, sizeof(what), "the key in %s does not belong to the certificate in %s",
+			 key_file, cert_file);
+		ssl_errtext(what, "mismatch", err, errlen);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return (gw_tls_ctx *)(void *)ctx;
+}
+
+gw_net_rc gw_tls_accept(gw_tls_ctx *ctx, int fd, unsigned timeout_ms, int64_t deadline, gw_tls **tls_r,
+			char *err, size_t errlen)
+{
+	SSL *ssl;
+	gw_net_rc rc = GW_NET_OK;
+	int r;
+
+	*tls_r = NULL;
+	if ((ssl = ssl_on_fd(ctx, fd, err, errlen)) == NULL)
+		return GW_NET_LOCAL;
+	for (;;) {
+		ERR_clear_error();
+		errno = 0;
+		r = SSL_accept(ssl);
+		if (r == 1)
+			break;
+		if (!ssl_step(ssl, fd, r, timeout_ms, deadline, &rc, "TLS handshake", err, errlen))
+			break;
+	}
+	if (r != 1) {
+		SSL_free(ssl);
+		return rc == GW_NET_TIMEOUT || rc == GW_NET_LOCAL ? rc : GW_NET_TLS;
 	}
 	*tls_r = (gw_tls *)(void *)ssl;
 	return GW_NET_OK;

@@ -1,5 +1,7 @@
 /*
- * tls.h - the client side of TLS over a non-blocking socket (internal to libgw).
+ * tls.h - TLS over a non-blocking socket (internal to libgw): the client
+ * side, and the server side that gw/server_tls.h wraps for drivers of the
+ * server engine.
  *
  * The only door to OpenSSL for the client engine: its callers see opaque
  * gw_tls_ctx and gw_tls handles and include no OpenSSL header.
@@ -33,6 +35,17 @@ typedef struct gw_tls gw_tls;         /* an OpenSSL SSL session underneath */
 /* A client context. verify: check chain and name. NULL with err set on failure. */
 gw_tls_ctx *gw_tls_ctx_new(int verify, const char *ca_file, char *err, size_t errlen);
 void gw_tls_ctx_free(gw_tls_ctx **ctx);
+
+/*
+ * A server context: the certificate chain in cert_file (PEM, leaf first) and
+ * the private key in key_file (NULL or "": cert_file holds it too), checked to
+ * belong together. NULL with err naming the file on failure.
+ */
+gw_tls_ctx *gw_tls_ctx_new_server(const char *cert_file, const char *key_file, char *err, size_t errlen);
+
+/* Handshake as the server on fd (after a 220 to STARTTLS). GW_NET_TLS, LOST or TIMEOUT on failure. */
+gw_net_rc gw_tls_accept(gw_tls_ctx *ctx, int fd, unsigned timeout_ms, int64_t deadline, gw_tls **tls_r,
+			char *err, size_t errlen);
 
 /*
  * Handshake as a client on fd. name: SNI and, with verify, the name to check

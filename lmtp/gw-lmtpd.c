@@ -143,8 +143,8 @@ static instance *instance_new(gwl_config *c)
 	rc.smtp.idle_check_ms = 1000;
 	rc.smtp.idle_check_timeout_ms =
 	    c->opt.connect_timeout < 10000 ? (unsigned)c->opt.connect_timeout : 10000;
-	rc.tls_level = (gwl_tls_level)c->opt.tls;
-	rc.smtp.client.tls = c->opt.tls <= GWL_TLS_VERIFY ? (gw_tls_policy)c->opt.tls : GW_TLS_MAY;
+	rc.tls_level = (gw_tls_level)c->opt.tls;
+	rc.smtp.client.tls = c->opt.tls <= GW_TLS_LEVEL_VERIFY ? (gw_tls_policy)c->opt.tls : GW_TLS_MAY;
 	rc.smtp.client.tls_ca_file = c->opt.tls_ca_file;
 	rc.bind_addresses = in->bind;
 	rc.nbind = c->nbind;

@@ -13,7 +13,7 @@
 
 static const char *const log_dests[] = {"syslog", "stderr", NULL};
 static const char *const log_levels[] = {"err", "warning", "notice", "info", "debug", NULL};
-/* In gwl_tls_level order. */
+/* In gw_tls_level order. */
 static const char *const tls_policies[] = {"none", "may", "encrypt", "verify", "dane", "dane-only", NULL};
 
 #define S(n) ((long)(n)*1000L)
@@ -219,7 +219,7 @@ gwl_config *gwl_config_load(const char *path, char *err, size_t errlen)
 	}
 	if (c->opt.tls_policy != NULL && c->opt.tls_policy[0] != '\0') {
 		char perr[512];
-		if ((c->tls_policy = gwl_tls_policy_load(c->opt.tls_policy, perr, sizeof(perr))) == NULL) {
+		if ((c->tls_policy = gw_domain_tls_load(c->opt.tls_policy, perr, sizeof(perr))) == NULL) {
 			key_err(c, "tls_policy", err, errlen, perr);
 			goto fail;
 		}
@@ -241,7 +241,7 @@ void gwl_config_free(gwl_config **cp)
 	for (i = 0; i < c->nbind; i++)
 		free(c->bind[i]);
 	gw_routes_free(&c->routes);
-	gwl_tls_policy_free(&c->tls_policy);
+	gw_domain_tls_free(&c->tls_policy);
 	free(c->path);
 	free(c);
 	*cp = NULL;

@@ -18,7 +18,7 @@
 #include "gw/config.h"
 #include "gw/nexthop.h"
 #include "gw/route.h"
-#include "tls_policy.h"
+#include "gw/domain_tls.h"
 
 #define GWL_DEFAULT_CONFIG "/etc/gw/gw-lmtpd.conf"
 #define GWL_LISTEN_MAX     8
@@ -50,9 +50,9 @@ typedef struct gwl_config {
 	mode_t socket_mode;
 	char *bind[GWL_BIND_MAX];
 	size_t nbind;
-	int log_level;              /* syslog priority */
-	gw_routes *routes;          /* NULL when no route file is set */
-	gwl_tls_policy *tls_policy; /* NULL when no policy file is set */
+	int log_level;             /* syslog priority */
+	gw_routes *routes;         /* NULL when no route file is set */
+	gw_domain_tls *tls_policy; /* NULL when no policy file is set */
 } gwl_config;
 
 extern const gw_option gwl_option[];

@@ -494,16 +494,17 @@ typedef struct dane_tally {
 static void dane_note(const gwl_dane_ctx *c, const gw_lmtp_result *res, const char *tls, gwl_relay_detail *dt,
 		      dane_tally *t)
 {
-	gwl_dane_state st = gwl_dane_outcome(c, res->gateway, tls);
+	gw_dane_state st = gwl_dane_outcome(c, res->gateway, tls);
 	/* The hook refused the host: a failed TLSA lookup, or dane-only without validated TLSA. */
-	int refused = res->local && res->state == GW_LMTP_TEMPFAIL &&
-		      (st == GWL_DANE_LOOKUP_FAILED || (c->level == GWL_TLS_DANE_ONLY && st != GWL_DANE_OFF &&
-							st != GWL_DANE_FAILED && st != GWL_DANE_VERIFIED));
+	int refused =
+	    res->local && res->state == GW_LMTP_TEMPFAIL &&
+	    (st == GW_DANE_LOOKUP_FAILED || (c->level == GW_TLS_LEVEL_DANE_ONLY && st != GW_DANE_OFF &&
+					     st != GW_DANE_FAILED && st != GW_DANE_VERIFIED));
 
 	snprintf(dt->dane, sizeof(dt->dane), "%s", gwl_dane_word(st));
-	t->verified += st == GWL_DANE_VERIFIED;
+	t->verified += st == GW_DANE_VERIFIED;
 	t->untried += refused;
-	if (st == GWL_DANE_FAILED && res->stage != GW_LMTP_STAGE_CONNECT) {
+	if (st == GW_DANE_FAILED && res->stage != GW_LMTP_STAGE_CONNECT) {
 		t->failed++;
 		t->talked = 1; /* greeting, EHLO or STARTTLS came: the host is up, its TLS is not ours */
 	} else if (refused) {
@@ -521,10 +522,10 @@ static void group_run(group *g)
 	size_t nhops = 0, i;
 	int reused = 0, mx_secure = 0;
 	gw_lmtp *l = NULL;
-	gwl_tls_level level = gwl_tls_policy_lookup(
+	gw_tls_level level = gw_domain_tls_lookup(
 	    r->c.tls_policy, g->domain,
-	    r->c.tls_level != GWL_TLS_NONE ? r->c.tls_level : (gwl_tls_level)r->c.smtp.client.tls);
-	int use_dane = level == GWL_TLS_DANE || level == GWL_TLS_DANE_ONLY;
+	    r->c.tls_level != GW_TLS_LEVEL_NONE ? r->c.tls_level : (gw_tls_level)r->c.smtp.client.tls);
+	int use_dane = level == GW_TLS_LEVEL_DANE || level == GW_TLS_LEVEL_DANE_ONLY;
 	gwl_dane_ctx *dctx = use_dane ? calloc(1, sizeof(*dctx)) : NULL;
 
 	if (hops == NULL || rcpts == NULL || res == NULL || (use_dane && dctx == NULL)) {

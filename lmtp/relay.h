@@ -13,7 +13,7 @@
  * only the recipients still temporarily failed. Connections are kept per
  * destination between transactions, at most dest_concurrency at once.
  *
- * STARTTLS per destination (tls_policy.h); under dane and dane-only each MX
+ * STARTTLS per destination (gw/domain_tls.h); under dane and dane-only each MX
  * host gets its terms from its TLSA records (dane_policy.h) just before it
  * is tried, and a host whose certificate does not match is not tried
  * further: its recipients stay temporarily failed for the next host.
@@ -46,15 +46,15 @@
 #include "gw/route.h"
 #include "dane_policy.h"
 #include "spool.h"
-#include "tls_policy.h"
+#include "gw/domain_tls.h"
 
 typedef struct gwl_relay_conf {
 	const gw_routes *routes; /* may be NULL: MX for every domain */
 	int use_mx;              /* route next hops without brackets are looked up as MX */
 	unsigned smtp_port;      /* port of MX hosts; 0: 25 */
 	gw_lmtp_opts smtp;       /* client options: timeouts, TLS policy, HELO name (proto forced to SMTP) */
-	gwl_tls_level tls_level; /* the global level; GWL_TLS_NONE: smtp.client.tls is the level */
-	const gwl_tls_policy *tls_policy;  /* per-destination STARTTLS policy, or NULL: the global level */
+	gw_tls_level tls_level;  /* the global level; GW_TLS_LEVEL_NONE: smtp.client.tls is the level */
+	const gw_domain_tls *tls_policy;   /* per-destination STARTTLS policy, or NULL: the global level */
 	const char *const *bind_addresses; /* source addresses used in turn, or none */
 	size_t nbind;
 	unsigned dest_concurrency;    /* connections at once per destination; 0: 20 */

@@ -9,10 +9,12 @@
 #include "gw/dns.h"
 #include "gw/log.h"
 #include "proxy_conf.h"
+#include "tls_in.h"
 
 static const char *const log_dests[] = {"syslog", "stderr", NULL};
 static const char *const log_levels[] = {"err", "warning", "notice", "info", "debug", NULL};
-static const char *const tls_policies[] = {"none", "may", "encrypt", "verify", NULL};
+static const char *const tls_policies[] = {"none", "may", "encrypt", "verify", "dane", "dane-only", NULL};
+static const char *const tls_client_levels[] = {"none", "may", "encrypt", NULL};
 
 #define S(n) ((long)(n)*1000L)
 #define OPT(n, t, d, doc, f, lo, hi, e)                                                                      \
@@ -49,13 +51,27 @@ const gw_option gwp_option[] = {
 	dns_servers, 0, 0, NULL),
     OPT("dns_timeout", GW_OPT_DURATION, "5s", "longest DNS lookup", dns_timeout, 100, S(600), NULL),
     OPT("smtp_port", GW_OPT_INT, "25", "port of MX hosts", smtp_port, 1, 65535, NULL),
-    OPT("tls", GW_OPT_ENUM, "may", "STARTTLS towards destinations: none, may, encrypt, verify", tls, 0, 0,
-	tls_policies),
+    OPT("tls", GW_OPT_ENUM, "may",
+	"STARTTLS towards destinations: none, may, encrypt, verify, dane, dane-only (DANE in MX mode only)",
+	tls, 0, 0, tls_policies),
     OPT("tls_ca_file", GW_OPT_STRING, NULL, "trust anchors for tls = verify; empty: the system's",
 	tls_ca_file, 0, 0, NULL),
     OPT("tls_policy", GW_OPT_STRING, NULL,
 	"STARTTLS policy per destination address (ADDRESS[/PREFIX] POLICY lines); empty: tls for all",
 	tls_policy, 0, 0, NULL),
+    OPT("tls_domain_policy", GW_OPT_STRING, NULL,
+	"MX mode: STARTTLS level per recipient domain (DOMAIN LEVEL lines, .DOMAIN for subdomains); empty: "
+	"tls for all",
+	tls_domain_policy, 0, 0, NULL),
+    OPT("tls_cert_file", GW_OPT_STRING, NULL,
+	"certificate chain (PEM, leaf first) offered to clients after STARTTLS; empty: STARTTLS not offered",
+	tls_cert_file, 0, 0, NULL),
+    OPT("tls_key_file", GW_OPT_STRING, NULL, "private key of tls_cert_file (PEM); empty: in tls_cert_file",
+	tls_key_file, 0, 0, NULL),
+    OPT("tls_client_security", GW_OPT_ENUM, "may",
+	"STARTTLS towards clients: none (never offered), may (offered with tls_cert_file), encrypt (MAIL "
+	"before STARTTLS is refused)",
+	tls_client_security, 0, 0, tls_client_levels),
     OPT("connect_timeout", GW_OPT_DURATION, "30s", "connect timeout per destination host", connect_timeout,
 	100, S(600), NULL),
     OPT("reply_timeout", GW_OPT_DURATION, "300s",
@@ -113,6 +129,11 @@ static void key_err(const gwp_config *c, const char *key, char *err, size_t errl
 		snprintf(err, errlen, "%s:%u: %s: %s", c->path, line, key, msg);
 	else
 		snprintf(err, errlen, "%s: %s: %s", c->path, key, msg);
+}
+
+void gwp_config_key_err(const gwp_config *c, const char *key, char *err, size_t errlen, const char *msg)
+{
+	key_err(c, key, err, errlen, msg);
 }
 
 typedef struct list_ctx {
@@ -267,6 +288,16 @@ gwp_config *gwp_config_load(const char *path, char *err, size_t errlen)
 			goto fail;
 		}
 	}
+	if (c->opt.tls_domain_policy != NULL && c->opt.tls_domain_policy[0] != '\0') {
+		char perr[512];
+		if ((c->domain_tls = gw_domain_tls_load(c->opt.tls_domain_policy, perr, sizeof(perr))) ==
+		    NULL) {
+			key_err(c, "tls_domain_policy", err, errlen, perr);
+			goto fail;
+		}
+	}
+	if (gwp_tls_in_conf(c, err, errlen) != 0)
+		goto fail;
 	if (parse_words(c, "pool", c->opt.pool, c->pool, &c->npool, GWP_POOL_MAX, 1, err, errlen) != 0 ||
 	    parse_words(c, "pool_blocklist_words", c->opt.pool_blocklist_words, c->words, &c->nwords,
 			GWP_WORDS_MAX, 0, err, errlen) != 0 ||
@@ -312,6 +343,8 @@ void gwp_config_free(gwp_config **cp)
 		return;
 	gw_config_free(gwp_option, &c->opt);
 	gwp_tls_map_free(&c->tls_map);
+	gw_srv_tls_free(&c->tls_in);
+	gw_domain_tls_free(&c->domain_tls);
 	gwp_tenant_map_free(&c->tenants);
 	while (c->npool > 0)
 		free(c->pool[--c->npool]);

@@ -16,7 +16,9 @@
 #include <stddef.h>
 
 #include "gw/config.h"
+#include "gw/domain_tls.h"
 #include "gw/nexthop.h"
+#include "gw/server_tls.h"
 #include "tenant_map.h"
 #include "tls_map.h"
 
@@ -35,6 +37,9 @@ typedef struct gwp_options {
 	long dns_timeout, smtp_port;
 	int tls;
 	char *tls_ca_file, *tls_policy;
+	char *tls_domain_policy;
+	char *tls_cert_file, *tls_key_file;
+	int tls_client_security; /* gwp_tls_in_level */
 	long connect_timeout, reply_timeout, command_timeout;
 	long max_sessions, max_rcpts, message_size_limit;
 	char *pool, *tenant_map, *pool_blocklist_words;
@@ -54,9 +59,11 @@ typedef struct gwp_config {
 	size_t nredirect;
 	int has_upstream; /* plain listeners relay to upstream; else MX of the recipients' domain */
 	gw_nexthop upstream;
-	int log_level;            /* syslog priority */
-	gwp_tls_map *tls_map;     /* NULL when no tls_policy file is set */
-	char *pool[GWP_POOL_MAX]; /* numeric source addresses, in order of preference */
+	int log_level;             /* syslog priority */
+	gwp_tls_map *tls_map;      /* NULL when no tls_policy file is set */
+	gw_domain_tls *domain_tls; /* MX mode: level per recipient domain; NULL: tls for all */
+	gw_srv_tls *tls_in;        /* the certificate offered to clients; NULL: no STARTTLS offered */
+	char *pool[GWP_POOL_MAX];  /* numeric source addresses, in order of preference */
 	size_t npool;
 	gwp_tenant_map *tenants;    /* NULL when no tenant_map file is set */
 	char *words[GWP_WORDS_MAX]; /* blocklist words */
@@ -70,5 +77,7 @@ extern const gw_option gwp_option[];
 /* Load and check path. NULL with err "path:line: message". */
 gwp_config *gwp_config_load(const char *path, char *err, size_t errlen);
 void gwp_config_free(gwp_config **c);
+/* err = "path:line: key: msg" (the line of key in c's file, when it is there). */
+void gwp_config_key_err(const gwp_config *c, const char *key, char *err, size_t errlen, const char *msg);
 
 #endif

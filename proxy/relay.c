@@ -15,6 +15,7 @@
 #include "gw/time.h"
 #include "relay.h"
 #include "throttle.h"
+#include "tls_in.h"
 
 #define STUFFED_MAX (1024 * 1024) /* one body chunk dot-stuffed: at most twice the engine's input */
 
@@ -248,7 +249,10 @@ static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 	gw_status st;
 	int64_t t0;
 
-	gw_tls_policy tls = gwp_tls_map_lookup(c->tls_map, hop->host, (gw_tls_policy)c->opt.tls);
+	gw_tls_policy tls = r->terms != NULL
+				? r->terms->policy
+				: gwp_tls_map_lookup(c->tls_map, hop->host,
+						     gwp_dane_address_policy((gw_tls_level)c->opt.tls));
 	char bind[64] = "";
 
 	snprintf(r->up_key, sizeof(r->up_key), "%s", hop->host);
@@ -301,6 +305,10 @@ static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 	} else {
 		gw_client_close(r->up);
 	}
+	if (r->terms != NULL && gw_client_set_tls(r->up, tls, r->terms->tlsa, r->terms->ntlsa) != 0) {
+		set_reply(rep, 451, "4.3.0", "out of memory");
+		return GW_E_LOCAL;
+	}
 	gw_nexthop_format(hop, h, sizeof(h));
 	slogf(r, "|>", "connect %s%s%s, EHLO %s, tls %s", h, bind[0] ? " from " : "", bind, c->opt.helo_name,
 	      gw_tls_policy_str(tls));
@@ -339,6 +347,24 @@ static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 	return st;
 }
 
+/* MX mode: r->terms for host under the domain's level, logged. 0, or -1 (do not try it) with why. */
+static int mx_terms(gwp_relay *r, gw_tls_level level, int mx_secure, const char *host, char *why,
+		    size_t whylen)
+{
+	unsigned port = (unsigned)r->env->conf->opt.smtp_port;
+
+	if (gwp_dane_host(level, mx_secure, host, port, gw_now_ms() + r->env->conf->opt.connect_timeout,
+			  r->terms, why, whylen) != 0) {
+		slogf(r, "|<", "! %s: %s not tried: %s", gw_tls_level_str(level), host, why);
+		return -1;
+	}
+	if (r->terms->state != GW_DANE_OFF)
+		slogf(r, "|<", "%s: %s%s: %s, %zu TLSA record%s", gw_tls_level_str(level), host,
+		      mx_secure ? "" : " (MX not DNSSEC-validated)", gw_dane_state_str(r->terms->state),
+		      r->terms->ntlsa, r->terms->ntlsa == 1 ? "" : "s");
+	return 0;
+}
+
 /* MX mode: a connection to one of domain's mail servers. 0, or -1 with the answer for the RCPT in rep. */
 static int mx_open(gwp_relay *r, const char *domain, gw_reply *rep)
 {
@@ -349,6 +375,11 @@ static int mx_open(gwp_relay *r, const char *domain, gw_reply *rep)
 	gw_status st = GW_E_RESOLVE;
 	char err[256];
 	size_t n = 0, i;
+
+	gw_tls_level level = gwp_dane_level(c, domain);
+	int mx_secure = 0;
+	size_t dane_refused = 0;
+	char why[400] = "";
 
 	memset(&last, 0, sizeof(last));
 	snprintf(r->dest, sizeof(r->dest), "%s", domain);
@@ -363,7 +394,7 @@ static int mx_open(gwp_relay *r, const char *domain, gw_reply *rep)
 		snprintf(mx[0].host, sizeof(mx[0].host), "%s", hop.host);
 		n = 1;
 	} else {
-		gw_lookup lk = gw_mx_lookup(domain, mx, GW_MX_MAX, &n, err, sizeof(err));
+		gw_lookup lk = gwp_dane_mx(level, domain, mx, GW_MX_MAX, &n, &mx_secure, err, sizeof(err));
 		if (lk == GW_LOOKUP_NOTFOUND) {
 			slogf(r, "|<", "! no mail server for %s: %s", domain, err);
 			if (strstr(err, "null MX") != NULL) /* RFC 7505 */
@@ -378,12 +409,24 @@ static int mx_open(gwp_relay *r, const char *domain, gw_reply *rep)
 			return -1;
 		}
 	}
+	r->terms = NULL; /* an address literal: the address's policy */
+	if (domain[0] != '[') {
+		if (r->terms_mem == NULL && (r->terms_mem = calloc(1, sizeof(*r->terms_mem))) == NULL) {
+			set_reply(rep, 451, "4.3.0", "out of memory");
+			return -1;
+		}
+		r->terms = r->terms_mem;
+	}
 	for (i = 0; i < n; i++) {
 		memset(&hop, 0, sizeof(hop));
 		hop.kind = GW_HOP_INET;
 		hop.literal = domain[0] == '[';
 		hop.port = (unsigned)c->opt.smtp_port;
 		snprintf(hop.host, sizeof(hop.host), "%s", mx[i].host);
+		if (r->terms != NULL && mx_terms(r, level, mx_secure, hop.host, why, sizeof(why)) != 0) {
+			dane_refused++;
+			continue; /* never plain text where DANE says no */
+		}
 		st = up_open(r, &hop, &last);
 		if (st == GW_OK) {
 			snprintf(r->up_domain, sizeof(r->up_domain), "%s", domain);
@@ -394,6 +437,9 @@ static int mx_open(gwp_relay *r, const char *domain, gw_reply *rep)
 	}
 	if (st == GW_E_REJECTED)
 		*rep = last;
+	else if (dane_refused == n)
+		set_reply(rep, 451, "4.7.5", "no mail server of %s usable under %s: %s", domain,
+			  gw_tls_level_str(level), why);
 	else
 		set_reply(rep, 451, fail_enh(st), "cannot reach the mail servers of %s: %s", domain,
 			  gw_status_str(st));
@@ -415,6 +461,8 @@ static int make_srv(gwp_relay *r, int known, unsigned dcaps, unsigned long dsize
 		sc.caps |= GW_SRV_CAP_SMTPUTF8;
 	if (!known || (dcaps & GW_CAP_DSN))
 		sc.caps |= GW_SRV_CAP_DSN;
+	if (gwp_tls_in_offered(c))
+		sc.caps |= GW_SRV_CAP_STARTTLS;
 	sc.max_rcpts = (size_t)c->opt.max_rcpts;
 	sc.max_size = (uint64_t)c->opt.message_size_limit;
 	if (dsize > 0 && dsize < sc.max_size)
@@ -540,6 +588,11 @@ static void on_mail(gwp_relay *r, const gw_srv_event *ev)
 
 	txn_clear(r);
 	format_path(ev->path, r->mail_cmd, sizeof(r->mail_cmd));
+	if (gwp_tls_in_refuse_mail(r, &rep)) {
+		slogf(r, ">|", "MAIL FROM:%s", r->mail_cmd);
+		answer(r, &rep, -1);
+		return;
+	}
 	if (gwp_throttle_mail(r, &rep) != 0) { /* the tenant's rate: its own queue keeps the message */
 		answer(r, &rep, -1);
 		return;
@@ -836,7 +889,7 @@ void gwp_relay_event(gwp_relay *r, const gw_srv_event *ev)
 	case GW_SRV_EV_RESET:
 		on_reset(r, ev);
 		break;
-	case GW_SRV_EV_STARTTLS: /* never offered */
+	case GW_SRV_EV_STARTTLS: /* session.c hands it to tls_in.c; a driver that cannot ends here */
 		gw_srv_shutdown(r->srv, NULL);
 		break;
 	case GW_SRV_EV_CLOSE:
@@ -879,13 +932,15 @@ void gwp_relay_finish(gwp_relay *r)
 	gw_log_sanitize(helo, sizeof(helo), r->helo, strlen(r->helo), 100);
 	gwp_slog_summary(r->env->slog, r->sid,
 			 "client=%s tenant=%s helo=%s dest=%s peer=%s outcome=%s messages=%lu refused=%lu "
-			 "rcpts=%lu/%lu bytes=%llu tls_out=\"%s\" tls_in=none duration=%ldms",
+			 "rcpts=%lu/%lu bytes=%llu tls_out=\"%s\" tls_in=\"%s\" duration=%ldms",
 			 r->client, r->tenant, helo[0] ? helo : "-", r->dest,
 			 r->up != NULL && gw_client_peer(r->up)[0] ? gw_client_peer(r->up) : "-", r->outcome,
 			 r->messages, r->refused, r->rcpts_ok, r->rcpts_ok + r->rcpts_bad,
 			 (unsigned long long)r->bytes, r->tls_out[0] ? r->tls_out : "none",
-			 since(r->started));
+			 r->tls_in[0] ? r->tls_in : "none", since(r->started));
 	gw_client_free(&r->up);
 	gw_srv_free(&r->srv);
+	free(r->terms_mem);
+	r->terms = r->terms_mem = NULL;
 	gw_buf_free(&r->stuffed);
 }

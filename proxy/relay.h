@@ -15,7 +15,8 @@
  *  - known at accept (a redirected connection's original destination, or
  *    the configured upstream): connected before the greeting; the EHLO reply
  *    to the client offers what the destination offers (SIZE, 8BITMIME,
- *    SMTPUTF8, DSN) plus PIPELINING, never STARTTLS or CHUNKING; a greeting
+ *    SMTPUTF8, DSN) plus PIPELINING, never CHUNKING, and STARTTLS only for
+ *    the proxy's own certificate (tls_in.h); a greeting
  *    or EHLO refusal is the answer to every MAIL;
  *  - MX of the recipients' domain (plain listener without upstream): MAIL is
  *    held (answered 250 by the proxy, logged ">|") and sent with the first
@@ -54,6 +55,7 @@
 
 #include "gw/client.h"
 #include "gw/server.h"
+#include "dane.h"
 #include "dest_limit.h"
 #include "pool.h"
 #include "rate_limit.h"
@@ -93,6 +95,8 @@ typedef struct gwp_relay {
 	char dest[GW_HOST_MAX + 16]; /* for logs: the hop, or the MX domain */
 	gw_client *up;
 	gw_tls_policy up_tls;          /* the STARTTLS policy up was made with */
+	gwp_tls_terms *terms;          /* MX mode: the terms for the host being opened (dane.h), else NULL */
+	gwp_tls_terms *terms_mem;      /* terms' memory, made at the first MX lookup */
 	char up_bind[64];              /* the pool address up binds to ("": none) */
 	char up_key[GW_HOST_MAX + 16]; /* the destination host of up, for the pool */
 	gw_reply refusal;              /* greeting/EHLO refusal (code 0: none): the answer to MAIL */
@@ -114,6 +118,7 @@ typedef struct gwp_relay {
 	char helo[GW_DOMAIN_MAX + 1];
 	char outcome[48];
 	char tls_out[GW_TLS_TEXT_MAX];
+	char tls_in[GW_TLS_TEXT_MAX]; /* the client's leg ("": plain); set by tls_in.c */
 	unsigned long messages, refused, rcpts_ok, rcpts_bad;
 	uint64_t bytes;
 	int64_t started;

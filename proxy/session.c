@@ -11,6 +11,7 @@
 
 #include "gw/log.h"
 #include "session.h"
+#include "tls_in.h"
 
 #define INPUT_CHUNK 16384
 
@@ -18,6 +19,7 @@ typedef struct sess {
 	int fd;
 	long timeout;
 	gwp_relay r;
+	gw_srv_tls_conn *tls; /* after STARTTLS: all client I/O goes through it */
 	char in[INPUT_CHUNK];
 	size_t in_off, in_len;
 } sess;
@@ -27,6 +29,13 @@ static int flush(sess *s)
 {
 	gw_buf *out = gw_srv_output(s->r.srv);
 
+	if (s->tls != NULL && out->len > 0) {
+		char err[256];
+		if (gw_srv_tls_write(s->tls, out->data, out->len, (unsigned)s->timeout, err, sizeof(err)) !=
+		    0)
+			return -1;
+		gw_buf_consume(out, out->len);
+	}
 	while (out->len > 0) {
 		ssize_t n = send(s->fd, out->data, out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
@@ -55,6 +64,22 @@ static int fill(sess *s)
 		size_t took = gw_srv_feed(s->r.srv, s->in + s->in_off, s->in_len - s->in_off);
 		s->in_off += took;
 		return took > 0; /* 0: the engine neither takes input nor gives events; never spin */
+	}
+	if (s->tls != NULL) { /* TLS may hold decrypted bytes already: read, do not poll first */
+		char err[256];
+		size_t got = 0;
+		if (gw_srv_tls_read(s->tls, s->in, sizeof(s->in), (unsigned)s->timeout, &got, err,
+				    sizeof(err)) != 0) {
+			if (errno != ETIMEDOUT)
+				return 0;
+			gwp_relay_client_gone(&s->r, "client-timeout");
+			gw_srv_shutdown(s->r.srv, "Error: timeout exceeded");
+			return 1;
+		}
+		s->in_off = 0;
+		s->in_len = got;
+		s->in_off += gw_srv_feed(s->r.srv, s->in, s->in_len);
+		return 1;
 	}
 	rc = poll(&p, 1, (int)s->timeout);
 	if (rc == 0) {
@@ -126,10 +151,22 @@ void gwp_session_run(int fd, const char *client, const gwp_env *env, const gw_ne
 		}
 		if (type == GW_SRV_EV_DATA_END && flush(s) != 0) /* pipelined replies before a long wait */
 			break;
+		if (type == GW_SRV_EV_STARTTLS) {
+			/* the 220 in plain text; bytes read after STARTTLS came before TLS: dropped */
+			s->in_off = s->in_len;
+			if (flush(s) != 0 ||
+			    gwp_tls_in_start(&s->r, s->fd, (unsigned)s->timeout, &s->tls) != 0) {
+				gwp_relay_client_gone(&s->r, "client-tls-failed");
+				break;
+			}
+			gw_srv_tls_started(s->r.srv);
+			continue;
+		}
 		gwp_relay_event(&s->r, &ev);
 	}
 	(void)flush(s);
 	gwp_relay_finish(&s->r);
+	gw_srv_tls_close(&s->tls);
 out:
 	close(fd);
 	free(s);

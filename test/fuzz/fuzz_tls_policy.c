@@ -1,13 +1,13 @@
 /*
- * fuzz_tls_policy.c - libFuzzer target: any bytes as gw-lmtpd's tls_policy
- * file. Parsing must fail with a message naming a line, or give a table
- * whose lookups return one of the four policies.
+ * fuzz_tls_policy.c - libFuzzer target: any bytes as a per-domain STARTTLS policy
+ * file (gw/domain_tls.h, gw-lmtpd's and gw-proxy's). Parsing must fail with a message naming a line, or give
+ * a table whose lookups return one of the levels.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "tls_policy.h"
+#include "gw/domain_tls.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -16,7 +16,7 @@ static const char *const domains[] = {"example.com", "a.b.example.com", "EXAMPLE
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char err[256] = "";
-	gwl_tls_policy *t = gwl_tls_policy_parse((const char *)data, size, "fuzz", err, sizeof err);
+	gw_domain_tls *t = gw_domain_tls_parse((const char *)data, size, "fuzz", err, sizeof err);
 	size_t i;
 
 	if (t == NULL) {
@@ -25,10 +25,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	for (i = 0; i < sizeof(domains) / sizeof(domains[0]); i++) {
-		gwl_tls_level p = gwl_tls_policy_lookup(t, domains[i], GWL_TLS_MAY);
-		if (strcmp(gwl_tls_level_str(p), "unknown") == 0)
+		gw_tls_level p = gw_domain_tls_lookup(t, domains[i], GW_TLS_LEVEL_MAY);
+		if (strcmp(gw_tls_level_str(p), "unknown") == 0)
 			abort();
 	}
-	gwl_tls_policy_free(&t);
+	gw_domain_tls_free(&t);
 	return 0;
 }

@@ -16,7 +16,7 @@
 # Checked, each with a bounded wait:
 #   1 t1's mail to mx.lab delivered with TLS on the outside leg (the MX's log and
 #     Received header, the session log's tls_out) and plain on the tenant leg
-#     (tls_in=none; t1 would use STARTTLS, smtp_tls_security_level = may, and saw none);
+#     (tls_in="none"; t1 would use STARTTLS, smtp_tls_security_level = may, and saw none);
 #   2 bl.lab refuses 10.31.0.11: the verdict reaches t1 word for word (its
 #     bounce), the address is retired for bl.lab (log, stats, "retired"), and
 #     the next message goes out from 10.31.0.12 (the destination's record);
@@ -203,7 +203,7 @@ f=$(grep -ls "^Subject: tls check" "$LAB"/mx/mail/u@mx.lab/new/* | head -1)
 grep -q "TLS connection established from .*\[10\.31\.0\.11\]" "$LAB/mx/maillog" || fail "the MX saw no TLS from 10.31.0.11"
 grep -qE "^Received: from proxy\.lab\.invalid .*\[10\.31\.0\.11\]" "$f" || fail "Received: $(grep -A3 '^Received:' "$f" | head -4)"
 grep -qE "^[[:space:]]+\(using TLSv1\.[23] with cipher" "$f" || fail "the MX's Received header shows no TLS"
-wait_for 20 grep -qE ' == client=\[10\.30\.0\.2\]:[0-9]+ tenant=t1 .*dest=\[10\.31\.0\.25\]:25 .* tls_out="TLSv1\.[23] [^"]+" tls_in=none' \
+wait_for 20 grep -qE ' == client=\[10\.30\.0\.2\]:[0-9]+ tenant=t1 .*dest=\[10\.31\.0\.25\]:25 .* tls_out="TLSv1\.[23] [^"]+" tls_in="none"' \
 	"$LAB/session.log" || fail "no session summary with TLS out and plain in"
 grep -q "TLS connection established" "$LAB/t1/maillog" && fail "the tenant leg is encrypted"
 grep -q "^smtp_tls_security_level = may" "$LAB/t1/etc/main.cf" || fail "the tenant does not try STARTTLS"

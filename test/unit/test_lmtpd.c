@@ -592,13 +592,13 @@ static void test_tls_policy_errors(void **state)
 {
 	char path[] = "/tmp/gw-lmtpd-policy.XXXXXX", err[512];
 	int fd = mkstemp(path);
-	gwl_tls_policy *t;
+	gw_domain_tls *t;
 
 	(void)state;
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "a.test may\nb.test sometimes\n", 29), 29);
 	close(fd);
-	t = gwl_tls_policy_load(path, err, sizeof(err));
+	t = gw_domain_tls_load(path, err, sizeof(err));
 	assert_null(t);
 	assert_non_null(strstr(err, ":2: unknown policy \"sometimes\""));
 	unlink(path);

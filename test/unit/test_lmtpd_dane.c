@@ -14,56 +14,59 @@
 #include <string.h>
 
 #include "dane_policy.h"
-#include "tls_policy.h"
+#include "gw/domain_tls.h"
 
 static void test_decide_table(void **state)
 {
 	static const struct {
-		gwl_tls_level level;
+		gw_tls_level level;
 		int mx_secure;
 		gw_lookup lk;
 		int tlsa_secure;
 		size_t nusable;
 		int rc;
 		gw_tls_policy policy;
-		gwl_dane_state st;
+		gw_dane_state st;
 		const char *why; /* a piece of the reason when the host is not tried */
 	} cases[] = {
 	    /* not a DANE level: the level is the client's policy */
-	    {GWL_TLS_VERIFY, 1, GW_LOOKUP_FOUND, 1, 1, 0, GW_TLS_VERIFY, GWL_DANE_OFF, NULL},
-	    {GWL_TLS_NONE, 0, GW_LOOKUP_FOUND, 1, 1, 0, GW_TLS_NONE, GWL_DANE_OFF, NULL},
+	    {GW_TLS_LEVEL_VERIFY, 1, GW_LOOKUP_FOUND, 1, 1, 0, GW_TLS_VERIFY, GW_DANE_OFF, NULL},
+	    {GW_TLS_LEVEL_NONE, 0, GW_LOOKUP_FOUND, 1, 1, 0, GW_TLS_NONE, GW_DANE_OFF, NULL},
 	    /* MX set not validated */
-	    {GWL_TLS_DANE, 0, GW_LOOKUP_FOUND, 1, 1, 0, GW_TLS_MAY, GWL_DANE_UNSIGNED_MX, NULL},
-	    {GWL_TLS_DANE_ONLY, 0, GW_LOOKUP_FOUND, 1, 1, -1, GW_TLS_MAY, GWL_DANE_UNSIGNED_MX, "not DNSSEC"},
+	    {GW_TLS_LEVEL_DANE, 0, GW_LOOKUP_FOUND, 1, 1, 0, GW_TLS_MAY, GW_DANE_UNSIGNED_MX, NULL},
+	    {GW_TLS_LEVEL_DANE_ONLY, 0, GW_LOOKUP_FOUND, 1, 1, -1, GW_TLS_MAY, GW_DANE_UNSIGNED_MX,
+	     "not DNSSEC"},
 	    /* TLSA lookup failed: never read as "no TLSA", under either level */
-	    {GWL_TLS_DANE, 1, GW_LOOKUP_RETRY, 0, 0, -1, GW_TLS_MAY, GWL_DANE_LOOKUP_FAILED, "TLSA lookup"},
-	    {GWL_TLS_DANE_ONLY, 1, GW_LOOKUP_RETRY, 0, 0, -1, GW_TLS_MAY, GWL_DANE_LOOKUP_FAILED,
+	    {GW_TLS_LEVEL_DANE, 1, GW_LOOKUP_RETRY, 0, 0, -1, GW_TLS_MAY, GW_DANE_LOOKUP_FAILED,
+	     "TLSA lookup"},
+	    {GW_TLS_LEVEL_DANE_ONLY, 1, GW_LOOKUP_RETRY, 0, 0, -1, GW_TLS_MAY, GW_DANE_LOOKUP_FAILED,
 	     "TLSA lookup"},
 	    /* validated denial of TLSA */
-	    {GWL_TLS_DANE, 1, GW_LOOKUP_NOTFOUND, 1, 0, 0, GW_TLS_MAY, GWL_DANE_NO_TLSA, NULL},
-	    {GWL_TLS_DANE_ONLY, 1, GW_LOOKUP_NOTFOUND, 1, 0, -1, GW_TLS_MAY, GWL_DANE_NO_TLSA, "no TLSA"},
+	    {GW_TLS_LEVEL_DANE, 1, GW_LOOKUP_NOTFOUND, 1, 0, 0, GW_TLS_MAY, GW_DANE_NO_TLSA, NULL},
+	    {GW_TLS_LEVEL_DANE_ONLY, 1, GW_LOOKUP_NOTFOUND, 1, 0, -1, GW_TLS_MAY, GW_DANE_NO_TLSA, "no TLSA"},
 	    /* TLSA (or its absence) not validated */
-	    {GWL_TLS_DANE, 1, GW_LOOKUP_FOUND, 0, 1, 0, GW_TLS_MAY, GWL_DANE_UNSIGNED_TLSA, NULL},
-	    {GWL_TLS_DANE, 1, GW_LOOKUP_NOTFOUND, 0, 0, 0, GW_TLS_MAY, GWL_DANE_UNSIGNED_TLSA, NULL},
-	    {GWL_TLS_DANE_ONLY, 1, GW_LOOKUP_FOUND, 0, 1, -1, GW_TLS_MAY, GWL_DANE_UNSIGNED_TLSA,
+	    {GW_TLS_LEVEL_DANE, 1, GW_LOOKUP_FOUND, 0, 1, 0, GW_TLS_MAY, GW_DANE_UNSIGNED_TLSA, NULL},
+	    {GW_TLS_LEVEL_DANE, 1, GW_LOOKUP_NOTFOUND, 0, 0, 0, GW_TLS_MAY, GW_DANE_UNSIGNED_TLSA, NULL},
+	    {GW_TLS_LEVEL_DANE_ONLY, 1, GW_LOOKUP_FOUND, 0, 1, -1, GW_TLS_MAY, GW_DANE_UNSIGNED_TLSA,
 	     "not DNSSEC"},
 	    /* validated, nothing usable: encrypt without authentication (RFC 7672 2.2) */
-	    {GWL_TLS_DANE, 1, GW_LOOKUP_FOUND, 1, 0, 0, GW_TLS_ENCRYPT, GWL_DANE_UNUSABLE, NULL},
-	    {GWL_TLS_DANE_ONLY, 1, GW_LOOKUP_FOUND, 1, 0, -1, GW_TLS_ENCRYPT, GWL_DANE_UNUSABLE, "usable"},
+	    {GW_TLS_LEVEL_DANE, 1, GW_LOOKUP_FOUND, 1, 0, 0, GW_TLS_ENCRYPT, GW_DANE_UNUSABLE, NULL},
+	    {GW_TLS_LEVEL_DANE_ONLY, 1, GW_LOOKUP_FOUND, 1, 0, -1, GW_TLS_ENCRYPT, GW_DANE_UNUSABLE,
+	     "usable"},
 	    /* validated, usable */
-	    {GWL_TLS_DANE, 1, GW_LOOKUP_FOUND, 1, 2, 0, GW_TLS_DANE, GWL_DANE_TLSA, NULL},
-	    {GWL_TLS_DANE_ONLY, 1, GW_LOOKUP_FOUND, 1, 1, 0, GW_TLS_DANE, GWL_DANE_TLSA, NULL},
+	    {GW_TLS_LEVEL_DANE, 1, GW_LOOKUP_FOUND, 1, 2, 0, GW_TLS_DANE, GW_DANE_TLSA, NULL},
+	    {GW_TLS_LEVEL_DANE_ONLY, 1, GW_LOOKUP_FOUND, 1, 1, 0, GW_TLS_DANE, GW_DANE_TLSA, NULL},
 	};
 	size_t i;
 
 	(void)state;
 	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		gw_tls_policy pol = (gw_tls_policy)99;
-		gwl_dane_state st = (gwl_dane_state)99;
+		gw_dane_state st = (gw_dane_state)99;
 		char why[256] = "x";
-		int rc = gwl_dane_decide(cases[i].level, cases[i].mx_secure, cases[i].lk,
-					 cases[i].tlsa_secure, cases[i].nusable, "_25._tcp.mx.test",
-					 "SERVFAIL", &pol, &st, why, sizeof why);
+		int rc = gw_dane_decide(cases[i].level, cases[i].mx_secure, cases[i].lk, cases[i].tlsa_secure,
+					cases[i].nusable, "_25._tcp.mx.test", "SERVFAIL", &pol, &st, why,
+					sizeof why);
 
 		if (rc != cases[i].rc || st != cases[i].st || (rc == 0 && pol != cases[i].policy))
 			fail_msg("case %zu: got rc=%d policy=%d state=%s, want rc=%d policy=%d state=%s", i,
@@ -88,7 +91,7 @@ static void test_hop_unsigned(void **state)
 
 	(void)state;
 	memset(&c, 0, sizeof c);
-	c.level = GWL_TLS_DANE;
+	c.level = GW_TLS_LEVEL_DANE;
 	c.mx_secure = 0;
 	c.port = 25;
 	memset(&hop, 0, sizeof hop);
@@ -100,17 +103,17 @@ static void test_hop_unsigned(void **state)
 	assert_int_equal(pol, GW_TLS_MAY);
 	assert_null(t);
 	assert_int_equal(n, 7); /* untouched: no records for a may host */
-	assert_int_equal(gwl_dane_outcome(&c, "mx.unsigned.test:2525", "TLSv1.3 X"), GWL_DANE_UNSIGNED_MX);
+	assert_int_equal(gwl_dane_outcome(&c, "mx.unsigned.test:2525", "TLSv1.3 X"), GW_DANE_UNSIGNED_MX);
 	assert_string_equal(gwl_dane_word(gwl_dane_outcome(&c, "mx.unsigned.test:2525", "")), "unsigned-mx");
 
-	c.level = GWL_TLS_DANE_ONLY;
+	c.level = GW_TLS_LEVEL_DANE_ONLY;
 	assert_int_equal(gwl_dane_hop(&c, &hop, &pol, &t, &n, why, sizeof why), -1);
 	assert_non_null(strstr(why, "dane-only"));
 	assert_int_equal(c.nhop, 1); /* the same host again: one entry, the last word */
 
 	/* A unix-socket next hop has no TLSA, whatever the MX set. */
 	c.mx_secure = 1;
-	c.level = GWL_TLS_DANE;
+	c.level = GW_TLS_LEVEL_DANE;
 	memset(&hop, 0, sizeof hop);
 	hop.kind = GW_HOP_UNIX;
 	snprintf(hop.path, sizeof hop.path, "/run/x");
@@ -127,21 +130,21 @@ static void test_outcome(void **state)
 
 	(void)state;
 	memset(&c, 0, sizeof c);
-	c.level = GWL_TLS_DANE;
+	c.level = GW_TLS_LEVEL_DANE;
 	c.nhop = 2;
 	snprintf(c.hop[0].gateway, sizeof c.hop[0].gateway, "mx1.test:25");
-	c.hop[0].state = GWL_DANE_TLSA;
+	c.hop[0].state = GW_DANE_TLSA;
 	snprintf(c.hop[1].gateway, sizeof c.hop[1].gateway, "mx2.test:25");
-	c.hop[1].state = GWL_DANE_NO_TLSA;
+	c.hop[1].state = GW_DANE_NO_TLSA;
 	assert_int_equal(gwl_dane_outcome(&c, "mx1.test:25", "TLSv1.3 TLS_AES_256_GCM_SHA384"),
-			 GWL_DANE_VERIFIED);
-	assert_int_equal(gwl_dane_outcome(&c, "mx1.test:25", ""), GWL_DANE_FAILED);
-	assert_int_equal(gwl_dane_outcome(&c, "mx2.test:25", "TLSv1.3 X"), GWL_DANE_NO_TLSA);
-	assert_int_equal(gwl_dane_outcome(&c, "", ""), GWL_DANE_OFF); /* no host tried: DANE had no say */
-	assert_string_equal(gwl_dane_word(GWL_DANE_VERIFIED), "verified");
-	assert_string_equal(gwl_dane_word(GWL_DANE_OFF), "");
-	for (s = GWL_DANE_UNSIGNED_MX; s <= GWL_DANE_FAILED; s++) {
-		const char *w = gwl_dane_word((gwl_dane_state)s);
+			 GW_DANE_VERIFIED);
+	assert_int_equal(gwl_dane_outcome(&c, "mx1.test:25", ""), GW_DANE_FAILED);
+	assert_int_equal(gwl_dane_outcome(&c, "mx2.test:25", "TLSv1.3 X"), GW_DANE_NO_TLSA);
+	assert_int_equal(gwl_dane_outcome(&c, "", ""), GW_DANE_OFF); /* no host tried: DANE had no say */
+	assert_string_equal(gwl_dane_word(GW_DANE_VERIFIED), "verified");
+	assert_string_equal(gwl_dane_word(GW_DANE_OFF), "");
+	for (s = GW_DANE_UNSIGNED_MX; s <= GW_DANE_FAILED; s++) {
+		const char *w = gwl_dane_word((gw_dane_state)s);
 		assert_true(w[0] != '\0' && strcmp(w, "unknown") != 0 && strchr(w, ' ') == NULL);
 	}
 }
@@ -151,33 +154,34 @@ static void test_policy_words(void **state)
 {
 	static const char text[] = "dane.test dane\n.only.test DANE-ONLY\nverify.test verify\n";
 	char err[256] = "";
-	gwl_tls_policy *t = gwl_tls_policy_parse(text, strlen(text), "policy", err, sizeof err);
-	gwl_tls_level l;
+	gw_domain_tls *t = gw_domain_tls_parse(text, strlen(text), "policy", err, sizeof err);
+	gw_tls_level l;
 
 	(void)state;
 	assert_non_null(t);
-	assert_int_equal(gwl_tls_policy_lookup(t, "dane.test", GWL_TLS_MAY), GWL_TLS_DANE);
-	assert_int_equal(gwl_tls_policy_lookup(t, "a.only.test", GWL_TLS_MAY), GWL_TLS_DANE_ONLY);
-	assert_int_equal(gwl_tls_policy_lookup(t, "only.test", GWL_TLS_MAY), GWL_TLS_MAY);
-	assert_int_equal(gwl_tls_policy_lookup(t, "verify.test", GWL_TLS_DANE), GWL_TLS_VERIFY);
-	assert_int_equal(gwl_tls_policy_lookup(t, "other.test", GWL_TLS_DANE_ONLY), GWL_TLS_DANE_ONLY);
-	gwl_tls_policy_free(&t);
+	assert_int_equal(gw_domain_tls_lookup(t, "dane.test", GW_TLS_LEVEL_MAY), GW_TLS_LEVEL_DANE);
+	assert_int_equal(gw_domain_tls_lookup(t, "a.only.test", GW_TLS_LEVEL_MAY), GW_TLS_LEVEL_DANE_ONLY);
+	assert_int_equal(gw_domain_tls_lookup(t, "only.test", GW_TLS_LEVEL_MAY), GW_TLS_LEVEL_MAY);
+	assert_int_equal(gw_domain_tls_lookup(t, "verify.test", GW_TLS_LEVEL_DANE), GW_TLS_LEVEL_VERIFY);
+	assert_int_equal(gw_domain_tls_lookup(t, "other.test", GW_TLS_LEVEL_DANE_ONLY),
+			 GW_TLS_LEVEL_DANE_ONLY);
+	gw_domain_tls_free(&t);
 
-	t = gwl_tls_policy_parse("x.test dane-sometimes\n", 22, "policy", err, sizeof err);
+	t = gw_domain_tls_parse("x.test dane-sometimes\n", 22, "policy", err, sizeof err);
 	assert_null(t);
 	assert_non_null(strstr(err, "policy:1: unknown policy \"dane-sometimes\""));
 	assert_non_null(strstr(err, "dane-only"));
 
-	assert_int_equal(gwl_tls_level_parse("Dane", &l), 0);
-	assert_int_equal(l, GWL_TLS_DANE);
-	assert_int_equal(gwl_tls_level_parse("dane-only", &l), 0);
-	assert_int_equal(l, GWL_TLS_DANE_ONLY);
-	assert_int_equal(gwl_tls_level_parse("daneonly", &l), -1);
-	assert_string_equal(gwl_tls_level_str(GWL_TLS_DANE_ONLY), "dane-only");
-	assert_string_equal(gwl_tls_level_str(GWL_TLS_ENCRYPT), "encrypt");
+	assert_int_equal(gw_tls_level_parse("Dane", &l), 0);
+	assert_int_equal(l, GW_TLS_LEVEL_DANE);
+	assert_int_equal(gw_tls_level_parse("dane-only", &l), 0);
+	assert_int_equal(l, GW_TLS_LEVEL_DANE_ONLY);
+	assert_int_equal(gw_tls_level_parse("daneonly", &l), -1);
+	assert_string_equal(gw_tls_level_str(GW_TLS_LEVEL_DANE_ONLY), "dane-only");
+	assert_string_equal(gw_tls_level_str(GW_TLS_LEVEL_ENCRYPT), "encrypt");
 	/* The client's own levels keep their numbers: gw-lmtpd.conf's tls maps onto both. */
-	assert_int_equal((int)GWL_TLS_VERIFY, (int)GW_TLS_VERIFY);
-	assert_int_equal((int)GWL_TLS_DANE, (int)GW_TLS_DANE);
+	assert_int_equal((int)GW_TLS_LEVEL_VERIFY, (int)GW_TLS_VERIFY);
+	assert_int_equal((int)GW_TLS_LEVEL_DANE, (int)GW_TLS_DANE);
 }
 
 int main(void)

@@ -27,6 +27,7 @@
 
 #include "gw/callahead.h"
 #include "gw/client.h"
+#include "gw/domain_tls.h"
 #include "gw/directory.h"
 #include "gw/lmtp.h"
 #include "gw/log.h"
@@ -94,6 +95,37 @@ static int is_tls_policy(int v)
 	case GW_TLS_ENCRYPT:
 	case GW_TLS_VERIFY:
 	case GW_TLS_DANE:
+		return 1;
+	}
+	return 0;
+}
+
+static int is_tls_level(int v)
+{
+	switch ((gw_tls_level)v) {
+	case GW_TLS_LEVEL_NONE:
+	case GW_TLS_LEVEL_MAY:
+	case GW_TLS_LEVEL_ENCRYPT:
+	case GW_TLS_LEVEL_VERIFY:
+	case GW_TLS_LEVEL_DANE:
+	case GW_TLS_LEVEL_DANE_ONLY:
+		return 1;
+	}
+	return 0;
+}
+
+static int is_dane_state(int v)
+{
+	switch ((gw_dane_state)v) {
+	case GW_DANE_OFF:
+	case GW_DANE_UNSIGNED_MX:
+	case GW_DANE_LOOKUP_FAILED:
+	case GW_DANE_NO_TLSA:
+	case GW_DANE_UNSIGNED_TLSA:
+	case GW_DANE_UNUSABLE:
+	case GW_DANE_TLSA:
+	case GW_DANE_VERIFIED:
+	case GW_DANE_FAILED:
 		return 1;
 	}
 	return 0;
@@ -231,6 +263,14 @@ static const char *tls_policy_str(int v)
 {
 	return gw_tls_policy_str((gw_tls_policy)v);
 }
+static const char *tls_level_str(int v)
+{
+	return gw_tls_level_str((gw_tls_level)v);
+}
+static const char *dane_state_str(int v)
+{
+	return gw_dane_state_str((gw_dane_state)v);
+}
 static const char *verdict_str(int v)
 {
 	return gw_verdict_str((gw_verdict)v);
@@ -276,6 +316,8 @@ static const enum_case enums[] = {
     {"gw_stage", &gwn_stage, is_stage, stage_str},
     {"gw_proto", &gwn_proto, is_proto, proto_str},
     {"gw_tls_policy", &gwn_tls_policy, is_tls_policy, tls_policy_str},
+    {"gw_tls_level", &gwn_tls_level, is_tls_level, tls_level_str},
+    {"gw_dane_state", &gwn_dane_state, is_dane_state, dane_state_str},
     {"gw_verdict", &gwn_verdict, is_verdict, verdict_str},
     {"gw_ca_source", &gwn_ca_source, is_ca_source, ca_source_str},
     {"gw_dir_answer", &gwn_dir_answer, is_dir_answer, dir_answer_str},

@@ -589,7 +589,7 @@ static void test_starttls_at_proxy(void **state)
 	slog = session_log(&l);
 	contains(slog, " tls=TLSv1.");
 	contains(slog, "tls_out=\"TLSv1.");
-	contains(slog, "tls_in=none");
+	contains(slog, "tls_in=\"none\"");
 	free(slog);
 	lab_rmdir(&l);
 }

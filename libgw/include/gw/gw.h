@@ -13,6 +13,7 @@
 #include "gw/metrics_http.h"
 #include "gw/dane.h"
 #include "gw/dns.h"
+#include "gw/domain_tls.h"
 #include "gw/lmtp.h"
 #include "gw/log.h"
 #include "gw/mx.h"
@@ -22,6 +23,7 @@
 #include "gw/reply.h"
 #include "gw/route.h"
 #include "gw/server.h"
+#include "gw/server_tls.h"
 #include "gw/time.h"
 
 /* The library version, "MAJOR.MINOR.PATCH". */

@@ -1,5 +1,5 @@
 /*
- * tls_policy.c - STARTTLS policy per destination domain (see tls_policy.h).
+ * domain_tls.c - STARTTLS levels per destination domain (see gw/domain_tls.h).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -8,50 +8,22 @@
 #include <strings.h>
 
 #include "gw/addr.h"
-#include "tls_policy.h"
+#include "gw/domain_tls.h"
 
 typedef struct entry {
 	char domain[GW_DOMAIN_MAX + 2]; /* lower case; a leading '.' matches subdomains */
-	gwl_tls_level policy;
+	gw_tls_level policy;
 } entry;
 
-struct gwl_tls_policy {
+struct gw_domain_tls {
 	entry *e;
 	size_t n;
 };
 
-static const struct {
-	const char *name;
-	gwl_tls_level policy;
-} policy_names[] = {{"none", GWL_TLS_NONE},     {"may", GWL_TLS_MAY},   {"encrypt", GWL_TLS_ENCRYPT},
-		    {"verify", GWL_TLS_VERIFY}, {"dane", GWL_TLS_DANE}, {"dane-only", GWL_TLS_DANE_ONLY}};
-
-const char *gwl_tls_level_str(gwl_tls_level level)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(policy_names) / sizeof(policy_names[0]); i++)
-		if (policy_names[i].policy == level)
-			return policy_names[i].name;
-	return "unknown";
-}
-
-int gwl_tls_level_parse(const char *s, gwl_tls_level *p_r)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(policy_names) / sizeof(policy_names[0]); i++)
-		if (strcasecmp(s, policy_names[i].name) == 0) {
-			*p_r = policy_names[i].policy;
-			return 0;
-		}
-	return -1;
-}
-
 /* Read the policy lines of f; path names it in messages. */
-static gwl_tls_policy *policy_read(FILE *f, const char *path, char *err, size_t errlen)
+static gw_domain_tls *policy_read(FILE *f, const char *path, char *err, size_t errlen)
 {
-	gwl_tls_policy *t = calloc(1, sizeof(*t));
+	gw_domain_tls *t = calloc(1, sizeof(*t));
 	char line[1024];
 	unsigned lineno = 0;
 	size_t cap = 0;
@@ -91,7 +63,7 @@ static gwl_tls_policy *policy_read(FILE *f, const char *path, char *err, size_t 
 		}
 		for (i = 0; dom[i]; i++)
 			dom[i] = (char)(dom[i] >= 'A' && dom[i] <= 'Z' ? dom[i] + 32 : dom[i]);
-		if (gwl_tls_level_parse(pol, &t->e[t->n].policy) != 0) {
+		if (gw_tls_level_parse(pol, &t->e[t->n].policy) != 0) {
 			snprintf(err, errlen,
 				 "%s:%u: unknown policy \"%s\" (none, may, encrypt, verify, dane, dane-only)",
 				 path, lineno, pol);
@@ -102,14 +74,14 @@ static gwl_tls_policy *policy_read(FILE *f, const char *path, char *err, size_t 
 	}
 	return t;
 fail:
-	gwl_tls_policy_free(&t);
+	gw_domain_tls_free(&t);
 	return NULL;
 }
 
-gwl_tls_policy *gwl_tls_policy_load(const char *path, char *err, size_t errlen)
+gw_domain_tls *gw_domain_tls_load(const char *path, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "r");
-	gwl_tls_policy *t;
+	gw_domain_tls *t;
 
 	if (f == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -120,13 +92,13 @@ gwl_tls_policy *gwl_tls_policy_load(const char *path, char *err, size_t errlen)
 	return t;
 }
 
-gwl_tls_policy *gwl_tls_policy_parse(const char *text, size_t len, const char *name, char *err, size_t errlen)
+gw_domain_tls *gw_domain_tls_parse(const char *text, size_t len, const char *name, char *err, size_t errlen)
 {
 	FILE *f = len > 0 ? fmemopen((void *)text, len, "r") : NULL;
-	gwl_tls_policy *t;
+	gw_domain_tls *t;
 
 	if (len == 0)
-		return calloc(1, sizeof(gwl_tls_policy));
+		return calloc(1, sizeof(gw_domain_tls));
 	if (f == NULL) {
 		snprintf(err, errlen, "%s: %s", name, strerror(errno));
 		return NULL;
@@ -136,7 +108,7 @@ gwl_tls_policy *gwl_tls_policy_parse(const char *text, size_t len, const char *n
 	return t;
 }
 
-static const entry *find(const gwl_tls_policy *t, const char *key)
+static const entry *find(const gw_domain_tls *t, const char *key)
 {
 	size_t i;
 
@@ -146,7 +118,7 @@ static const entry *find(const gwl_tls_policy *t, const char *key)
 	return NULL;
 }
 
-gwl_tls_level gwl_tls_policy_lookup(const gwl_tls_policy *t, const char *domain, gwl_tls_level fallback)
+gw_tls_level gw_domain_tls_lookup(const gw_domain_tls *t, const char *domain, gw_tls_level fallback)
 {
 	const entry *e;
 	const char *p;
@@ -161,7 +133,7 @@ gwl_tls_level gwl_tls_policy_lookup(const gwl_tls_policy *t, const char *domain,
 	return fallback;
 }
 
-void gwl_tls_policy_free(gwl_tls_policy **tp)
+void gw_domain_tls_free(gw_domain_tls **tp)
 {
 	if (*tp == NULL)
 		return;
