@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# bench_proxy_tarpit.sh - does gw-proxy keep relaying while a tarpit holds
+# thousands of its sessions? In one run, through one gw-proxy (plain listener,
+# destination by the recipient's domain, here address literals):
+#   healthy   smtp-source -> gw-proxy -> smtp-sink on 127.0.0.1       r@[127.0.0.1]
+#   tarpit    bench_tarpit hold -> gw-proxy -> bench_tarpit tarpit on 127.0.0.2
+#             (one byte every 250 ms, a greeting that never ends)  x@[127.0.0.2]
+# The healthy messages/s without the tarpit sessions (before they open and
+# after they are gone, best of both), then with BENCH_TARPIT of them held;
+# prints the ratio (target >= 0.9), gw-proxy's peak RSS (VmHWM, target
+# < 256 MB), and the number of tarpit sessions held when the loaded rate was
+# taken, counted at both ends (the generator's unanswered RCPTs, the tarpit's
+# open connections) before and after the loaded rounds; the run fails when
+# either count is below BENCH_TARPIT.
+# Each rate: best of BENCH_ROUNDS rounds of BENCH_MESSAGES messages of
+# BENCH_SIZE bytes over BENCH_SESSIONS sessions, a new connection per message
+# ("new") and connections reused (-d, "reuse").
+#   BENCH_TARPIT (default 2000)  BENCH_MESSAGES (default 2000)  BENCH_SESSIONS (default 10)
+#   BENCH_SIZE (default 5000)  BENCH_ROUNDS (default 3)
+#   GW_BENCH_BUILD_DIR (default build-bench, Release); GW_BENCH_NO_BUILD=1 uses it as built
+# Needs postfix (smtp-sink, smtp-source). Stops what it started by PID.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${GW_BENCH_BUILD_DIR:-$top/build-bench}
+held_want=${BENCH_TARPIT:-2000}
+messages=${BENCH_MESSAGES:-2000}
+sessions=${BENCH_SESSIONS:-10}
+size=${BENCH_SIZE:-5000}
+rounds=${BENCH_ROUNDS:-3}
+
+if [ -z "${GW_BENCH_NO_BUILD:-}" ]; then
+	cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release -DGW_TESTS=OFF >/dev/null
+	cmake --build "$build" -j"$(nproc)" --target gw-proxy bench_tarpit >/dev/null
+fi
+proxy=$build/proxy/gw-proxy
+tarpit=$build/bench/bench_tarpit
+
+# shellcheck source-path=SCRIPTDIR source=../test/sh/lib/lab.sh
+. "$top/test/sh/lib/lab.sh"
+lab_init
+trap 'lab_stop_all' EXIT
+trap 'exit 1' INT TERM
+die() {
+	echo "bench_proxy_tarpit: $*" >&2
+	tail -n 5 "$LAB/proxy.log" >&2 || true
+	exit 1
+}
+field() { sed -n "s/.*\\b$2=\\([0-9]*\\).*/\\1/p" "$1" 2>/dev/null; }   # FILE KEY
+wait_for() {   # SECONDS FILE KEY MIN: until KEY in FILE >= MIN
+	local v
+	for _ in $(seq $(($1 * 4))); do
+		v=$(field "$2" "$3")
+		[ -n "$v" ] && [ "$v" -ge "$4" ] && return 0
+		sleep 0.25
+	done
+	return 1
+}
+proxy_sessions() { "$proxy" -C "$LAB/control" stats | sed -n 's/^sessions=\([0-9]*\) .*/\1/p'; }
+
+# the sink and the tarpit on one port, two loopback addresses: smtp_port serves both
+port=$(lab_port)
+lab_bg sink smtp-sink -u "$(id -un)" -c "127.0.0.1:$port" 1000
+lab_bg tarpit "$tarpit" tarpit 127.0.0.2 "$port" "$LAB/tarpit.status"
+pp=$(lab_port)
+lab_wait_port "$port" 10 || die "smtp-sink or the tarpit did not start"
+cat >"$LAB/gw-proxy.conf" <<C
+listen = [127.0.0.1]:$pp
+smtp_port = $port
+control_socket = $LAB/control
+pid_file =
+log = stderr
+log_level = warning
+session_log = $LAB/session.log
+tls = none
+C
+lab_bg proxy "$proxy" -f -c "$LAB/gw-proxy.conf"
+ppid=$(awk '$1=="proxy"{print $2}' "$LAB/bg")
+lab_wait_port "$pp" 10 || die "gw-proxy did not start"
+
+rate() {   # [SMTP-SOURCE-FLAGS]: best messages/s of $rounds rounds to the healthy sink
+	local best=0 t0 t1 v
+	for _ in $(seq "$rounds"); do
+		t0=$(date +%s.%N)
+		timeout 300 smtp-source "$@" -s "$sessions" -m "$messages" -l "$size" -f s@tenant.test \
+			-t 'r@[127.0.0.1]' "127.0.0.1:$pp" >"$LAB/source.out" 2>&1 ||
+			die "smtp-source: $(tail -n 3 "$LAB/source.out")"
+		t1=$(date +%s.%N)
+		v=$(echo "$messages / ($t1 - $t0)" | bc -l)
+		best=$(echo "if ($v > $best) $v else $best" | bc -l)
+	done
+	printf '%.0f' "$best"
+}
+held_now() {   # "generator/tarpit" counts of held sessions
+	echo "$(field "$LAB/hold.status" held)/$(field "$LAB/tarpit.status" open)"
+}
+
+echo "== healthy relay through gw-proxy with $held_want sessions held by a tarpit (1 byte / 250 ms)"
+echo "   $messages messages of $size bytes, $sessions sessions, best of $rounds; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+declare -A before after loaded
+for mode in new reuse; do
+	flags=()
+	[ "$mode" = reuse ] && flags=(-d)
+	before[$mode]=$(rate "${flags[@]}")
+done
+
+t0=$(date +%s)
+lab_bg hold "$tarpit" hold 127.0.0.1 "$pp" "$held_want" 'x@[127.0.0.2]' "$LAB/hold.status"
+wait_for 600 "$LAB/hold.status" held "$held_want" ||
+	die "the generator holds $(held_now) sessions, not $held_want: $(cat "$LAB/hold.status")"
+wait_for 120 "$LAB/tarpit.status" open "$held_want" ||
+	die "the tarpit holds $(held_now), not $held_want: $(cat "$LAB/tarpit.status")"
+echo "   $held_want tarpit sessions open after $(($(date +%s) - t0)) s; gw-proxy sessions=$(proxy_sessions)"
+held_start=$(held_now)
+for mode in new reuse; do
+	flags=()
+	[ "$mode" = reuse ] && flags=(-d)
+	loaded[$mode]=$(rate "${flags[@]}")
+done
+held_end=$(held_now)
+rss_peak=$(awk '/^VmHWM/{print $2}' "/proc/$ppid/status")
+rss_now=$(awk '/^VmRSS/{print $2}' "/proc/$ppid/status")
+threads=$(awk '/^Threads/{print $2}' "/proc/$ppid/status")
+for h in "$held_start" "$held_end"; do
+	[ "${h%/*}" -ge "$held_want" ] && [ "${h#*/}" -ge "$held_want" ] ||
+		die "held (generator/tarpit) $held_start at the start, $held_end at the end of the loaded rounds"
+done
+hold_status=$(cat "$LAB/hold.status")
+
+# the tarpit sessions gone (the tarpit closing ends them), the reference once more
+lab_bg_stop hold
+lab_bg_stop tarpit
+for _ in $(seq 240); do
+	[ "$(proxy_sessions)" -eq 0 ] && break
+	sleep 0.25
+done
+[ "$(proxy_sessions)" -eq 0 ] || die "gw-proxy still has $(proxy_sessions) sessions 60 s after the tarpit closed"
+for mode in new reuse; do
+	flags=()
+	[ "$mode" = reuse ] && flags=(-d)
+	after[$mode]=$(rate "${flags[@]}")
+done
+
+for mode in new reuse; do
+	ref=${before[$mode]}
+	[ "${after[$mode]}" -gt "$ref" ] && ref=${after[$mode]}
+	printf '%-6s connections: without tarpit %5s msg/s (before %s, after %s)   with %s held %5s msg/s   ratio %.2f (target >= 0.9)\n' \
+		"$mode" "$ref" "${before[$mode]}" "${after[$mode]}" "$held_want" "${loaded[$mode]}" \
+		"$(echo "${loaded[$mode]} / $ref" | bc -l)"
+done
+printf 'held (generator/tarpit): %s before, %s after the loaded rounds; generator: %s\n' \
+	"$held_start" "$held_end" "$hold_status"
+printf 'gw-proxy: peak RSS (VmHWM) %d MB (target < 256 MB), RSS with the sessions held %d MB, %s threads\n' \
+	$((rss_peak / 1024)) $((rss_now / 1024)) "$threads"
+echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+"$proxy" -C "$LAB/control" stats
