@@ -5,13 +5,20 @@
 #   healthy   smtp-source -> gw-proxy -> smtp-sink on 127.0.0.1       r@[127.0.0.1]
 #   tarpit    bench_tarpit hold -> gw-proxy -> bench_tarpit tarpit on 127.0.0.2
 #             (one byte every 250 ms, a greeting that never ends)  x@[127.0.0.2]
-# The healthy messages/s without the tarpit sessions (before they open and
-# after they are gone, best of both), then with BENCH_TARPIT of them held;
-# prints the ratio (target >= 0.9), gw-proxy's peak RSS (VmHWM, target
-# < 256 MB), and the number of tarpit sessions held when the loaded rate was
-# taken, counted at both ends (the generator's unanswered RCPTs, the tarpit's
-# open connections) before and after the loaded rounds; the run fails when
-# either count is below BENCH_TARPIT.
+# The healthy messages/s, in this order:
+#   none      no tarpit sessions (before they open and after they are gone, best of both)
+#   straight  BENCH_TARPIT tarpit sessions held by the generator straight, not
+#             through gw-proxy: the machine carries the tarpit and its
+#             dribbling, as in the loaded case, but gw-proxy does not
+#   proxy     BENCH_TARPIT tarpit sessions held through gw-proxy
+# and the ratios proxy/straight (what holding the sessions costs gw-proxy's
+# other sessions; the target >= 0.9) and proxy/none (that plus the cost of
+# running the tarpit and its generator on the same machine, which a real
+# tarpit does not add). Also gw-proxy's peak RSS (VmHWM, target < 256 MB) and
+# CPU, the tarpit's bytes/s, and the number of tarpit sessions held while the
+# loaded rate was taken, counted at both ends (the generator's unanswered
+# RCPTs, the tarpit's open connections) before and after the loaded rounds;
+# the run fails when either count is below BENCH_TARPIT.
 # Each rate: best of BENCH_ROUNDS rounds of BENCH_MESSAGES messages of
 # BENCH_SIZE bytes over BENCH_SESSIONS sessions, a new connection per message
 # ("new") and connections reused (-d, "reuse").
@@ -55,6 +62,7 @@ wait_for() {   # SECONDS FILE KEY MIN: until KEY in FILE >= MIN
 	done
 	return 1
 }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$ppid/stat"; }   # gw-proxy's user+system clock ticks
 proxy_sessions() { "$proxy" -C "$LAB/control" stats | sed -n 's/^sessions=\([0-9]*\) .*/\1/p'; }
 
 # the sink and the tarpit on one port, two loopback addresses: smtp_port serves both
@@ -96,12 +104,25 @@ held_now() {   # "generator/tarpit" counts of held sessions
 
 echo "== healthy relay through gw-proxy with $held_want sessions held by a tarpit (1 byte / 250 ms)"
 echo "   $messages messages of $size bytes, $sessions sessions, best of $rounds; load: $(cut -d' ' -f1-3 /proc/loadavg)"
-declare -A before after loaded
+declare -A before after loaded straight
 for mode in new reuse; do
 	flags=()
 	[ "$mode" = reuse ] && flags=(-d)
 	before[$mode]=$(rate "${flags[@]}")
 done
+
+lab_bg straight "$tarpit" hold 127.0.0.2 "$port" "$held_want" - "$LAB/straight.status"
+wait_for 300 "$LAB/straight.status" held "$held_want" ||
+	die "the generator holds $(cat "$LAB/straight.status") straight, not $held_want"
+wait_for 60 "$LAB/tarpit.status" open "$held_want" || die "the tarpit holds $(cat "$LAB/tarpit.status")"
+for mode in new reuse; do
+	flags=()
+	[ "$mode" = reuse ] && flags=(-d)
+	straight[$mode]=$(rate "${flags[@]}")
+done
+[ "$(field "$LAB/straight.status" held)" -ge "$held_want" ] || die "straight sessions lost: $(cat "$LAB/straight.status")"
+lab_bg_stop straight
+wait_for 60 "$LAB/tarpit.status" closed "$held_want" || die "the tarpit still has the straight sessions"
 
 t0=$(date +%s)
 lab_bg hold "$tarpit" hold 127.0.0.1 "$pp" "$held_want" 'x@[127.0.0.2]' "$LAB/hold.status"
@@ -111,12 +132,18 @@ wait_for 120 "$LAB/tarpit.status" open "$held_want" ||
 	die "the tarpit holds $(held_now), not $held_want: $(cat "$LAB/tarpit.status")"
 echo "   $held_want tarpit sessions open after $(($(date +%s) - t0)) s; gw-proxy sessions=$(proxy_sessions)"
 held_start=$(held_now)
+bytes0=$(field "$LAB/tarpit.status" bytes)
+cpu0=$(cpu_ticks)
+w0=$(date +%s.%N)
 for mode in new reuse; do
 	flags=()
 	[ "$mode" = reuse ] && flags=(-d)
 	loaded[$mode]=$(rate "${flags[@]}")
 done
 held_end=$(held_now)
+bytes1=$(field "$LAB/tarpit.status" bytes)
+cpu1=$(cpu_ticks)
+w1=$(date +%s.%N)
 rss_peak=$(awk '/^VmHWM/{print $2}' "/proc/$ppid/status")
 rss_now=$(awk '/^VmRSS/{print $2}' "/proc/$ppid/status")
 threads=$(awk '/^Threads/{print $2}' "/proc/$ppid/status")
@@ -143,12 +170,15 @@ done
 for mode in new reuse; do
 	ref=${before[$mode]}
 	[ "${after[$mode]}" -gt "$ref" ] && ref=${after[$mode]}
-	printf '%-6s connections: without tarpit %5s msg/s (before %s, after %s)   with %s held %5s msg/s   ratio %.2f (target >= 0.9)\n' \
-		"$mode" "$ref" "${before[$mode]}" "${after[$mode]}" "$held_want" "${loaded[$mode]}" \
-		"$(echo "${loaded[$mode]} / $ref" | bc -l)"
+	printf '%-5s connections: none %5s msg/s (before %s, after %s)  straight %5s  proxy %5s   proxy/straight %.2f (target >= 0.9)  proxy/none %.2f\n' \
+		"$mode" "$ref" "${before[$mode]}" "${after[$mode]}" "${straight[$mode]}" "${loaded[$mode]}" \
+		"$(echo "${loaded[$mode]} / ${straight[$mode]}" | bc -l)" "$(echo "${loaded[$mode]} / $ref" | bc -l)"
 done
 printf 'held (generator/tarpit): %s before, %s after the loaded rounds; generator: %s\n' \
 	"$held_start" "$held_end" "$hold_status"
+printf 'during the loaded rounds: the tarpit sent %.0f bytes/s (%d sessions x 4 = %d wanted), gw-proxy used %.0f%% of one CPU\n' \
+	"$(echo "($bytes1 - $bytes0) / ($w1 - $w0)" | bc -l)" "$held_want" $((held_want * 4)) \
+	"$(echo "100 * ($cpu1 - $cpu0) / $(getconf CLK_TCK) / ($w1 - $w0)" | bc -l)"
 printf 'gw-proxy: peak RSS (VmHWM) %d MB (target < 256 MB), RSS with the sessions held %d MB, %s threads\n' \
 	$((rss_peak / 1024)) $((rss_now / 1024)) "$threads"
 echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -23,7 +23,9 @@
  *	and stays open. STATUS_FILE: "held=N opening=N answered2=N answered4=N
  *	answered5=N closed=N failed=N" (answered: a reply ended the session, by
  *	its class; closed: the peer closed; failed: connect or I/O error), every
- *	250 ms. Sessions are not opened again.
+ *	250 ms. Sessions are not opened again. With RCPT "-" there is no
+ *	dialogue: a session is held from its first byte on and reads whatever
+ *	comes (the tarpit's sessions held straight, the benchmark's reference).
  *
  *	Both raise RLIMIT_NOFILE to the hard limit and run until SIGTERM or
  *	SIGINT, exit status 0; 64 on bad arguments, 71 when they cannot start.
@@ -233,6 +235,8 @@ static void hold_line(int ep, int fd, const char *rcpt_cmd)
 	conn *c = &conns[fd];
 	int code = atoi(c->line);
 
+	if (c->state == ST_HELD && rcpt_cmd == NULL)
+		return; /* no dialogue: read and drop */
 	if (c->len < 4 || c->line[3] == '-')
 		return; /* a continuation line */
 	switch (c->state) {
@@ -274,6 +278,11 @@ static void hold_input(int ep, int fd, const char *rcpt_cmd)
 		end_hold(ep, fd, r == 0 ? 0 : -1);
 		return;
 	}
+	if (rcpt_cmd == NULL && conns[fd].state == ST_GREETING) {
+		conns[fd].state = ST_HELD;
+		n_opening--;
+		n_held++;
+	}
 	for (i = 0; i < r && conns[fd].state != ST_FREE; i++) {
 		conn *c = &conns[fd];
 		if (buf[i] == '\n') {
@@ -295,6 +304,7 @@ static int hold(const struct sockaddr_in *sa, unsigned long count, const char *r
 	struct epoll_event ev, evs[256];
 
 	snprintf(rcpt_cmd, sizeof(rcpt_cmd), "RCPT TO:<%s>\r\n", rcpt);
+	rcpt = strcmp(rcpt, "-") == 0 ? NULL : rcpt_cmd;
 	if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0) {
 		perror("bench_tarpit: epoll");
 		return 71;
@@ -327,7 +337,7 @@ static int hold(const struct sockaddr_in *sa, unsigned long count, const char *r
 		n = epoll_wait(ep, evs, 256, 250);
 		for (i = 0; i < n; i++)
 			if (conns[evs[i].data.fd].state != ST_FREE)
-				hold_input(ep, evs[i].data.fd, rcpt_cmd);
+				hold_input(ep, evs[i].data.fd, rcpt);
 		now = now_ms();
 		if (now >= next_status) {
 			status(status_path, 0);
