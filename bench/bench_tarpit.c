@@ -14,7 +14,7 @@
  *	tarpit (a client that bounds a reply's length gives up after a few KB,
  *	gw-proxy's after 4 KB: about 20 minutes); whatever the peer sends is read and
  *	dropped. STATUS_FILE holds "open=N accepted=N closed=N bytes=N",
- *	rewritten (rename) every 250 ms.
+ *	rewritten (rename) every 250 ms. SIGUSR1 closes every connection.
  *
  *	hold: opens COUNT SMTP sessions to ADDRESS:PORT (at most 64 still
  *	connecting or in the dialogue at a time), each reading the greeting and
@@ -67,13 +67,15 @@ typedef struct conn {
 
 static conn *conns;
 static int top_fd; /* the highest descriptor in use */
-static volatile sig_atomic_t stop;
+static volatile sig_atomic_t stop, close_all;
 static unsigned long n_open, n_accepted, n_closed, n_bytes, n_held, n_opening, n_ans[6], n_failed;
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	stop = 1;
+	if (sig == SIGUSR1)
+		close_all = 1;
+	else
+		stop = 1;
 }
 
 static int64_t now_ms(void)
@@ -186,6 +188,15 @@ static int tarpit(const struct sockaddr_in *sa, const char *status_path)
 					n_closed++;
 				}
 			}
+		}
+		if (close_all) {
+			close_all = 0;
+			for (i = 0; i <= top_fd; i++)
+				if (conns[i].state == ST_TARPIT) {
+					drop(ep, i);
+					n_open--;
+					n_closed++;
+				}
 		}
 		for (i = 0; i <= top_fd; i++) {
 			conn *c = &conns[i];
@@ -357,6 +368,7 @@ int main(int argc, char **argv)
 	act.sa_handler = on_signal;
 	sigaction(SIGTERM, &act, NULL);
 	sigaction(SIGINT, &act, NULL);
+	sigaction(SIGUSR1, &act, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (argc == 5 && strcmp(argv[1], "tarpit") == 0 && parse_addr(argv[2], argv[3], &sa) == 0) {
 		rc = 0;

@@ -17,7 +17,9 @@
  * Start-up: configuration, listeners and control socket bound as root,
  * daemonise (unless -f), pid file, drop to the user. The main thread then
  * accepts connections (a thread per session, at most max_sessions: beyond
- * that new connections wait in the listen queue) and serves signals through
+ * that new connections wait in the listen queue; the descriptor limit is
+ * raised to what max_sessions needs, or fewer sessions are let in) and
+ * serves signals through
  * a pipe: SIGHUP loads the configuration again and reopens the session log
  * (sessions keep the one they started with; listeners and user need a
  * restart), SIGTERM/SIGINT stop accepting and wait for the sessions to end,
@@ -25,7 +27,8 @@
  * listen, 71 start-up failure, 77 cannot switch user, 78 configuration error.
  *
  * Does not defend against: more tenants' sessions than max_sessions threads
- * (they wait in the listen queue); see gw-proxy(8) BUGS.
+ * (they wait in the listen queue), nor one destination holding all of them
+ * (no limit per destination); see gw-proxy(8) BUGS.
  */
 #include <errno.h>
 #include <fcntl.h>
