@@ -40,7 +40,6 @@ wait_field() {   # SECONDS FILE KEY VALUE: until KEY in FILE is VALUE
 	return 1
 }
 bgpid() { awk -v n="$1" '$1==n{print $2}' "$LAB/bg"; }
-# shellcheck disable=SC2317
 start_proxy() {   # NAME CONF [WRAPPER...]: gw-proxy -f with a soft descriptor limit of 1024
 	local name=$1 conf=$2
 	shift 2
