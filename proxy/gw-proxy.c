@@ -19,12 +19,12 @@
  * accepts connections (a thread per session, at most max_sessions: beyond
  * that new connections wait in the listen queue; the descriptor limit is
  * raised to what max_sessions needs, or fewer sessions are let in) and
- * serves signals through
- * a pipe: SIGHUP loads the configuration again and reopens the session log
- * (sessions keep the one they started with; listeners and user need a
- * restart), SIGTERM/SIGINT stop accepting and wait for the sessions to end,
- * at most reply_timeout plus a little. Exit status: 0, 64 usage, 69 cannot
- * listen, 71 start-up failure, 77 cannot switch user, 78 configuration error.
+ * serves signals through a pipe: SIGHUP loads the configuration again and
+ * reopens the session log (sessions keep the one they started with;
+ * listeners, user and max_sessions need a restart), SIGTERM/SIGINT stop
+ * accepting and wait for the sessions to end, at most reply_timeout plus a
+ * little. Exit status: 0, 64 usage, 69 cannot listen, 71 start-up failure,
+ * 77 cannot switch user, 78 configuration error.
  *
  * Does not defend against: more tenants' sessions than max_sessions threads
  * (they wait in the listen queue), nor one destination holding all of them
@@ -402,11 +402,17 @@ static void main_loop(const listener *l, size_t nl, int cfd)
 				control_serve(cfd);
 			} else if (accept_one(which[i]) != 0) {
 				/* the connection stays queued; trying again at once would spin */
-				pause_until = gw_now_ms() + 100;
-				if (gw_now_ms() - logged >= 10000) {
+				int e = errno;
+				int64_t now = gw_now_ms();
+				pause_until = now + 100;
+				if (now - logged >= 10000) { /* once in 10 s */
+					unsigned open;
+					pthread_mutex_lock(&current_lock);
+					open = sessions;
+					pthread_mutex_unlock(&current_lock);
 					gw_log(GW_LOG_ERR, "accept", "sessions=%u error=\"%s\" paused=100ms",
-					       sessions, strerror(errno));
-					logged = gw_now_ms();
+					       open, strerror(e));
+					logged = now;
 				}
 			}
 		}
