@@ -19,15 +19,18 @@
  * Start-up: configuration, listeners and control socket bound as root,
  * daemonise (unless -f), pid file, drop to the user. The main thread then
  * accepts connections (a thread per session, at most max_sessions: beyond
- * that new connections wait in the listen queue) and serves signals through
- * a pipe: SIGHUP loads the configuration again and reopens the session log
- * (sessions keep the one they started with; listeners and user need a
- * restart), SIGTERM/SIGINT stop accepting and wait for the sessions to end,
- * at most reply_timeout plus a little. Exit status: 0, 64 usage, 69 cannot
- * listen, 71 start-up failure, 77 cannot switch user, 78 configuration error.
+ * that new connections wait in the listen queue; the descriptor limit is
+ * raised to what max_sessions needs, or fewer sessions are let in) and
+ * serves signals through a pipe: SIGHUP loads the configuration again and
+ * reopens the session log (sessions keep the one they started with;
+ * listeners, user and max_sessions need a restart), SIGTERM/SIGINT stop
+ * accepting and wait for the sessions to end, at most reply_timeout plus a
+ * little. Exit status: 0, 64 usage, 69 cannot listen, 71 start-up failure,
+ * 77 cannot switch user, 78 configuration error.
  *
  * Does not defend against: more tenants' sessions than max_sessions threads
- * (they wait in the listen queue); see gw-proxy(8) BUGS.
+ * (they wait in the listen queue), nor one destination holding all of them
+ * (no limit per destination); see gw-proxy(8) BUGS.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -83,11 +87,12 @@ static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t sessions_cond = PTHREAD_COND_INITIALIZER;
 static instance *current;
 static unsigned sessions;
-static gwp_stats stats;    /* process-wide: survives reloads */
-static gwp_pool *pool;     /* likewise: retired addresses outlive a reload */
-static gwp_watch *watch;   /* and the marks on destinations */
-static gwp_dlimit *dlimit; /* sessions per destination */
-static gwp_rate *rate;     /* messages per tenant */
+static unsigned session_limit; /* max_sessions, or fewer when the descriptors do not allow it */
+static gwp_stats stats;        /* process-wide: survives reloads */
+static gwp_pool *pool;         /* likewise: retired addresses outlive a reload */
+static gwp_watch *watch;       /* and the marks on destinations */
+static gwp_dlimit *dlimit;     /* sessions per destination */
+static gwp_rate *rate;         /* messages per tenant */
 
 static void usage(void)
 {
@@ -221,13 +226,16 @@ static void *session_thread(void *arg)
 	instance_unref(a->inst);
 	free(a);
 	pthread_mutex_lock(&current_lock);
-	sessions--;
+	/* at the limit the main loop does not watch the listeners: tell it a place is free */
+	if (sessions-- == session_limit)
+		(void)!write(wake_pipe[1], "S", 1);
 	pthread_cond_broadcast(&sessions_cond);
 	pthread_mutex_unlock(&current_lock);
 	return NULL;
 }
 
-static void accept_one(const listener *l)
+/* Accept a connection and start its thread. -1 when accept() is out of descriptors or memory. */
+static int accept_one(const listener *l)
 {
 	session_arg *a;
 	pthread_attr_t attr;
@@ -235,11 +243,11 @@ static void accept_one(const listener *l)
 	int one = 1, fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
 
 	if (fd < 0)
-		return;
+		return errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM ? -1 : 0;
 	if ((a = calloc(1, sizeof(*a))) == NULL || (a->inst = current_get()) == NULL) {
 		free(a);
 		close(fd);
-		return;
+		return 0;
 	}
 	a->fd = fd;
 	a->redirect = l->redirect;
@@ -252,8 +260,11 @@ static void accept_one(const listener *l)
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, 256 * 1024); /* sessions keep their buffers on the heap */
-	if (pthread_create(&t, &attr, session_thread, a) != 0) {
+	if ((errno = pthread_create(&t, &attr, session_thread, a)) != 0) {
+		static const char busy[] = "421 4.3.2 too many sessions; try again later\r\n";
 		gw_log(GW_LOG_ERR, "accept", "client=%s error=\"thread: %s\"", a->client, strerror(errno));
+		(void)!send(fd, busy, sizeof(busy) - 1,
+			    MSG_DONTWAIT | MSG_NOSIGNAL); /* its queue keeps the mail */
 		close(fd);
 		instance_unref(a->inst);
 		free(a);
@@ -262,6 +273,7 @@ static void accept_one(const listener *l)
 		pthread_mutex_unlock(&current_lock);
 	}
 	pthread_attr_destroy(&attr);
+	return 0;
 }
 
 /* --- control socket --------------------------------------------------------------------------- */
@@ -356,16 +368,17 @@ static int control_client(const char *path, int argc, char **argv)
 
 /* --- main loop -------------------------------------------------------------------------------- */
 
-static void main_loop(const listener *l, size_t nl, int cfd, long max_sessions)
+static void main_loop(const listener *l, size_t nl, int cfd)
 {
 	struct pollfd p[2 * GWP_LISTEN_MAX + 2];
 	const listener *which[2 * GWP_LISTEN_MAX + 2];
+	int64_t pause_until = 0, logged = 0;
 	size_t i, n;
 
 	for (;;) {
-		int full;
+		int full, paused = gw_now_ms() < pause_until;
 		pthread_mutex_lock(&current_lock);
-		full = sessions >= (unsigned)max_sessions;
+		full = sessions >= session_limit;
 		pthread_mutex_unlock(&current_lock);
 		n = 0;
 		p[n].fd = wake_pipe[0];
@@ -377,33 +390,87 @@ static void main_loop(const listener *l, size_t nl, int cfd, long max_sessions)
 		}
 		for (i = 0; i < nl; i++) {
 			which[n] = &l[i];
-			p[n].fd =
-			    full ? -1 : l[i].fd; /* at the limit, new connections wait in the listen queue */
+			/* at the limit (a session's end writes to the pipe) or out of descriptors, new
+			 * connections wait in the listen queue */
+			p[n].fd = full || paused ? -1 : l[i].fd;
 			p[n++].events = POLLIN;
 		}
-		if (poll(p, n, full ? 100 : -1) < 0) {
+		if (poll(p, n, paused ? (int)(pause_until - gw_now_ms()) + 1 : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			return;
 		}
 		if (p[0].revents & POLLIN) {
-			char b;
-			if (read(wake_pipe[0], &b, 1) == 1) {
-				if (b == 'T')
+			char b[64];
+			ssize_t k, got = read(wake_pipe[0], b, sizeof(b));
+			for (k = 0; k < got; k++) {
+				if (b[k] == 'T')
 					return;
-				gw_log(GW_LOG_NOTICE, "reload", "status=start config=%s", conf_path);
-				reload();
+				if (b[k] == 'H') {
+					gw_log(GW_LOG_NOTICE, "reload", "status=start config=%s", conf_path);
+					reload();
+				}
 			}
 		}
 		for (i = 1; i < n; i++) {
 			if (!(p[i].revents & POLLIN))
 				continue;
-			if (p[i].fd == cfd)
+			if (p[i].fd == cfd) {
 				control_serve(cfd);
-			else
-				accept_one(which[i]);
+			} else if (accept_one(which[i]) != 0) {
+				/* the connection stays queued; trying again at once would spin */
+				int e = errno;
+				int64_t now = gw_now_ms();
+				pause_until = now + 100;
+				if (now - logged >= 10000) { /* once in 10 s */
+					unsigned open;
+					pthread_mutex_lock(&current_lock);
+					open = sessions;
+					pthread_mutex_unlock(&current_lock);
+					gw_log(GW_LOG_ERR, "accept", "sessions=%u error=\"%s\" paused=100ms",
+					       open, strerror(e));
+					logged = now;
+				}
+			}
 		}
 	}
+}
+
+/*
+ * Every session holds two descriptors (client and destination): raise the
+ * soft RLIMIT_NOFILE, and as root the hard one, to what max_sessions needs.
+ * Where the limit stays lower, fewer sessions are let in (logged), so the
+ * others wait in the listen queue instead of failing at accept() or connect().
+ */
+static unsigned nofile_sessions(long max_sessions)
+{
+	const rlim_t spare = 64; /* listeners, control socket, logs, DNS, the pipe */
+	rlim_t need = (rlim_t)max_sessions * 2 + spare;
+	struct rlimit rl;
+	long fit;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return (unsigned)max_sessions;
+	if (rl.rlim_cur < need) {
+		struct rlimit want = rl;
+		want.rlim_cur = need;
+		if (want.rlim_max != RLIM_INFINITY && want.rlim_max < need)
+			want.rlim_max = need; /* root only */
+		if (setrlimit(RLIMIT_NOFILE, &want) != 0 && rl.rlim_cur < rl.rlim_max) {
+			want.rlim_max = rl.rlim_max;
+			want.rlim_cur = rl.rlim_max;
+			(void)setrlimit(RLIMIT_NOFILE, &want);
+		}
+		(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur >= need)
+		return (unsigned)max_sessions;
+	fit = rl.rlim_cur > spare + 2 ? (long)((rl.rlim_cur - spare) / 2) : 1;
+	gw_log(GW_LOG_WARNING, "start",
+	       "max_sessions=%ld needs %lu descriptors, RLIMIT_NOFILE allows %lu: at most %ld sessions "
+	       "(raise LimitNOFILE)",
+	       max_sessions, (unsigned long)need, (unsigned long)rl.rlim_cur, fit);
+	return (unsigned)fit;
 }
 
 static int run(gwp_config *c, int foreground)
@@ -415,7 +482,7 @@ static int run(gwp_config *c, int foreground)
 	size_t nl = 0, i;
 	uid_t uid;
 	gid_t gid;
-	long drain_ms, max_sessions = c->opt.max_sessions;
+	long drain_ms;
 	instance *in;
 	int64_t t0;
 
@@ -460,12 +527,16 @@ static int run(gwp_config *c, int foreground)
 		gw_log(GW_LOG_ERR, "start", "error=\"%s\"", err);
 		goto fail;
 	}
+	session_limit =
+	    nofile_sessions(c->opt.max_sessions); /* before dropping root: it may raise the hard limit */
 	if (gw_daemon_drop(user, uid, gid, err, sizeof(err)) != 0) {
 		gw_log(GW_LOG_ERR, "start", "error=\"%s\"", err);
 		rc = EX_NOPERM_;
 		goto fail;
 	}
-	if (pipe2(wake_pipe, O_CLOEXEC) != 0)
+	/* non-blocking writes: a full pipe already wakes the main loop; never block a signal handler or a
+	 * session */
+	if (pipe2(wake_pipe, O_CLOEXEC) != 0 || fcntl(wake_pipe[1], F_SETFL, O_NONBLOCK) != 0)
 		goto fail;
 	drain_ms = c->opt.reply_timeout + 5000;
 	if ((pool = gwp_pool_new(NULL)) == NULL || (watch = gwp_watch_new(NULL)) == NULL ||
@@ -486,7 +557,7 @@ static int run(gwp_config *c, int foreground)
 	       in->conf->opt.redirect_listen ? in->conf->opt.redirect_listen : "",
 	       in->conf->has_upstream ? in->conf->opt.upstream : "mx", (long)getpid());
 	gw_daemon_signals_to(wake_pipe[1]);
-	main_loop(l, nl, cfd, max_sessions);
+	main_loop(l, nl, cfd);
 	gw_log(GW_LOG_NOTICE, "stop", "status=start sessions=%u", sessions);
 	for (i = 0; i < nl; i++)
 		close(l[i].fd);

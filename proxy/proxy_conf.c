@@ -79,7 +79,7 @@ const gw_option gwp_option[] = {
 	S(3600), NULL),
     OPT("command_timeout", GW_OPT_DURATION, "300s", "idle time allowed between client commands",
 	command_timeout, 100, S(3600), NULL),
-    OPT("max_sessions", GW_OPT_INT, "1000", "sessions at once; more wait in the listen queue", max_sessions,
+    OPT("max_sessions", GW_OPT_INT, "4000", "sessions at once; more wait in the listen queue", max_sessions,
 	1, 100000, NULL),
     OPT("max_rcpts", GW_OPT_INT, "1000", "recipients per transaction", max_rcpts, 1, 100000, NULL),
     OPT("message_size_limit", GW_OPT_SIZE, "50m",
