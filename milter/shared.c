@@ -20,6 +20,7 @@
 #define SCAN_COUNT "1000"
 #define MAX_NODES  256 /* gateways read per refresh */
 #define DAY_S      86400LL
+#define UNKNOWN    2 /* started, no refresh yet: the first outcome is logged, up or down */
 
 typedef struct item {
 	char key[GWM_CORR_KEY_MAX];
@@ -54,7 +55,9 @@ static redisContext *rc;
 
 int gwm_shared_state(void)
 {
-	return atomic_load(&state);
+	int st = atomic_load(&state);
+
+	return st == UNKNOWN ? 0 : st;
 }
 
 int gwm_shared_fleet_high(void)
@@ -432,7 +435,7 @@ int gwm_shared_start(const gwm_shared_conf *c, gwm_corr *t)
 		ttl_s = DAY_S;
 	corr = t;
 	quit = 0;
-	atomic_store(&state, 0);
+	atomic_store(&state, UNKNOWN);
 	if ((e = pthread_create(&thread, NULL, run, NULL)) != 0) {
 		explicit_bzero(pass, sizeof(pass));
 		errno = e;
