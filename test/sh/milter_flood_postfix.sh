@@ -7,7 +7,8 @@
 # (flood_window 2s, flood_floor_bounce 20, flood_calm_windows 2) and a hook
 # command; a gateway Postfix with etc/postfix/main.cf.fragment. The load
 # generator (Python) binds its connections to loopback addresses (all of
-# 127.0.0.0/8 is local):
+# 127.0.0.0/8 is local); the correspondent during the flood is a process of
+# its own, so its latency does not include waits for the flood threads' GIL:
 #   1. learning: three hosts of 127.0.1.0/24 send ordinary mail (DATA);
 #   2. before: a correspondent (127.0.1.20) sends bounces to alice, one at a
 #      time, 4 a second (under the floor): the RCPT latency is measured;
@@ -26,6 +27,8 @@
 # median latency during the flood within 2x + 20 ms of before (the goal of
 # 1.2x is printed, not enforced: this machine is shared and noisy); back to
 # normal within 30 s; the hook ran once per transition (high, normal).
+# Also printed: the CPU pressure (PSI) and load when the flood ends, and with
+# FLOOD_PERF=FILE a perf profile of the flood's first seconds by command.
 # Needs root, postfix, /usr/bin/python3. Usage: milter_flood_postfix.sh BUILD_DIR
 set -euo pipefail
 build=${1:?usage: milter_flood_postfix.sh BUILD_DIR}
@@ -73,7 +76,7 @@ lab_postfix_stop gw >/dev/null; lab_postfix_start gw
 ctl="$milter_bin -C $LAB/milter/control"
 
 cat >"$LAB/flood.py" <<'PY'
-import json, random, socket, statistics, subprocess, sys, threading, time
+import json, multiprocessing, os, random, socket, statistics, subprocess, sys, threading, time
 port, ctl, seconds, nthreads = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
 
 def reply(f):
@@ -159,14 +162,18 @@ def flooder(n):
                 flood["through"] += 1
                 if len(flood["other"]) < 5 and after:
                     flood["other"].append(m if r is None else r)
-during, bad_during = [], []
-def correspondent():
-    while not stop.is_set():
+# The correspondent runs in a process of its own: as a thread of this one it
+# waited for Python's GIL behind the flood threads after each reply (the
+# switch interval is 5 ms), and that wait was measured as RCPT latency.
+def correspondent(conn, stop_ev):
+    during, bad = [], []
+    while not stop_ev.is_set():
         m, r, dt = session("127.0.1.20", "", "alice@example.com")
         if r and r.startswith("250"):
             during.append(dt)
         else:
-            bad_during.append(m if r is None else r)
+            bad.append(m if r is None else r)
+    conn.send((during, bad))
 def monitor():
     while not stop.is_set() and entered["t"] is None:
         if mode() == "high":
@@ -174,11 +181,26 @@ def monitor():
                 entered["t"] = time.monotonic()
         time.sleep(0.1)
 threads = [threading.Thread(target=flooder, args=(i,)) for i in range(nthreads)]
-threads += [threading.Thread(target=correspondent), threading.Thread(target=monitor)]
+threads += [threading.Thread(target=monitor)]
+# FLOOD_PERF=FILE: a system-wide perf profile of the first seconds of the flood (who takes the CPU).
+perf = None
+if os.environ.get("FLOOD_PERF"):
+    perf = subprocess.Popen(["perf", "record", "-a", "-F", "499", "-q", "-o", os.environ["FLOOD_PERF"],
+                             "--", "sleep", str(min(10, seconds))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+ctx = multiprocessing.get_context("fork")
+cstop = ctx.Event()
+mine, theirs = ctx.Pipe()
+cproc = ctx.Process(target=correspondent, args=(theirs, cstop))
+cproc.start()
 for t in threads: t.start()
 time.sleep(seconds)
 stop.set()
+cstop.set()
 for t in threads: t.join()
+during, bad_during = mine.recv()
+cproc.join()
+if perf is not None:
+    perf.wait()
 t_end = time.monotonic()
 res["entry_s"] = None if entered["t"] is None else round(entered["t"] - t_start, 2)
 res["flood"] = flood
@@ -214,6 +236,12 @@ awk 'BEGIN { p = 0 } /flood mode=high/ { p = 1 } /flood mode=normal/ { p = 2 }
 	/ rcpt / && /client=127\.0\.1\.20 / { match($0, / ms=[0-9]+/); v = substr($0, RSTART + 4, RLENGTH - 4); s[p] += v; n[p]++ }
 	END { printf "measured: gw-milter time per correspondent RCPT (log ms=): mean %.2f ms before (%d), %.2f ms during (%d)\n", s[0] / (n[0] ? n[0] : 1), n[0], s[1] / (n[1] ? n[1] : 1), n[1] }' "$LAB/milter/log"
 
+# CPU pressure (PSI) now: the share of time runnable tasks waited for a CPU, the flood's and everyone's.
+echo "measured: $(sed -n 's/^some /CPU pressure (\/proc\/pressure\/cpu): /p' /proc/pressure/cpu 2>/dev/null), load $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
+if [ -n "${FLOOD_PERF:-}" ] && [ -s "$FLOOD_PERF" ]; then
+	echo "measured: CPU samples by command in the flood's first seconds (perf, all CPUs):"
+	perf report -i "$FLOOD_PERF" --sort comm --stdio 2>/dev/null | grep -E '^ +[0-9.]+%' | head -12 | sed 's/^/     /'
+fi
 [ "$entry" != None ] && python3 -c "import sys; sys.exit(0 if $entry <= 10 else 1)" &&
 	pass "high-load mode within 10 s ($entry s)" || mismatch "high-load mode: got ${entry} s, want <= 10"
 python3 -c "import sys; sys.exit(0 if $sent_after > 0 and $deferred_after * 100 >= 99 * $sent_after else 1)" &&
