@@ -623,6 +623,7 @@ void gwm_flood_stats_get(gwm_flood_stats *s)
 		s->last[k] = fd.last[k];
 		s->base[k] = fd.base[k];
 		s->threshold[k] = gwm_fd_threshold(&fd, k);
+		s->fleet[k] = fd.ext[k];
 	}
 	s->deferred = n_deferred;
 	s->slot_limited = n_slot_limited;
@@ -659,11 +660,12 @@ void gwm_flood_control_mode(const char *arg, char *out, size_t outlen)
 	gwm_flood_stats_get(&st);
 	snprintf(out, outlen,
 		 "ok mode=%s force=%s bounce=%.0f/%.0f prvs=%.0f/%.0f unknown=%.0f/%.0f learnt=%zu "
-		 "deferred=%llu slot_limited=%llu transitions=%llu shared=%s",
+		 "deferred=%llu slot_limited=%llu transitions=%llu shared=%s fleet=%.0f/%.0f/%.0f",
 		 st.high ? "high" : "normal", gwm_force_str(st.force), st.cur[0], st.threshold[0], st.cur[1],
 		 st.threshold[1], st.cur[2], st.threshold[2], st.entries, (unsigned long long)st.deferred,
 		 (unsigned long long)st.slot_limited, (unsigned long long)st.transitions,
 		 st.shared < 0 ? "none"
 		 : st.shared   ? "up"
-			       : "down");
+			       : "down",
+		 st.fleet[0], st.fleet[1], st.fleet[2]);
 }

@@ -126,6 +126,16 @@ b2=$(bounce_of gw2)
 flood gw1 1 $((12 - b1))
 flood gw2 2 $((12 - b2))
 echo "     bounces this window: gw1 $(bounce_of gw1), gw2 $(bounce_of gw2); floor 16 each"
+fleet_of() { mode_of "$1" | tr ' ' '\n' | sed -n 's/^fleet=\([0-9]*\)\/.*/\1/p'; }
+# Bounded poll: gw1 reads gw2's node key within a few refreshes (and may be high already).
+for i in $(seq 1 40); do
+	f=$(fleet_of gw1)
+	[ "${f:-0}" -ge 12 ] && break
+	sleep 0.25
+done
+[ "${f:-0}" -ge 12 ]
+verdict $? "gw1 counts gw2's bounces as the fleet's (fleet=$f, want >= 12)"
+echo "     fleet counts: gw1 sees $(fleet_of gw1), gw2 sees $(fleet_of gw2)"
 want_le "gw1 alone below the floor" "$(bounce_of gw1)" 15
 want_le "gw2 alone below the floor" "$(bounce_of gw2)" 15
 check "gw1 enters high-load mode on the fleet's sum" \
