@@ -52,7 +52,10 @@
  * same ID (each overwrites the other's counts); hosts whose clocks differ
  * by much (stamps are wall-clock milliseconds, a stamp from the future
  * counts as now); more than GWM_SHARED_READ_MAX entries in all (the rest
- * is not read that refresh).
+ * is not read that refresh); a long outage of Redis in a large fleet (the
+ * baseline then learns this gateway's rate alone, and the fleet's sum seen
+ * again afterwards may look like a flood when it is more than
+ * flood_multiple times that); more than MAX_NODES gateways.
  */
 #ifndef GWM_SHARED_H
 #define GWM_SHARED_H
