@@ -12,8 +12,9 @@
 #   1. learning: three hosts of 127.0.1.0/24 send ordinary mail (DATA);
 #   2. before: a correspondent (127.0.1.20) sends bounces to alice, one at a
 #      time, 4 a second (under the floor): the RCPT latency is measured;
-#   3. flood: FLOOD_THREADS (8) clients send bounces to alice from random
-#      addresses of 127.2.0.0/16 for FLOOD_SECONDS (20), while the
+#   3. flood: FLOOD_THREADS (8) sessions at a time send bounces to alice
+#      from random addresses of 127.2.0.0/16 for FLOOD_SECONDS (20), with
+#      bench/bench_flood_gen (C, so the generator takes little CPU), while the
 #      correspondent keeps sending its bounces; a monitor polls
 #      "gw-milter -C SOCKET mode";
 #   4. after: the flood stops; the monitor waits for normal mode.
@@ -45,6 +46,7 @@ for t in postfix postconf ss /usr/bin/python3; do
 done
 milter_bin=$build/milter/gw-milter
 [ -x "$milter_bin" ] || fail "$milter_bin not built"
+[ -x "$build/bench/bench_flood_gen" ] || fail "$build/bench/bench_flood_gen not built"
 
 failures=0
 cleanup() {
@@ -76,8 +78,9 @@ lab_postfix_stop gw >/dev/null; lab_postfix_start gw
 ctl="$milter_bin -C $LAB/milter/control"
 
 cat >"$LAB/flood.py" <<'PY'
-import json, multiprocessing, os, random, socket, statistics, subprocess, sys, threading, time
+import json, multiprocessing, os, socket, statistics, subprocess, sys, threading, time
 port, ctl, seconds, nthreads = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+gen_bin, gen_out = sys.argv[5], sys.argv[6]
 
 def reply(f):
     while True:
@@ -141,27 +144,6 @@ lock = threading.Lock()
 flood = {"sent": 0, "deferred": 0, "through": 0, "errors": 0, "sent_after": 0, "deferred_after": 0, "other": []}
 entered = {"t": None}
 t_start = time.monotonic()
-def flooder(n):
-    rnd = random.Random(n)
-    while not stop.is_set():
-        src = "127.2.%d.%d" % (rnd.randrange(256), rnd.randrange(1, 255))
-        try:
-            m, r, _ = session(src, "", "alice@example.com")
-        except Exception:
-            with lock:
-                flood["errors"] += 1
-            continue
-        with lock:
-            after = entered["t"] is not None
-            flood["sent"] += 1
-            flood["sent_after"] += after
-            if m.startswith("451 4.7.1"):
-                flood["deferred"] += 1
-                flood["deferred_after"] += after
-            else:
-                flood["through"] += 1
-                if len(flood["other"]) < 5 and after:
-                    flood["other"].append(m if r is None else r)
 # The correspondent runs in a process of its own: as a thread of this one it
 # waited for Python's GIL behind the flood threads after each reply (the
 # switch interval is 5 ms), and that wait was measured as RCPT latency.
@@ -180,8 +162,9 @@ def monitor():
             with lock:
                 entered["t"] = time.monotonic()
         time.sleep(0.1)
-threads = [threading.Thread(target=flooder, args=(i,)) for i in range(nthreads)]
-threads += [threading.Thread(target=monitor)]
+threads = [threading.Thread(target=monitor)]
+gen = subprocess.Popen([gen_bin, "-p", str(port), "-c", str(nthreads), "-s", str(seconds), "-n", "127.2",
+                        "-r", "alice@example.com", "-o", gen_out])
 # FLOOD_PERF=FILE: a system-wide perf profile of the first seconds of the flood (who takes the CPU).
 perf = None
 if os.environ.get("FLOOD_PERF"):
@@ -197,6 +180,23 @@ time.sleep(seconds)
 stop.set()
 cstop.set()
 for t in threads: t.join()
+gen.wait()
+# The generator's sessions, each stamped with the monotonic time of its MAIL reply.
+for line in open(gen_out):
+    t, kind, text = (line.rstrip("\n").split(" ", 2) + [""])[:3]
+    if kind == "error":
+        flood["errors"] += 1
+        continue
+    after = entered["t"] is not None and float(t) >= entered["t"]
+    flood["sent"] += 1
+    flood["sent_after"] += after
+    if kind == "defer":
+        flood["deferred"] += 1
+        flood["deferred_after"] += after
+    else:
+        flood["through"] += 1
+        if len(flood["other"]) < 5 and after:
+            flood["other"].append(text)
 during, bad_during = mine.recv()
 cproc.join()
 if perf is not None:
@@ -218,7 +218,8 @@ res["back_s"] = back
 print(json.dumps(res))
 PY
 
-/usr/bin/python3 "$LAB/flood.py" "$gw_port" "$ctl" "$FLOOD_SECONDS" "$FLOOD_THREADS" >"$LAB/result.json"
+/usr/bin/python3 "$LAB/flood.py" "$gw_port" "$ctl" "$FLOOD_SECONDS" "$FLOOD_THREADS" "$build/bench/bench_flood_gen" \
+	"$LAB/flood.out" >"$LAB/result.json"
 r=$(cat "$LAB/result.json")
 get() { python3 -c "import json,sys; d=json.load(open('$LAB/result.json')); print(eval(sys.argv[1]))" "$1"; }
 echo "result: $r"
