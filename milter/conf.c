@@ -21,6 +21,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -30,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -164,8 +166,11 @@ const gw_option gwm_option[] = {
 	100, S(600), NULL),
     OPT("flood_hook_retries", GW_OPT_INT, "3", "attempts after a failed hook", flood_hook_retries, 0, 100,
 	NULL),
-    OPT("shared_state", GW_OPT_STRING, NULL, "redis://HOST[:PORT][/DB] shared by the gateways; empty: none",
-	shared_state, 0, 0, NULL),
+    OPT("shared_state", GW_OPT_STRING, NULL,
+	"redis://[USER@]HOST[:PORT][/DB] shared by the gateways; empty: none", shared_state, 0, 0, NULL),
+    OPT("shared_state_password_file", GW_OPT_STRING, NULL,
+	"file (mode 0600 or stricter) holding the Redis password; empty: no AUTH", shared_state_password_file,
+	0, 0, NULL),
     OPT("shared_refresh", GW_OPT_DURATION, "5s", "how often the shared state is read and written",
 	shared_refresh, 100, S(3600), NULL),
     OPT("directory_url", GW_OPT_STRING, NULL,
@@ -732,23 +737,42 @@ static int check_routes(const gwm_config *c, char *err, size_t errlen)
 	return rc;
 }
 
-/* redis://HOST[:PORT][/DB] (HOST may be [IPv6]) into c->redis_*; empty: none. 0 ok, -1 with err. */
+/*
+ * redis://[USER@]HOST[:PORT][/DB] (HOST may be [IPv6]) into c->redis_*; empty:
+ * none. A password in the URL is refused: it would be in gw.conf and in
+ * errors. 0 ok, -1 with err.
+ */
 static int parse_redis(const char *s, gwm_config *c, char *err, size_t errlen)
 {
-	const char *h, *end, *p;
+	const char *h, *end, *p, *at;
 	char *e;
 	long v;
 
 	c->redis_host[0] = '\0';
+	c->redis_user[0] = '\0';
 	c->redis_port = 6379;
 	c->redis_db = 0;
 	if (s == NULL || *s == '\0')
 		return 0;
 	if (strncmp(s, "redis://", 8) != 0) {
-		snprintf(err, errlen, "'%s': want redis://HOST[:PORT][/DB]", s);
+		snprintf(err, errlen, "'%s': want redis://[USER@]HOST[:PORT][/DB]", s);
 		return -1;
 	}
 	h = s + 8;
+	if ((at = strchr(h, '@')) != NULL) {
+		size_t n = (size_t)(at - h);
+		if (memchr(h, ':', n) != NULL) {
+			snprintf(err, errlen, "a password in the URL: put it in shared_state_password_file");
+			return -1;
+		}
+		if (n == 0 || n >= sizeof(c->redis_user) || memchr(h, '/', n) != NULL) {
+			snprintf(err, errlen, "'%s': bad user", s);
+			return -1;
+		}
+		memcpy(c->redis_user, h, n);
+		c->redis_user[n] = '\0';
+		h = at + 1;
+	}
 	if (*h == '[') {
 		if ((end = strchr(h, ']')) == NULL) {
 			snprintf(err, errlen, "'%s': no ']' after an IPv6 address", s);
@@ -787,9 +811,57 @@ static int parse_redis(const char *s, gwm_config *c, char *err, size_t errlen)
 		p = e;
 	}
 	if (*p != '\0') {
-		snprintf(err, errlen, "'%s': want redis://HOST[:PORT][/DB]", s);
+		snprintf(err, errlen, "'%s': want redis://[USER@]HOST[:PORT][/DB]", s);
 		return -1;
 	}
+	return 0;
+}
+
+/* The password file: one line, a regular file others cannot read. 0 ok (c->redis_pass), -1 with err. */
+static int read_redis_password(gwm_config *c, const char *path, char *err, size_t errlen)
+{
+	char buf[sizeof(c->redis_pass) + 1];
+	struct stat st;
+	ssize_t n;
+	size_t len;
+	int fd, bad;
+
+	if (path == NULL || *path == '\0')
+		return 0;
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	if ((st.st_mode & 077) != 0) {
+		snprintf(err, errlen, "%s: readable by group or others (mode %04o): want 0600 or stricter",
+			 path, (unsigned)(st.st_mode & 07777));
+		close(fd);
+		return -1;
+	}
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n < 0 || (size_t)n >= sizeof(buf) - 1) {
+		snprintf(err, errlen, "%s: %s", path, n < 0 ? strerror(errno) : "too long");
+		explicit_bzero(buf, sizeof(buf));
+		return -1;
+	}
+	buf[n] = '\0';
+	len = strcspn(buf, "\r\n");
+	/* Stopped short of a line end and of the end: a NUL inside the password. */
+	bad = len == 0 || (len < (size_t)n && buf[len] == '\0');
+	buf[len] = '\0';
+	if (bad) {
+		explicit_bzero(buf, sizeof(buf));
+		snprintf(err, errlen, "%s: want the password on the first line", path);
+		return -1;
+	}
+	memcpy(c->redis_pass, buf, strlen(buf) + 1);
+	explicit_bzero(buf, sizeof(buf));
 	return 0;
 }
 
@@ -880,6 +952,10 @@ gwm_config *gwm_config_load(const char *path, char *err, size_t errlen)
 		key_err(c, "shared_state", err, errlen, "%s", e);
 		goto fail;
 	}
+	if (read_redis_password(c, c->opt.shared_state_password_file, e, sizeof(e)) != 0) {
+		key_err(c, "shared_state_password_file", err, errlen, "%s", e);
+		goto fail;
+	}
 	if (load_directory(c, &x) != 0)
 		goto fail;
 	return c;
@@ -895,6 +971,7 @@ void gwm_config_free(gwm_config **cp)
 
 	if (cp == NULL || (c = *cp) == NULL)
 		return;
+	explicit_bzero(c->redis_pass, sizeof(c->redis_pass));
 	gw_config_free(gwm_option, &c->opt);
 	gw_routes_free(&c->routes);
 	free(c->nets);

@@ -76,7 +76,7 @@ typedef struct gwm_options {
 	long flood_client_probes;
 	char *flood_hook_command, *flood_hook_url;
 	long flood_hook_timeout, flood_hook_retries;
-	char *shared_state;
+	char *shared_state, *shared_state_password_file;
 	long shared_refresh;
 	char *directory_url, *directory_urls;
 	int directory_mode; /* index into gwm_mode_words: a gwm_mode */
@@ -126,8 +126,10 @@ typedef struct gwm_config {
 	gwm_prvs_conf prvs; /* ring loaded at load time: a reload reads the key file again */
 	gwm_net *prvs_nets; /* prvs_internal_networks */
 	size_t nprvs_nets;
-	/* shared_state = redis://HOST[:PORT][/DB]; redis_host "" when not set */
+	/* shared_state = redis://[USER@]HOST[:PORT][/DB]; redis_host "" when not set */
 	char redis_host[256];
+	char redis_user[128];
+	char redis_pass[512]; /* from shared_state_password_file, "" none; wiped when freed */
 	int redis_port, redis_db;
 	gwm_route_mode *route_modes; /* directory_routes */
 	size_t nroute_modes;

@@ -14,8 +14,11 @@
 
 typedef struct centry {
 	gwu_hnode node;
-	double score;
-	int64_t stamp; /* ms of the clock, when score was last brought up to date */
+	double score;      /* this gateway's own count */
+	double fleet;      /* the other gateways' counts, summed at the last fleet refresh */
+	double fleet_next; /* the sum being built by a refresh in progress */
+	uint64_t gen;      /* the refresh fleet_next belongs to */
+	int64_t stamp;     /* ms of the clock, when score and fleet were last brought up to date */
 	unsigned dirty;
 	char key[];
 } centry;
@@ -27,6 +30,7 @@ struct gwm_corr {
 	int64_t half_ms;
 	gw_clock clock;
 	uint64_t refused;
+	uint64_t gen; /* the last fleet refresh begun */
 };
 
 static int64_t wall_ms(void *ctx)
@@ -94,6 +98,7 @@ static void freshen(gwm_corr *t, centry *e, int64_t now)
 {
 	if (now > e->stamp) {
 		e->score = gwm_decay(e->score, now - e->stamp, t->half_ms);
+		e->fleet = gwm_decay(e->fleet, now - e->stamp, t->half_ms);
 		e->stamp = now;
 	}
 }
@@ -107,7 +112,8 @@ static void sweep(gwm_corr *t, int64_t now)
 	while ((n = gwu_hmap_next(&t->map, &it)) != NULL) {
 		centry *e = gwu_entry(n, centry, node);
 		freshen(t, e, now);
-		if (e->score < GWM_CORR_FORGET) {
+		/* A sum being built by a refresh in progress keeps its entry. */
+		if (e->score + e->fleet + (e->gen == t->gen ? e->fleet_next : 0) < GWM_CORR_FORGET) {
 			gwu_hmap_del(&t->map, n);
 			free(e);
 		}
@@ -156,7 +162,8 @@ int gwm_corr_add(gwm_corr *t, const char *key, double w)
 	return e != NULL ? 0 : -1;
 }
 
-double gwm_corr_score(gwm_corr *t, const char *key)
+/* key's own score (fleet 0) or own plus the fleet's (fleet 1). */
+static double score_of(gwm_corr *t, const char *key, int fleet)
 {
 	int64_t now = t->clock.now_ms(t->clock.ctx);
 	double s = 0;
@@ -165,10 +172,72 @@ double gwm_corr_score(gwm_corr *t, const char *key)
 	pthread_mutex_lock(&t->lock);
 	if ((e = find(t, key, 0, now)) != NULL) {
 		freshen(t, e, now);
-		s = e->score;
+		s = e->score + (fleet ? e->fleet : 0);
 	}
 	pthread_mutex_unlock(&t->lock);
 	return s;
+}
+
+double gwm_corr_score(gwm_corr *t, const char *key)
+{
+	return score_of(t, key, 1);
+}
+
+double gwm_corr_own(gwm_corr *t, const char *key)
+{
+	return score_of(t, key, 0);
+}
+
+uint64_t gwm_corr_fleet_begin(gwm_corr *t)
+{
+	uint64_t g;
+
+	pthread_mutex_lock(&t->lock);
+	g = ++t->gen;
+	pthread_mutex_unlock(&t->lock);
+	return g;
+}
+
+int gwm_corr_fleet_add(gwm_corr *t, uint64_t gen, const char *key, double score, int64_t stamp_ms)
+{
+	int64_t now;
+	double theirs;
+	centry *e;
+
+	if (key == NULL || strlen(key) >= GWM_CORR_KEY_MAX || !(score >= 0))
+		return -1;
+	now = t->clock.now_ms(t->clock.ctx);
+	theirs = gwm_decay(score, now - stamp_ms, t->half_ms);
+	if (theirs < GWM_CORR_FORGET)
+		return 0;
+	pthread_mutex_lock(&t->lock);
+	if ((e = find(t, key, 1, now)) != NULL) {
+		freshen(t, e, now);
+		if (e->gen != gen) {
+			e->gen = gen;
+			e->fleet_next = 0;
+		}
+		e->fleet_next += theirs;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return e != NULL ? 0 : -1;
+}
+
+void gwm_corr_fleet_end(gwm_corr *t, uint64_t gen)
+{
+	int64_t now = t->clock.now_ms(t->clock.ctx);
+	gwu_hmap_iter it = {0};
+	gwu_hnode *n;
+
+	pthread_mutex_lock(&t->lock);
+	while ((n = gwu_hmap_next(&t->map, &it)) != NULL) {
+		centry *e = gwu_entry(n, centry, node);
+		freshen(t, e, now);
+		/* A key no other gateway holds any more (its hash expired) counts for nothing. */
+		e->fleet = e->gen == gen ? e->fleet_next : 0;
+		e->fleet_next = 0;
+	}
+	pthread_mutex_unlock(&t->lock);
 }
 
 int gwm_corr_is(gwm_corr *t, const char *key, double threshold)

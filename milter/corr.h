@@ -10,11 +10,21 @@
  * from the gw_clock given at creation and are stored as they are, so a
  * wall clock (gwm_clock_wall) makes stored entries decay across restarts.
  *
+ * Each entry holds two decayed counts: this gateway's own (what it learnt:
+ * gwm_corr_add, the store, what it wrote to Redis before a restart) and the
+ * fleet's, the sum of the other gateways' own counts as read at the last
+ * refresh of the shared state (gwm_corr_fleet_begin/_add/_end). A key's
+ * score is the sum of the two: 10 messages through gw1 and 10 through gw2
+ * make 20 on both, and reading the same counts again replaces the fleet
+ * part instead of adding to it, so nothing is counted twice. Only the own
+ * count is written (to the store and to Redis).
+ *
  * Entries changed since the last gwm_corr_drain() are marked dirty, with one
  * bit per writer: the store (LMDB) and the shared state (Redis) each write
  * only what changed since their last batch.
- * gwm_corr_merge() takes a value from elsewhere (the store at start, Redis)
- * without marking it dirty, keeping the larger of the two decayed scores.
+ * gwm_corr_merge() takes an own count from elsewhere (the store at start,
+ * this gateway's own hash in Redis after a restart without a store),
+ * keeping the larger of the two decayed scores.
  *
  * Memory is bounded by max_entries: when the table is full a sweep drops
  * entries decayed below GWM_CORR_FORGET; if it is still full the new key is
@@ -55,8 +65,21 @@ void gwm_corr_free(gwm_corr **t);
 void gwm_corr_set_half_life(gwm_corr *t, int64_t half_ms);
 /* Add w to key's decayed score (creating it). 0 ok, -1 (key too long, table full, no memory). */
 int gwm_corr_add(gwm_corr *t, const char *key, double w);
-/* key's score decayed to now; 0 when unknown. */
+/* key's score (own plus the fleet's) decayed to now; 0 when unknown. */
 double gwm_corr_score(gwm_corr *t, const char *key);
+/* key's own count decayed to now; 0 when unknown. */
+double gwm_corr_own(gwm_corr *t, const char *key);
+/*
+ * A refresh of the fleet's counts: begin returns its generation; add sums one
+ * other gateway's count for key (score as of stamp_ms, decayed to now) into
+ * the refresh; end makes the sums the fleet part of every entry (0 where no
+ * other gateway had the key). A refresh that is not ended (Redis failed on
+ * the way) leaves the last fleet part in place, decaying. add: 0 ok, -1
+ * (key too long, table full). Only one refresh at a time.
+ */
+uint64_t gwm_corr_fleet_begin(gwm_corr *t);
+int gwm_corr_fleet_add(gwm_corr *t, uint64_t gen, const char *key, double score, int64_t stamp_ms);
+void gwm_corr_fleet_end(gwm_corr *t, uint64_t gen);
 /* 1 when key's decayed score is at least threshold (> 0). */
 int gwm_corr_is(gwm_corr *t, const char *key, double threshold);
 /*
@@ -65,8 +88,8 @@ int gwm_corr_is(gwm_corr *t, const char *key, double threshold);
  * taken, 0 not, -1 error.
  */
 int gwm_corr_merge(gwm_corr *t, const char *key, double score, int64_t stamp_ms, unsigned mark);
-/* Call fn for each entry with dirty bit bit (score as of stamp), clearing it. Returns how many. fn must not
- * call back into t. */
+/* Call fn for each entry with dirty bit bit (its own score as of stamp), clearing it. Returns how many. fn
+ * must not call back into t. */
 size_t gwm_corr_drain(gwm_corr *t, unsigned bit,
 		      void (*fn)(void *ctx, const char *key, double score, int64_t stamp_ms), void *ctx);
 /* Set dirty bit bit on every entry (a batch that failed is written again whole). */

@@ -175,6 +175,9 @@ static void settle(pending *p)
 	const char *cause = cause_now(high);
 
 	p->changed = 0;
+	/* Published whether or not the effective mode changed: leaving a forced "high" while the
+	 * fleet keeps us high must still stop telling the fleet we are in a flood. */
+	gwm_shared_set_high(fd.detected || fd.force == GWM_FORCE_HIGH);
 	if (high == eff_high)
 		return;
 	eff_high = high;
@@ -183,7 +186,6 @@ static void settle(pending *p)
 	p->high = high;
 	snprintf(p->cause, sizeof(p->cause), "%s", cause);
 	event_json(high, cause, p->json, sizeof(p->json));
-	gwm_shared_set_high(fd.detected || fd.force == GWM_FORCE_HIGH);
 }
 
 /* Log and queue the hooks of a change (lock not held). */
@@ -278,6 +280,16 @@ void gwm_flood_tick(void)
 		gwm_corr_set_half_life(corr, s->conf->opt.flood_half_life);
 	}
 	gwm_fd_tick(&fd, now_ms());
+	if (gwm_shared_state() >= 0) {
+		double ext[GWM_FD_KINDS], o[GWM_FD_KINDS];
+		int k;
+		/* What the fleet counts: the others' recent windows, and ours for them. */
+		gwm_shared_fleet_counts(ext);
+		gwm_fd_set_ext(&fd, ext, now_ms());
+		for (k = 0; k < GWM_FD_KINDS; k++)
+			o[k] = fd.cur[k] > fd.last[k] ? fd.cur[k] : fd.last[k];
+		gwm_shared_set_counts(o);
+	}
 	settle(&pd);
 	pthread_mutex_unlock(&lock);
 	gwm_snapshot_unref(&s);
@@ -310,6 +322,26 @@ static void *run(void *arg)
 }
 
 /* --- start and stop -------------------------------------------------------------- */
+
+/*
+ * This gateway's name in Redis: it must stay the same across restarts (the
+ * counts it wrote are its own, not another gateway's to add), and two
+ * daemons on one host must differ. The host name, and with a store the
+ * store's path (a daemon's own learning lives there), hashed (FNV-1a).
+ */
+static void shared_name(const gwm_config *c, char *buf, size_t size)
+{
+	const char *st = c->opt.flood_store;
+	uint32_t h = 2166136261u;
+
+	if (st == NULL || *st == '\0') {
+		snprintf(buf, size, "%.200s", self_name);
+		return;
+	}
+	for (; *st != '\0'; st++)
+		h = (h ^ (unsigned char)*st) * 16777619u;
+	snprintf(buf, size, "%.200s-%08x", self_name, (unsigned)h);
+}
 
 int gwm_flood_start(const gwm_config *c, const gw_clock *m, const gw_clock *wall, char *err, size_t errlen)
 {
@@ -359,13 +391,19 @@ int gwm_flood_start(const gwm_config *c, const gw_clock *m, const gw_clock *wall
 		gwm_flood_free();
 		return -1;
 	}
-	/* Two daemons on one host are two gateways to the fleet: the mode key names the process too. */
-	snprintf(shared_id, sizeof(shared_id), "%.200s-%ld", self_name, (long)getpid());
-	if (c->redis_host[0] != '\0' && gwm_shared_start(c->redis_host, c->redis_port, c->redis_db,
-							 c->opt.shared_refresh, corr, shared_id) != 0) {
-		snprintf(err, errlen, "shared_state: %s", strerror(errno));
-		gwm_flood_free();
-		return -1;
+	shared_name(c, shared_id, sizeof(shared_id));
+	if (c->redis_host[0] != '\0') {
+		gwm_shared_conf sc = {c->redis_host,          c->redis_port, c->redis_db,
+				      c->redis_user,          c->redis_pass, c->opt.shared_refresh,
+				      c->opt.flood_half_life, shared_id};
+		if (gwm_shared_start(&sc, corr) != 0) {
+			snprintf(err, errlen, "shared_state: %s", strerror(errno));
+			gwm_flood_free();
+			return -1;
+		}
+		gw_log(GW_LOG_NOTICE, "flood", "shared_state=redis://%s%s%s:%d/%d id=%s auth=%s",
+		       c->redis_user, c->redis_user[0] != '\0' ? "@" : "", c->redis_host, c->redis_port,
+		       c->redis_db, shared_id, c->redis_pass[0] != '\0' ? "yes" : "no");
 	}
 	if ((rc = pthread_create(&thread, NULL, run, NULL)) != 0) {
 		snprintf(err, errlen, "flood thread: %s", strerror(rc));
@@ -585,6 +623,7 @@ void gwm_flood_stats_get(gwm_flood_stats *s)
 		s->last[k] = fd.last[k];
 		s->base[k] = fd.base[k];
 		s->threshold[k] = gwm_fd_threshold(&fd, k);
+		s->fleet[k] = fd.ext[k];
 	}
 	s->deferred = n_deferred;
 	s->slot_limited = n_slot_limited;
@@ -621,11 +660,12 @@ void gwm_flood_control_mode(const char *arg, char *out, size_t outlen)
 	gwm_flood_stats_get(&st);
 	snprintf(out, outlen,
 		 "ok mode=%s force=%s bounce=%.0f/%.0f prvs=%.0f/%.0f unknown=%.0f/%.0f learnt=%zu "
-		 "deferred=%llu slot_limited=%llu transitions=%llu shared=%s",
+		 "deferred=%llu slot_limited=%llu transitions=%llu shared=%s fleet=%.0f/%.0f/%.0f",
 		 st.high ? "high" : "normal", gwm_force_str(st.force), st.cur[0], st.threshold[0], st.cur[1],
 		 st.threshold[1], st.cur[2], st.threshold[2], st.entries, (unsigned long long)st.deferred,
 		 (unsigned long long)st.slot_limited, (unsigned long long)st.transitions,
 		 st.shared < 0 ? "none"
 		 : st.shared   ? "up"
-			       : "down");
+			       : "down",
+		 st.fleet[0], st.fleet[1], st.fleet[2]);
 }

@@ -51,6 +51,7 @@ typedef struct gwm_flood_stats {
 	int on, high;
 	gwm_force force;
 	double cur[GWM_FD_KINDS], last[GWM_FD_KINDS], base[GWM_FD_KINDS], threshold[GWM_FD_KINDS];
+	double fleet[GWM_FD_KINDS]; /* the other gateways' recent counts (shared state) */
 	uint64_t deferred, slot_limited, learnt, transitions, store_errors;
 	size_t entries;
 	uint64_t refused;

@@ -70,10 +70,10 @@ static void close_window(gwm_fd *fd)
 		fd->last[k] = fd->cur[k];
 		fd->cur[k] = 0;
 		if (fd->detected) {
-			if (fd->last[k] >= fd->p.leave_ratio * gwm_fd_threshold(fd, k))
+			if (fd->last[k] + fd->ext[k] >= fd->p.leave_ratio * gwm_fd_threshold(fd, k))
 				calm = 0;
 		} else {
-			check_enter(fd, k, fd->last[k]);
+			check_enter(fd, k, fd->last[k] + fd->ext[k]);
 		}
 	}
 	if (fd->detected) {
@@ -85,7 +85,7 @@ static void close_window(gwm_fd *fd)
 		}
 	} else {
 		for (k = 0; k < GWM_FD_KINDS; k++)
-			fd->base[k] = gwm_ewma(fd->base[k], fd->last[k], fd->p.alpha);
+			fd->base[k] = gwm_ewma(fd->base[k], fd->last[k] + fd->ext[k], fd->p.alpha);
 	}
 	fd->win_start += fd->p.window_ms;
 }
@@ -118,7 +118,19 @@ int gwm_fd_count(gwm_fd *fd, int kind, unsigned n, int64_t now_ms)
 		return GWM_FD_SAME;
 	roll(fd, now_ms);
 	fd->cur[kind] += n;
-	check_enter(fd, kind, fd->cur[kind]);
+	check_enter(fd, kind, fd->cur[kind] + fd->ext[kind]);
+	return finish(fd, before, now_ms);
+}
+
+int gwm_fd_set_ext(gwm_fd *fd, const double *ext, int64_t now_ms)
+{
+	int before = gwm_fd_high(fd), k;
+
+	roll(fd, now_ms);
+	for (k = 0; k < GWM_FD_KINDS; k++) {
+		fd->ext[k] = ext != NULL && ext[k] > 0 ? ext[k] : 0;
+		check_enter(fd, k, (fd->cur[k] > fd->last[k] ? fd->cur[k] : fd->last[k]) + fd->ext[k]);
+	}
 	return finish(fd, before, now_ms);
 }
 

@@ -13,6 +13,12 @@
  * stayed below leave_ratio times its threshold; one busier window starts the
  * count again, so a flood that pauses briefly does not flap the mode.
  *
+ * With shared state, ext holds the other gateways' recent counts (each one's
+ * larger of its current and last window, summed): every check adds them to
+ * this gateway's own, and a closed window's baseline step and calm test use
+ * own + ext, so the detector judges the fleet's rate and a flood spread over
+ * the gateways, each below the floor alone, still starts high-load mode.
+ *
  * Forced "high" or "normal" overrides the detection (which keeps running);
  * "auto" returns to it. Every call takes now_ms from the caller: no clock is
  * read here, and the caller does the locking.
@@ -45,7 +51,8 @@ typedef struct gwm_fd {
 	int64_t win_start;
 	double cur[GWM_FD_KINDS];  /* counts in the current window */
 	double last[GWM_FD_KINDS]; /* counts of the last closed window */
-	double base[GWM_FD_KINDS]; /* EWMA of closed windows' counts */
+	double base[GWM_FD_KINDS]; /* EWMA of closed windows' counts (with ext) */
+	double ext[GWM_FD_KINDS];  /* the other gateways' recent counts, 0 without shared state */
 	int detected;              /* the detector's own verdict */
 	unsigned calm;
 	gwm_force force;
@@ -63,6 +70,8 @@ void gwm_fd_set_params(gwm_fd *fd, const gwm_fd_params *p);
 int gwm_fd_count(gwm_fd *fd, int kind, unsigned n, int64_t now_ms);
 /* Close the windows that ended by now_ms. Returns the transition. */
 int gwm_fd_tick(gwm_fd *fd, int64_t now_ms);
+/* The other gateways' recent counts (NULL: none), checked at once. Returns the transition. */
+int gwm_fd_set_ext(gwm_fd *fd, const double *ext, int64_t now_ms);
 /* Set the operator's force. Returns the transition. */
 int gwm_fd_force(gwm_fd *fd, gwm_force force, int64_t now_ms);
 /* 1 in high-load mode (forced or detected). */

@@ -109,6 +109,8 @@ size_t gwm_metrics_text(char *buf, size_t size)
 		kinds(&o, "gw_milter_flood_count", "Events in the current detector window.", fl.cur);
 		kinds(&o, "gw_milter_flood_last_count", "Events in the last closed detector window.",
 		      fl.last);
+		kinds(&o, "gw_milter_flood_fleet_count",
+		      "The other gateways' events in their recent windows (shared state).", fl.fleet);
 		kinds(&o, "gw_milter_flood_baseline", "EWMA baseline of events per window.", fl.base);
 		kinds(&o, "gw_milter_flood_threshold", "Events per window that start high-load mode.",
 		      fl.threshold);

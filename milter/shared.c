@@ -15,9 +15,12 @@
 #include "gw/log.h"
 #include "gw/time.h"
 
-#define HASH       "gw:flood:corr"
-#define MODE_PREF  "gw:flood:high:"
+#define CORR_PREF  "gw:flood:corr:"
+#define NODE_PREF  "gw:flood:node:"
 #define SCAN_COUNT "1000"
+#define MAX_NODES  256 /* gateways read per refresh */
+#define DAY_S      86400LL
+#define UNKNOWN    2 /* started, no refresh yet: the first outcome is logged, up or down */
 
 typedef struct item {
 	char key[GWM_CORR_KEY_MAX];
@@ -31,21 +34,30 @@ typedef struct batch {
 	int oom;
 } batch;
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+typedef struct names {
+	char (*v)[320];
+	size_t n;
+} names;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* the thread's quit and wakeups */
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static pthread_mutex_t counts_lock = PTHREAD_MUTEX_INITIALIZER; /* own[] and fleet[] */
+static double own[GWM_FD_KINDS], fleet[GWM_FD_KINDS];
 static pthread_t thread;
 static int running, quit;
 static atomic_int state = -1, fleet_high, my_high;
-static int published; /* our mode key is set in Redis */
-static char host[256], self[256];
+static char host[256], self[256], user[256], pass[512], why[256];
 static int port, db;
 static long refresh_ms;
+static long long ttl_s;
 static gwm_corr *corr;
 static redisContext *rc;
 
 int gwm_shared_state(void)
 {
-	return atomic_load(&state);
+	int st = atomic_load(&state);
+
+	return st == UNKNOWN ? 0 : st;
 }
 
 int gwm_shared_fleet_high(void)
@@ -58,6 +70,31 @@ void gwm_shared_set_high(int high)
 	atomic_store(&my_high, high);
 }
 
+void gwm_shared_set_counts(const double o[GWM_FD_KINDS])
+{
+	pthread_mutex_lock(&counts_lock);
+	memcpy(own, o, sizeof(own));
+	pthread_mutex_unlock(&counts_lock);
+}
+
+void gwm_shared_fleet_counts(double out[GWM_FD_KINDS])
+{
+	pthread_mutex_lock(&counts_lock);
+	memcpy(out, fleet, sizeof(fleet));
+	pthread_mutex_unlock(&counts_lock);
+}
+
+static void set_fleet(int high, const double c[GWM_FD_KINDS])
+{
+	atomic_store(&fleet_high, high);
+	pthread_mutex_lock(&counts_lock);
+	if (c != NULL)
+		memcpy(fleet, c, sizeof(fleet));
+	else
+		memset(fleet, 0, sizeof(fleet));
+	pthread_mutex_unlock(&counts_lock);
+}
+
 static struct timeval timeout_tv(void)
 {
 	long ms = refresh_ms < 2000 ? refresh_ms : 2000;
@@ -66,7 +103,7 @@ static struct timeval timeout_tv(void)
 	return tv;
 }
 
-static void set_state(int up, const char *why)
+static void set_state(int up, const char *w)
 {
 	int old = atomic_exchange(&state, up);
 
@@ -74,20 +111,39 @@ static void set_state(int up, const char *why)
 		gw_log(GW_LOG_NOTICE, "shared", "redis=%s:%d status=up", host, port);
 	else if (old != up)
 		gw_log(GW_LOG_WARNING, "shared", "redis=%s:%d status=down error=\"%s\" using=local-state",
-		       host, port, why);
+		       host, port, w);
 }
 
-static void disconnect(const char *why)
+/* Remember why the last command failed (a reply's error text, never what we sent). */
+static void note(const char *what, const redisReply *r)
 {
-	char w[256];
+	if (r != NULL && r->type == REDIS_REPLY_ERROR)
+		snprintf(why, sizeof(why), "%s: %.180s", what, r->str);
+	else if (rc != NULL && rc->err)
+		snprintf(why, sizeof(why), "%s: %.180s", what, rc->errstr);
+	else
+		snprintf(why, sizeof(why), "%s: unexpected reply", what);
+}
 
-	/* why may point into rc (its errstr): copied before rc goes. */
-	snprintf(w, sizeof(w), "%s", why);
+static void disconnect(void)
+{
 	if (rc != NULL) {
 		redisFree(rc);
 		rc = NULL;
 	}
-	set_state(0, w);
+	set_state(0, why);
+}
+
+/* One command whose reply is only checked; 0 ok. */
+static int command_ok(const char *what, redisReply *r)
+{
+	int ok = r != NULL && r->type != REDIS_REPLY_ERROR;
+
+	if (!ok)
+		note(what, r);
+	if (r != NULL)
+		freeReplyObject(r);
+	return ok ? 0 : -1;
 }
 
 static int connect_redis(void)
@@ -99,25 +155,27 @@ static int connect_redis(void)
 		return 0;
 	rc = redisConnectWithTimeout(host, port, tv);
 	if (rc == NULL || rc->err) {
-		char why[256];
-		snprintf(why, sizeof(why), "%s", rc != NULL ? rc->errstr : "out of memory");
-		disconnect(why);
+		snprintf(why, sizeof(why), "connect: %s", rc != NULL ? rc->errstr : "out of memory");
+		disconnect();
 		return -1;
 	}
 	(void)redisSetTimeout(rc, tv);
-	if (db != 0) {
-		r = redisCommand(rc, "SELECT %d", db);
-		if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-			if (r != NULL)
-				freeReplyObject(r);
-			disconnect("SELECT failed");
+	if (pass[0] != '\0') {
+		if (user[0] != '\0')
+			r = redisCommand(rc, "AUTH %s %s", user, pass);
+		else
+			r = redisCommand(rc, "AUTH %s", pass);
+		if (command_ok("AUTH refused", r) != 0) {
+			disconnect();
 			return -1;
 		}
-		freeReplyObject(r);
+	}
+	if (db != 0 && command_ok("SELECT", redisCommand(rc, "SELECT %d", db)) != 0) {
+		disconnect();
+		return -1;
 	}
 	/* A new connection: everything we hold may be missing there (a restarted Redis). */
 	gwm_corr_mark_all(corr, GWM_CORR_DIRTY_SHARED);
-	published = 0;
 	return 0;
 }
 
@@ -141,25 +199,23 @@ static void collect(void *ctx, const char *key, double score, int64_t stamp)
 	b->n++;
 }
 
-/* One command's reply, checked; 0 ok. */
+/* One pipelined reply, checked; 0 ok. */
 static int reply_ok(void)
 {
 	redisReply *r = NULL;
-	int ok;
 
-	if (redisGetReply(rc, (void **)&r) != REDIS_OK || r == NULL)
-		return -1;
-	ok = r->type != REDIS_REPLY_ERROR;
-	freeReplyObject(r);
-	return ok ? 0 : -1;
+	if (redisGetReply(rc, (void **)&r) != REDIS_OK)
+		r = NULL;
+	return command_ok("write", r);
 }
 
-/* Write the dirty entries and our mode, pipelined. 0 ok. */
+/* Write our dirty counts, the hash's expiry and our node key, pipelined. 0 ok. */
 static int write_batch(void)
 {
 	batch b = {0};
-	size_t i, sent = 0;
-	int err = 0, high = atomic_load(&my_high), mode_cmd = 0;
+	size_t i, sent = 0, want;
+	int err = 0;
+	double c[GWM_FD_KINDS];
 
 	gwm_corr_drain(corr, GWM_CORR_DIRTY_SHARED, collect, &b);
 	if (b.oom)
@@ -167,21 +223,25 @@ static int write_batch(void)
 	for (i = 0; i < b.n; i++) {
 		char v[64];
 		snprintf(v, sizeof(v), "%.6f %lld", b.v[i].score, (long long)b.v[i].stamp);
-		if (redisAppendCommand(rc, "HSET " HASH " %s %s", b.v[i].key, v) != REDIS_OK) {
+		if (redisAppendCommand(rc, "HSET " CORR_PREF "%s %s %s", self, b.v[i].key, v) != REDIS_OK) {
 			err = 1;
 			break;
 		}
 		sent++;
 	}
-	if (!err && (high || published)) {
-		if (high)
-			err = redisAppendCommand(rc, "SET " MODE_PREF "%s 1 PX %ld", self, refresh_ms * 3) !=
-			      REDIS_OK;
-		else
-			err = redisAppendCommand(rc, "DEL " MODE_PREF "%s", self) != REDIS_OK;
-		mode_cmd = !err;
+	pthread_mutex_lock(&counts_lock);
+	memcpy(c, own, sizeof(c));
+	pthread_mutex_unlock(&counts_lock);
+	want = sent;
+	if (!err) {
+		char v[128];
+		snprintf(v, sizeof(v), "%d %.0f %.0f %.0f", atomic_load(&my_high), c[0], c[1], c[2]);
+		err = redisAppendCommand(rc, "EXPIRE " CORR_PREF "%s %lld", self, ttl_s) != REDIS_OK ||
+		      redisAppendCommand(rc, "SET " NODE_PREF "%s %s PX %ld", self, v, refresh_ms * 3) !=
+			  REDIS_OK;
+		want += err ? 0 : 2;
 	}
-	for (i = 0; i < sent + (size_t)mode_cmd; i++)
+	for (i = 0; i < want; i++)
 		if (reply_ok() != 0)
 			err = 1;
 	free(b.v);
@@ -189,23 +249,54 @@ static int write_batch(void)
 		gwm_corr_mark_all(corr, GWM_CORR_DIRTY_SHARED);
 		return -1;
 	}
-	if (mode_cmd)
-		published = high;
 	return 0;
 }
 
-/* Merge the shared hash into the local table. 0 ok. */
-static int read_hash(void)
+/* A SCAN reply's shape; 1 good. */
+static int scan_shape(const redisReply *r)
+{
+	return r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+	       r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_ARRAY;
+}
+
+/* The keys matching PREFIX* into n (at most MAX_NODES). 0 ok. */
+static int scan_keys(const char *prefix, names *n)
 {
 	char cursor[32] = "0";
-	size_t seen = 0;
 
+	n->n = 0;
 	do {
-		redisReply *r = redisCommand(rc, "HSCAN " HASH " %s COUNT " SCAN_COUNT, cursor);
+		redisReply *r = redisCommand(rc, "SCAN %s MATCH %s* COUNT " SCAN_COUNT, cursor, prefix);
 		size_t i;
 
-		if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-		    r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
+		if (!scan_shape(r)) {
+			note("SCAN", r);
+			if (r != NULL)
+				freeReplyObject(r);
+			return -1;
+		}
+		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+		for (i = 0; i < r->element[1]->elements && n->n < MAX_NODES; i++) {
+			redisReply *k = r->element[1]->element[i];
+			if (k->type == REDIS_REPLY_STRING && k->len < sizeof(n->v[0]))
+				snprintf(n->v[n->n++], sizeof(n->v[0]), "%s", k->str);
+		}
+		freeReplyObject(r);
+	} while (strcmp(cursor, "0") != 0 && n->n < MAX_NODES);
+	return 0;
+}
+
+/* Read one gateway's hash: ours merged into our own counts, another's summed into refresh gen. 0 ok. */
+static int read_hash(const char *name, int mine, uint64_t gen, size_t *seen)
+{
+	char cursor[32] = "0";
+
+	do {
+		redisReply *r = redisCommand(rc, "HSCAN %s %s COUNT " SCAN_COUNT, name, cursor);
+		size_t i;
+
+		if (!scan_shape(r)) {
+			note("HSCAN", r);
 			if (r != NULL)
 				freeReplyObject(r);
 			return -1;
@@ -217,57 +308,98 @@ static int read_hash(void)
 			long long stamp;
 
 			/* Another writer's junk is skipped, never trusted. */
-			if (k->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING &&
-			    k->len < GWM_CORR_KEY_MAX && sscanf(v->str, "%lf %lld", &score, &stamp) == 2)
+			if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING ||
+			    k->len >= GWM_CORR_KEY_MAX || sscanf(v->str, "%lf %lld", &score, &stamp) != 2)
+				continue;
+			if (mine)
 				(void)gwm_corr_merge(corr, k->str, score, (int64_t)stamp,
 						     GWM_CORR_DIRTY_STORE);
-			seen++;
+			else
+				(void)gwm_corr_fleet_add(corr, gen, k->str, score, (int64_t)stamp);
+			(*seen)++;
 		}
 		freeReplyObject(r);
-	} while (strcmp(cursor, "0") != 0 && seen < GWM_SHARED_READ_MAX);
+	} while (strcmp(cursor, "0") != 0 && *seen < GWM_SHARED_READ_MAX);
 	return 0;
 }
 
-/* Is another gateway's mode key there? 0 ok (fleet_high set), -1 error. */
-static int read_modes(void)
+/* Every gateway's counts of correspondents. 0 ok. */
+static int read_corr(names *n)
 {
-	char cursor[32] = "0", mine[512];
+	char mine[320];
+	size_t i, seen = 0;
+	uint64_t gen;
+
+	snprintf(mine, sizeof(mine), CORR_PREF "%s", self);
+	if (scan_keys(CORR_PREF, n) != 0)
+		return -1;
+	gen = gwm_corr_fleet_begin(corr);
+	for (i = 0; i < n->n && seen < GWM_SHARED_READ_MAX; i++)
+		if (read_hash(n->v[i], strcmp(n->v[i], mine) == 0, gen, &seen) != 0)
+			return -1; /* the last sums stay */
+	gwm_corr_fleet_end(corr, gen);
+	return 0;
+}
+
+/* The other gateways' modes and counts. 0 ok. */
+static int read_nodes(names *n)
+{
+	char mine[320];
+	double sum[GWM_FD_KINDS] = {0};
+	size_t i;
 	int high = 0;
 
-	snprintf(mine, sizeof(mine), MODE_PREF "%s", self);
-	do {
-		redisReply *r = redisCommand(rc, "SCAN %s MATCH " MODE_PREF "* COUNT " SCAN_COUNT, cursor);
-		size_t i;
+	snprintf(mine, sizeof(mine), NODE_PREF "%s", self);
+	if (scan_keys(NODE_PREF, n) != 0)
+		return -1;
+	for (i = 0; i < n->n; i++) {
+		redisReply *r;
+		int h;
+		double c[GWM_FD_KINDS];
 
-		if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-		    r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
+		if (strcmp(n->v[i], mine) == 0)
+			continue;
+		r = redisCommand(rc, "GET %s", n->v[i]);
+		if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+			note("GET", r);
 			if (r != NULL)
 				freeReplyObject(r);
 			return -1;
 		}
-		snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
-		for (i = 0; i < r->element[1]->elements; i++) {
-			redisReply *k = r->element[1]->element[i];
-			if (k->type == REDIS_REPLY_STRING && strcmp(k->str, mine) != 0)
-				high = 1;
+		/* Expired between SCAN and GET (nil), or not ours: nothing. */
+		if (r->type == REDIS_REPLY_STRING &&
+		    sscanf(r->str, "%d %lf %lf %lf", &h, &c[0], &c[1], &c[2]) == 4) {
+			high |= h != 0;
+			for (int k = 0; k < GWM_FD_KINDS; k++)
+				sum[k] += c[k] > 0 ? c[k] : 0;
 		}
 		freeReplyObject(r);
-	} while (strcmp(cursor, "0") != 0);
-	atomic_store(&fleet_high, high);
+	}
+	set_fleet(high, sum);
 	return 0;
 }
 
 void gwm_shared_refresh_now(void)
 {
-	if (corr == NULL || connect_redis() != 0)
-		return;
-	if (write_batch() != 0 || read_hash() != 0 || read_modes() != 0) {
-		disconnect(rc->err ? rc->errstr : "bad reply");
+	names n;
+
+	if (corr == NULL || connect_redis() != 0) {
 		/* Without the fleet's word, our own detector decides. */
-		atomic_store(&fleet_high, 0);
+		set_fleet(0, NULL);
 		return;
 	}
-	set_state(1, NULL);
+	if ((n.v = malloc(MAX_NODES * sizeof(*n.v))) == NULL) {
+		gw_log(GW_LOG_ERR, "shared", "error=\"out of memory\"");
+		return;
+	}
+	n.n = 0;
+	if (write_batch() != 0 || read_corr(&n) != 0 || read_nodes(&n) != 0) {
+		disconnect();
+		set_fleet(0, NULL);
+	} else {
+		set_state(1, NULL);
+	}
+	free(n.v);
 }
 
 static void *run(void *arg)
@@ -285,21 +417,27 @@ static void *run(void *arg)
 	return NULL;
 }
 
-int gwm_shared_start(const char *h, int p, int d, long r, gwm_corr *t, const char *name)
+int gwm_shared_start(const gwm_shared_conf *c, gwm_corr *t)
 {
 	int e;
 
 	if (running)
 		return 0;
-	snprintf(host, sizeof(host), "%s", h);
-	snprintf(self, sizeof(self), "%s", name);
-	port = p;
-	db = d;
-	refresh_ms = r > 0 ? r : 5000;
+	snprintf(host, sizeof(host), "%s", c->host);
+	snprintf(self, sizeof(self), "%s", c->id);
+	snprintf(user, sizeof(user), "%s", c->user != NULL ? c->user : "");
+	snprintf(pass, sizeof(pass), "%s", c->password != NULL ? c->password : "");
+	port = c->port;
+	db = c->db;
+	refresh_ms = c->refresh_ms > 0 ? c->refresh_ms : 5000;
+	ttl_s = c->half_ms / 100; /* ten half-lives, in seconds */
+	if (ttl_s < DAY_S)
+		ttl_s = DAY_S;
 	corr = t;
 	quit = 0;
-	atomic_store(&state, 0);
+	atomic_store(&state, UNKNOWN);
 	if ((e = pthread_create(&thread, NULL, run, NULL)) != 0) {
+		explicit_bzero(pass, sizeof(pass));
 		errno = e;
 		return -1;
 	}
@@ -317,14 +455,17 @@ void gwm_shared_stop(void)
 	pthread_mutex_unlock(&lock);
 	pthread_join(thread, NULL);
 	running = 0;
-	/* Leave the fleet's flood flag to its expiry if Redis is gone; say we left if it is there. */
+	/* Say we left high-load mode if Redis is there; else the node key expires by itself. */
 	if (rc != NULL) {
+		double zero[GWM_FD_KINDS] = {0};
 		atomic_store(&my_high, 0);
+		gwm_shared_set_counts(zero);
 		(void)write_batch();
 		redisFree(rc);
 		rc = NULL;
 	}
+	explicit_bzero(pass, sizeof(pass));
 	corr = NULL;
 	atomic_store(&state, -1);
-	atomic_store(&fleet_high, 0);
+	set_fleet(0, NULL);
 }

@@ -2,45 +2,91 @@
  * shared.h - the bounce-flood guard's state shared by gateways on Redis
  * (hiredis), never on the path of an RCPT.
  *
- * One background thread, every refresh interval:
- *   - writes the entries of the correspondent table marked dirty for it in
- *     one pipelined batch: HSET gw:flood:corr KEY "SCORE STAMP_MS";
- *   - reads the whole hash back (HSCAN in pages) and merges each entry into
- *     the local table (gwm_corr_merge: the larger decayed score wins, so what
- *     one gateway learnt protects the others; a merged entry is marked for
- *     the local store, not for Redis again);
- *   - publishes this gateway's mode: SET gw:flood:high:HOST 1 PX 3*refresh
- *     while in high-load mode (DEL when it leaves), and reads the others'
- *     keys (SCAN gw:flood:high:*): any live key is "the fleet is in a
- *     flood", which the guard honours in auto mode.
- * The callbacks only read the local table and the last fleet flag (an
- * atomic). Each command has a timeout (connect and reply: the refresh
- * interval, at most 2 s); Redis down or slow costs the thread a timeout and
- * a log line (one per outage, and one when it is back), never an RCPT. A
- * batch that failed is written again whole at the next connection.
+ * The shared state is additive: each gateway writes only its own counts,
+ * under its own name (ID, stable across restarts), and reads the others':
+ *   gw:flood:corr:ID  a hash KEY -> "SCORE STAMP_MS": the gateway's own
+ *                     decayed count of each correspondent key, as of the
+ *                     stamp (expires 10 half-lives, at least a day, after
+ *                     the gateway's last write: a gateway gone for good
+ *                     stops counting);
+ *   gw:flood:node:ID  "HIGH BOUNCE PRVS UNKNOWN" with a TTL of three
+ *                     refreshes: its mode and its recent per-window counts
+ *                     (the larger of its current and last window).
+ * Why one field per gateway rather than HINCRBYFLOAT of deltas: a delta
+ * applied twice (a reply lost after Redis ran the command, a batch written
+ * again after a reconnection) counts twice, and decaying a shared sum needs
+ * every writer to agree on when it was last decayed; an owned value is
+ * idempotent (writing it again changes nothing), each writer decays its own
+ * with the same half-life as the local table, and a reader decays each
+ * value from its own stamp before summing. The cost is reading every
+ * gateway's hash, a few per fleet.
  *
- * Does not defend against: a Redis reachable by others (no AUTH or TLS is
- * configured here: use a loopback or private instance); hosts whose clocks
- * differ by much (stamps are wall-clock milliseconds, a stamp from the
- * future counts as now); a hash grown past what a refresh can read (each
- * refresh reads at most GWM_SHARED_READ_MAX entries).
+ * One background thread, every refresh interval:
+ *   - writes the table's entries marked dirty for it in one pipelined batch
+ *     (HSET of its own counts), its node key, and the hash's expiry;
+ *   - reads every gw:flood:corr:* hash (SCAN, then HSCAN in pages): the
+ *     other gateways' counts are summed into the table's fleet part
+ *     (corr.h), replacing the last sums, so a correspondent seen 10 times
+ *     through gw1 and 10 times through gw2 has 20 on both and never more;
+ *     its own hash is merged into its own counts (the larger wins), which
+ *     brings back what it had written before a restart without a store;
+ *   - reads the other gateways' node keys: any one in high-load mode is "the
+ *     fleet is in a flood" (honoured in auto mode), and their counts summed
+ *     are the detector's ext (flood_detect.h), so a flood spread over the
+ *     gateways switches them all.
+ * The callbacks only read the local table, the last fleet flag and counts.
+ * Each command has a timeout (connect and reply: the refresh interval, at
+ * most 2 s); Redis down, slow or refusing the password costs the thread a
+ * timeout and a log line (one per outage, and one when it is back), never
+ * an RCPT; the last fleet sums stay and decay, the fleet flag and counts
+ * are dropped. A batch that failed is written again whole at the next
+ * connection.
+ *
+ * AUTH: with a password, "AUTH [USER] PASSWORD" follows each connection
+ * (an ACL user with Redis 6 and later). The password is never logged.
+ *
+ * Does not defend against: an eavesdropper on the path to Redis (hiredis
+ * 0.14, Debian 12's, has no TLS: use loopback, a private network, or a
+ * stunnel/spiped tunnel); a gateway that writes false counts under its own
+ * or another's name (anyone with the password can); two gateways given the
+ * same ID (each overwrites the other's counts); hosts whose clocks differ
+ * by much (stamps are wall-clock milliseconds, a stamp from the future
+ * counts as now); more than GWM_SHARED_READ_MAX entries in all (the rest
+ * is not read that refresh); a long outage of Redis in a large fleet (the
+ * baseline then learns this gateway's rate alone, and the fleet's sum seen
+ * again afterwards may look like a flood when it is more than
+ * flood_multiple times that); more than MAX_NODES gateways.
  */
 #ifndef GWM_SHARED_H
 #define GWM_SHARED_H
 
 #include "corr.h"
+#include "flood_detect.h"
 
 #define GWM_SHARED_READ_MAX 200000
 
-/* Start the thread for redis://host:port/db; host names this gateway in the mode keys. 0 ok, -1 (errno). */
-int gwm_shared_start(const char *host, int port, int db, long refresh_ms, gwm_corr *t, const char *self);
+typedef struct gwm_shared_conf {
+	const char *host; /* redis://[USER@]HOST:PORT/DB */
+	int port, db;
+	const char *user;     /* NULL or "": AUTH with the password alone */
+	const char *password; /* NULL or "": no AUTH */
+	long refresh_ms;
+	int64_t half_ms; /* the table's half-life: the expiry of this gateway's hash */
+	const char *id;  /* this gateway's name in the keys: [A-Za-z0-9.-_] */
+} gwm_shared_conf;
+
+/* Start the thread on the table t. 0 ok, -1 (errno). */
+int gwm_shared_start(const gwm_shared_conf *c, gwm_corr *t);
 void gwm_shared_stop(void);
 /* -1 not started, 0 down, 1 up at the last refresh. */
 int gwm_shared_state(void);
 /* 1 when another gateway announced high-load mode at the last refresh. */
 int gwm_shared_fleet_high(void);
-/* This gateway's mode, published at the next refresh. */
+/* The other gateways' recent counts summed, as of the last refresh (0 when down). */
+void gwm_shared_fleet_counts(double out[GWM_FD_KINDS]);
+/* This gateway's mode and recent counts, published at the next refresh. */
 void gwm_shared_set_high(int high);
+void gwm_shared_set_counts(const double own[GWM_FD_KINDS]);
 /* Run one refresh now, in the calling thread (tests). */
 void gwm_shared_refresh_now(void);
 

@@ -3,10 +3,9 @@
  * store (milter/store.c) on a fixed clock: decay by half-life and the
  * threshold, the bounded table (decayed entries swept, then new keys
  * refused), merging the larger decayed score, the dirty bits of the two
- * writers, and persistence across a restart (a new table and a reopened
- * store: scores decayed by the time that passed while "down", entries that
- * decayed to nothing deleted, the meta values kept, a foreign record
- * dropped).
+ * writers, the other gateways' counts summed with ours (never twice), and persistence across a restart (a new
+ * table and a reopened store: scores decayed by the time that passed while "down", entries that decayed to
+ * nothing deleted, the meta values kept, a foreign record dropped).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -160,6 +159,64 @@ static void test_merge_and_dirty(void **state)
 	gwm_corr_free(&t);
 }
 
+/* Own counts plus the other gateways': summed, never counted twice, decayed alike. */
+static void test_fleet_sum(void **state)
+{
+	gwm_corr *t;
+	uint64_t g;
+	seen s;
+	int i;
+
+	(void)state;
+	fake_now = 100 * HOUR;
+	t = gwm_corr_new(100, 24 * HOUR, &fake_clock);
+	/* 10 messages through this gateway, 10 through another: 20, a correspondent at 15. */
+	for (i = 0; i < 10; i++)
+		assert_int_equal(gwm_corr_add(t, "n:192.0.2.0/24", 1), 0);
+	assert_false(gwm_corr_is(t, "n:192.0.2.0/24", 15));
+	for (i = 0; i < 5; i++) { /* five refreshes read the same counts: still 20 */
+		g = gwm_corr_fleet_begin(t);
+		assert_int_equal(gwm_corr_fleet_add(t, g, "n:192.0.2.0/24", 10, fake_now), 0);
+		gwm_corr_fleet_end(t, g);
+		assert_true(near(gwm_corr_score(t, "n:192.0.2.0/24"), 20));
+	}
+	assert_true(gwm_corr_is(t, "n:192.0.2.0/24", 15));
+	assert_true(near(gwm_corr_own(t, "n:192.0.2.0/24"), 10));
+	/* Two other gateways, one written a half-life ago: 10 + 4 + 8/2. */
+	g = gwm_corr_fleet_begin(t);
+	assert_int_equal(gwm_corr_fleet_add(t, g, "n:192.0.2.0/24", 4, fake_now), 0);
+	assert_int_equal(gwm_corr_fleet_add(t, g, "n:192.0.2.0/24", 8, fake_now - 24 * HOUR), 0);
+	/* A key only the others know is made, with no own count. */
+	assert_int_equal(gwm_corr_fleet_add(t, g, "d:partner.example", 3, fake_now), 0);
+	/* Not ended yet: what callbacks read is still the last refresh's sum. */
+	assert_true(near(gwm_corr_score(t, "n:192.0.2.0/24"), 20));
+	gwm_corr_fleet_end(t, g);
+	assert_true(near(gwm_corr_score(t, "n:192.0.2.0/24"), 18));
+	assert_true(near(gwm_corr_score(t, "d:partner.example"), 3));
+	assert_true(near(gwm_corr_own(t, "d:partner.example"), 0));
+	/* Both parts decay with the half-life. */
+	fake_now += 24 * HOUR;
+	assert_true(near(gwm_corr_score(t, "n:192.0.2.0/24"), 9));
+	/* Only own counts are written; fleet sums mark nothing. */
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(gwm_corr_drain(t, GWM_CORR_DIRTY_SHARED, collect, &s), 1);
+	assert_string_equal(s.keys[0], "n:192.0.2.0/24");
+	assert_true(near(s.scores[0], 5)); /* decayed with its stamp */
+	/* A refresh that began but failed (never ended) keeps the last sums. */
+	g = gwm_corr_fleet_begin(t);
+	assert_int_equal(gwm_corr_fleet_add(t, g, "n:192.0.2.0/24", 100, fake_now), 0);
+	assert_true(near(gwm_corr_score(t, "n:192.0.2.0/24"), 9));
+	/* The next refresh, in which no other gateway has the key any more: own count only. */
+	g = gwm_corr_fleet_begin(t);
+	gwm_corr_fleet_end(t, g);
+	assert_true(near(gwm_corr_score(t, "n:192.0.2.0/24"), 5));
+	assert_true(near(gwm_corr_score(t, "d:partner.example"), 0));
+	/* Junk and decayed values. */
+	assert_int_equal(gwm_corr_fleet_add(t, g, "n:x", -1, fake_now), -1);
+	assert_int_equal(gwm_corr_fleet_add(t, g, "n:x", 1, fake_now - 1000 * HOUR), 0);
+	gwm_corr_free(&t);
+}
+
 static void test_store_restart(void **state)
 {
 	char dir[] = "/tmp/gw-test-store.XXXXXX", err[512], v[64];
@@ -238,9 +295,8 @@ static void test_store_restart(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_decay_threshold),
-	    cmocka_unit_test(test_bounded),
-	    cmocka_unit_test(test_merge_and_dirty),
+	    cmocka_unit_test(test_decay_threshold), cmocka_unit_test(test_bounded),
+	    cmocka_unit_test(test_merge_and_dirty), cmocka_unit_test(test_fleet_sum),
 	    cmocka_unit_test(test_store_restart),
 	};
 

@@ -5,7 +5,8 @@
  * the detector on synthetic times: a flood's start (entry within the window,
  * at the count that reaches the threshold), its end after the calm windows,
  * a pausing flood that does not flap, a quiet site held back by the floor, a
- * baseline that does not learn the flood, and the operator's force. No
+ * baseline that does not learn the flood, the operator's force, and the
+ * other gateways' counts added to ours (a flood split over the fleet). No
  * real clock is read anywhere: every time is a number the test passes.
  */
 #include <stdarg.h>
@@ -257,12 +258,57 @@ static void test_force_and_gap(void **state)
 	assert_string_equal(gwm_fd_kind_str(GWM_FD_PRVS), "prvs");
 }
 
+/* The fleet's counts (ext): a flood spread over gateways, each below the floor alone. */
+static void test_fleet_counts(void **state)
+{
+	gwm_fd_params p = params();
+	double ext[GWM_FD_KINDS] = {0};
+	gwm_fd fd;
+	int w;
+
+	(void)state;
+	gwm_fd_init(&fd, &p, 0);
+	/* 30 here and none elsewhere: under the floor of 50. */
+	assert_int_equal(window(&fd, 0, GWM_FD_BOUNCE, 30, NULL), 0);
+	assert_int_equal(gwm_fd_set_ext(&fd, ext, MIN - 1), GWM_FD_SAME);
+	/* Another gateway's 30 in the same minute: 60 for the fleet, a flood here too. */
+	ext[GWM_FD_BOUNCE] = 30;
+	assert_int_equal(gwm_fd_set_ext(&fd, ext, MIN - 1), GWM_FD_ENTERED);
+	assert_int_equal(fd.trigger, GWM_FD_BOUNCE);
+	/* The same when the others' counts were there first and ours come one by one. */
+	gwm_fd_init(&fd, &p, 0);
+	ext[GWM_FD_BOUNCE] = 40;
+	assert_int_equal(gwm_fd_set_ext(&fd, ext, 0), GWM_FD_SAME);
+	assert_int_equal(window(&fd, 0, GWM_FD_BOUNCE, 9, NULL), 0);
+	assert_int_equal(gwm_fd_count(&fd, GWM_FD_BOUNCE, 1, MIN - 1), GWM_FD_ENTERED);
+	/* While the others still see the flood, our quiet windows are not calm. */
+	for (w = 1; w <= 5; w++)
+		assert_int_equal(gwm_fd_tick(&fd, (int64_t)w * MIN + 1), GWM_FD_SAME);
+	assert_true(gwm_fd_high(&fd));
+	/* The fleet calm too: three calm windows end it. */
+	ext[GWM_FD_BOUNCE] = 0;
+	(void)gwm_fd_set_ext(&fd, ext, 5 * MIN + 2);
+	assert_int_equal(gwm_fd_tick(&fd, 8 * MIN + 1), GWM_FD_LEFT);
+	/* The baseline learns the fleet's normal rate, so N gateways' sum is not N times a flood. */
+	gwm_fd_init(&fd, &p, 0);
+	ext[GWM_FD_BOUNCE] = 20;
+	(void)gwm_fd_set_ext(&fd, ext, 0);
+	for (w = 0; w < 10; w++)
+		assert_int_equal(window(&fd, (int64_t)w * MIN, GWM_FD_BOUNCE, 10, NULL), 0);
+	(void)gwm_fd_tick(&fd, 10 * MIN);
+	assert_true(fabs(fd.base[GWM_FD_BOUNCE] - 30) < 0.1);
+	/* NULL: no fleet. */
+	assert_int_equal(gwm_fd_set_ext(&fd, NULL, 10 * MIN), GWM_FD_SAME);
+	assert_true(fd.ext[GWM_FD_BOUNCE] == 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_decay_and_ewma),      cmocka_unit_test(test_net_keys),
 	    cmocka_unit_test(test_flood_start_and_end), cmocka_unit_test(test_no_flapping),
 	    cmocka_unit_test(test_quiet_site_floor),    cmocka_unit_test(test_force_and_gap),
+	    cmocka_unit_test(test_fleet_counts),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
