@@ -20,6 +20,7 @@ typedef struct sess {
 	gwp_relay r;
 	char in[INPUT_CHUNK];
 	size_t in_off, in_len;
+	int eof; /* the client closed while the session waited on the destination */
 } sess;
 
 /* Write everything the engine has queued. 0, or -1 when the client is gone or too slow. */
@@ -44,6 +45,35 @@ static int flush(sess *s)
 	return 0;
 }
 
+/*
+ * While answers are owed: feed what the client has sent already (buffered, or readable now) without
+ * waiting, so the rest of a pipelined batch goes to the destination with the first part. 1 when the
+ * engine took something.
+ */
+static int feed_more(sess *s)
+{
+	struct pollfd p = {s->fd, POLLIN, 0};
+	size_t took;
+	ssize_t n;
+
+	if (s->in_off == s->in_len) {
+		if (s->eof || poll(&p, 1, 0) <= 0)
+			return 0;
+		do
+			n = recv(s->fd, s->in, sizeof(s->in), MSG_DONTWAIT);
+		while (n < 0 && errno == EINTR);
+		if (n <= 0) {
+			s->eof = n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+			return 0;
+		}
+		s->in_off = 0;
+		s->in_len = (size_t)n;
+	}
+	took = gw_srv_feed(s->r.srv, s->in + s->in_off, s->in_len - s->in_off);
+	s->in_off += took;
+	return took > 0;
+}
+
 /* Feed buffered input, reading more when none is left. 1 fed, 0 client gone; a timeout shuts the engine. */
 static int fill(sess *s)
 {
@@ -56,6 +86,8 @@ static int fill(sess *s)
 		s->in_off += took;
 		return took > 0; /* 0: the engine neither takes input nor gives events; never spin */
 	}
+	if (s->eof)
+		return 0;
 	rc = poll(&p, 1, (int)s->timeout);
 	if (rc == 0) {
 		gwp_relay_client_gone(&s->r, "client-timeout");
@@ -107,6 +139,18 @@ void gwp_session_run(int fd, const char *client, const gwp_env *env, const gw_ne
 			if (w == GW_SRV_WAIT_OUTPUT) {
 				if (flush(s) != 0)
 					break;
+				continue;
+			}
+			if (w == GW_SRV_WAIT_ANSWER && gwp_relay_pending(&s->r) > 0) {
+				/* commands went ahead to the destination: the rest of the client's batch
+				 * joins them, then the next reply; replies the client can have leave first */
+				if (feed_more(s))
+					continue;
+				if (flush(s) != 0) {
+					gwp_relay_client_gone(&s->r, "client-lost");
+					break;
+				}
+				gwp_relay_pump(&s->r);
 				continue;
 			}
 			if (w == GW_SRV_WAIT_ANSWER || w == GW_SRV_WAIT_TLS) {

@@ -11,6 +11,8 @@
  *   raw TEXT        write TEXT as it is (escapes apply, no CRLF added)
  *   expect PREFIX   read one line; fail unless it starts with PREFIX (case-insensitive).
  *                   "expect" alone reads any line
+ *   batch TEXT      the next bytes are exactly TEXT (escapes apply, no CRLF added) and arrive
+ *                   in one read: commands the client pipelined in one write
  *   data            read a message body up to and including the line "."
  *   sleep MS        pause
  *   sendlong N      write a line of N 'x' bytes and CRLF
