@@ -896,7 +896,8 @@ out:
 	return rc;
 }
 
-/* The next bytes are exactly st->arg, all there after at most one read: what a client wrote at once. */
+/* The bytes not read yet are exactly st->arg, all there after at most one read: what a client wrote at
+ * once, and nothing after it (it waits for the replies). */
 static int do_batch(struct fp_conn *c, const struct fp_step *st)
 {
 	char what[FP_SHOW * 4 + 16], got[FP_SHOW * 4 + 16];
@@ -912,7 +913,7 @@ static int do_batch(struct fp_conn *c, const struct fp_step *st)
 		}
 		have = c->len - c->off;
 	}
-	if (have >= st->len && memcmp(c->in + c->off, st->arg, st->len) == 0) {
+	if (have == st->len && memcmp(c->in + c->off, st->arg, st->len) == 0) {
 		c->off += st->len;
 		return 0;
 	}
