@@ -9,7 +9,18 @@
 # over BENCH_SESSIONS parallel sessions.
 #   BENCH_MESSAGES (default 2000)  BENCH_SESSIONS (default 10)  BENCH_SIZE (default 5000)
 #   BENCH_ROUNDS (default 3)
-# Needs postfix (smtp-sink, smtp-source). Stops what it started by PID.
+# Then a destination a round trip away, where pipelining shows: gw-fakepeer's
+# "serve RTT" (every reply leaves BENCH_RTT ms after its command, replies to
+# pipelined commands together) as the destination, bench/smtp_pipe.py as a
+# pipelining tenant MTA (MAIL, BENCH_RTT_RCPTS RCPTs and DATA in one write,
+# then the body) sending BENCH_RTT_MESSAGES messages over one connection:
+# milliseconds per message straight and through gw-proxy, and their ratio
+# (pipelined on both sides: about 2 RTT each; one command at a time towards
+# the destination: RCPTS + 3 RTT). BENCH_PROXY_BEFORE=/path/to/gw-proxy adds
+# the same figure for another gw-proxy binary (an older build, say).
+#   BENCH_RTT (default 20)  BENCH_RTT_RCPTS (default 5)  BENCH_RTT_MESSAGES (default 50)
+#   BENCH_SINK=0 skips the smtp-sink part
+# Needs postfix (smtp-sink, smtp-source) and python3. Stops what it started by PID.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${GW_BENCH_BUILD_DIR:-$top/build-bench}
@@ -18,9 +29,18 @@ sessions=${BENCH_SESSIONS:-10}
 size=${BENCH_SIZE:-5000}
 rounds=${BENCH_ROUNDS:-3}
 
+rtt=${BENCH_RTT:-20}
+rtt_rcpts=${BENCH_RTT_RCPTS:-5}
+rtt_messages=${BENCH_RTT_MESSAGES:-50}
+rtt_build=${GW_BENCH_RTT_BUILD_DIR:-$top/build-rtt}
+
 cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release -DGW_TESTS=OFF >/dev/null
 cmake --build "$build" -j"$(nproc)" --target gw-proxy >/dev/null
 proxy=$build/proxy/gw-proxy
+# gw-fakepeer is a test program: built where the tests are
+cmake -S "$top" -B "$rtt_build" -DCMAKE_BUILD_TYPE=Release -DGW_TESTS=ON >/dev/null
+cmake --build "$rtt_build" -j"$(nproc)" --target gw-fakepeer >/dev/null
+fakepeer=$rtt_build/test/gw-fakepeer
 
 # shellcheck source=../test/sh/lib/ports.sh
 . "$top/test/sh/lib/ports.sh"
@@ -36,6 +56,23 @@ cleanup() {
 trap cleanup EXIT
 wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 
+start_proxy() {   # NAME BINARY LISTEN-PORT UPSTREAM-PORT
+	cat >"$work/$1.conf" <<C
+listen = [127.0.0.1]:$3
+upstream = [127.0.0.1]:$4
+control_socket = $work/$1.control
+pid_file =
+log = stderr
+log_level = warning
+session_log = $work/$1.session.log
+tls = none
+C
+	"$2" -f -c "$work/$1.conf" 2>"$work/$1.log" &
+	pids+=($!)
+	wait_port "$3" || { echo "bench_proxy: $1 did not start" >&2; cat "$work/$1.log" >&2; exit 1; }
+}
+
+if [ "${BENCH_SINK:-1}" = 1 ]; then
 sp=$(port_claim)
 pp=$(port_claim)
 smtp-sink -u "$(id -un)" -c "127.0.0.1:$sp" 1000 >"$work/sink.log" 2>&1 &
@@ -79,3 +116,26 @@ for mode in new reuse; do
 		"$mode" "$straight" "$through" "$(echo "$through / $straight" | bc -l)"
 done
 "$proxy" -C "$work/control" stats
+fi
+
+# A destination BENCH_RTT ms away, pipelining tenant MTA: ms per message.
+fp=$(port_claim)
+printf 'send 220 dest.test ESMTP\nserve %s\n' "$rtt" >"$work/dest.script"
+"$fakepeer" -s "$work/dest.script" -p "$fp" -n 100000 -t 600000 2>"$work/dest.log" &
+pids+=($!)
+wait_port "$fp" || { echo "bench_proxy: gw-fakepeer did not start" >&2; exit 1; }
+rp=$(port_claim)
+start_proxy rtt "$proxy" "$rp" "$fp"
+ms() { python3 "$top/bench/smtp_pipe.py" 127.0.0.1 "$1" "$rtt_messages" "$rtt_rcpts" 2000; }
+echo "== pipelining: destination $rtt ms away, $rtt_messages messages x $rtt_rcpts recipients, one connection"
+straight=$(ms "$fp")
+through=$(ms "$rp")
+printf 'pipelined: straight %6.1f ms/msg   proxy %6.1f ms/msg   ratio %.2f (straight/proxy; 1.0: no round trip added)\n' \
+	"$straight" "$through" "$(echo "$straight / $through" | bc -l)"
+if [ -n "${BENCH_PROXY_BEFORE:-}" ]; then
+	bp=$(port_claim)
+	start_proxy before "$BENCH_PROXY_BEFORE" "$bp" "$fp"
+	before=$(ms "$bp")
+	printf 'before:    straight %6.1f ms/msg   proxy %6.1f ms/msg   ratio %.2f (%s)\n' \
+		"$straight" "$before" "$(echo "$straight / $before" | bc -l)" "$BENCH_PROXY_BEFORE"
+fi

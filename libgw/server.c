@@ -148,6 +148,7 @@ void gws_close(gw_srv *s, gw_srv_reason why)
 	s->phase = SRV_P_CLOSED;
 	s->pending = SRV_A_NONE;
 	s->close_reason = why;
+	s->ahead = 0;
 	gws_txn_clear(s);
 	s->in_pos = s->in_len;
 }
@@ -196,6 +197,20 @@ gw_buf *gw_srv_output(gw_srv *s)
 	return &s->out;
 }
 
+size_t gw_srv_owed(const gw_srv *s)
+{
+	if (s->phase != SRV_P_ANSWER)
+		return 0;
+	if (s->pending == SRV_A_FINAL && s->cfg.mode == GW_SRV_LMTP) {
+		size_t i, n = 0;
+
+		for (i = s->finals_next; i < s->nrcpt; i++)
+			n += s->finals == NULL || s->finals[i] == NULL;
+		return n;
+	}
+	return 1 + s->ahead;
+}
+
 unsigned gw_srv_errors(const gw_srv *s)
 {
 	return s->errors;
@@ -236,9 +251,13 @@ gw_srv_event_type gw_srv_next(gw_srv *s, gw_srv_event *ev)
 			return ev->type;
 		}
 		switch (s->phase) {
+		case SRV_P_ANSWER:
+			if (s->cfg.lookahead && (s->pending == SRV_A_MAIL || s->pending == SRV_A_RCPT) &&
+			    gws_session_ahead(s))
+				continue;
+			return GW_SRV_EV_NONE;
 		case SRV_P_INIT:
 		case SRV_P_TLS:
-		case SRV_P_ANSWER:
 			return GW_SRV_EV_NONE;
 		case SRV_P_CLOSED:
 			if (s->close_reported)
@@ -311,12 +330,26 @@ static int answer(gw_srv *s, int by_index, size_t idx, int code, const char *enh
 	if (s->pending != SRV_A_FINAL || s->cfg.mode == GW_SRV_SMTP)
 		s->close_after = code == 421;
 	if (s->pending != SRV_A_FINAL) {
-		gws_reply(s, code, enh, text);
-		gws_session_answered(s, code);
-		s->pending = SRV_A_NONE;
-		s->phase = SRV_P_CMD;
-		if (s->close_after)
+		if (s->pending == SRV_A_RCPT && !s->mail && code != 421) {
+			/* handed out ahead of its MAIL, which was refused: as if it came after (no event) */
+			s->pending = SRV_A_NONE;
+			s->phase = SRV_P_CMD;
+			gws_session_error(s, 503, "5.5.1", "Error: need MAIL command");
+		} else {
+			gws_reply(s, code, enh, text);
+			gws_session_answered(s, code);
+			s->pending = SRV_A_NONE;
+			s->phase = SRV_P_CMD;
+		}
+		if (s->close_after) {
 			gws_close(s, GW_SRV_R_SHUTDOWN);
+		} else if (s->phase == SRV_P_CMD && s->ahead > 0) {
+			s->ahead--;
+			s->pending = SRV_A_RCPT;
+			s->phase = SRV_P_ANSWER;
+		}
+		if (s->phase != SRV_P_ANSWER)
+			s->data_announced = 0;
 		return 0;
 	}
 	if (s->cfg.mode == GW_SRV_SMTP) {

@@ -230,7 +230,8 @@ int gws_cmd_path(gw_srv *s, const char *args, size_t len, int is_mail, int *code
 	if (is_mail)
 		flags |= GW_PATH_REVERSE | (s->cfg.caps & GW_SRV_CAP_SMTPUTF8 ? GW_PATH_SMTPUTF8 : 0);
 	else
-		flags |= GW_PATH_POSTMASTER | (s->utf8 ? GW_PATH_SMTPUTF8 : 0);
+		/* behind a MAIL still unanswered (look-ahead), that MAIL's SMTPUTF8 */
+		flags |= GW_PATH_POSTMASTER | ((s->mail ? s->utf8 : s->pend_utf8) ? GW_PATH_SMTPUTF8 : 0);
 	if (gw_path_parse(s->scratch, out, flags, &s->path, &err) < 0) {
 		if (strcmp(err, "unknown parameter") == 0)
 			FAIL(555, "5.5.4", "Error: unsupported parameter");

@@ -81,13 +81,19 @@ struct gw_srv {
 	gw_srv_event queue[SRV_QUEUE];
 	size_t qhead, qlen;
 
+	/* Look-ahead: RCPTs handed out behind the pending answer, and whether a DATA behind them was
+	 * announced. */
+	size_t ahead;
+	int data_announced;
+
 	/* The transaction. */
-	int mail;       /* MAIL accepted */
-	int utf8;       /* MAIL had SMTPUTF8 */
-	int binarymime; /* MAIL had BODY=BINARYMIME */
-	int used_bdat;  /* a BDAT chunk was taken in this transaction */
-	size_t nrcpt;   /* accepted recipients */
-	gw_path path;   /* the MAIL or RCPT path of the pending event */
+	int mail;                       /* MAIL accepted */
+	int utf8;                       /* MAIL had SMTPUTF8 */
+	int binarymime;                 /* MAIL had BODY=BINARYMIME */
+	int pend_utf8, pend_binarymime; /* the same for the last MAIL handed out, until it is answered */
+	int used_bdat;                  /* a BDAT chunk was taken in this transaction */
+	size_t nrcpt;                   /* accepted recipients */
+	gw_path path;                   /* the MAIL or RCPT path of the pending event */
 	char auth[SRV_AUTH_MAX + 1];
 	int has_auth;
 	uint64_t declared_size;
@@ -132,6 +138,8 @@ int gws_cmd_bdat(const char *args, size_t len, uint64_t *size_r, int *last_r);
 
 /* server_session.c: handle one complete command line. */
 void gws_session_command(gw_srv *s, const char *line, size_t len);
+/* Look-ahead: hand out the next pipelined RCPT (1), announce a waiting DATA (1), or leave the input (0). */
+int gws_session_ahead(gw_srv *s);
 /* The driver's answer to MAIL/RCPT arrived (code already validated). */
 void gws_session_answered(gw_srv *s, int code);
 /* A bad command: reply, count, 421 at the limit. */

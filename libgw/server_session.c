@@ -156,8 +156,13 @@ static void do_mail_rcpt(gw_srv *s, int is_mail, const char *args, size_t alen)
 	ev.type = is_mail ? GW_SRV_EV_MAIL : GW_SRV_EV_RCPT;
 	ev.path = &s->path;
 	if (is_mail) {
+		const gw_param *pm = gw_path_param(&s->path, "BODY");
+
 		ev.auth = s->has_auth ? s->auth : NULL;
 		ev.size = s->declared_size;
+		/* kept apart from s->path, which RCPTs handed out ahead overwrite before the answer */
+		s->pend_utf8 = gw_path_param(&s->path, "SMTPUTF8") != NULL;
+		s->pend_binarymime = pm != NULL && strcmp(pm->value, "BINARYMIME") == 0;
 	}
 	ev.rcpt_index = s->nrcpt;
 	gws_queue_event(s, &ev);
@@ -167,20 +172,69 @@ static void do_mail_rcpt(gw_srv *s, int is_mail, const char *args, size_t alen)
 
 void gws_session_answered(gw_srv *s, int code)
 {
-	const gw_param *pm;
-
 	if (code / 100 != 2)
 		return;
 	if (s->pending == SRV_A_MAIL) {
 		s->mail = 1;
 		s->nrcpt = 0;
 		s->used_bdat = 0;
-		s->utf8 = gw_path_param(&s->path, "SMTPUTF8") != NULL;
-		pm = gw_path_param(&s->path, "BODY");
-		s->binarymime = pm != NULL && strcmp(pm->value, "BINARYMIME") == 0;
+		s->utf8 = s->pend_utf8;
+		s->binarymime = s->pend_binarymime;
 	} else if (s->pending == SRV_A_RCPT) {
 		s->nrcpt++;
 	}
+}
+
+/* A RCPT the engine would hand to the driver now, were nothing owed: in a transaction (or behind its
+ * MAIL), under the recipient limit counting those owed, and well-formed. */
+static int rcpt_ahead_ok(gw_srv *s, const char *args, size_t alen)
+{
+	size_t owed = (s->pending == SRV_A_RCPT) + s->ahead;
+	int code;
+	const char *enh, *text;
+
+	if (!s->mail && s->pending != SRV_A_MAIL)
+		return 0;
+	if (s->nrcpt + owed >= s->cfg.max_rcpts)
+		return 0;
+	return gws_cmd_path(s, args, alen, 0, &code, &enh, &text) == 0;
+}
+
+int gws_session_ahead(gw_srv *s)
+{
+	size_t pos = s->in_pos, ap, alen;
+	const char *line, *enh, *text;
+	size_t len;
+	int code, discarding = s->discarding;
+	gws_verb v;
+	gw_srv_event ev;
+
+	/* Whatever is not handed out here stays in the input exactly as it was. */
+	if (discarding || gws_line_next(s, &line, &len, &code, &enh, &text) != 1) {
+		s->in_pos = pos;
+		s->discarding = discarding;
+		return 0;
+	}
+	v = gws_cmd_verb(line, len, &ap);
+	alen = len - ap;
+	if (v == SRV_V_RCPT && rcpt_ahead_ok(s, line + ap, alen)) {
+		memset(&ev, 0, sizeof ev);
+		ev.type = GW_SRV_EV_RCPT;
+		ev.path = &s->path;
+		ev.rcpt_index = s->nrcpt + (s->pending == SRV_A_RCPT) + s->ahead;
+		gws_queue_event(s, &ev);
+		s->ahead++;
+		return 1;
+	}
+	s->in_pos = pos;
+	if (v == SRV_V_DATA && alen == 0 && !s->data_announced) {
+		s->data_announced = 1;
+		memset(&ev, 0, sizeof ev);
+		ev.type = GW_SRV_EV_DATA_AHEAD;
+		gws_queue_event(s, &ev);
+		return 1;
+	}
+	return 0;
 }
 
 /* Why the transaction cannot take a body now, or NULL. */

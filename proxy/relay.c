@@ -18,6 +18,7 @@
 #include "tls_in.h"
 
 #define STUFFED_MAX (1024 * 1024) /* one body chunk dot-stuffed: at most twice the engine's input */
+#define BATCH_FLUSH 16384 /* a batch this large is written before the engine has handed out all of it */
 
 static atomic_ulong sid_counter;
 
@@ -467,8 +468,13 @@ static int make_srv(gwp_relay *r, int known, unsigned dcaps, unsigned long dsize
 	sc.max_size = (uint64_t)c->opt.message_size_limit;
 	if (dsize > 0 && dsize < sc.max_size)
 		sc.max_size = dsize;
+	sc.lookahead = 1; /* pipelined RCPTs come before their answers: pipelining() decides what to do */
 	r->srv = gw_srv_new(&sc);
-	return r->srv != NULL ? 0 : -1;
+	/* at most the MAIL, every RCPT and DATA are outstanding at once */
+	r->pipe_cap = sc.max_rcpts + 2;
+	r->pipe = calloc(r->pipe_cap, sizeof(*r->pipe));
+	gw_buf_init(&r->batch, BATCH_FLUSH + sizeof(r->mail_cmd) + 16);
+	return r->srv != NULL && r->pipe != NULL ? 0 : -1;
 }
 
 static void base_init(gwp_relay *r, const gwp_env *env, const char *client)
@@ -581,6 +587,188 @@ static int relay_cmd(gwp_relay *r, gw_stage stage, const char *arg, gw_reply *re
 	return 0;
 }
 
+/* ---- pipelining towards the destination (RFC 2920) ---- */
+
+/* Does the destination take pipelined commands (and is there nothing in the way)? */
+static int pipelining(const gwp_relay *r)
+{
+	return r->mode == GWP_DEST_HOP && r->refusal.code == 0 && r->pipe != NULL &&
+	       gw_client_is_open(r->up) && (gw_client_caps(r->up) & GW_CAP_PIPELINING);
+}
+
+static void pipe_clear(gwp_relay *r)
+{
+	r->pipe_head = r->pipe_len = 0;
+	gw_buf_reset(&r->batch);
+}
+
+/* Write the commands in the batch, in one write, and log each as it leaves. GW_OK or the failure. */
+static gw_status pipe_flush(gwp_relay *r)
+{
+	const char *p = r->batch.data, *end = r->batch.data + r->batch.len;
+	int64_t now;
+	size_t i;
+	gw_status st;
+
+	if (r->batch.len == 0)
+		return GW_OK;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = (size_t)(nl - p);
+		slogf(r, "->", "%.*s", (int)(n > 0 && p[n - 1] == '\r' ? n - 1 : n), p);
+		p = nl + 1;
+	}
+	st = gw_client_raw(r->up, r->pipe[r->pipe_head].stage, r->batch.data, r->batch.len, NULL, 0, NULL);
+	gw_buf_reset(&r->batch);
+	now = gw_now_ms();
+	for (i = 0; i < r->pipe_len; i++) {
+		gwp_sent *e = &r->pipe[(r->pipe_head + i) % r->pipe_cap];
+		if (e->t0 == 0)
+			e->t0 = now;
+	}
+	return st;
+}
+
+/*
+ * The destination failed with commands outstanding: each MAIL/RCPT still
+ * unanswered gets a 451 in order, the last one the 421 that ends the session
+ * (fail()); a DATA sent ahead is the engine's own to answer.
+ */
+static void pipe_fail(gwp_relay *r, gw_status st, const char *what)
+{
+	size_t i, last = 0, owed = 0;
+	gw_reply rep;
+
+	for (i = 0; i < r->pipe_len; i++)
+		if (r->pipe[(r->pipe_head + i) % r->pipe_cap].stage != GW_STAGE_DATA) {
+			owed++;
+			last = i;
+		}
+	set_reply(&rep, 451, fail_enh(st), "%s: %s; try again later", r->dest, gw_status_str(st));
+	for (i = 0; i < r->pipe_len && owed > 0; i++) {
+		gw_stage sg = r->pipe[(r->pipe_head + i) % r->pipe_cap].stage;
+		if (sg == GW_STAGE_DATA)
+			continue;
+		if (sg == GW_STAGE_RCPT)
+			r->rcpts_bad++;
+		if (i != last)
+			answer(r, &rep, -1);
+	}
+	pipe_clear(r);
+	r->data_ahead = 0;
+	fail(r, st, what); /* the last one owed: 421, or just the log and the close when none is */
+}
+
+static void pipe_settle(gwp_relay *r, int data_follows);
+
+/*
+ * Queue "verb arg" to go with the next write: 0, or -1 when the destination failed (answered). 1 when
+ * there is no room (more than the engine can owe at once: not expected): everything before it has been
+ * answered, the caller sends it alone.
+ */
+static int pipe_queue(gwp_relay *r, gw_stage stage, const char *verb, const char *arg)
+{
+	gwp_sent *e;
+
+	if (r->pipe_len == r->pipe_cap || gw_buf_printf(&r->batch, "%s%s\r\n", verb, arg) != 0) {
+		pipe_settle(r, 1);
+		return 1;
+	}
+	e = &r->pipe[(r->pipe_head + r->pipe_len) % r->pipe_cap];
+	e->stage = stage;
+	e->t0 = 0;
+	r->pipe_len++;
+	if (r->batch.len >= BATCH_FLUSH) {
+		gw_status st = pipe_flush(r);
+		if (st != GW_OK) {
+			pipe_fail(r, st, stage == GW_STAGE_MAIL ? "MAIL" : "RCPT");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+size_t gwp_relay_pending(const gwp_relay *r)
+{
+	return r->pipe_len;
+}
+
+void gwp_relay_pump(gwp_relay *r)
+{
+	gwp_sent e;
+	gw_reply rep;
+	gw_status st;
+	size_t got = 0;
+	long ms;
+	static const char *const what[] = {
+	    [GW_STAGE_MAIL] = "MAIL", [GW_STAGE_RCPT] = "RCPT", [GW_STAGE_DATA] = "DATA"};
+
+	if (r->pipe_len == 0)
+		return;
+	e = r->pipe[r->pipe_head];
+	st = pipe_flush(r);
+	if (st == GW_OK) {
+		st = gw_client_raw(r->up, e.stage, NULL, 0, &rep, 1, &got);
+		if (st == GW_OK && got != 1)
+			st = GW_E_LOST;
+	}
+	if (st == GW_OK && gw_reply_class(rep.code) == 3 && e.stage != GW_STAGE_DATA) {
+		gwp_slog_reply(r->env->slog, r->sid, "|<", &rep, since(e.t0));
+		st = GW_E_PROTO;
+	}
+	if (st != GW_OK) {
+		pipe_fail(r, st, what[e.stage]);
+		return;
+	}
+	ms = since(e.t0);
+	r->pipe_head = (r->pipe_head + 1) % r->pipe_cap;
+	r->pipe_len--;
+	switch (e.stage) {
+	case GW_STAGE_MAIL:
+		r->in_txn = gw_reply_class(rep.code) == 2;
+		answer(r, &rep, ms);
+		break;
+	case GW_STAGE_RCPT:
+		if (gw_reply_class(rep.code) == 2) {
+			r->rcpts_ok++;
+			atomic_fetch_add(&r->env->stats->rcpts_accepted, 1);
+		} else {
+			r->rcpts_bad++;
+			atomic_fetch_add(&r->env->stats->rcpts_refused, 1);
+		}
+		answer(r, &rep, ms);
+		break;
+	default: /* DATA: the engine answers it itself; on_data() takes the reply */
+		gwp_slog_reply(r->env->slog, r->sid, "|<", &rep, ms);
+		r->ahead_data = rep;
+		break;
+	}
+}
+
+/*
+ * Before anything that is not sent ahead: every reply outstanding is read.
+ * A DATA sent ahead that the engine did not follow (it refused DATA itself)
+ * and that the destination answered 354 is dropped with the connection: no
+ * final dot, so the destination drops the transaction; the next MAIL
+ * connects again.
+ */
+static void pipe_settle(gwp_relay *r, int data_follows)
+{
+	while (r->pipe_len > 0)
+		gwp_relay_pump(r);
+	if (!r->data_ahead || data_follows)
+		return;
+	if (r->ahead_data.code == 354 && gw_client_is_open(r->up)) {
+		slogf(r, "|>",
+		      "(close: DATA was not wanted after all; no final dot, the destination drops the "
+		      "transaction)");
+		gw_client_close(r->up);
+		r->in_txn = 0;
+	}
+	r->data_ahead = 0;
+	r->ahead_data.code = 0;
+}
+
 static void on_mail(gwp_relay *r, const gw_srv_event *ev)
 {
 	gw_reply rep;
@@ -619,6 +807,8 @@ static void on_mail(gwp_relay *r, const gw_srv_event *ev)
 			return;
 		}
 	}
+	if (pipelining(r) && pipe_queue(r, GW_STAGE_MAIL, "MAIL FROM:", r->mail_cmd) <= 0)
+		return;
 	if (relay_cmd(r, GW_STAGE_MAIL, r->mail_cmd, &rep, &ms) != 0)
 		return;
 	r->in_txn = gw_reply_class(rep.code) == 2;
@@ -692,6 +882,8 @@ static void on_rcpt(gwp_relay *r, const gw_srv_event *ev)
 			return;
 		}
 	}
+	if (pipelining(r) && pipe_queue(r, GW_STAGE_RCPT, "RCPT TO:", arg) <= 0)
+		return;
 	if (relay_cmd(r, GW_STAGE_RCPT, arg, &rep, &ms) != 0)
 		return;
 	if (gw_reply_class(rep.code) == 2) {
@@ -711,9 +903,20 @@ static void on_data(gwp_relay *r)
 	int64_t t0;
 
 	slogf(r, "<-", "354 End data with <CR><LF>.<CR><LF>");
-	slogf(r, "->", "DATA");
 	r->body_status = GW_OK;
 	r->data_reply.code = 0;
+	if (r->data_ahead) { /* sent with the envelope: its reply is in, or the destination is gone */
+		pipe_settle(r, 1);
+		r->data_ahead = 0;
+		rep = r->ahead_data;
+		r->ahead_data.code = 0;
+		if (rep.code == 0) {
+			r->body_status = GW_E_LOST;
+			return;
+		}
+		goto got_reply;
+	}
+	slogf(r, "->", "DATA");
 	t0 = gw_now_ms();
 	st = gw_client_data(r->up, &rep);
 	if (st != GW_OK) {
@@ -724,6 +927,7 @@ static void on_data(gwp_relay *r)
 		return;
 	}
 	gwp_slog_reply(r->env->slog, r->sid, "|<", &rep, since(t0));
+got_reply:
 	if (rep.code == 354) {
 		r->in_body = 1;
 		r->bol = 1;
@@ -863,9 +1067,25 @@ static const char *reason_str(gw_srv_reason why)
 	}
 }
 
+/* A DATA the client pipelined behind the RCPTs: it goes with them when they go ahead. */
+static void on_data_ahead(gwp_relay *r)
+{
+	if (r->pipe_len == 0 || !pipelining(r) || r->data_ahead)
+		return;
+	r->ahead_data.code = 0;
+	if (pipe_queue(r, GW_STAGE_DATA, "DATA", "") == 0)
+		r->data_ahead = 1;
+}
+
 void gwp_relay_event(gwp_relay *r, const gw_srv_event *ev)
 {
+	if (ev->type != GW_SRV_EV_RCPT && ev->type != GW_SRV_EV_DATA_AHEAD && ev->type != GW_SRV_EV_DATA &&
+	    ev->type != GW_SRV_EV_BODY && ev->type != GW_SRV_EV_DATA_END)
+		pipe_settle(r, 0);
 	switch (ev->type) {
+	case GW_SRV_EV_DATA_AHEAD:
+		on_data_ahead(r);
+		break;
 	case GW_SRV_EV_HELO:
 		snprintf(r->helo, sizeof(r->helo), "%s", ev->helo != NULL ? ev->helo : "");
 		slogf(r, ">|", "%s %s", ev->esmtp ? "EHLO" : "HELO", r->helo);
@@ -913,7 +1133,14 @@ void gwp_relay_client_gone(gwp_relay *r, const char *why)
 		snprintf(r->outcome, sizeof(r->outcome), "%s", why);
 	if (!gw_client_is_open(r->up))
 		return;
-	if (r->in_body) {
+	if (r->pipe_len > 0 || (r->data_ahead && r->ahead_data.code == 354)) {
+		/* replies still due: a QUIT's reply could not be told from theirs */
+		slogf(r, "|>",
+		      "(close: commands sent ahead unanswered, the destination drops the transaction)");
+		gw_client_close(r->up);
+		pipe_clear(r);
+		r->data_ahead = 0;
+	} else if (r->in_body) {
 		slogf(r, "|>", "(close in DATA: no final dot, the destination drops the message)");
 		gw_client_close(r->up);
 	} else {
@@ -943,4 +1170,7 @@ void gwp_relay_finish(gwp_relay *r)
 	free(r->terms_mem);
 	r->terms = r->terms_mem = NULL;
 	gw_buf_free(&r->stuffed);
+	gw_buf_free(&r->batch);
+	free(r->pipe);
+	r->pipe = NULL;
 }

@@ -41,10 +41,24 @@
  * session has, so an event loop could drive the same structure once the
  * client engine has a non-blocking form (docs/howto-proxy.md, NOTES).
  *
+ * Pipelining (RFC 2920) on both sides: towards a destination that offers
+ * PIPELINING (a known destination, not MX mode), the MAIL, RCPTs and DATA
+ * the client pipelined (the server engine's look-ahead hands them out before
+ * their answers) are queued and written to the destination in one write as
+ * soon as the engine has nothing more to hand out; the replies are then read
+ * one at a time and each answers its command, in order, as soon as it comes
+ * (gwp_relay_pump(), called by the driver while the engine waits for an
+ * answer). The session log shows each command when it is written and each
+ * reply with the milliseconds since its command left. A DATA sent ahead
+ * whose 354 is not wanted after all (the engine refused DATA itself: no
+ * recipient accepted) is dropped by closing the destination connection
+ * without a dot. When the destination fails mid-batch every command still
+ * unanswered gets 451 4.4.x in order and the last 421, and the session ends.
+ * Without PIPELINING at the destination, one command at a time.
+ *
  * Does not defend against: a destination that accepts the dot and then
- * loses the mail (its 250 is the truth passed on); the client's pipelined
- * MAIL/RCPT are relayed one at a time (the server engine hands out the next
- * command only after the previous one is answered).
+ * loses the mail (its 250 is the truth passed on); RSET, NOOP, VRFY and QUIT
+ * are not sent ahead (they wait for the answers before them).
  */
 #ifndef GWP_RELAY_H
 #define GWP_RELAY_H
@@ -83,6 +97,12 @@ typedef struct gwp_env {
 
 typedef enum gwp_dest_mode { GWP_DEST_HOP = 0, GWP_DEST_MX = 1 } gwp_dest_mode;
 
+/* A command sent ahead to a PIPELINING destination whose reply is not read yet. */
+typedef struct gwp_sent {
+	gw_stage stage; /* GW_STAGE_MAIL, _RCPT or _DATA */
+	int64_t t0;     /* when it was written (0: still in the batch) */
+} gwp_sent;
+
 typedef struct gwp_relay {
 	const gwp_env *env;
 	gw_srv *srv;
@@ -114,6 +134,12 @@ typedef struct gwp_relay {
 	gw_reply data_reply; /* DATA's reply when it was not 354 */
 	gw_status body_status;
 	gw_buf stuffed;
+	/* commands sent ahead, oldest first (pipelining); the batch holds those not written yet */
+	gwp_sent *pipe;
+	size_t pipe_head, pipe_len, pipe_cap;
+	gw_buf batch;
+	gw_reply ahead_data; /* the reply to a DATA sent ahead (code 0: none read) */
+	int data_ahead;      /* a DATA was sent ahead in this transaction */
 	/* for the summary */
 	char helo[GW_DOMAIN_MAX + 1];
 	char outcome[48];
@@ -136,6 +162,10 @@ int gwp_relay_init(gwp_relay *r, const gwp_env *env, const char *client, const g
 int gwp_relay_init_refused(gwp_relay *r, const gwp_env *env, const char *client, const char *text);
 /* Act on one engine event. */
 void gwp_relay_event(gwp_relay *r, const gw_srv_event *ev);
+/* Commands sent ahead whose replies are still to come (0: the relay owes the engine nothing). */
+size_t gwp_relay_pending(const gwp_relay *r);
+/* Write the commands queued ahead, then read the next reply and answer its command. */
+void gwp_relay_pump(gwp_relay *r);
 /* The client is gone (closed or timed out): abort or QUIT the destination. */
 void gwp_relay_client_gone(gwp_relay *r, const char *why);
 /* End the session: QUIT the destination if still open, the summary line, free. */

@@ -22,6 +22,7 @@ typedef struct sess {
 	gw_srv_tls_conn *tls; /* after STARTTLS: all client I/O goes through it */
 	char in[INPUT_CHUNK];
 	size_t in_off, in_len;
+	int eof; /* the client closed while the session waited on the destination */
 } sess;
 
 /* Write everything the engine has queued. 0, or -1 when the client is gone or too slow. */
@@ -53,6 +54,47 @@ static int flush(sess *s)
 	return 0;
 }
 
+/*
+ * While answers are owed: feed what the client has sent already (buffered, or readable now) without
+ * waiting, so the rest of a pipelined batch goes to the destination with the first part. 1 when the
+ * engine took something.
+ */
+static int feed_more(sess *s)
+{
+	struct pollfd p = {s->fd, POLLIN, 0};
+	size_t took;
+	ssize_t n;
+
+	if (s->in_off == s->in_len && s->tls != NULL) { /* decrypted bytes may wait inside TLS: no poll */
+		char err[256];
+		size_t got = 0;
+		if (s->eof)
+			return 0;
+		if (gw_srv_tls_read(s->tls, s->in, sizeof(s->in), 0, &got, err, sizeof(err)) != 0) {
+			s->eof = errno != ETIMEDOUT; /* ETIMEDOUT: nothing there yet */
+			return 0;
+		}
+		s->in_off = 0;
+		s->in_len = got;
+	}
+	if (s->in_off == s->in_len) {
+		if (s->eof || poll(&p, 1, 0) <= 0)
+			return 0;
+		do
+			n = recv(s->fd, s->in, sizeof(s->in), MSG_DONTWAIT);
+		while (n < 0 && errno == EINTR);
+		if (n <= 0) {
+			s->eof = n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+			return 0;
+		}
+		s->in_off = 0;
+		s->in_len = (size_t)n;
+	}
+	took = gw_srv_feed(s->r.srv, s->in + s->in_off, s->in_len - s->in_off);
+	s->in_off += took;
+	return took > 0;
+}
+
 /* Feed buffered input, reading more when none is left. 1 fed, 0 client gone; a timeout shuts the engine. */
 static int fill(sess *s)
 {
@@ -65,6 +107,8 @@ static int fill(sess *s)
 		s->in_off += took;
 		return took > 0; /* 0: the engine neither takes input nor gives events; never spin */
 	}
+	if (s->eof)
+		return 0;
 	if (s->tls != NULL) { /* TLS may hold decrypted bytes already: read, do not poll first */
 		char err[256];
 		size_t got = 0;
@@ -132,6 +176,18 @@ void gwp_session_run(int fd, const char *client, const gwp_env *env, const gw_ne
 			if (w == GW_SRV_WAIT_OUTPUT) {
 				if (flush(s) != 0)
 					break;
+				continue;
+			}
+			if (w == GW_SRV_WAIT_ANSWER && gwp_relay_pending(&s->r) > 0) {
+				/* commands went ahead to the destination: the rest of the client's batch
+				 * joins them, then the next reply; replies the client can have leave first */
+				if (feed_more(s))
+					continue;
+				if (flush(s) != 0) {
+					gwp_relay_client_gone(&s->r, "client-lost");
+					break;
+				}
+				gwp_relay_pump(&s->r);
 				continue;
 			}
 			if (w == GW_SRV_WAIT_ANSWER || w == GW_SRV_WAIT_TLS) {

@@ -49,7 +49,8 @@ enum fp_op {
 	OP_STARTTLS,
 	OP_CLOSE,
 	OP_RESET,
-	OP_SERVE
+	OP_SERVE,
+	OP_BATCH
 };
 
 struct fp_step {
@@ -245,6 +246,15 @@ static int parse_step(char *l, unsigned line, struct fp_step *st, char *err, siz
 		if (send) {
 			st->arg[st->len++] = '\r';
 			st->arg[st->len++] = '\n';
+		}
+		return 0;
+	}
+	if (IS("batch")) {
+		st->op = OP_BATCH;
+		st->arg = unescape(arg, strlen(arg), 0, &st->len);
+		if (st->arg == NULL || st->len == 0) {
+			snprintf(err, errlen, "script line %u: batch needs text", line);
+			return -1;
 		}
 		return 0;
 	}
@@ -886,6 +896,33 @@ out:
 	return rc;
 }
 
+/* The bytes not read yet are exactly st->arg, all there after at most one read: what a client wrote at
+ * once, and nothing after it (it waits for the replies). */
+static int do_batch(struct fp_conn *c, const struct fp_step *st)
+{
+	char what[FP_SHOW * 4 + 16], got[FP_SHOW * 4 + 16];
+	size_t have = c->len - c->off;
+
+	if (have < st->len) {
+		int r = fill(c, c->p->timeout_ms);
+
+		if (r <= 0) {
+			fail(c, st->line, "expected a batch of %zu bytes, got %s", st->len,
+			     io_what(r, c->p->timeout_ms, what, sizeof what));
+			return -1;
+		}
+		have = c->len - c->off;
+	}
+	if (have == st->len && memcmp(c->in + c->off, st->arg, st->len) == 0) {
+		c->off += st->len;
+		return 0;
+	}
+	show(c->in + c->off, have, got, sizeof got);
+	show(st->arg, st->len, what, sizeof what);
+	fail(c, st->line, "expected the batch '%s' in one read, got '%s'", what, got);
+	return -1;
+}
+
 static int run_script(struct fp_conn *c, const struct fp_script *s)
 {
 	size_t i;
@@ -904,6 +941,10 @@ static int run_script(struct fp_conn *c, const struct fp_script *s)
 			break;
 		case OP_EXPECT:
 			if (do_expect(c, st) < 0)
+				return RUN_FAILED;
+			break;
+		case OP_BATCH:
+			if (do_batch(c, st) < 0)
 				return RUN_FAILED;
 			break;
 		case OP_DATA:

@@ -11,6 +11,9 @@
  *   raw TEXT        write TEXT as it is (escapes apply, no CRLF added)
  *   expect PREFIX   read one line; fail unless it starts with PREFIX (case-insensitive).
  *                   "expect" alone reads any line
+ *   batch TEXT      the bytes not read yet are exactly TEXT (escapes apply, no CRLF added), all
+ *                   there after at most one read, nothing after them: commands the client
+ *                   pipelined in one write (or one command sent alone)
  *   data            read a message body up to and including the line "."
  *   sleep MS        pause
  *   sendlong N      write a line of N 'x' bytes and CRLF

@@ -13,7 +13,10 @@
  *  - a DATA body never holds a bare CR or LF, and never exceeds max_size;
  *  - the transcript (output, events, body) does not depend on the split or
  *    on when answers came (STARTTLS excepted: what was fed before it is
- *    dropped, so that run is not compared).
+ *    dropped, so that run is not compared);
+ *  - a third run in look-ahead mode, fed whole, answering MAIL and RCPT
+ *    only when the engine waits for them (oldest first, never more than one
+ *    MAIL and max_rcpts RCPTs owed), sends the same replies byte for byte.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -44,6 +47,9 @@ typedef struct fdrv {
 			   streamed in part, as far as the split let it) */
 	gw_reply_parser p;
 	gw_reply r;
+	int la; /* look-ahead run: MAIL/RCPT answers are owed[], given in order when the engine waits */
+	int owed[16];
+	size_t nowed;
 } fdrv;
 
 static uint64_t mix(uint64_t h, const void *p, size_t n)
@@ -133,6 +139,18 @@ static void answer_finals(fdrv *d)
 
 static void give_answer(fdrv *d)
 {
+	size_t i;
+
+	if (d->la && d->nowed > 0) {
+		if (gw_srv_owed(d->s) != d->nowed)
+			abort();
+		for (i = 0; i < d->nowed; i++)
+			if (gw_srv_reply(d->s, d->owed[i], NULL, "decided") != 0)
+				abort();
+		d->nowed = 0;
+		d->pending = 0;
+		return;
+	}
 	if (d->pending == 1) {
 		if (gw_srv_reply(d->s, d->code, NULL, "decided") != 0)
 			abort();
@@ -173,6 +191,11 @@ static void on_event(fdrv *d, const gw_srv_event *ev)
 		a = mix(14695981039346656037ull, addr, strlen(addr));
 		d->code = a % 5 == 0 ? 550 : a % 7 == 0 ? 450 : 250;
 		d->pending = 1;
+		if (d->la) {
+			if (d->nowed >= sizeof d->owed / sizeof d->owed[0])
+				abort();
+			d->owed[d->nowed++] = d->code;
+		}
 		break;
 	case GW_SRV_EV_DATA:
 		d->in_data = !ev->bdat;
@@ -216,27 +239,34 @@ static void drain(fdrv *d)
 
 	for (;;) {
 		take_output(d);
-		if (d->pending && (d->rng == 0 || next_rng(d) % 3 != 0))
+		if (d->pending && !d->la && (d->rng == 0 || next_rng(d) % 3 != 0))
 			give_answer(d);
 		if (gw_srv_next(d->s, &ev) == GW_SRV_EV_NONE) {
 			take_output(d);
 			if (d->pending && gw_srv_waiting(d->s) != GW_SRV_WAIT_ANSWER)
 				abort();
+			if (d->la && d->pending) { /* every look-ahead is out: answer what is owed */
+				give_answer(d);
+				continue;
+			}
 			return;
 		}
-		if (d->pending)
-			abort(); /* nothing moves while an answer is owed */
+		if (d->pending && !(d->la && d->pending == 1 &&
+				    (ev.type == GW_SRV_EV_RCPT || ev.type == GW_SRV_EV_DATA_AHEAD)))
+			abort(); /* nothing moves while an answer is owed, but look-ahead RCPTs */
 		on_event(d, &ev);
 	}
 }
 
-static uint64_t run(const uint8_t *data, size_t size, const gw_srv_config *c, uint64_t split, int *tls_r)
+static uint64_t run(const uint8_t *data, size_t size, const gw_srv_config *c, uint64_t split, int *tls_r,
+		    uint64_t *out_r)
 {
 	fdrv d;
 	size_t off = 0;
 	int stuck = 0;
 
 	memset(&d, 0, sizeof d);
+	d.la = c->lookahead;
 	d.mode = c->mode;
 	d.h = 14695981039346656037ull;
 	d.ho = 14695981039346656037ull;
@@ -269,6 +299,7 @@ static uint64_t run(const uint8_t *data, size_t size, const gw_srv_config *c, ui
 		drain(&d);
 	}
 	*tls_r = d.tls;
+	*out_r = d.ho;
 	gw_srv_free(&d.s);
 	return d.h ^ (d.ho * 31);
 }
@@ -277,7 +308,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	gw_srv_config c;
 	uint8_t sel;
-	uint64_t whole, seed;
+	uint64_t whole, seed, out1 = 0, out2 = 0;
 	int tls1 = 0, tls2 = 0;
 
 	if (size < 1)
@@ -299,8 +330,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	c.max_errors = sel & 64 ? 3 : 1000;
 	c.max_input = sel & 128 ? 1 : 4096; /* 1: the least the engine allows (max_line + 8) */
 	seed = mix(14695981039346656037ull, data, size) | 1;
-	whole = run(data, size, &c, 0, &tls1);
-	if (run(data, size, &c, seed, &tls2) != whole && !tls1 && !tls2)
+	whole = run(data, size, &c, 0, &tls1, &out1);
+	if (run(data, size, &c, seed, &tls2, &out2) != whole && !tls1 && !tls2)
+		abort();
+	c.lookahead = 1;
+	(void)run(data, size, &c, 0, &tls2, &out2);
+	if (out2 != out1 && !tls1)
 		abort();
 	return 0;
 }

@@ -739,6 +739,157 @@ static void test_tls_policy_by_address(void **state)
 	lab_rmdir(&l);
 }
 
+/* ---- pipelining towards the destination ---- */
+
+#define DEST_EHLO_NOPIPE                                                                                     \
+	"send 220 dest.test ESMTP\nexpect EHLO gw.test\nsend 250-dest.test\\r\\n250-SIZE 1000000\\r\\n250 "  \
+	"8BITMIME\n"
+
+#define ENVELOPE                                                                                             \
+	"MAIL FROM:<s@t.test>\r\nRCPT TO:<a@dest.test>\r\nRCPT TO:<b@dest.test>\r\nRCPT "                    \
+	"TO:<c@dest.test>\r\nDATA\r\n"
+#define ENVELOPE_ESC                                                                                         \
+	"MAIL FROM:<s@t.test>\\r\\nRCPT TO:<a@dest.test>\\r\\nRCPT TO:<b@dest.test>\\r\\nRCPT "              \
+	"TO:<c@dest.test>\\r\\nDATA\\r\\n"
+
+/* The client's pipelined envelope reaches a PIPELINING destination in one write; each reply comes back in
+ * order, the destination's own, as it came. */
+static void test_pipeline_one_write(void **state)
+{
+	fp_peer *d =
+	    peer(DEST_EHLO "batch " ENVELOPE_ESC "\nsend 250 2.1.0 sender ok\nsleep 50\n"
+			   "send 250 2.1.5 a ok\nsend 550 5.1.1 b unknown\nsleep 50\nsend 250 2.1.5 c ok\n"
+			   "send 354 go ahead\ndata\nsend 250 2.0.0 queued as P1\n"
+			   "batch QUIT\\r\\n\nsend 221 bye\n");
+	char *slog;
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\n");
+	expect(&l, "250-");
+	put(&l, ENVELOPE);
+	expect(&l, "250 2.1.0 sender ok");
+	expect(&l, "250 2.1.5 a ok");
+	expect(&l, "550 5.1.1 b unknown");
+	expect(&l, "250 2.1.5 c ok");
+	expect(&l, "354 ");
+	put(&l, "hello\r\n.\r\nQUIT\r\n");
+	expect(&l, "250 2.0.0 queued as P1");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	peer_done(&d);
+	slog = session_log(&l);
+	/* every command logged as it left, every reply with its time */
+	contains(slog, " -> MAIL FROM:<s@t.test>\n");
+	contains(slog, " -> RCPT TO:<c@dest.test>\n");
+	contains(slog, " -> DATA\n");
+	contains(slog, " <- 250 2.1.0 sender ok [");
+	contains(slog, " <- 550 5.1.1 b unknown [");
+	contains(slog, " |< 354 go ahead [");
+	contains(slog, " -> . (7 bytes)\n");
+	contains(slog, "outcome=quit messages=1 refused=0 rcpts=2/3");
+	free(slog);
+	assert_int_equal(l.stats.messages, 1);
+	assert_int_equal(l.stats.rcpts_accepted, 2);
+	assert_int_equal(l.stats.rcpts_refused, 1);
+	lab_rmdir(&l);
+}
+
+/* Without PIPELINING at the destination: one command at a time, each after the previous reply. */
+static void test_pipeline_not_offered(void **state)
+{
+	fp_peer *d = peer(DEST_EHLO_NOPIPE "batch MAIL FROM:<s@t.test>\\r\\n\nsend 250 ok\n"
+					   "batch RCPT TO:<a@dest.test>\\r\\n\nsend 250 ok\n"
+					   "batch RCPT TO:<b@dest.test>\\r\\n\nsend 550 no\n"
+					   "batch RCPT TO:<c@dest.test>\\r\\n\nsend 250 ok\n"
+					   "batch DATA\\r\\n\nsend 354 go\ndata\nsend 250 queued\n"
+					   "expect QUIT\nsend 221 bye\n");
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\n" ENVELOPE);
+	expect(&l, "250-");
+	expect(&l, "250 ");
+	expect(&l, "250 ");
+	expect(&l, "550 ");
+	expect(&l, "250 ");
+	expect(&l, "354 ");
+	put(&l, "x\r\n.\r\nQUIT\r\n");
+	expect(&l, "250 ");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	peer_done(&d);
+	lab_rmdir(&l);
+}
+
+/* The destination goes away mid-batch: the replies it gave pass, every command still unanswered gets a 4xx
+ * in order (the last 421), never a 2xx, and the session ends. */
+static void test_pipeline_drop_mid_batch(void **state)
+{
+	fp_peer *d =
+	    peer(DEST_EHLO "batch " ENVELOPE_ESC "\nsend 250 2.1.0 ok\nsend 250 2.1.5 a ok\nclose\n");
+	char *slog;
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\n");
+	expect(&l, "250-");
+	put(&l, ENVELOPE);
+	expect(&l, "250 2.1.0 ok");
+	expect(&l, "250 2.1.5 a ok");
+	expect(&l, "451 4.4.2 [127.0.0.1]:");
+	expect(&l, "421 4.4.2 [127.0.0.1]:");
+	expect_closed(&l);
+	lab_stop(&l);
+	peer_done(&d);
+	slog = session_log(&l);
+	contains(slog, " |< ! RCPT: connection lost");
+	contains(slog, "outcome=upstream-connection lost");
+	free(slog);
+	lab_rmdir(&l);
+}
+
+/* Every recipient refused: the engine refuses DATA itself, so the 354 to the DATA sent ahead is not
+ * followed: the destination connection is closed without a final dot. */
+static void test_pipeline_data_not_wanted(void **state)
+{
+	fp_peer *d = peer(DEST_EHLO "batch MAIL FROM:<s@t.test>\\r\\nRCPT TO:<a@dest.test>\\r\\nDATA\\r\\n\n"
+				    "send 250 ok\nsend 550 5.1.1 a unknown\nsend 354 go\n");
+	const char *rx;
+	char *slog;
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\n");
+	expect(&l, "250-");
+	put(&l, "MAIL FROM:<s@t.test>\r\nRCPT TO:<a@dest.test>\r\nDATA\r\n");
+	expect(&l, "250 ");
+	expect(&l, "550 5.1.1 a unknown");
+	expect(&l, "554 5.5.1 Error: no valid recipients");
+	put(&l, "QUIT\r\n");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	assert_int_equal(fp_wait(d, 10000), 0);
+	rx = fp_received(d, 0, NULL);
+	/* the envelope and nothing after it: no dot, no QUIT whose reply would be the 354's */
+	assert_non_null(rx);
+	assert_string_equal(strstr(rx, "MAIL FROM:"),
+			    "MAIL FROM:<s@t.test>\r\nRCPT TO:<a@dest.test>\r\nDATA\r\n");
+	peer_done(&d);
+	slog = session_log(&l);
+	contains(slog, " |> (close: DATA was not wanted after all");
+	free(slog);
+	lab_rmdir(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -761,6 +912,10 @@ int main(void)
 	    cmocka_unit_test(test_client_idle_timeout),
 	    cmocka_unit_test(test_client_garbage),
 	    cmocka_unit_test(test_tls_policy_by_address),
+	    cmocka_unit_test(test_pipeline_one_write),
+	    cmocka_unit_test(test_pipeline_not_offered),
+	    cmocka_unit_test(test_pipeline_drop_mid_batch),
+	    cmocka_unit_test(test_pipeline_data_not_wanted),
 	};
 
 	gw_log_open("test_proxy_relay", GW_LOG_STDERR, GW_LOG_WARNING);

@@ -27,7 +27,10 @@ typedef struct drv {
 	gw_srv *s;
 	gw_srv_mode mode;
 	gw_buf out, body, log;
-	int async;    /* leave MAIL, RCPT and DATA_END to the test */
+	int async;     /* leave MAIL, RCPT and DATA_END to the test */
+	int defer;     /* decide MAIL and RCPT as usual but answer them only in answer_owed() */
+	int owed[128]; /* deferred decisions, oldest first */
+	size_t nowed;
 	int tls_auto; /* say TLS is up as soon as STARTTLS is reported */
 	int closed;
 	gw_srv_event last; /* the last event that needs an answer */
@@ -85,6 +88,16 @@ static void handle(drv *d, const gw_srv_event *ev)
 		d->last = *ev;
 		if (d->async)
 			break;
+		if (d->defer) {
+			const char *l = ev->path->mbox.local;
+
+			assert_true(d->nowed < sizeof d->owed / sizeof d->owed[0]);
+			d->owed[d->nowed++] = strncmp(l, "bad", 3) == 0      ? 1
+					      : strncmp(l, "reject", 6) == 0 ? 2
+					      : strncmp(l, "temp", 4) == 0   ? 3
+									     : 0;
+			break;
+		}
 		if (strncmp(ev->path->mbox.local, "bad", 3) == 0)
 			assert_int_equal(gw_srv_reply(d->s, 550, "5.7.1", "sender refused"), 0);
 		else if (strncmp(ev->path->mbox.local, "reject", 6) == 0)
@@ -127,6 +140,9 @@ static void handle(drv *d, const gw_srv_event *ev)
 	case GW_SRV_EV_CLOSE:
 		gw_buf_printf(&d->log, "CLOSE %d;", (int)ev->reason);
 		d->closed = 1;
+		break;
+	case GW_SRV_EV_DATA_AHEAD:
+		gw_buf_puts(&d->log, "AHEAD;");
 		break;
 	}
 }
@@ -879,6 +895,209 @@ static void test_garbage_survives(void **state)
 	}
 }
 
+/* ---- look-ahead (gw_srv_config.lookahead) ---- */
+
+/* Give the deferred answers, oldest first, then process what they release. */
+static void answer_owed(drv *d);
+
+static void drain_owed(drv *d)
+{
+	drain(d);
+	while (d->nowed > 0)
+		answer_owed(d);
+}
+
+static void answer_owed(drv *d)
+{
+	int codes[128];
+	size_t n = d->nowed, i;
+
+	memcpy(codes, d->owed, n * sizeof codes[0]);
+	d->nowed = 0;
+	assert_int_equal(gw_srv_owed(d->s), n);
+	/* the answers the immediate driver gives (handle()) */
+	static const struct {
+		int code;
+		const char *enh, *text;
+	} ans[] = {{250, NULL, "Ok"},
+		   {550, "5.7.1", "sender refused"},
+		   {550, "5.1.1", "no such user"},
+		   {450, "4.2.0", "try later"}};
+
+	for (i = 0; i < n; i++)
+		assert_int_equal(
+		    gw_srv_reply(d->s, ans[codes[i]].code, ans[codes[i]].enh, ans[codes[i]].text), 0);
+	assert_int_equal(gw_srv_owed(d->s), 0);
+	drain(d);
+}
+
+static const char batch[] =
+    "EHLO x\r\nMAIL FROM:<a@b> SMTPUTF8\r\nRCPT TO:<c\xc3\xa9@d>\r\n"
+    "RCPT TO:<reject@d>\r\nRCPT TO:<e@d> NOTIFY=NEVER\r\nDATA\r\nhello\r\n.\r\nQUIT\r\n";
+
+static void test_lookahead_batch(void **state)
+{
+	gw_srv_config c = config(GW_SRV_SMTP);
+	size_t k;
+
+	(void)state;
+	c.lookahead = 1;
+	for (k = 0; k < sizeof chunks / sizeof chunks[0]; k++) {
+		drv d;
+
+		drv_init(&d, &c);
+		d.defer = 1;
+		assert_int_equal(feed(&d, batch, sizeof batch - 1, chunks[k]), sizeof batch - 1);
+		/* Every RCPT is out before any answer, DATA is announced once; no reply has left yet. */
+		assert_string_equal(gw_buf_cstr(&d.log),
+				    "HELO x 1;MAIL <a@b> size=0 auth=-;RCPT <c\xc3\xa9@d> 0;"
+				    "RCPT <reject@d> 1;RCPT <e@d> 2;AHEAD;");
+		assert_string_equal(gw_buf_cstr(&d.out), GREET EHLO_REPLY);
+		assert_int_equal(gw_srv_waiting(d.s), GW_SRV_WAIT_ANSWER);
+		assert_int_equal(gw_srv_owed(d.s), 4);
+		assert_int_equal(gw_srv_reply(d.s, 250, NULL, "sender ok"), 0);
+		d.owed[0] = d.owed[1];
+		d.owed[1] = d.owed[2];
+		d.owed[2] = d.owed[3];
+		d.nowed = 3;
+		drain(&d);
+		/* The MAIL's reply goes out alone; the RCPTs' wait for their answers. */
+		assert_string_equal(gw_buf_cstr(&d.out), GREET EHLO_REPLY "250 2.1.0 sender ok\r\n");
+		answer_owed(&d);
+		assert_string_equal(gw_buf_cstr(&d.out), GREET EHLO_REPLY
+				    "250 2.1.0 sender ok\r\n250 2.1.5 Ok\r\n550 5.1.1 no such user\r\n"
+				    "250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
+				    "250 2.0.0 queued\r\n221 2.0.0 Bye\r\n");
+		assert_string_equal(gw_buf_cstr(&d.log),
+				    "HELO x 1;MAIL <a@b> size=0 auth=-;RCPT <c\xc3\xa9@d> 0;"
+				    "RCPT <reject@d> 1;RCPT <e@d> 2;AHEAD;DATA 0;"
+				    "END 7 2 long=0/7 bare=0;CLOSE 5;");
+		assert_string_equal(gw_buf_cstr(&d.body), "hello\r\n");
+		drv_free(&d);
+	}
+	/* Without look-ahead the same batch waits on the MAIL's answer. */
+	{
+		drv d;
+
+		c.lookahead = 0;
+		drv_init(&d, &c);
+		d.defer = 1;
+		feed(&d, batch, sizeof batch - 1, 0);
+		assert_string_equal(gw_buf_cstr(&d.log), "HELO x 1;MAIL <a@b> size=0 auth=-;");
+		assert_int_equal(gw_srv_owed(d.s), 1);
+		drain_owed(&d);
+		assert_non_null(strstr(gw_buf_cstr(&d.out), "250 2.0.0 queued\r\n221 2.0.0 Bye\r\n"));
+		drv_free(&d);
+	}
+}
+
+/*
+ * Whatever the engine would answer itself waits for the answers owed and is then handled as without
+ * look-ahead: every conversation gives, byte for byte, the replies it gives with answers given at once.
+ */
+static void test_lookahead_same_replies(void **state)
+{
+	static const char *const convs[] = {
+	    /* a refused MAIL: the RCPTs handed out behind it get 503, whatever the driver said */
+	    "EHLO x\r\nMAIL FROM:<bad@b>\r\nRCPT TO:<c@d>\r\nRCPT TO:<e@d>\r\nDATA\r\nRSET\r\n",
+	    /* a bad RCPT holds what follows until its turn */
+	    "EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nRCPT TO:c@@d\r\nRCPT TO:<e@d>\r\nNOOP\r\n"
+	    "RCPT TO:<f@d> SIZE=1\r\nDATA\r\n.\r\n",
+	    /* the recipient limit (2) counts the RCPTs owed */
+	    "EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nRCPT TO:<e@d>\r\nRCPT "
+	    "TO:<f@d>\r\nDATA\r\nx\r\n.\r\n",
+	    /* refused recipients do not count towards it */
+	    "EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<reject@d>\r\nRCPT TO:<temp@d>\r\nRCPT TO:<e@d>\r\n"
+	    "RCPT TO:<f@d>\r\nRCPT TO:<g@d>\r\nDATA\r\n.\r\n",
+	    /* no valid recipients: DATA refused by the engine */
+	    "EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<reject@d>\r\nDATA\r\nMAIL FROM:<a@b>\r\nRSET\r\nQUIT\r\n",
+	    /* an RCPT before any MAIL, an overlong line behind a MAIL, SMTPUTF8 only with its MAIL */
+	    "EHLO x\r\nRCPT TO:<c@d>\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c\xc3\xa9@d>\r\nRCPT TO:<"
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx@d>\r\n"
+	    "RCPT TO:<c@d>\r\nDATA\r\n.\r\n",
+	    /* too many errors end the session in the same place */
+	    "EHLO x\r\nMAIL FROM:<bad@b>\r\nRCPT TO:<c@d>\r\nRCPT TO:<c@d>\r\nRCPT TO:<c@d>\r\nNOOP\r\n",
+	    /* a transaction after another, and DATA pipelined behind RSET */
+	    "EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nRSET\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n"
+	    "RCPT TO:<e@d>\r\nDATA\r\n.\r\nQUIT\r\n",
+	};
+	gw_srv_config c = config(GW_SRV_SMTP);
+	size_t i, k;
+
+	(void)state;
+	c.max_rcpts = 2;
+	c.max_line = 64;
+	c.max_errors = 4;
+	for (i = 0; i < sizeof convs / sizeof convs[0]; i++) {
+		drv a;
+
+		c.lookahead = 0;
+		drv_init(&a, &c);
+		assert_int_equal(feed(&a, convs[i], strlen(convs[i]), 0), strlen(convs[i]));
+		c.lookahead = 1;
+		for (k = 0; k < sizeof chunks / sizeof chunks[0]; k++) {
+			drv d;
+			size_t off = 0, len = strlen(convs[i]);
+
+			drv_init(&d, &c);
+			d.defer = 1;
+			/* answers come only when the engine waits for them, so as much as possible is ahead
+			 */
+			while (off < len) {
+				size_t n = chunks[k] != 0 && len - off > chunks[k] ? chunks[k] : len - off;
+				size_t took = gw_srv_feed(d.s, convs[i] + off, n);
+
+				off += took;
+				drain(&d);
+				if (took == 0 || off == len)
+					drain_owed(&d);
+				if (d.closed)
+					break;
+			}
+			drain_owed(&d);
+			if (strcmp(gw_buf_cstr(&d.out), gw_buf_cstr(&a.out)) != 0)
+				fail_msg("conversation %zu chunk %zu: got\n%s\nwant\n%s", i, chunks[k],
+					 gw_buf_cstr(&d.out), gw_buf_cstr(&a.out));
+			drv_free(&d);
+		}
+		drv_free(&a);
+	}
+}
+
+/* A 421 for the oldest answer owed ends the session: the RCPTs behind it get nothing more. */
+static void test_lookahead_421(void **state)
+{
+	gw_srv_config c = config(GW_SRV_SMTP);
+	drv d;
+
+	(void)state;
+	c.lookahead = 1;
+	drv_init(&d, &c);
+	d.async = 1;
+	feed(&d, S("EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nRCPT TO:<e@d>\r\n"), 0);
+	assert_int_equal(gw_srv_owed(d.s), 3);
+	assert_int_equal(gw_srv_reply(d.s, 250, NULL, "Ok"), 0);
+	assert_int_equal(gw_srv_reply(d.s, 451, "4.4.2", "lost"), 0);
+	assert_int_equal(gw_srv_reply(d.s, 421, "4.4.2", "lost, closing"), 0);
+	drain(&d);
+	assert_true(d.closed);
+	assert_string_equal(gw_buf_cstr(&d.out), GREET EHLO_REPLY "250 2.1.0 Ok\r\n451 4.4.2 lost\r\n"
+								  "421 4.4.2 lost, closing\r\n");
+	drv_free(&d);
+
+	drv_init(&d, &c);
+	d.async = 1;
+	feed(&d, S("EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nRCPT TO:<e@d>\r\nDATA\r\n"), 0);
+	assert_int_equal(gw_srv_reply(d.s, 421, "4.4.2", "lost"), 0);
+	drain(&d);
+	assert_true(d.closed);
+	assert_int_equal(gw_srv_owed(d.s), 0);
+	assert_int_equal(gw_srv_reply(d.s, 250, NULL, NULL), -1);
+	assert_int_equal(errno, EPROTO);
+	assert_string_equal(gw_buf_cstr(&d.out), GREET EHLO_REPLY "421 4.4.2 lost\r\n");
+	drv_free(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -903,6 +1122,9 @@ int main(void)
 	    cmocka_unit_test(test_starttls),
 	    cmocka_unit_test(test_input_and_output_bounds),
 	    cmocka_unit_test(test_garbage_survives),
+	    cmocka_unit_test(test_lookahead_batch),
+	    cmocka_unit_test(test_lookahead_same_replies),
+	    cmocka_unit_test(test_lookahead_421),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

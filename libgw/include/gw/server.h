@@ -17,6 +17,22 @@
  * stops reading when gw_srv_input_room() is 0) and processes nothing more.
  * The body is streamed as GW_SRV_EV_BODY chunks, never held whole.
  *
+ * Look-ahead (gw_srv_config.lookahead, for relays that pipeline towards
+ * their own next hop, RFC 2920): while MAIL or RCPT answers are owed, the
+ * engine goes on handing out the RCPTs the client pipelined behind them,
+ * each as its own GW_SRV_EV_RCPT, so the driver can send them on together.
+ * The driver answers them in the order they came (gw_srv_reply() answers
+ * the oldest one owed) and the replies go out in that order. Any other
+ * command (and a RCPT the engine would refuse itself: syntax, recipient
+ * limit) waits until every answer is in and is then handled as without
+ * look-ahead, so the engine's own replies stay in command order; a DATA
+ * waiting there is announced once by GW_SRV_EV_DATA_AHEAD (the driver may
+ * send DATA on ahead; the engine still answers it itself, 354 with
+ * GW_SRV_EV_DATA or a refusal, once the answers are in). A RCPT handed out
+ * behind a MAIL that is then refused gets the engine's "503 5.5.1 need
+ * MAIL", whatever the driver answers. Without look-ahead (the default) the
+ * next command waits for the previous answer, as above.
+ *
  * Commands: LHLO (LMTP) or EHLO/HELO (SMTP; the other mode's greeting is
  * refused with 500 5.5.1), MAIL, RCPT, DATA, BDAT (CHUNKING, with LAST; DATA
  * and BDAT are not mixed in one transaction), RSET, NOOP, QUIT, VRFY (252),
@@ -110,6 +126,7 @@ typedef struct gw_srv_config {
 	unsigned max_errors;
 	size_t max_input;
 	size_t max_output;
+	int lookahead; /* hand out pipelined RCPTs before the earlier answers (see above); 0: no */
 } gw_srv_config;
 
 typedef enum gw_srv_event_type {
@@ -122,8 +139,9 @@ typedef enum gw_srv_event_type {
 	GW_SRV_EV_BODY, /* data[0..len): body bytes, unstuffed, CRLF line ends (DATA) */
 	GW_SRV_EV_DATA_END, /* body complete: answer (SMTP: gw_srv_reply; LMTP: one per accepted RCPT) */
 	GW_SRV_EV_RESET, /* the transaction the driver accepted is gone (RSET, HELO, refused body): reason */
-	GW_SRV_EV_STARTTLS, /* write the output, start TLS, then call gw_srv_tls_started() */
-	GW_SRV_EV_CLOSE     /* write the output and close: reason. Any transaction is gone */
+	GW_SRV_EV_STARTTLS,  /* write the output, start TLS, then call gw_srv_tls_started() */
+	GW_SRV_EV_CLOSE,     /* write the output and close: reason. Any transaction is gone */
+	GW_SRV_EV_DATA_AHEAD /* look-ahead: a DATA waits behind the answers owed. Informational */
 } gw_srv_event_type;
 
 typedef enum gw_srv_reason {
@@ -142,10 +160,11 @@ typedef struct gw_srv_event {
 	gw_srv_reason reason;
 	int esmtp;            /* HELO: EHLO or LHLO */
 	const char *helo;     /* HELO: the name the client gave */
-	const gw_path *path;  /* MAIL, RCPT */
-	const char *auth;     /* MAIL: the AUTH= value as sent, or NULL */
+	const gw_path *path;  /* MAIL, RCPT: valid until the next gw_srv_next() */
+	const char *auth;     /* MAIL: the AUTH= value as sent, or NULL (valid as path) */
 	uint64_t size;        /* MAIL: SIZE= value (0 if none); DATA_END: body bytes */
-	size_t rcpt_index;    /* RCPT: its index if accepted (for gw_srv_reply_rcpt) */
+	size_t rcpt_index;    /* RCPT: its index if accepted (for gw_srv_reply_rcpt; with look-ahead, if
+				 every answer owed before it accepts) */
 	size_t nrcpt;         /* DATA_END: accepted recipients (LMTP: replies owed) */
 	int bdat;             /* DATA, BODY, DATA_END: the body came by BDAT */
 	const char *data;     /* BODY: valid until the next gw_srv_* call */
@@ -206,6 +225,9 @@ GW_API int gw_srv_reply(gw_srv *s, int code, const char *enh, const char *text);
 GW_API int gw_srv_reply_rcpt(gw_srv *s, size_t index, int code, const char *enh, const char *text);
 /* After GW_SRV_EV_STARTTLS: TLS is up; the client must greet again. */
 GW_API void gw_srv_tls_started(gw_srv *s);
+
+/* Answers the driver owes (MAIL, RCPT or end of data; look-ahead: several). */
+GW_API size_t gw_srv_owed(const gw_srv *s);
 
 /* Bad commands so far. */
 GW_API unsigned gw_srv_errors(const gw_srv *s);
