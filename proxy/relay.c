@@ -705,8 +705,8 @@ void gwp_relay_pump(gwp_relay *r)
 
 	if (r->pipe_len == 0)
 		return;
+	st = pipe_flush(r); /* stamps the commands it sends: copy the entry after it */
 	e = r->pipe[r->pipe_head];
-	st = pipe_flush(r);
 	if (st == GW_OK) {
 		st = gw_client_raw(r->up, e.stage, NULL, 0, &rep, 1, &got);
 		if (st == GW_OK && got != 1)
