@@ -13,12 +13,16 @@
 #   -> 550, and slapd's log shows every filter with the template's structure
 #   and the values escaped; a second lookup answered from the cache (no
 #   search); directory+callahead: known -> probed and accepted, unknown ->
-#   550 without a probe; callahead route -> directory not asked; one LDAP
-#   connection reused for the searches; the bind DN seen by slapd, the
-#   password never in the milter's log; slapd stopped (SIGSTOP) -> 451 4.4.3
-#   at directory_timeout, never 550, and in directory+callahead mode the
-#   call-ahead decides; slapd continued -> answers again; slapd killed ->
-#   451 4.4.3 at once; control stats count the answers by kind.
+#   550 without a probe; callahead route -> directory not asked; LDAP
+#   connections reused: the ten searches over one bound connection per
+#   directory (slapd's conn= numbers), never a search repeated; the bind DN
+#   seen by slapd, the password never in the milter's log; slapd stopped
+#   (SIGSTOP) -> 451 4.4.3 at directory_timeout, never 550, and in
+#   directory+callahead mode the call-ahead decides; slapd continued ->
+#   answers again; slapd restarted between lookups (pooled connections
+#   dead) -> the right verdicts (accept, 550), never 451, over new
+#   connections; slapd killed -> 451 4.4.3 at once; control stats count the
+#   answers by kind.
 # HTTPS: 200 -> accept, 404 -> 550, 500 -> 451, wrong content (no
 #   directory_http_expect text) -> 451, a server that does not answer -> 451
 #   at the timeout; hostile local parts (\"a%2f..\", \"../\", \"?#\", "&") reach the
@@ -161,7 +165,7 @@ expect nobody@both.test replycode reject directory 550
 expect zed@ca.test continue accept new -
 want_eq "callahead route: directory not asked" "$(field "$(logline zed@ca.test)" dir)" "-"
 
-# Each LDAP lookup opens a connection: libcurl's bind must not cost its 200 ms poll sleep (libgw/directory.c).
+# Pooled connections: a lookup is one search round trip (connecting and binding only the first time).
 med=$(grep ': rcpt ' "$LOG" | grep -F 'dir=' | grep -F '/ldap' | sed -n 's/.* ms=\([0-9]*\) .*/\1/p' | sort -n |
 	awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
 want_le "median LDAP lookup (connect, bind, search) in ms" "$med" 100
@@ -180,9 +184,13 @@ check "both.test searched with its own URL (directory_urls)" \
 	grep -qF 'SRCH base="ou=people,dc=example,dc=org" scope=1 deref=0 filter="(mail=carol@both.test)"' "$LDAP_LOG"
 check "slapd saw the bind DN from the credentials file" grep -qF "BIND dn=\"$LDAP_ROOTDN\" method=128" "$LDAP_LOG"
 check "the password is not in the milter's log" none_of "$LDAP_ROOTPW" "$(cat "$LOG")"
-# libcurl's LDAP reuse bug (libgw/directory.c): one connection per search, and never a repeated search
+# Connection reuse (libgw/dir_ldap.c): the readiness check's connection, then one per directory
+# (example.org's and both.test's templates), each bound once; every search on one of them.
 n_conn=$(grep -c 'ACCEPT from' "$LDAP_LOG")
-want_eq "one LDAP connection per search (and one for the readiness check)" "$n_conn" $((n_srch + 1))
+want_eq "LDAP connections: the readiness check's and one per directory" "$n_conn" 3
+want_eq "one bind per milter connection" "$(grep -c "BIND dn=\"$LDAP_ROOTDN\" method=128" "$LDAP_LOG")" 2
+want_eq "searches over those two connections" \
+	"$(grep -E 'op=[0-9]+ SRCH base=' "$LDAP_LOG" | grep -v 'scope=0' | grep -o 'conn=[0-9]*' | sort -u | wc -l)" 2
 
 # slapd stopped: no answer, ever. 4xx at directory_timeout, never 550; directory+callahead: call-ahead decides.
 kill -STOP "$LDAP_PID"
@@ -217,6 +225,25 @@ EOF
 run_lua ldap3
 expect bob@example.org continue accept directory -
 
+# restarted between lookups: the pooled connections are dead; replaced, and the verdicts stay right
+accepts_before=$(grep -c 'ACCEPT from' "$LDAP_LOG")
+ldap_restart || bad "slapd did not come back"
+cat >"$T/ldap5.lua" <<'EOF'
+local c = open("192.0.2.7")
+mail(c, "QL5")
+rcpt(c, "alice.liddell@example.org")
+rcpt(c, "nobody5@example.org")
+rcpt(c, "nobody5@both.test")
+finish(c)
+mt.disconnect(c)
+EOF
+run_lua ldap5
+expect alice.liddell@example.org continue accept directory -
+expect nobody5@example.org replycode reject directory 550
+expect nobody5@both.test replycode reject directory 550
+want_eq "after the restart: one new connection per directory (and the readiness check's)" \
+	"$(($(grep -c 'ACCEPT from' "$LDAP_LOG") - accepts_before))" 3
+
 # killed: refused at once
 ldap_stop
 cat >"$T/ldap4.lua" <<'EOF'
@@ -233,8 +260,8 @@ want_le "slapd gone: answered at once" "$(ms_of robert.gone@example.org)" $MARGI
 st=$(ctl stats)
 want_eq "stats: call-ahead checks (carol, zed, dave: no probe in directory mode nor for a directory unknown)" \
 	"$(sed -n 's/^ok checks=\([0-9]*\).*/\1/p' <<<"$st")" 3
-want_eq "stats: directory exists" "$(sed -n 's/.* dir_exists=\([0-9]*\).*/\1/p' <<<"$st")" 6
-want_eq "stats: directory unknown" "$(sed -n 's/.* dir_unknown=\([0-9]*\).*/\1/p' <<<"$st")" 6
+want_eq "stats: directory exists" "$(sed -n 's/.* dir_exists=\([0-9]*\).*/\1/p' <<<"$st")" 7
+want_eq "stats: directory unknown" "$(sed -n 's/.* dir_unknown=\([0-9]*\).*/\1/p' <<<"$st")" 8
 want_eq "stats: directory temporary" "$(sed -n 's/.* dir_temporary=\([0-9]*\).*/\1/p' <<<"$st")" 4
 want_eq "stats: directory cache hits" "$(sed -n 's/.* dir_cache_hits=\([0-9]*\).*/\1/p' <<<"$st")" 1
 check "stats: latency buckets ($st)" grep -qE 'dir_ms_max=[0-9]+ dir_ms_le10=[0-9]+ .*dir_ms_over5000=0' <<<"$st"

@@ -7,6 +7,8 @@
 #                       dc=example,dc=org loaded with slapadd; sets LDAP_DIR,
 #                       LDAP_PORT, LDAP_URI, LDAP_PID, LDAP_LOG
 #   ldap_wait_log ERE [SECS]   wait for a line of slapd's log
+#   ldap_restart        stop slapd and start it again on the same port and
+#                       database (its log appended to LDAP_LOG); sets LDAP_PID
 #   ldap_stop           stop it by PID (SIGCONT first: it may be stopped), remove
 #                       LDAP_DIR (LDAP_KEEP=1 keeps it)
 #
@@ -141,6 +143,23 @@ ldap_start() {
 		_ldap_reap "$LDAP_PID"
 		echo "slapd did not come up on port $LDAP_PORT (attempt $attempt): $(tail -3 "$LDAP_LOG")" >&2
 	done
+	return 1
+}
+
+ldap_restart() {
+	_ldap_reap "$LDAP_PID"
+	slapd -f "$LDAP_DIR/slapd.conf" -h "$LDAP_URI/" -d stats >>"$LDAP_LOG" 2>&1 &
+	LDAP_PID=$!
+	for _ in $(seq 100); do
+		kill -0 "$LDAP_PID" 2>/dev/null || break
+		if ss -Hltnp "sport = :$LDAP_PORT" | grep -q "pid=$LDAP_PID," &&
+			timeout 3 ldapsearch -x -H "$LDAP_URI" -b "$LDAP_BASE" -s base -o nettimeout=1 \
+				'(objectClass=*)' dn >/dev/null 2>&1; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "slapd did not come back on port $LDAP_PORT: $(tail -3 "$LDAP_LOG")" >&2
 	return 1
 }
 
