@@ -23,6 +23,11 @@
 #   dead) -> the right verdicts (accept, 550), never 451, over new
 #   connections; slapd killed -> 451 4.4.3 at once; control stats count the
 #   answers by kind.
+# LDAP over TLS (slapd with a certificate made here): ldaps:// with
+#   directory_ca_file -> accept and 550; StartTLS asked by the URL extension
+#   (slapd's log shows the StartTLS operation before the bind) -> accept and
+#   550; ldaps://localhost (a name the certificate does not carry) -> 451,
+#   never accept; -n refuses an unknown critical extension.
 # HTTPS: 200 -> accept, 404 -> 550, 500 -> 451, wrong content (no
 #   directory_http_expect text) -> 451, a server that does not answer -> 451
 #   at the timeout; hostile local parts (\"a%2f..\", \"../\", \"?#\", "&") reach the
@@ -268,6 +273,59 @@ check "stats: latency buckets ($st)" grep -qE 'dir_ms_max=[0-9]+ dir_ms_le10=[0-
 peer_done both 10
 peer_done ca 10
 milter_stop
+
+# --- LDAP over TLS ------------------------------------------------------------------------
+
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+	-keyout "$T/ldap.key" -out "$T/ldap.crt" >/dev/null 2>&1 || { bad "openssl req (ldap)"; mh_finish; }
+LDAP_TLS_CERT=$T/ldap.crt LDAP_TLS_KEY=$T/ldap.key ldap_start || { bad "slapd with TLS did not start"; mh_finish; }
+mh_conf ldaptls connect_timeout=2s reply_timeout=5s deadline=8s unknown_limit=0 \
+	"directory_routes=example.org=directory, both.test=directory, example.com=directory" \
+	directory_timeout=2s "directory_credentials=$T/ldap.cred" "directory_ca_file=$T/ldap.crt"
+dset "$CONF" directory_url "ldaps://127.0.0.1:$LDAPS_PORT/dc=example,dc=org?dn?sub?(|(mail={rcpt})(mailLocalAddress={rcpt}))"
+printf 'both.test %s\nexample.com %s\n' "$LDAP_URI/ou=people,dc=example,dc=org?dn?one?(mail={rcpt})?!StartTLS" \
+	"ldaps://localhost:$LDAPS_PORT/dc=example,dc=org?dn?sub?(mail={rcpt})" >"$T/dirtls.urls"
+set_key "$CONF" directory_urls "$T/dirtls.urls"
+cp "$CONF" "$T/badext.conf"
+dset "$T/badext.conf" directory_url "$LDAP_URI/dc=example,dc=org?dn?sub?(mail={rcpt})?!x-unknown"
+out=$("$MILTER" -n -c "$T/badext.conf" 2>&1)
+[ $? -eq 78 ] && [[ $out == *"unsupported critical extension x-unknown"* ]]
+verdict $? "-n refuses an unknown critical LDAP extension ($out)"
+milter_start ldaptls || exit 1
+cat >"$T/ldaptls.lua" <<'EOF'
+local c = open("192.0.2.7")
+mail(c, "QT1")
+rcpt(c, "alice@example.org")
+rcpt(c, "nobody@example.org")
+rcpt(c, "carol@both.test")
+rcpt(c, "nobody@both.test")
+rcpt(c, "alice@example.com")
+finish(c)
+mt.disconnect(c)
+EOF
+run_lua ldaptls
+expect alice@example.org continue accept directory -
+expect nobody@example.org replycode reject directory 550
+expect carol@both.test continue accept directory -
+expect nobody@both.test replycode reject directory 550
+check "ldaps:// connection established with TLS" grep -qE 'conn=[0-9]+ fd=[0-9]+ TLS established' "$LDAP_LOG"
+check "StartTLS asked on the ldap:// connection" grep -qF 'EXT oid=1.3.6.1.4.1.1466.20037' "$LDAP_LOG"
+c_st=$(grep -F 'EXT oid=1.3.6.1.4.1.1466.20037' "$LDAP_LOG" | grep -o 'conn=[0-9]*' | head -1)
+check "StartTLS before the bind on that connection" \
+	sh -c "grep -E '$c_st (op|fd)=' '$LDAP_LOG' | grep -E 'EXT oid|BIND dn' | head -1 | grep -q 'EXT oid'"
+expect alice@example.com replycode tempfail directory 451
+check "the reason at debug ($(grep -F 'rcpt=alice@example.com dir=' "$LOG" | tail -1))" \
+	grep -qE 'rcpt=alice@example.com dir=temporary/ldap why="connect: ' "$LOG"
+# slapd's view: the handshake completed, then the client hung up without a single operation (name refused)
+refused=0
+for c in $(grep -E 'TLS established' "$LDAP_LOG" | grep -o 'conn=[0-9]*'); do
+	if ! grep -qE "$c op=" "$LDAP_LOG" && grep -qE "$c fd=[0-9]+ closed \(connection lost\)" "$LDAP_LOG"; then
+		refused=$((refused + 1))
+	fi
+done
+check "a name the certificate does not carry: TLS refused by gw-milter after the handshake ($refused)" [ "$refused" -ge 1 ]
+milter_stop
+ldap_stop
 
 # --- HTTPS ------------------------------------------------------------------------------
 
