@@ -13,7 +13,16 @@
  * with several cached connections could end as "tried 5 times". No option
  * changes that (CURLOPT_NOBODY stops the search results being read at all),
  * so libcurl could only be run with CURLOPT_FORBID_REUSE: a TCP connection
- * and a bind per lookup.
+ * and a bind per lookup. Worse, that backend closes every LDAP socket twice
+ * (ldap_unbind_ext closes the descriptor libldap was handed by ldap_init_fd,
+ * then libcurl closes it again: strace shows close(N) = 0 then close(N) =
+ * -EBADF). In a threaded process the second close can hit a descriptor
+ * another thread has just opened: under load a few lookups failed with
+ * "connect ... failed: Bad file descriptor", "connecting ldap_result Can't
+ * contact LDAP server" (slapd: "closed (connection lost)" right after the
+ * BIND) or a 5 s timeout with slapd's answer sent at once (about 4 in 1000
+ * lookups with four threads), and any other descriptor of the process could
+ * be the one closed.
  *
  * Here a connection is opened (ldap_connect, then StartTLS when the URL's
  * extension asks, then a simple bind with the credentials when there are
