@@ -46,7 +46,11 @@
  * Does not defend against: a server that answers a search slowly but
  * within the deadline (the slot is busy meanwhile); libldap's own copies of
  * the password (in its encoded bind request, freed, not wiped); a library
- * configuration (ldap.conf, LDAPRC) that changes options not set here.
+ * configuration (ldap.conf, LDAPRC) that changes options not set here;
+ * SIGPIPE in a process that does not ignore it (libldap writes with write();
+ * on a reset connection it writes at most its one unbind, which gets the
+ * reset's ECONNRESET, not EPIPE: test_dir_ldap resets connections with
+ * SIGPIPE at its default, but that is libldap's behaviour, not a guarantee).
  */
 #include <poll.h>
 #include <pthread.h>

@@ -2,11 +2,12 @@
  * test_dir_ldap.c - the directory's LDAP transport (libgw/dir_ldap.c)
  * against a scripted LDAP server on loopback (a thread here, BER by hand):
  * lookups reuse one connection (bound once); a reused connection the server
- * drops under a search is replaced and the search repeated, so the answer
- * stays right; an error result is temporary and keeps the connection, a
- * search without an answer is temporary at the timeout and closes it; a
- * refused bind is temporary, never unknown; the cap on concurrent requests;
- * the URL extensions (StartTLS known, other critical ones refused).
+ * resets under a search is replaced and the search repeated, so the answer
+ * stays right, and one reset while idle is replaced when taken; no SIGPIPE
+ * reaches the process (not ignored here); an error result is temporary and keeps
+ * the connection, a search without an answer is temporary at the timeout and closes it; a refused bind is
+ * temporary, never unknown; the cap on concurrent requests; the URL extensions (StartTLS known, other
+ * critical ones refused).
  *
  * The answer comes from the filter's text: "ok@" one entry, "two@" two,
  * "nobody@" none, "err@" noSuchObject, "hang@" no answer at all.
@@ -37,7 +38,8 @@ typedef struct server {
 	int fd, port;
 	pthread_t th;
 	atomic_int connections, searches, binds, stop;
-	atomic_int drop_next; /* drop the next search on a connection that already answered one */
+	atomic_int drop_next;   /* drop the next search on a connection that already answered one */
+	atomic_int reset_after; /* reset the connection after answering the next search */
 	char bind_dn[128];
 	pthread_mutex_t lock;
 } server;
@@ -143,8 +145,13 @@ static void *conn_main(void *arg)
 		if (op != 0x63) /* anything else (abandon): ignored */
 			continue;
 		atomic_fetch_add(&s->searches, 1);
-		if (answered && atomic_exchange(&s->drop_next, 0))
-			break; /* gone without a word, as a restarted server */
+		if (answered && atomic_exchange(&s->drop_next, 0)) {
+			/* gone without a word, as a restarted server, and with a reset: the client's next
+			 * write (its unbind) fails with EPIPE, which must not raise SIGPIPE in the caller */
+			struct linger lg = {1, 0};
+			(void)setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+			break;
+		}
 		answered = 1;
 		if (has(p, (size_t)len, "hang@"))
 			continue;
@@ -153,6 +160,14 @@ static void *conn_main(void *arg)
 		if (has(p, (size_t)len, "two@"))
 			send_entry(c, id, idlen);
 		send_done(c, id, idlen, 0x65, has(p, (size_t)len, "err@") ? 32 : 0);
+		if (atomic_load(&s->reset_after)) {
+			struct linger lg = {1, 0};
+			usleep(100 * 1000); /* the client has read the answer: the connection is idle */
+			(void)setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+			close(c);
+			atomic_store(&s->reset_after, 0);
+			return NULL;
+		}
 	}
 	close(c);
 	return NULL;
@@ -280,6 +295,7 @@ static void test_dead_connection(void **state)
 	gw_dir_opts o = {0};
 	gw_dir_result r;
 	gw_directory *d;
+	int i;
 
 	(void)state;
 	o.timeout_ms = 5000;
@@ -294,6 +310,14 @@ static void test_dead_connection(void **state)
 	assert_int_equal(atomic_load(&s->connections), 3);
 	assert_int_equal(connects(d), 3);
 	assert_int_equal(atomic_load(&s->searches), 5); /* two of them repeated */
+	/* reset while idle: noticed when taken, replaced; closing it must not raise SIGPIPE either */
+	atomic_store(&s->reset_after, 1);
+	assert_int_equal(gw_dir_check(d, "ok@example.org", 0, &r), GW_DIR_EXISTS);
+	for (i = 0; i < 200 && atomic_load(&s->reset_after) != 0; i++) /* bounded poll */
+		usleep(5 * 1000);
+	usleep(50 * 1000); /* the reset reaches the client's socket (loopback) */
+	assert_int_equal(gw_dir_check(d, "nobody@example.org", 0, &r), GW_DIR_UNKNOWN);
+	assert_int_equal(connects(d), 4);
 	gw_directory_free(&d);
 	server_stop(s);
 }
