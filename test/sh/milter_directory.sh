@@ -97,7 +97,9 @@ send 250 2.1.5 ok
 expect RSET
 send 250 ok
 EOF
-start_peer both
+# both's pooled session waits from message 1 to message 2, across the stopped-slapd lookups
+# (directory_timeout each): on a loaded machine longer than the peer's default 20 s per line.
+start_peer both 1 -t 90000
 start_peer ca
 DOWN_PORT=$(free_port)
 cat >"$T/routes" <<EOF
@@ -109,7 +111,7 @@ EOF
 printf '%s\n%s\n' "$LDAP_ROOTDN" "$LDAP_ROOTPW" >"$T/ldap.cred"
 chmod 600 "$T/ldap.cred"
 LDAP_TMPL="$LDAP_URI/dc=example,dc=org?dn?sub?(|(mail={rcpt})(mailLocalAddress={rcpt}))"
-mh_conf ldap connect_timeout=2s reply_timeout=5s deadline=8s unknown_limit=0 \
+mh_conf ldap connect_timeout=2s reply_timeout=5s deadline=8s unknown_limit=0 pool_max_idle=90s \
 	"directory_routes=example.org=directory, both.test=directory+callahead" \
 	directory_timeout=2s "directory_credentials=$T/ldap.cred"
 dset "$CONF" directory_url "$LDAP_TMPL"
@@ -390,8 +392,9 @@ check "the password is not in the milter's log" none_of "secret-http-pw" "$(cat 
 milter_stop
 
 # TLS verification is on by default: the test's certificate is not among the system's trust anchors.
+# a generous timeout: the point is the certificate's refusal, which a loaded machine must not turn into a timeout
 mh_conf https2 connect_timeout=2s deadline=8s unknown_limit=0 \
-	"directory_url=https://127.0.0.1:$HTTP_PORT/api/mailboxes/{rcpt}" directory_mode=directory directory_timeout=2s
+	"directory_url=https://127.0.0.1:$HTTP_PORT/api/mailboxes/{rcpt}" directory_mode=directory directory_timeout=6s
 milter_start https2 || exit 1
 cat >"$T/http2.lua" <<'EOF'
 local c = open("192.0.2.8")
