@@ -24,7 +24,8 @@
 #   connections; slapd killed -> 451 4.4.3 at once; control stats count the
 #   answers by kind.
 # LDAP over TLS (slapd with a certificate made here): ldaps:// with
-#   directory_ca_file -> accept and 550; StartTLS asked by the URL extension
+#   directory_ca_file -> accept and 550 over one reused TLS connection;
+#   StartTLS asked by the URL extension
 #   (slapd's log shows the StartTLS operation before the bind) -> accept and
 #   550; ldaps://localhost (a name the certificate does not carry) -> 451,
 #   never accept; -n refuses an unknown critical extension.
@@ -311,6 +312,8 @@ expect nobody@example.org replycode reject directory 550
 expect carol@both.test continue accept directory -
 expect nobody@both.test replycode reject directory 550
 check "ldaps:// connection established with TLS" grep -qE 'conn=[0-9]+ fd=[0-9]+ TLS established' "$LDAP_LOG"
+# two lookups per directory, one TLS connection each (reused), and the one refused for its name below
+want_eq "TLS connections: one per directory, reused" "$(grep -c 'TLS established' "$LDAP_LOG")" 3
 check "StartTLS asked on the ldap:// connection" grep -qF 'EXT oid=1.3.6.1.4.1.1466.20037' "$LDAP_LOG"
 c_st=$(grep -F 'EXT oid=1.3.6.1.4.1.1466.20037' "$LDAP_LOG" | grep -o 'conn=[0-9]*' | head -1)
 check "StartTLS before the bind on that connection" \
