@@ -13,8 +13,10 @@
  *                    on 127.0.0.1:SMTP_PORT: one RCPT per recipient, three
  *                    recipients per message (one pooled session per thread)
  *   callahead cached the same engine again (route up, confirmed: cached)
- * Prints one line per phase (decisions per second, answers by kind) and the
- * ratios against "callahead live". bench/bench_directory.sh starts slapd and
+ * Prints one line per phase (decisions per second, answers by kind), the
+ * ratios against "callahead live", the temporary answers of the directory
+ * phases (0 expected: the bench's load is within the directory's capacity)
+ * and the LDAP connections the directory opened. bench/bench_directory.sh starts slapd and
  * smtp-sink and runs it.
  */
 #include <pthread.h>
@@ -97,7 +99,7 @@ static void *ca_run(void *v)
 }
 
 /* Run fn over [0, n) in t threads; decisions per second. */
-static double phase(const char *name, void *(*fn)(void *), job *proto, int n, int t)
+static double phase(const char *name, void *(*fn)(void *), job *proto, int n, int t, long *temp_r)
 {
 	pthread_t th[64];
 	job jobs[64];
@@ -121,6 +123,8 @@ static double phase(const char *name, void *(*fn)(void *), job *proto, int n, in
 	}
 	ms = gw_now_ms() - t0;
 	rate = ms > 0 ? n * 1000.0 / (double)ms : 0;
+	if (temp_r != NULL)
+		*temp_r += temp;
 	printf("%-17s %9.0f decisions/s  (%d in %lld ms; yes %ld, no %ld, temporary %ld)\n", name, rate, n,
 	       (long long)ms, yes, no, temp);
 	return rate;
@@ -134,6 +138,8 @@ int main(int argc, char **argv)
 	gw_routes *routes;
 	job proto;
 	int n, t;
+	long dir_temp = 0;
+	gw_dir_stats ds;
 	double dcold, dwarm, clive, ccached;
 
 	if (argc < 4) {
@@ -170,14 +176,19 @@ int main(int argc, char **argv)
 	}
 	proto.route = gw_routes_lookup(routes, "example.org");
 	printf("recipients %d, threads %d\n", n, t);
-	dcold = phase("directory cold", dir_run, &proto, n, t);
-	dwarm = phase("directory warm", dir_run, &proto, n, t);
-	clive = phase("callahead live", ca_run, &proto, n, t);
-	ccached = phase("callahead cached", ca_run, &proto, n, t);
+	dcold = phase("directory cold", dir_run, &proto, n, t, &dir_temp);
+	dwarm = phase("directory warm", dir_run, &proto, n, t, &dir_temp);
+	clive = phase("callahead live", ca_run, &proto, n, t, NULL);
+	ccached = phase("callahead cached", ca_run, &proto, n, t, NULL);
 	if (clive > 0)
 		printf("ratio directory cold / callahead live %.2f, directory warm / callahead live %.2f, "
 		       "callahead cached / callahead live %.2f\n",
 		       dcold / clive, dwarm / clive, ccached / clive);
+	gw_dir_stats_get(proto.dir, &ds);
+	printf(
+	    "directory temporary answers %ld (limited %llu), LDAP connections opened %llu, requests %llu\n",
+	    dir_temp, (unsigned long long)ds.limited, (unsigned long long)ds.connects,
+	    (unsigned long long)ds.requests);
 	gw_directory_free(&proto.dir);
 	gw_callahead_free(&proto.ca);
 	gw_routes_free(&routes);

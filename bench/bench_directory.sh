@@ -20,8 +20,12 @@ cmake --build "$build" -j"$(nproc)" --target bench_directory >/dev/null
 # shellcheck source-path=SCRIPTDIR source=../test/sh/lib/ldap.sh
 . "$top/test/sh/lib/ldap.sh"
 sink_pid=
+# Every status tested: under set -e a failing `wait` (smtp-sink ends by SIGTERM) would skip ldap_stop.
 cleanup() {
-	[ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null && wait "$sink_pid" 2>/dev/null
+	if [ -n "$sink_pid" ]; then
+		kill "$sink_pid" 2>/dev/null || true
+		wait "$sink_pid" 2>/dev/null || true
+	fi
 	ldap_stop
 	port_release_all
 }

@@ -1,18 +1,16 @@
 /*
- * directory.c - the directory client: cache, then one libcurl request per
- * lookup over a pooled easy handle (see gw/directory.h).
+ * directory.c - the directory client: cache, then one request per lookup:
+ * HTTP(S) through a pooled libcurl easy handle, LDAP through a pooled
+ * libldap connection (dir_ldap.c, which says why LDAP is not libcurl's).
  *
- * The pool holds at most max_requests easy handles; a lookup takes an idle
- * one or makes one, and gives it back afterwards, so each handle's own
+ * The HTTP pool holds at most max_requests easy handles; a lookup takes an
+ * idle one or makes one, and gives it back afterwards, so each handle's own
  * connection cache keeps the HTTP connection open for the next lookup on
- * whichever thread. LDAP connections are not reused: libcurl 7.88 reports a
- * search that found no entry over a reused connection as a dead connection
- * and repeats it on a new one (measured against slapd: every "unknown" cost
- * two searches and sometimes ended as "tried 5 times"), so each LDAP lookup
- * connects, binds and searches afresh. No handle free means the cap is reached: the
- * answer is TEMPORARY at once (an RCPT must not queue behind a slow
- * directory). Every option that does not change per lookup is set when the
- * handle is made; per lookup only the URL, the timeouts and the sink.
+ * whichever thread. The LDAP pool holds at most max_requests bound
+ * connections the same way. No handle or connection free means the cap is
+ * reached: the answer is TEMPORARY at once (an RCPT must not queue behind a
+ * slow directory). Every option that does not change per lookup is set when
+ * the handle is made; per lookup only the URL, the timeouts and the sink.
  *
  * Bodies are kept up to BODY_MAX bytes (enough to see an LDAP entry or an
  * expected text); the rest is read and dropped, bounded by the timeout.
@@ -35,6 +33,7 @@
 
 #include <curl/curl.h>
 
+#include "dir_ldap.h"
 #include "gw/config.h"
 #include "gw/directory.h"
 
@@ -64,6 +63,7 @@ struct gw_directory {
 	CURL **idle; /* max slots */
 	size_t nidle;
 	unsigned made; /* handles in existence, idle or busy */
+	dir_ldap *lp;  /* LDAP: the connection pool (no curl handles then) */
 	dir_stats st;
 };
 
@@ -236,6 +236,9 @@ gw_directory *gw_directory_new(const gw_dir_opts *o, gw_cache *cache, const gw_c
 	if (o->credentials_file != NULL && *o->credentials_file != '\0' &&
 	    read_credentials(d, o->credentials_file, err, errlen) != 0)
 		goto fail;
+	if (d->ldap && (d->lp = dir_ldap_new(d->url, d->ca_file, d->user, d->pass, d->connect_timeout_ms,
+					     d->max, err, errlen)) == NULL)
+		goto fail;
 	if (cache != NULL) {
 		d->cache = cache;
 	} else if ((d->cache = gw_cache_new(OWN_CACHE, clock)) == NULL) {
@@ -260,6 +263,7 @@ void gw_directory_free(gw_directory **dp)
 	for (i = 0; i < d->nidle; i++)
 		handle_free(d->idle[i]);
 	free(d->idle);
+	dir_ldap_free(&d->lp); /* before the credentials it borrows */
 	if (d->own_cache)
 		gw_cache_free(&d->cache);
 	wipe_free(&d->user);
@@ -298,15 +302,12 @@ static CURL *handle_make(gw_directory *d)
 	}
 	if (curl_easy_setopt(h, CURLOPT_PRIVATE, (void *)m) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-	    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "ldap,ldaps,http,https") != CURLE_OK ||
+	    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink) != CURLE_OK ||
 	    curl_easy_setopt(h, CURLOPT_USERAGENT, "gw-directory") != CURLE_OK ||
-	    /* libcurl's LDAP backend (7.88) takes a search without entries on a reused connection for
-	     * a dead connection and repeats it elsewhere: LDAP gets a fresh connection per lookup. */
-	    (d->ldap && curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L) != CURLE_OK) ||
 	    (d->ca_file != NULL && curl_easy_setopt(h, CURLOPT_CAINFO, d->ca_file) != CURLE_OK) ||
 	    (d->user != NULL && (curl_easy_setopt(h, CURLOPT_USERNAME, d->user) != CURLE_OK ||
 				 curl_easy_setopt(h, CURLOPT_PASSWORD, d->pass) != CURLE_OK ||
@@ -329,11 +330,9 @@ static void handle_free(CURL *h)
 }
 
 /*
- * One transfer on h through its own multi handle, polled in short steps:
- * libcurl's LDAP backend (7.88) does not give its socket to the poll while
- * it binds, so one curl_easy_perform sleeps its internal wait (200 ms, on
- * every LDAP connection) before it notices the bind answer. libcurl's
- * TIMEOUT_MS ends the transfer; deadline only guards against a stuck loop.
+ * One transfer on h through its own multi handle, polled in short steps.
+ * libcurl's TIMEOUT_MS ends the transfer; deadline only guards against a
+ * stuck loop.
  */
 static CURLcode perform(CURL *h, int64_t deadline)
 {
@@ -394,18 +393,6 @@ static void handle_give(gw_directory *d, CURL *h)
 }
 
 /* --- answers ------------------------------------------------------------------ */
-
-/* Entries in curl's LDAP output: lines starting with "DN: ". */
-static long ldap_entries(const body *b)
-{
-	long n = 0;
-	size_t i;
-
-	for (i = 0; i + 4 <= b->len; i++)
-		if ((i == 0 || b->p[i - 1] == '\n') && memcmp(b->p + i, "DN: ", 4) == 0)
-			n++;
-	return n;
-}
 
 static gw_dir_answer http_answer(const gw_directory *d, long status, const body *b, gw_dir_result *r)
 {
@@ -474,9 +461,6 @@ static gw_dir_answer request(gw_directory *d, CURL *h, const char *url, unsigned
 			 : ebuf[0] != '\0'              ? ebuf
 							: curl_easy_strerror(rc));
 		a = GW_DIR_TEMPORARY;
-	} else if (d->ldap) {
-		r->status = ldap_entries(&b);
-		a = r->status > 0 ? GW_DIR_EXISTS : GW_DIR_UNKNOWN;
 	} else {
 		(void)curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 		r->status = status;
@@ -515,8 +499,9 @@ gw_dir_answer gw_dir_check(gw_directory *d, const char *rcpt, unsigned budget_ms
 	gw_cache_value v;
 	unsigned timeout = d->timeout_ms;
 	int64_t t0 = gw_now_ms();
-	int limited, cacheable;
-	CURL *h;
+	int limited = 0, cacheable, busy;
+	CURL *h = NULL;
+	struct ldap *ld = NULL;
 
 	memset(r, 0, sizeof(r[0]));
 	r->status = -1;
@@ -542,7 +527,8 @@ gw_dir_answer gw_dir_check(gw_directory *d, const char *rcpt, unsigned budget_ms
 		return r->answer;
 	}
 	r->source = d->ldap ? GW_DIR_SRC_LDAP : GW_DIR_SRC_HTTP;
-	if ((h = handle_take(d, &limited)) == NULL) {
+	busy = d->ldap ? (limited = dir_ldap_take(d->lp, &ld) != 0) : (h = handle_take(d, &limited)) == NULL;
+	if (busy) {
 		r->answer = GW_DIR_TEMPORARY;
 		if (limited) {
 			r->source = GW_DIR_SRC_LIMIT;
@@ -557,9 +543,14 @@ gw_dir_answer gw_dir_check(gw_directory *d, const char *rcpt, unsigned budget_ms
 		timeout = budget_ms;
 	atomic_fetch_add(&d->st.in_flight, 1);
 	atomic_fetch_add(&d->st.requests, 1);
-	r->answer = request(d, h, url, timeout, r);
+	if (d->ldap) {
+		r->answer = dir_ldap_query(d->lp, &ld, url, timeout, r);
+		dir_ldap_give(d->lp, ld);
+	} else {
+		r->answer = request(d, h, url, timeout, r);
+		handle_give(d, h);
+	}
 	atomic_fetch_sub(&d->st.in_flight, 1);
-	handle_give(d, h);
 	r->elapsed_ms = gw_now_ms() - t0;
 	lat_add(&d->st, r->elapsed_ms);
 	count(d, r->answer);
@@ -598,4 +589,5 @@ void gw_dir_stats_get(gw_directory *d, gw_dir_stats *s)
 	for (i = 0; i < GW_DIR_LAT_BUCKETS; i++)
 		s->latency[i] = atomic_load(&d->st.lat[i]);
 	s->in_flight = atomic_load(&d->st.in_flight);
+	s->connects = d->lp != NULL ? dir_ldap_connects(d->lp) : 0;
 }

@@ -13,12 +13,22 @@
 #   -> 550, and slapd's log shows every filter with the template's structure
 #   and the values escaped; a second lookup answered from the cache (no
 #   search); directory+callahead: known -> probed and accepted, unknown ->
-#   550 without a probe; callahead route -> directory not asked; one LDAP
-#   connection reused for the searches; the bind DN seen by slapd, the
-#   password never in the milter's log; slapd stopped (SIGSTOP) -> 451 4.4.3
-#   at directory_timeout, never 550, and in directory+callahead mode the
-#   call-ahead decides; slapd continued -> answers again; slapd killed ->
-#   451 4.4.3 at once; control stats count the answers by kind.
+#   550 without a probe; callahead route -> directory not asked; LDAP
+#   connections reused: the ten searches over one bound connection per
+#   directory (slapd's conn= numbers), never a search repeated; the bind DN
+#   seen by slapd, the password never in the milter's log; slapd stopped
+#   (SIGSTOP) -> 451 4.4.3 at directory_timeout, never 550, and in
+#   directory+callahead mode the call-ahead decides; slapd continued ->
+#   answers again; slapd restarted between lookups (pooled connections
+#   dead) -> the right verdicts (accept, 550), never 451, over new
+#   connections; slapd killed -> 451 4.4.3 at once; control stats count the
+#   answers by kind.
+# LDAP over TLS (slapd with a certificate made here): ldaps:// with
+#   directory_ca_file -> accept and 550 over one reused TLS connection;
+#   StartTLS asked by the URL extension
+#   (slapd's log shows the StartTLS operation before the bind) -> accept and
+#   550; ldaps://localhost (a name the certificate does not carry) -> 451,
+#   never accept; -n refuses an unknown critical extension.
 # HTTPS: 200 -> accept, 404 -> 550, 500 -> 451, wrong content (no
 #   directory_http_expect text) -> 451, a server that does not answer -> 451
 #   at the timeout; hostile local parts (\"a%2f..\", \"../\", \"?#\", "&") reach the
@@ -88,7 +98,9 @@ send 250 2.1.5 ok
 expect RSET
 send 250 ok
 EOF
-start_peer both
+# both's pooled session waits from message 1 to message 2, across the stopped-slapd lookups
+# (directory_timeout each): on a loaded machine longer than the peer's default 20 s per line.
+start_peer both 1 -t 90000
 start_peer ca
 DOWN_PORT=$(free_port)
 cat >"$T/routes" <<EOF
@@ -100,7 +112,7 @@ EOF
 printf '%s\n%s\n' "$LDAP_ROOTDN" "$LDAP_ROOTPW" >"$T/ldap.cred"
 chmod 600 "$T/ldap.cred"
 LDAP_TMPL="$LDAP_URI/dc=example,dc=org?dn?sub?(|(mail={rcpt})(mailLocalAddress={rcpt}))"
-mh_conf ldap connect_timeout=2s reply_timeout=5s deadline=8s unknown_limit=0 \
+mh_conf ldap connect_timeout=2s reply_timeout=5s deadline=8s unknown_limit=0 pool_max_idle=90s \
 	"directory_routes=example.org=directory, both.test=directory+callahead" \
 	directory_timeout=2s "directory_credentials=$T/ldap.cred"
 dset "$CONF" directory_url "$LDAP_TMPL"
@@ -161,7 +173,7 @@ expect nobody@both.test replycode reject directory 550
 expect zed@ca.test continue accept new -
 want_eq "callahead route: directory not asked" "$(field "$(logline zed@ca.test)" dir)" "-"
 
-# Each LDAP lookup opens a connection: libcurl's bind must not cost its 200 ms poll sleep (libgw/directory.c).
+# Pooled connections: a lookup is one search round trip (connecting and binding only the first time).
 med=$(grep ': rcpt ' "$LOG" | grep -F 'dir=' | grep -F '/ldap' | sed -n 's/.* ms=\([0-9]*\) .*/\1/p' | sort -n |
 	awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
 want_le "median LDAP lookup (connect, bind, search) in ms" "$med" 100
@@ -180,9 +192,13 @@ check "both.test searched with its own URL (directory_urls)" \
 	grep -qF 'SRCH base="ou=people,dc=example,dc=org" scope=1 deref=0 filter="(mail=carol@both.test)"' "$LDAP_LOG"
 check "slapd saw the bind DN from the credentials file" grep -qF "BIND dn=\"$LDAP_ROOTDN\" method=128" "$LDAP_LOG"
 check "the password is not in the milter's log" none_of "$LDAP_ROOTPW" "$(cat "$LOG")"
-# libcurl's LDAP reuse bug (libgw/directory.c): one connection per search, and never a repeated search
+# Connection reuse (libgw/dir_ldap.c): the readiness check's connection, then one per directory
+# (example.org's and both.test's templates), each bound once; every search on one of them.
 n_conn=$(grep -c 'ACCEPT from' "$LDAP_LOG")
-want_eq "one LDAP connection per search (and one for the readiness check)" "$n_conn" $((n_srch + 1))
+want_eq "LDAP connections: the readiness check's and one per directory" "$n_conn" 3
+want_eq "one bind per milter connection" "$(grep -c "BIND dn=\"$LDAP_ROOTDN\" method=128" "$LDAP_LOG")" 2
+want_eq "searches over those two connections" \
+	"$(grep -E 'op=[0-9]+ SRCH base=' "$LDAP_LOG" | grep -v 'scope=0' | grep -o 'conn=[0-9]*' | sort -u | wc -l)" 2
 
 # slapd stopped: no answer, ever. 4xx at directory_timeout, never 550; directory+callahead: call-ahead decides.
 kill -STOP "$LDAP_PID"
@@ -217,6 +233,25 @@ EOF
 run_lua ldap3
 expect bob@example.org continue accept directory -
 
+# restarted between lookups: the pooled connections are dead; replaced, and the verdicts stay right
+accepts_before=$(grep -c 'ACCEPT from' "$LDAP_LOG")
+ldap_restart || bad "slapd did not come back"
+cat >"$T/ldap5.lua" <<'EOF'
+local c = open("192.0.2.7")
+mail(c, "QL5")
+rcpt(c, "alice.liddell@example.org")
+rcpt(c, "nobody5@example.org")
+rcpt(c, "nobody5@both.test")
+finish(c)
+mt.disconnect(c)
+EOF
+run_lua ldap5
+expect alice.liddell@example.org continue accept directory -
+expect nobody5@example.org replycode reject directory 550
+expect nobody5@both.test replycode reject directory 550
+want_eq "after the restart: one new connection per directory (and the readiness check's)" \
+	"$(($(grep -c 'ACCEPT from' "$LDAP_LOG") - accepts_before))" 3
+
 # killed: refused at once
 ldap_stop
 cat >"$T/ldap4.lua" <<'EOF'
@@ -233,14 +268,69 @@ want_le "slapd gone: answered at once" "$(ms_of robert.gone@example.org)" $MARGI
 st=$(ctl stats)
 want_eq "stats: call-ahead checks (carol, zed, dave: no probe in directory mode nor for a directory unknown)" \
 	"$(sed -n 's/^ok checks=\([0-9]*\).*/\1/p' <<<"$st")" 3
-want_eq "stats: directory exists" "$(sed -n 's/.* dir_exists=\([0-9]*\).*/\1/p' <<<"$st")" 6
-want_eq "stats: directory unknown" "$(sed -n 's/.* dir_unknown=\([0-9]*\).*/\1/p' <<<"$st")" 6
+want_eq "stats: directory exists" "$(sed -n 's/.* dir_exists=\([0-9]*\).*/\1/p' <<<"$st")" 7
+want_eq "stats: directory unknown" "$(sed -n 's/.* dir_unknown=\([0-9]*\).*/\1/p' <<<"$st")" 8
 want_eq "stats: directory temporary" "$(sed -n 's/.* dir_temporary=\([0-9]*\).*/\1/p' <<<"$st")" 4
 want_eq "stats: directory cache hits" "$(sed -n 's/.* dir_cache_hits=\([0-9]*\).*/\1/p' <<<"$st")" 1
 check "stats: latency buckets ($st)" grep -qE 'dir_ms_max=[0-9]+ dir_ms_le10=[0-9]+ .*dir_ms_over5000=0' <<<"$st"
 peer_done both 10
 peer_done ca 10
 milter_stop
+
+# --- LDAP over TLS ------------------------------------------------------------------------
+
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+	-keyout "$T/ldap.key" -out "$T/ldap.crt" >/dev/null 2>&1 || { bad "openssl req (ldap)"; mh_finish; }
+LDAP_TLS_CERT=$T/ldap.crt LDAP_TLS_KEY=$T/ldap.key ldap_start || { bad "slapd with TLS did not start"; mh_finish; }
+mh_conf ldaptls connect_timeout=2s reply_timeout=5s deadline=8s unknown_limit=0 \
+	"directory_routes=example.org=directory, both.test=directory, example.com=directory" \
+	directory_timeout=2s "directory_credentials=$T/ldap.cred" "directory_ca_file=$T/ldap.crt"
+dset "$CONF" directory_url "ldaps://127.0.0.1:$LDAPS_PORT/dc=example,dc=org?dn?sub?(|(mail={rcpt})(mailLocalAddress={rcpt}))"
+printf 'both.test %s\nexample.com %s\n' "$LDAP_URI/ou=people,dc=example,dc=org?dn?one?(mail={rcpt})?!StartTLS" \
+	"ldaps://localhost:$LDAPS_PORT/dc=example,dc=org?dn?sub?(mail={rcpt})" >"$T/dirtls.urls"
+set_key "$CONF" directory_urls "$T/dirtls.urls"
+cp "$CONF" "$T/badext.conf"
+dset "$T/badext.conf" directory_url "$LDAP_URI/dc=example,dc=org?dn?sub?(mail={rcpt})?!x-unknown"
+out=$("$MILTER" -n -c "$T/badext.conf" 2>&1)
+[ $? -eq 78 ] && [[ $out == *"unsupported critical extension x-unknown"* ]]
+verdict $? "-n refuses an unknown critical LDAP extension ($out)"
+milter_start ldaptls || exit 1
+cat >"$T/ldaptls.lua" <<'EOF'
+local c = open("192.0.2.7")
+mail(c, "QT1")
+rcpt(c, "alice@example.org")
+rcpt(c, "nobody@example.org")
+rcpt(c, "carol@both.test")
+rcpt(c, "nobody@both.test")
+rcpt(c, "alice@example.com")
+finish(c)
+mt.disconnect(c)
+EOF
+run_lua ldaptls
+expect alice@example.org continue accept directory -
+expect nobody@example.org replycode reject directory 550
+expect carol@both.test continue accept directory -
+expect nobody@both.test replycode reject directory 550
+check "ldaps:// connection established with TLS" grep -qE 'conn=[0-9]+ fd=[0-9]+ TLS established' "$LDAP_LOG"
+# two lookups per directory, one TLS connection each (reused), and the one refused for its name below
+want_eq "TLS connections: one per directory, reused" "$(grep -c 'TLS established' "$LDAP_LOG")" 3
+check "StartTLS asked on the ldap:// connection" grep -qF 'EXT oid=1.3.6.1.4.1.1466.20037' "$LDAP_LOG"
+c_st=$(grep -F 'EXT oid=1.3.6.1.4.1.1466.20037' "$LDAP_LOG" | grep -o 'conn=[0-9]*' | head -1)
+check "StartTLS before the bind on that connection" \
+	sh -c "grep -E '$c_st (op|fd)=' '$LDAP_LOG' | grep -E 'EXT oid|BIND dn' | head -1 | grep -q 'EXT oid'"
+expect alice@example.com replycode tempfail directory 451
+check "the reason at debug ($(grep -F 'rcpt=alice@example.com dir=' "$LOG" | tail -1))" \
+	grep -qE 'rcpt=alice@example.com dir=temporary/ldap why="connect: ' "$LOG"
+# slapd's view: the handshake completed, then the client hung up without a single operation (name refused)
+refused=0
+for c in $(grep -E 'TLS established' "$LDAP_LOG" | grep -o 'conn=[0-9]*'); do
+	if ! grep -qE "$c op=" "$LDAP_LOG" && grep -qE "$c fd=[0-9]+ closed \(connection lost\)" "$LDAP_LOG"; then
+		refused=$((refused + 1))
+	fi
+done
+check "a name the certificate does not carry: TLS refused by gw-milter after the handshake ($refused)" [ "$refused" -ge 1 ]
+milter_stop
+ldap_stop
 
 # --- HTTPS ------------------------------------------------------------------------------
 
@@ -305,8 +395,9 @@ check "the password is not in the milter's log" none_of "secret-http-pw" "$(cat 
 milter_stop
 
 # TLS verification is on by default: the test's certificate is not among the system's trust anchors.
+# a generous timeout: the point is the certificate's refusal, which a loaded machine must not turn into a timeout
 mh_conf https2 connect_timeout=2s deadline=8s unknown_limit=0 \
-	"directory_url=https://127.0.0.1:$HTTP_PORT/api/mailboxes/{rcpt}" directory_mode=directory directory_timeout=2s
+	"directory_url=https://127.0.0.1:$HTTP_PORT/api/mailboxes/{rcpt}" directory_mode=directory directory_timeout=6s
 milter_start https2 || exit 1
 cat >"$T/http2.lua" <<'EOF'
 local c = open("192.0.2.8")

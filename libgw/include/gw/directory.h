@@ -1,6 +1,6 @@
 /*
- * gw/directory.h - ask the organisation's user directory (LDAP or HTTP(S),
- * through libcurl) whether a recipient exists.
+ * gw/directory.h - ask the organisation's user directory (LDAP through
+ * OpenLDAP's libldap, or HTTP(S) through libcurl) whether a recipient exists.
  *
  * A directory is a URL template with the recipient's parts substituted:
  *
@@ -28,20 +28,24 @@
  * EXISTS and UNKNOWN are cached in the shared gw_cache with their own TTLs
  * (key "dir:" + the expanded URL); TEMPORARY never is.
  *
- * Transport: a pool of libcurl easy handles (at most max_requests, which is
- * also the cap on concurrent requests: when every handle is busy the answer
- * is TEMPORARY at once, never a wait), each keeping its HTTP connection open
- * for the next lookup (LDAP lookups connect afresh each: libcurl's LDAP
- * backend mistakes an empty result on a reused connection for a dead one). TLS peer and host verification are
- * always on (ca_file replaces the system trust anchors). Only ldap, ldaps, http and https are spoken;
- * redirects are not followed. Credentials come from a file (first line the user or bind DN, second line the
- * password) that group and others cannot read; they are never logged and are wiped when the directory is
- * freed.
+ * Transport: a pool of at most max_requests handles, which is also the cap
+ * on concurrent requests (when every one is busy the answer is TEMPORARY at
+ * once, never a wait): for HTTP(S) libcurl easy handles, each keeping its
+ * connection open for the next lookup; for LDAP bound libldap connections,
+ * kept and reused (a connection the server closed meanwhile is replaced,
+ * and a search it dies under before answering is repeated once on a new
+ * one). StartTLS when the LDAP URL carries the extension "StartTLS" (or its
+ * OID, 1.3.6.1.4.1.1466.20037); other critical extensions are refused. TLS
+ * peer and host verification are always on (ca_file replaces the default
+ * trust anchors). Only ldap, ldaps, http and https are spoken; redirects and
+ * referrals are not followed. Credentials come from a file (first line the
+ * user or bind DN, second line the password) that group and others cannot
+ * read; they are never logged and are wiped when the directory is freed.
  *
  * Thread-safe: one gw_directory is shared by all threads.
  *
  * Does not defend against: a directory that answers wrongly but well-formed;
- * libcurl's own copies of the credentials (freed, not wiped, by libcurl);
+ * libcurl's and libldap's own copies of the credentials (freed, not wiped);
  * an LDAP URL template whose own literal text is not a valid filter (the
  * directory then answers an error: TEMPORARY).
  */
@@ -102,6 +106,7 @@ typedef struct gw_dir_stats {
 	uint64_t latency_ms_total, latency_ms_max; /* of the requests */
 	uint64_t latency[GW_DIR_LAT_BUCKETS];      /* requests per latency bucket */
 	unsigned in_flight;
+	uint64_t connects; /* LDAP connections opened (0 for HTTP) */
 } gw_dir_stats;
 
 typedef struct gw_directory gw_directory;

@@ -6,7 +6,12 @@
 #                       port_claim), own slapd.conf (-f), mdb database
 #                       dc=example,dc=org loaded with slapadd; sets LDAP_DIR,
 #                       LDAP_PORT, LDAP_URI, LDAP_PID, LDAP_LOG
+#                       With LDAP_TLS_CERT and LDAP_TLS_KEY set (PEM files),
+#                       slapd also speaks TLS: StartTLS on LDAP_URI, and
+#                       ldaps:// on LDAPS_PORT (claimed too)
 #   ldap_wait_log ERE [SECS]   wait for a line of slapd's log
+#   ldap_restart        stop slapd and start it again on the same port and
+#                       database (its log appended to LDAP_LOG); sets LDAP_PID
 #   ldap_stop           stop it by PID (SIGCONT first: it may be stopped), remove
 #                       LDAP_DIR (LDAP_KEEP=1 keeps it)
 #
@@ -51,6 +56,7 @@ include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
 include /etc/ldap/schema/misc.schema
+$([ -n "${LDAP_TLS_CERT:-}" ] && printf 'TLSCertificateFile %s\nTLSCertificateKeyFile %s\n' "$LDAP_TLS_CERT" "$LDAP_TLS_KEY")
 pidfile  $LDAP_DIR/slapd.pid
 argsfile $LDAP_DIR/slapd.args
 modulepath /usr/lib/ldap
@@ -125,8 +131,13 @@ ldap_start() {
 	for attempt in 1 2 3; do
 		LDAP_PORT=$(port_claim) || return 1
 		LDAP_URI=ldap://127.0.0.1:$LDAP_PORT
+		LDAP_LISTEN="$LDAP_URI/"
+		if [ -n "${LDAP_TLS_CERT:-}" ]; then
+			LDAPS_PORT=$(port_claim) || return 1
+			LDAP_LISTEN="$LDAP_LISTEN ldaps://127.0.0.1:$LDAPS_PORT/"
+		fi
 		# -d stats: foreground (so $! is slapd), operations logged to stderr
-		slapd -f "$LDAP_DIR/slapd.conf" -h "$LDAP_URI/" -d stats >"$LDAP_LOG" 2>&1 &
+		slapd -f "$LDAP_DIR/slapd.conf" -h "$LDAP_LISTEN" -d stats >"$LDAP_LOG" 2>&1 &
 		LDAP_PID=$!
 		for _ in $(seq 100); do
 			kill -0 "$LDAP_PID" 2>/dev/null || break
@@ -141,6 +152,23 @@ ldap_start() {
 		_ldap_reap "$LDAP_PID"
 		echo "slapd did not come up on port $LDAP_PORT (attempt $attempt): $(tail -3 "$LDAP_LOG")" >&2
 	done
+	return 1
+}
+
+ldap_restart() {
+	_ldap_reap "$LDAP_PID"
+	slapd -f "$LDAP_DIR/slapd.conf" -h "$LDAP_LISTEN" -d stats >>"$LDAP_LOG" 2>&1 &
+	LDAP_PID=$!
+	for _ in $(seq 100); do
+		kill -0 "$LDAP_PID" 2>/dev/null || break
+		if ss -Hltnp "sport = :$LDAP_PORT" | grep -q "pid=$LDAP_PID," &&
+			timeout 3 ldapsearch -x -H "$LDAP_URI" -b "$LDAP_BASE" -s base -o nettimeout=1 \
+				'(objectClass=*)' dn >/dev/null 2>&1; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "slapd did not come back on port $LDAP_PORT: $(tail -3 "$LDAP_LOG")" >&2
 	return 1
 }
 
