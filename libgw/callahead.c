@@ -107,6 +107,8 @@ static void log_step(const char *step, const char *hop, const char *arg, gw_stat
 	char text[GW_LOG_PEER_MAX * 4 + 8], a[CA_RCPT_MAX * 4 + 8];
 	const char *t = r != NULL && r->code != 0 ? r->text : err != NULL ? err : "";
 
+	if (!gw_log_enabled(GW_LOG_DEBUG))
+		return; /* several per recipient: not even the sanitising when nobody reads them */
 	gw_log_sanitize(text, sizeof(text), t, strcspn(t, "\n"), GW_LOG_PEER_MAX);
 	gw_log_sanitize(a, sizeof(a), arg != NULL ? arg : "", arg != NULL ? strlen(arg) : 0, CA_RCPT_MAX);
 	gw_log(GW_LOG_DEBUG, "ca_probe", "step=%s hop=%s arg=\"%s\" status=%s code=%d text=\"%s\"", step, hop,
