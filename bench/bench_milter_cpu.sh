@@ -7,8 +7,9 @@
 # 8 sessions), but each component runs in a cgroup of its own (cgroup v1
 # cpuacct) and the figure is its CPU time per message: the gateway Postfix
 # (all its processes, also by process name), the milter, the sink, the
-# generator. CPU time barely moves when other work shares the machine, where
-# msg/s swings by 2x, and it says where a gap comes from: on this 2-core
+# generator. CPU time moves much less than msg/s when other work shares the
+# machine (here about 15 % between runs at load 40-80, where msg/s halves),
+# and it says where a gap comes from: on this 2-core
 # machine the run is CPU bound, so the ratio of total CPU per message is
 # what msg/s would show on an idle machine. Kinds (as in bench_milter.sh):
 #   null      the do-nothing milter, the same 3 recipients in every message
