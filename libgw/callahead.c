@@ -107,6 +107,8 @@ static void log_step(const char *step, const char *hop, const char *arg, gw_stat
 	char text[GW_LOG_PEER_MAX * 4 + 8], a[CA_RCPT_MAX * 4 + 8];
 	const char *t = r != NULL && r->code != 0 ? r->text : err != NULL ? err : "";
 
+	if (!gw_log_enabled(GW_LOG_DEBUG))
+		return; /* several per recipient: not even the sanitising when nobody reads them */
 	gw_log_sanitize(text, sizeof(text), t, strcspn(t, "\n"), GW_LOG_PEER_MAX);
 	gw_log_sanitize(a, sizeof(a), arg != NULL ? arg : "", arg != NULL ? strlen(arg) : 0, CA_RCPT_MAX);
 	gw_log(GW_LOG_DEBUG, "ca_probe", "step=%s hop=%s arg=\"%s\" status=%s code=%d text=\"%s\"", step, hop,
@@ -922,7 +924,10 @@ void gw_ca_txn_end(gw_ca_txn **txnp)
 			char prime[CA_RCPT_MAX + 3];
 
 			snprintf(prime, sizeof(prime), "<%s>", sender != NULL ? sender : "");
-			pp_return(ca->pool, ss->key, &ss->s, prime);
+			/* A session retired at pool_max_uses is replaced in the background, not by the next
+			 * recipient's connect, greeting and EHLO. */
+			if (pp_return(ca->pool, ss->key, &ss->s, prime))
+				rh_request_refill(ca->health, ss->rh);
 			rh_probe_end(txn->ca->health, ss->rh);
 		}
 		rh_release(txn->ca->health, ss->rh);
@@ -962,6 +967,42 @@ static int reprobe(void *ctx, const gw_route *route, const char *key)
 		gw_client_free(&c);
 		if (s == GW_OK)
 			return 1;
+	}
+	return 0;
+}
+
+/* Background: open a session on the first hop that answers and put it in the route's pool. */
+static int refill(void *ctx, const gw_route *route, const char *key)
+{
+	gw_callahead *ca = ctx;
+	gw_nexthop hops[CA_HOPS_MAX];
+	char err[256], hop[PP_HOP_MAX];
+	size_t n = 0, i;
+
+	if (gw_route_expand_until(route, ca->o.use_mx, gw_now_ms() + ca->o.deadline_ms, hops, CA_HOPS_MAX, &n,
+				  err, sizeof(err)) != GW_LOOKUP_FOUND)
+		return 0;
+	for (i = 0; i < n && !rh_stopping(ca->health); i++) {
+		gw_client_opts co = client_opts(ca, route->proto, ca->o.deadline_ms);
+		gw_client *c = gw_client_new(&co);
+		pp_session *s;
+		gw_status st;
+
+		if (c == NULL)
+			return 0;
+		gw_nexthop_format(&hops[i], hop, sizeof(hop));
+		st = gw_client_open(c, &hops[i], NULL);
+		log_step("refill", hop, key, st, NULL, gw_client_error(c));
+		if (st != GW_OK) {
+			gw_client_free(&c);
+			continue;
+		}
+		if ((s = pp_session_new(c, hop)) == NULL)
+			return 0;
+		count(ca, &ca->new_sessions);
+		/* Not dirty: pooled as it is, and the first recipient sends MAIL with its RCPT. */
+		(void)pp_return(ca->pool, key, &s, NULL);
+		return 1;
 	}
 	return 0;
 }
@@ -1035,6 +1076,7 @@ gw_callahead *gw_callahead_new(const gw_ca_opts *opts, gw_cache *cache, const gw
 		errno = err;
 		return NULL;
 	}
+	rh_set_refill(ca->health, refill);
 	return ca;
 }
 

@@ -53,6 +53,16 @@ void gw_log_set_level(int max_level)
 	atomic_store(&log_max_level, max_level);
 }
 
+int gw_log_enabled(int level)
+{
+	/* Clamped as gw_log clamps it. */
+	if (level < 0)
+		level = 0;
+	if (level > GW_LOG_DEBUG)
+		level = GW_LOG_DEBUG;
+	return level <= atomic_load(&log_max_level);
+}
+
 void gw_log_set_sink(void (*fn)(int level, const char *line, void *ctx), void *ctx)
 {
 	pthread_mutex_lock(&log_lock);

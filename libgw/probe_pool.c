@@ -291,7 +291,7 @@ static int pp_reset(pp_pool *p, pp_session *s, const char *prime)
 	return 0;
 }
 
-void pp_return(pp_pool *p, const char *key, pp_session **sp, const char *prime)
+int pp_return(pp_pool *p, const char *key, pp_session **sp, const char *prime)
 {
 	pp_session *s = *sp;
 	const char *why;
@@ -301,12 +301,14 @@ void pp_return(pp_pool *p, const char *key, pp_session **sp, const char *prime)
 
 	*sp = NULL;
 	if (s == NULL)
-		return;
+		return 0;
 	if (!gw_client_is_open(s->client)) {
 		pp_session_discard(&s);
-		return;
+		return 0;
 	}
-	s->uses++;
+	if (s->dirty)
+		s->uses++; /* a message was carried; a session opened ahead of need (a refill) was not used
+			      yet */
 	/* Decided first, so a session about to be closed is not reset for nothing. */
 	pthread_mutex_lock(&p->lock);
 	why = pp_refusal(p, s, pp_find(p, key));
@@ -315,7 +317,7 @@ void pp_return(pp_pool *p, const char *key, pp_session **sp, const char *prime)
 	    pp_reset(p, s, prime != NULL && (gw_client_caps(s->client) & GW_CAP_PIPELINING) ? prime : NULL) !=
 		0) {
 		pp_session_discard(&s);
-		return;
+		return 0;
 	}
 	if (why == NULL && s->dirty) /* replies of an earlier reset still unread: out of step */
 		why = "out_of_step";
@@ -349,6 +351,7 @@ void pp_return(pp_pool *p, const char *key, pp_session **sp, const char *prime)
 	       why == NULL ? "pooled" : why);
 	if (why != NULL)
 		pp_quit_nowait(s, p->io_ms);
+	return why != NULL && strcmp(why, "max_uses") == 0;
 }
 
 int pp_vouch(pp_pool *p, const char *key)

@@ -49,7 +49,7 @@ typedef struct pp_session {
 	struct pp_session *next; /* the pool's list */
 	gw_client *client;
 	char hop[PP_HOP_MAX]; /* the next hop it is connected to */
-	unsigned uses;        /* messages carried so far */
+	unsigned uses;        /* messages carried so far (returned dirty) */
 	unsigned errors;      /* 4xx/5xx replies drawn so far (see PP_ERRORS_MAX) */
 	int dirty;            /* commands were sent since the last RSET */
 	int primed;           /* MAIL was sent at return (accepted, or its reply still owed) */
@@ -81,9 +81,11 @@ pp_session *pp_checkout(pp_pool *p, const char *key);
  * FROM:prime, in one write whose replies are left owed (primed then set),
  * so neither this call nor the next message's first recipient waits a round
  * trip for them. A session not kept gets QUIT, unanswered. Never waits for
- * the peer. Takes s over; sets *s to NULL.
+ * the peer. Takes s over; sets *s to NULL. Returns 1 when the session was
+ * closed because it had carried max_uses messages (the route's pool wants a
+ * replacement), else 0.
  */
-void pp_return(pp_pool *p, const char *key, pp_session **s, const char *prime);
+int pp_return(pp_pool *p, const char *key, pp_session **s, const char *prime);
 /*
  * Take r as the reply to the oldest owed command. -1 when the session cannot
  * be used (RSET refused: out of step with the peer); 0 otherwise, with

@@ -3,8 +3,9 @@
  *
  * A hash map (hmap.h) of reference-counted entries under one mutex. The
  * thread sleeps on a condition variable (CLOCK_MONOTONIC) until the next
- * down route is due for a re-probe, the next housekeeping tick, or rh_free;
- * it runs the probe with the mutex released, on a copy of the route, so
+ * down route is due for a re-probe, a refill is asked for, the next
+ * housekeeping tick, or rh_free; it runs the probe (and the refill) with the
+ * mutex released, on a copy of the route, so
  * checks never wait for a re-probe. Re-probe timing uses the real monotonic
  * clock (it paces network work); "confirmed" times use the caller's clock so
  * tests can move them.
@@ -21,13 +22,16 @@
 #include "hmap.h"
 #include "route_health.h"
 
+#define RH_REFILL_MAX 16 /* refills one route may have pending (more sessions than a pool keeps) */
+
 struct rh_entry {
 	gwu_hnode node; /* keyed by key */
 	gw_route route; /* copy, for the re-probe */
 	unsigned refs;
 	unsigned active; /* probe slots taken */
 	int down;
-	int probing; /* the thread is re-probing it now */
+	int probing;     /* the thread is re-probing or refilling it now */
+	unsigned refill; /* refills asked for and not yet done (rh_request_refill) */
 	int sender_refused;
 	int64_t confirmed_ms; /* caller's clock; 0: never */
 	int64_t retry_at;     /* real clock: next re-probe while down */
@@ -44,6 +48,7 @@ struct rh_table {
 	gw_clock clock;
 	unsigned reprobe_ms;
 	rh_probe_fn probe;
+	rh_probe_fn refill;
 	rh_tick_fn tick;
 	void *ctx;
 	gwu_hmap map;
@@ -113,6 +118,42 @@ static rh_entry *rh_due(rh_table *t, int64_t now, int64_t *next_r)
 	return NULL;
 }
 
+/* A route up, not busy, with a refill asked for; NULL if none. */
+static rh_entry *rh_refill_due(rh_table *t)
+{
+	gwu_hmap_iter it = {0};
+	gwu_hnode *n;
+
+	while ((n = gwu_hmap_next(&t->map, &it)) != NULL) {
+		rh_entry *e = gwu_entry(n, rh_entry, node);
+
+		if (e->refill && !e->down && !e->probing)
+			return e;
+	}
+	return NULL;
+}
+
+/* Refill e's pool with the lock released; called and returns with the lock held. */
+static void rh_refill(rh_table *t, rh_entry *e)
+{
+	gw_route route = e->route;
+	char *key = strdup(e->key);
+	int ok = 0;
+
+	e->refill--;
+	e->probing = 1;
+	e->refs++;
+	pthread_mutex_unlock(&t->lock);
+	if (key != NULL && t->refill != NULL)
+		ok = t->refill(t->ctx, &route, key);
+	gw_log(GW_LOG_DEBUG, "ca_pool", "step=refill route=%s result=%s", key != NULL ? key : "?",
+	       ok ? "pooled" : "failed");
+	free(key);
+	pthread_mutex_lock(&t->lock);
+	e->probing = 0;
+	e->refs--;
+}
+
 /* Re-probe e with the lock released; called and returns with the lock held. */
 static void rh_reprobe(rh_table *t, rh_entry *e)
 {
@@ -152,6 +193,10 @@ static void *rh_thread(void *arg)
 
 		if (e != NULL) {
 			rh_reprobe(t, e);
+			continue;
+		}
+		if ((e = rh_refill_due(t)) != NULL) {
+			rh_refill(t, e);
 			continue;
 		}
 		if (now >= next_tick) {
@@ -227,6 +272,23 @@ void rh_free(rh_table **tp)
 	pthread_mutex_destroy(&t->lock);
 	free(t);
 	*tp = NULL;
+}
+
+void rh_set_refill(rh_table *t, rh_probe_fn refill)
+{
+	pthread_mutex_lock(&t->lock);
+	t->refill = refill;
+	pthread_mutex_unlock(&t->lock);
+}
+
+void rh_request_refill(rh_table *t, rh_entry *e)
+{
+	pthread_mutex_lock(&t->lock);
+	if (t->refill != NULL && !e->down && e->refill < RH_REFILL_MAX) {
+		e->refill++;
+		pthread_cond_signal(&t->wake);
+	}
+	pthread_mutex_unlock(&t->lock);
 }
 
 rh_entry *rh_acquire(rh_table *t, const char *key, const gw_route *route)

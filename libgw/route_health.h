@@ -5,8 +5,9 @@
  * up or down, when it last answered (on the caller's gw_clock), how many
  * probe sessions use it now, and whether it refused the probe sender. A
  * background thread re-probes each down route reprobe_ms after it went down
- * (then every reprobe_ms) through a callback, and calls a housekeeping
- * callback on every wake; rh_free() wakes it through a condition variable
+ * (then every reprobe_ms) through a callback, opens replacement pool
+ * sessions on request through another, and calls a housekeeping callback
+ * on every wake; rh_free() wakes it through a condition variable
  * and joins it. Entries are reference counted so a route in use is never
  * evicted; at most RH_MAX_ROUTES exist.
  *
@@ -59,6 +60,15 @@ void rh_probe_end(rh_table *t, rh_entry *e);
 int rh_sender_refused(rh_table *t, rh_entry *e);
 void rh_set_sender_refused(rh_table *t, rh_entry *e);
 
+/*
+ * Refills: the thread calls refill(ctx, route, key) soon for a route asked
+ * for with rh_request_refill (once per request, not while the route is
+ * down), so a pooled session retired at pool_max_uses is replaced where no
+ * MTA waits. Set before the first request.
+ */
+void rh_set_refill(rh_table *t, rh_probe_fn refill);
+/* Ask the thread to call the refill callback for e's route; wakes it. */
+void rh_request_refill(rh_table *t, rh_entry *e);
 /* Has rh_free begun? (a probe callback checks between hops, to let rh_free join soon) */
 int rh_stopping(rh_table *t);
 

@@ -123,7 +123,8 @@ static void ssl_errtext(const char *what, const char *fallback, char *err, size_
 	ERR_clear_error();
 }
 
-gw_tls_ctx *gw_tls_ctx_new(int verify, const char *ca_file, char *err, size_t errlen)
+/* A new client context; see gw_tls_ctx_new. */
+static SSL_CTX *ctx_make(int verify, const char *ca_file, char *err, size_t errlen)
 {
 	SSL_CTX *ctx;
 
@@ -154,6 +155,35 @@ gw_tls_ctx *gw_tls_ctx_new(int verify, const char *ca_file, char *err, size_t er
 	} else {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	}
+	return ctx;
+}
+
+/*
+ * The context that verifies nothing is the same for every client and is not
+ * changed once made (names, DANE records and verification are set per
+ * session): one for the process, handed out by reference, so that opening a
+ * probe session does not pay SSL_CTX_new (over a million instructions with
+ * OpenSSL 3: more than a cold recipient's whole probe). Kept until exit. A
+ * verifying context loads a CA store, which a reload may have changed: made
+ * afresh each time.
+ */
+static SSL_CTX *shared_plain;
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+
+gw_tls_ctx *gw_tls_ctx_new(int verify, const char *ca_file, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = NULL;
+
+	if (verify)
+		return (gw_tls_ctx *)(void *)ctx_make(verify, ca_file, err, errlen);
+	pthread_mutex_lock(&shared_lock);
+	if (shared_plain == NULL)
+		shared_plain = ctx_make(0, NULL, err, errlen);
+	if (shared_plain != NULL && SSL_CTX_up_ref(shared_plain) == 1)
+		ctx = shared_plain;
+	else if (shared_plain != NULL)
+		ssl_errtext("SSL_CTX_up_ref", "failed", err, errlen);
+	pthread_mutex_unlock(&shared_lock);
 	return (gw_tls_ctx *)(void *)ctx;
 }
 

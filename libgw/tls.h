@@ -5,12 +5,11 @@
  *
  * The only door to OpenSSL for the client engine: its callers see opaque
  * gw_tls_ctx and gw_tls handles and include no OpenSSL header.
- * One context per gw_client: with verify, the peer's chain is checked against
- * ca_file (or the system default paths) and its name against the name given
- * to the handshake; without, anything is accepted (opportunistic encryption).
- * Handshake, reads and writes are driven by poll() under the same per-call
- * timeout and absolute deadline as net.h, and the socket I/O goes through a
- * BIO that sends with MSG_NOSIGNAL, so a dead peer never raises SIGPIPE.
+ * One context per gw_client (the one without verification shared by all): with verify, the peer's chain is
+ * checked against ca_file (or the system default paths) and its name against the name given to the handshake;
+ * without, anything is accepted (opportunistic encryption). Handshake, reads and writes are driven by poll()
+ * under the same per-call timeout and absolute deadline as net.h, and the socket I/O goes through a BIO that
+ * sends with MSG_NOSIGNAL, so a dead peer never raises SIGPIPE.
  *
  * With TLSA records (DANE, RFC 7672) the certificate is checked against them
  * with OpenSSL's DANE support instead of a CA store: DANE-EE(3) matches the
@@ -32,7 +31,11 @@
 typedef struct gw_tls_ctx gw_tls_ctx; /* an OpenSSL SSL_CTX underneath */
 typedef struct gw_tls gw_tls;         /* an OpenSSL SSL session underneath */
 
-/* A client context. verify: check chain and name. NULL with err set on failure. */
+/*
+ * A client context. verify: check chain and name. NULL with err set on
+ * failure. Without verify, every call returns the same process-wide context
+ * (another reference to it): opening a session costs no new context.
+ */
 gw_tls_ctx *gw_tls_ctx_new(int verify, const char *ca_file, char *err, size_t errlen);
 void gw_tls_ctx_free(gw_tls_ctx **ctx);
 

@@ -736,6 +736,8 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 		decide(&m, c, raw, &d);
 	}
 	flood_rcpt(c, raw, &d);
+	if (!gw_log_enabled(GW_LOG_INFO))
+		return gwm_reply_send(ctx, &d.reply); /* every line below is info or debug */
 	/* The queue id is empty at the first RCPT under Postfix. */
 	if (queue == NULL || *queue == '\0')
 		queue = "-";

@@ -665,13 +665,20 @@ static void one_message(env *e, const gw_route *r, const char *rcpt, gw_verdict 
 
 #define ONE_RCPT(x) MAIL_OK "expect RCPT TO:<" x "@example.com>\nsend 250 ok\n" RSET_OK
 
-/* A session that will not be kept is not reset first: QUIT, and its reply not awaited. */
+/*
+ * A session that will not be kept is not reset first: QUIT, and its reply not
+ * awaited. Its replacement is opened in the background, so the next message's
+ * first recipient finds a pooled session instead of paying connect, greeting
+ * and EHLO.
+ */
 static void test_pool_max_uses(void **state)
 {
 	fp_peer *p = start(GREET ONE_RCPT("a") MAIL_OK "expect RCPT TO:<b@example.com>\nsend 250 ok\n" QUIT_OK
 						       "---\n" GREET ONE_RCPT("c") QUIT_OK);
 	gw_ca_opts o = opts_default();
 	gw_route r = route1(p);
+	gw_ca_stats st;
+	int i;
 	env e;
 
 	(void)state;
@@ -679,13 +686,62 @@ static void test_pool_max_uses(void **state)
 	e = env_new(&o);
 	one_message(&e, &r, "a@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
 	one_message(&e, &r, "b@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_POOLED, 250);
-	one_message(&e, &r, "c@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+	/* Bounded wait for the background replacement (a few ms unless the machine is very busy). */
+	for (i = 0; i < 1000; i++) {
+		gw_ca_stats_get(e.ca, &st);
+		if (st.pooled_idle == 1)
+			break;
+		usleep(10 * 1000);
+	}
+	assert_int_equal(st.pooled_idle, 1);
+	assert_int_equal(st.new_sessions, 2);
+	one_message(&e, &r, "c@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_POOLED, 250);
 	assert_int_equal(fp_connections(p), 2);
 	env_free(&e);
 	assert_int_equal(fp_wait(p, 3000), 0);
 	check_received(p, 0,
 		       EHLO_B "MAIL FROM:<>\r\nRCPT TO:<a@example.com>\r\nRSET\r\n"
 			      "MAIL FROM:<>\r\nRCPT TO:<b@example.com>\r\nQUIT\r\n");
+	check_received(p, 1, EHLO_B "MAIL FROM:<>\r\nRCPT TO:<c@example.com>\r\nRSET\r\nQUIT\r\n");
+	fp_stop(&p);
+}
+
+/* Bounded wait until the pool holds n idle sessions (a background refill). */
+static void wait_pooled(env *e, size_t n)
+{
+	gw_ca_stats st;
+	int i;
+
+	for (i = 0; i < 1000; i++) {
+		gw_ca_stats_get(e->ca, &st);
+		if (st.pooled_idle == n)
+			return;
+		usleep(10 * 1000);
+	}
+	fail_msg("pooled idle sessions: got %zu, want %zu", (size_t)st.pooled_idle, n);
+}
+
+/* pool_max_uses 1: each message's session is retired, and the replacement (not yet used) is kept for the
+ * next. */
+static void test_pool_max_uses_one(void **state)
+{
+	fp_peer *p = start(GREET MAIL_OK
+			   "expect RCPT TO:<a@example.com>\nsend 250 ok\n" QUIT_OK "---\n" GREET MAIL_OK
+			   "expect RCPT TO:<b@example.com>\nsend 250 ok\n" QUIT_OK "---\n" GREET QUIT_OK);
+	gw_ca_opts o = opts_default();
+	gw_route r = route1(p);
+	env e;
+
+	(void)state;
+	o.pool_max_uses = 1;
+	e = env_new(&o);
+	one_message(&e, &r, "a@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+	wait_pooled(&e, 1);
+	one_message(&e, &r, "b@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_POOLED, 250);
+	wait_pooled(&e, 1);
+	assert_int_equal(fp_connections(p), 3);
+	env_free(&e);
+	assert_int_equal(fp_wait(p, 3000), 0);
 	fp_stop(&p);
 }
 
@@ -1534,6 +1590,7 @@ int main(void)
 	    cmocka_unit_test(test_one_session_per_message),
 	    cmocka_unit_test(test_session_retired_after_errors),
 	    cmocka_unit_test(test_pool_max_uses),
+	    cmocka_unit_test(test_pool_max_uses_one),
 	    cmocka_unit_test(test_pool_max_idle),
 	    cmocka_unit_test(test_pool_max_size),
 	    cmocka_unit_test(test_pool_dead_replaced),

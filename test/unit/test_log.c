@@ -93,6 +93,8 @@ static void test_level_clamp(void **state)
 	gw_log_set_level(GW_LOG_INFO);
 	gw_log(99, "dropped", NULL);
 	assert_int_equal(cap->n, 3);
+	assert_int_equal(gw_log_enabled(99), 0);
+	assert_int_equal(gw_log_enabled(-5), 1);
 }
 
 static void test_levels_filter(void **state)
@@ -117,6 +119,9 @@ static void test_levels_filter(void **state)
 		if (got != cases[i].want)
 			fail_msg("case %zu: max %d level %d: got %d lines, want %d", i, cases[i].max,
 				 cases[i].level, got, cases[i].want);
+		if (gw_log_enabled(cases[i].level) != cases[i].want)
+			fail_msg("case %zu: max %d level %d: gw_log_enabled got %d, want %d", i, cases[i].max,
+				 cases[i].level, gw_log_enabled(cases[i].level), cases[i].want);
 	}
 	/* gw_log_open sets the level too. */
 	gw_log_open("test", GW_LOG_STDERR, GW_LOG_WARNING);

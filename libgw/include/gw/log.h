@@ -35,6 +35,11 @@ GW_API int gw_log_level_parse(const char *name);
 GW_API const char *gw_log_level_str(int level);
 /* Redirect every line to fn (tests); NULL restores the destination set by gw_log_open. */
 GW_API void gw_log_set_sink(void (*fn)(int level, const char *line, void *ctx), void *ctx);
+/*
+ * 1 when a line at level would be written, else 0: callers skip preparing
+ * (sanitising, formatting) what gw_log would drop anyway.
+ */
+GW_API int gw_log_enabled(int level);
 /* Write "event fields" at level; fields is printf-style. Lines are cut at 1000 bytes. */
 GW_API void gw_log(int level, const char *event, const char *fields, ...)
     __attribute__((format(printf, 3, 4)));
