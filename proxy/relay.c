@@ -598,8 +598,13 @@ static int mx_start(gwp_relay *r, const char *domain)
 	}
 	if (relay_cmd(r, GW_STAGE_MAIL, r->mail_cmd, &rep, &ms) != 0)
 		return -1;
-	gwp_slog_reply(r->env->slog, r->sid, "|<", &rep, ms);
 	r->mail_held = 0;
+	if (gw_reply_class(rep.code) == 5 && gwp_pool_session_answer(r, &rep, ms, &r->txn_fail)) {
+		/* the held MAIL's blocklist verdict: 451 to this RCPT and the rest of the transaction */
+		(void)gw_srv_reply(r->srv, r->txn_fail.code, r->txn_fail.enh, r->txn_fail.text);
+		return -1;
+	}
+	gwp_slog_reply(r->env->slog, r->sid, "|<", &rep, ms);
 	if (gw_reply_class(rep.code) != 2) {
 		r->txn_fail =
 		    rep; /* the destination refused the sender: that is the answer to its recipients */

@@ -476,6 +476,38 @@ static void test_pool_rcpt_deferred(void **state)
 	lab_rmdir(&l);
 }
 
+/* MX mode: a blocklist verdict to the held MAIL answers the transaction's RCPTs with 451, and the next
+ * transaction connects from the other address. */
+static void test_pool_mx_mail_deferred(void **state)
+{
+	fp_peer *d =
+	    peer(DEST_EHLO "expect MAIL FROM:<s@t.test>\nsend 550 5.7.1 " BL_TEXT "\nexpect QUIT\n"
+			   "send 221 bye\n---\n" DEST_EHLO "expect MAIL FROM:<s@t.test>\nsend 250 2.1.0 ok\n"
+			   "expect RCPT TO:<a@[127.0.0.1]>\nsend 250 2.1.5 ok\nexpect QUIT\nsend 221 bye\n");
+	char extra[128];
+	lab l;
+
+	(void)state;
+	snprintf(extra, sizeof(extra), "smtp_port = %u\npool = 127.0.0.2, 127.0.0.3\n", fp_port(d));
+	lab_start(&l, 0, extra);
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\nMAIL FROM:<s@t.test>\r\nRCPT TO:<a@[127.0.0.1]>\r\nRCPT TO:<b@[127.0.0.1]>\r\n"
+		"RSET\r\nMAIL FROM:<s@t.test>\r\nRCPT TO:<a@[127.0.0.1]>\r\nQUIT\r\n");
+	expect(&l, "250-");
+	expect(&l, "250 2.1.0 Ok");
+	expect(&l, "451 4.7.1 " BL_TEXT);
+	expect(&l, "451 4.7.1 " BL_TEXT);
+	expect(&l, "250 ");
+	expect(&l, "250 2.1.0 Ok");
+	expect(&l, "250 2.1.5 ok");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	peer_done(&d);
+	assert_int_equal(l.stats.pool_retired, 1);
+	assert_int_equal(l.stats.pool_deferred, 1);
+	lab_rmdir(&l);
+}
+
 /* With no other address left, the blocklist verdict is the truth for the tenant: it goes through. */
 static void test_pool_last_address_passes(void **state)
 {
@@ -862,6 +894,7 @@ int main(void)
 	    cmocka_unit_test(test_destination_refused),
 	    cmocka_unit_test(test_pool_greeting_reconnects),
 	    cmocka_unit_test(test_pool_rcpt_deferred),
+	    cmocka_unit_test(test_pool_mx_mail_deferred),
 	    cmocka_unit_test(test_pool_last_address_passes),
 	    cmocka_unit_test(test_greeting_refusal_answers_mail),
 	    cmocka_unit_test(test_destination_421),
