@@ -36,7 +36,7 @@ static void reply_text(const gw_reply *rep, char *out, size_t outlen)
 static void log_retired(gwp_relay *r, const char *addr, const char *why)
 {
 	const gwp_config *c = r->env->conf;
-	char line[GW_REPLY_TEXT_MAX + 200];
+	char line[GW_REPLY_TEXT_MAX + GW_HOST_MAX + 256];
 
 	snprintf(line, sizeof(line), "! pool: address %s retired for %s for %lds: %s", addr, r->up_key,
 		 c->opt.pool_retire_time / 1000, why);
