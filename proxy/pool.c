@@ -156,6 +156,36 @@ int gwp_pool_retire(gwp_pool *p, const char *addr, const char *dest, int64_t ttl
 	return was_usable;
 }
 
+int gwp_pool_is_retired(gwp_pool *p, const char *addr, const char *dest)
+{
+	const entry *x;
+	int yes;
+
+	pthread_mutex_lock(&p->lock);
+	x = find(p, addr, dest);
+	yes = x != NULL && x->until > p->now();
+	pthread_mutex_unlock(&p->lock);
+	return yes;
+}
+
+gwp_pool_act gwp_pool_verdict(gwp_pool *p, const char *const *addrs, size_t n, const char *dest,
+			      const char *addr, const gw_reply *rep, char *const *words, size_t nw,
+			      int64_t ttl_ms, int *newly_r)
+{
+	*newly_r = 0;
+	if (!gwp_blocklisted(rep, words, nw))
+		return GWP_POOL_PASS;
+	*newly_r = gwp_pool_retire(p, addr, dest, ttl_ms);
+	return gwp_pool_choose_other(p, addrs, n, dest, addr) >= 0 ? GWP_POOL_MOVE : GWP_POOL_LAST;
+}
+
+void gwp_pool_defer_reply(const gw_reply *rep, gw_reply *out)
+{
+	*out = *rep;
+	out->code = 451;
+	snprintf(out->enh, sizeof(out->enh), "4.7.1");
+}
+
 void gwp_pool_ok(gwp_pool *p, const char *addr, const char *dest)
 {
 	pthread_mutex_lock(&p->lock);

@@ -18,7 +18,12 @@
  * destination refuses the first address, not us, and it is retired.
  *
  * Blocklist verdicts: a 550, a 554 or an enhanced 5.7.1 whose text holds
- * one of the configured words (case-insensitive).
+ * one of the configured words (case-insensitive). A verdict retires the
+ * address; while the tenant has another address not retired for the
+ * destination, the verdict is about the proxy's address, not the mail, so
+ * the session moves (gwp_pool_verdict: GWP_POOL_MOVE): the tenant gets a
+ * 4xx (gwp_pool_defer_reply) or, before any reply committed it, a new
+ * connection. With no address left the 5xx is the truth for this tenant.
  *
  * Does not defend against: a destination that blocks a whole network (every
  * address gets retired in turn), or more than GWP_POOL_ENTRIES pairs at once
@@ -53,6 +58,26 @@ void gwp_pool_ok(gwp_pool *p, const char *addr, const char *dest);
 int gwp_pool_accepts_others(gwp_pool *p, const char *addr, const char *dest, int64_t window_ms);
 /* The retired pairs, one line each: "ADDRESS DESTINATION retired=SECONDS_AGO left=SECONDS". */
 size_t gwp_pool_list(gwp_pool *p, char *out, size_t outlen);
+
+/* 1 when addr is retired for dest now. */
+int gwp_pool_is_retired(gwp_pool *p, const char *addr, const char *dest);
+
+/* What a destination's reply means for the session bound to one pool address. */
+typedef enum gwp_pool_act {
+	GWP_POOL_PASS = 0, /* no blocklist verdict: the reply goes to the tenant as it is */
+	GWP_POOL_LAST = 1, /* blocklisted, no other address left: the verdict goes to the tenant */
+	GWP_POOL_MOVE = 2  /* blocklisted, another address left: the tenant must not see the 5xx */
+} gwp_pool_act;
+
+/*
+ * rep from dest to a session bound to addr (one of the tenant's addrs[n]): a blocklist verdict (words[nw])
+ * retires addr for ttl_ms (*newly_r: 1 when it was usable before) and says whether another of addrs is left.
+ */
+gwp_pool_act gwp_pool_verdict(gwp_pool *p, const char *const *addrs, size_t n, const char *dest,
+			      const char *addr, const gw_reply *rep, char *const *words, size_t nw,
+			      int64_t ttl_ms, int *newly_r);
+/* The tenant's answer for a verdict that moves the session: 451 4.7.1 with the destination's text. */
+void gwp_pool_defer_reply(const gw_reply *rep, gw_reply *out);
 
 /* 1 when rep says our address is blocklisted: 550, 554 or 5.7.1 with one of words[n] in its text. */
 int gwp_blocklisted(const gw_reply *rep, char *const *words, size_t n);

@@ -13,6 +13,7 @@
 #include "gw/log.h"
 #include "gw/mx.h"
 #include "gw/time.h"
+#include "pool_session.h"
 #include "relay.h"
 #include "throttle.h"
 #include "tls_in.h"
@@ -77,38 +78,6 @@ static void format_path(const gw_path *p, char *out, size_t outlen)
 				      p->params[i].has_value ? "=" : "", p->params[i].value);
 }
 
-/* A verdict on a pool address (blocklist, refused connection): out of use for that destination for a while.
- */
-static void pool_retire(gwp_relay *r, const char *addr, const char *why)
-{
-	const gwp_config *c = r->env->conf;
-
-	if (r->env->pool == NULL || addr[0] == '\0')
-		return;
-	if (gwp_pool_retire(r->env->pool, addr, r->up_key, c->opt.pool_retire_time))
-		atomic_fetch_add(&r->env->stats->pool_retired, 1);
-	slogf(r, "|<", "! pool: address %s retired for %s for %lds: %s", addr, r->up_key,
-	      c->opt.pool_retire_time / 1000, why);
-	gw_log(GW_LOG_WARNING, "pool", "address=%s destination=%s retired=%lds reply=\"%s\"", addr, r->up_key,
-	       c->opt.pool_retire_time / 1000, why);
-}
-
-/* A reply of the destination: a blocklist verdict retires the address. */
-static void pool_check(gwp_relay *r, const gw_reply *rep)
-{
-	const gwp_config *c = r->env->conf;
-	char why[GW_REPLY_TEXT_MAX + 32];
-	size_t i;
-
-	if (r->env->pool == NULL || r->up_bind[0] == '\0' || !gwp_blocklisted(rep, c->words, c->nwords))
-		return;
-	snprintf(why, sizeof(why), "%d%s%s %s", rep->code, rep->enh[0] ? " " : "", rep->enh, rep->text);
-	for (i = 0; why[i] != '\0'; i++)
-		if (why[i] == '\n' || why[i] == '"')
-			why[i] = why[i] == '\n' ? ' ' : '\'';
-	pool_retire(r, r->up_bind, why);
-}
-
 /* A destination that tarpits (a reply slower than tarpit_delay) or throttles (421, 4xx rate limits). */
 static void watch_mark(gwp_relay *r, gwp_mark kind, const char *why)
 {
@@ -146,14 +115,19 @@ static void watch_check(gwp_relay *r, const gw_reply *rep, long ms)
 /* Answer the engine's pending MAIL, RCPT or end of data with rep, as the client will see it. */
 static void answer(gwp_relay *r, const gw_reply *rep, long ms)
 {
-	const char *enh = rep->enh[0] != '\0' && rep->enh[0] - '0' == rep->code / 100 ? rep->enh : NULL;
+	const char *enh;
+	gw_reply own;
+	int moved = 0;
 
 	if (ms >= 0) { /* the destination's own reply */
-		pool_check(r, rep);
+		moved = gwp_pool_session_answer(r, rep, ms, &own);
 		watch_check(r, rep, ms);
 	}
-
-	gwp_slog_reply(r->env->slog, r->sid, "<-", rep, ms);
+	if (moved)
+		rep = &own; /* logged as the proxy's answer */
+	else
+		gwp_slog_reply(r->env->slog, r->sid, "<-", rep, ms);
+	enh = rep->enh[0] != '\0' && rep->enh[0] - '0' == rep->code / 100 ? rep->enh : NULL;
 	if (gw_srv_reply(r->srv, rep->code, enh, rep->text) != 0)
 		(void)gw_srv_reply(r->srv, rep->code, NULL, rep->text);
 }
@@ -229,7 +203,7 @@ static gw_status pool_refused(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep
 
 	snprintf(a, sizeof(a), "%s", addr);
 	if (gwp_pool_accepts_others(r->env->pool, a, r->up_key, c->opt.pool_retire_time)) {
-		pool_retire(r, a, "connection refused; other addresses accepted");
+		gwp_pool_session_retire(r, a, "connection refused; other addresses accepted");
 		done = 1;
 	}
 	snprintf(r->pool_skip, sizeof(r->pool_skip), "%s", a);
@@ -237,7 +211,35 @@ static gw_status pool_refused(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep
 	r->pool_skip[0] = '\0';
 	if (st == GW_OK && !done) {
 		snprintf(why, sizeof(why), "connection refused; %s accepted", r->up_bind);
-		pool_retire(r, a, why);
+		gwp_pool_session_retire(r, a, why);
+	}
+	return st;
+}
+
+/*
+ * The greeting or EHLO reply blocklists r->up_bind (retired) and the tenant has another address: connect
+ * again from it, and from the next while each says the same, so the tenant never sees the verdict. The last
+ * status.
+ */
+static gw_status pool_moved(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
+{
+	gw_status st = GW_E_REJECTED;
+	size_t tries;
+	char from[64];
+
+	for (tries = 0; tries < GWP_TENANT_ADDRS && st == GW_E_REJECTED && gwp_pool_session_left(r);
+	     tries++) {
+		snprintf(from, sizeof(from), "%s", r->up_bind);
+		slogf(r, "|>", "! pool: %s blocklisted at %s: connecting again from another address", from,
+		      r->up_key);
+		gw_log(GW_LOG_NOTICE, "pool", "address=%s destination=%s tenant=%s action=reconnect", from,
+		       r->up_key, r->tenant);
+		atomic_fetch_add(&r->env->stats->pool_reconnected, 1);
+		snprintf(r->pool_skip, sizeof(r->pool_skip), "%s", from);
+		st = up_open(r, hop, rep); /* with pool_skip set, a verdict there comes back here */
+		r->pool_skip[0] = '\0';
+		if (st != GW_E_REJECTED || !gwp_blocklisted(rep, r->env->conf->words, r->env->conf->nwords))
+			break;
 	}
 	return st;
 }
@@ -332,8 +334,9 @@ static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 		}
 	} else if (st == GW_E_REJECTED) {
 		gwp_slog_reply(r->env->slog, r->sid, "|<", rep, since(t0));
-		pool_check(r, rep);
 		watch_check(r, rep, since(t0));
+		if (gwp_pool_session_check(r, rep) == GWP_POOL_MOVE && r->pool_skip[0] == '\0')
+			st = pool_moved(r, hop, rep);
 	} else {
 		char text[400];
 		snprintf(text, sizeof(text), "! %s at %s: %s", gw_status_str(st),
@@ -775,6 +778,8 @@ static void on_mail(gwp_relay *r, const gw_srv_event *ev)
 	long ms;
 
 	txn_clear(r);
+	(void)gwp_pool_session_leave(
+	    r); /* its address retired since: this transaction goes out from another */
 	format_path(ev->path, r->mail_cmd, sizeof(r->mail_cmd));
 	if (gwp_tls_in_refuse_mail(r, &rep)) {
 		slogf(r, ">|", "MAIL FROM:%s", r->mail_cmd);
@@ -836,8 +841,13 @@ static int mx_start(gwp_relay *r, const char *domain)
 	}
 	if (relay_cmd(r, GW_STAGE_MAIL, r->mail_cmd, &rep, &ms) != 0)
 		return -1;
-	gwp_slog_reply(r->env->slog, r->sid, "|<", &rep, ms);
 	r->mail_held = 0;
+	if (gw_reply_class(rep.code) == 5 && gwp_pool_session_answer(r, &rep, ms, &r->txn_fail)) {
+		/* the held MAIL's blocklist verdict: 451 to this RCPT and the rest of the transaction */
+		(void)gw_srv_reply(r->srv, r->txn_fail.code, r->txn_fail.enh, r->txn_fail.text);
+		return -1;
+	}
+	gwp_slog_reply(r->env->slog, r->sid, "|<", &rep, ms);
 	if (gw_reply_class(rep.code) != 2) {
 		r->txn_fail =
 		    rep; /* the destination refused the sender: that is the answer to its recipients */
@@ -1152,19 +1162,26 @@ void gwp_relay_client_gone(gwp_relay *r, const char *why)
 
 void gwp_relay_finish(gwp_relay *r)
 {
-	char helo[GW_DOMAIN_MAX * 4 + 8];
+	char helo[GW_DOMAIN_MAX * 4 + 8], v[6][GW_DOMAIN_MAX * 4 + 16];
+	const char *peer = r->up != NULL && gw_client_peer(r->up)[0] ? gw_client_peer(r->up) : "-";
+	size_t i;
 
 	gwp_relay_client_gone(r, "closed");
 	gwp_throttle_dest_give(r);
 	gw_log_sanitize(helo, sizeof(helo), r->helo, strlen(r->helo), 100);
-	gwp_slog_summary(r->env->slog, r->sid,
-			 "client=%s tenant=%s helo=%s dest=%s peer=%s outcome=%s messages=%lu refused=%lu "
-			 "rcpts=%lu/%lu bytes=%llu tls_out=\"%s\" tls_in=\"%s\" duration=%ldms",
-			 r->client, r->tenant, helo[0] ? helo : "-", r->dest,
-			 r->up != NULL && gw_client_peer(r->up)[0] ? gw_client_peer(r->up) : "-", r->outcome,
-			 r->messages, r->refused, r->rcpts_ok, r->rcpts_ok + r->rcpts_bad,
-			 (unsigned long long)r->bytes, r->tls_out[0] ? r->tls_out : "none",
-			 r->tls_in[0] ? r->tls_in : "none", since(r->started));
+	for (i = 0; r->outcome[i] != '\0'; i++) /* "upstream-connection lost": one token */
+		if (r->outcome[i] == ' ')
+			r->outcome[i] = '-';
+	gwp_slog_summary(
+	    r->env->slog, r->sid,
+	    "client=%s tenant=%s helo=%s dest=%s peer=%s outcome=%s messages=%lu refused=%lu "
+	    "rcpts=%lu/%lu bytes=%llu tls_out=\"%s\" tls_in=\"%s\" duration=%ldms",
+	    gwp_slog_value(v[0], sizeof(v[0]), r->client), gwp_slog_value(v[1], sizeof(v[1]), r->tenant),
+	    gwp_slog_value(v[2], sizeof(v[2]), helo[0] ? helo : "-"),
+	    gwp_slog_value(v[3], sizeof(v[3]), r->dest), gwp_slog_value(v[4], sizeof(v[4]), peer),
+	    gwp_slog_value(v[5], sizeof(v[5]), r->outcome), r->messages, r->refused, r->rcpts_ok,
+	    r->rcpts_ok + r->rcpts_bad, (unsigned long long)r->bytes, r->tls_out[0] ? r->tls_out : "none",
+	    r->tls_in[0] ? r->tls_in : "none", since(r->started));
 	gw_client_free(&r->up);
 	gw_srv_free(&r->srv);
 	free(r->terms_mem);

@@ -35,7 +35,11 @@
  * session limit is not connected (421 greeting, or 451 4.4.5 at RCPT in MX
  * mode), a MAIL over its tenant's rate gets 451 4.7.1. A connection refused
  * from a pool address is tried once more from the next one, and when that
- * one gets in, the refused address is retired for the destination.
+ * one gets in, the refused address is retired for the destination. A
+ * blocklist verdict on a pool address (pool_session.h) in the greeting or
+ * the EHLO reply connects again from another address in the same session;
+ * later, while the tenant has an address left, it reaches the tenant as
+ * 451 4.7.1 and the next transaction connects from another address.
  *
  * One session is one thread here (session.c); the state below is all a
  * session has, so an event loop could drive the same structure once the
@@ -82,7 +86,8 @@ typedef struct gwp_stats {
 	atomic_ulong sessions_total, refused_not_redirected, upstream_failures;
 	atomic_ulong messages, messages_refused, rcpts_accepted, rcpts_refused, bytes;
 	atomic_ulong pool_retired, pool_all_retired, tarpit_marks, throttle_marks;
-	atomic_ulong dest_limited, rate_limited; /* throttle.c */
+	atomic_ulong dest_limited, rate_limited;      /* throttle.c */
+	atomic_ulong pool_deferred, pool_reconnected; /* pool_session.c, relay.c */
 } gwp_stats;
 
 typedef struct gwp_env {

@@ -96,6 +96,33 @@ void gwp_slog_reply(gwp_slog *l, const char *sid, const char *dir, const gw_repl
 	gwp_slog_line(l, sid, dir, first, strlen(first), ms);
 }
 
+const char *gwp_slog_value(char *out, size_t outlen, const char *v)
+{
+	size_t i, n = 0;
+	int bare = v[0] != '\0';
+
+	for (i = 0; v[i] != '\0' && bare; i++)
+		bare = v[i] > ' ' && v[i] < 0x7f && v[i] != '"' && v[i] != '\\';
+	if (bare) {
+		snprintf(out, outlen, "%s", v);
+		return out;
+	}
+	if (outlen < 3) {
+		if (outlen > 0)
+			out[0] = '\0';
+		return out;
+	}
+	out[n++] = '"';
+	for (i = 0; v[i] != '\0' && n + 3 < outlen; i++) {
+		if (v[i] == '"' || v[i] == '\\')
+			out[n++] = '\\';
+		out[n++] = v[i];
+	}
+	out[n++] = '"';
+	out[n] = '\0';
+	return out;
+}
+
 void gwp_slog_summary(gwp_slog *l, const char *sid, const char *fmt, ...)
 {
 	char body[900];

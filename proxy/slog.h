@@ -39,7 +39,13 @@ void gwp_slog_close(gwp_slog **l);
 void gwp_slog_line(gwp_slog *l, const char *sid, const char *dir, const char *text, size_t len, long ms);
 /* A reply as one line: "250 2.1.5 first line" plus " (+N lines)" for a multi-line reply. */
 void gwp_slog_reply(gwp_slog *l, const char *sid, const char *dir, const gw_reply *r, long ms);
-/* The summary line ("==" and printf-style fields, not sanitised: callers sanitise peer text). */
+/*
+ * A summary value as key=VALUE parses: v itself when it is a non-empty run of printable characters without
+ * spaces, double quotes or backslashes; otherwise v in double quotes with '"' and '\\' escaped by a
+ * backslash. Returns out.
+ */
+const char *gwp_slog_value(char *out, size_t outlen, const char *v);
+/* The summary line ("==" and printf-style KEY=VALUE fields, not sanitised: callers sanitise peer text). */
 void gwp_slog_summary(gwp_slog *l, const char *sid, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

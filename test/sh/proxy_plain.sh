@@ -170,7 +170,7 @@ grep -qE ' <- 550 5\.1\.1 <b@dest\.test>: Recipient address rejected: User unkno
 grep -qE ' -> RCPT TO:<c@dest\.test>$' "$LAB/session.log" || fail "no -> line for a relayed RCPT"
 grep -qE ' == .*outcome=quit messages=2 refused=1 rcpts=2/4 ' "$LAB/session.log" ||
 	fail "summary of the mixed session: $(grep ' == ' "$LAB/session.log" | tail -3)"
-grep -qE ' == .*outcome=upstream-connection lost' "$LAB/session.log" || fail "summary of the lost session"
+grep -qE ' == .*outcome=upstream-connection-lost ' "$LAB/session.log" || fail "summary of the lost session"
 [ "$(grep -c ' == ' "$LAB/session.log")" -eq 13 ] || fail "want 13 summary lines (one per session: 1 swaks, 10 smtp-source, 2 scripted), got $(grep -c ' == ' "$LAB/session.log")"
 echo "ok: session log in the notation, one summary per session"
 

@@ -4,10 +4,15 @@
 #   - pool = 127.0.0.2, 127.0.0.3; the destination (a small python server on
 #     127.0.0.1) greets 127.0.0.2 with "554 5.7.1 ... blocked using
 #     zen.spamhaus.org" and takes mail from any other address;
-#   - the first session goes out from 127.0.0.2 and its MAIL gets the
-#     destination's verdict word for word; the address is retired (logged,
-#     counted in stats, listed by "retired");
-#   - the next session goes out from 127.0.0.3 and the message is delivered;
+#   - the first session goes out from 127.0.0.2, meets the verdict in the
+#     greeting, connects again from 127.0.0.3 in the same session and the
+#     message is delivered: the tenant never sees the 554; 127.0.0.2 is
+#     retired (logged, counted in stats, listed by "retired");
+#   - then the destination refuses RCPT from 127.0.0.3 with "554 5.7.1 ...
+#     listed at bl.test": the tenant gets "451 4.7.1" with the same text (not
+#     a bounce: 127.0.0.4 is left), 127.0.0.3 is retired; the tenant's next
+#     transaction in that session and its next session go out from
+#     127.0.0.4 and are delivered;
 #   - after a SIGHUP with a tenant_map giving 127.0.0.0/8 the tenant "acme"
 #     and only 127.0.0.4, the session goes out from 127.0.0.4 and its
 #     summary names the tenant;
@@ -54,8 +59,8 @@ echo "ok: a bad pool address or tenant_map is refused with file:line"
 # --- the destination -----------------------------------------------------------------------------
 dp=$(lab_port)
 cat >"$LAB/dest.py" <<'PY'
-import socket, sys, threading, time
-port, record = int(sys.argv[1]), sys.argv[2]
+import os, socket, sys, threading, time
+port, record, flag = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 def serve(c, peer):
     f = c.makefile("rb")
     def send(line):
@@ -75,6 +80,8 @@ def serve(c, peer):
             break
         if blocked:
             send("503 5.5.1 go away")
+        elif cmd.startswith("RCPT") and peer == "127.0.0.3" and os.path.exists(flag):
+            send("554 5.7.1 Service unavailable; Client host [127.0.0.3] listed at bl.test")
         elif cmd.startswith("EHLO"):
             send("250-dest.test")
             send("250 PIPELINING")
@@ -103,7 +110,7 @@ while True:
     threading.Thread(target=serve, args=(c, a[0]), daemon=True).start()
 PY
 : >"$LAB/delivered"
-lab_bg dest python3 "$LAB/dest.py" "$dp" "$LAB/delivered"
+lab_bg dest python3 "$LAB/dest.py" "$dp" "$LAB/delivered" "$LAB/block3"
 lab_wait_port "$dp" 10 || fail "the destination does not listen"
 
 # --- the proxy -----------------------------------------------------------------------------------
@@ -138,30 +145,58 @@ C
 }
 
 session "$LAB/t1"
-grep -qxF "S: 554 5.7.1 Service unavailable; Client host [127.0.0.2] blocked using zen.spamhaus.org" "$LAB/t1" ||
-	fail "first session: want the destination's verdict, got $(grep '^S:' "$LAB/t1" | tr '\n' '|')"
-! grep -q "^S: 250 2.0.0" "$LAB/t1" || fail "first session delivered"
-[ ! -s "$LAB/delivered" ] || fail "delivered from the blocked address: $(cat "$LAB/delivered")"
+grep -q "^S: 250 2.0.0 Ok: queued" "$LAB/t1" || fail "first session: $(grep '^S:' "$LAB/t1" | tr '\n' '|')"
+! grep -q "^S: 5" "$LAB/t1" || fail "the tenant saw a 5xx: $(grep '^S: 5' "$LAB/t1")"
+grep -qx "delivered from 127.0.0.3" "$LAB/delivered" || fail "delivered: $(cat "$LAB/delivered")"
 grep -qE ' \|> connect \[127\.0\.0\.1\]:[0-9]+ from 127\.0\.0\.2,' "$LAB/session.log" ||
 	fail "the first session did not go out from 127.0.0.2"
+grep -qE ' \|> ! pool: 127\.0\.0\.2 blocklisted at 127\.0\.0\.1: connecting again from another address$' "$LAB/session.log" ||
+	fail "no reconnection in the session log"
 grep -qE 'pool address=127\.0\.0\.2 destination=127\.0\.0\.1 retired=3600s reply="554 5\.7\.1 Service unavailable; Client host \[127\.0\.0\.2\] blocked using zen\.spamhaus\.org"' "$LAB/proxy.log" ||
 	fail "no pool line in the daemon's log"
-[ "$(grep -c 'pool address=' "$LAB/proxy.log")" -eq 1 ] || fail "want one pool line, got: $(grep 'pool address=' "$LAB/proxy.log")"
+grep -qE 'pool address=127\.0\.0\.2 destination=127\.0\.0\.1 tenant=127\.0\.0\.1 action=reconnect' "$LAB/proxy.log" ||
+	fail "no reconnect line in the daemon's log"
+[ "$(grep -c 'pool address=.* retired=' "$LAB/proxy.log")" -eq 1 ] || fail "want one pool line, got: $(grep 'pool address=' "$LAB/proxy.log")"
 stats=$("$proxy" -C "$LAB/control" stats)
-grep -q " pool_retired=1 " <<<"$stats" || fail "stats after the retirement: $stats"
+grep -q " pool_retired=1 pool_all_retired=0 pool_deferred=0 pool_reconnected=1 " <<<"$stats" ||
+	fail "stats after the retirement: $stats"
 retired=$("$proxy" -C "$LAB/control" retired)
 grep -qE '^127\.0\.0\.2 127\.0\.0\.1 retired=[0-9]+ left=(3600|359[0-9])$' <<<"$retired" ||
 	fail "retired: $retired"
 grep -qx "retired=1" <<<"$retired" || fail "retired count: $retired"
-echo "ok: the destination's blocklist verdict reached the tenant; 127.0.0.2 retired ($stats)"
+echo "ok: a blocklist greeting to 127.0.0.2: retired, the same session went out from 127.0.0.3 ($stats)"
 
-session "$LAB/t2"
-grep -q "^S: 250 2.0.0 Ok: queued" "$LAB/t2" || fail "second session: $(grep '^S:' "$LAB/t2" | tr '\n' '|')"
-grep -qx "delivered from 127.0.0.3" "$LAB/delivered" || fail "delivered: $(cat "$LAB/delivered")"
-[ "$(grep -c 'from 127\.0\.0\.2,' "$LAB/session.log")" -eq 1 ] || fail "127.0.0.2 used again"
+# --- a blocklist verdict at RCPT: 451 to the tenant while an address is left ---------------------
+touch "$LAB/block3"
+lab_smtp "$pp" >"$LAB/t2" <<'C' || true
+EHLO tenant.test
+MAIL FROM:<s@tenant.test>
+RCPT TO:<a@dest.test>
+RSET
+MAIL FROM:<s@tenant.test>
+RCPT TO:<a@dest.test>
+DATA
+Subject: pool\r\n\r\nagain\r\n.
+QUIT
+C
+grep -qxF "S: 451 4.7.1 Service unavailable; Client host [127.0.0.3] listed at bl.test" "$LAB/t2" ||
+	fail "RCPT from a blocklisted address: want 451 4.7.1, got $(grep '^S:' "$LAB/t2" | tr '\n' '|')"
+! grep -q "^S: 5" "$LAB/t2" || fail "the tenant saw a 5xx: $(grep '^S: 5' "$LAB/t2")"
+grep -q "^S: 250 2.0.0 Ok: queued" "$LAB/t2" || fail "the next transaction: $(grep '^S:' "$LAB/t2" | tr '\n' '|')"
+grep -qx "delivered from 127.0.0.4" "$LAB/delivered" || fail "delivered: $(cat "$LAB/delivered")"
+! grep -q "delivered from 127.0.0.3" <(sed 1d "$LAB/delivered") || fail "delivered from 127.0.0.3 again"
+grep -qE ' <- 451 4\.7\.1 Service unavailable; Client host \[127\.0\.0\.3\] listed at bl\.test \(proxy: 554 from a retired address; the retry goes out from another\)$' "$LAB/session.log" ||
+	fail "no proxy-marked 451 in the session log"
+grep -qE 'pool address=127\.0\.0\.3 destination=127\.0\.0\.1 tenant=127\.0\.0\.1 action=deferred reply="554 5\.7\.1 ' "$LAB/proxy.log" ||
+	fail "no deferred line in the daemon's log"
 stats=$("$proxy" -C "$LAB/control" stats)
-grep -q " pool_retired=1 pool_all_retired=0" <<<"$stats" || fail "stats after delivery: $stats"
-echo "ok: the next session went out from 127.0.0.3 and was delivered"
+grep -q " pool_retired=2 pool_all_retired=0 pool_deferred=1 pool_reconnected=1 " <<<"$stats" ||
+	fail "stats after the deferral: $stats"
+session "$LAB/t2b"
+grep -q "^S: 250 2.0.0 Ok: queued" "$LAB/t2b" || fail "the retry: $(grep '^S:' "$LAB/t2b" | tr '\n' '|')"
+[ "$(grep -cx "delivered from 127.0.0.4" "$LAB/delivered")" -eq 2 ] || fail "delivered: $(cat "$LAB/delivered")"
+echo "ok: a blocklist RCPT reply reached the tenant as 451 4.7.1; the retry went out from 127.0.0.4"
+rm -f "$LAB/block3"
 
 lab_conf_set "$c" tenant_map "$LAB/tenants"
 kill -HUP "$pid"
@@ -169,8 +204,8 @@ for _ in $(seq 100); do grep -q "reload status=ok" "$LAB/proxy.log" && break; sl
 grep -q "reload status=ok" "$LAB/proxy.log" || fail "no reload logged"
 session "$LAB/t3"
 grep -q "^S: 250 2.0.0 Ok: queued" "$LAB/t3" || fail "tenant session: $(grep '^S:' "$LAB/t3" | tr '\n' '|')"
-grep -qx "delivered from 127.0.0.4" "$LAB/delivered" || fail "delivered: $(cat "$LAB/delivered")"
-for _ in $(seq 50); do [ "$(grep -c ' == ' "$LAB/session.log")" -ge 3 ] && break; sleep 0.1; done
+[ "$(grep -cx "delivered from 127.0.0.4" "$LAB/delivered")" -eq 3 ] || fail "delivered: $(cat "$LAB/delivered")"
+for _ in $(seq 50); do [ "$(grep -c ' == ' "$LAB/session.log")" -ge 4 ] && break; sleep 0.1; done
 grep -qE ' == client=\[127\.0\.0\.1\]:[0-9]+ tenant=acme ' "$LAB/session.log" ||
 	fail "no summary with tenant=acme: $(grep ' == ' "$LAB/session.log")"
 echo "ok: tenant_map: tenant acme went out from its own address 127.0.0.4"

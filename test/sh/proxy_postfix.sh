@@ -108,5 +108,5 @@ postqueue -c "$LAB/tenant/etc" -f
 wait_for 60 down_mail_delivered || fail "not delivered after the destination came back"
 wait_for 30 queue_empty || fail "the tenant's queue is not empty: $(lab_queue_count tenant)"
 echo "ok: destination down: deferred in the tenant's queue (421 from the proxy), delivered after a flush"
-grep -q "outcome=upstream-connection refused" "$LAB/session.log" || fail "no session logged the refused destination"
+grep -q "outcome=upstream-connection-refused " "$LAB/session.log" || fail "no session logged the refused destination"
 echo PASS

@@ -161,6 +161,56 @@ static void test_choose_other(void **state)
 	gwp_pool_free(&p);
 }
 
+/* A blocklist verdict moves the session while another of the tenant's addresses is left, else it is the
+ * truth. */
+static void test_verdict_move(void **state)
+{
+	gwp_pool *p = gwp_pool_new(fake_clock);
+	const char *addrs[] = {"192.0.2.1", "192.0.2.2"};
+	gw_reply bl =
+		     mk(554, "5.7.1", "Client host [192.0.2.1] listed at bl.example\nsee https://bl.example"),
+		 out;
+	gw_reply user = mk(550, "5.1.1", "no such user");
+	int newly = -1;
+
+	(void)state;
+	bl.nlines = 2;
+	/* not a verdict on the address: nothing retired, the reply goes as it is */
+	assert_int_equal(gwp_pool_verdict(p, addrs, 2, "d", "192.0.2.1", &user, words, NW, 60000, &newly),
+			 GWP_POOL_PASS);
+	assert_int_equal(newly, 0);
+	assert_int_equal(gwp_pool_is_retired(p, "192.0.2.1", "d"), 0);
+	/* .1 blocklisted, .2 left: move (and .1 is retired, once) */
+	assert_int_equal(gwp_pool_verdict(p, addrs, 2, "d", "192.0.2.1", &bl, words, NW, 60000, &newly),
+			 GWP_POOL_MOVE);
+	assert_int_equal(newly, 1);
+	assert_int_equal(gwp_pool_is_retired(p, "192.0.2.1", "d"), 1);
+	assert_int_equal(gwp_pool_is_retired(p, "192.0.2.1", "e"), 0); /* per destination */
+	assert_int_equal(gwp_pool_verdict(p, addrs, 2, "d", "192.0.2.1", &bl, words, NW, 60000, &newly),
+			 GWP_POOL_MOVE); /* the same transaction's next RCPT */
+	assert_int_equal(newly, 0);
+	/* a tenant with one address: nothing left, the verdict is the truth */
+	assert_int_equal(gwp_pool_verdict(p, addrs, 1, "e", "192.0.2.1", &bl, words, NW, 60000, &newly),
+			 GWP_POOL_LAST);
+	assert_int_equal(newly, 1);
+	/* .2 blocklisted too: the last one */
+	assert_int_equal(gwp_pool_verdict(p, addrs, 2, "d", "192.0.2.2", &bl, words, NW, 60000, &newly),
+			 GWP_POOL_LAST);
+	/* .1's retirement over: .2's verdict moves the session back to .1 */
+	fake_now += 60000;
+	assert_int_equal(gwp_pool_is_retired(p, "192.0.2.1", "d"), 0);
+	assert_int_equal(gwp_pool_verdict(p, addrs, 2, "d", "192.0.2.2", &bl, words, NW, 60000, &newly),
+			 GWP_POOL_MOVE);
+	/* the tenant's answer: 451 4.7.1 with the destination's text, every line */
+	gwp_pool_defer_reply(&bl, &out);
+	assert_int_equal(out.code, 451);
+	assert_string_equal(out.enh, "4.7.1");
+	assert_string_equal(out.text, bl.text);
+	assert_int_equal(out.nlines, 2);
+	assert_int_equal(out.text_len, bl.text_len);
+	gwp_pool_free(&p);
+}
+
 static void test_table_full(void **state)
 {
 	gwp_pool *p = gwp_pool_new(fake_clock);
@@ -297,9 +347,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_verdicts),          cmocka_unit_test(test_choice_retire_expiry),
 	    cmocka_unit_test(test_all_retired),       cmocka_unit_test(test_accepts_others),
-	    cmocka_unit_test(test_choose_other),      cmocka_unit_test(test_table_full),
-	    cmocka_unit_test(test_tenant_map),        cmocka_unit_test(test_tenant_map_errors),
-	    cmocka_unit_test(test_throttle_verdicts), cmocka_unit_test(test_watch_marks),
+	    cmocka_unit_test(test_choose_other),      cmocka_unit_test(test_verdict_move),
+	    cmocka_unit_test(test_table_full),        cmocka_unit_test(test_tenant_map),
+	    cmocka_unit_test(test_tenant_map_errors), cmocka_unit_test(test_throttle_verdicts),
+	    cmocka_unit_test(test_watch_marks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -77,6 +77,8 @@ static void lab_start(lab *l, unsigned port, const char *extra)
 	assert_non_null(l->env.slog = gwp_slog_open(l->conf->opt.session_log, err, sizeof(err)));
 	l->env.conf = l->conf;
 	l->env.stats = &l->stats;
+	if (strstr(extra, "pool =") != NULL)
+		assert_non_null(l->env.pool = gwp_pool_new(NULL));
 	if (port != 0) {
 		const char *e;
 		char spec[64];
@@ -121,6 +123,7 @@ static void lab_stop(lab *l)
 {
 	lab_end_session(l);
 	gwp_slog_close(&l->env.slog);
+	gwp_pool_free(&l->env.pool);
 	gwp_config_free(&l->conf);
 }
 
@@ -362,7 +365,7 @@ static void test_destination_refused(void **state)
 	lab_stop(&l);
 	slog = session_log(&l);
 	contains(slog, " |< ! connection refused at connect");
-	contains(slog, "outcome=upstream-connection refused");
+	contains(slog, " outcome=upstream-connection-refused messages=0 "); /* one token */
 	free(slog);
 	lab_rmdir(&l);
 }
@@ -384,6 +387,148 @@ static void test_greeting_refusal_answers_mail(void **state)
 	expect(&l, "221 ");
 	lab_stop(&l);
 	fp_stop(&d);
+	lab_rmdir(&l);
+}
+
+#define BL_TEXT "Service unavailable; Client host [127.0.0.2] listed at bl.test"
+
+/* A blocklist verdict in the greeting: the same session connects again from the next pool address. */
+static void test_pool_greeting_reconnects(void **state)
+{
+	fp_peer *d = peer("send 554 5.7.1 " BL_TEXT "\n---\n" DEST_EHLO
+			  "expect MAIL FROM:<s@t.test>\nsend 250 2.1.0 ok\nexpect RCPT TO:<a@dest.test>\n"
+			  "send 250 2.1.5 ok\nexpect QUIT\nsend 221 bye\n");
+	char *slog;
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "pool = 127.0.0.2, 127.0.0.3\n");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\n");
+	expect(&l, "250-");
+	put(&l, "MAIL FROM:<s@t.test>\r\n");
+	expect(&l, "250 2.1.0 ok");
+	put(&l, "RCPT TO:<a@dest.test>\r\n");
+	expect(&l, "250 2.1.5 ok");
+	put(&l, "QUIT\r\n");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	peer_done(&d);
+	slog = session_log(&l);
+	contains(slog, " from 127.0.0.2, EHLO");
+	contains(slog, " |< 554 5.7.1 " BL_TEXT " [");
+	contains(slog,
+		 " |< ! pool: address 127.0.0.2 retired for 127.0.0.1 for 3600s: 554 5.7.1 " BL_TEXT "\n");
+	contains(slog,
+		 " |> ! pool: 127.0.0.2 blocklisted at 127.0.0.1: connecting again from another address\n");
+	contains(slog, " from 127.0.0.3, EHLO");
+	contains(slog, " outcome=quit ");
+	free(slog);
+	assert_int_equal(l.stats.pool_retired, 1);
+	assert_int_equal(l.stats.pool_reconnected, 1);
+	assert_int_equal(l.stats.pool_deferred, 0);
+	lab_rmdir(&l);
+}
+
+/*
+ * A blocklist verdict to RCPT while another pool address is left: the tenant gets 451 4.7.1 with the
+ * destination's text (its queue retries), and its next transaction connects from the other address.
+ */
+static void test_pool_rcpt_deferred(void **state)
+{
+	fp_peer *d =
+	    peer(DEST_EHLO "expect MAIL FROM:<s@t.test>\nsend 250 2.1.0 ok\nexpect RCPT TO:<a@dest.test>\n"
+			   "send 554 5.7.1 " BL_TEXT "\nexpect RSET\nsend 250 ok\nexpect QUIT\nsend 221 bye\n"
+			   "---\n" DEST_EHLO "expect MAIL FROM:<s@t.test>\nsend 250 2.1.0 ok\n"
+			   "expect RCPT TO:<a@dest.test>\nsend 250 2.1.5 ok\nexpect QUIT\nsend 221 bye\n");
+	char *slog;
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "pool = 127.0.0.2, 127.0.0.3\n");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\n");
+	expect(&l, "250-");
+	put(&l, "MAIL FROM:<s@t.test>\r\n");
+	expect(&l, "250 2.1.0 ok");
+	put(&l, "RCPT TO:<a@dest.test>\r\n");
+	expect(&l, "451 4.7.1 " BL_TEXT);
+	put(&l, "RSET\r\n");
+	expect(&l, "250 ");
+	put(&l, "MAIL FROM:<s@t.test>\r\n");
+	expect(&l, "250 2.1.0 ok");
+	put(&l, "RCPT TO:<a@dest.test>\r\n");
+	expect(&l, "250 2.1.5 ok");
+	put(&l, "QUIT\r\n");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	peer_done(&d);
+	slog = session_log(&l);
+	contains(slog, " |< 554 5.7.1 " BL_TEXT " [");
+	contains(slog, " <- 451 4.7.1 " BL_TEXT
+		       " (proxy: 554 from a retired address; the retry goes out from another)\n");
+	contains(slog,
+		 " |> ! pool: 127.0.0.2 retired for 127.0.0.1: the next transaction connects from another\n");
+	contains(slog, " from 127.0.0.3, EHLO");
+	free(slog);
+	assert_int_equal(l.stats.pool_retired, 1);
+	assert_int_equal(l.stats.pool_deferred, 1);
+	lab_rmdir(&l);
+}
+
+/* MX mode: a blocklist verdict to the held MAIL answers the transaction's RCPTs with 451, and the next
+ * transaction connects from the other address. */
+static void test_pool_mx_mail_deferred(void **state)
+{
+	fp_peer *d =
+	    peer(DEST_EHLO "expect MAIL FROM:<s@t.test>\nsend 550 5.7.1 " BL_TEXT "\nexpect QUIT\n"
+			   "send 221 bye\n---\n" DEST_EHLO "expect MAIL FROM:<s@t.test>\nsend 250 2.1.0 ok\n"
+			   "expect RCPT TO:<a@[127.0.0.1]>\nsend 250 2.1.5 ok\nexpect QUIT\nsend 221 bye\n");
+	char extra[128];
+	lab l;
+
+	(void)state;
+	snprintf(extra, sizeof(extra), "smtp_port = %u\npool = 127.0.0.2, 127.0.0.3\n", fp_port(d));
+	lab_start(&l, 0, extra);
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\nMAIL FROM:<s@t.test>\r\nRCPT TO:<a@[127.0.0.1]>\r\nRCPT TO:<b@[127.0.0.1]>\r\n"
+		"RSET\r\nMAIL FROM:<s@t.test>\r\nRCPT TO:<a@[127.0.0.1]>\r\nQUIT\r\n");
+	expect(&l, "250-");
+	expect(&l, "250 2.1.0 Ok");
+	expect(&l, "451 4.7.1 " BL_TEXT);
+	expect(&l, "451 4.7.1 " BL_TEXT);
+	expect(&l, "250 ");
+	expect(&l, "250 2.1.0 Ok");
+	expect(&l, "250 2.1.5 ok");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	peer_done(&d);
+	assert_int_equal(l.stats.pool_retired, 1);
+	assert_int_equal(l.stats.pool_deferred, 1);
+	lab_rmdir(&l);
+}
+
+/* With no other address left, the blocklist verdict is the truth for the tenant: it goes through. */
+static void test_pool_last_address_passes(void **state)
+{
+	fp_peer *d =
+	    peer(DEST_EHLO "expect MAIL FROM:<s@t.test>\nsend 250 2.1.0 ok\nexpect RCPT TO:<a@dest.test>\n"
+			   "send 554 5.7.1 " BL_TEXT "\nexpect QUIT\nsend 221 bye\n");
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "pool = 127.0.0.2\n");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\nMAIL FROM:<s@t.test>\r\nRCPT TO:<a@dest.test>\r\n");
+	expect(&l, "250-");
+	expect(&l, "250 2.1.0 ok");
+	expect(&l, "554 5.7.1 " BL_TEXT);
+	put(&l, "QUIT\r\n");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	peer_done(&d);
+	assert_int_equal(l.stats.pool_retired, 1);
+	assert_int_equal(l.stats.pool_deferred, 0);
 	lab_rmdir(&l);
 }
 
@@ -850,7 +995,7 @@ static void test_pipeline_drop_mid_batch(void **state)
 	peer_done(&d);
 	slog = session_log(&l);
 	contains(slog, " |< ! RCPT: connection lost");
-	contains(slog, "outcome=upstream-connection lost");
+	contains(slog, "outcome=upstream-connection-lost");
 	free(slog);
 	lab_rmdir(&l);
 }
@@ -898,6 +1043,10 @@ int main(void)
 	    cmocka_unit_test(test_dot_refused),
 	    cmocka_unit_test(test_lost_after_dot),
 	    cmocka_unit_test(test_destination_refused),
+	    cmocka_unit_test(test_pool_greeting_reconnects),
+	    cmocka_unit_test(test_pool_rcpt_deferred),
+	    cmocka_unit_test(test_pool_mx_mail_deferred),
+	    cmocka_unit_test(test_pool_last_address_passes),
 	    cmocka_unit_test(test_greeting_refusal_answers_mail),
 	    cmocka_unit_test(test_destination_421),
 	    cmocka_unit_test(test_data_refused),

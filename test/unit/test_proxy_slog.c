@@ -1,6 +1,7 @@
 /*
  * test_proxy_slog.c - the session log's lines: timestamp, id, arrow, text;
- * peer text escaped and cut, multi-line replies on one line, one summary.
+ * peer text escaped and cut, multi-line replies on one line, one summary
+ * whose values parse as key=VALUE.
  */
 #include <regex.h>
 #include <setjmp.h>
@@ -105,11 +106,39 @@ static void test_open_error(void **state)
 	assert_non_null(strstr(err, "/nonexistent/dir/session.log: No such file"));
 }
 
+/* Summary values parse as key=VALUE: tokens bare, anything else quoted with escapes. */
+static void test_values(void **state)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+	    {"quit", "quit"},
+	    {"[127.0.0.1]:25", "[127.0.0.1]:25"},
+	    {"upstream-connection lost", "\"upstream-connection lost\""},
+	    {"", "\"\""},
+	    {"a\"b\\c", "\"a\\\"b\\\\c\""},
+	    {"tab\there", "\"tab\there\""},
+	};
+	char out[64], small[8];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		gwp_slog_value(out, sizeof(out), cases[i].in);
+		if (strcmp(out, cases[i].want) != 0)
+			fail_msg("value %zu: got %s, want %s", i, out, cases[i].want);
+	}
+	/* cut short, still one quoted value */
+	assert_string_equal(gwp_slog_value(small, sizeof(small), "a b c d e f"), "\"a b \"");
+	assert_string_equal(gwp_slog_value(small, sizeof(small), "\"\"\"\""), "\"\\\"\\\"\"");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_lines),
 	    cmocka_unit_test(test_open_error),
+	    cmocka_unit_test(test_values),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
