@@ -98,6 +98,7 @@ void cl_close(gw_client *c, int clean)
 	c->size_limit = 0;
 	c->in_off = c->in_len = 0;
 	gw_reply_parser_reset(&c->parser);
+	cl_arrival_reset(c);
 }
 
 gw_status cl_transport_fail(gw_client *c, gw_net_rc rc)
@@ -134,7 +135,47 @@ static gw_status conn_fill(gw_client *c)
 	if (rc != GW_NET_OK)
 		return cl_transport_fail(c, rc);
 	c->in_len = got;
+	cl_note_read(c, got);
 	return GW_OK;
+}
+
+void cl_note_read(gw_client *c, size_t got)
+{
+	if (got == 0)
+		return;
+	c->in_gen++;
+	c->in_at = gw_now_ms();
+}
+
+void cl_arrival_reset(gw_client *c)
+{
+	memset(&c->arr, 0, sizeof(c->arr));
+}
+
+/* used bytes of the read numbered c->in_gen went to the reply being parsed. */
+static void arrival_take(gw_client *c, size_t used)
+{
+	if (used == 0)
+		return;
+	if (c->arr.reads == 0) {
+		c->arr.reads = 1;
+		c->arr_gen = c->in_gen;
+		c->arr_t0 = c->in_at;
+	} else if (c->arr_gen != c->in_gen) {
+		c->arr.reads++;
+		c->arr_gen = c->in_gen;
+	}
+	c->arr.bytes += used;
+	c->arr.spread_ms = (unsigned)(c->in_at - c->arr_t0);
+}
+
+/* The reply r is whole: keep how it arrived and tell the hook. */
+static void arrival_done(gw_client *c, const gw_reply *r)
+{
+	c->last_arr = c->arr;
+	cl_arrival_reset(c);
+	if (c->hook_fn != NULL)
+		c->hook_fn(c->hook_ctx, c->cur, r, &c->last_arr);
 }
 
 /* Log a reply's first line at debug level, sanitised. */
@@ -162,8 +203,10 @@ int cl_parse_buffered(gw_client *c, gw_reply *r)
 			return -1;
 		}
 		c->in_off += used;
+		arrival_take(c, used);
 		if (rc == 1) {
 			log_reply(c, r);
+			arrival_done(c, r);
 			return 1;
 		}
 	}
@@ -361,6 +404,7 @@ static gw_status starttls(gw_client *c, gw_tls_policy policy, gw_reply *r)
 		       c->in_len - c->in_off);
 	c->in_off = c->in_len = 0;
 	gw_reply_parser_reset(&c->parser);
+	cl_arrival_reset(c);
 
 	name = c->tls_servername;
 	if (name == NULL && c->hop.kind == GW_HOP_INET)
@@ -400,6 +444,8 @@ static gw_status session_start(gw_client *c, gw_tls_policy policy, gw_reply *r)
 	}
 	gw_net_peer_text(c->fd, c->peer, sizeof(c->peer));
 	gw_reply_parser_reset(&c->parser);
+	cl_arrival_reset(c);
+	memset(&c->last_arr, 0, sizeof(c->last_arr));
 	c->in_off = c->in_len = 0;
 
 	c->cur = GW_STAGE_GREETING;
@@ -1025,4 +1071,15 @@ gw_stage gw_client_stage(const gw_client *c)
 const char *gw_client_error(const gw_client *c)
 {
 	return c->err;
+}
+
+void gw_client_set_reply_hook(gw_client *c, gw_client_reply_fn *fn, void *ctx)
+{
+	c->hook_fn = fn;
+	c->hook_ctx = fn != NULL ? ctx : NULL;
+}
+
+void gw_client_last_arrival(const gw_client *c, gw_reply_arrival *a_r)
+{
+	*a_r = c->last_arr;
 }

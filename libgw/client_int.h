@@ -46,6 +46,15 @@ struct gw_client {
 	char *body_in, *body_out;       /* allocated at the first body */
 	char peer[GW_PEER_TEXT_MAX];    /* address of the last connection, kept after it closes */
 	char tls_desc[GW_TLS_TEXT_MAX]; /* "TLSv1.3 TLS_AES_256_GCM_SHA384" of the last session; "" plain */
+	/* How replies arrive: each read that fills in[] gets a number and a time. */
+	unsigned long in_gen;        /* reads that brought bytes */
+	int64_t in_at;               /* when the last of them returned */
+	gw_reply_arrival arr;        /* the reply being parsed (reads 0: none of it yet) */
+	unsigned long arr_gen;       /* the read its last bytes came from */
+	int64_t arr_t0;              /* when its first read returned */
+	gw_reply_arrival last_arr;   /* the last whole reply */
+	gw_client_reply_fn *hook_fn; /* gw_client_set_reply_hook() */
+	void *hook_ctx;
 };
 
 /* Called with reply i (0-based) of a series, as soon as it is read. */
@@ -58,6 +67,10 @@ gw_status cl_transport_fail(gw_client *c, gw_net_rc rc);
 /* Drop the connection; clean: close_notify to a TLS peer first. */
 void cl_close(gw_client *c, int clean);
 unsigned cl_reply_timeout(const gw_client *c);
+/* got bytes were just read into in[] (0: nothing to note). */
+void cl_note_read(gw_client *c, size_t got);
+/* Forget the reply in progress: its bytes were thrown away with the parser's state. */
+void cl_arrival_reset(gw_client *c);
 /* Parse buffered input: 1 with a whole reply in *r, 0 when the buffer ran dry, -1 after a bad reply (closed).
  */
 int cl_parse_buffered(gw_client *c, gw_reply *r);

@@ -156,6 +156,7 @@ gw_status cl_pipeline(gw_client *c, const cl_pipe *p, size_t *replied_r)
 			break;
 		}
 		c->in_len = nb;
+		cl_note_read(c, nb);
 		if (nb > 0)
 			moved = 1;
 		if (moved) {
@@ -189,5 +190,6 @@ int cl_try_reply(gw_client *c, gw_reply *r)
 		return -1;
 	}
 	c->in_len = nb;
+	cl_note_read(c, nb);
 	return nb > 0 ? cl_parse_buffered(c, r) : 0;
 }

@@ -102,6 +102,11 @@ const gw_option gwp_option[] = {
     OPT("tarpit_delay", GW_OPT_DURATION, "30s",
 	"a destination reply slower than this marks the destination as a tarpit", tarpit_delay, 100, S(3600),
 	NULL),
+    OPT("dribble_reads", GW_OPT_INT, "10",
+	"a destination reply that came in at least this many reads of a few bytes each, spread over "
+	"dribble_time or more, marks the destination as a tarpit; 0: never",
+	dribble_reads, 0, 100000, NULL),
+    OPT("dribble_time", GW_OPT_DURATION, "3s", "see dribble_reads", dribble_time, 100, S(3600), NULL),
     OPT("throttle_words", GW_OPT_LIST, "rate throttl limit many",
 	"words (case-insensitive) that make a 4xx reply a rate limit; a 421 always is one", throttle_words, 0,
 	0, NULL),

@@ -45,6 +45,7 @@ typedef struct gwp_options {
 	char *pool, *tenant_map, *pool_blocklist_words;
 	long pool_retire_time;
 	long tarpit_delay, mark_time;
+	long dribble_reads, dribble_time;
 	char *throttle_words;
 	long destination_concurrency, marked_concurrency;
 	long tenant_rate_limit;

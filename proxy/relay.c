@@ -13,6 +13,7 @@
 #include "gw/log.h"
 #include "gw/mx.h"
 #include "gw/time.h"
+#include "dribble.h"
 #include "pool_session.h"
 #include "relay.h"
 #include "throttle.h"
@@ -305,6 +306,7 @@ static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 			set_reply(rep, 451, "4.3.0", "out of memory");
 			return GW_E_LOCAL;
 		}
+		gw_client_set_reply_hook(r->up, gwp_dribble_hook, r);
 	} else {
 		gw_client_close(r->up);
 	}

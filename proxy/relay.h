@@ -88,6 +88,7 @@ typedef struct gwp_stats {
 	atomic_ulong pool_retired, pool_all_retired, tarpit_marks, throttle_marks;
 	atomic_ulong dest_limited, rate_limited;      /* throttle.c */
 	atomic_ulong pool_deferred, pool_reconnected; /* pool_session.c, relay.c */
+	atomic_ulong dribble_marks;                   /* dribble.c: tarpit marks for dribbled replies */
 } gwp_stats;
 
 typedef struct gwp_env {

@@ -1,16 +1,16 @@
 /*
  * watch.h - destinations that tarpit or throttle us: a reply slower than
- * tarpit_delay, or a 421 / 4xx whose text holds a throttle word, marks the
- * destination for mark_time. The marks are logged, counted and listed on
+ * tarpit_delay, a reply dribbled a few bytes a read (dribble.c, from how
+ * the client engine says it arrived), or a 421 / 4xx whose text holds a
+ * throttle word, marks the destination for mark_time. The marks are logged, counted and listed on
  * the control socket ("marked"); while a destination is marked, throttle.c
  * gives it marked_concurrency sessions at most.
  *
  * The table is process-wide like the pool's (it survives reloads).
  *
- * Does not defend against: a reply dribbled byte by byte that still
- * completes within tarpit_delay (the client engine reports whole replies),
- * more than GWP_WATCH_ENTRIES destinations at once (the stalest entry
- * makes room).
+ * Does not defend against: more than GWP_WATCH_ENTRIES destinations at
+ * once (the stalest entry makes room); a tarpit that stays under both
+ * tarpit_delay and dribble_reads/dribble_time (see dribble.h).
  */
 #ifndef GWP_WATCH_H
 #define GWP_WATCH_H

@@ -18,7 +18,8 @@
  *
  * Does not defend against: a peer that trickles bytes slower than the reply
  * timeout but faster than it per byte is still cut by the deadline, not
- * earlier. (A host name is looked up through gw/dns.h's resolver within the
+ * earlier (gw_client_set_reply_hook() reports how each reply arrived, so a
+ * caller can tell). (A host name is looked up through gw/dns.h's resolver within the
  * connect timeout and the deadline.)
  */
 #ifndef GW_CLIENT_H
@@ -220,6 +221,30 @@ GW_API const char *gw_client_tls_desc(const gw_client *c);
 GW_API gw_stage gw_client_stage(const gw_client *c);
 /* A short description of the last failure (errno text, TLS error, ...), "" if none. */
 GW_API const char *gw_client_error(const gw_client *c);
+
+/*
+ * How a reply arrived: a tarpit can dribble its replies a byte at a time
+ * and still finish each within any reply timeout. Counted from the read
+ * that brought the reply's first byte to the one that brought its last; a
+ * read is one recv() (or, with TLS, one decrypted read) that carried bytes
+ * of this reply, so a reply that shares a read with the one before it
+ * counts that read too. The engine only reports; what is too slow is the
+ * caller's to judge.
+ */
+typedef struct gw_reply_arrival {
+	unsigned reads;     /* reads that carried bytes of the reply (1 when it came whole) */
+	size_t bytes;       /* its bytes as received, CRLFs included */
+	unsigned spread_ms; /* from the first of those reads to the last */
+} gw_reply_arrival;
+
+/* Called with every reply as soon as it is read (greeting and EHLO included), on the thread using c. It must
+ * not call back into c. */
+typedef void gw_client_reply_fn(void *ctx, gw_stage stage, const gw_reply *r, const gw_reply_arrival *a);
+
+/* Set (fn NULL: clear) the reply hook. */
+GW_API void gw_client_set_reply_hook(gw_client *c, gw_client_reply_fn *fn, void *ctx);
+/* How the last reply read arrived (all zero before any). */
+GW_API void gw_client_last_arrival(const gw_client *c, gw_reply_arrival *a_r);
 
 /* "ok", "connection refused", "timeout", ... */
 GW_API const char *gw_status_str(gw_status s);
