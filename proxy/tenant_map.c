@@ -15,9 +15,7 @@
 #define RATE_MAX   1000000
 
 typedef struct entry {
-	int family;
-	unsigned char net[16];
-	unsigned prefix;
+	gwp_prefix key;
 	gwp_tenant t;
 } entry;
 
@@ -25,46 +23,6 @@ struct gwp_tenant_map {
 	entry *e;
 	size_t n;
 };
-
-static int covers(const entry *e, int family, const unsigned char *addr)
-{
-	unsigned full = e->prefix / 8, rest = e->prefix % 8;
-
-	if (e->family != family || memcmp(e->net, addr, full) != 0)
-		return 0;
-	return rest == 0 || ((e->net[full] ^ addr[full]) & (unsigned char)(0xff << (8 - rest))) == 0;
-}
-
-static int parse_net(const char *key, entry *e)
-{
-	char a[INET6_ADDRSTRLEN + 8], *slash, *end;
-	unsigned long p;
-	unsigned max;
-
-	if (strlen(key) >= sizeof(a))
-		return -1;
-	strcpy(a, key);
-	if ((slash = strchr(a, '/')) != NULL)
-		*slash++ = '\0';
-	if (inet_pton(AF_INET, a, e->net) == 1) {
-		e->family = AF_INET;
-		max = 32;
-	} else if (inet_pton(AF_INET6, a, e->net) == 1) {
-		e->family = AF_INET6;
-		max = 128;
-	} else {
-		return -1;
-	}
-	e->prefix = max;
-	if (slash != NULL) {
-		errno = 0;
-		p = strtoul(slash, &end, 10);
-		if (errno != 0 || end == slash || *end != '\0' || p > max)
-			return -1;
-		e->prefix = (unsigned)p;
-	}
-	return 0;
-}
 
 /* "a,b,c" into t->addr: 0, or -1 with the bad item in bad. */
 static int parse_addrs(char *list, gwp_tenant *t, const char **why, char *bad, size_t badlen)
@@ -152,29 +110,18 @@ gwp_tenant_map *gwp_tenant_map_parse(const char *text, size_t len, const char *n
 		snprintf(err, errlen, "%s: out of memory", name);
 		return NULL;
 	}
-	while (off < len) {
-		const char *nl = memchr(text + off, '\n', len - off);
-		size_t ll = nl ? (size_t)(nl - (text + off)) : len - off;
-		char line[1024], *w[LINE_WORDS], *save = NULL, *tok, bad[64];
+	for (;;) {
+		char line[1024], *w[LINE_WORDS], bad[64];
 		const char *why = "";
-		int nw = 0;
+		int nw = 0, got;
 		entry e;
 
-		lineno++;
-		if (ll >= sizeof(line)) {
-			snprintf(err, errlen, "%s:%u: line too long", name, lineno);
+		got = gwp_map_next_line(text, len, &off, &lineno, line, sizeof(line), w, LINE_WORDS, &nw,
+					name, err, errlen);
+		if (got < 0)
 			goto fail;
-		}
-		memcpy(line, text + off, ll);
-		line[ll] = '\0';
-		off += ll + (nl != NULL);
-		if (strchr(line, '#') != NULL)
-			*strchr(line, '#') = '\0';
-		for (tok = strtok_r(line, " \t\r", &save); tok != NULL && nw < LINE_WORDS;
-		     tok = strtok_r(NULL, " \t\r", &save))
-			w[nw++] = tok;
-		if (nw == 0)
-			continue;
+		if (got == 0)
+			break;
 		if (nw != 3 && nw != 4) {
 			snprintf(err, errlen,
 				 "%s:%u: want \"NETWORK[/PREFIX] TENANT ADDRESS[,ADDRESS...]\" and an "
@@ -190,7 +137,7 @@ gwp_tenant_map *gwp_tenant_map_parse(const char *text, size_t len, const char *n
 				 name, lineno, w[3], RATE_MAX);
 			goto fail;
 		}
-		if (parse_net(w[0], &e) != 0) {
+		if (gwp_prefix_parse(w[0], &e.key) != 0) {
 			snprintf(err, errlen, "%s:%u: %s: not an address or address/prefix", name, lineno,
 				 w[0]);
 			goto fail;
@@ -205,19 +152,9 @@ gwp_tenant_map *gwp_tenant_map_parse(const char *text, size_t len, const char *n
 			snprintf(err, errlen, "%s:%u: %s (%s)", name, lineno, why, bad);
 			goto fail;
 		}
-		if (m->n == cap) {
-			entry *ne;
-			if (cap >= MAP_MAX) {
-				snprintf(err, errlen, "%s:%u: more than %d entries", name, lineno, MAP_MAX);
-				goto fail;
-			}
-			cap = cap ? cap * 2 : 16;
-			if ((ne = realloc(m->e, cap * sizeof(*ne))) == NULL) {
-				snprintf(err, errlen, "%s: out of memory", name);
-				goto fail;
-			}
-			m->e = ne;
-		}
+		if (gwp_map_grow((void **)&m->e, &cap, m->n, sizeof(*m->e), MAP_MAX, name, lineno, err,
+				 errlen) != 0)
+			goto fail;
 		m->e[m->n++] = e;
 	}
 	if (share_rates(m, name, err, errlen) != 0)
@@ -243,21 +180,17 @@ gwp_tenant_map *gwp_tenant_map_load(const char *path, char *err, size_t errlen)
 
 const gwp_tenant *gwp_tenant_map_lookup(const gwp_tenant_map *m, const char *address)
 {
-	unsigned char a[16];
+	gwp_prefix a;
 	const entry *best = NULL;
-	int family;
 	size_t i;
 
 	if (m == NULL)
 		return NULL;
-	if (inet_pton(AF_INET, address, a) == 1)
-		family = AF_INET;
-	else if (inet_pton(AF_INET6, address, a) == 1)
-		family = AF_INET6;
-	else
+	if (gwp_prefix_address(address, &a) != 0)
 		return NULL;
 	for (i = 0; i < m->n; i++)
-		if (covers(&m->e[i], family, a) && (best == NULL || m->e[i].prefix > best->prefix))
+		if (gwp_prefix_covers(&m->e[i].key, &a) &&
+		    (best == NULL || m->e[i].key.bits > best->key.bits))
 			best = &m->e[i];
 	return best != NULL ? &best->t : NULL;
 }

@@ -14,9 +14,7 @@
 #define LINE_WORDS 3
 
 typedef struct entry {
-	int family;
-	unsigned char addr[16];
-	unsigned prefix;
+	gwp_prefix key;
 	gw_tls_policy policy;
 } entry;
 
@@ -24,47 +22,6 @@ struct gwp_tls_map {
 	entry *e;
 	size_t n;
 };
-
-/* Does a (family, addr) fall in e? */
-static int covers(const entry *e, int family, const unsigned char *addr)
-{
-	unsigned full = e->prefix / 8, rest = e->prefix % 8;
-
-	if (e->family != family || memcmp(e->addr, addr, full) != 0)
-		return 0;
-	return rest == 0 || ((e->addr[full] ^ addr[full]) & (unsigned char)(0xff << (8 - rest))) == 0;
-}
-
-static int parse_key(const char *key, entry *e)
-{
-	char a[INET6_ADDRSTRLEN + 8], *slash, *end;
-	unsigned long p;
-	unsigned max;
-
-	if (strlen(key) >= sizeof(a))
-		return -1;
-	strcpy(a, key);
-	if ((slash = strchr(a, '/')) != NULL)
-		*slash++ = '\0';
-	if (inet_pton(AF_INET, a, e->addr) == 1) {
-		e->family = AF_INET;
-		max = 32;
-	} else if (inet_pton(AF_INET6, a, e->addr) == 1) {
-		e->family = AF_INET6;
-		max = 128;
-	} else {
-		return -1;
-	}
-	e->prefix = max;
-	if (slash != NULL) {
-		errno = 0;
-		p = strtoul(slash, &end, 10);
-		if (errno != 0 || end == slash || *end != '\0' || p > max)
-			return -1;
-		e->prefix = (unsigned)p;
-	}
-	return 0;
-}
 
 gwp_tls_map *gwp_tls_map_parse(const char *text, size_t len, const char *name, char *err, size_t errlen)
 {
@@ -76,34 +33,23 @@ gwp_tls_map *gwp_tls_map_parse(const char *text, size_t len, const char *name, c
 		snprintf(err, errlen, "%s: out of memory", name);
 		return NULL;
 	}
-	while (off < len) {
-		const char *nl = memchr(text + off, '\n', len - off);
-		size_t ll = nl ? (size_t)(nl - (text + off)) : len - off;
-		char line[512], *w[LINE_WORDS], *save = NULL, *tok;
-		int nw = 0;
+	for (;;) {
+		char line[512], *w[LINE_WORDS];
+		int nw = 0, got;
 		entry e;
 
-		lineno++;
-		if (ll >= sizeof(line)) {
-			snprintf(err, errlen, "%s:%u: line too long", name, lineno);
+		got = gwp_map_next_line(text, len, &off, &lineno, line, sizeof(line), w, LINE_WORDS, &nw,
+					name, err, errlen);
+		if (got < 0)
 			goto fail;
-		}
-		memcpy(line, text + off, ll);
-		line[ll] = '\0';
-		off += ll + (nl != NULL);
-		if (strchr(line, '#') != NULL)
-			*strchr(line, '#') = '\0';
-		for (tok = strtok_r(line, " \t\r", &save); tok != NULL && nw < LINE_WORDS;
-		     tok = strtok_r(NULL, " \t\r", &save))
-			w[nw++] = tok;
-		if (nw == 0)
-			continue;
+		if (got == 0)
+			break;
 		if (nw != 2) {
 			snprintf(err, errlen, "%s:%u: want \"ADDRESS[/PREFIX] POLICY\"", name, lineno);
 			goto fail;
 		}
 		memset(&e, 0, sizeof(e));
-		if (parse_key(w[0], &e) != 0) {
+		if (gwp_prefix_parse(w[0], &e.key) != 0) {
 			snprintf(err, errlen, "%s:%u: %s: not an address or address/prefix", name, lineno,
 				 w[0]);
 			goto fail;
@@ -113,19 +59,9 @@ gwp_tls_map *gwp_tls_map_parse(const char *text, size_t len, const char *name, c
 				 w[1]);
 			goto fail;
 		}
-		if (m->n == cap) {
-			entry *ne;
-			if (cap >= MAP_MAX) {
-				snprintf(err, errlen, "%s:%u: more than %d entries", name, lineno, MAP_MAX);
-				goto fail;
-			}
-			cap = cap ? cap * 2 : 16;
-			if ((ne = realloc(m->e, cap * sizeof(*ne))) == NULL) {
-				snprintf(err, errlen, "%s: out of memory", name);
-				goto fail;
-			}
-			m->e = ne;
-		}
+		if (gwp_map_grow((void **)&m->e, &cap, m->n, sizeof(*m->e), MAP_MAX, name, lineno, err,
+				 errlen) != 0)
+			goto fail;
 		m->e[m->n++] = e;
 	}
 	return m;
@@ -149,21 +85,17 @@ gwp_tls_map *gwp_tls_map_load(const char *path, char *err, size_t errlen)
 
 gw_tls_policy gwp_tls_map_lookup(const gwp_tls_map *m, const char *address, gw_tls_policy fallback)
 {
-	unsigned char a[16];
+	gwp_prefix a;
 	const entry *best = NULL;
-	int family;
 	size_t i;
 
 	if (m == NULL)
 		return fallback;
-	if (inet_pton(AF_INET, address, a) == 1)
-		family = AF_INET;
-	else if (inet_pton(AF_INET6, address, a) == 1)
-		family = AF_INET6;
-	else
+	if (gwp_prefix_address(address, &a) != 0)
 		return fallback;
 	for (i = 0; i < m->n; i++)
-		if (covers(&m->e[i], family, a) && (best == NULL || m->e[i].prefix > best->prefix))
+		if (gwp_prefix_covers(&m->e[i].key, &a) &&
+		    (best == NULL || m->e[i].key.bits > best->key.bits))
 			best = &m->e[i];
 	return best != NULL ? best->policy : fallback;
 }
