@@ -475,11 +475,12 @@ static int make_srv(gwp_relay *r, int known, unsigned dcaps, unsigned long dsize
 		sc.max_size = dsize;
 	sc.lookahead = 1; /* pipelined RCPTs come before their answers: pipelining() decides what to do */
 	r->srv = gw_srv_new(&sc);
-	/* at most the MAIL, every RCPT and DATA are outstanding at once */
+	/* at most the MAIL, every RCPT and DATA are outstanding at once; the queue itself is made at the
+	 * first command sent ahead (16 KB at the default max_rcpts: sessions held by a tarpit never need it)
+	 */
 	r->pipe_cap = sc.max_rcpts + 2;
-	r->pipe = calloc(r->pipe_cap, sizeof(*r->pipe));
 	gw_buf_init(&r->batch, BATCH_FLUSH + sizeof(r->mail_cmd) + 16);
-	return r->srv != NULL && r->pipe != NULL ? 0 : -1;
+	return r->srv != NULL ? 0 : -1;
 }
 
 static void base_init(gwp_relay *r, const gwp_env *env, const char *client)
@@ -597,8 +598,8 @@ static int relay_cmd(gwp_relay *r, gw_stage stage, const char *arg, gw_reply *re
 /* Does the destination take pipelined commands (and is there nothing in the way)? */
 static int pipelining(const gwp_relay *r)
 {
-	return r->mode == GWP_DEST_HOP && r->refusal.code == 0 && r->pipe != NULL &&
-	       gw_client_is_open(r->up) && (gw_client_caps(r->up) & GW_CAP_PIPELINING);
+	return r->mode == GWP_DEST_HOP && r->refusal.code == 0 && gw_client_is_open(r->up) &&
+	       (gw_client_caps(r->up) & GW_CAP_PIPELINING);
 }
 
 static void pipe_clear(gwp_relay *r)
@@ -675,7 +676,10 @@ static int pipe_queue(gwp_relay *r, gw_stage stage, const char *verb, const char
 {
 	gwp_sent *e;
 
-	if (r->pipe_len == r->pipe_cap || gw_buf_printf(&r->batch, "%s%s\r\n", verb, arg) != 0) {
+	if (r->pipe == NULL)
+		r->pipe = calloc(r->pipe_cap, sizeof(*r->pipe));
+	if (r->pipe == NULL || r->pipe_len == r->pipe_cap ||
+	    gw_buf_printf(&r->batch, "%s%s\r\n", verb, arg) != 0) {
 		pipe_settle(r, 1);
 		return 1;
 	}
