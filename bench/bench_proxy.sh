@@ -53,7 +53,7 @@ cmake -S "$top" -B "$rtt_build" -DCMAKE_BUILD_TYPE=Release -DGW_TESTS=ON >/dev/n
 cmake --build "$rtt_build" -j"${BENCH_JOBS:-$(nproc)}" --target gw-fakepeer >/dev/null
 fakepeer=$rtt_build/test/gw-fakepeer
 
-# shellcheck source=../test/sh/lib/lab.sh
+# shellcheck source-path=SCRIPTDIR source=../test/sh/lib/lab.sh
 . "$top/test/sh/lib/lab.sh"
 work=$(mktemp -d)
 pids=()
