@@ -20,6 +20,17 @@
 # the same figure for another gw-proxy binary (an older build, say).
 #   BENCH_RTT (default 20)  BENCH_RTT_RCPTS (default 5)  BENCH_RTT_MESSAGES (default 50)
 #   BENCH_SINK=0 skips the smtp-sink part
+# Then the issue's "same tenant MTA": a throw-away Postfix instance
+# (test/sh/lib/lab.sh, Postfix's default concurrency) as the tenant, its
+# relayhost straight at an smtp-sink or at gw-proxy (upstream = that sink).
+# BENCH_TENANT_MESSAGES messages of BENCH_SIZE bytes, BENCH_TENANT_RCPTS
+# recipients each, are injected with smtp-source and put on hold on receipt
+# (check_client_access static:HOLD), then released (postsuper -H ALL,
+# postqueue -f) and timed until the tenant's queue is empty; the sink's
+# message counter must have grown by exactly that many (no bounce counts).
+#   BENCH_TENANT_MESSAGES (default 2000)  BENCH_TENANT_RCPTS (default 3)
+#   BENCH_TENANT=0 skips it (it needs root: Postfix)
+#   BENCH_JOBS (default nproc): parallel build jobs
 # Needs postfix (smtp-sink, smtp-source) and python3. Stops what it started by PID.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,19 +46,20 @@ rtt_messages=${BENCH_RTT_MESSAGES:-50}
 rtt_build=${GW_BENCH_RTT_BUILD_DIR:-$top/build-rtt}
 
 cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=Release -DGW_TESTS=OFF >/dev/null
-cmake --build "$build" -j"$(nproc)" --target gw-proxy >/dev/null
+cmake --build "$build" -j"${BENCH_JOBS:-$(nproc)}" --target gw-proxy >/dev/null
 proxy=$build/proxy/gw-proxy
 # gw-fakepeer is a test program: built where the tests are
 cmake -S "$top" -B "$rtt_build" -DCMAKE_BUILD_TYPE=Release -DGW_TESTS=ON >/dev/null
-cmake --build "$rtt_build" -j"$(nproc)" --target gw-fakepeer >/dev/null
+cmake --build "$rtt_build" -j"${BENCH_JOBS:-$(nproc)}" --target gw-fakepeer >/dev/null
 fakepeer=$rtt_build/test/gw-fakepeer
 
-# shellcheck source=../test/sh/lib/ports.sh
-. "$top/test/sh/lib/ports.sh"
+# shellcheck source-path=SCRIPTDIR source=../test/sh/lib/lab.sh
+. "$top/test/sh/lib/lab.sh"
 work=$(mktemp -d)
 pids=()
 cleanup() {
 	local p
+	[ -z "$LAB" ] || lab_stop_all
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	rm -rf "$work"
@@ -138,4 +150,68 @@ if [ -n "${BENCH_PROXY_BEFORE:-}" ]; then
 	before=$(ms "$bp")
 	printf 'before:    straight %6.1f ms/msg   proxy %6.1f ms/msg   ratio %.2f (%s)\n' \
 		"$straight" "$before" "$(echo "$straight / $before" | bc -l)" "$BENCH_PROXY_BEFORE"
+fi
+
+# The same tenant MTA: a Postfix instance, relayhost straight at the sink or at gw-proxy.
+if [ "${BENCH_TENANT:-1}" = 1 ]; then
+[ "$(id -u)" -eq 0 ] || { echo "bench_proxy: the tenant MTA part needs root (Postfix); BENCH_TENANT=0 skips it" >&2; exit 1; }
+tmessages=${BENCH_TENANT_MESSAGES:-2000}
+trcpts=${BENCH_TENANT_RCPTS:-3}
+lab_init
+ts=$(port_claim)
+smtp-sink -u "$(id -un)" -c "127.0.0.1:$ts" 1000 >"$work/tsink.log" 2>&1 &
+pids+=($!)
+wait_port "$ts" || { echo "bench_proxy: smtp-sink did not start" >&2; exit 1; }
+tp=$(port_claim)
+start_proxy tenant "$proxy" "$tp" "$ts"
+tenant_start() {   # NAME RELAYHOST-PORT
+	local d=$LAB/$1 port
+	port=$(port_claim)
+	lab_instance_dirs "$1"
+	echo "$port" >"$d/port"
+	lab_master_cf "$port" >"$d/etc/master.cf"
+	{
+		lab_main_cf "$1"
+		cat <<C
+# the tenant: everything to its relayhost; mail held on receipt until released
+relayhost = [127.0.0.1]:$2
+smtpd_relay_restrictions = permit_mynetworks, reject
+smtpd_recipient_restrictions = check_client_access static:HOLD
+C
+	} >"$d/etc/main.cf"
+	lab_postfix_start "$1" >/dev/null
+}
+sink_count() { tr '\r' '\n' <"$work/tsink.log" | sed -n 's/.*mesg=\([0-9]*\).*/\1/p' | tail -1; }
+tenant_run() {   # NAME: seconds from release until the queue is empty, every message at the sink
+	local d=$LAB/$1 n0 t0 t1 held
+	smtp-source -s 10 -m "$tmessages" -r "$trcpts" -l "$size" -f s@tenant.test -t r@dest.test \
+		"127.0.0.1:$(cat "$d/port")" >/dev/null 2>&1
+	held=$(find "$d/spool/hold" -type f | wc -l)
+	[ "$held" -eq "$tmessages" ] || { echo "bench_proxy: $1 holds $held messages, not $tmessages" >&2; exit 1; }
+	[ "$(lab_queue_count "$1")" -eq "$tmessages" ] || { echo "bench_proxy: $1 delivered before release" >&2; exit 1; }
+	n0=$(sink_count); n0=${n0:-0}
+	t0=$(date +%s.%N)
+	postsuper -c "$d/etc" -H ALL 2>/dev/null
+	postqueue -c "$d/etc" -f
+	for _ in $(seq 6000); do [ "$(lab_queue_count "$1")" -eq 0 ] && break; sleep 0.05; done
+	t1=$(date +%s.%N)
+	[ "$(lab_queue_count "$1")" -eq 0 ] || { echo "bench_proxy: $1 did not empty its queue" >&2; tail -5 "$d/maillog" >&2; exit 1; }
+	for _ in $(seq 100); do [ "$(( $(sink_count) - n0 ))" -ge "$tmessages" ] && break; sleep 0.1; done
+	[ "$(( $(sink_count) - n0 ))" -eq "$tmessages" ] || {
+		echo "bench_proxy: the sink got $(( $(sink_count) - n0 )) of $1's $tmessages messages" >&2; tail -5 "$d/maillog" >&2; exit 1; }
+	echo "$t1 - $t0" | bc -l
+}
+tenant_start tenant-straight "$ts"
+tenant_start tenant-proxy "$tp"
+echo "== tenant MTA (Postfix, default concurrency): $tmessages messages of $size bytes x $trcpts recipients, held then released, best of $rounds"
+bs=0 bp=0
+for _ in $(seq "$rounds"); do
+	t=$(tenant_run tenant-straight); v=$(echo "$tmessages / $t" | bc -l)
+	bs=$(echo "if ($v > $bs) $v else $bs" | bc -l)
+	t=$(tenant_run tenant-proxy); v=$(echo "$tmessages / $t" | bc -l)
+	bp=$(echo "if ($v > $bp) $v else $bp" | bc -l)
+done
+printf 'tenant MTA:  straight %6.0f msg/s   proxy %6.0f msg/s   ratio %.2f (target >= 0.9)\n' \
+	"$bs" "$bp" "$(echo "$bp / $bs" | bc -l)"
+"$proxy" -C "$work/tenant.control" stats
 fi
