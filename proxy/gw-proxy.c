@@ -55,6 +55,7 @@
 #include "proxy_conf.h"
 #include "origdst.h"
 #include "session.h"
+#include "state_file.h"
 
 enum { EX_OK_ = 0, EX_USAGE_ = 64, EX_UNAVAILABLE_ = 69, EX_OSERR_ = 71, EX_NOPERM_ = 77, EX_CONFIG_ = 78 };
 
@@ -93,6 +94,7 @@ static gwp_pool *pool;         /* likewise: retired addresses outlive a reload *
 static gwp_watch *watch;       /* and the marks on destinations */
 static gwp_dlimit *dlimit;     /* sessions per destination */
 static gwp_rate *rate;         /* messages per tenant */
+static gwp_state *state;       /* pool and watch across restarts; NULL: state_file empty */
 
 static void usage(void)
 {
@@ -546,6 +548,17 @@ static int run(gwp_config *c, int foreground)
 		gw_log(GW_LOG_ERR, "start", "error=\"out of memory\"");
 		goto fail;
 	}
+	/* as the user: the file is its own */
+	if (c->opt.state_file != NULL && *c->opt.state_file != '\0') {
+		if ((state = gwp_state_new(c->opt.state_file, pool, watch, NULL)) == NULL) {
+			gw_log(GW_LOG_ERR, "start", "error=\"out of memory\"");
+			goto fail;
+		}
+		(void)gwp_state_load(state); /* a bad file is logged and set aside: the start goes on */
+		if (gwp_state_start(state, c->opt.state_save_interval) != 0)
+			gw_log(GW_LOG_ERR, "start",
+			       "error=\"state_file: no saving thread; saved at stop only\"");
+	}
 	if ((in = instance_new(c, err, sizeof(err))) == NULL) {
 		c = NULL;
 		gw_log(GW_LOG_ERR, "start", "error=\"%s\"", err);
@@ -570,6 +583,7 @@ static int run(gwp_config *c, int foreground)
 		gw_cond_wait_ms(&sessions_cond, &current_lock, 100);
 	pthread_mutex_unlock(&current_lock);
 	rc = EX_OK_;
+	gwp_state_free(&state); /* the last save, sessions still open or not */
 	gw_log(GW_LOG_NOTICE, "stop", "status=ok open_sessions=%u", sessions);
 	if (sessions > 0) { /* still relaying: leave the rest to exit() */
 		if (pid_file != NULL)
@@ -590,6 +604,7 @@ fail:
 	if (pid_file != NULL)
 		(void)unlink(pid_file);
 	free(pid_file);
+	gwp_state_free(&state);
 	gwp_pool_free(&pool);
 	gwp_watch_free(&watch);
 	gwp_dlimit_free(&dlimit);

@@ -258,3 +258,43 @@ int gwp_blocklisted(const gw_reply *rep, char *const *words, size_t n)
 			return 1;
 	return 0;
 }
+
+size_t gwp_pool_export(gwp_pool *p, gwp_pool_saved *out, size_t max, int64_t *now_r)
+{
+	size_t i, k = 0;
+	int64_t now;
+
+	pthread_mutex_lock(&p->lock);
+	*now_r = now = p->now();
+	for (i = 0; i < p->n; i++) {
+		const entry *x = &p->e[i];
+		if (x->until <= now)
+			continue;
+		if (k < max) {
+			memcpy(out[k].addr, x->addr, sizeof(out[k].addr));
+			memcpy(out[k].dest, x->dest, sizeof(out[k].dest));
+			out[k].at = x->retired_at;
+			out[k].until = x->until;
+		}
+		k++;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return k;
+}
+
+void gwp_pool_import(gwp_pool *p, const char *addr, const char *dest, int64_t ago_ms, int64_t left_ms)
+{
+	entry *x;
+	int64_t now;
+
+	if (left_ms <= 0)
+		return;
+	pthread_mutex_lock(&p->lock);
+	now = p->now();
+	x = get(p, addr, dest);
+	if (x->until < now + left_ms) {
+		x->retired_at = now - ago_ms;
+		x->until = now + left_ms;
+	}
+	pthread_mutex_unlock(&p->lock);
+}

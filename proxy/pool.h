@@ -59,6 +59,20 @@ int gwp_pool_accepts_others(gwp_pool *p, const char *addr, const char *dest, int
 /* The retired pairs, one line each: "ADDRESS DESTINATION retired=SECONDS_AGO left=SECONDS". */
 size_t gwp_pool_list(gwp_pool *p, char *out, size_t outlen);
 
+/* A retired pair as gwp_pool_export() gives it (state_file.c saves these). */
+typedef struct gwp_pool_saved {
+	char addr[64];
+	char dest[300];
+	int64_t at, until; /* retired at, until: the pool's clock (gwp_pool_export's *now_r) */
+} gwp_pool_saved;
+
+/* The pairs retired now into out[max], *now_r the pool's clock at the time. Returns their number (may be >
+ * max). */
+size_t gwp_pool_export(gwp_pool *p, gwp_pool_saved *out, size_t max, int64_t *now_r);
+/* Retire addr for dest as saved: retired ago_ms ago, for left_ms more (> 0); a later expiry already there
+ * stays. */
+void gwp_pool_import(gwp_pool *p, const char *addr, const char *dest, int64_t ago_ms, int64_t left_ms);
+
 /* 1 when addr is retired for dest now. */
 int gwp_pool_is_retired(gwp_pool *p, const char *addr, const char *dest);
 

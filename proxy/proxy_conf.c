@@ -124,6 +124,12 @@ const gw_option gwp_option[] = {
 	"line's "
 	"rate=N overrides it; 0: no limit",
 	tenant_rate_limit, 0, 1000000, NULL),
+    OPT("state_file", GW_OPT_STRING, "/var/lib/gw-proxy/state",
+	"file keeping retired pool addresses and destination marks across a restart (read at start, written "
+	"at state_save_interval when they changed and at a clean stop); empty: memory only",
+	state_file, 0, 0, NULL),
+    OPT("state_save_interval", GW_OPT_DURATION, "30s",
+	"how often state_file is written when something changed", state_save_interval, 1000, S(3600), NULL),
     {NULL, 0, NULL, NULL, 0, 0, 0, NULL}};
 
 static void key_err(const gwp_config *c, const char *key, char *err, size_t errlen, const char *msg)

@@ -49,6 +49,8 @@ typedef struct gwp_options {
 	char *throttle_words;
 	long destination_concurrency, marked_concurrency;
 	long tenant_rate_limit;
+	char *state_file;
+	long state_save_interval;
 } gwp_options;
 
 typedef struct gwp_config {

@@ -158,3 +158,57 @@ const char *gwp_mark_str(gwp_mark kind)
 {
 	return kind == GWP_MARK_THROTTLE ? "throttle" : "tarpit";
 }
+
+size_t gwp_watch_export(gwp_watch *w, gwp_watch_saved *out, size_t max, int64_t *now_r)
+{
+	size_t i, k = 0;
+	int64_t now;
+
+	pthread_mutex_lock(&w->lock);
+	*now_r = now = w->now();
+	for (i = 0; i < w->n; i++) {
+		const entry *x = &w->e[i];
+		if (x->until <= now)
+			continue;
+		if (k < max) {
+			memcpy(out[k].dest, x->dest, sizeof(out[k].dest));
+			memcpy(out[k].why, x->why, sizeof(out[k].why));
+			out[k].tarpit = x->count[0];
+			out[k].throttle = x->count[1];
+			out[k].at = x->at;
+			out[k].until = x->until;
+		}
+		k++;
+	}
+	pthread_mutex_unlock(&w->lock);
+	return k;
+}
+
+int gwp_watch_import(gwp_watch *w, const gwp_watch_saved *s, int64_t ago_ms, int64_t left_ms)
+{
+	entry *x;
+	int64_t now;
+
+	if (left_ms <= 0)
+		return 0;
+	pthread_mutex_lock(&w->lock);
+	now = w->now();
+	if ((x = find(w, s->dest)) == NULL) {
+		if (w->n >= GWP_WATCH_ENTRIES) { /* only at start-up into an empty table: never evict */
+			pthread_mutex_unlock(&w->lock);
+			return -1;
+		}
+		x = &w->e[w->n++];
+		memset(x, 0, sizeof(*x));
+		snprintf(x->dest, sizeof(x->dest), "%s", s->dest);
+	}
+	if (x->until < now + left_ms) {
+		x->count[0] = s->tarpit;
+		x->count[1] = s->throttle;
+		x->at = now - ago_ms;
+		x->until = now + left_ms;
+		snprintf(x->why, sizeof(x->why), "%s", s->why);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return 0;
+}

@@ -37,6 +37,21 @@ int gwp_watch_marked(gwp_watch *w, const char *dest);
  * "DESTINATION tarpit=N throttle=N left=SECONDS last=\"WHY\"". Returns their number. */
 size_t gwp_watch_list(gwp_watch *w, char *out, size_t outlen);
 
+/* A mark as gwp_watch_export() gives it (state_file.c saves these). */
+typedef struct gwp_watch_saved {
+	char dest[300];
+	char why[160];
+	unsigned long tarpit, throttle; /* marks of each kind so far */
+	int64_t at, until; /* last marked at, until: the watch's clock (gwp_watch_export's *now_r) */
+} gwp_watch_saved;
+
+/* The destinations marked now into out[max], *now_r the watch's clock at the time. Returns their number (may
+ * be > max). */
+size_t gwp_watch_export(gwp_watch *w, gwp_watch_saved *out, size_t max, int64_t *now_r);
+/* Mark s->dest as saved (s->at, s->until ignored): marked ago_ms ago, for left_ms more (> 0); a later expiry
+ * already there stays. 0 done, -1 the table is full. */
+int gwp_watch_import(gwp_watch *w, const gwp_watch_saved *s, int64_t ago_ms, int64_t left_ms);
+
 /* 1 when rep is a rate limit: a 421, or a 4xx with one of words[n] in its text (case-insensitive). */
 int gwp_throttled(const gw_reply *rep, char *const *words, size_t n);
 const char *gwp_mark_str(gwp_mark kind);
