@@ -281,11 +281,13 @@ static long long on_wall(int64_t t, int64_t now, int64_t wall)
 
 int gwp_state_text(gwp_pool *p, gwp_watch *w, int64_t wall_ms, char **text_r, size_t *len_r, uint64_t *hash_r)
 {
-	gwp_pool_saved *ps = malloc(GWP_POOL_ENTRIES * sizeof(*ps));
-	gwp_watch_saved *ws = malloc(GWP_WATCH_ENTRIES * sizeof(*ws));
+	int64_t pnow, wnow;
+	/* room for what the tables hold now (a first count), plus a few made meanwhile */
+	size_t mp = gwp_pool_export(p, NULL, 0, &pnow) + 16, mw = gwp_watch_export(w, NULL, 0, &wnow) + 16;
+	gwp_pool_saved *ps = malloc(mp * sizeof(*ps));
+	gwp_watch_saved *ws = malloc(mw * sizeof(*ws));
 	uint64_t h = 14695981039346656037ULL;
 	size_t np, nw, i, n = 0;
-	int64_t pnow, wnow;
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f;
@@ -295,10 +297,10 @@ int gwp_state_text(gwp_pool *p, gwp_watch *w, int64_t wall_ms, char **text_r, si
 		free(ws);
 		return -1;
 	}
-	np = gwp_pool_export(p, ps, GWP_POOL_ENTRIES, &pnow);
-	nw = gwp_watch_export(w, ws, GWP_WATCH_ENTRIES, &wnow);
-	np = np < GWP_POOL_ENTRIES ? np : GWP_POOL_ENTRIES;
-	nw = nw < GWP_WATCH_ENTRIES ? nw : GWP_WATCH_ENTRIES;
+	np = gwp_pool_export(p, ps, mp, &pnow);
+	nw = gwp_watch_export(w, ws, mw, &wnow);
+	np = np < mp ? np : mp; /* more made since the count: the next save has them */
+	nw = nw < mw ? nw : mw;
 	fprintf(f, "%s\n", GWP_STATE_MAGIC);
 	for (i = 0; i < np; i++) {
 		/* a line the parser would refuse loses the whole file: leave such an entry out */
