@@ -168,10 +168,10 @@ grep -qE '^mark 127\.0\.0\.1 [0-9]+ [0-9]+ 1 0 [0-9]+ms for 250 2\.1\.5 slow ok$
 [ "$(stat -c %a "$LAB/state")" = 600 ] || fail "state file mode $(stat -c %a "$LAB/state"), want 600"
 [ ! -e "$LAB/state.tmp" ] || fail "state.tmp left behind"
 # the retirement ends an hour from now on the wall clock
-until=$(awk '$1=="retired"{print $5}' "$LAB/state")
+end_ms=$(awk '$1=="retired"{print $5}' "$LAB/state")
 now=$(($(date +%s) * 1000))
-[ "$((until - now))" -gt 3500000 ] && [ "$((until - now))" -le 3600000 ] ||
-	fail "retired until $until, now $now: want about an hour ahead"
+((end_ms - now > 3500000 && end_ms - now <= 3600000)) ||
+	fail "retired until $end_ms, now $now: want about an hour ahead"
 stop 1
 head -n1 "$LAB/state" | grep -qx "gw-proxy-state 1" || fail "first line: $(head -n1 "$LAB/state")"
 tail -n1 "$LAB/state" | grep -qx "end 2" || fail "last line: $(tail -n1 "$LAB/state")"
