@@ -79,6 +79,8 @@ log_level = warning
 session_log = $work/$1.session.log
 tls = none
 C
+	# never the system's state file; BENCH_PROXY_BEFORE may predate the key
+	[ "$2" != "$proxy" ] || echo "state_file =" >>"$work/$1.conf"
 	"$2" -f -c "$work/$1.conf" 2>"$work/$1.log" &
 	pids+=($!)
 	wait_port "$3" || { echo "bench_proxy: $1 did not start" >&2; cat "$work/$1.log" >&2; exit 1; }
@@ -98,6 +100,7 @@ pid_file =
 log = stderr
 log_level = warning
 session_log = $work/session.log
+state_file =
 tls = none
 C
 "$proxy" -f -c "$work/gw-proxy.conf" 2>"$work/proxy.log" &

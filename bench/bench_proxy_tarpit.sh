@@ -83,6 +83,7 @@ log = stderr
 log_level = warning
 session_log = $LAB/session.log
 tls = none
+state_file =
 C
 lab_bg proxy "$proxy" -f -c "$LAB/gw-proxy.conf"
 ppid=$(awk '$1=="proxy"{print $2}' "$LAB/bg")

@@ -49,6 +49,7 @@ dane_dest_start "$sp" u@ok.dane.test u@bad.dane.test u@notls.dane.test u@plain.t
 printf 'only.plain.test dane-only\n' >"$LAB/tls_domain_policy"
 c=$LAB/gw-proxy.conf
 cp "$LAB_SRC/etc/gw-proxy.conf" "$c"
+lab_conf_set "$c" state_file "" # memory only: never the system's state file
 lab_conf_set "$c" listen "[127.0.0.1]:$pp"
 lab_conf_set "$c" control_socket "$LAB/control"
 lab_conf_set "$c" pid_file ""

@@ -35,6 +35,7 @@ done
 pp=$(lab_port)
 c=$LAB/gw-proxy.conf
 cp "$LAB_SRC/etc/gw-proxy.conf" "$c"
+lab_conf_set "$c" state_file "" # memory only: never the system's state file
 lab_conf_set "$c" listen "[127.0.0.1]:$pp"
 lab_conf_set "$c" control_socket "$LAB/control"
 lab_conf_set "$c" pid_file ""

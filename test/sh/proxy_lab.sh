@@ -143,6 +143,7 @@ printf '%s\n' "# tenant network, name, its part of the pool" "10.30.0.2/32 t1 10
 	"10.30.0.3/32 t2 10.31.0.13" >"$LAB/tenants"
 c=$LAB/gw-proxy.conf
 cp "$LAB_SRC/etc/gw-proxy.conf" "$c"
+lab_conf_set "$c" state_file "" # memory only: never the system's state file
 lab_conf_set "$c" listen ""
 lab_conf_set "$c" redirect_listen "[0.0.0.0]:10025"
 lab_conf_set "$c" control_socket "$LAB/control"

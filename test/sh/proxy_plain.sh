@@ -49,6 +49,7 @@ lab_wait_port "$sp" 10 || fail "smtp-sink does not listen"
 pp=$(lab_port)
 c=$LAB/gw-proxy.conf
 cp "$LAB_SRC/etc/gw-proxy.conf" "$c"
+lab_conf_set "$c" state_file "" # memory only: never the system's state file
 lab_conf_set "$c" listen "[127.0.0.1]:$pp"
 lab_conf_set "$c" upstream "[127.0.0.1]:$sp"
 lab_conf_set "$c" control_socket "$LAB/control"

@@ -140,6 +140,7 @@ session() {   # SRC OUT: one message from a client at SRC
 c=$LAB/gw-proxy.conf
 down=$(lab_port)
 cp "$LAB_SRC/etc/gw-proxy.conf" "$c"
+lab_conf_set "$c" state_file "" # memory only: never the system's state file
 lab_conf_set "$c" listen "[127.0.0.1]:$pp"
 lab_conf_set "$c" upstream "[127.0.0.1]:$down"
 lab_conf_set "$c" control_socket "$LAB/control"

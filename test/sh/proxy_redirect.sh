@@ -74,6 +74,7 @@ wait_listen 25 || fail "smtp-sink does not listen"
 
 c=$LAB/gw-proxy.conf
 cp "$LAB_SRC/etc/gw-proxy.conf" "$c"
+lab_conf_set "$c" state_file "" # memory only: never the system's state file
 lab_conf_set "$c" listen ""
 lab_conf_set "$c" redirect_listen "[0.0.0.0]:10025"
 lab_conf_set "$c" control_socket "$LAB/control"

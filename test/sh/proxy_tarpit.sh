@@ -56,6 +56,7 @@ log_level = notice
 session_log = $1.session
 tls = none
 reply_timeout = 60s
+state_file =
 C
 }
 

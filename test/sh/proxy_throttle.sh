@@ -125,6 +125,7 @@ pp=$(lab_port)
 c=$LAB/gw-proxy.conf
 printf '127.0.0.1 acme 127.0.0.2 rate=3\n127.0.0.5 blog 127.0.0.2\n' >"$LAB/tenants"
 cp "$LAB_SRC/etc/gw-proxy.conf" "$c"
+lab_conf_set "$c" state_file "" # memory only: never the system's state file
 lab_conf_set "$c" listen "[127.0.0.1]:$pp"
 lab_conf_set "$c" upstream "[127.0.0.1]:$dp"
 lab_conf_set "$c" control_socket "$LAB/control"
