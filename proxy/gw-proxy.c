@@ -17,16 +17,18 @@
  * client gets is the destination's (relay.c); nothing is queued here.
  *
  * Start-up: configuration, listeners and control socket bound as root,
- * daemonise (unless -f), pid file, drop to the user. The main thread then
- * accepts connections (a thread per session, at most max_sessions: beyond
- * that new connections wait in the listen queue; the descriptor limit is
- * raised to what max_sessions needs, or fewer sessions are let in) and
- * serves signals through a pipe: SIGHUP loads the configuration again and
- * reopens the session log (sessions keep the one they started with;
- * listeners, user and max_sessions need a restart), SIGTERM/SIGINT stop
- * accepting and wait for the sessions to end, at most reply_timeout plus a
- * little. Exit status: 0, 64 usage, 69 cannot listen, 71 start-up failure,
- * 77 cannot switch user, 78 configuration error.
+ * daemonise (unless -f), pid file, drop to the user, load state_file
+ * (state_file.c: retired pool addresses and destination marks). The main
+ * thread then accepts connections (a thread per session, at most
+ * max_sessions: beyond that new connections wait in the listen queue; the
+ * descriptor limit is raised to what max_sessions needs, or fewer sessions
+ * are let in) and serves signals through a pipe: SIGHUP loads the
+ * configuration again and reopens the session log (sessions keep the one
+ * they started with; listeners, user, max_sessions and state_file need a
+ * restart), SIGTERM/SIGINT stop accepting and wait for the sessions to end,
+ * at most reply_timeout plus a little, then save state_file a last time.
+ * Exit status: 0, 64 usage, 69 cannot listen, 71 start-up failure, 77
+ * cannot switch user, 78 configuration error.
  *
  * Does not defend against: more tenants' sessions than max_sessions threads
  * (they wait in the listen queue), nor one destination holding all of them
@@ -554,6 +556,7 @@ static int run(gwp_config *c, int foreground)
 			gw_log(GW_LOG_ERR, "start", "error=\"out of memory\"");
 			goto fail;
 		}
+		gwp_state_caps(state, c->opt.pool_retire_time, c->opt.mark_time);
 		(void)gwp_state_load(state); /* a bad file is logged and set aside: the start goes on */
 		if (gwp_state_start(state, c->opt.state_save_interval) != 0)
 			gw_log(GW_LOG_ERR, "start",

@@ -26,6 +26,7 @@ struct gwp_state {
 	gwp_pool *pool;
 	gwp_watch *watch;
 	int64_t (*wall)(void);
+	int64_t retire_max, mark_max;
 	pthread_mutex_t lock; /* one save at a time; hash, failing */
 	uint64_t hash;
 	int have_hash, failing;
@@ -105,7 +106,7 @@ static int number(const char **cur, int64_t *v)
 }
 
 typedef struct pass {
-	int64_t wall;
+	int64_t wall, retire_max, mark_max;
 	gwp_pool *pool;
 	gwp_watch *watch; /* NULL both: check only */
 	gwp_state_counts c;
@@ -119,6 +120,15 @@ static int bad(pass *x, const char *msg)
 {
 	snprintf(x->err, x->errlen, "line %u: %s", x->line, msg);
 	return -1;
+}
+
+/* left_ms, at most max_ms (0: no cap); counted when cut. */
+static int64_t cap(pass *x, int64_t left_ms, int64_t max_ms)
+{
+	if (max_ms <= 0 || left_ms <= max_ms)
+		return left_ms;
+	x->c.capped++;
+	return max_ms;
 }
 
 static int retired_line(pass *x, const char *cur)
@@ -141,7 +151,8 @@ static int retired_line(pass *x, const char *cur)
 	if (until <= x->wall) {
 		x->c.expired++;
 	} else if (x->pool != NULL) {
-		gwp_pool_import(x->pool, addr, dest, at < x->wall ? x->wall - at : 0, until - x->wall);
+		gwp_pool_import(x->pool, addr, dest, at < x->wall ? x->wall - at : 0,
+				cap(x, until - x->wall, x->retire_max));
 		x->c.retired++;
 	}
 	return 0;
@@ -174,7 +185,8 @@ static int mark_line(pass *x, const char *cur)
 	if (until <= x->wall) {
 		x->c.expired++;
 	} else if (x->watch != NULL) {
-		if (gwp_watch_import(x->watch, &s, at < x->wall ? x->wall - at : 0, until - x->wall) == 0)
+		if (gwp_watch_import(x->watch, &s, at < x->wall ? x->wall - at : 0,
+				     cap(x, until - x->wall, x->mark_max)) == 0)
 			x->c.marks++;
 	}
 	return 0;
@@ -235,13 +247,15 @@ static int run_pass(pass *x, const char *buf, size_t len)
 	return ended ? 0 : bad(x, "no end line (truncated?)");
 }
 
-int gwp_state_parse(const char *buf, size_t len, int64_t wall_ms, gwp_pool *p, gwp_watch *w,
-		    gwp_state_counts *c_r, char *err, size_t errlen)
+int gwp_state_parse(const char *buf, size_t len, int64_t wall_ms, int64_t retire_max_ms, int64_t mark_max_ms,
+		    gwp_pool *p, gwp_watch *w, gwp_state_counts *c_r, char *err, size_t errlen)
 {
 	pass x;
 
 	memset(&x, 0, sizeof(x));
 	x.wall = wall_ms;
+	x.retire_max = retire_max_ms;
+	x.mark_max = mark_max_ms;
 	x.err = err;
 	x.errlen = errlen;
 	if (run_pass(&x, buf, len) != 0) /* all or nothing: check it all first */
@@ -351,7 +365,7 @@ int gwp_state_text(gwp_pool *p, gwp_watch *w, int64_t wall_ms, char **text_r, si
 static int write_atomic(const char *path, const char *text, size_t len, char *err, size_t errlen)
 {
 	char tmp[4096], dir[4096], *slash;
-	const char *step = "open PATH.tmp";
+	const char *step = "open";
 	size_t off = 0;
 	int fd, dfd;
 
@@ -360,10 +374,10 @@ static int write_atomic(const char *path, const char *text, size_t len, char *er
 		return -1;
 	}
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
-		snprintf(err, errlen, "%s: %s", step, strerror(errno));
+		snprintf(err, errlen, "%s %.300s: %s", step, tmp, strerror(errno));
 		return -1;
 	}
-	step = "write PATH.tmp";
+	step = "write";
 	if (fchmod(fd, 0600) != 0) /* an old PATH.tmp keeps its mode through O_CREAT */
 		goto fail;
 	while (off < len) {
@@ -374,16 +388,16 @@ static int write_atomic(const char *path, const char *text, size_t len, char *er
 			goto fail;
 		off += (size_t)k;
 	}
-	step = "fsync PATH.tmp";
+	step = "fsync";
 	if (fsync(fd) != 0)
 		goto fail;
-	step = "close PATH.tmp";
+	step = "close";
 	if (close(fd) != 0) {
 		fd = -1;
 		goto fail;
 	}
 	fd = -1;
-	step = "rename PATH.tmp to PATH";
+	step = "rename";
 	if (rename(tmp, path) != 0)
 		goto fail;
 	snprintf(dir, sizeof(dir), "%s", path);
@@ -397,7 +411,7 @@ static int write_atomic(const char *path, const char *text, size_t len, char *er
 	}
 	return 0;
 fail:
-	snprintf(err, errlen, "%s: %s", step, strerror(errno));
+	snprintf(err, errlen, "%s %.300s: %s", step, tmp, strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	(void)unlink(tmp);
@@ -464,6 +478,12 @@ static char *read_all(int fd, size_t *len_r, char *err, size_t errlen)
 	return buf;
 }
 
+void gwp_state_caps(gwp_state *s, int64_t retire_max_ms, int64_t mark_max_ms)
+{
+	s->retire_max = retire_max_ms;
+	s->mark_max = mark_max_ms;
+}
+
 int gwp_state_load(gwp_state *s)
 {
 	char err[512], bad_path[4200];
@@ -484,8 +504,8 @@ int gwp_state_load(gwp_state *s)
 	}
 	buf = read_all(fd, &len, err, sizeof(err));
 	close(fd);
-	if (buf == NULL ||
-	    gwp_state_parse(buf, len, s->wall(), s->pool, s->watch, &c, err, sizeof(err)) != 0) {
+	if (buf == NULL || gwp_state_parse(buf, len, s->wall(), s->retire_max, s->mark_max, s->pool, s->watch,
+					   &c, err, sizeof(err)) != 0) {
 		free(buf);
 		snprintf(bad_path, sizeof(bad_path), "%s.bad", s->path);
 		/* kept for a look; the next save writes a good file in its place */
@@ -497,8 +517,8 @@ int gwp_state_load(gwp_state *s)
 		return -1;
 	}
 	free(buf);
-	gw_log(GW_LOG_NOTICE, "state", "file=%s status=loaded retired=%zu marked=%zu expired=%zu", s->path,
-	       c.retired, c.marks, c.expired);
+	gw_log(GW_LOG_NOTICE, "state", "file=%s status=loaded retired=%zu marked=%zu expired=%zu capped=%zu",
+	       s->path, c.retired, c.marks, c.expired, c.capped);
 	/* what was loaded is on disk already: the first save waits for a change */
 	pthread_mutex_lock(&s->lock);
 	if (gwp_state_text(s->pool, s->watch, s->wall(), &text, &len, &s->hash) == 0) {

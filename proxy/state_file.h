@@ -28,10 +28,14 @@
  * check needs it within seconds), and the limit on a marked destination
  * (marked_concurrency: configuration, read anew at each session).
  *
+ * An entry runs for what was left of it, but never longer than
+ * pool_retire_time or mark_time from the load (a wall clock set back, or a
+ * configuration that shortened them).
+ *
  * Does not defend against: two daemons sharing one file (the last to save
- * wins); a wall clock stepped while the proxy is down (entries end early or
- * late by the step); a file edited by hand with wrong but well-formed
- * values (they are used as they are).
+ * wins); a wall clock set forward while the proxy was down (entries end
+ * early by the step); a file edited by hand with wrong but well-formed
+ * values (used as they are, within the caps).
  */
 #ifndef GWP_STATE_FILE_H
 #define GWP_STATE_FILE_H
@@ -50,14 +54,17 @@
 typedef struct gwp_state_counts {
 	size_t retired, marks; /* entries taken */
 	size_t expired;        /* entries skipped as over */
+	size_t capped;         /* entries cut down to the longest time allowed */
 } gwp_state_counts;
 
 /*
  * Check the file's text buf[len] (wall_ms: the wall clock now) and, when all of it is good, put its
- * entries still running into p and w. 0 done (*c_r filled), -1 with err "line N: ..." and nothing changed.
+ * entries still running into p and w, none for longer than retire_max_ms / mark_max_ms from now (0: no
+ * cap; a wall clock set back, or a shorter pool_retire_time / mark_time since the file was written).
+ * 0 done (*c_r filled), -1 with err "line N: ..." and nothing changed.
  */
-int gwp_state_parse(const char *buf, size_t len, int64_t wall_ms, gwp_pool *p, gwp_watch *w,
-		    gwp_state_counts *c_r, char *err, size_t errlen);
+int gwp_state_parse(const char *buf, size_t len, int64_t wall_ms, int64_t retire_max_ms, int64_t mark_max_ms,
+		    gwp_pool *p, gwp_watch *w, gwp_state_counts *c_r, char *err, size_t errlen);
 
 /*
  * The file's text for what p and w hold now (wall_ms: the wall clock now), malloc'd into *text_r[*len_r];
@@ -71,6 +78,8 @@ typedef struct gwp_state gwp_state;
 /* A state file at path for p and w; wall: the wall clock in ms (NULL: CLOCK_REALTIME). NULL: out of memory.
  */
 gwp_state *gwp_state_new(const char *path, gwp_pool *p, gwp_watch *w, int64_t (*wall)(void));
+/* Caps for the next load (see gwp_state_parse); 0: none. */
+void gwp_state_caps(gwp_state *s, int64_t retire_max_ms, int64_t mark_max_ms);
 /* Load the file into p and w, logging what it found. 1 loaded, 0 no file, -1 unreadable or bad (empty state).
  */
 int gwp_state_load(gwp_state *s);

@@ -17,7 +17,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define WALL 1800000000000LL /* the seeds' times lie around this */
+#define WALL       1800000000000LL /* the seeds' times lie around this */
+#define CAP_RETIRE 3600000LL
+#define CAP_MARK   600000LL
 
 static int64_t fixed_clock(void)
 {
@@ -52,7 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (p == NULL)
 		fresh();
 	err[0] = '\0';
-	if (gwp_state_parse((const char *)data, size, WALL, p, w, &c, err, sizeof(err)) != 0) {
+	if (gwp_state_parse((const char *)data, size, WALL, CAP_RETIRE, CAP_MARK, p, w, &c, err,
+			    sizeof(err)) != 0) {
 		if (strncmp(err, "line ", 5) != 0 || strnlen(err, sizeof(err)) == sizeof(err))
 			__builtin_trap(); /* a refusal always says where and why */
 		if (gwp_pool_list(p, list, sizeof(list)) != 0 || gwp_watch_list(w, list, sizeof(list)) != 0)
@@ -64,9 +67,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (c.retired < np || c.marks < nw)
 		__builtin_trap();
 	if (gwp_state_text(p, w, WALL, &t1, &l1, NULL) != 0 ||
-	    gwp_state_parse(t1, l1, WALL, p2, w2, &c2, err, sizeof(err)) != 0)
+	    gwp_state_parse(t1, l1, WALL, CAP_RETIRE, CAP_MARK, p2, w2, &c2, err, sizeof(err)) != 0)
 		__builtin_trap(); /* what the writer writes loads */
-	if (c2.retired != np || c2.marks != nw || c2.expired != 0)
+	if (c2.retired != np || c2.marks != nw || c2.expired != 0 || c2.capped != 0)
 		__builtin_trap();
 	if (gwp_state_text(p2, w2, WALL, &t2, &l2, NULL) != 0 || l1 != l2 || memcmp(t1, t2, l1) != 0)
 		__builtin_trap(); /* and gives the same tables */

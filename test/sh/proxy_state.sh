@@ -181,7 +181,7 @@ echo "ok: run 1 retired 127.0.0.2, marked the destination, saved both ($(wc -l <
 : >"$LAB/connections"
 : >"$LAB/session.log"
 start 2
-grep -qE "state file=$LAB/state status=loaded retired=1 marked=1 expired=0" "$LAB/proxy.log" ||
+grep -qE "state file=$LAB/state status=loaded retired=1 marked=1 expired=0 capped=0$" "$LAB/proxy.log" ||
 	fail "run 2: no load line"
 retired=$("$proxy" -C "$LAB/control" retired)
 grep -qE '^127\.0\.0\.2 127\.0\.0\.1 retired=[0-9]+ left=(3600|35[0-9][0-9])$' <<<"$retired" ||

@@ -75,7 +75,7 @@ static void test_round_trip(void **state)
 	wall_now += 600000;
 	p = gwp_pool_new(clock_new);
 	w = gwp_watch_new(clock_new);
-	assert_int_equal(gwp_state_parse(text, len, wall_now, p, w, &c, err, sizeof(err)), 0);
+	assert_int_equal(gwp_state_parse(text, len, wall_now, 0, 0, p, w, &c, err, sizeof(err)), 0);
 	assert_int_equal(c.retired, 1); /* the 60 s one ended while "down" */
 	assert_int_equal(c.marks, 1);
 	assert_int_equal(c.expired, 1);
@@ -105,12 +105,49 @@ static void test_round_trip(void **state)
 	gwp_watch_free(&w);
 	p = gwp_pool_new(clock_new);
 	w = gwp_watch_new(clock_new);
-	assert_int_equal(gwp_state_parse(text, len, wall_now + 3600000, p, w, &c, err, sizeof(err)), 0);
+	assert_int_equal(gwp_state_parse(text, len, wall_now + 3600000, 0, 0, p, w, &c, err, sizeof(err)), 0);
 	assert_int_equal(c.retired + c.marks, 0);
 	assert_int_equal(c.expired, 3);
 	assert_int_equal(gwp_pool_list(p, list, sizeof(list)), 0);
 	assert_int_equal(gwp_watch_list(w, list, sizeof(list)), 0);
 	wall_now -= 600000;
+	gwp_pool_free(&p);
+	gwp_watch_free(&w);
+	free(text);
+}
+
+/* A wall clock set back a day since the save: the entries run no longer than pool_retire_time / mark_time. */
+static void test_caps(void **state)
+{
+	char *text, err[256], list[1024];
+	size_t len;
+	gwp_state_counts c;
+	gwp_pool *p = gwp_pool_new(clock_new);
+	gwp_watch *w = gwp_watch_new(clock_new);
+
+	(void)state;
+	text = sample(&len);
+	assert_int_equal(
+	    gwp_state_parse(text, len, wall_now - 86400000, 1800000, 300000, p, w, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.retired, 2);
+	assert_int_equal(c.marks, 1);
+	assert_int_equal(c.capped, 3);
+	assert_int_equal(gwp_pool_list(p, list, sizeof(list)), 2);
+	assert_string_equal(list, "192.0.2.1 mx.example retired=0 left=1800\n"
+				  "2001:db8::1 198.51.100.7 retired=0 left=1800\n");
+	assert_int_equal(gwp_watch_list(w, list, sizeof(list)), 1);
+	assert_string_equal(list, "tarpit.example tarpit=1 throttle=1 left=300 last=\"421 slow down\"\n");
+	gwp_pool_free(&p);
+	gwp_watch_free(&w);
+	/* within the caps nothing is cut */
+	p = gwp_pool_new(clock_new);
+	w = gwp_watch_new(clock_new);
+	assert_int_equal(gwp_state_parse(text, len, wall_now, 3600000, 1200000, p, w, &c, err, sizeof(err)),
+			 0);
+	assert_int_equal(c.capped, 0);
+	assert_int_equal(gwp_pool_list(p, list, sizeof(list)), 2);
+	assert_string_equal(list, "192.0.2.1 mx.example retired=0 left=3600\n"
+				  "2001:db8::1 198.51.100.7 retired=0 left=60\n");
 	gwp_pool_free(&p);
 	gwp_watch_free(&w);
 	free(text);
@@ -129,13 +166,13 @@ static void test_truncated(void **state)
 	(void)state;
 	text = sample(&len);
 	for (k = 0; k < len; k++) {
-		if (gwp_state_parse(text, k, wall_now, p, w, &c, err, sizeof(err)) != -1)
+		if (gwp_state_parse(text, k, wall_now, 0, 0, p, w, &c, err, sizeof(err)) != -1)
 			fail_msg("a prefix of %zu of %zu bytes loaded", k, len);
 		assert_true(strncmp(err, "line ", 5) == 0);
 	}
 	assert_int_equal(gwp_pool_list(p, list, sizeof(list)), 0);
 	assert_int_equal(gwp_watch_list(w, list, sizeof(list)), 0);
-	assert_int_equal(gwp_state_parse(text, len, wall_now, p, w, &c, err, sizeof(err)), 0);
+	assert_int_equal(gwp_state_parse(text, len, wall_now, 0, 0, p, w, &c, err, sizeof(err)), 0);
 	gwp_pool_free(&p);
 	gwp_watch_free(&w);
 	free(text);
@@ -186,8 +223,8 @@ static void test_bad_files(void **state)
 	(void)state;
 	for (i = 0; i < sizeof(bad_files) / sizeof(bad_files[0]); i++) {
 		err[0] = '\0';
-		if (gwp_state_parse(bad_files[i].text, strlen(bad_files[i].text), wall_now, p, w, &c, err,
-				    sizeof(err)) != -1)
+		if (gwp_state_parse(bad_files[i].text, strlen(bad_files[i].text), wall_now, 0, 0, p, w, &c,
+				    err, sizeof(err)) != -1)
 			fail_msg("case %zu loaded", i);
 		if (strcmp(err, bad_files[i].want) != 0)
 			fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, bad_files[i].want);
@@ -198,12 +235,13 @@ static void test_bad_files(void **state)
 	{
 		static const char nul[] = "gw-proxy-state 1\nend\0 0\n";
 		char *big = malloc(GWP_STATE_MAX_LINE + 64);
-		assert_int_equal(gwp_state_parse(nul, sizeof(nul) - 1, wall_now, p, w, &c, err, sizeof(err)),
-				 -1);
+		assert_int_equal(
+		    gwp_state_parse(nul, sizeof(nul) - 1, wall_now, 0, 0, p, w, &c, err, sizeof(err)), -1);
 		assert_string_equal(err, "line 2: not printable ASCII");
 		snprintf(big, GWP_STATE_MAX_LINE + 64, "gw-proxy-state 1\nmark mx 1 2 0 0 %0*d\nend 1\n",
 			 GWP_STATE_MAX_LINE, 7);
-		assert_int_equal(gwp_state_parse(big, strlen(big), wall_now, p, w, &c, err, sizeof(err)), -1);
+		assert_int_equal(
+		    gwp_state_parse(big, strlen(big), wall_now, 0, 0, p, w, &c, err, sizeof(err)), -1);
 		assert_string_equal(err, "line 2: line too long");
 		free(big);
 	}
@@ -214,8 +252,8 @@ static void test_bad_files(void **state)
 					 "retired 192.0.2.9 mx.example 1799999990000 1800000010000\n"
 					 "retired 192.0.2.9 mx.example 1799999990000 1800000020000\n"
 					 "end 3\n";
-		assert_int_equal(gwp_state_parse(ok, sizeof(ok) - 1, wall_now, p, w, &c, err, sizeof(err)),
-				 0);
+		assert_int_equal(
+		    gwp_state_parse(ok, sizeof(ok) - 1, wall_now, 0, 0, p, w, &c, err, sizeof(err)), 0);
 		assert_int_equal(c.retired, 2);
 		assert_int_equal(c.marks, 1);
 		assert_int_equal(gwp_pool_list(p, list, sizeof(list)), 1);
@@ -245,7 +283,7 @@ static void test_writer_keeps_file_loadable(void **state)
 	gwp_watch_free(&w);
 	p = gwp_pool_new(clock_new);
 	w = gwp_watch_new(clock_new);
-	assert_int_equal(gwp_state_parse(text, len, wall_now, p, w, &c, err, sizeof(err)), 0);
+	assert_int_equal(gwp_state_parse(text, len, wall_now, 0, 0, p, w, &c, err, sizeof(err)), 0);
 	assert_int_equal(c.retired, 1);
 	assert_int_equal(gwp_watch_list(w, list, sizeof(list)), 1);
 	assert_string_equal(list, "good.example tarpit=1 throttle=0 left=60 last=\"line1?line2?\"\n");
@@ -381,6 +419,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_caps),
 	    cmocka_unit_test(test_truncated),
 	    cmocka_unit_test(test_bad_files),
 	    cmocka_unit_test(test_writer_keeps_file_loadable),
