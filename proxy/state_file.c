@@ -30,6 +30,7 @@ struct gwp_state {
 	pthread_mutex_t lock; /* one save at a time; hash, failing */
 	uint64_t hash;
 	int have_hash, failing;
+	int hold; /* the file at start could be neither read nor moved aside: never written over */
 	pthread_mutex_t tlock; /* the thread's stop flag */
 	pthread_cond_t cond;
 	pthread_t thread;
@@ -497,20 +498,22 @@ int gwp_state_load(gwp_state *s)
 		return 0;
 	}
 	if (fd < 0) {
-		gw_log(GW_LOG_ERR, "state",
-		       "file=%s status=error error=\"%s\" (starting with an empty state)", s->path,
-		       strerror(errno));
-		return -1;
+		snprintf(err, sizeof(err), "open: %s", strerror(errno));
+		buf = NULL;
+	} else {
+		buf = read_all(fd, &len, err, sizeof(err));
+		close(fd);
 	}
-	buf = read_all(fd, &len, err, sizeof(err));
-	close(fd);
 	if (buf == NULL || gwp_state_parse(buf, len, s->wall(), s->retire_max, s->mark_max, s->pool, s->watch,
 					   &c, err, sizeof(err)) != 0) {
 		free(buf);
 		snprintf(bad_path, sizeof(bad_path), "%s.bad", s->path);
 		/* kept for a look; the next save writes a good file in its place */
-		if (rename(s->path, bad_path) != 0)
-			snprintf(bad_path, sizeof(bad_path), "(not moved: %s)", strerror(errno));
+		if (rename(s->path, bad_path) != 0) {
+			snprintf(bad_path, sizeof(bad_path), "(not moved: %s; not written over)",
+				 strerror(errno));
+			s->hold = 1; /* what it holds may still be good: lose nothing */
+		}
 		gw_log(GW_LOG_ERR, "state",
 		       "file=%s status=error error=\"%s\" moved_to=%s (starting with an empty state)",
 		       s->path, err, bad_path);
@@ -537,7 +540,12 @@ int gwp_state_save(gwp_state *s, int force)
 	int rc = 1;
 
 	pthread_mutex_lock(&s->lock);
-	if (gwp_state_text(s->pool, s->watch, s->wall(), &text, &len, &h) != 0) {
+	if (s->hold) {
+		snprintf(err, sizeof(err), "the file found at start was neither read nor moved aside");
+		text = NULL;
+		len = 0;
+		rc = -1;
+	} else if (gwp_state_text(s->pool, s->watch, s->wall(), &text, &len, &h) != 0) {
 		snprintf(err, sizeof(err), "out of memory");
 		rc = -1;
 	} else if (!force && s->have_hash && h == s->hash) {

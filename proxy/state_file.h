@@ -16,8 +16,10 @@
  *   end ENTRIES
  *
  * The "end" line makes a truncated file show. Loading is all or nothing: a
- * file with any bad line is set aside (renamed PATH.bad), logged, and the
- * proxy starts with an empty state; a missing file is an empty state.
+ * file with any bad line, or one that cannot be read, is set aside (renamed
+ * PATH.bad), logged, and the proxy starts with an empty state; when it
+ * cannot be moved aside either, it is never written over in this run. A
+ * missing file is an empty state.
  * Entries already over are skipped. Saving writes PATH.tmp (mode 0600),
  * fsyncs it, renames it over PATH and fsyncs the directory; it runs every
  * state_save_interval when something changed, and at a clean stop.

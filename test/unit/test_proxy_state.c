@@ -321,7 +321,7 @@ static int teardown_dir(void **state)
 static void test_save_load(void **state)
 {
 	struct stat st;
-	char tmp[400], badp[400], list[256];
+	char tmp[420], badp[400], list[256];
 	gwp_pool *p = gwp_pool_new(clock_old), *p2;
 	gwp_watch *w = gwp_watch_new(clock_old), *w2;
 	gwp_state *s = gwp_state_new(path, p, w, wall), *s2;
@@ -371,6 +371,30 @@ static void test_save_load(void **state)
 	assert_int_equal(gwp_state_save(s2, 0), 1);
 	assert_int_equal(access(path, F_OK), 0);
 	gwp_state_free(&s2);
+	gwp_pool_free(&p2);
+	gwp_watch_free(&w2);
+
+	/* a file that can be neither read (a symbolic link: O_NOFOLLOW) nor moved aside (a non-empty
+	 * directory at PATH.bad): never written over */
+	unlink(path);
+	unlink(badp);
+	assert_int_equal(symlink("/dev/null", path), 0);
+	assert_int_equal(mkdir(badp, 0700), 0);
+	snprintf(tmp, sizeof(tmp), "%s/x", badp);
+	assert_non_null(f = fopen(tmp, "w"));
+	fclose(f);
+	p2 = gwp_pool_new(clock_new);
+	w2 = gwp_watch_new(clock_new);
+	s2 = gwp_state_new(path, p2, w2, wall);
+	assert_int_equal(gwp_state_load(s2), -1);
+	gwp_pool_retire(p2, "192.0.2.1", "mx.example", 3600000);
+	assert_int_equal(gwp_state_save(s2, 1), -1);
+	gwp_state_free(&s2);
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	unlink(path);
+	unlink(tmp);
+	rmdir(badp);
 	gwp_pool_free(&p2);
 	gwp_watch_free(&w2);
 
