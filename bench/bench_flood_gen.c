@@ -2,7 +2,7 @@
  * bench_flood_gen.c - a bounce flood for the end-to-end flood tests: C, so
  * that the generator takes little of the CPU the measurement shares.
  *
- *   bench_flood_gen -p PORT -c SESSIONS -s SECONDS [-R RATE] -n A.B -r RCPT -o FILE
+ *   bench_flood_gen -p PORT -c SESSIONS -s SECONDS [-R RATE] [-d] -n A.B -r RCPT -o FILE
  *
  * SESSIONS threads each run SMTP sessions one after the other for SECONDS
  * against 127.0.0.1:PORT, as fast as they can; with -R at RATE sessions a
@@ -13,7 +13,8 @@
  * at once (it catches up, and a RATE the threads cannot reach comes to "as
  * fast as they can"). Each session comes from a random source address
  * A.B.x.y (bound before connect: all of 127.0.0.0/8 is local): greeting,
- * EHLO, MAIL FROM:<>, RCPT TO:<RCPT> when MAIL was accepted, QUIT. One line
+ * EHLO, MAIL FROM:<>, RCPT TO:<RCPT> when MAIL was accepted, with -d DATA
+ * and a bounce of about 1 KB when RCPT was accepted, QUIT. One line
  * per session goes to FILE: the CLOCK_MONOTONIC seconds of the MAIL reply
  * (the clock Python's time.monotonic() reads), "defer" (451 4.7.1 at MAIL),
  * "mail" (another MAIL reply), "rcpt" (MAIL accepted) or "error", and the
@@ -38,6 +39,41 @@ static int port, sessions = 8;
 static double seconds = 10, rate; /* rate: sessions a second in all, 0 = unpaced */
 static struct timespec start;     /* CLOCK_MONOTONIC, the same for every thread */
 static const char *net = "127.2", *rcpt = "alice@example.com";
+static int with_data; /* -d: send the bounce when RCPT is accepted */
+
+/* A delivery status notification of about 1 KB, as a flood's bounces are. */
+static const char bounce_text[] =
+    "From: MAILER-DAEMON@flood.client.test (Mail Delivery System)\r\n"
+    "To: alice@example.com\r\n"
+    "Subject: Undelivered Mail Returned to Sender\r\n"
+    "Auto-Submitted: auto-replied\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: text/plain\r\n"
+    "\r\n"
+    "This is the mail system at host flood.client.test.\r\n"
+    "\r\n"
+    "I'm sorry to have to inform you that your message could not\r\n"
+    "be delivered to one or more recipients. It's attached below.\r\n"
+    "\r\n"
+    "<nobody@flood.client.test>: host mx.flood.client.test said: 550 5.1.1\r\n"
+    "    <nobody@flood.client.test>: Recipient address rejected: User unknown\r\n"
+    "    (in reply to RCPT TO command)\r\n"
+    "\r\n"
+    "Reporting-MTA: dns; flood.client.test\r\n"
+    "Arrival-Date: Wed, 2 Dec 2026 07:00:00 +0000\r\n"
+    "Final-Recipient: rfc822; nobody@flood.client.test\r\n"
+    "Action: failed\r\n"
+    "Status: 5.1.1\r\n"
+    "Diagnostic-Code: smtp; 550 5.1.1 User unknown\r\n"
+    "\r\n"
+    "Subject: You have won a prize\r\n"
+    "From: alice@example.com\r\n"
+    "To: nobody@flood.client.test\r\n"
+    "\r\n"
+    "Claim your prize now: the offer is only valid today. Claim your prize\r\n"
+    "now: the offer is only valid today. Claim your prize now: the offer is\r\n"
+    "only valid today. Claim your prize now: the offer is only valid today.\r\n"
+    ".\r\n";
 
 typedef struct conn {
 	int fd;
@@ -136,6 +172,9 @@ static void session(worker *w)
 		if (cmd(&c, r, line, sizeof(line)) != 0)
 			goto error;
 		note(w, t, "rcpt", line);
+		if (with_data && strncmp(line, "250", 3) == 0 &&
+		    cmd(&c, "DATA\r\n", line, sizeof(line)) == 0 && strncmp(line, "354", 3) == 0)
+			(void)cmd(&c, bounce_text, line, sizeof(line));
 	} else {
 		note(w, t, "mail", line);
 	}
@@ -193,7 +232,7 @@ int main(int argc, char **argv)
 	FILE *f;
 	int o, i;
 
-	while ((o = getopt(argc, argv, "p:c:s:R:n:r:o:")) != -1) {
+	while ((o = getopt(argc, argv, "p:c:s:R:dn:r:o:")) != -1) {
 		switch (o) {
 		case 'p':
 			port = atoi(optarg);
@@ -206,6 +245,9 @@ int main(int argc, char **argv)
 			break;
 		case 'R':
 			rate = atof(optarg);
+			break;
+		case 'd':
+			with_data = 1;
 			break;
 		case 'n':
 			net = optarg;
@@ -222,8 +264,8 @@ int main(int argc, char **argv)
 	}
 	if (port <= 0 || port > 65535 || sessions <= 0 || sessions > 1000 || !(seconds > 0) ||
 	    !(rate >= 0 && rate <= 1e6) || outpath == NULL) {
-		fprintf(stderr, "usage: bench_flood_gen -p PORT -c SESSIONS -s SECONDS [-R RATE] -n A.B -r "
-				"RCPT -o FILE\n");
+		fprintf(stderr, "usage: bench_flood_gen -p PORT -c SESSIONS -s SECONDS [-R RATE] [-d] -n A.B "
+				"-r RCPT -o FILE\n");
 		return 2;
 	}
 	if ((w = calloc((size_t)sessions, sizeof(*w))) == NULL)

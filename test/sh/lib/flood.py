@@ -4,7 +4,7 @@ prints what happened as one JSON object. Shared by test/sh/milter_flood_postfix.
 
   flood.py --port GW_PORT --ctl "GW-MILTER -C SOCKET" --gen BENCH_FLOOD_GEN --out FILE
            [--seconds 20] [--threads 8] [--rate 0] [--corr-rate R] [--before 40]
-           [--warmup 0] [--milter-pid PID] [--no-mode]
+           [--warmup 0] [--milter-pid PID] [--no-mode] [--data]
 
 Steps:
   1. learning: three hosts of 127.0.1.0/24 send ordinary mail (DATA);
@@ -13,7 +13,8 @@ Steps:
      (absolute deadlines); its RCPT latency is measured;
   3. flood: bench_flood_gen (C) runs --threads sessions at a time from random
      addresses of 127.2.0.0/16 for --seconds (--rate: sessions a second in all,
-     0 = as fast as they can) while the correspondent keeps sending, back to
+     0 = as fast as they can; --data: a flood bounce whose RCPT is accepted
+     goes on to DATA) while the correspondent keeps sending, back to
      back or at --corr-rate, from a process of its own (as a thread here it
      waited for Python's GIL behind other threads after each reply, and that
      wait was measured as RCPT latency); a monitor polls "CTL mode";
@@ -25,8 +26,9 @@ started to its end. In it: the correspondent's RCPTs (median, p90), the flood
 sessions (stamped with the time of their MAIL reply) and the rate achieved,
 the CPU idle share of the whole machine (/proc/stat: idle + iowait over all),
 and with --milter-pid that process's CPU time (utime + stime, /proc/PID/stat)
-per flood session. FLOOD_PERF=FILE records a system-wide perf profile of the
-flood's first seconds.
+per flood session. FLOOD_PERF=FILE records a perf profile of the flood's first
+seconds (10 at most): system-wide, or with FLOOD_PERF_PID=PID that process's
+call graphs (perf record --call-graph dwarf -p PID: release builds have no frame pointers).
 
 Needs Linux /proc; Python 3 standard library only.
 """
@@ -53,6 +55,7 @@ ap.add_argument("--threads", type=int, default=8)
 ap.add_argument("--rate", type=float, default=0, help="flood sessions a second in all, 0 = unpaced")
 ap.add_argument("--corr-rate", type=float, default=None, help="correspondent bounces a second")
 ap.add_argument("--before", type=int, default=40, help="correspondent bounces before the flood")
+ap.add_argument("--data", action="store_true", help="the flood sends DATA (a bounce of about 1 KB) when RCPT is accepted")
 ap.add_argument("--warmup", type=float, default=0, help="seconds of the flood left out of its figures")
 ap.add_argument("--milter-pid", type=int, default=None)
 ap.add_argument("--no-mode", action="store_true", help="gw-milter runs without the guard")
@@ -202,11 +205,12 @@ def monitor():
 
 threads = [] if args.no_mode else [threading.Thread(target=monitor)]
 gen = subprocess.Popen([args.gen, "-p", str(port), "-c", str(args.threads), "-s", str(args.seconds),
-                        "-R", str(args.rate), "-n", "127.2", "-r", RCPT, "-o", args.out])
+                        "-R", str(args.rate), "-n", "127.2", "-r", RCPT, "-o", args.out] + (["-d"] if args.data else []))
 # FLOOD_PERF=FILE: a system-wide perf profile of the first seconds of the flood (who takes the CPU).
 perf = None
 if os.environ.get("FLOOD_PERF"):
-    perf = subprocess.Popen(["perf", "record", "-a", "-F", "499", "-q", "-o", os.environ["FLOOD_PERF"],
+    who = ["--call-graph", "dwarf", "-p", os.environ["FLOOD_PERF_PID"]] if os.environ.get("FLOOD_PERF_PID") else ["-a"]
+    perf = subprocess.Popen(["perf", "record"] + who + ["-F", "499", "-q", "-o", os.environ["FLOOD_PERF"],
                              "--", "sleep", str(min(10, args.seconds))],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 ctx = multiprocessing.get_context("fork")
