@@ -54,6 +54,9 @@
 #   BENCH_FLOOD_SECONDS  each flood (default 20)     BENCH_FLOOD_WARMUP (3)
 #   BENCH_FLOOD_THREADS  (8)   BENCH_FLOOD_BEFORE (40)   BENCH_FLOOD_CORR_RATE (4)
 #   BENCH_FLOOD_DRAIN    seconds to wait for the queues after a run (300)
+#   BENCH_FLOOD_GUARDS   the configurations to run ("yes no"; "yes": the guard only)
+#   BENCH_FLOOD_CONF     more gw.conf settings for both, "KEY=VALUE ..." (e.g.
+#                        "log_level=notice" to see what the log lines cost)
 #   BENCH_FLOOD_PERF=DIR  perf record (call graphs) of gw-milter in each flood's first
 #                        seconds, into DIR/gw-milter-CONFIG-RATE.perf
 #   GW_BENCH_BUILD_DIR (build-bench); LAB_MILTER_BIN: a gw-milter to use
@@ -73,6 +76,8 @@ before=${BENCH_FLOOD_BEFORE:-40}
 corr_rate=${BENCH_FLOOD_CORR_RATE:-4}
 perf_dir=${BENCH_FLOOD_PERF:-}
 drain_max=${BENCH_FLOOD_DRAIN:-300}
+read -r -a guards <<<"${BENCH_FLOOD_GUARDS:-yes no}"
+read -r -a conf_extra <<<"${BENCH_FLOOD_CONF:-}"
 
 [ "$(id -u)" -eq 0 ] || { echo "bench_flood: run as root (Postfix's master runs as root)" >&2; exit 1; }
 "$top/scripts/install-deps"
@@ -97,10 +102,11 @@ milter() {   # yes|no: (re)start gw-milter with the guard on or off, unless it r
 	guard_now=$1
 	lab_milter_stop
 	lab_milter_conf "$milter_port" "$LAB/routes" unknown_limit=0 "flood_guard=$1" "flood_store=$LAB/milter/store" \
-		flood_threshold=2 flood_window=2s flood_floor_bounce=20 flood_calm_windows=2 flood_baseline_windows=100
+		flood_threshold=2 flood_window=2s flood_floor_bounce=20 flood_calm_windows=2 flood_baseline_windows=100 \
+		"${conf_extra[@]}"
 	LAB_MILTER_BIN=$milter_bin lab_milter_start "$build"
 }
-milter yes
+milter "${guards[0]}"
 lab_gateway_start gw "$gw_port" "$milter_port" "$LAB/routes" example.com
 # thousands of clients from 127.2.0.0/16: no reverse lookups, no per-client limits
 postconf -c "$LAB/gw/etc" -e "smtpd_peername_lookup = no" "default_process_limit = 100" \
@@ -121,7 +127,7 @@ drain() {   # wait for both queues to empty; print the flood bounces delivered, 
 	echo "$n"
 }
 
-echo "== bounce flood beside a correspondent: $threads flood sessions at a time, ${seconds} s per flood" \
+echo "== bounce flood beside a correspondent: $threads flood sessions at a time, ${seconds} s per flood${conf_extra[*]:+, gw.conf ${conf_extra[*]}}" \
 	"(first ${warmup} s left out), correspondent $corr_rate bounces/s ($before before); goal: median during <= 1.2x before"
 echo "   load $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs at the start"
 printf '%-5s %-5s %9s %9s %6s %15s %15s %7s %-5s %6s %8s %8s\n' rate guard achieved deferred entry \
@@ -131,7 +137,7 @@ declare -A ratio cpu
 for rate in "${rates[@]}"; do
 	label=$rate
 	[ "$rate" != 0 ] || label=max
-	for guard in yes no; do
+	for guard in "${guards[@]}"; do
 		milter "$guard"
 		extra=()
 		[ "$guard" = yes ] || extra+=(--no-mode)
@@ -165,6 +171,7 @@ PY
 		echo "${line%%$'\n'*}"
 		read -r ratio["$label,$guard"] cpu["$label,$guard"] <<<"${line##*$'\n'}"
 	done
+	[ -n "${ratio[$label,yes]:-}" ] && [ -n "${ratio[$label,no]:-}" ] || continue
 	awk -v rg="${ratio[$label,yes]}" -v rn="${ratio[$label,no]}" -v cg="${cpu[$label,yes]}" -v cn="${cpu[$label,no]}" -v l="$label" \
 		'function q(a, b) { return (a == "-" || b == "-" || b + 0 == 0) ? "-" : sprintf("%.2f", a / b) }
 		BEGIN { printf "      %s/s, the guard'\''s effect: latency ratio without / with %s, gw-milter CPU per session without / with %s\n", l, q(rn, rg), q(cn, cg) }'
