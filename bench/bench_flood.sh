@@ -63,7 +63,7 @@
 #   instead of the one built here
 # Short form while developing: BENCH_FLOOD_SECONDS=8 BENCH_FLOOD_BEFORE=20.
 # Figures on a machine busy with other work show its load, not this software:
-# the lead's figures come from an idle machine (docs/howto-bounce-floods.md).
+# quote figures from an idle machine (docs/howto-bounce-floods.md).
 # Needs root (Postfix's master), postfix, /usr/bin/python3.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -171,7 +171,7 @@ PY
 		echo "${line%%$'\n'*}"
 		read -r ratio["$label,$guard"] cpu["$label,$guard"] <<<"${line##*$'\n'}"
 	done
-	[ -n "${ratio[$label,yes]:-}" ] && [ -n "${ratio[$label,no]:-}" ] || continue
+	if [ -z "${ratio[$label,yes]:-}" ] || [ -z "${ratio[$label,no]:-}" ]; then continue; fi
 	awk -v rg="${ratio[$label,yes]}" -v rn="${ratio[$label,no]}" -v cg="${cpu[$label,yes]}" -v cn="${cpu[$label,no]}" -v l="$label" \
 		'function q(a, b) { return (a == "-" || b == "-" || b + 0 == 0) ? "-" : sprintf("%.2f", a / b) }
 		BEGIN { printf "      %s/s, the guard'\''s effect: latency ratio without / with %s, gw-milter CPU per session without / with %s\n", l, q(rn, rg), q(cn, cg) }'
