@@ -23,8 +23,8 @@
 # sources in 127.2.0.0/16, one connection per message, BENCH_FLOOD_THREADS
 # sessions at a time, a bounce of about 1 KB after DATA when RCPT is
 # accepted) at the rate, paced by absolute deadlines ("max": as fast as the
-# threads can). The first BENCH_FLOOD_WARMUP seconds of each
-# flood are left out (the guard enters high-load mode in them). Each rate
+# threads can). The first BENCH_FLOOD_WARMUP seconds of each flood are left
+# out (the guard enters high-load mode in them). Each rate
 # runs twice, one after the other: gw-milter with the guard, then restarted
 # with flood_guard = no, where every flood bounce takes the normal path
 # (RCPT, call-ahead to the internal MTA: one recipient, so mostly a cache hit
@@ -40,15 +40,15 @@
 #   before / during   the correspondent's RCPT latency, median and p90 (ms)
 #   ratio      median during / median before, against the goal of 1.2x
 #   idle       CPU idle share of the whole machine in the window (/proc/stat)
-#   mailbox    flood bounces delivered into alice's mailbox
+#   mailbox    flood bounces delivered into alice's mailbox (with the guard:
+#              those that came before high-load mode)
 #   milter     gw-milter's CPU (utime + stime, /proc/PID/stat) per flood
 #              session in the window, microseconds (clock ticks of 10 ms:
 #              coarse at low rates; the correspondent's few sessions a second
 #              are in it too)
 # and per rate the guard's effect: the unguarded ratio over the guarded one,
 # and gw-milter's CPU per session unguarded over guarded. At the end: what
-# the flood left on disk (the generator never sends DATA, so no queue file
-# nor mailbox should grow: the lab's messages, queue files and size).
+# is left on disk (queue files, the lab's size: mostly logs).
 #   BENCH_FLOOD_RATES    flood sessions a second, "0" = as fast as possible
 #                        (default "50 200 500 0")
 #   BENCH_FLOOD_SECONDS  each flood (default 20)     BENCH_FLOOD_WARMUP (3)
