@@ -11,7 +11,7 @@
  * CLOCK_MONOTONIC: absolute deadlines, so the rate does not drift with the
  * sessions' own time; a thread behind its schedule starts its next session
  * at once (it catches up, and a RATE the threads cannot reach comes to "as
- * fast as they can"). Each session comes from a random source address
+ * fast as they can"), but none starts after SECONDS. Each session comes from a random source address
  * A.B.x.y (bound before connect: all of 127.0.0.0/8 is local): greeting,
  * EHLO, MAIL FROM:<>, RCPT TO:<RCPT> when MAIL was accepted, with -d DATA
  * and a bounce of about 1 KB when RCPT was accepted, QUIT. One line
@@ -214,8 +214,8 @@ static void *run(void *arg)
 		double at = (double)k / rate;
 		struct timespec due;
 
-		if (at >= seconds)
-			break;
+		if (at >= seconds || mono() >= end)
+			break; /* a thread behind its schedule does not run past the end either */
 		due = at_offset(at);
 		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &due, NULL) != 0)
 			; /* EINTR: sleep again until the same deadline */
