@@ -2,16 +2,23 @@
  * bench_flood_gen.c - a bounce flood for the end-to-end flood tests: C, so
  * that the generator takes little of the CPU the measurement shares.
  *
- *   bench_flood_gen -p PORT -c SESSIONS -s SECONDS -n A.B -r RCPT -o FILE
+ *   bench_flood_gen -p PORT -c SESSIONS -s SECONDS [-R RATE] [-d] -n A.B -r RCPT -o FILE
  *
  * SESSIONS threads each run SMTP sessions one after the other for SECONDS
- * against 127.0.0.1:PORT, each from a random source address A.B.x.y (bound
- * before connect: all of 127.0.0.0/8 is local): greeting, EHLO, MAIL
- * FROM:<>, RCPT TO:<RCPT> when MAIL was accepted, QUIT. One line per
- * session goes to FILE: the CLOCK_MONOTONIC seconds of the MAIL reply (the
- * clock Python's time.monotonic() reads), "defer" (451 4.7.1 at MAIL),
+ * against 127.0.0.1:PORT, as fast as they can; with -R at RATE sessions a
+ * second in all (0, the default: unpaced). Paced, session k of the common
+ * schedule (run by thread k mod SESSIONS) starts at start + k / RATE on
+ * CLOCK_MONOTONIC: absolute deadlines, so the rate does not drift with the
+ * sessions' own time; a thread behind its schedule starts its next session
+ * at once (it catches up, and a RATE the threads cannot reach comes to "as
+ * fast as they can"), but none starts after SECONDS. Each session comes from a random source address
+ * A.B.x.y (bound before connect: all of 127.0.0.0/8 is local): greeting,
+ * EHLO, MAIL FROM:<>, RCPT TO:<RCPT> when MAIL was accepted, with -d DATA
+ * and a bounce of about 1 KB when RCPT was accepted, QUIT. One line
+ * per session goes to FILE: the CLOCK_MONOTONIC seconds of the MAIL reply
+ * (the clock Python's time.monotonic() reads), "defer" (451 4.7.1 at MAIL),
  * "mail" (another MAIL reply), "rcpt" (MAIL accepted) or "error", and the
- * reply's first 80 characters. Exit 0 when FILE was written.
+ * reply's first 80 characters. Exit 0 when FILE was written whole.
  */
 #include <arpa/inet.h>
 #include <getopt.h>
@@ -26,11 +33,47 @@
 #include <unistd.h>
 
 #define LINE_MAX_LEN 1024
-#define OUT_MAX      (1u << 20) /* bytes of result lines per thread */
+#define OUT_MAX      (8u << 20) /* bytes of result lines per thread (touched pages only) */
 
 static int port, sessions = 8;
-static double seconds = 10;
+static double seconds = 10, rate; /* rate: sessions a second in all, 0 = unpaced */
+static struct timespec start;     /* CLOCK_MONOTONIC, the same for every thread */
 static const char *net = "127.2", *rcpt = "alice@example.com";
+static int with_data; /* -d: send the bounce when RCPT is accepted */
+
+/* A delivery status notification of about 1 KB, as a flood's bounces are. */
+static const char bounce_text[] =
+    "From: MAILER-DAEMON@flood.client.test (Mail Delivery System)\r\n"
+    "To: alice@example.com\r\n"
+    "Subject: Undelivered Mail Returned to Sender\r\n"
+    "Auto-Submitted: auto-replied\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: text/plain\r\n"
+    "\r\n"
+    "This is the mail system at host flood.client.test.\r\n"
+    "\r\n"
+    "I'm sorry to have to inform you that your message could not\r\n"
+    "be delivered to one or more recipients. It's attached below.\r\n"
+    "\r\n"
+    "<nobody@flood.client.test>: host mx.flood.client.test said: 550 5.1.1\r\n"
+    "    <nobody@flood.client.test>: Recipient address rejected: User unknown\r\n"
+    "    (in reply to RCPT TO command)\r\n"
+    "\r\n"
+    "Reporting-MTA: dns; flood.client.test\r\n"
+    "Arrival-Date: Wed, 2 Dec 2026 07:00:00 +0000\r\n"
+    "Final-Recipient: rfc822; nobody@flood.client.test\r\n"
+    "Action: failed\r\n"
+    "Status: 5.1.1\r\n"
+    "Diagnostic-Code: smtp; 550 5.1.1 User unknown\r\n"
+    "\r\n"
+    "Subject: You have won a prize\r\n"
+    "From: alice@example.com\r\n"
+    "To: nobody@flood.client.test\r\n"
+    "\r\n"
+    "Claim your prize now: the offer is only valid today. Claim your prize\r\n"
+    "now: the offer is only valid today. Claim your prize now: the offer is\r\n"
+    "only valid today. Claim your prize now: the offer is only valid today.\r\n"
+    ".\r\n";
 
 typedef struct conn {
 	int fd;
@@ -40,9 +83,11 @@ typedef struct conn {
 
 typedef struct worker {
 	pthread_t th;
+	int index; /* 0 .. sessions-1 */
 	unsigned seed;
 	char *out;
 	size_t olen;
+	unsigned long lost; /* lines that did not fit in out */
 } worker;
 
 static double mono(void)
@@ -92,6 +137,8 @@ static void note(worker *w, double t, const char *kind, const char *line)
 	if (w->olen + 128 < OUT_MAX)
 		w->olen +=
 		    (size_t)snprintf(w->out + w->olen, OUT_MAX - w->olen, "%.6f %s %.80s\n", t, kind, line);
+	else
+		w->lost++;
 }
 
 static void session(worker *w)
@@ -125,6 +172,9 @@ static void session(worker *w)
 		if (cmd(&c, r, line, sizeof(line)) != 0)
 			goto error;
 		note(w, t, "rcpt", line);
+		if (with_data && strncmp(line, "250", 3) == 0 &&
+		    cmd(&c, "DATA\r\n", line, sizeof(line)) == 0 && strncmp(line, "354", 3) == 0)
+			(void)cmd(&c, bounce_text, line, sizeof(line));
 	} else {
 		note(w, t, "mail", line);
 	}
@@ -137,24 +187,52 @@ error:
 		close(c.fd);
 }
 
+/* start + at seconds, as a timespec for clock_nanosleep. */
+static struct timespec at_offset(double at)
+{
+	struct timespec t = start;
+	long long ns = (long long)(at * 1e9) + t.tv_nsec;
+
+	t.tv_sec += (time_t)(ns / 1000000000);
+	t.tv_nsec = (long)(ns % 1000000000);
+	return t;
+}
+
 static void *run(void *arg)
 {
 	worker *w = arg;
-	double end = mono() + seconds;
+	double t0 = (double)start.tv_sec + (double)start.tv_nsec / 1e9, end = t0 + seconds;
+	unsigned long long k;
 
-	while (mono() < end)
+	if (rate <= 0) {
+		while (mono() < end)
+			session(w);
+		return NULL;
+	}
+	/* This thread's sessions are k = index, index + sessions, ... of the common schedule. */
+	for (k = (unsigned long long)w->index;; k += (unsigned long long)sessions) {
+		double at = (double)k / rate;
+		struct timespec due;
+
+		if (at >= seconds || mono() >= end)
+			break; /* a thread behind its schedule does not run past the end either */
+		due = at_offset(at);
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &due, NULL) != 0)
+			; /* EINTR: sleep again until the same deadline */
 		session(w);
+	}
 	return NULL;
 }
 
 int main(int argc, char **argv)
 {
 	const char *outpath = NULL;
+	unsigned long lost = 0;
 	worker *w;
 	FILE *f;
 	int o, i;
 
-	while ((o = getopt(argc, argv, "p:c:s:n:r:o:")) != -1) {
+	while ((o = getopt(argc, argv, "p:c:s:R:dn:r:o:")) != -1) {
 		switch (o) {
 		case 'p':
 			port = atoi(optarg);
@@ -164,6 +242,12 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			seconds = atof(optarg);
+			break;
+		case 'R':
+			rate = atof(optarg);
+			break;
+		case 'd':
+			with_data = 1;
 			break;
 		case 'n':
 			net = optarg;
@@ -179,14 +263,16 @@ int main(int argc, char **argv)
 		}
 	}
 	if (port <= 0 || port > 65535 || sessions <= 0 || sessions > 1000 || !(seconds > 0) ||
-	    outpath == NULL) {
-		fprintf(stderr,
-			"usage: bench_flood_gen -p PORT -c SESSIONS -s SECONDS -n A.B -r RCPT -o FILE\n");
+	    !(rate >= 0 && rate <= 1e6) || outpath == NULL) {
+		fprintf(stderr, "usage: bench_flood_gen -p PORT -c SESSIONS -s SECONDS [-R RATE] [-d] -n A.B "
+				"-r RCPT -o FILE\n");
 		return 2;
 	}
 	if ((w = calloc((size_t)sessions, sizeof(*w))) == NULL)
 		return 1;
+	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (i = 0; i < sessions; i++) {
+		w[i].index = i;
 		w[i].seed = (unsigned)i * 2654435761u + 1;
 		if ((w[i].out = malloc(OUT_MAX)) == NULL || pthread_create(&w[i].th, NULL, run, &w[i]) != 0) {
 			fprintf(stderr, "bench_flood_gen: cannot start thread %d\n", i);
@@ -202,7 +288,10 @@ int main(int argc, char **argv)
 	for (i = 0; i < sessions; i++) {
 		fwrite(w[i].out, 1, w[i].olen, f);
 		free(w[i].out);
+		lost += w[i].lost;
 	}
 	free(w);
-	return fclose(f) == 0 ? 0 : 1;
+	if (lost > 0) /* a count from FILE would be short: say so rather than under-report */
+		fprintf(stderr, "bench_flood_gen: %lu result lines did not fit in memory\n", lost);
+	return fclose(f) == 0 && lost == 0 ? 0 : 1;
 }

@@ -55,6 +55,12 @@ static size_t ntop;
 static int64_t top_window;
 static gwu_hmap slots;
 static uint64_t n_deferred, n_slot_limited, n_learnt, n_transitions, n_store_errors;
+/* Deferral log lines: the second (mono ms / 1000) being counted and the lines given in it; the
+ * deferrals without a line of their own since the last summary, when the first of them came, and
+ * when the last summary was logged. */
+static int64_t dlog_sec = -1, dlog_first_ms, dlog_summary_ms;
+static unsigned dlog_lines;
+static uint64_t dlog_unlogged;
 static char saved_base[128], self_name[256], shared_id[256];
 
 static int64_t now_ms(void)
@@ -263,6 +269,26 @@ static void load_meta(void)
 
 /* --- the thread ---------------------------------------------------------------- */
 
+/* Log the deferrals that had no line of their own, once a second at most (all with force). */
+static void defer_summary(int force)
+{
+	uint64_t n = 0;
+	int64_t now, span = 0;
+
+	pthread_mutex_lock(&lock);
+	now = now_ms();
+	if (dlog_unlogged > 0 && (force || now - dlog_summary_ms >= 1000)) {
+		n = dlog_unlogged;
+		span = now - dlog_first_ms;
+		dlog_unlogged = 0;
+		dlog_summary_ms = now;
+	}
+	pthread_mutex_unlock(&lock);
+	if (n > 0)
+		gw_log(GW_LOG_INFO, "flood", "action=defer stage=mail unlogged=%llu ms=%lld",
+		       (unsigned long long)n, (long long)span);
+}
+
 void gwm_flood_tick(void)
 {
 	gwm_snapshot *s = gwm_current_get();
@@ -294,6 +320,7 @@ void gwm_flood_tick(void)
 	pthread_mutex_unlock(&lock);
 	gwm_snapshot_unref(&s);
 	announce(&pd);
+	defer_summary(0);
 }
 
 static void *run(void *arg)
@@ -428,6 +455,7 @@ void gwm_flood_stop(void)
 	}
 	gwm_shared_stop();
 	gwm_hook_stop();
+	defer_summary(1);
 	flush();
 	gwm_store_close(&store);
 }
@@ -449,6 +477,10 @@ void gwm_flood_free(void)
 	gwm_corr_free(&corr);
 	ntop = 0;
 	saved_base[0] = '\0';
+	dlog_sec = -1;
+	dlog_lines = 0;
+	dlog_unlogged = 0;
+	dlog_first_ms = dlog_summary_ms = 0;
 }
 
 /* --- what the callbacks call ----------------------------------------------------- */
@@ -518,6 +550,30 @@ int gwm_flood_mail(const gwm_config *c, const char *netkey, int exempt, int boun
 	n_deferred++;
 	pthread_mutex_unlock(&lock);
 	return 1;
+}
+
+int gwm_flood_defer_log(void)
+{
+	int64_t now, sec;
+	int rc = 0;
+
+	if (!on)
+		return 1;
+	pthread_mutex_lock(&lock);
+	now = now_ms();
+	sec = now / 1000;
+	if (sec != dlog_sec) {
+		dlog_sec = sec;
+		dlog_lines = 0;
+	}
+	if (dlog_lines < GWM_FLOOD_DEFER_LINES_PER_S) {
+		dlog_lines++;
+		rc = 1;
+	} else if (dlog_unlogged++ == 0) {
+		dlog_first_ms = now;
+	}
+	pthread_mutex_unlock(&lock);
+	return rc;
 }
 
 void gwm_flood_event(int kind)

@@ -7,6 +7,7 @@
  * The callbacks only gather context and call these:
  *   connect  gwm_flood_netkey()             the client's network key
  *   MAIL     gwm_flood_mail()               counts a bounce; 1 = defer (451 4.7.1)
+ *            gwm_flood_defer_log()          whether the deferral gets a log line
  *   RCPT     gwm_flood_event()              a PRVS failure, an unknown recipient
  *            gwm_flood_slot_take()/_give()  around each probe
  *   EOM      gwm_flood_learn()              the network of accepted inbound mail,
@@ -74,6 +75,15 @@ void gwm_flood_netkey(const gwm_config *conf, const struct sockaddr *sa, char *b
 /* MAIL from a client (exempt: skipped, authenticated or internal). 1: defer with 451 4.7.1. */
 int gwm_flood_mail(const gwm_config *conf, const char *netkey, int exempt, int bounce,
 		   const char *sender_domain);
+/*
+ * After a deferral at MAIL: 1 when its own log line is due, 0 when it is
+ * only counted. At most GWM_FLOOD_DEFER_LINES_PER_S lines a second: a flood
+ * of thousands a second would otherwise be a write (and a syslog daemon's
+ * work) per deferral. The background thread logs what was only counted, at
+ * most once a second ("flood action=defer stage=mail unlogged=N ms=M").
+ */
+int gwm_flood_defer_log(void);
+#define GWM_FLOOD_DEFER_LINES_PER_S 10
 /* Count a PRVS failure (GWM_FD_PRVS) or an unknown recipient (GWM_FD_UNKNOWN). */
 void gwm_flood_event(int kind);
 /* A probe slot for netkey: 1 taken (give it back), 0 not counted, -1 refused (451 4.7.1). */

@@ -6,9 +6,10 @@
 # gw-milter from etc/gw.conf with flood_guard = yes, a small window
 # (flood_window 2s, flood_floor_bounce 20, flood_calm_windows 2) and a hook
 # command; a gateway Postfix with etc/postfix/main.cf.fragment. The load
-# generator (Python) binds its connections to loopback addresses (all of
-# 127.0.0.0/8 is local); the correspondent during the flood is a process of
-# its own, so its latency does not include waits for the flood threads' GIL:
+# generator (lib/flood.py, shared with bench/bench_flood.sh) binds its
+# connections to loopback addresses (all of 127.0.0.0/8 is local); the
+# correspondent during the flood is a process of its own, so its latency
+# does not include waits for the flood threads' GIL:
 #   1. learning: three hosts of 127.0.1.0/24 send ordinary mail (DATA);
 #   2. before: a correspondent (127.0.1.20) sends bounces to alice, one at a
 #      time, 4 a second (under the floor): the RCPT latency is measured;
@@ -77,149 +78,8 @@ postconf -c "$LAB/gw/etc" -e "smtpd_peername_lookup = no" "default_process_limit
 lab_postfix_stop gw >/dev/null; lab_postfix_start gw
 ctl="$milter_bin -C $LAB/milter/control"
 
-cat >"$LAB/flood.py" <<'PY'
-import json, multiprocessing, os, socket, statistics, subprocess, sys, threading, time
-port, ctl, seconds, nthreads = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
-gen_bin, gen_out = sys.argv[5], sys.argv[6]
-
-def reply(f):
-    while True:
-        line = f.readline()
-        if not line:
-            raise EOFError("connection closed")
-        if line[3:4] != b"-":
-            return line.decode("latin-1").rstrip("\r\n")
-
-def session(src, mail, rcpt, data=False):
-    """One SMTP session from src; returns (MAIL reply, RCPT reply or None, RCPT seconds or None)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=60, source_address=(src, 0))
-    f = s.makefile("rb")
-    def cmd(c):
-        s.sendall(c.encode() + b"\r\n")
-        return reply(f)
-    try:
-        reply(f)
-        cmd("EHLO " + src.replace(".", "-") + ".client.test")
-        m = cmd("MAIL FROM:<%s>" % mail)
-        if not m.startswith("250"):
-            return m, None, None
-        t0 = time.monotonic()
-        r = cmd("RCPT TO:<%s>" % rcpt)
-        dt = time.monotonic() - t0
-        if data and r.startswith("250"):
-            if cmd("DATA").startswith("354"):
-                s.sendall(b"Subject: hello\r\n\r\nhello\r\n.\r\n")
-                reply(f)
-        cmd("QUIT")
-        return m, r, dt
-    finally:
-        s.close()
-
-def mode():
-    out = subprocess.run(ctl.split() + ["mode"], capture_output=True, text=True).stdout
-    return "high" if "mode=high" in out else "normal" if "mode=normal" in out else "?"
-
-res = {}
-# 1. learning
-for h in (10, 11, 12):
-    for i in range(2):
-        m, r, _ = session("127.0.1.%d" % h, "friend%d@partner.test" % h, "alice@example.com", data=True)
-        assert r and r.startswith("250"), (m, r)
-# 2. before the flood: paced under the floor (20 bounces per 2 s window), so the flood starts in normal mode
-before = []
-bad_before = 0
-for i in range(40):
-    time.sleep(0.25)
-    m, r, dt = session("127.0.1.20", "", "alice@example.com")
-    if r and r.startswith("250"):
-        before.append(dt)
-    else:
-        bad_before += 1
-res["before_ok"], res["before_bad"] = len(before), bad_before
-res["mode_at_start"] = mode()
-
-# 3. the flood, the correspondent, the monitor
-stop = threading.Event()
-lock = threading.Lock()
-flood = {"sent": 0, "deferred": 0, "through": 0, "errors": 0, "sent_after": 0, "deferred_after": 0, "other": []}
-entered = {"t": None}
-t_start = time.monotonic()
-# The correspondent runs in a process of its own: as a thread of this one it
-# waited for Python's GIL behind the flood threads after each reply (the
-# switch interval is 5 ms), and that wait was measured as RCPT latency.
-def correspondent(conn, stop_ev):
-    during, bad = [], []
-    while not stop_ev.is_set():
-        m, r, dt = session("127.0.1.20", "", "alice@example.com")
-        if r and r.startswith("250"):
-            during.append(dt)
-        else:
-            bad.append(m if r is None else r)
-    conn.send((during, bad))
-def monitor():
-    while not stop.is_set() and entered["t"] is None:
-        if mode() == "high":
-            with lock:
-                entered["t"] = time.monotonic()
-        time.sleep(0.1)
-threads = [threading.Thread(target=monitor)]
-gen = subprocess.Popen([gen_bin, "-p", str(port), "-c", str(nthreads), "-s", str(seconds), "-n", "127.2",
-                        "-r", "alice@example.com", "-o", gen_out])
-# FLOOD_PERF=FILE: a system-wide perf profile of the first seconds of the flood (who takes the CPU).
-perf = None
-if os.environ.get("FLOOD_PERF"):
-    perf = subprocess.Popen(["perf", "record", "-a", "-F", "499", "-q", "-o", os.environ["FLOOD_PERF"],
-                             "--", "sleep", str(min(10, seconds))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-ctx = multiprocessing.get_context("fork")
-cstop = ctx.Event()
-mine, theirs = ctx.Pipe()
-cproc = ctx.Process(target=correspondent, args=(theirs, cstop))
-cproc.start()
-for t in threads: t.start()
-time.sleep(seconds)
-stop.set()
-cstop.set()
-for t in threads: t.join()
-gen.wait()
-# The generator's sessions, each stamped with the monotonic time of its MAIL reply.
-for line in open(gen_out):
-    t, kind, text = (line.rstrip("\n").split(" ", 2) + [""])[:3]
-    if kind == "error":
-        flood["errors"] += 1
-        continue
-    after = entered["t"] is not None and float(t) >= entered["t"]
-    flood["sent"] += 1
-    flood["sent_after"] += after
-    if kind == "defer":
-        flood["deferred"] += 1
-        flood["deferred_after"] += after
-    else:
-        flood["through"] += 1
-        if len(flood["other"]) < 5 and after:
-            flood["other"].append(text)
-during, bad_during = mine.recv()
-cproc.join()
-if perf is not None:
-    perf.wait()
-t_end = time.monotonic()
-res["entry_s"] = None if entered["t"] is None else round(entered["t"] - t_start, 2)
-res["flood"] = flood
-res["during_ok"], res["during_bad"] = len(during), bad_during[:5]
-res["median_before_ms"] = round(statistics.median(before) * 1000, 2) if before else None
-res["median_during_ms"] = round(statistics.median(during) * 1000, 2) if during else None
-# 4. after the flood
-back = None
-while time.monotonic() - t_end < 60:
-    if mode() == "normal":
-        back = round(time.monotonic() - t_end, 2)
-        break
-    time.sleep(0.2)
-res["back_s"] = back
-print(json.dumps(res))
-PY
-
-/usr/bin/python3 "$LAB/flood.py" "$gw_port" "$ctl" "$FLOOD_SECONDS" "$FLOOD_THREADS" "$build/bench/bench_flood_gen" \
-	"$LAB/flood.out" >"$LAB/result.json"
+/usr/bin/python3 "$here/lib/flood.py" --port "$gw_port" --ctl "$ctl" --seconds "$FLOOD_SECONDS" \
+	--threads "$FLOOD_THREADS" --gen "$build/bench/bench_flood_gen" --out "$LAB/flood.out" >"$LAB/result.json"
 r=$(cat "$LAB/result.json")
 get() { python3 -c "import json,sys; d=json.load(open('$LAB/result.json')); print(eval(sys.argv[1]))" "$1"; }
 echo "result: $r"

@@ -9,7 +9,9 @@
  * mode only, other networks unaffected); automatic entry on bounces counted
  * at MAIL and exit after the calm windows on the fixed clock; the control
  * command's answers; and a restart on the same store (correspondents and the
- * forced mode kept, decayed by the time that passed).
+ * forced mode kept, decayed by the time that passed). The deferrals' log
+ * lines: ten a second, the rest counted into a summary line at most once a
+ * second, the last one at stop.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,9 +24,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <stdatomic.h>
+#include <time.h>
+
 #include "milter/conf.h"
 #include "milter/flood.h"
 #include "gw/cache.h"
+#include "gw/log.h"
 
 #define DAY 86400000LL
 
@@ -212,10 +218,76 @@ static void test_service(void **state)
 	assert_non_null(strstr(out, "error flood guard off"));
 }
 
+/* The summary lines' counts, added up (the sink runs in whichever thread logs). */
+static atomic_ullong unlogged_sum;
+static atomic_llong unlogged_last_ms;
+
+static void summary_sink(int level, const char *line, void *ctx)
+{
+	unsigned long long n;
+	long long span;
+	const char *p = strstr(line, "action=defer stage=mail unlogged=");
+
+	(void)level;
+	(void)ctx;
+	if (p != NULL && sscanf(p, "action=defer stage=mail unlogged=%llu ms=%lld", &n, &span) == 2) {
+		atomic_fetch_add(&unlogged_sum, n);
+		atomic_store(&unlogged_last_ms, span);
+	}
+}
+
+/* The background thread may log a summary as well as gwm_flood_tick: wait (2 s at most) for the sum. */
+static unsigned long long wait_sum(unsigned long long want)
+{
+	struct timespec ts = {0, 10000000};
+	int i;
+
+	for (i = 0; i < 200 && atomic_load(&unlogged_sum) != want; i++)
+		nanosleep(&ts, NULL);
+	return atomic_load(&unlogged_sum);
+}
+
+static void test_defer_log(void **state)
+{
+	int i, lines = 0;
+
+	(void)state;
+	gw_log_set_level(GW_LOG_INFO);
+	gw_log_set_sink(summary_sink, NULL);
+	mono_now = 5000000; /* the start of a second */
+	start();
+	/* Fifteen deferrals in one second: ten lines, five counted. */
+	for (i = 0; i < 15; i++)
+		lines += gwm_flood_defer_log();
+	assert_int_equal(lines, GWM_FLOOD_DEFER_LINES_PER_S);
+	gwm_flood_tick();
+	assert_int_equal(wait_sum(5), 5);
+	/* Three more in the same second: counted, but the next summary waits a second. */
+	for (i = 0; i < 3; i++)
+		assert_int_equal(gwm_flood_defer_log(), 0);
+	gwm_flood_tick();
+	assert_int_equal(atomic_load(&unlogged_sum), 5);
+	mono_now += 1000;
+	gwm_flood_tick();
+	assert_int_equal(wait_sum(8), 8);
+	assert_int_equal(atomic_load(&unlogged_last_ms), 1000);
+	/* A new second: ten lines again; what is left over is logged at stop. */
+	for (i = 0, lines = 0; i < 12; i++)
+		lines += gwm_flood_defer_log();
+	assert_int_equal(lines, GWM_FLOOD_DEFER_LINES_PER_S);
+	stop();
+	assert_int_equal(atomic_load(&unlogged_sum), 10);
+	/* Off: every deferral would have its line (there are none to defer). */
+	assert_int_equal(gwm_flood_defer_log(), 1);
+	gw_log_set_sink(NULL, NULL);
+	gw_log_set_level(GW_LOG_ERR);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_service),
+	    cmocka_unit_test(test_defer_log),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
