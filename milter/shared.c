@@ -18,12 +18,13 @@
 #include "gw/log.h"
 #include "gw/time.h"
 
-#define CORR_PREF  "gw:flood:corr:"
-#define NODE_PREF  "gw:flood:node:"
-#define SCAN_COUNT "1000"
-#define MAX_NODES  256 /* gateways read per refresh */
-#define DAY_S      86400LL
-#define UNKNOWN    2 /* started, no refresh yet: the first outcome is logged, up or down */
+#define CORR_PREF      "gw:flood:corr:"
+#define NODE_PREF      "gw:flood:node:"
+#define SCAN_COUNT     "1000"
+#define MAX_NODES      256 /* gateways read per refresh */
+#define DAY_S          86400LL
+#define UNKNOWN        2  /* started, no refresh yet: the first outcome is logged, up or down */
+#define CALM_REFRESHES 10 /* without another's token under our name: a duplicate gone */
 
 typedef struct item {
 	char key[GWM_CORR_KEY_MAX];
@@ -51,7 +52,7 @@ static int running, quit;
 static atomic_int state = -1, fleet_high, my_high;
 static char host[256], self[256], user[256], pass[512], why[256];
 static char token[GWM_SHARED_TOKEN_LEN + 1]; /* this instance's, next to its counts */
-static int port, db, wrote, duplicate;
+static int port, db, wrote, duplicate, calm;
 static long refresh_ms;
 static long long ttl_s;
 static gwm_corr *corr;
@@ -275,8 +276,11 @@ int gwm_shared_token_foreign(const char *value, const char *mine)
 /*
  * Before writing, read our own node key back: after our first write it holds
  * our token or nothing (expired); another token means another gateway writes
- * under our name, and its counts and ours overwrite each other. Logged once
- * when it starts and once when it ends. 0 ok (whatever was found), -1 Redis.
+ * under our name, and its counts and ours overwrite each other. Two such
+ * gateways see their own token now and then (two of one's writes between two
+ * of the other's), so the episode ends only after CALM_REFRESHES refreshes in
+ * a row without another's: logged once when it starts and once when it ends.
+ * 0 ok (whatever was found), -1 Redis.
  */
 static int check_own_token(void)
 {
@@ -297,10 +301,14 @@ static int check_own_token(void)
 		       "id=%s status=duplicate error=\"another gateway writes under this shared_state_id: "
 		       "each overwrites the other's counts\" token=%s found=\"%s\"",
 		       self, token, v);
-	} else if (!foreign && duplicate && r->type == REDIS_REPLY_STRING)
+	}
+	if (foreign) {
+		duplicate = 1;
+		calm = 0;
+	} else if (duplicate && ++calm >= CALM_REFRESHES) {
 		gw_log(GW_LOG_NOTICE, "shared", "id=%s status=unique", self);
-	if (r->type == REDIS_REPLY_STRING)
-		duplicate = foreign;
+		duplicate = 0;
+	}
 	freeReplyObject(r);
 	return 0;
 }
@@ -509,6 +517,7 @@ int gwm_shared_start(const gwm_shared_conf *c, gwm_corr *t)
 	quit = 0;
 	wrote = 0;
 	duplicate = 0;
+	calm = 0;
 	new_token();
 	atomic_store(&state, UNKNOWN);
 	if ((e = pthread_create(&thread, NULL, run, NULL)) != 0) {

@@ -27,7 +27,8 @@
  * One background thread, every refresh interval:
  *   - reads its own node key back first: after its first write, a token
  *     there that is not its own means another gateway was given the same
- *     ID (logged once, status=duplicate, and once when it ends);
+ *     ID (logged once, status=duplicate, and once when no other token was
+ *     seen for 10 refreshes in a row);
  *   - writes the table's entries marked dirty for it in one pipelined batch
  *     (HSET of its own counts), its node key, and the hash's expiry;
  *   - reads every gw:flood:corr:* hash (SCAN, then HSCAN in pages): the
