@@ -1,0 +1,335 @@
+/*
+ * bench_shared_cache.c - how many call-ahead probes would a cache shared by
+ * the gateways (on Redis) save? Replays a synthetic workload, on a simulated
+ * clock, through the real cache (gw_cache, as gw_callahead uses it) twice:
+ *   local   each gateway has its own cache (today);
+ *   shared  each gateway's cache backed by one fleet-wide tier that every
+ *           probe's answer reaches at once and a local miss reads (an entry
+ *           found there is copied with its remaining lifetime): the ideal of
+ *           a Redis-backed cache, instant replication and no outage, so an
+ *           upper bound on what Redis could save. Its local misses are the
+ *           Redis round trips it would cost.
+ * The workload, all stated by the options (defaults in brackets):
+ *   -g LIST   numbers of gateways [2,3,4]; each RCPT goes to one of them at
+ *             random (MX of equal preference), or in turn with -m rr;
+ *   -a N      recipient addresses [50000], drawn from a Zipf distribution of
+ *             exponent -s [1.0] over their ranks;
+ *   -u SHARE  of the addresses do not exist [0.05] (chosen at random, not by
+ *             rank): cached negative;
+ *   -r LIST   fleet-wide RCPT rates per second [0.1,1,10,50], Poisson
+ *             arrivals, each over -d hours [24];
+ *   positive_ttl 1h, negative_ttl 10m, confirm_window 10s, cache_entries
+ *             100000 (gw.conf(5) defaults; -p, -n, -c to change the first three);
+ *   -S SEED   of the generator [1]; the same seed replays the same RCPTs
+ *             through both designs.
+ * A cached "valid" counts only while the gateway's route had an exchange
+ * within confirm_window (gw-milter's rule: reachability is live); otherwise
+ * the RCPT is checked live, a probe, in both designs alike.
+ *
+ *   bench_shared_cache [-g 2,3,4] [-a N] [-s S] [-u SHARE] [-r LIST] [-d H] [-m random|rr] [-S SEED]
+ *
+ * Prints per design the probes (per gateway and in all), the hit rate, the
+ * probes the shared tier saves, and the break-even probe cost: the probe
+ * time that the saved probes must exceed to pay for a Redis round trip on
+ * every local miss (30.6 us on loopback, bench_redis; -t for another, and a
+ * LAN's 300 us too).
+ *
+ * Does not model: Redis outages and replication delay (both make sharing
+ * worth less), dictionary attacks (mostly distinct unknown addresses, which
+ * no cache helps), daily cycles of the rate, catch-all domains.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gw/cache.h"
+
+#define MAX_GW     16
+#define MAX_RATES  16
+#define LAN_RTT_US 300.0
+
+typedef struct sim {
+	double now_ms;
+} sim;
+
+static int64_t sim_now(void *ctx)
+{
+	return (int64_t)((sim *)ctx)->now_ms;
+}
+
+static uint64_t rng_state;
+
+/* xorshift64*: a stated, reproducible stream. */
+static uint64_t rng(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 2685821657736338717ULL;
+}
+
+/* Uniform in (0, 1]. */
+static double unif(void)
+{
+	return ((double)(rng() >> 11) + 1.0) / 9007199254740992.0;
+}
+
+typedef struct workload {
+	size_t addrs;
+	double zipf_s, unknown, hours;
+	double *cdf;           /* cdf[i]: P(rank <= i) */
+	unsigned char *exists; /* per address */
+	uint32_t pos_ttl, neg_ttl, confirm_ms;
+	int round_robin;
+	uint64_t seed;
+} workload;
+
+static size_t draw_rank(const workload *w)
+{
+	double u = unif();
+	size_t lo = 0, hi = w->addrs - 1;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (w->cdf[mid] >= u)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+typedef struct result {
+	uint64_t rcpts;
+	uint64_t probes[MAX_GW], probes_all;
+	uint64_t confirm_probes; /* positive known, route not confirmed recently: checked live */
+	uint64_t local_misses;   /* shared design: the Redis round trips */
+	uint64_t tier_hits;      /* shared design: answers found in the shared tier */
+} result;
+
+/* One design over the whole run: shared 0 local caches only, 1 local caches backed by the shared tier. */
+static int run(const workload *w, int ngw, double rate, int shared, result *res)
+{
+	sim clock_state = {0};
+	gw_clock clk = {sim_now, &clock_state};
+	gw_cache *local[MAX_GW] = {0}, *tier = NULL;
+	double last_ok[MAX_GW], end_ms = w->hours * 3600e3;
+	int rc = -1, g, next = 0;
+
+	memset(res, 0, sizeof(*res));
+	rng_state = w->seed * 0x9E3779B97F4A7C15ULL + 1;
+	for (g = 0; g < ngw; g++) {
+		last_ok[g] = -1e18;
+		if ((local[g] = gw_cache_new(100000, &clk)) == NULL)
+			goto out;
+	}
+	if (shared && (tier = gw_cache_new(1000000, &clk)) == NULL)
+		goto out;
+	for (;;) {
+		gw_cache_value v;
+		char key[64];
+		size_t r;
+		int found, ok, exists;
+
+		clock_state.now_ms += -log(unif()) / rate * 1e3;
+		if (clock_state.now_ms >= end_ms)
+			break;
+		g = w->round_robin ? next++ % ngw : (int)(rng() % (uint64_t)ngw);
+		r = draw_rank(w);
+		exists = w->exists[r];
+		snprintf(key, sizeof(key), "u%zu@example.org", r);
+		res->rcpts++;
+		found = gw_cache_get(local[g], key, &v);
+		if (!found && shared) {
+			res->local_misses++;
+			if (gw_cache_get(tier, key, &v)) {
+				int64_t left = v.expires_ms - (int64_t)clock_state.now_ms;
+				res->tier_hits++;
+				if (left > 0) {
+					(void)gw_cache_put(local[g], key, v.kind, v.code, "", (uint32_t)left);
+					found = 1;
+				}
+			}
+		}
+		/* gw-milter's rule: a negative stands; a positive only on a route confirmed lately. */
+		ok = found && (v.kind == GW_CACHE_NEGATIVE ||
+			       clock_state.now_ms - last_ok[g] <= (double)w->confirm_ms);
+		if (ok)
+			continue;
+		if (found)
+			res->confirm_probes++;
+		res->probes[g]++;
+		res->probes_all++;
+		last_ok[g] = clock_state.now_ms;
+		if (gw_cache_put(local[g], key, exists ? GW_CACHE_POSITIVE : GW_CACHE_NEGATIVE,
+				 exists ? 250 : 550, "", exists ? w->pos_ttl : w->neg_ttl) != 0)
+			goto out;
+		if (shared && gw_cache_put(tier, key, exists ? GW_CACHE_POSITIVE : GW_CACHE_NEGATIVE,
+					   exists ? 250 : 550, "", exists ? w->pos_ttl : w->neg_ttl) != 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	for (g = 0; g < ngw; g++)
+		gw_cache_free(&local[g]);
+	gw_cache_free(&tier);
+	return rc;
+}
+
+/* "a,b,c" into v (at most max); the count, 0 on a bad list. */
+static int parse_list(const char *s, double *v, int max)
+{
+	int n = 0;
+	char *e;
+
+	while (*s != '\0' && n < max) {
+		errno = 0;
+		v[n] = strtod(s, &e);
+		if (e == s || errno != 0 || v[n] <= 0)
+			return 0;
+		n++;
+		s = *e == ',' ? e + 1 : e;
+		if (*e != ',' && *e != '\0')
+			return 0;
+	}
+	return *s == '\0' ? n : 0;
+}
+
+static void per_gw(const result *r, int ngw, double days, char *buf, size_t size)
+{
+	size_t off = 0;
+
+	for (int g = 0; g < ngw && off < size; g++)
+		off += (size_t)snprintf(buf + off, size - off, "%s%.0f", g ? "/" : "",
+					(double)r->probes[g] / days);
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: bench_shared_cache [-g 2,3,4] [-a ADDRS] [-s ZIPF_S] [-u UNKNOWN_SHARE] "
+			"[-r RATES] [-d HOURS] [-m random|rr] [-p POS_TTL_S] [-n NEG_TTL_S] [-c CONFIRM_MS] "
+			"[-t RTT_US] [-S SEED]\n");
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	workload w = {50000, 1.0, 0.05, 24.0, NULL, NULL, 3600000, 600000, 10000, 0, 1};
+	double gws[MAX_RATES] = {2, 3, 4}, rates[MAX_RATES] = {0.1, 1, 10, 50}, rtt_us = 30.6, sum = 0;
+	int ngws = 3, nrates = 4, o;
+
+	while ((o = getopt(argc, argv, "g:a:s:u:r:d:m:p:n:c:t:S:")) != -1) {
+		switch (o) {
+		case 'g':
+			ngws = parse_list(optarg, gws, MAX_RATES);
+			break;
+		case 'a':
+			w.addrs = strtoul(optarg, NULL, 10);
+			break;
+		case 's':
+			w.zipf_s = strtod(optarg, NULL);
+			break;
+		case 'u':
+			w.unknown = strtod(optarg, NULL);
+			break;
+		case 'r':
+			nrates = parse_list(optarg, rates, MAX_RATES);
+			break;
+		case 'd':
+			w.hours = strtod(optarg, NULL);
+			break;
+		case 'm':
+			w.round_robin = strcmp(optarg, "rr") == 0;
+			if (!w.round_robin && strcmp(optarg, "random") != 0)
+				return usage();
+			break;
+		case 'p':
+			w.pos_ttl = (uint32_t)strtoul(optarg, NULL, 10) * 1000u;
+			break;
+		case 'n':
+			w.neg_ttl = (uint32_t)strtoul(optarg, NULL, 10) * 1000u;
+			break;
+		case 'c':
+			w.confirm_ms = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 't':
+			rtt_us = strtod(optarg, NULL);
+			break;
+		case 'S':
+			w.seed = strtoull(optarg, NULL, 10);
+			break;
+		default:
+			return usage();
+		}
+	}
+	if (ngws == 0 || nrates == 0 || w.addrs < 1 || w.addrs > 10000000 || w.zipf_s <= 0 || w.unknown < 0 ||
+	    w.unknown > 1 || w.hours <= 0 || rtt_us <= 0 || w.pos_ttl == 0 || w.neg_ttl == 0)
+		return usage();
+	for (int i = 0; i < ngws; i++)
+		if (gws[i] != (int)gws[i] || gws[i] < 1 || gws[i] > MAX_GW)
+			return usage();
+	if ((w.cdf = malloc(w.addrs * sizeof(*w.cdf))) == NULL || (w.exists = malloc(w.addrs)) == NULL) {
+		fprintf(stderr, "bench_shared_cache: out of memory\n");
+		return 1;
+	}
+	for (size_t i = 0; i < w.addrs; i++)
+		w.cdf[i] = sum += pow((double)(i + 1), -w.zipf_s);
+	rng_state = w.seed * 0xD1B54A32D192ED03ULL + 7;
+	for (size_t i = 0; i < w.addrs; i++) {
+		w.cdf[i] /= sum;
+		w.exists[i] = unif() > w.unknown;
+	}
+	w.cdf[w.addrs - 1] = 1.0;
+
+	printf("workload: %zu addresses, Zipf s=%.2f, %.0f%% of them unknown; Poisson arrivals over %.0f h, "
+	       "MX %s;\n          positive_ttl %us, negative_ttl %us, confirm_window %ums, cache_entries "
+	       "100000; "
+	       "seed %llu\n",
+	       w.addrs, w.zipf_s, w.unknown * 100, w.hours, w.round_robin ? "round robin" : "random",
+	       w.pos_ttl / 1000, w.neg_ttl / 1000, w.confirm_ms, (unsigned long long)w.seed);
+	printf("per day; probes/gw: each gateway's; break-even: the probe cost (ms) above which the saved "
+	       "probes "
+	       "outweigh a Redis GET on every local miss (%.1f us; LAN %.0f us)\n\n",
+	       rtt_us, LAN_RTT_US);
+	printf("%2s %7s %10s | %-23s %9s %6s | %-23s %9s %6s %9s | %9s %6s | %9s %9s\n", "N", "rcpt/s",
+	       "rcpts", "local: probes/gw", "probes", "hit%", "shared: probes/gw", "probes", "hit%", "redis",
+	       "saved", "saved%", "b-e ms", "b-e LAN");
+	for (int i = 0; i < ngws; i++) {
+		for (int k = 0; k < nrates; k++) {
+			result loc, shr;
+			double days = w.hours / 24.0, saved, be, be_lan;
+			char pl[64], ps[64];
+			int ngw = (int)gws[i];
+
+			if (run(&w, ngw, rates[k], 0, &loc) != 0 || run(&w, ngw, rates[k], 1, &shr) != 0) {
+				fprintf(stderr, "bench_shared_cache: %s\n", strerror(errno));
+				return 1;
+			}
+			per_gw(&loc, ngw, days, pl, sizeof(pl));
+			per_gw(&shr, ngw, days, ps, sizeof(ps));
+			saved = (double)loc.probes_all - (double)shr.probes_all;
+			be = saved > 0 ? (double)shr.local_misses * rtt_us / saved / 1e3 : INFINITY;
+			be_lan = saved > 0 ? (double)shr.local_misses * LAN_RTT_US / saved / 1e3 : INFINITY;
+			printf("%2d %7.1f %10.0f | %-23s %9.0f %5.1f%% | %-23s %9.0f %5.1f%% %9.0f | %9.0f "
+			       "%5.1f%% | "
+			       "%9.3f %9.3f\n",
+			       ngw, rates[k], (double)loc.rcpts / days, pl, (double)loc.probes_all / days,
+			       100.0 * (1 - (double)loc.probes_all / (double)loc.rcpts), ps,
+			       (double)shr.probes_all / days,
+			       100.0 * (1 - (double)shr.probes_all / (double)shr.rcpts),
+			       (double)shr.local_misses / days, saved / days,
+			       100.0 * saved / (double)loc.probes_all, be, be_lan);
+			fflush(stdout);
+		}
+	}
+	printf(
+	    "\nlive%%: share of the probes that checked a cached valid live (no exchange on the route within "
+	    "confirm_window); redis: local misses, one Redis GET each\n");
+	free(w.cdf);
+	free(w.exists);
+	return 0;
+}
