@@ -291,13 +291,14 @@ int main(int argc, char **argv)
 	       "seed %llu\n",
 	       w.addrs, w.zipf_s, w.unknown * 100, w.hours, w.round_robin ? "round robin" : "random",
 	       w.pos_ttl / 1000, w.neg_ttl / 1000, w.confirm_ms, (unsigned long long)w.seed);
-	printf("per day; probes/gw: each gateway's; break-even: the probe cost (ms) above which the saved "
-	       "probes "
-	       "outweigh a Redis GET on every local miss (%.1f us; LAN %.0f us)\n\n",
+	printf("per day. probes/gw: each gateway's; live%%: probes that checked a cached valid live (no "
+	       "exchange on the route within confirm_window);\nredis: local misses, one Redis GET each; "
+	       "b-e: the probe cost (ms) above which the saved probes outweigh those GETs (%.1f us; LAN %.0f "
+	       "us)\n\n",
 	       rtt_us, LAN_RTT_US);
-	printf("%2s %7s %10s | %-23s %9s %6s | %-23s %9s %6s %9s | %9s %6s | %9s %9s\n", "N", "rcpt/s",
-	       "rcpts", "local: probes/gw", "probes", "hit%", "shared: probes/gw", "probes", "hit%", "redis",
-	       "saved", "saved%", "b-e ms", "b-e LAN");
+	printf("%2s %6s %8s | %-28s %8s %5s %5s | %-28s %8s %5s %5s %8s | %7s %5s | %6s %6s\n", "N", "rcpt/s",
+	       "rcpts", "local: probes/gw", "probes", "hit%", "live%", "shared: probes/gw", "probes", "hit%",
+	       "live%", "redis", "saved", "%", "b-e ms", "LAN");
 	for (int i = 0; i < ngws; i++) {
 		for (int k = 0; k < nrates; k++) {
 			result loc, shr;
@@ -314,21 +315,20 @@ int main(int argc, char **argv)
 			saved = (double)loc.probes_all - (double)shr.probes_all;
 			be = saved > 0 ? (double)shr.local_misses * rtt_us / saved / 1e3 : INFINITY;
 			be_lan = saved > 0 ? (double)shr.local_misses * LAN_RTT_US / saved / 1e3 : INFINITY;
-			printf("%2d %7.1f %10.0f | %-23s %9.0f %5.1f%% | %-23s %9.0f %5.1f%% %9.0f | %9.0f "
-			       "%5.1f%% | "
-			       "%9.3f %9.3f\n",
+			printf("%2d %6.1f %8.0f | %-28s %8.0f %4.1f%% %4.0f%% | %-28s %8.0f %4.1f%% %4.0f%% "
+			       "%8.0f | "
+			       "%7.0f %4.1f%% | %6.3f %6.3f\n",
 			       ngw, rates[k], (double)loc.rcpts / days, pl, (double)loc.probes_all / days,
-			       100.0 * (1 - (double)loc.probes_all / (double)loc.rcpts), ps,
+			       100.0 * (1 - (double)loc.probes_all / (double)loc.rcpts),
+			       100.0 * (double)loc.confirm_probes / (double)loc.probes_all, ps,
 			       (double)shr.probes_all / days,
 			       100.0 * (1 - (double)shr.probes_all / (double)shr.rcpts),
+			       100.0 * (double)shr.confirm_probes / (double)shr.probes_all,
 			       (double)shr.local_misses / days, saved / days,
 			       100.0 * saved / (double)loc.probes_all, be, be_lan);
 			fflush(stdout);
 		}
 	}
-	printf(
-	    "\nlive%%: share of the probes that checked a cached valid live (no exchange on the route within "
-	    "confirm_window); redis: local misses, one Redis GET each\n");
 	free(w.cdf);
 	free(w.exists);
 	return 0;
