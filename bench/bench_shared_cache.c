@@ -21,12 +21,18 @@
  *   positive_ttl 1h, negative_ttl 10m, confirm_window 10s, cache_entries
  *             100000 (gw.conf(5) defaults; -p, -n, -c to change the first three);
  *   -S SEED   of the generator [1]; the same seed replays the same RCPTs
- *             through both designs.
+ *             through both designs;
+ *   -l MS     lag of the shared tier [0]: a probe's answer reaches it this
+ *             much later. A lag models the design that keeps Redis off the
+ *             RCPT path (a local copy of the fleet's answers refreshed in the
+ *             background, as the flood guard's state is): then a local miss
+ *             reads that copy, with no round trip.
  * A cached "valid" counts only while the gateway's route had an exchange
  * within confirm_window (gw-milter's rule: reachability is live); otherwise
  * the RCPT is checked live, a probe, in both designs alike.
  *
- *   bench_shared_cache [-g 2,3,4] [-a N] [-s S] [-u SHARE] [-r LIST] [-d H] [-m random|rr] [-S SEED]
+ *   bench_shared_cache [-g 2,3,4] [-a N] [-s S] [-u SHARE] [-r LIST] [-d H] [-m random|rr]
+ *                      [-p S] [-n S] [-c MS] [-t US] [-S SEED] [-l MS]
  *
  * Prints per design the probes (per gateway and in all), the hit rate, the
  * probes the shared tier saves, and the break-even probe cost: the probe
@@ -34,9 +40,9 @@
  * every local miss (30.6 us on loopback, bench_redis; -t for another, and a
  * LAN's 300 us too).
  *
- * Does not model: Redis outages and replication delay (both make sharing
- * worth less), dictionary attacks (mostly distinct unknown addresses, which
- * no cache helps), daily cycles of the rate, catch-all domains.
+ * Does not model: Redis outages (they make sharing worth less), the cost
+ * of the background copy (writes and reads of every answer), dictionary attacks (mostly distinct unknown
+ * addresses, which no cache helps), daily cycles of the rate, catch-all domains.
  */
 #include <errno.h>
 #include <math.h>
@@ -86,7 +92,58 @@ typedef struct workload {
 	uint32_t pos_ttl, neg_ttl, confirm_ms;
 	int round_robin;
 	uint64_t seed;
+	uint32_t lag_ms; /* a probe's answer reaches the shared tier this much later */
 } workload;
+
+/* Answers on their way to the shared tier (-l), oldest first. */
+typedef struct pending {
+	size_t rank;
+	double at_ms;
+} pending;
+
+typedef struct queue {
+	pending *v;
+	size_t head, tail, cap;
+} queue;
+
+static int enqueue(queue *q, size_t rank, double at_ms)
+{
+	if (q->tail == q->cap && q->head > 0) {
+		memmove(q->v, q->v + q->head, (q->tail - q->head) * sizeof(*q->v));
+		q->tail -= q->head;
+		q->head = 0;
+	}
+	if (q->tail == q->cap) {
+		size_t cap = q->cap ? q->cap * 2 : 1024;
+		pending *v = realloc(q->v, cap * sizeof(*v));
+		if (v == NULL)
+			return -1;
+		q->v = v;
+		q->cap = cap;
+	}
+	q->v[q->tail].rank = rank;
+	q->v[q->tail++].at_ms = at_ms;
+	return 0;
+}
+
+static void key_of(size_t rank, char *buf, size_t size)
+{
+	snprintf(buf, size, "u%zu@example.org", rank);
+}
+
+/* Put the answer for rank, probed at at_ms, into c with what is left of its TTL. 0 ok. */
+static int put_answer(const workload *w, gw_cache *c, size_t rank, double at_ms, double now_ms)
+{
+	char key[64];
+	int exists = w->exists[rank];
+	double left = at_ms + (exists ? w->pos_ttl : w->neg_ttl) - now_ms;
+
+	if (left < 1)
+		return 0;
+	key_of(rank, key, sizeof(key));
+	return gw_cache_put(c, key, exists ? GW_CACHE_POSITIVE : GW_CACHE_NEGATIVE, exists ? 250 : 550, "",
+			    (uint32_t)left);
+}
 
 static size_t draw_rank(const workload *w)
 {
@@ -117,6 +174,7 @@ static int run(const workload *w, int ngw, double rate, int shared, result *res)
 	sim clock_state = {0};
 	gw_clock clk = {sim_now, &clock_state};
 	gw_cache *local[MAX_GW] = {0}, *tier = NULL;
+	queue q = {0};
 	double last_ok[MAX_GW], end_ms = w->hours * 3600e3;
 	int rc = -1, g, next = 0;
 
@@ -133,15 +191,17 @@ static int run(const workload *w, int ngw, double rate, int shared, result *res)
 		gw_cache_value v;
 		char key[64];
 		size_t r;
-		int found, ok, exists;
+		int found, ok;
 
 		clock_state.now_ms += -log(unif()) / rate * 1e3;
 		if (clock_state.now_ms >= end_ms)
 			break;
+		for (; q.head < q.tail && q.v[q.head].at_ms + w->lag_ms <= clock_state.now_ms; q.head++)
+			if (put_answer(w, tier, q.v[q.head].rank, q.v[q.head].at_ms, clock_state.now_ms) != 0)
+				goto out;
 		g = w->round_robin ? next++ % ngw : (int)(rng() % (uint64_t)ngw);
 		r = draw_rank(w);
-		exists = w->exists[r];
-		snprintf(key, sizeof(key), "u%zu@example.org", r);
+		key_of(r, key, sizeof(key));
 		res->rcpts++;
 		found = gw_cache_get(local[g], key, &v);
 		if (!found && shared) {
@@ -165,11 +225,11 @@ static int run(const workload *w, int ngw, double rate, int shared, result *res)
 		res->probes[g]++;
 		res->probes_all++;
 		last_ok[g] = clock_state.now_ms;
-		if (gw_cache_put(local[g], key, exists ? GW_CACHE_POSITIVE : GW_CACHE_NEGATIVE,
-				 exists ? 250 : 550, "", exists ? w->pos_ttl : w->neg_ttl) != 0)
+		if (put_answer(w, local[g], r, clock_state.now_ms, clock_state.now_ms) != 0)
 			goto out;
-		if (shared && gw_cache_put(tier, key, exists ? GW_CACHE_POSITIVE : GW_CACHE_NEGATIVE,
-					   exists ? 250 : 550, "", exists ? w->pos_ttl : w->neg_ttl) != 0)
+		if (shared &&
+		    (w->lag_ms > 0 ? enqueue(&q, r, clock_state.now_ms)
+				   : put_answer(w, tier, r, clock_state.now_ms, clock_state.now_ms)) != 0)
 			goto out;
 	}
 	rc = 0;
@@ -177,6 +237,7 @@ out:
 	for (g = 0; g < ngw; g++)
 		gw_cache_free(&local[g]);
 	gw_cache_free(&tier);
+	free(q.v);
 	return rc;
 }
 
@@ -212,17 +273,17 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: bench_shared_cache [-g 2,3,4] [-a ADDRS] [-s ZIPF_S] [-u UNKNOWN_SHARE] "
 			"[-r RATES] [-d HOURS] [-m random|rr] [-p POS_TTL_S] [-n NEG_TTL_S] [-c CONFIRM_MS] "
-			"[-t RTT_US] [-S SEED]\n");
+			"[-t RTT_US] [-S SEED] [-l LAG_MS]\n");
 	return 2;
 }
 
 int main(int argc, char **argv)
 {
-	workload w = {50000, 1.0, 0.05, 24.0, NULL, NULL, 3600000, 600000, 10000, 0, 1};
+	workload w = {50000, 1.0, 0.05, 24.0, NULL, NULL, 3600000, 600000, 10000, 0, 1, 0};
 	double gws[MAX_RATES] = {2, 3, 4}, rates[MAX_RATES] = {0.1, 1, 10, 50}, rtt_us = 30.6, sum = 0;
 	int ngws = 3, nrates = 4, o;
 
-	while ((o = getopt(argc, argv, "g:a:s:u:r:d:m:p:n:c:t:S:")) != -1) {
+	while ((o = getopt(argc, argv, "g:a:s:u:r:d:m:p:n:c:t:S:l:")) != -1) {
 		switch (o) {
 		case 'g':
 			ngws = parse_list(optarg, gws, MAX_RATES);
@@ -262,6 +323,9 @@ int main(int argc, char **argv)
 		case 'S':
 			w.seed = strtoull(optarg, NULL, 10);
 			break;
+		case 'l':
+			w.lag_ms = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
 		default:
 			return usage();
 		}
@@ -288,13 +352,13 @@ int main(int argc, char **argv)
 	printf("workload: %zu addresses, Zipf s=%.2f, %.0f%% of them unknown; Poisson arrivals over %.0f h, "
 	       "MX %s;\n          positive_ttl %us, negative_ttl %us, confirm_window %ums, cache_entries "
 	       "100000; "
-	       "seed %llu\n",
+	       "shared tier lag %ums; seed %llu\n",
 	       w.addrs, w.zipf_s, w.unknown * 100, w.hours, w.round_robin ? "round robin" : "random",
-	       w.pos_ttl / 1000, w.neg_ttl / 1000, w.confirm_ms, (unsigned long long)w.seed);
+	       w.pos_ttl / 1000, w.neg_ttl / 1000, w.confirm_ms, w.lag_ms, (unsigned long long)w.seed);
 	printf("per day. probes/gw: each gateway's; live%%: probes that checked a cached valid live (no "
-	       "exchange on the route within confirm_window);\nredis: local misses, one Redis GET each; "
-	       "b-e: the probe cost (ms) above which the saved probes outweigh those GETs (%.1f us; LAN %.0f "
-	       "us)\n\n",
+	       "exchange on the route within confirm_window);\nredis: local misses, one Redis GET each "
+	       "(with a lag: reads of a local copy, no round trip); b-e: the probe cost (ms) above which the "
+	       "saved probes\noutweigh those GETs (%.1f us; LAN %.0f us)\n\n",
 	       rtt_us, LAN_RTT_US);
 	printf("%2s %6s %8s | %-28s %8s %5s %5s | %-28s %8s %5s %5s %8s | %7s %5s | %6s %6s\n", "N", "rcpt/s",
 	       "rcpts", "local: probes/gw", "probes", "hit%", "live%", "shared: probes/gw", "probes", "hit%",
