@@ -173,6 +173,9 @@ const gw_option gwm_option[] = {
 	0, 0, NULL),
     OPT("shared_refresh", GW_OPT_DURATION, "5s", "how often the shared state is read and written",
 	shared_refresh, 100, S(3600), NULL),
+    OPT("shared_state_id", GW_OPT_STRING, NULL,
+	"this gateway's name in the shared state's keys; empty: host name and a hash of flood_store",
+	shared_state_id, 0, 0, NULL),
     OPT("directory_url", GW_OPT_STRING, NULL,
 	"directory URL template (ldap, ldaps, http, https); empty: none", directory_url, 0, 0, NULL),
     OPT("directory_urls", GW_OPT_STRING, NULL,
@@ -737,6 +740,25 @@ static int check_routes(const gwm_config *c, char *err, size_t errlen)
 	return rc;
 }
 
+int gwm_config_check_shared_id(const char *id, char *err, size_t errlen)
+{
+	size_t n;
+
+	if (id == NULL || *id == '\0')
+		return 0;
+	n = strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_");
+	if (id[n] != '\0') {
+		snprintf(err, errlen, "'%.80s': character %zu ('%c') is not one of A-Z a-z 0-9 . - _", id,
+			 n + 1, (unsigned char)id[n] >= 0x20 && (unsigned char)id[n] < 0x7f ? id[n] : '?');
+		return -1;
+	}
+	if (n > GWM_SHARED_ID_MAX) {
+		snprintf(err, errlen, "'%.80s...': %zu characters, at most %d", id, n, GWM_SHARED_ID_MAX);
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * redis://[USER@]HOST[:PORT][/DB] (HOST may be [IPv6]) into c->redis_*; empty:
  * none. A password in the URL is refused: it would be in gw.conf and in
@@ -954,6 +976,10 @@ gwm_config *gwm_config_load(const char *path, char *err, size_t errlen)
 	}
 	if (read_redis_password(c, c->opt.shared_state_password_file, e, sizeof(e)) != 0) {
 		key_err(c, "shared_state_password_file", err, errlen, "%s", e);
+		goto fail;
+	}
+	if (gwm_config_check_shared_id(c->opt.shared_state_id, e, sizeof(e)) != 0) {
+		key_err(c, "shared_state_id", err, errlen, "%s", e);
 		goto fail;
 	}
 	if (load_directory(c, &x) != 0)

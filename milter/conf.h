@@ -38,6 +38,7 @@
 
 #define GWM_DEFAULT_CONFIG "/etc/gw/gw.conf"
 #define GWM_SELF_MAX       16
+#define GWM_SHARED_ID_MAX  64 /* shared_state_id: characters at most */
 
 /* Every key of gw.conf; see gwm_option[] for types and defaults. */
 typedef struct gwm_options {
@@ -78,6 +79,7 @@ typedef struct gwm_options {
 	long flood_hook_timeout, flood_hook_retries;
 	char *shared_state, *shared_state_password_file;
 	long shared_refresh;
+	char *shared_state_id;
 	char *directory_url, *directory_urls;
 	int directory_mode; /* index into gwm_mode_words: a gwm_mode */
 	char *directory_routes;
@@ -160,6 +162,9 @@ int gwm_config_skip_rcpt(const gwm_config *conf, const char *local, const char *
 int gwm_config_local_mailer(const gwm_config *conf, const char *mailer);
 /* Refuse a route that points at self_addresses. 0 ok; -1 with err. */
 int gwm_config_check_route(const gwm_config *conf, const gw_route *route, char *err, size_t errlen);
+/* A shared_state_id: empty, or 1 to GWM_SHARED_ID_MAX of A-Z a-z 0-9 . - _ (safe in a Redis key and a
+ * log line). 0 ok; -1 with err. */
+int gwm_config_check_shared_id(const char *id, char *err, size_t errlen);
 
 typedef struct gwm_snapshot {
 	gwm_config *conf;

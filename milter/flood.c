@@ -353,21 +353,34 @@ static void *run(void *arg)
 /*
  * This gateway's name in Redis: it must stay the same across restarts (the
  * counts it wrote are its own, not another gateway's to add), and two
- * daemons on one host must differ. The host name, and with a store the
- * store's path (a daemon's own learning lives there), hashed (FNV-1a).
+ * daemons on one host must differ. shared_state_id when the operator names
+ * it (then renaming the store or moving to another host keeps the name);
+ * else the host name, and with a store the store's path (a daemon's own
+ * learning lives there), hashed (FNV-1a).
  */
-static void shared_name(const gwm_config *c, char *buf, size_t size)
+void gwm_flood_shared_name(const gwm_config *c, const char *host, char *buf, size_t size)
 {
 	const char *st = c->opt.flood_store;
+	char safe[256];
 	uint32_t h = 2166136261u;
 
+	if (c->opt.shared_state_id != NULL && *c->opt.shared_state_id != '\0') {
+		snprintf(buf, size, "%s", c->opt.shared_state_id);
+		return;
+	}
+	/* A name for JSON and Redis keys: only the safe characters. */
+	snprintf(safe, sizeof(safe), "%s", host != NULL && *host != '\0' ? host : "gw");
+	for (char *q = safe; *q != '\0'; q++)
+		if (!((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
+		      *q == '.' || *q == '-'))
+			*q = '_';
 	if (st == NULL || *st == '\0') {
-		snprintf(buf, size, "%.200s", self_name);
+		snprintf(buf, size, "%.200s", safe);
 		return;
 	}
 	for (; *st != '\0'; st++)
 		h = (h ^ (unsigned char)*st) * 16777619u;
-	snprintf(buf, size, "%.200s-%08x", self_name, (unsigned)h);
+	snprintf(buf, size, "%.200s-%08x", safe, (unsigned)h);
 }
 
 int gwm_flood_start(const gwm_config *c, const gw_clock *m, const gw_clock *wall, char *err, size_t errlen)
@@ -418,7 +431,7 @@ int gwm_flood_start(const gwm_config *c, const gw_clock *m, const gw_clock *wall
 		gwm_flood_free();
 		return -1;
 	}
-	shared_name(c, shared_id, sizeof(shared_id));
+	gwm_flood_shared_name(c, self_name, shared_id, sizeof(shared_id));
 	if (c->redis_host[0] != '\0') {
 		gwm_shared_conf sc = {c->redis_host,          c->redis_port, c->redis_db,
 				      c->redis_user,          c->redis_pass, c->opt.shared_refresh,

@@ -71,6 +71,9 @@ void gwm_flood_stop(void);
 /* Stop, then free everything: no milter connection may be open. */
 void gwm_flood_free(void);
 /* The network key of sa under conf's prefixes into buf ("" when none). */
+/* This gateway's name in the shared state's keys (shared.h): shared_state_id when set; else the
+ * host name (A-Z a-z 0-9 . - kept, the rest '_'), and with a flood_store "-" and a hash of its path. */
+void gwm_flood_shared_name(const gwm_config *conf, const char *host, char *buf, size_t size);
 void gwm_flood_netkey(const gwm_config *conf, const struct sockaddr *sa, char *buf, size_t size);
 /* MAIL from a client (exempt: skipped, authenticated or internal). 1: defer with 451 4.7.1. */
 int gwm_flood_mail(const gwm_config *conf, const char *netkey, int exempt, int bounce,

@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
@@ -15,12 +18,13 @@
 #include "gw/log.h"
 #include "gw/time.h"
 
-#define CORR_PREF  "gw:flood:corr:"
-#define NODE_PREF  "gw:flood:node:"
-#define SCAN_COUNT "1000"
-#define MAX_NODES  256 /* gateways read per refresh */
-#define DAY_S      86400LL
-#define UNKNOWN    2 /* started, no refresh yet: the first outcome is logged, up or down */
+#define CORR_PREF      "gw:flood:corr:"
+#define NODE_PREF      "gw:flood:node:"
+#define SCAN_COUNT     "1000"
+#define MAX_NODES      256 /* gateways read per refresh */
+#define DAY_S          86400LL
+#define UNKNOWN        2  /* started, no refresh yet: the first outcome is logged, up or down */
+#define CALM_REFRESHES 10 /* without another's token under our name: a duplicate gone */
 
 typedef struct item {
 	char key[GWM_CORR_KEY_MAX];
@@ -47,7 +51,8 @@ static pthread_t thread;
 static int running, quit;
 static atomic_int state = -1, fleet_high, my_high;
 static char host[256], self[256], user[256], pass[512], why[256];
-static int port, db;
+static char token[GWM_SHARED_TOKEN_LEN + 1]; /* this instance's, next to its counts */
+static int port, db, wrote, duplicate, calm;
 static long refresh_ms;
 static long long ttl_s;
 static gwm_corr *corr;
@@ -235,7 +240,8 @@ static int write_batch(void)
 	want = sent;
 	if (!err) {
 		char v[128];
-		snprintf(v, sizeof(v), "%d %.0f %.0f %.0f", atomic_load(&my_high), c[0], c[1], c[2]);
+		snprintf(v, sizeof(v), "%d %.0f %.0f %.0f %s", atomic_load(&my_high), c[0], c[1], c[2],
+			 token);
 		err = redisAppendCommand(rc, "EXPIRE " CORR_PREF "%s %lld", self, ttl_s) != REDIS_OK ||
 		      redisAppendCommand(rc, "SET " NODE_PREF "%s %s PX %ld", self, v, refresh_ms * 3) !=
 			  REDIS_OK;
@@ -249,7 +255,81 @@ static int write_batch(void)
 		gwm_corr_mark_all(corr, GWM_CORR_DIRTY_SHARED);
 		return -1;
 	}
+	wrote = 1;
 	return 0;
+}
+
+int gwm_shared_token_foreign(const char *value, const char *mine)
+{
+	char t[GWM_SHARED_TOKEN_LEN + 2];
+	int h;
+	double c[GWM_FD_KINDS];
+
+	/* One token too long reads as another's: %33s keeps a 33rd character. */
+	if (value == NULL)
+		return 0;
+	if (sscanf(value, "%d %lf %lf %lf %33s", &h, &c[0], &c[1], &c[2], t) != 5)
+		return 1;
+	return strcmp(t, mine) != 0;
+}
+
+/*
+ * Before writing, read our own node key back: after our first write it holds
+ * our token or nothing (expired); another token means another gateway writes
+ * under our name, and its counts and ours overwrite each other. Two such
+ * gateways see their own token now and then (two of one's writes between two
+ * of the other's), so the episode ends only after CALM_REFRESHES refreshes in
+ * a row without another's: logged once when it starts and once when it ends.
+ * 0 ok (whatever was found), -1 Redis.
+ */
+static int check_own_token(void)
+{
+	redisReply *r = redisCommand(rc, "GET " NODE_PREF "%s", self);
+	int foreign;
+
+	if (r == NULL || r->type == REDIS_REPLY_ERROR) {
+		note("GET", r);
+		if (r != NULL)
+			freeReplyObject(r);
+		return -1;
+	}
+	foreign = wrote && r->type == REDIS_REPLY_STRING && gwm_shared_token_foreign(r->str, token);
+	if (foreign && !duplicate) {
+		char v[256];
+		gw_log_sanitize(v, sizeof(v), r->str, r->len, 60);
+		gw_log(GW_LOG_WARNING, "shared",
+		       "id=%s status=duplicate error=\"another gateway writes under this shared_state_id: "
+		       "each overwrites the other's counts\" token=%s found=\"%s\"",
+		       self, token, v);
+	}
+	if (foreign) {
+		duplicate = 1;
+		calm = 0;
+	} else if (duplicate && ++calm >= CALM_REFRESHES) {
+		gw_log(GW_LOG_NOTICE, "shared", "id=%s status=unique", self);
+		duplicate = 0;
+	}
+	freeReplyObject(r);
+	return 0;
+}
+
+/* A random token for this instance (hex); the time and PID when the kernel has none to give. */
+static void new_token(void)
+{
+	unsigned char b[GWM_SHARED_TOKEN_LEN / 2];
+	size_t i;
+
+	if (getrandom(b, sizeof(b), GRND_NONBLOCK) != (ssize_t)sizeof(b)) {
+		struct timespec ts;
+		uint64_t x;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		x = (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
+		for (i = 0; i < sizeof(b); i++, x = x * 6364136223846793005u + 1442695040888963407u)
+			b[i] = (unsigned char)(x >> 56);
+	}
+	for (i = 0; i < sizeof(b); i++)
+		snprintf(token + 2 * i, 3, "%02x", b[i]);
 }
 
 /* A SCAN reply's shape; 1 good. */
@@ -393,7 +473,7 @@ void gwm_shared_refresh_now(void)
 		return;
 	}
 	n.n = 0;
-	if (write_batch() != 0 || read_corr(&n) != 0 || read_nodes(&n) != 0) {
+	if (check_own_token() != 0 || write_batch() != 0 || read_corr(&n) != 0 || read_nodes(&n) != 0) {
 		disconnect();
 		set_fleet(0, NULL);
 	} else {
@@ -435,6 +515,10 @@ int gwm_shared_start(const gwm_shared_conf *c, gwm_corr *t)
 		ttl_s = DAY_S;
 	corr = t;
 	quit = 0;
+	wrote = 0;
+	duplicate = 0;
+	calm = 0;
+	new_token();
 	atomic_store(&state, UNKNOWN);
 	if ((e = pthread_create(&thread, NULL, run, NULL)) != 0) {
 		explicit_bzero(pass, sizeof(pass));

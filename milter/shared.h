@@ -3,15 +3,18 @@
  * (hiredis), never on the path of an RCPT.
  *
  * The shared state is additive: each gateway writes only its own counts,
- * under its own name (ID, stable across restarts), and reads the others':
+ * under its own name (ID, stable across restarts: shared_state_id, or one
+ * derived from the host name and the store's path), and reads the others':
  *   gw:flood:corr:ID  a hash KEY -> "SCORE STAMP_MS": the gateway's own
  *                     decayed count of each correspondent key, as of the
  *                     stamp (expires 10 half-lives, at least a day, after
  *                     the gateway's last write: a gateway gone for good
  *                     stops counting);
- *   gw:flood:node:ID  "HIGH BOUNCE PRVS UNKNOWN" with a TTL of three
+ *   gw:flood:node:ID  "HIGH BOUNCE PRVS UNKNOWN TOKEN" with a TTL of three
  *                     refreshes: its mode and its recent per-window counts
- *                     (the larger of its current and last window).
+ *                     (the larger of its current and last window), and a
+ *                     random token of this instance (readers before it
+ *                     took the first four fields and still do).
  * Why one field per gateway rather than HINCRBYFLOAT of deltas: a delta
  * applied twice (a reply lost after Redis ran the command, a batch written
  * again after a reconnection) counts twice, and decaying a shared sum needs
@@ -22,6 +25,10 @@
  * gateway's hash, a few per fleet.
  *
  * One background thread, every refresh interval:
+ *   - reads its own node key back first: after its first write, a token
+ *     there that is not its own means another gateway was given the same
+ *     ID (logged once, status=duplicate, and once when no other token was
+ *     seen for 10 refreshes in a row);
  *   - writes the table's entries marked dirty for it in one pipelined batch
  *     (HSET of its own counts), its node key, and the hash's expiry;
  *   - reads every gw:flood:corr:* hash (SCAN, then HSCAN in pages): the
@@ -49,7 +56,8 @@
  * 0.14, Debian 12's, has no TLS: use loopback, a private network, or a
  * stunnel/spiped tunnel); a gateway that writes false counts under its own
  * or another's name (anyone with the password can); two gateways given the
- * same ID (each overwrites the other's counts); hosts whose clocks differ
+ * same ID (each overwrites the other's counts: only detected and logged,
+ * and only while both run); hosts whose clocks differ
  * by much (stamps are wall-clock milliseconds, a stamp from the future
  * counts as now); more than GWM_SHARED_READ_MAX entries in all (the rest
  * is not read that refresh); a long outage of Redis in a large fleet (the
@@ -63,7 +71,8 @@
 #include "corr.h"
 #include "flood_detect.h"
 
-#define GWM_SHARED_READ_MAX 200000
+#define GWM_SHARED_READ_MAX  200000
+#define GWM_SHARED_TOKEN_LEN 32 /* hex characters of an instance's token */
 
 typedef struct gwm_shared_conf {
 	const char *host; /* redis://[USER@]HOST:PORT/DB */
@@ -87,6 +96,9 @@ void gwm_shared_fleet_counts(double out[GWM_FD_KINDS]);
 /* This gateway's mode and recent counts, published at the next refresh. */
 void gwm_shared_set_high(int high);
 void gwm_shared_set_counts(const double own[GWM_FD_KINDS]);
+/* 1 when a node key's value (the "HIGH BOUNCE PRVS UNKNOWN TOKEN" written under our name) is not
+ * ours: another token, or none; 0 when it carries mine or value is NULL. */
+int gwm_shared_token_foreign(const char *value, const char *mine);
 /* Run one refresh now, in the calling thread (tests). */
 void gwm_shared_refresh_now(void);
 

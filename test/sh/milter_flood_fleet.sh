@@ -14,6 +14,14 @@
 #               (16) alone, together above it: both enter high-load mode
 #   leaving     both forced high, then both back to auto: both leave
 #               high-load mode (neither keeps the other there)
+#   named       a gateway with shared_state_id = mx-a, restarted with
+#               another flood_store, keeps its name: the same keys in Redis
+#               (no new gw:flood:corr:* under a derived name), its hash
+#               still holds its counts, and no duplicate warning after the
+#               restart; a second gateway given the same id makes both log
+#               status=duplicate (once, though each sees its own token now
+#               and then), and the first logs status=unique once the second
+#               is gone
 # Needs redis-server, redis-cli, miltertest.
 set -u
 
@@ -148,6 +156,47 @@ check "a detector saw the sum (cause bounce, not only the fleet flag)" \
 use gw1
 milter_stop
 use gw2
+milter_stop
+
+# --- named: shared_state_id ------------------------------------------------------------------
+named() { # named GW STORE: a gateway named mx-a with this store
+	mh_conf "$1" flood_guard=yes "flood_store=$T/$2" flood_threshold=15 flood_window=1m \
+		"shared_state=redis://127.0.0.1:$REDIS_PORT/0" shared_refresh=300ms shared_state_id=mx-a
+}
+corr_keys() { rcli keys 'gw:flood:corr:*' | sort | tr '\n' ' '; }
+named gw3 gw3-a.store
+start gw3 || mh_finish
+learn N gw3 192.0.2.20
+check "gw3's counts are under its id: gw:flood:corr:mx-a holds 10 for 192.0.2.0/24" wait_for 10 bash -c \
+	"[ \"\$(redis-cli -p $REDIS_PORT hget gw:flood:corr:mx-a n:192.0.2.0/24 | cut -d' ' -f1)\" = 10.000000 ]"
+keys_before=$(corr_keys)
+echo "     keys before the restart: $keys_before"
+use gw3
+milter_stop
+named gw3 gw3-b.store # another store: a derived name would change with it
+lines=$(wc -l <"${L[gw3]}")
+start gw3 || mh_finish
+check "restarted gw3 announces the same name" wait_for 10 bash -c \
+	"tail -n +$((lines + 1)) '${L[gw3]}' | grep -q 'shared_state=redis://.* id=mx-a '"
+check "restarted gw3 writes its node key again" wait_for 10 bash -c \
+	"[ \"\$(redis-cli -p $REDIS_PORT exists gw:flood:node:mx-a)\" = 1 ]"
+sleep_until_refreshes # several refreshes of the new instance
+want_eq "the same gw:flood:corr:* keys after the restart with another store" "$(corr_keys)" "$keys_before"
+want_eq "gw3's hash still holds its 10" "$(score_in gw:flood:corr:mx-a n:192.0.2.0/24)" "10.000000"
+tail -n +$((lines + 1)) "${L[gw3]}" | grep -q 'status=duplicate'
+verdict $((!$?)) "no duplicate warning after a restart under the same id"
+
+named gw4 gw4.store # a second gateway given the same id by mistake
+start gw4 || mh_finish
+check "gw4 logs that another gateway writes under mx-a" \
+	wait_for 10 grep -q 'shared id=mx-a status=duplicate' "${L[gw4]}"
+check "gw3 logs it too" wait_for 10 grep -q 'shared id=mx-a status=duplicate' "${L[gw3]}"
+echo "     $(grep -m1 'status=duplicate' "${L[gw3]}" | sed 's/.*shared /shared /')"
+use gw4
+milter_stop
+check "gw3 logs status=unique once gw4 is gone (10 refreshes)" wait_for 30 grep -q 'shared id=mx-a status=unique' "${L[gw3]}"
+want_eq "gw3 warned once, not at every refresh" "$(grep -c 'status=duplicate' "${L[gw3]}")" 1
+use gw3
 milter_stop
 kill "$REDIS_PID"
 wait_exit "$REDIS_PID" 10 || kill -9 "$REDIS_PID"
