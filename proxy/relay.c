@@ -82,9 +82,9 @@ static void format_path(const gw_path *p, char *out, size_t outlen)
 /* A destination that tarpits (a reply slower than tarpit_delay) or throttles (421, 4xx rate limits). */
 static void watch_mark(gwp_relay *r, gwp_mark kind, const char *why)
 {
-	if (r->env->watch == NULL)
-		return;
-	(void)gwp_watch_mark(r->env->watch, r->up_key, kind, why, r->env->conf->opt.mark_time);
+	if (r->env->watch == NULL ||
+	    !gwp_watch_mark(r->env->watch, r->up_key, kind, why, r->env->conf->opt.mark_time))
+		return; /* marked already this period: extended, not logged or counted again */
 	atomic_fetch_add(
 	    kind == GWP_MARK_THROTTLE ? &r->env->stats->throttle_marks : &r->env->stats->tarpit_marks, 1);
 	slogf(r, "|<", "! %s: %s marked: %s", gwp_mark_str(kind), r->up_key, why);
