@@ -151,6 +151,20 @@ static const char *fail_enh(gw_status st)
 	}
 }
 
+/* The tenant hung up while the destination's reply to what was awaited: the connection is closed already. */
+static void client_hung_up(gwp_relay *r, const char *what)
+{
+	slogf(r, "|<",
+	      "! client gone while waiting for the reply to %s (%ldms into the session): closed, no QUIT",
+	      what, since(r->started));
+	atomic_fetch_add(&r->env->stats->client_gone, 1);
+	if (r->up != NULL)
+		gw_client_close(r->up);
+	snprintf(r->outcome, sizeof(r->outcome), "client-gone");
+	gw_log(GW_LOG_NOTICE, "session", "client=%s destination=%s waiting=%s action=client-gone", r->client,
+	       r->up_key[0] ? r->up_key : r->dest, what);
+}
+
 /*
  * The destination side failed (transport, or a reply that makes no sense
  * here): the pending command gets 421 and the session ends; the client
@@ -160,6 +174,13 @@ static void fail(gwp_relay *r, gw_status st, const char *what)
 {
 	gw_reply rep;
 
+	if (st == GW_E_CANCELLED) { /* the tenant, not the destination: nobody is left to answer */
+		client_hung_up(r, what);
+		r->in_txn = r->in_body = 0;
+		set_reply(&rep, 421, "4.4.2", "%s: client gone", r->dest);
+		answer(r, &rep, -1);
+		return;
+	}
 	slogf(r, "|<", "! %s: %s%s%s", what, gw_status_str(st),
 	      r->up && gw_client_error(r->up)[0] ? ": " : "", r->up ? gw_client_error(r->up) : "");
 	atomic_fetch_add(&r->env->stats->upstream_failures, 1);
@@ -307,6 +328,7 @@ static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 			return GW_E_LOCAL;
 		}
 		gw_client_set_reply_hook(r->up, gwp_dribble_hook, r);
+		gw_client_set_watch(r->up, r->client_fd);
 	} else {
 		gw_client_close(r->up);
 	}
@@ -339,6 +361,8 @@ static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 		watch_check(r, rep, since(t0));
 		if (gwp_pool_session_check(r, rep) == GWP_POOL_MOVE && r->pool_skip[0] == '\0')
 			st = pool_moved(r, hop, rep);
+	} else if (st == GW_E_CANCELLED) {
+		client_hung_up(r, gw_stage_str(gw_client_stage(r->up)));
 	} else {
 		char text[400];
 		snprintf(text, sizeof(text), "! %s at %s: %s", gw_status_str(st),
@@ -438,8 +462,9 @@ static int mx_open(gwp_relay *r, const char *domain, gw_reply *rep)
 			snprintf(r->up_domain, sizeof(r->up_domain), "%s", domain);
 			return 0;
 		}
-		if (st == GW_E_REJECTED && gw_reply_class(last.code) == 5)
-			break; /* the host refuses us outright: its word, not a transport failure */
+		if ((st == GW_E_REJECTED && gw_reply_class(last.code) == 5) || st == GW_E_CANCELLED)
+			break; /* the host refuses us outright (its word, not a transport failure), or the
+				  tenant left */
 	}
 	if (st == GW_E_REJECTED)
 		*rep = last;
@@ -497,6 +522,7 @@ static void base_init(gwp_relay *r, const gwp_env *env, const char *client)
 			snprintf(r->tenant, sizeof(r->tenant), "%s", r->tenant_ent->name);
 	}
 	snprintf(r->outcome, sizeof(r->outcome), "open");
+	r->client_fd = -1;
 	gw_buf_init(&r->stuffed, STUFFED_MAX);
 	atomic_fetch_add(&env->stats->sessions_total, 1);
 }
@@ -513,12 +539,13 @@ int gwp_relay_init_refused(gwp_relay *r, const gwp_env *env, const char *client,
 	return 0;
 }
 
-int gwp_relay_init(gwp_relay *r, const gwp_env *env, const char *client, const gw_nexthop *hop)
+int gwp_relay_init(gwp_relay *r, const gwp_env *env, const char *client, int client_fd, const gw_nexthop *hop)
 {
 	gw_reply rep;
 	gw_status st;
 
 	base_init(r, env, client);
+	r->client_fd = client_fd;
 	if (hop == NULL) {
 		r->mode = GWP_DEST_MX;
 		snprintf(r->dest, sizeof(r->dest), "mx");
@@ -556,7 +583,8 @@ int gwp_relay_init(gwp_relay *r, const gwp_env *env, const char *client, const g
 	{
 		char text[GW_HOST_MAX + 64];
 		snprintf(text, sizeof(text), "cannot reach %s: %s", r->dest, gw_status_str(st));
-		snprintf(r->outcome, sizeof(r->outcome), "upstream-%s", gw_status_str(st));
+		if (st != GW_E_CANCELLED) /* else "client-gone" */
+			snprintf(r->outcome, sizeof(r->outcome), "upstream-%s", gw_status_str(st));
 		slogf(r, "<-", "421 4.3.2 %s", text);
 		gw_srv_shutdown(r->srv, text);
 	}
@@ -938,7 +966,10 @@ static void on_data(gwp_relay *r)
 	if (st != GW_OK) {
 		/* the client's body is read and dropped; the final dot gets 421 */
 		r->body_status = st;
-		slogf(r, "|<", "! DATA: %s: %s", gw_status_str(st), gw_client_error(r->up));
+		if (st == GW_E_CANCELLED)
+			client_hung_up(r, "DATA");
+		else
+			slogf(r, "|<", "! DATA: %s: %s", gw_status_str(st), gw_client_error(r->up));
 		gw_client_close(r->up);
 		return;
 	}

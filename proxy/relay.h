@@ -25,7 +25,15 @@
  *    transaction); a refused MAIL is the answer to its RCPTs.
  * Failures of the destination side (refused, timeout, lost, bad reply, TLS)
  * answer the pending command with 421 4.4.x and end the session: the client
- * retries from its queue. The engine's own 354 goes to the client at once;
+ * retries from its queue. While a destination's reply is awaited (greeting,
+ * EHLO, MAIL, RCPT, DATA, the dot, a pipelined batch), the tenant's socket
+ * is watched for a hang-up only (gw_client_set_watch): a tenant that goes
+ * away meanwhile (closed, or its own timeout ran out) ends the wait at once,
+ * the destination connection is closed without QUIT (a tarpit is owed
+ * nothing) and the session ends as "client-gone" (logged, counted in
+ * client_gone). Commands the tenant sends meanwhile wake nothing and stay
+ * in the socket for the engine: a tenant that pipelines and waits is not
+ * gone. The engine's own 354 goes to the client at once;
  * a DATA the destination refuses is the answer to the final dot. A client
  * that goes away mid-body leaves the destination without a final dot (the
  * connection is closed: the destination drops the transaction); elsewhere
@@ -89,6 +97,7 @@ typedef struct gwp_stats {
 	atomic_ulong dest_limited, rate_limited;      /* throttle.c */
 	atomic_ulong pool_deferred, pool_reconnected; /* pool_session.c, relay.c */
 	atomic_ulong dribble_marks;                   /* dribble.c: tarpit marks for dribbled replies */
+	atomic_ulong client_gone; /* relay.c: the tenant hung up while the destination's reply was awaited */
 } gwp_stats;
 
 typedef struct gwp_env {
@@ -112,6 +121,7 @@ typedef struct gwp_sent {
 typedef struct gwp_relay {
 	const gwp_env *env;
 	gw_srv *srv;
+	int client_fd; /* the tenant's socket, watched while a reply is awaited (-1: none) */
 	char sid[16];
 	char client[64];
 	char tenant[GWP_TENANT_NAME_MAX]; /* tenant_map's name, or the client's address */
@@ -157,13 +167,16 @@ typedef struct gwp_relay {
 } gwp_relay;
 
 /*
- * Set up r for a client (client: its address for logs) with a destination:
- * hop for a redirected connection or an upstream, NULL for MX per recipient
- * domain. Connects a known destination and makes the server engine; the
- * greeting is queued (a 421 when the destination cannot be reached). 0, or
- * -1 when the engine cannot be made (out of memory).
+ * Set up r for a client (client: its address for logs; client_fd: its
+ * socket, watched for a hang-up while a destination's reply is awaited, -1
+ * none) with a destination: hop for a redirected connection or an upstream,
+ * NULL for MX per recipient domain. Connects a known destination and makes
+ * the server engine; the greeting is queued (a 421 when the destination
+ * cannot be reached). 0, or -1 when the engine cannot be made (out of
+ * memory).
  */
-int gwp_relay_init(gwp_relay *r, const gwp_env *env, const char *client, const gw_nexthop *hop);
+int gwp_relay_init(gwp_relay *r, const gwp_env *env, const char *client, int client_fd,
+		   const gw_nexthop *hop);
 /* Refuse the session with 421 (text) before any destination is tried: the engine is made, nothing else. */
 int gwp_relay_init_refused(gwp_relay *r, const gwp_env *env, const char *client, const char *text);
 /* Act on one engine event. */
