@@ -46,8 +46,16 @@
  * one gets in, the refused address is retired for the destination. A
  * blocklist verdict on a pool address (pool_session.h) in the greeting or
  * the EHLO reply connects again from another address in the same session;
- * later, while the tenant has an address left, it reaches the tenant as
- * 451 4.7.1 and the next transaction connects from another address.
+ * so does one in reply to MAIL, or to the transaction's first RCPT, towards a
+ * known destination (redirect, upstream): the address is retired, the
+ * connection closed, a new one made from the next address (EHLO, STARTTLS
+ * per policy), the MAIL and every command sent ahead written again, and the
+ * tenant gets the new connection's verdict (pool_reconnected). When no new
+ * connection can be made the tenant gets 451 4.7.1. Once a RCPT has been
+ * answered the verdict reaches the tenant as 451 4.7.1 (pool_deferred) and
+ * the next transaction connects from another address: replaying answered
+ * RCPTs on a new connection could change verdicts the tenant already has.
+ * In MX mode the held MAIL's verdict is 451 4.7.1 too.
  *
  * One session is one thread here (session.c); the state below is all a
  * session has, so an event loop could drive the same structure once the
@@ -154,6 +162,9 @@ typedef struct gwp_relay {
 	gwp_sent *pipe;
 	size_t pipe_head, pipe_len, pipe_cap;
 	gw_buf batch;
+	gw_buf sent;         /* with a pool: the lines written ahead and not answered yet, for a replay */
+	int sent_lost;       /* sent is incomplete (over its limit): no replay this transaction */
+	int txn_rcpts;       /* RCPT replies relayed in this transaction */
 	gw_reply ahead_data; /* the reply to a DATA sent ahead (code 0: none read) */
 	int data_ahead;      /* a DATA was sent ahead in this transaction */
 	/* for the summary */
