@@ -82,6 +82,8 @@ static gw_status net_status(gw_net_rc rc)
 		return GW_E_RESOLVE;
 	case GW_NET_TLS:
 		return GW_E_TLS;
+	case GW_NET_WATCHED:
+		return GW_E_CANCELLED;
 	case GW_NET_LOCAL:
 	default:
 		return GW_E_LOCAL;
@@ -119,6 +121,23 @@ static gw_status conn_write(gw_client *c, const char *p, size_t n)
 	return rc == GW_NET_OK ? GW_OK : cl_transport_fail(c, rc);
 }
 
+/* TLS read whose waits also watch c->watch_fd (gw_client_set_watch). */
+static gw_net_rc tls_read_watched(gw_client *c, size_t *got_r)
+{
+	for (;;) {
+		short want = POLLIN;
+		gw_net_rc rc =
+		    gw_tls_try_read(c->tls, c->in, sizeof(c->in), got_r, &want, c->err, sizeof(c->err));
+
+		if (rc != GW_NET_OK || *got_r > 0)
+			return rc;
+		rc = gw_net_wait_watch(c->fd, want, c->watch_fd, cl_reply_timeout(c), c->deadline, c->err,
+				       sizeof(c->err));
+		if (rc != GW_NET_OK)
+			return rc;
+	}
+}
+
 /* Refill the (empty) input buffer with at least one byte. */
 static gw_status conn_fill(gw_client *c)
 {
@@ -126,7 +145,12 @@ static gw_status conn_fill(gw_client *c)
 	size_t got = 0;
 
 	c->in_off = c->in_len = 0;
-	if (c->tls != NULL)
+	if (c->watch_fd >= 0)
+		rc = c->tls != NULL
+			 ? tls_read_watched(c, &got)
+			 : gw_net_read_watch(c->fd, c->watch_fd, c->in, sizeof(c->in), cl_reply_timeout(c),
+					     c->deadline, &got, c->err, sizeof(c->err));
+	else if (c->tls != NULL)
 		rc = gw_tls_read(c->tls, c->fd, c->in, sizeof(c->in), cl_reply_timeout(c), c->deadline, &got,
 				 c->err, sizeof(c->err));
 	else
@@ -484,6 +508,7 @@ gw_client *gw_client_new(const gw_client_opts *opts)
 	if (opts != NULL)
 		c->o = *opts;
 	c->fd = -1;
+	c->watch_fd = -1;
 	c->helo_name = gwu_strdup_opt(c->o.helo_name, &failed);
 	c->tls_ca_file = gwu_strdup_opt(c->o.tls_ca_file, &failed);
 	c->tls_servername = gwu_strdup_opt(c->o.tls_servername, &failed);
@@ -1061,6 +1086,11 @@ int gw_client_tls_active(const gw_client *c)
 void gw_client_set_deadline(gw_client *c, unsigned ms)
 {
 	c->deadline = ms ? gw_now_ms() + (int64_t)ms : 0;
+}
+
+void gw_client_set_watch(gw_client *c, int fd)
+{
+	c->watch_fd = fd;
 }
 
 gw_stage gw_client_stage(const gw_client *c)

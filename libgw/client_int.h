@@ -55,6 +55,7 @@ struct gw_client {
 	gw_reply_arrival last_arr;   /* the last whole reply */
 	gw_client_reply_fn *hook_fn; /* gw_client_set_reply_hook() */
 	void *hook_ctx;
+	int watch_fd; /* gw_client_set_watch(): -1 none */
 };
 
 /* Called with reply i (0-based) of a series, as soon as it is read. */

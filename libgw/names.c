@@ -27,7 +27,7 @@
 TABLE(gwn_status, "unknown", {GW_OK, "ok"}, {GW_E_REFUSED, "connection refused"}, {GW_E_TIMEOUT, "timeout"},
       {GW_E_LOST, "connection lost"}, {GW_E_BADREPLY, "bad reply"}, {GW_E_TLS, "TLS failure"},
       {GW_E_PROTO, "protocol error"}, {GW_E_REJECTED, "rejected"}, {GW_E_RESOLVE, "host not found"},
-      {GW_E_LOCAL, "local error"}, {GW_E_CONTENT, "message refused"});
+      {GW_E_LOCAL, "local error"}, {GW_E_CONTENT, "message refused"}, {GW_E_CANCELLED, "cancelled"});
 
 TABLE(gwn_stage, "unknown", {GW_STAGE_NONE, "none"}, {GW_STAGE_CONNECT, "connect"},
       {GW_STAGE_GREETING, "greeting"}, {GW_STAGE_HELLO, "hello"}, {GW_STAGE_STARTTLS, "starttls"},

@@ -41,11 +41,14 @@ static int64_t wait_end(unsigned timeout_ms, int64_t deadline, int *by_deadline_
 	return end;
 }
 
-/* poll() fd until end; OK when any event (or error) is reported. */
-static gw_net_rc wait_until(int fd, short events, int64_t end, int by_deadline, char *err, size_t errlen)
+/* poll() fd until end; OK when any event (or error) is reported; WATCHED when watch's peer hung up first. */
+static gw_net_rc wait_until(int fd, short events, int watch, int64_t end, int by_deadline, char *err,
+			    size_t errlen)
 {
 	for (;;) {
-		struct pollfd pfd = {.fd = fd, .events = events, .revents = 0};
+		/* watch: hang-ups only (POLLHUP and POLLERR are always reported); its data stays unread */
+		struct pollfd pfd[2] = {{.fd = fd, .events = events, .revents = 0},
+					{.fd = watch, .events = POLLRDHUP, .revents = 0}};
 		int64_t left = end - gw_now_ms();
 		int rc;
 
@@ -53,7 +56,11 @@ static gw_net_rc wait_until(int fd, short events, int64_t end, int by_deadline, 
 			snprintf(err, errlen, "%s", by_deadline ? "deadline reached" : "timed out");
 			return GW_NET_TIMEOUT;
 		}
-		rc = poll(&pfd, 1, left > 1000000 ? 1000000 : (int)left);
+		rc = poll(pfd, watch >= 0 ? 2 : 1, left > 1000000 ? 1000000 : (int)left);
+		if (rc > 0 && watch >= 0 && (pfd[1].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))) {
+			snprintf(err, errlen, "the other side hung up while waiting");
+			return GW_NET_WATCHED;
+		}
 		if (rc > 0)
 			return GW_NET_OK;
 		if (rc < 0 && errno != EINTR) {
@@ -68,7 +75,16 @@ gw_net_rc gw_net_wait(int fd, short events, unsigned timeout_ms, int64_t deadlin
 	int by_deadline;
 	int64_t end = wait_end(timeout_ms, deadline, &by_deadline);
 
-	return wait_until(fd, events, end, by_deadline, err, errlen);
+	return wait_until(fd, events, -1, end, by_deadline, err, errlen);
+}
+
+gw_net_rc gw_net_wait_watch(int fd, short events, int watch_fd, unsigned timeout_ms, int64_t deadline,
+			    char *err, size_t errlen)
+{
+	int by_deadline;
+	int64_t end = wait_end(timeout_ms, deadline, &by_deadline);
+
+	return wait_until(fd, events, watch_fd, end, by_deadline, err, errlen);
 }
 
 /* Is this errno a sign that the peer went away? */
@@ -80,6 +96,12 @@ static int errno_lost(int e)
 
 gw_net_rc gw_net_read(int fd, void *buf, size_t len, unsigned timeout_ms, int64_t deadline, size_t *got_r,
 		      char *err, size_t errlen)
+{
+	return gw_net_read_watch(fd, -1, buf, len, timeout_ms, deadline, got_r, err, errlen);
+}
+
+gw_net_rc gw_net_read_watch(int fd, int watch_fd, void *buf, size_t len, unsigned timeout_ms,
+			    int64_t deadline, size_t *got_r, char *err, size_t errlen)
 {
 	int by_deadline;
 	int64_t end = wait_end(timeout_ms, deadline, &by_deadline);
@@ -103,7 +125,7 @@ gw_net_rc gw_net_read(int fd, void *buf, size_t len, unsigned timeout_ms, int64_
 			snprintf(err, errlen, "read: %s", strerror(errno));
 			return errno_lost(errno) ? GW_NET_LOST : GW_NET_LOCAL;
 		}
-		rc = wait_until(fd, POLLIN, end, by_deadline, err, errlen);
+		rc = wait_until(fd, POLLIN, watch_fd, end, by_deadline, err, errlen);
 		if (rc != GW_NET_OK)
 			return rc;
 	}
@@ -132,7 +154,7 @@ gw_net_rc gw_net_write_all(int fd, const void *buf, size_t len, unsigned timeout
 			snprintf(err, errlen, "write: %s", strerror(errno));
 			return errno_lost(errno) ? GW_NET_LOST : GW_NET_LOCAL;
 		}
-		rc = wait_until(fd, POLLOUT, end, by_deadline, err, errlen);
+		rc = wait_until(fd, POLLOUT, -1, end, by_deadline, err, errlen);
 		if (rc != GW_NET_OK)
 			return rc;
 	}

@@ -28,7 +28,8 @@ typedef enum gw_net_rc {
 	GW_NET_LOST,    /* the peer closed or reset the connection */
 	GW_NET_RESOLVE, /* the host name did not resolve */
 	GW_NET_LOCAL,   /* a local failure (socket(), bad bind address, ...) */
-	GW_NET_TLS      /* TLS protocol failure (used by tls.c) */
+	GW_NET_TLS,     /* TLS protocol failure (used by tls.c) */
+	GW_NET_WATCHED  /* the watched descriptor's peer hung up (gw_net_wait_watch, gw_net_read_watch) */
 } gw_net_rc;
 
 /*
@@ -43,6 +44,16 @@ gw_net_rc gw_net_connect(const gw_nexthop *hop, unsigned port, const char *bind_
 /* The connected peer of fd as text: "[192.0.2.1]:25", "[2001:db8::1]:25", "unix:/path"; "" if unknown. */
 void gw_net_peer_text(int fd, char *out, size_t outlen);
 gw_net_rc gw_net_wait(int fd, short events, unsigned timeout_ms, int64_t deadline, char *err, size_t errlen);
+
+/*
+ * gw_net_wait(), also ending (GW_NET_WATCHED) as soon as the peer of watch_fd hangs up: POLLRDHUP, POLLHUP
+ * or POLLERR on it (bytes arriving there wake nothing: they stay unread). watch_fd -1: gw_net_wait().
+ */
+gw_net_rc gw_net_wait_watch(int fd, short events, int watch_fd, unsigned timeout_ms, int64_t deadline,
+			    char *err, size_t errlen);
+/* gw_net_read(), its waits watching watch_fd as gw_net_wait_watch() does (-1: none). */
+gw_net_rc gw_net_read_watch(int fd, int watch_fd, void *buf, size_t len, unsigned timeout_ms,
+			    int64_t deadline, size_t *got_r, char *err, size_t errlen);
 
 /* Read at least one byte (up to len): GW_NET_OK with *got_r > 0, or LOST at end of stream. */
 gw_net_rc gw_net_read(int fd, void *buf, size_t len, unsigned timeout_ms, int64_t deadline, size_t *got_r,

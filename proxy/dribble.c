@@ -24,7 +24,8 @@ void gwp_dribble_hook(void *ctx, gw_stage stage, const gw_reply *rep, const gw_r
 		return;
 	snprintf(why, sizeof(why), "dribble: %d reply to %s in %u reads of %zu bytes over %ums", rep->code,
 		 gw_stage_str(stage), a->reads, a->bytes, a->spread_ms);
-	(void)gwp_watch_mark(r->env->watch, r->up_key, GWP_MARK_TARPIT, why, c->opt.mark_time);
+	if (!gwp_watch_mark(r->env->watch, r->up_key, GWP_MARK_TARPIT, why, c->opt.mark_time))
+		return; /* marked already this period: extended, not logged or counted again */
 	atomic_fetch_add(&r->env->stats->tarpit_marks, 1);
 	atomic_fetch_add(&r->env->stats->dribble_marks, 1);
 	snprintf(text, sizeof(text), "! %s: %s marked: %s", gwp_mark_str(GWP_MARK_TARPIT), r->up_key, why);

@@ -21,7 +21,8 @@
 int gwp_dribbled(const gw_reply_arrival *a, long reads, long time_ms);
 
 /* gw_client_reply_fn for the destination leg, ctx the gwp_relay: a dribbled reply marks its destination as a
- * tarpit (logged, counted in tarpit_marks and dribble_marks, listed with the reason). */
+ * tarpit (logged, counted in tarpit_marks and dribble_marks, listed with the reason); while the destination
+ * is marked as a tarpit already (watch.h), it only extends the mark. */
 void gwp_dribble_hook(void *ctx, gw_stage stage, const gw_reply *rep, const gw_reply_arrival *a);
 
 #endif

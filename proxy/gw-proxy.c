@@ -307,7 +307,8 @@ static void control_serve(int cfd)
 			    "messages=%lu messages_refused=%lu rcpts_accepted=%lu rcpts_refused=%lu "
 			    "bytes=%lu pool_retired=%lu pool_all_retired=%lu pool_deferred=%lu "
 			    "pool_reconnected=%lu tarpit_marks=%lu "
-			    "throttle_marks=%lu dest_limited=%lu rate_limited=%lu dribble_marks=%lu\n",
+			    "throttle_marks=%lu dest_limited=%lu rate_limited=%lu dribble_marks=%lu "
+			    "client_gone=%lu\n",
 			    now, atomic_load(&stats.sessions_total),
 			    atomic_load(&stats.refused_not_redirected), atomic_load(&stats.upstream_failures),
 			    atomic_load(&stats.messages), atomic_load(&stats.messages_refused),
@@ -316,7 +317,8 @@ static void control_serve(int cfd)
 			    atomic_load(&stats.pool_all_retired), atomic_load(&stats.pool_deferred),
 			    atomic_load(&stats.pool_reconnected), atomic_load(&stats.tarpit_marks),
 			    atomic_load(&stats.throttle_marks), atomic_load(&stats.dest_limited),
-			    atomic_load(&stats.rate_limited), atomic_load(&stats.dribble_marks));
+			    atomic_load(&stats.rate_limited), atomic_load(&stats.dribble_marks),
+			    atomic_load(&stats.client_gone));
 		} else if (strcmp(cmd, "retired") == 0) {
 			size_t k = gwp_pool_list(pool, out, sizeof(out) - 16);
 			size_t l = strlen(out);

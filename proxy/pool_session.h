@@ -4,11 +4,14 @@
  * points named below; every action is logged in the daemon's log and the
  * session log and counted (gwp_stats).
  *
- *  - gwp_pool_session_check() on a greeting or EHLO refusal: the address is
- *    retired; GWP_POOL_MOVE says relay.c may connect again from another
- *    address in the same session, before the tenant saw anything;
+ *  - gwp_pool_session_check() on a greeting or EHLO refusal, and towards a
+ *    known destination on a reply to MAIL or to the transaction's first
+ *    RCPT: the address is retired; GWP_POOL_MOVE says relay.c may connect
+ *    again from another address in the same session (and send the MAIL and
+ *    what was pipelined with it again), before the tenant saw the verdict;
  *  - gwp_pool_session_answer() on a reply to MAIL, RCPT or the dot that the
- *    tenant is waiting for: a blocklist 5xx while the tenant has another
+ *    tenant is waiting for and relay.c did not move (MX mode, a RCPT after
+ *    another was answered, the dot): a blocklist 5xx while the tenant has another
  *    address left becomes "451 4.7.1" with the destination's text (counted
  *    as pool_deferred), so the tenant's queue retries and the next session
  *    goes out from the other address; with no address left the 5xx goes

@@ -21,6 +21,7 @@
 
 #define STUFFED_MAX (1024 * 1024) /* one body chunk dot-stuffed: at most twice the engine's input */
 #define BATCH_FLUSH 16384 /* a batch this large is written before the engine has handed out all of it */
+#define SENT_MAX    (256 * 1024) /* the lines sent ahead kept for a replay (beyond: no replay, 451) */
 
 static atomic_ulong sid_counter;
 
@@ -82,9 +83,9 @@ static void format_path(const gw_path *p, char *out, size_t outlen)
 /* A destination that tarpits (a reply slower than tarpit_delay) or throttles (421, 4xx rate limits). */
 static void watch_mark(gwp_relay *r, gwp_mark kind, const char *why)
 {
-	if (r->env->watch == NULL)
-		return;
-	(void)gwp_watch_mark(r->env->watch, r->up_key, kind, why, r->env->conf->opt.mark_time);
+	if (r->env->watch == NULL ||
+	    !gwp_watch_mark(r->env->watch, r->up_key, kind, why, r->env->conf->opt.mark_time))
+		return; /* marked already this period: extended, not logged or counted again */
 	atomic_fetch_add(
 	    kind == GWP_MARK_THROTTLE ? &r->env->stats->throttle_marks : &r->env->stats->tarpit_marks, 1);
 	slogf(r, "|<", "! %s: %s marked: %s", gwp_mark_str(kind), r->up_key, why);
@@ -151,6 +152,20 @@ static const char *fail_enh(gw_status st)
 	}
 }
 
+/* The tenant hung up while the destination's reply to what was awaited: the connection is closed already. */
+static void client_hung_up(gwp_relay *r, const char *what)
+{
+	slogf(r, "|<",
+	      "! client gone while waiting for the reply to %s (%ldms into the session): closed, no QUIT",
+	      what, since(r->started));
+	atomic_fetch_add(&r->env->stats->client_gone, 1);
+	if (r->up != NULL)
+		gw_client_close(r->up);
+	snprintf(r->outcome, sizeof(r->outcome), "client-gone");
+	gw_log(GW_LOG_NOTICE, "session", "client=%s destination=%s waiting=%s action=client-gone", r->client,
+	       r->up_key[0] ? r->up_key : r->dest, what);
+}
+
 /*
  * The destination side failed (transport, or a reply that makes no sense
  * here): the pending command gets 421 and the session ends; the client
@@ -160,6 +175,13 @@ static void fail(gwp_relay *r, gw_status st, const char *what)
 {
 	gw_reply rep;
 
+	if (st == GW_E_CANCELLED) { /* the tenant, not the destination: nobody is left to answer */
+		client_hung_up(r, what);
+		r->in_txn = r->in_body = 0;
+		set_reply(&rep, 421, "4.4.2", "%s: client gone", r->dest);
+		answer(r, &rep, -1);
+		return;
+	}
 	slogf(r, "|<", "! %s: %s%s%s", what, gw_status_str(st),
 	      r->up && gw_client_error(r->up)[0] ? ": " : "", r->up ? gw_client_error(r->up) : "");
 	atomic_fetch_add(&r->env->stats->upstream_failures, 1);
@@ -307,6 +329,7 @@ static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 			return GW_E_LOCAL;
 		}
 		gw_client_set_reply_hook(r->up, gwp_dribble_hook, r);
+		gw_client_set_watch(r->up, r->client_fd);
 	} else {
 		gw_client_close(r->up);
 	}
@@ -339,6 +362,8 @@ static gw_status up_open(gwp_relay *r, const gw_nexthop *hop, gw_reply *rep)
 		watch_check(r, rep, since(t0));
 		if (gwp_pool_session_check(r, rep) == GWP_POOL_MOVE && r->pool_skip[0] == '\0')
 			st = pool_moved(r, hop, rep);
+	} else if (st == GW_E_CANCELLED) {
+		client_hung_up(r, gw_stage_str(gw_client_stage(r->up)));
 	} else {
 		char text[400];
 		snprintf(text, sizeof(text), "! %s at %s: %s", gw_status_str(st),
@@ -438,8 +463,9 @@ static int mx_open(gwp_relay *r, const char *domain, gw_reply *rep)
 			snprintf(r->up_domain, sizeof(r->up_domain), "%s", domain);
 			return 0;
 		}
-		if (st == GW_E_REJECTED && gw_reply_class(last.code) == 5)
-			break; /* the host refuses us outright: its word, not a transport failure */
+		if ((st == GW_E_REJECTED && gw_reply_class(last.code) == 5) || st == GW_E_CANCELLED)
+			break; /* the host refuses us outright (its word, not a transport failure), or the
+				  tenant left */
 	}
 	if (st == GW_E_REJECTED)
 		*rep = last;
@@ -497,7 +523,9 @@ static void base_init(gwp_relay *r, const gwp_env *env, const char *client)
 			snprintf(r->tenant, sizeof(r->tenant), "%s", r->tenant_ent->name);
 	}
 	snprintf(r->outcome, sizeof(r->outcome), "open");
+	r->client_fd = -1;
 	gw_buf_init(&r->stuffed, STUFFED_MAX);
+	gw_buf_init(&r->sent, SENT_MAX);
 	atomic_fetch_add(&env->stats->sessions_total, 1);
 }
 
@@ -513,12 +541,13 @@ int gwp_relay_init_refused(gwp_relay *r, const gwp_env *env, const char *client,
 	return 0;
 }
 
-int gwp_relay_init(gwp_relay *r, const gwp_env *env, const char *client, const gw_nexthop *hop)
+int gwp_relay_init(gwp_relay *r, const gwp_env *env, const char *client, int client_fd, const gw_nexthop *hop)
 {
 	gw_reply rep;
 	gw_status st;
 
 	base_init(r, env, client);
+	r->client_fd = client_fd;
 	if (hop == NULL) {
 		r->mode = GWP_DEST_MX;
 		snprintf(r->dest, sizeof(r->dest), "mx");
@@ -556,7 +585,8 @@ int gwp_relay_init(gwp_relay *r, const gwp_env *env, const char *client, const g
 	{
 		char text[GW_HOST_MAX + 64];
 		snprintf(text, sizeof(text), "cannot reach %s: %s", r->dest, gw_status_str(st));
-		snprintf(r->outcome, sizeof(r->outcome), "upstream-%s", gw_status_str(st));
+		if (st != GW_E_CANCELLED) /* else "client-gone" */
+			snprintf(r->outcome, sizeof(r->outcome), "upstream-%s", gw_status_str(st));
 		slogf(r, "<-", "421 4.3.2 %s", text);
 		gw_srv_shutdown(r->srv, text);
 	}
@@ -565,7 +595,7 @@ int gwp_relay_init(gwp_relay *r, const gwp_env *env, const char *client, const g
 
 static void txn_clear(gwp_relay *r)
 {
-	r->in_txn = r->in_body = r->mail_held = r->body_lost = 0;
+	r->in_txn = r->in_body = r->mail_held = r->body_lost = r->txn_rcpts = 0;
 	r->txn_domain[0] = '\0';
 	r->txn_fail.code = 0;
 	r->data_reply.code = 0;
@@ -593,6 +623,69 @@ static int relay_cmd(gwp_relay *r, gw_stage stage, const char *arg, gw_reply *re
 	return 0;
 }
 
+/*
+ * rep, a known destination's reply to the transaction's MAIL or first RCPT (before any RCPT was answered),
+ * blocklists r->up_bind while the tenant has another address: retire it, close the connection and connect
+ * again from the next address (pool_moved(): EHLO, STARTTLS per policy, counted in pool_reconnected). 1: the
+ * new connection is ready, nothing sent on it yet; 0: not such a verdict (nothing done); -1: no new
+ * connection, the pending command answered 451 4.7.1 with the destination's text (pool_deferred).
+ */
+static int pool_replay(gwp_relay *r, const gw_reply *rep, long ms)
+{
+	const gwp_config *c = r->env->conf;
+	gw_reply nrep, out;
+	gw_status st;
+
+	if (r->mode != GWP_DEST_HOP || r->env->pool == NULL || r->up_bind[0] == '\0' || r->sent_lost ||
+	    !gwp_blocklisted(rep, c->words, c->nwords) || !gwp_pool_session_left(r))
+		return 0;
+	gwp_slog_reply(r->env->slog, r->sid, "|<", rep, ms);
+	if (gwp_pool_session_check(r, rep) != GWP_POOL_MOVE) /* retired; moved by another session meanwhile */
+		return 0;
+	slogf(r, "|>",
+	      "(close: %s is blocklisted at %s; the transaction goes out again from another address)",
+	      r->up_bind, r->up_key);
+	gw_client_close(r->up);
+	st = pool_moved(r, &r->hop, &nrep);
+	if (st == GW_OK)
+		return 1;
+	gwp_pool_defer_reply(rep, &out);
+	atomic_fetch_add(&r->env->stats->pool_deferred, 1);
+	slogf(r, "|<", "! pool: no new connection to %s (%s): the tenant retries later", r->up_key,
+	      gw_status_str(st));
+	if (gw_client_is_open(r->up))
+		gw_client_close(r->up); /* the next MAIL connects again */
+	r->in_txn = 0;
+	r->txn_fail = out; /* also the answer to the commands sent after it */
+	answer(r, &out, -1);
+	return -1;
+}
+
+/*
+ * On the new connection of a replay at a RCPT: the transaction's MAIL again, its reply consumed. 0, or -1
+ * when it failed or was refused (the pending RCPT answered with why).
+ */
+static int replay_mail(gwp_relay *r, gw_reply *rep)
+{
+	int64_t t0 = gw_now_ms();
+	gw_status st;
+
+	slogf(r, "|>", "MAIL FROM:%s", r->mail_cmd);
+	st = gw_client_mail(r->up, r->mail_cmd, rep);
+	if (st != GW_OK) {
+		r->txn_fail.code = 0;
+		fail(r, st, "MAIL");
+		return -1;
+	}
+	gwp_slog_reply(r->env->slog, r->sid, "|<", rep, since(t0));
+	if (gw_reply_class(rep->code) == 2)
+		return 0;
+	r->in_txn = 0; /* the new connection refused the sender: that is the answer to its recipients */
+	r->txn_fail = *rep;
+	answer(r, rep, -1);
+	return -1;
+}
+
 /* ---- pipelining towards the destination (RFC 2920) ---- */
 
 /* Does the destination take pipelined commands (and is there nothing in the way)? */
@@ -606,6 +699,8 @@ static void pipe_clear(gwp_relay *r)
 {
 	r->pipe_head = r->pipe_len = 0;
 	gw_buf_reset(&r->batch);
+	gw_buf_reset(&r->sent);
+	r->sent_lost = 0;
 }
 
 /* Write the commands in the batch, in one write, and log each as it leaves. GW_OK or the failure. */
@@ -625,6 +720,8 @@ static gw_status pipe_flush(gwp_relay *r)
 		p = nl + 1;
 	}
 	st = gw_client_raw(r->up, r->pipe[r->pipe_head].stage, r->batch.data, r->batch.len, NULL, 0, NULL);
+	if (r->up_bind[0] != '\0' && gw_buf_append(&r->sent, r->batch.data, r->batch.len) != 0)
+		r->sent_lost = 1; /* kept for pool_replay(): only with a pool address to move from */
 	gw_buf_reset(&r->batch);
 	now = gw_now_ms();
 	for (i = 0; i < r->pipe_len; i++) {
@@ -702,6 +799,64 @@ size_t gwp_relay_pending(const gwp_relay *r)
 	return r->pipe_len;
 }
 
+/*
+ * The reply to a MAIL or RCPT sent ahead (stage, at the head of the queue): a blocklist verdict that moves
+ * the transaction (pool_replay()) has every command still unanswered, the head included, queued again for
+ * the new connection (after the MAIL alone, when the head is a RCPT). 1 when the reply was dealt with here.
+ */
+static int pool_replay_pipe(gwp_relay *r, gw_stage stage, const gw_reply *rep, long ms)
+{
+	gw_buf again;
+	gw_reply mrep;
+	size_t i;
+	int moved;
+
+	if (stage == GW_STAGE_RCPT && r->txn_rcpts != 0)
+		return 0;
+	if ((moved = pool_replay(r, rep, ms)) == 0)
+		return 0;
+	if (moved > 0 && stage == GW_STAGE_RCPT && replay_mail(r, &mrep) == 0)
+		moved = 2; /* the MAIL is in on the new connection */
+	if (moved == 1 && stage == GW_STAGE_MAIL)
+		moved = 2;
+	if (moved == 2) {
+		/* what was written and not answered, then what was not written yet: the next batch */
+		gw_buf_init(&again, SENT_MAX + r->batch.limit);
+		if (gw_buf_append(&again, r->sent.data, r->sent.len) == 0 &&
+		    gw_buf_append(&again, r->batch.data, r->batch.len) == 0) {
+			gw_buf_free(&r->batch);
+			r->batch = again;
+			gw_buf_reset(&r->sent);
+			for (i = 0; i < r->pipe_len; i++)
+				r->pipe[(r->pipe_head + i) % r->pipe_cap].t0 = 0;
+			return 1;
+		}
+		gw_buf_free(&again);
+		r->txn_fail.code = 0;
+		fail(r, GW_E_LOCAL, "replay"); /* out of memory: the head gets 421, the session ends */
+	}
+	/* the head is answered (451 4.7.1, the new connection's refusal, or 421): the rest the same way */
+	if (stage == GW_STAGE_RCPT)
+		r->rcpts_bad++;
+	r->pipe_head = (r->pipe_head + 1) % r->pipe_cap;
+	r->pipe_len--;
+	while (r->pipe_len > 0) {
+		gw_stage sg = r->pipe[r->pipe_head].stage;
+		r->pipe_head = (r->pipe_head + 1) % r->pipe_cap;
+		r->pipe_len--;
+		if (sg == GW_STAGE_DATA) { /* not 354: the engine refuses the DATA it holds (code 0: lost) */
+			r->ahead_data = r->txn_fail;
+			continue;
+		}
+		if (sg == GW_STAGE_RCPT)
+			r->rcpts_bad++;
+		if (r->txn_fail.code != 0)
+			answer(r, &r->txn_fail, -1);
+	}
+	pipe_clear(r);
+	return 1;
+}
+
 void gwp_relay_pump(gwp_relay *r)
 {
 	gwp_sent e;
@@ -730,6 +885,12 @@ void gwp_relay_pump(gwp_relay *r)
 		return;
 	}
 	ms = since(e.t0);
+	if (e.stage != GW_STAGE_DATA && pool_replay_pipe(r, e.stage, &rep, ms))
+		return; /* sent again on a new connection: the next pump reads the replies there */
+	if (r->sent.len > 0) {
+		const char *nl = memchr(r->sent.data, '\n', r->sent.len);
+		gw_buf_consume(&r->sent, nl != NULL ? (size_t)(nl - r->sent.data) + 1 : r->sent.len);
+	}
 	r->pipe_head = (r->pipe_head + 1) % r->pipe_cap;
 	r->pipe_len--;
 	switch (e.stage) {
@@ -738,6 +899,7 @@ void gwp_relay_pump(gwp_relay *r)
 		answer(r, &rep, ms);
 		break;
 	case GW_STAGE_RCPT:
+		r->txn_rcpts++;
 		if (gw_reply_class(rep.code) == 2) {
 			r->rcpts_ok++;
 			atomic_fetch_add(&r->env->stats->rcpts_accepted, 1);
@@ -782,8 +944,13 @@ static void on_mail(gwp_relay *r, const gw_srv_event *ev)
 {
 	gw_reply rep;
 	long ms;
+	int moved;
 
 	txn_clear(r);
+	if (r->pipe_len == 0) { /* nothing sent ahead is owed: nothing to keep for a replay */
+		gw_buf_reset(&r->sent);
+		r->sent_lost = 0;
+	}
 	(void)gwp_pool_session_leave(
 	    r); /* its address retired since: this transaction goes out from another */
 	format_path(ev->path, r->mail_cmd, sizeof(r->mail_cmd));
@@ -822,6 +989,11 @@ static void on_mail(gwp_relay *r, const gw_srv_event *ev)
 		return;
 	if (relay_cmd(r, GW_STAGE_MAIL, r->mail_cmd, &rep, &ms) != 0)
 		return;
+	while ((moved = pool_replay(r, &rep, ms)) == 1) /* a new connection: the MAIL once more */
+		if (relay_cmd(r, GW_STAGE_MAIL, r->mail_cmd, &rep, &ms) != 0)
+			return;
+	if (moved < 0)
+		return; /* answered */
 	r->in_txn = gw_reply_class(rep.code) == 2;
 	answer(r, &rep, ms);
 }
@@ -869,6 +1041,7 @@ static void on_rcpt(gwp_relay *r, const gw_srv_event *ev)
 	char arg[sizeof(r->mail_cmd)];
 	gw_reply rep;
 	long ms;
+	int moved;
 
 	format_path(ev->path, arg, sizeof(arg));
 	if (r->mode == GWP_DEST_MX) {
@@ -902,6 +1075,16 @@ static void on_rcpt(gwp_relay *r, const gw_srv_event *ev)
 		return;
 	if (relay_cmd(r, GW_STAGE_RCPT, arg, &rep, &ms) != 0)
 		return;
+	while (r->mode == GWP_DEST_HOP && r->txn_rcpts == 0 && (moved = pool_replay(r, &rep, ms)) != 0) {
+		if (moved < 0 || replay_mail(r, &rep) != 0) {
+			r->rcpts_bad++; /* answered: 451 4.7.1, the new connection's refusal of MAIL, or 421
+					 */
+			return;
+		}
+		if (relay_cmd(r, GW_STAGE_RCPT, arg, &rep, &ms) != 0)
+			return;
+	}
+	r->txn_rcpts++;
 	if (gw_reply_class(rep.code) == 2) {
 		r->rcpts_ok++;
 		atomic_fetch_add(&r->env->stats->rcpts_accepted, 1);
@@ -938,7 +1121,10 @@ static void on_data(gwp_relay *r)
 	if (st != GW_OK) {
 		/* the client's body is read and dropped; the final dot gets 421 */
 		r->body_status = st;
-		slogf(r, "|<", "! DATA: %s: %s", gw_status_str(st), gw_client_error(r->up));
+		if (st == GW_E_CANCELLED)
+			client_hung_up(r, "DATA");
+		else
+			slogf(r, "|<", "! DATA: %s: %s", gw_status_str(st), gw_client_error(r->up));
 		gw_client_close(r->up);
 		return;
 	}
@@ -1194,6 +1380,7 @@ void gwp_relay_finish(gwp_relay *r)
 	r->terms = r->terms_mem = NULL;
 	gw_buf_free(&r->stuffed);
 	gw_buf_free(&r->batch);
+	gw_buf_free(&r->sent);
 	free(r->pipe);
 	r->pipe = NULL;
 }

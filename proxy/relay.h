@@ -25,7 +25,15 @@
  *    transaction); a refused MAIL is the answer to its RCPTs.
  * Failures of the destination side (refused, timeout, lost, bad reply, TLS)
  * answer the pending command with 421 4.4.x and end the session: the client
- * retries from its queue. The engine's own 354 goes to the client at once;
+ * retries from its queue. While a destination's reply is awaited (greeting,
+ * EHLO, MAIL, RCPT, DATA, the dot, a pipelined batch), the tenant's socket
+ * is watched for a hang-up only (gw_client_set_watch): a tenant that goes
+ * away meanwhile (closed, or its own timeout ran out) ends the wait at once,
+ * the destination connection is closed without QUIT (a tarpit is owed
+ * nothing) and the session ends as "client-gone" (logged, counted in
+ * client_gone). Commands the tenant sends meanwhile wake nothing and stay
+ * in the socket for the engine: a tenant that pipelines and waits is not
+ * gone. The engine's own 354 goes to the client at once;
  * a DATA the destination refuses is the answer to the final dot. A client
  * that goes away mid-body leaves the destination without a final dot (the
  * connection is closed: the destination drops the transaction); elsewhere
@@ -38,8 +46,16 @@
  * one gets in, the refused address is retired for the destination. A
  * blocklist verdict on a pool address (pool_session.h) in the greeting or
  * the EHLO reply connects again from another address in the same session;
- * later, while the tenant has an address left, it reaches the tenant as
- * 451 4.7.1 and the next transaction connects from another address.
+ * so does one in reply to MAIL, or to the transaction's first RCPT, towards a
+ * known destination (redirect, upstream): the address is retired, the
+ * connection closed, a new one made from the next address (EHLO, STARTTLS
+ * per policy), the MAIL and every command sent ahead written again, and the
+ * tenant gets the new connection's verdict (pool_reconnected). When no new
+ * connection can be made the tenant gets 451 4.7.1. Once a RCPT has been
+ * answered the verdict reaches the tenant as 451 4.7.1 (pool_deferred) and
+ * the next transaction connects from another address: replaying answered
+ * RCPTs on a new connection could change verdicts the tenant already has.
+ * In MX mode the held MAIL's verdict is 451 4.7.1 too.
  *
  * One session is one thread here (session.c); the state below is all a
  * session has, so an event loop could drive the same structure once the
@@ -89,6 +105,7 @@ typedef struct gwp_stats {
 	atomic_ulong dest_limited, rate_limited;      /* throttle.c */
 	atomic_ulong pool_deferred, pool_reconnected; /* pool_session.c, relay.c */
 	atomic_ulong dribble_marks;                   /* dribble.c: tarpit marks for dribbled replies */
+	atomic_ulong client_gone; /* relay.c: the tenant hung up while the destination's reply was awaited */
 } gwp_stats;
 
 typedef struct gwp_env {
@@ -112,6 +129,7 @@ typedef struct gwp_sent {
 typedef struct gwp_relay {
 	const gwp_env *env;
 	gw_srv *srv;
+	int client_fd; /* the tenant's socket, watched while a reply is awaited (-1: none) */
 	char sid[16];
 	char client[64];
 	char tenant[GWP_TENANT_NAME_MAX]; /* tenant_map's name, or the client's address */
@@ -144,6 +162,9 @@ typedef struct gwp_relay {
 	gwp_sent *pipe;
 	size_t pipe_head, pipe_len, pipe_cap;
 	gw_buf batch;
+	gw_buf sent;         /* with a pool: the lines written ahead and not answered yet, for a replay */
+	int sent_lost;       /* sent is incomplete (over its limit): no replay this transaction */
+	int txn_rcpts;       /* RCPT replies relayed in this transaction */
 	gw_reply ahead_data; /* the reply to a DATA sent ahead (code 0: none read) */
 	int data_ahead;      /* a DATA was sent ahead in this transaction */
 	/* for the summary */
@@ -157,13 +178,16 @@ typedef struct gwp_relay {
 } gwp_relay;
 
 /*
- * Set up r for a client (client: its address for logs) with a destination:
- * hop for a redirected connection or an upstream, NULL for MX per recipient
- * domain. Connects a known destination and makes the server engine; the
- * greeting is queued (a 421 when the destination cannot be reached). 0, or
- * -1 when the engine cannot be made (out of memory).
+ * Set up r for a client (client: its address for logs; client_fd: its
+ * socket, watched for a hang-up while a destination's reply is awaited, -1
+ * none) with a destination: hop for a redirected connection or an upstream,
+ * NULL for MX per recipient domain. Connects a known destination and makes
+ * the server engine; the greeting is queued (a 421 when the destination
+ * cannot be reached). 0, or -1 when the engine cannot be made (out of
+ * memory).
  */
-int gwp_relay_init(gwp_relay *r, const gwp_env *env, const char *client, const gw_nexthop *hop);
+int gwp_relay_init(gwp_relay *r, const gwp_env *env, const char *client, int client_fd,
+		   const gw_nexthop *hop);
 /* Refuse the session with 421 (text) before any destination is tried: the engine is made, nothing else. */
 int gwp_relay_init_refused(gwp_relay *r, const gwp_env *env, const char *client, const char *text);
 /* Act on one engine event. */

@@ -159,7 +159,7 @@ void gwp_session_run(int fd, const char *client, const gwp_env *env, const gw_ne
 	s->fd = fd;
 	s->timeout = env->conf->opt.command_timeout;
 	rc = refuse_text != NULL ? gwp_relay_init_refused(&s->r, env, client, refuse_text)
-				 : gwp_relay_init(&s->r, env, client, hop);
+				 : gwp_relay_init(&s->r, env, client, fd, hop);
 	if (rc != 0) {
 		gw_log(GW_LOG_ERR, "session", "client=%s error=\"out of memory\"", client);
 		gwp_relay_finish(&s->r);

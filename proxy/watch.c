@@ -13,8 +13,9 @@
 typedef struct entry {
 	char dest[300];
 	char why[160];
-	unsigned long count[2]; /* per gwp_mark */
+	unsigned long count[2]; /* per gwp_mark: marks counted, not the replies that extended them */
 	int64_t at, until;
+	int64_t counted[2]; /* per gwp_mark: when its last counted mark began (0: never) */
 } entry;
 
 struct gwp_watch {
@@ -69,7 +70,7 @@ static entry *find(gwp_watch *w, const char *dest)
 int gwp_watch_mark(gwp_watch *w, const char *dest, gwp_mark kind, const char *why, int64_t ttl_ms)
 {
 	entry *x;
-	int fresh;
+	int fresh, k;
 	int64_t now;
 
 	pthread_mutex_lock(&w->lock);
@@ -87,10 +88,17 @@ int gwp_watch_mark(gwp_watch *w, const char *dest, gwp_mark kind, const char *wh
 		memset(x, 0, sizeof(*x));
 		snprintf(x->dest, sizeof(x->dest), "%s", dest);
 	}
-	fresh = x->until <= now;
-	x->count[kind == GWP_MARK_THROTTLE]++;
+	k = kind == GWP_MARK_THROTTLE;
+	/* one mark per kind and mark period: a tarpit answering every reply slowly is one event, not one a
+	 * reply; later replies only keep the mark alive */
+	fresh = x->counted[k] == 0 || now - x->counted[k] >= ttl_ms || x->until <= now;
+	if (fresh) {
+		x->count[k]++;
+		x->counted[k] = now != 0 ? now : 1;
+	}
 	x->at = now;
-	x->until = now + ttl_ms;
+	if (now + ttl_ms > x->until)
+		x->until = now + ttl_ms;
 	snprintf(x->why, sizeof(x->why), "%s", why);
 	pthread_mutex_unlock(&w->lock);
 	return fresh;

@@ -2,7 +2,9 @@
  * watch.h - destinations that tarpit or throttle us: a reply slower than
  * tarpit_delay, a reply dribbled a few bytes a read (dribble.c, from how
  * the client engine says it arrived), or a 421 / 4xx whose text holds a
- * throttle word, marks the destination for mark_time. The marks are logged, counted and listed on
+ * throttle word, marks the destination for mark_time; another such reply
+ * within mark_time of a mark of the same kind only extends it (a tarpit that
+ * dribbles every reply is one mark a period, not one a reply). The marks are logged, counted and listed on
  * the control socket ("marked"); while a destination is marked, throttle.c
  * gives it marked_concurrency sessions at most.
  *
@@ -29,7 +31,11 @@ typedef struct gwp_watch gwp_watch;
 /* now: the clock in ms (NULL: gw_now_ms); tests inject their own. */
 gwp_watch *gwp_watch_new(int64_t (*now)(void));
 void gwp_watch_free(gwp_watch **w);
-/* Mark dest (kind, why: for the listing) for ttl_ms. 1 when it was not marked before. */
+/*
+ * Mark dest (kind, why: for the listing) for ttl_ms. 1 when this is a new mark, to be logged and counted:
+ * dest had no mark of this kind begun within the last ttl_ms; 0 when it only extends the mark it has (the
+ * listing's count stays, its "last" reason and time left are renewed).
+ */
 int gwp_watch_mark(gwp_watch *w, const char *dest, gwp_mark kind, const char *why, int64_t ttl_ms);
 /* 1 when dest is marked now. */
 int gwp_watch_marked(gwp_watch *w, const char *dest);

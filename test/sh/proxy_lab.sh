@@ -17,10 +17,11 @@
 #   1 t1's mail to mx.lab delivered with TLS on the outside leg (the MX's log and
 #     Received header, the session log's tls_out) and plain on the tenant leg
 #     (tls_in="none"; t1 would use STARTTLS, smtp_tls_security_level = may, and saw none);
-#   2 bl.lab refuses 10.31.0.11: t1 gets 451 4.7.1 with bl.lab's words (its
-#     queue defers, no bounce), the address is retired for bl.lab (log, stats,
-#     "retired"), and t1's retry of that same first message goes out from
-#     10.31.0.12 and is delivered (the destination's record);
+#   2 bl.lab refuses RCPT from 10.31.0.11: the transaction's first RCPT, so the
+#     address is retired for bl.lab (log, stats, "retired") and the same
+#     session connects again from 10.31.0.12, where the message is delivered
+#     (the destination's record): t1 sees neither the 554 nor a 451 (its log
+#     has no deferral, no bounce); its next message goes out from 10.31.0.12;
 #   3 the paper's experiment: t1 sends PROXY_LAB_RATE messages a second to
 #     sink.lab throughout; after PROXY_LAB_WINDOWS windows alone, t2 queues
 #     PROXY_LAB_TARPIT messages to tarpit.lab. Both tenants' deliveries are
@@ -217,21 +218,20 @@ echo "ok 1: t1 -> mx.lab delivered, TLS on the outside leg ($(grep -oE 'tls_out=
 send t1 u@bl.lab "blocklisted" || fail "t1 took no message"
 wait_for 90 sent_over t1 u@bl.lab 0 || fail "the first bl.lab message not delivered: $(grep 'u@bl.lab' "$LAB/t1/maillog" | tail -2)"
 grep -q "to=<u@bl.lab>.*status=bounced" "$LAB/t1/maillog" && fail "t1 bounced: $(grep 'status=bounced' "$LAB/t1/maillog" | tail -1)"
-grep "to=<u@bl.lab>.*status=deferred" "$LAB/t1/maillog" |
-	grep -q "said: 451 4.7.1 Service unavailable; Client host \[10.31.0.11\] listed at bl.lab.invalid" ||
-	fail "no 451 with the destination's words in t1's log: $(grep 'u@bl.lab' "$LAB/t1/maillog" | head -2)"
+grep -q "to=<u@bl.lab>.*status=deferred" "$LAB/t1/maillog" &&
+	fail "t1 saw the verdict: $(grep 'u@bl.lab.*status=deferred' "$LAB/t1/maillog" | head -1)"
 grep -qx "delivered from 10.31.0.12" "$LAB/bl.rec" || fail "bl.lab's record: $(tr '\n' '|' <"$LAB/bl.rec")"
 ! grep -q "delivered from 10.31.0.11" "$LAB/bl.rec" || fail "delivered from the blocklisted address"
 grep -q 'pool address=10.31.0.11 destination=10.31.0.28 retired=' "$LAB/proxy.log" ||
 	fail "10.31.0.11 not retired for 10.31.0.28"
-grep -q 'pool address=10.31.0.11 destination=10.31.0.28 tenant=t1 action=deferred' "$LAB/proxy.log" ||
-	fail "no deferral in the proxy's log"
+grep -q 'pool address=10.31.0.11 destination=10.31.0.28 tenant=t1 action=reconnect' "$LAB/proxy.log" ||
+	fail "no reconnection in the proxy's log"
 ctl retired | grep -qE '^10\.31\.0\.11 10\.31\.0\.28 retired=' || fail "retired: $(ctl retired)"
-ctl stats | grep -q ' pool_retired=1 pool_all_retired=0 pool_deferred=1 ' || fail "stats: $(ctl stats)"
+ctl stats | grep -q ' pool_retired=1 pool_all_retired=0 pool_deferred=0 pool_reconnected=1 ' || fail "stats: $(ctl stats)"
 send t1 u@bl.lab "second" || fail "t1 took no message"
 wait_for 60 sent_over t1 u@bl.lab 1 || fail "the second bl.lab message not delivered: $(grep 'u@bl.lab' "$LAB/t1/maillog" | tail -2)"
 [ "$(grep -cx "delivered from 10.31.0.12" "$LAB/bl.rec")" -eq 2 ] || fail "bl.lab's record: $(tr '\n' '|' <"$LAB/bl.rec")"
-echo "ok 2: bl.lab refused 10.31.0.11; t1 got 451 4.7.1 (deferred, no bounce); 10.31.0.11 retired; the first message and the next went out from 10.31.0.12"
+echo "ok 2: bl.lab refused 10.31.0.11; the session moved to 10.31.0.12 unseen (no deferral, no bounce); 10.31.0.11 retired; the next message went out from 10.31.0.12 too"
 
 # ---- 3. the paper's experiment: a tarpit tenant beside a steady one -------------------------------
 now_ms() { date +%s%3N; }

@@ -52,6 +52,7 @@ static int is_status(int v)
 	case GW_E_RESOLVE:
 	case GW_E_LOCAL:
 	case GW_E_CONTENT:
+	case GW_E_CANCELLED:
 		return 1;
 	}
 	return 0;

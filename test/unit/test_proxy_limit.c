@@ -249,6 +249,39 @@ static void test_marked_limit(void **state)
 	gwp_watch_free(&w);
 }
 
+/* A destination answering reply after reply slowly is one mark a period, not one a reply. */
+static void test_mark_once_a_period(void **state)
+{
+	gwp_watch *w = gwp_watch_new(fake_clock);
+	char out[1024];
+	int i;
+
+	(void)state;
+	assert_int_equal(gwp_watch_mark(w, "192.0.2.30", GWP_MARK_TARPIT, "dribble 1", 60000), 1);
+	for (i = 2; i <= 5; i++) { /* four more dribbled replies, 10 s apart: extended, not marked again */
+		char why[32];
+		fake_now += 10000;
+		snprintf(why, sizeof(why), "dribble %d", i);
+		if (gwp_watch_mark(w, "192.0.2.30", GWP_MARK_TARPIT, why, 60000) != 0)
+			fail_msg("reply %d: got a new mark, want the first one extended", i);
+	}
+	assert_int_equal(gwp_watch_list(w, out, sizeof(out)), 1);
+	assert_string_equal(out, "192.0.2.30 tarpit=1 throttle=0 left=60 last=\"dribble 5\"\n");
+	/* another kind is news: counted once too */
+	assert_int_equal(gwp_watch_mark(w, "192.0.2.30", GWP_MARK_THROTTLE, "421 slow down", 60000), 1);
+	assert_int_equal(gwp_watch_mark(w, "192.0.2.30", GWP_MARK_THROTTLE, "421 slow down", 60000), 0);
+	/* a tarpit still at it a whole period after its mark began is marked (and logged) again */
+	fake_now += 20000;
+	assert_int_equal(gwp_watch_mark(w, "192.0.2.30", GWP_MARK_TARPIT, "dribble 6", 60000), 1);
+	assert_int_equal(gwp_watch_list(w, out, sizeof(out)), 1);
+	assert_string_equal(out, "192.0.2.30 tarpit=2 throttle=1 left=60 last=\"dribble 6\"\n");
+	/* after the mark ended, the next is a new mark */
+	fake_now += 60000;
+	assert_int_equal(gwp_watch_marked(w, "192.0.2.30"), 0);
+	assert_int_equal(gwp_watch_mark(w, "192.0.2.30", GWP_MARK_THROTTLE, "421", 60000), 1);
+	gwp_watch_free(&w);
+}
+
 static void test_tenant_rate_in_map(void **state)
 {
 	static const char text[] = "# tenants\n"
@@ -311,7 +344,8 @@ int main(void)
 	    cmocka_unit_test(test_rate_tenants_apart), cmocka_unit_test(test_rate_changed),
 	    cmocka_unit_test(test_rate_full_table),    cmocka_unit_test(test_dlimit_take_give),
 	    cmocka_unit_test(test_dlimit_grows),       cmocka_unit_test(test_marked_limit),
-	    cmocka_unit_test(test_tenant_rate_in_map), cmocka_unit_test(test_tenant_rate_errors),
+	    cmocka_unit_test(test_mark_once_a_period), cmocka_unit_test(test_tenant_rate_in_map),
+	    cmocka_unit_test(test_tenant_rate_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

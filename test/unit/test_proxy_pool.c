@@ -322,6 +322,8 @@ static void test_watch_marks(void **state)
 	assert_non_null(w);
 	assert_int_equal(gwp_watch_marked(w, "192.0.2.25"), 0);
 	assert_int_equal(gwp_watch_mark(w, "192.0.2.25", GWP_MARK_TARPIT, "31000ms for 250 ok", 60000), 1);
+	/* another kind while marked: a mark of its own (the first of its kind this period) */
+	assert_int_equal(gwp_watch_mark(w, "192.0.2.25", GWP_MARK_THROTTLE, "421 4.7.0 busy", 60000), 1);
 	assert_int_equal(gwp_watch_mark(w, "192.0.2.25", GWP_MARK_THROTTLE, "421 4.7.0 busy", 60000), 0);
 	assert_int_equal(gwp_watch_marked(w, "192.0.2.25"), 1);
 	assert_int_equal(gwp_watch_marked(w, "192.0.2.26"), 0);

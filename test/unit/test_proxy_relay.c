@@ -31,6 +31,17 @@
 	"send 220 dest.test ESMTP\nexpect EHLO gw.test\nsend 250-dest.test\\r\\n250-PIPELINING\\r\\n"        \
 	"250-SIZE 1000000\\r\\n250-8BITMIME\\r\\n250-STARTTLS\\r\\n250-CHUNKING\\r\\n250 DSN\n"
 
+#define DEST_EHLO_NOPIPE                                                                                     \
+	"send 220 dest.test ESMTP\nexpect EHLO gw.test\nsend 250-dest.test\\r\\n250-SIZE 1000000\\r\\n250 "  \
+	"8BITMIME\n"
+
+#define ENVELOPE                                                                                             \
+	"MAIL FROM:<s@t.test>\r\nRCPT TO:<a@dest.test>\r\nRCPT TO:<b@dest.test>\r\nRCPT "                    \
+	"TO:<c@dest.test>\r\nDATA\r\n"
+#define ENVELOPE_ESC                                                                                         \
+	"MAIL FROM:<s@t.test>\\r\\nRCPT TO:<a@dest.test>\\r\\nRCPT TO:<b@dest.test>\\r\\nRCPT "              \
+	"TO:<c@dest.test>\\r\\nDATA\\r\\n"
+
 typedef struct lab {
 	char dir[64];
 	gwp_config *conf;
@@ -431,13 +442,15 @@ static void test_pool_greeting_reconnects(void **state)
 }
 
 /*
- * A blocklist verdict to RCPT while another pool address is left: the tenant gets 451 4.7.1 with the
- * destination's text (its queue retries), and its next transaction connects from the other address.
+ * A blocklist verdict to a RCPT after another RCPT of the transaction was accepted, while another pool
+ * address is left: the tenant gets 451 4.7.1 with the destination's text (its queue retries; answered
+ * RCPTs are not replayed on a new connection), and its next transaction connects from the other address.
  */
 static void test_pool_rcpt_deferred(void **state)
 {
 	fp_peer *d =
 	    peer(DEST_EHLO "expect MAIL FROM:<s@t.test>\nsend 250 2.1.0 ok\nexpect RCPT TO:<a@dest.test>\n"
+			   "send 250 2.1.5 ok\nexpect RCPT TO:<b@dest.test>\n"
 			   "send 554 5.7.1 " BL_TEXT "\nexpect RSET\nsend 250 ok\nexpect QUIT\nsend 221 bye\n"
 			   "---\n" DEST_EHLO "expect MAIL FROM:<s@t.test>\nsend 250 2.1.0 ok\n"
 			   "expect RCPT TO:<a@dest.test>\nsend 250 2.1.5 ok\nexpect QUIT\nsend 221 bye\n");
@@ -452,6 +465,8 @@ static void test_pool_rcpt_deferred(void **state)
 	put(&l, "MAIL FROM:<s@t.test>\r\n");
 	expect(&l, "250 2.1.0 ok");
 	put(&l, "RCPT TO:<a@dest.test>\r\n");
+	expect(&l, "250 2.1.5 ok");
+	put(&l, "RCPT TO:<b@dest.test>\r\n");
 	expect(&l, "451 4.7.1 " BL_TEXT);
 	put(&l, "RSET\r\n");
 	expect(&l, "250 ");
@@ -472,6 +487,122 @@ static void test_pool_rcpt_deferred(void **state)
 	contains(slog, " from 127.0.0.3, EHLO");
 	free(slog);
 	assert_int_equal(l.stats.pool_retired, 1);
+	assert_int_equal(l.stats.pool_deferred, 1);
+	assert_int_equal(l.stats.pool_reconnected, 0);
+	lab_rmdir(&l);
+}
+
+/*
+ * A blocklist verdict to a pipelined MAIL from a known destination: the same session retires the address,
+ * connects again from the next one, sends the MAIL and everything sent ahead with it again, and the tenant
+ * gets the new connection's verdicts only.
+ */
+static void test_pool_mail_reconnects(void **state)
+{
+	fp_peer *d = peer(DEST_EHLO "batch " ENVELOPE_ESC "\nsend 554 5.7.1 " BL_TEXT "\n---\n" DEST_EHLO
+				    "batch " ENVELOPE_ESC "\nsend 250 2.1.0 sender ok\nsend 250 2.1.5 a ok\n"
+				    "send 550 5.1.1 b unknown\nsend 250 2.1.5 c ok\nsend 354 go ahead\ndata\n"
+				    "send 250 2.0.0 queued as P2\nexpect QUIT\nsend 221 bye\n");
+	char *slog;
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "pool = 127.0.0.2, 127.0.0.3\n");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\n");
+	expect(&l, "250-");
+	put(&l, ENVELOPE);
+	expect(&l, "250 2.1.0 sender ok");
+	expect(&l, "250 2.1.5 a ok");
+	expect(&l, "550 5.1.1 b unknown");
+	expect(&l, "250 2.1.5 c ok");
+	expect(&l, "354 ");
+	put(&l, "hello\r\n.\r\nQUIT\r\n");
+	expect(&l, "250 2.0.0 queued as P2");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	peer_done(&d);
+	slog = session_log(&l);
+	contains(slog, " from 127.0.0.2, EHLO");
+	contains(slog, " |< 554 5.7.1 " BL_TEXT " [");
+	contains(slog,
+		 " |< ! pool: address 127.0.0.2 retired for 127.0.0.1 for 3600s: 554 5.7.1 " BL_TEXT "\n");
+	contains(slog,
+		 " |> (close: 127.0.0.2 is blocklisted at 127.0.0.1; the transaction goes out again from "
+		 "another address)\n");
+	contains(slog, " from 127.0.0.3, EHLO");
+	contains(slog, " <- 250 2.1.0 sender ok [");
+	contains(slog, "outcome=quit messages=1 refused=0 rcpts=2/3");
+	if (strstr(slog, " <- 451 ") != NULL || strstr(slog, " <- 554 ") != NULL)
+		fail_msg("the tenant saw the verdict:\n%s", slog);
+	free(slog);
+	assert_int_equal(l.stats.pool_retired, 1);
+	assert_int_equal(l.stats.pool_reconnected, 1);
+	assert_int_equal(l.stats.pool_deferred, 0);
+	assert_int_equal(l.stats.messages, 1);
+	lab_rmdir(&l);
+}
+
+/*
+ * A blocklist verdict to the transaction's first RCPT (MAIL accepted, a destination without PIPELINING):
+ * the new connection gets the MAIL again (its reply the proxy's), then the RCPT, whose verdict the tenant
+ * gets.
+ */
+static void test_pool_first_rcpt_reconnects(void **state)
+{
+	fp_peer *d = peer(DEST_EHLO_NOPIPE
+			  "expect MAIL FROM:<s@t.test>\nsend 250 2.1.0 ok\n"
+			  "expect RCPT TO:<a@dest.test>\nsend 554 5.7.1 " BL_TEXT "\n---\n" DEST_EHLO_NOPIPE
+			  "expect MAIL FROM:<s@t.test>\nsend 250 2.1.0 ok again\n"
+			  "expect RCPT TO:<a@dest.test>\nsend 250 2.1.5 a ok\nexpect QUIT\nsend 221 bye\n");
+	char *slog;
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "pool = 127.0.0.2, 127.0.0.3\n");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\n");
+	expect(&l, "250-");
+	put(&l, "MAIL FROM:<s@t.test>\r\n");
+	expect(&l, "250 2.1.0 ok");
+	put(&l, "RCPT TO:<a@dest.test>\r\n");
+	expect(&l, "250 2.1.5 a ok");
+	put(&l, "QUIT\r\n");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	peer_done(&d);
+	slog = session_log(&l);
+	contains(slog, " from 127.0.0.3, EHLO");
+	contains(slog, " |> MAIL FROM:<s@t.test>\n");
+	contains(slog, " |< 250 2.1.0 ok again [");
+	contains(slog, "outcome=quit messages=0 refused=0 rcpts=1/1");
+	free(slog);
+	assert_int_equal(l.stats.pool_reconnected, 1);
+	assert_int_equal(l.stats.pool_deferred, 0);
+	assert_int_equal(l.stats.rcpts_accepted, 1);
+	lab_rmdir(&l);
+}
+
+/* The MAIL's blocklist verdict and every other address blocklisted at its greeting: 451 4.7.1 as before. */
+static void test_pool_mail_no_address_left(void **state)
+{
+	fp_peer *d = peer(DEST_EHLO_NOPIPE "expect MAIL FROM:<s@t.test>\nsend 550 5.7.1 " BL_TEXT "\n---\n"
+					   "send 554 5.7.1 " BL_TEXT "\n");
+	lab l;
+
+	(void)state;
+	lab_start(&l, fp_port(d), "pool = 127.0.0.2, 127.0.0.3\n");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\n");
+	expect(&l, "250-");
+	put(&l, "MAIL FROM:<s@t.test>\r\n");
+	expect(&l, "451 4.7.1 " BL_TEXT);
+	put(&l, "QUIT\r\n");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	peer_done(&d);
+	assert_int_equal(l.stats.pool_retired, 2);
+	assert_int_equal(l.stats.pool_reconnected, 1);
 	assert_int_equal(l.stats.pool_deferred, 1);
 	lab_rmdir(&l);
 }
@@ -886,17 +1017,6 @@ static void test_tls_policy_by_address(void **state)
 
 /* ---- pipelining towards the destination ---- */
 
-#define DEST_EHLO_NOPIPE                                                                                     \
-	"send 220 dest.test ESMTP\nexpect EHLO gw.test\nsend 250-dest.test\\r\\n250-SIZE 1000000\\r\\n250 "  \
-	"8BITMIME\n"
-
-#define ENVELOPE                                                                                             \
-	"MAIL FROM:<s@t.test>\r\nRCPT TO:<a@dest.test>\r\nRCPT TO:<b@dest.test>\r\nRCPT "                    \
-	"TO:<c@dest.test>\r\nDATA\r\n"
-#define ENVELOPE_ESC                                                                                         \
-	"MAIL FROM:<s@t.test>\\r\\nRCPT TO:<a@dest.test>\\r\\nRCPT TO:<b@dest.test>\\r\\nRCPT "              \
-	"TO:<c@dest.test>\\r\\nDATA\\r\\n"
-
 /* The client's pipelined envelope reaches a PIPELINING destination in one write; each reply comes back in
  * order, the destination's own, as it came. */
 static void test_pipeline_one_write(void **state)
@@ -1045,6 +1165,9 @@ int main(void)
 	    cmocka_unit_test(test_destination_refused),
 	    cmocka_unit_test(test_pool_greeting_reconnects),
 	    cmocka_unit_test(test_pool_rcpt_deferred),
+	    cmocka_unit_test(test_pool_mail_reconnects),
+	    cmocka_unit_test(test_pool_first_rcpt_reconnects),
+	    cmocka_unit_test(test_pool_mail_no_address_left),
 	    cmocka_unit_test(test_pool_mx_mail_deferred),
 	    cmocka_unit_test(test_pool_last_address_passes),
 	    cmocka_unit_test(test_greeting_refusal_answers_mail),

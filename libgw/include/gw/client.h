@@ -49,8 +49,9 @@ typedef enum gw_status {
 	GW_E_REJECTED, /* greeting or EHLO/HELO/LHLO answered 4xx/5xx: the reply says why */
 	GW_E_RESOLVE,  /* the host name did not resolve */
 	GW_E_LOCAL,    /* local failure: memory, sockets, body read error, bad argument */
-	GW_E_CONTENT   /* the message cannot be sent as it is (a NUL byte): permanent, not a transport failure
+	GW_E_CONTENT,  /* the message cannot be sent as it is (a NUL byte): permanent, not a transport failure
 			*/
+	GW_E_CANCELLED /* given up: the descriptor watched with gw_client_set_watch() hung up meanwhile */
 } gw_status;
 
 typedef enum gw_stage {
@@ -211,6 +212,13 @@ GW_API unsigned long gw_client_size_limit(const gw_client *c);
 GW_API int gw_client_tls_active(const gw_client *c);
 /* Renew the whole-dialogue deadline: ms from now (0: none). */
 GW_API void gw_client_set_deadline(gw_client *c, unsigned ms);
+/*
+ * Watch fd (the other leg of a relay, say; -1: none) while waiting for a reply: when its peer hangs up
+ * (POLLRDHUP, POLLHUP or POLLERR on fd), the wait ends at once, the connection is closed without QUIT and
+ * the command returns GW_E_CANCELLED. Bytes arriving on fd wake nothing and stay unread. Writes, connects
+ * and TLS handshakes are not watched (their own timeouts bound them).
+ */
+GW_API void gw_client_set_watch(gw_client *c, int fd);
 /* The address the last connection went to ("[192.0.2.1]:25", "unix:/path"); "" before any. Kept after it
  * closed. */
 GW_API const char *gw_client_peer(const gw_client *c);
