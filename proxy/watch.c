@@ -215,6 +215,9 @@ int gwp_watch_import(gwp_watch *w, const gwp_watch_saved *s, int64_t ago_ms, int
 		x->count[1] = s->throttle;
 		x->at = now - ago_ms;
 		x->until = now + left_ms;
+		/* a loaded mark is not a new one: the next reply only extends it */
+		x->counted[0] = s->tarpit != 0 ? (x->at > 0 ? x->at : 1) : 0;
+		x->counted[1] = s->throttle != 0 ? (x->at > 0 ? x->at : 1) : 0;
 		snprintf(x->why, sizeof(x->why), "%s", s->why);
 	}
 	pthread_mutex_unlock(&w->lock);

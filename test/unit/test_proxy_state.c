@@ -49,7 +49,7 @@ static char *sample(size_t *len)
 	assert_int_equal(gwp_pool_retire(p, "2001:db8::1", "198.51.100.7", 60000), 1);
 	assert_int_equal(gwp_watch_mark(w, "tarpit.example", GWP_MARK_TARPIT, "4000ms for 250 ok", 600000),
 			 1);
-	assert_int_equal(gwp_watch_mark(w, "tarpit.example", GWP_MARK_THROTTLE, "421 slow down", 1200000), 0);
+	assert_int_equal(gwp_watch_mark(w, "tarpit.example", GWP_MARK_THROTTLE, "421 slow down", 1200000), 1);
 	assert_int_equal(gwp_state_text(p, w, wall_now, &text, len, NULL), 0);
 	gwp_pool_free(&p);
 	gwp_watch_free(&w);
@@ -86,6 +86,16 @@ static void test_round_trip(void **state)
 	assert_int_equal(gwp_watch_marked(w, "tarpit.example"), 1);
 	assert_int_equal(gwp_watch_list(w, list, sizeof(list)), 1);
 	assert_string_equal(list, "tarpit.example tarpit=1 throttle=1 left=600 last=\"421 slow down\"\n");
+	/* a loaded mark is not a new one: another slow reply only extends it (not counted, not logged) */
+	{
+		gwp_pool *p2 = gwp_pool_new(clock_new);
+		gwp_watch *w2 = gwp_watch_new(clock_new);
+		assert_int_equal(gwp_state_parse(text, len, wall_now, 0, 0, p2, w2, &c, err, sizeof(err)), 0);
+		assert_int_equal(gwp_watch_mark(w2, "tarpit.example", GWP_MARK_TARPIT, "slow", 1200000), 0);
+		assert_int_equal(gwp_watch_mark(w2, "tarpit.example", GWP_MARK_THROTTLE, "421", 1200000), 0);
+		gwp_pool_free(&p2);
+		gwp_watch_free(&w2);
+	}
 	/* a choice after the load skips the retired address */
 	{
 		const char *addrs[] = {"192.0.2.1", "192.0.2.2"};
