@@ -19,7 +19,8 @@
 #include "throttle.h"
 #include "tls_in.h"
 
-#define STUFFED_MAX (1024 * 1024) /* one body chunk dot-stuffed: at most twice the engine's input */
+#define BODY_HOLD   65536 /* body bytes held for one write to the destination (the dot goes with the last) */
+#define STUFFED_MAX (1024 * 1024) /* the body held, dot-stuffed: BODY_HOLD plus one chunk at most */
 #define BATCH_FLUSH 16384 /* a batch this large is written before the engine has handed out all of it */
 
 static atomic_ulong sid_counter;
@@ -702,6 +703,16 @@ size_t gwp_relay_pending(const gwp_relay *r)
 	return r->pipe_len;
 }
 
+int gwp_relay_reply_ready(const gwp_relay *r)
+{
+	return r->pipe_len > 0 && r->batch.len == 0 && gw_client_reply_buffered(r->up);
+}
+
+int gwp_relay_unsent(const gwp_relay *r)
+{
+	return r->batch.len > 0;
+}
+
 void gwp_relay_pump(gwp_relay *r)
 {
 	gwp_sent e;
@@ -947,6 +958,7 @@ got_reply:
 	if (rep.code == 354) {
 		r->in_body = 1;
 		r->bol = 1;
+		gw_buf_reset(&r->stuffed);
 		return;
 	}
 	if (gw_reply_class(rep.code) == 3 || gw_reply_class(rep.code) == 2) /* a 250 to DATA: nonsense */
@@ -954,39 +966,61 @@ got_reply:
 	r->data_reply = rep;
 }
 
-/* Dot-stuff one chunk of the body (CRLF line ends from the engine) and write it to the destination. */
-static void on_body(gwp_relay *r, const gw_srv_event *ev)
+/* Write the body held so far to the destination. */
+static void body_write(gwp_relay *r)
 {
-	size_t i, start = 0;
 	gw_status st;
 
-	r->bytes += ev->len;
-	atomic_fetch_add(&r->env->stats->bytes, ev->len);
-	if (!r->in_body || r->body_lost)
+	if (r->stuffed.len == 0 || !r->in_body || r->body_lost)
 		return;
-	gw_buf_reset(&r->stuffed);
-	for (i = 0; i < ev->len; i++) {
-		if (r->bol && ev->data[i] == '.') {
-			if (gw_buf_append(&r->stuffed, ev->data + start, i - start) != 0 ||
-			    gw_buf_putc(&r->stuffed, '.') != 0)
-				goto local;
-			start = i;
-		}
-		r->bol = ev->data[i] == '\n';
-	}
-	if (gw_buf_append(&r->stuffed, ev->data + start, ev->len - start) != 0)
-		goto local;
 	st = gw_client_raw(r->up, GW_STAGE_BODY, r->stuffed.data, r->stuffed.len, NULL, 0, NULL);
+	gw_buf_reset(&r->stuffed);
 	if (st != GW_OK) {
 		r->body_lost = 1;
 		r->body_status = st;
 		slogf(r, "|<", "! body: %s: %s", gw_status_str(st), gw_client_error(r->up));
 	}
+}
+
+/*
+ * Dot-stuff one chunk of the body (CRLF line ends from the engine) and hold it: it is written when
+ * BODY_HOLD bytes are held, when the driver is about to wait for its client (gwp_relay_idle()), or with
+ * the final dot; a small message goes out in one write.
+ */
+static void on_body(gwp_relay *r, const gw_srv_event *ev)
+{
+	const char *p = ev->data, *end = ev->data + ev->len, *dot;
+
+	r->bytes += ev->len;
+	atomic_fetch_add(&r->env->stats->bytes, ev->len);
+	if (!r->in_body || r->body_lost || ev->len == 0)
+		return;
+	if (r->bol && *p == '.' && gw_buf_putc(&r->stuffed, '.') != 0)
+		goto local;
+	for (dot = p; (dot = memchr(dot, '\n', (size_t)(end - dot))) != NULL && dot + 1 < end; dot++) {
+		if (dot[1] != '.')
+			continue;
+		if (gw_buf_append(&r->stuffed, p, (size_t)(dot + 1 - p)) != 0 ||
+		    gw_buf_putc(&r->stuffed, '.') != 0)
+			goto local;
+		p = dot + 1;
+	}
+	if (gw_buf_append(&r->stuffed, p, (size_t)(end - p)) != 0)
+		goto local;
+	r->bol = end[-1] == '\n';
+	if (r->stuffed.len >= BODY_HOLD)
+		body_write(r);
 	return;
 local:
 	r->body_lost = 1;
 	r->body_status = GW_E_LOCAL;
+	gw_buf_reset(&r->stuffed);
 	gw_client_close(r->up);
+}
+
+void gwp_relay_idle(gwp_relay *r)
+{
+	body_write(r);
 }
 
 static void on_data_end(gwp_relay *r, const gw_srv_event *ev)
@@ -1023,7 +1057,14 @@ static void on_data_end(gwp_relay *r, const gw_srv_event *ev)
 	tl += 3;
 	slogf(r, "->", ". (%llu bytes)", (unsigned long long)ev->size);
 	t0 = gw_now_ms();
-	st = gw_client_raw(r->up, GW_STAGE_BODY, tail, tl, &rep, 1, &got);
+	if (r->stuffed.len > 0 && gw_buf_append(&r->stuffed, tail, tl) == 0) { /* the held body and the dot */
+		st = gw_client_raw(r->up, GW_STAGE_BODY, r->stuffed.data, r->stuffed.len, &rep, 1, &got);
+		gw_buf_reset(&r->stuffed);
+	} else {
+		body_write(r);
+		st = r->body_lost ? r->body_status
+				  : gw_client_raw(r->up, GW_STAGE_BODY, tail, tl, &rep, 1, &got);
+	}
 	if (st != GW_OK || got != 1) {
 		/* after the dot: the destination may have the message; the client retries (a duplicate beats
 		 * a loss) */

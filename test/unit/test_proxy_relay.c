@@ -45,6 +45,8 @@ typedef struct lab {
 	size_t inlen;
 } lab;
 
+static int lab_socktype = SOCK_STREAM; /* SOCK_SEQPACKET: every write of the session is a record of its own */
+
 static void *serve(void *arg)
 {
 	lab *l = arg;
@@ -86,7 +88,7 @@ static void lab_start(lab *l, unsigned port, const char *extra)
 		assert_int_equal(gw_nexthop_parse(spec, strlen(spec), &l->hop, &e), 0);
 		l->use_hop = 1;
 	}
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(socketpair(AF_UNIX, lab_socktype, 0, sv), 0);
 	l->fd = sv[0];
 	l->sfd = sv[1];
 	assert_int_equal(pthread_create(&l->t, NULL, serve, l), 0);
@@ -942,6 +944,48 @@ static void test_pipeline_one_write(void **state)
 	lab_rmdir(&l);
 }
 
+/*
+ * Replies the destination gave together leave for the client together: the client's end is a SOCK_SEQPACKET
+ * socket, so one read is one write of the session, and the first read holds all five replies. The held body
+ * and the final dot reach the destination in one write (its "batch").
+ */
+static void test_pipeline_replies_one_write(void **state)
+{
+	fp_peer *d =
+	    peer(DEST_EHLO "batch " ENVELOPE_ESC "\n"
+			   "raw 250 2.1.0 sender ok\\r\\n250 2.1.5 a ok\\r\\n550 5.1.1 b unknown\\r\\n"
+			   "250 2.1.5 c ok\\r\\n354 go ahead\\r\\n\n"
+			   "batch hello\\r\\n..dot\\r\\n.\\r\\n\nsend 250 2.0.0 queued as P2\n"
+			   "batch QUIT\\r\\n\nsend 221 bye\n");
+	struct timeval tv = {10, 0};
+	char got[4096];
+	ssize_t n;
+	lab l;
+
+	(void)state;
+	lab_socktype = SOCK_SEQPACKET;
+	lab_start(&l, fp_port(d), "");
+	lab_socktype = SOCK_STREAM;
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\n");
+	expect(&l, "250-");
+	assert_int_equal(l.inlen, 0);
+	put(&l, ENVELOPE);
+	setsockopt(l.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	n = read(l.fd, got, sizeof(got) - 1);
+	assert_true(n > 0);
+	got[n] = '\0';
+	assert_string_equal(got, "250 2.1.0 sender ok\r\n250 2.1.5 a ok\r\n550 5.1.1 b unknown\r\n"
+				 "250 2.1.5 c ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n");
+	put(&l, "hello\r\n..dot\r\n.\r\nQUIT\r\n");
+	expect(&l, "250 2.0.0 queued as P2");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	peer_done(&d);
+	assert_int_equal(l.stats.messages, 1);
+	lab_rmdir(&l);
+}
+
 /* Without PIPELINING at the destination: one command at a time, each after the previous reply. */
 static void test_pipeline_not_offered(void **state)
 {
@@ -1062,6 +1106,7 @@ int main(void)
 	    cmocka_unit_test(test_client_garbage),
 	    cmocka_unit_test(test_tls_policy_by_address),
 	    cmocka_unit_test(test_pipeline_one_write),
+	    cmocka_unit_test(test_pipeline_replies_one_write),
 	    cmocka_unit_test(test_pipeline_not_offered),
 	    cmocka_unit_test(test_pipeline_drop_mid_batch),
 	    cmocka_unit_test(test_pipeline_data_not_wanted),
