@@ -572,6 +572,10 @@ static int run(gwp_config *c, int foreground)
 	rc = EX_OK_;
 	gw_log(GW_LOG_NOTICE, "stop", "status=ok open_sessions=%u", sessions);
 	if (sessions > 0) { /* still relaying: leave the rest to exit() */
+		instance *cur = current_get();
+		if (cur != NULL) /* the open sessions' log lines so far (an older configuration's log keeps its own) */
+			gwp_slog_flush(cur->slog);
+		instance_unref(cur);
 		if (pid_file != NULL)
 			(void)unlink(pid_file);
 		if (ctl_path != NULL)

@@ -98,19 +98,24 @@ static void watch_check(gwp_relay *r, const gw_reply *rep, long ms)
 	const gwp_config *c = r->env->conf;
 	char why[200];
 	size_t i;
+	int slow, throttled;
 
 	if (r->env->watch == NULL || rep->code == 0)
+		return;
+	slow = ms > c->opt.tarpit_delay;
+	throttled = gwp_throttled(rep, c->twords, c->ntwords);
+	if (!slow && !throttled) /* nearly every reply: nothing to format */
 		return;
 	snprintf(why, sizeof(why), "%d%s%s %.150s", rep->code, rep->enh[0] ? " " : "", rep->enh, rep->text);
 	for (i = 0; why[i] != '\0'; i++)
 		if (why[i] == '\n' || why[i] == '"')
 			why[i] = why[i] == '\n' ? ' ' : '\'';
-	if (ms > c->opt.tarpit_delay) {
-		char slow[260];
-		snprintf(slow, sizeof(slow), "%ldms for %s", ms, why);
-		watch_mark(r, GWP_MARK_TARPIT, slow);
+	if (slow) {
+		char text[260];
+		snprintf(text, sizeof(text), "%ldms for %s", ms, why);
+		watch_mark(r, GWP_MARK_TARPIT, text);
 	}
-	if (gwp_throttled(rep, c->twords, c->ntwords))
+	if (throttled)
 		watch_mark(r, GWP_MARK_THROTTLE, why);
 }
 

@@ -195,6 +195,20 @@ static size_t timestamp(char *out)
 	return 24;
 }
 
+/* v >= 0 in decimal at out (room for 20 digits); the digits' count. */
+static size_t put_ulong(char *out, unsigned long v)
+{
+	char d[24];
+	size_t n = 0, i;
+
+	do
+		d[n++] = (char)('0' + v % 10);
+	while ((v /= 10) > 0);
+	for (i = 0; i < n; i++)
+		out[i] = d[n - 1 - i];
+	return n;
+}
+
 /* "TIMESTAMP sid dir body[ [Nms]]" as one line: to the buffer, or to the daemon's log. */
 static void emit(gwp_slog *l, const char *sid, const char *dir, const char *body, size_t blen, long ms)
 {
@@ -203,8 +217,12 @@ static void emit(gwp_slog *l, const char *sid, const char *dir, const char *body
 
 	if (l == NULL)
 		return;
-	if (ms >= 0)
-		tl = (size_t)snprintf(tail, sizeof(tail), " [%ldms]", ms);
+	if (ms >= 0) {
+		memcpy(tail, " [", 2);
+		tl = 2 + put_ulong(tail + 2, (unsigned long)ms);
+		memcpy(tail + tl, "ms]", 4);
+		tl += 3;
+	}
 	n = timestamp(line);
 	if (l->fd < 0) {
 		gw_log(GW_LOG_INFO, "s", "%s %s %s %.*s%s", line, sid, dir, (int)blen, body, tail);
@@ -244,16 +262,29 @@ void gwp_slog_line(gwp_slog *l, const char *sid, const char *dir, const char *te
 void gwp_slog_reply(gwp_slog *l, const char *sid, const char *dir, const gw_reply *r, long ms)
 {
 	char first[GWP_SLOG_TEXT_MAX + 64];
-	size_t flen = strcspn(r->text, "\n");
-	int n;
+	size_t flen = strcspn(r->text, "\n"), el = strnlen(r->enh, sizeof(r->enh)), n;
 
 	if (l == NULL)
 		return;
-	n = snprintf(first, sizeof(first), "%d%s%s %.*s", r->code, r->enh[0] ? " " : "", r->enh,
-		     (int)(flen < GWP_SLOG_TEXT_MAX ? flen : GWP_SLOG_TEXT_MAX), r->text);
-	if (n > 0 && r->nlines > 1 && (size_t)n < sizeof(first))
-		snprintf(first + n, sizeof(first) - (size_t)n, " (+%u lines)", r->nlines - 1);
-	gwp_slog_line(l, sid, dir, first, strlen(first), ms);
+	if (flen > GWP_SLOG_TEXT_MAX)
+		flen = GWP_SLOG_TEXT_MAX;
+	/* "CODE[ ENH] first line[ (+N lines)]", by hand: one of these for nearly every reply */
+	n = r->code >= 0 && r->code < 1000 ? put_ulong(first, (unsigned long)r->code) : 0;
+	if (el > 0) {
+		first[n++] = ' ';
+		memcpy(first + n, r->enh, el);
+		n += el;
+	}
+	first[n++] = ' ';
+	memcpy(first + n, r->text, flen);
+	n += flen;
+	if (r->nlines > 1) {
+		memcpy(first + n, " (+", 3);
+		n += 3 + put_ulong(first + n + 3, r->nlines - 1);
+		memcpy(first + n, " lines)", 7);
+		n += 7;
+	}
+	gwp_slog_line(l, sid, dir, first, n, ms);
 }
 
 const char *gwp_slog_value(char *out, size_t outlen, const char *v)
