@@ -989,7 +989,7 @@ static void body_write(gwp_relay *r)
 
 /*
  * Dot-stuff one chunk of the body (CRLF line ends from the engine) and hold it: it is written when
- * BODY_HOLD bytes are held, when the driver is about to wait for its client (gwp_relay_idle()), or with
+ * BODY_HOLD bytes are held, when the driver would wait for its client a while (gwp_relay_idle()), or with
  * the final dot; a small message goes out in one write.
  */
 static void on_body(gwp_relay *r, const gw_srv_event *ev)
@@ -1026,6 +1026,11 @@ local:
 void gwp_relay_idle(gwp_relay *r)
 {
 	body_write(r);
+}
+
+size_t gwp_relay_held(const gwp_relay *r)
+{
+	return r->in_body && !r->body_lost ? r->stuffed.len : 0;
 }
 
 static void on_data_end(gwp_relay *r, const gw_srv_event *ev)

@@ -176,8 +176,11 @@ void gwp_relay_pump(gwp_relay *r);
 int gwp_relay_reply_ready(const gwp_relay *r);
 /* 1 while commands queued ahead are not written yet (more of the client's batch may join them). */
 int gwp_relay_unsent(const gwp_relay *r);
-/* The driver is about to wait for its client: what the relay holds for the destination (body) goes now. */
+/* The driver is about to wait a while for its client: what the relay holds for the destination (body) goes
+ * now. */
 void gwp_relay_idle(gwp_relay *r);
+/* Body bytes held for the destination, not written yet. */
+size_t gwp_relay_held(const gwp_relay *r);
 /* The client is gone (closed or timed out): abort or QUIT the destination. */
 void gwp_relay_client_gone(gwp_relay *r, const char *why);
 /* End the session: QUIT the destination if still open, the summary line, free. */

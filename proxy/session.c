@@ -4,8 +4,9 @@
  * Few system calls per message: a read is tried before any poll (a poll only
  * when nothing is there), the replies to a pipelined batch leave in one write
  * (written only when the next reply is not already in from the destination),
- * and the session log and the held body are written when the session is
- * about to answer or wait for its client.
+ * the session log is written when the session is about to answer or wait for
+ * its client, and the body held for the destination (relay.c) when the
+ * client's next part has not come within BODY_WAIT_MS.
  */
 #include <errno.h>
 #include <poll.h>
@@ -19,7 +20,8 @@
 #include "session.h"
 #include "tls_in.h"
 
-#define INPUT_CHUNK 16384
+#define INPUT_CHUNK  16384
+#define BODY_WAIT_MS 200 /* the longest a held body part waits for the client's next before it goes */
 
 typedef struct sess {
 	int fd;
@@ -156,8 +158,14 @@ static int fill(sess *s)
 	}
 	if (wait) {
 		s->answered = 0;
-		idle(s);
-		rc = poll(&p, 1, (int)s->timeout);
+		gwp_slog_flush(s->r.env->slog);
+		/* a body the client writes in parts: the next part is most often on its way; the part held
+		 * waits for it a moment, so a message goes out in one write, not one per part */
+		rc = gwp_relay_held(&s->r) > 0 ? poll(&p, 1, BODY_WAIT_MS) : 0;
+		if (rc == 0) {
+			gwp_relay_idle(&s->r);
+			rc = poll(&p, 1, (int)s->timeout);
+		}
 		if (rc == 0) {
 			gwp_relay_client_gone(&s->r, "client-timeout");
 			gw_srv_shutdown(s->r.srv, "Error: timeout exceeded");

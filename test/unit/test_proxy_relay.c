@@ -986,6 +986,45 @@ static void test_pipeline_replies_one_write(void **state)
 	lab_rmdir(&l);
 }
 
+/*
+ * A client that pauses in the middle of the body: the part it sent reaches the destination during the pause
+ * (held a moment for the next part, not until the dot). The destination gives up on a line that takes
+ * over 2.5 s; the client pauses 5 s.
+ */
+static void test_body_part_not_held(void **state)
+{
+	fp_opts o;
+	fp_peer *d;
+	char err[256];
+	lab l;
+
+	(void)state;
+	memset(&o, 0, sizeof(o));
+	o.script =
+	    DEST_EHLO "batch MAIL FROM:<s@t.test>\\r\\nRCPT TO:<a@dest.test>\\r\\nDATA\\r\\n\n"
+		      "raw 250 ok\\r\\n250 ok\\r\\n354 go\\r\\n\nexpect Subject: part one\nsleep 5000\n"
+		      "data\nsend 250 2.0.0 queued as H1\nexpect QUIT\nsend 221 bye\n";
+	o.timeout_ms = 2500;
+	if ((d = fp_start_opts(&o, err, sizeof(err))) == NULL)
+		fail_msg("fake peer: %s", err);
+	lab_start(&l, fp_port(d), "");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\n");
+	expect(&l, "250-");
+	put(&l, "MAIL FROM:<s@t.test>\r\nRCPT TO:<a@dest.test>\r\nDATA\r\n");
+	expect(&l, "250 ");
+	expect(&l, "250 ");
+	expect(&l, "354 ");
+	put(&l, "Subject: part one\r\n");
+	sleep(5); /* the client's pause itself, not a wait for readiness */
+	put(&l, "\r\nthe rest\r\n.\r\nQUIT\r\n");
+	expect(&l, "250 2.0.0 queued as H1");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	peer_done(&d);
+	lab_rmdir(&l);
+}
+
 /* Without PIPELINING at the destination: one command at a time, each after the previous reply. */
 static void test_pipeline_not_offered(void **state)
 {
@@ -1107,6 +1146,7 @@ int main(void)
 	    cmocka_unit_test(test_tls_policy_by_address),
 	    cmocka_unit_test(test_pipeline_one_write),
 	    cmocka_unit_test(test_pipeline_replies_one_write),
+	    cmocka_unit_test(test_body_part_not_held),
 	    cmocka_unit_test(test_pipeline_not_offered),
 	    cmocka_unit_test(test_pipeline_drop_mid_batch),
 	    cmocka_unit_test(test_pipeline_data_not_wanted),
