@@ -573,8 +573,7 @@ static int run(gwp_config *c, int foreground)
 	gw_log(GW_LOG_NOTICE, "stop", "status=ok open_sessions=%u", sessions);
 	if (sessions > 0) { /* still relaying: leave the rest to exit() */
 		instance *cur = current_get();
-		if (cur != NULL) /* the open sessions' log lines so far (an older configuration's log keeps
-				    its own) */
+		if (cur != NULL) /* the session log lines of the open sessions so far */
 			gwp_slog_flush(cur->slog);
 		instance_unref(cur);
 		if (pid_file != NULL)
