@@ -30,6 +30,12 @@
 # message counter must have grown by exactly that many (no bounce counts).
 #   BENCH_TENANT_MESSAGES (default 2000)  BENCH_TENANT_RCPTS (default 3)
 #   BENCH_TENANT=0 skips it (it needs root: Postfix)
+# Then, next to that ratio, the same set-up measured as CPU time, which
+# other work on the machine moves much less than msg/s: gw-proxy's CPU
+# microseconds per message and its share of the whole pipeline's CPU
+# (bench/bench_proxy_cpu.sh with the same messages, size, recipients, rounds
+# and gw-proxy; BENCH_PROXY_BEFORE there too).
+#   BENCH_CPU=0 skips it (it needs root and a cgroup v1 cpuacct hierarchy)
 #   BENCH_JOBS (default nproc): parallel build jobs
 # Needs postfix (smtp-sink, smtp-source) and python3. Stops what it started by PID.
 set -euo pipefail
@@ -217,4 +223,8 @@ done
 printf 'tenant MTA:  straight %6.0f msg/s   proxy %6.0f msg/s   ratio %.2f (target >= 0.9)\n' \
 	"$bs" "$bp" "$(echo "$bp / $bs" | bc -l)"
 "$proxy" -C "$work/tenant.control" stats
+if [ "${BENCH_CPU:-1}" = 1 ]; then
+	BENCH_PROXY=$proxy BENCH_MESSAGES=$tmessages BENCH_RCPTS=$trcpts BENCH_SIZE=$size BENCH_ROUNDS=$rounds \
+		bash "$top/bench/bench_proxy_cpu.sh"
+fi
 fi

@@ -1068,6 +1068,27 @@ int gw_client_peer_closed(gw_client *c)
 	return gw_tls_peer_spoke(c->tls);
 }
 
+int gw_client_reply_buffered(const gw_client *c)
+{
+	const char *p, *end;
+
+	if (c == NULL || c->fd < 0)
+		return 0;
+	/* A reply is parsed to its end and no further, so the buffer starts at the next reply's first line.
+	 */
+	p = c->in + c->in_off;
+	end = c->in + c->in_len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (nl == NULL)
+			return 0;
+		if (nl - p < 4 || p[3] != '-') /* a last line ("250 ok", "250"), or one the parser refuses */
+			return 1;
+		p = nl + 1;
+	}
+	return 0;
+}
+
 unsigned gw_client_caps(const gw_client *c)
 {
 	return c->caps;

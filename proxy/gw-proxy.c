@@ -591,6 +591,10 @@ static int run(gwp_config *c, int foreground)
 	gwp_state_free(&state); /* the last save, sessions still open or not */
 	gw_log(GW_LOG_NOTICE, "stop", "status=ok open_sessions=%u", sessions);
 	if (sessions > 0) { /* still relaying: leave the rest to exit() */
+		instance *cur = current_get();
+		if (cur != NULL) /* the session log lines of the open sessions so far */
+			gwp_slog_flush(cur->slog);
+		instance_unref(cur);
 		if (pid_file != NULL)
 			(void)unlink(pid_file);
 		if (ctl_path != NULL)

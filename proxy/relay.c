@@ -19,7 +19,8 @@
 #include "throttle.h"
 #include "tls_in.h"
 
-#define STUFFED_MAX (1024 * 1024) /* one body chunk dot-stuffed: at most twice the engine's input */
+#define BODY_HOLD   65536 /* body bytes held for one write to the destination (the dot goes with the last) */
+#define STUFFED_MAX (1024 * 1024) /* the body held, dot-stuffed: BODY_HOLD plus one chunk at most */
 #define BATCH_FLUSH 16384 /* a batch this large is written before the engine has handed out all of it */
 #define SENT_MAX    (256 * 1024) /* the lines sent ahead kept for a replay (beyond: no replay, 451) */
 
@@ -98,19 +99,24 @@ static void watch_check(gwp_relay *r, const gw_reply *rep, long ms)
 	const gwp_config *c = r->env->conf;
 	char why[200];
 	size_t i;
+	int slow, throttled;
 
 	if (r->env->watch == NULL || rep->code == 0)
+		return;
+	slow = ms > c->opt.tarpit_delay;
+	throttled = gwp_throttled(rep, c->twords, c->ntwords);
+	if (!slow && !throttled) /* nearly every reply: nothing to format */
 		return;
 	snprintf(why, sizeof(why), "%d%s%s %.150s", rep->code, rep->enh[0] ? " " : "", rep->enh, rep->text);
 	for (i = 0; why[i] != '\0'; i++)
 		if (why[i] == '\n' || why[i] == '"')
 			why[i] = why[i] == '\n' ? ' ' : '\'';
-	if (ms > c->opt.tarpit_delay) {
-		char slow[260];
-		snprintf(slow, sizeof(slow), "%ldms for %s", ms, why);
-		watch_mark(r, GWP_MARK_TARPIT, slow);
+	if (slow) {
+		char text[260];
+		snprintf(text, sizeof(text), "%ldms for %s", ms, why);
+		watch_mark(r, GWP_MARK_TARPIT, text);
 	}
-	if (gwp_throttled(rep, c->twords, c->ntwords))
+	if (throttled)
 		watch_mark(r, GWP_MARK_THROTTLE, why);
 }
 
@@ -857,6 +863,16 @@ static int pool_replay_pipe(gwp_relay *r, gw_stage stage, const gw_reply *rep, l
 	return 1;
 }
 
+int gwp_relay_reply_ready(const gwp_relay *r)
+{
+	return r->pipe_len > 0 && r->batch.len == 0 && gw_client_reply_buffered(r->up);
+}
+
+int gwp_relay_unsent(const gwp_relay *r)
+{
+	return r->batch.len > 0;
+}
+
 void gwp_relay_pump(gwp_relay *r)
 {
 	gwp_sent e;
@@ -1133,6 +1149,7 @@ got_reply:
 	if (rep.code == 354) {
 		r->in_body = 1;
 		r->bol = 1;
+		gw_buf_reset(&r->stuffed);
 		return;
 	}
 	if (gw_reply_class(rep.code) == 3 || gw_reply_class(rep.code) == 2) /* a 250 to DATA: nonsense */
@@ -1140,39 +1157,66 @@ got_reply:
 	r->data_reply = rep;
 }
 
-/* Dot-stuff one chunk of the body (CRLF line ends from the engine) and write it to the destination. */
-static void on_body(gwp_relay *r, const gw_srv_event *ev)
+/* Write the body held so far to the destination. */
+static void body_write(gwp_relay *r)
 {
-	size_t i, start = 0;
 	gw_status st;
 
-	r->bytes += ev->len;
-	atomic_fetch_add(&r->env->stats->bytes, ev->len);
-	if (!r->in_body || r->body_lost)
+	if (r->stuffed.len == 0 || !r->in_body || r->body_lost)
 		return;
-	gw_buf_reset(&r->stuffed);
-	for (i = 0; i < ev->len; i++) {
-		if (r->bol && ev->data[i] == '.') {
-			if (gw_buf_append(&r->stuffed, ev->data + start, i - start) != 0 ||
-			    gw_buf_putc(&r->stuffed, '.') != 0)
-				goto local;
-			start = i;
-		}
-		r->bol = ev->data[i] == '\n';
-	}
-	if (gw_buf_append(&r->stuffed, ev->data + start, ev->len - start) != 0)
-		goto local;
 	st = gw_client_raw(r->up, GW_STAGE_BODY, r->stuffed.data, r->stuffed.len, NULL, 0, NULL);
+	gw_buf_reset(&r->stuffed);
 	if (st != GW_OK) {
 		r->body_lost = 1;
 		r->body_status = st;
 		slogf(r, "|<", "! body: %s: %s", gw_status_str(st), gw_client_error(r->up));
 	}
+}
+
+/*
+ * Dot-stuff one chunk of the body (CRLF line ends from the engine) and hold it: it is written when
+ * BODY_HOLD bytes are held, when the driver would wait for its client a while (gwp_relay_idle()), or with
+ * the final dot; a small message goes out in one write.
+ */
+static void on_body(gwp_relay *r, const gw_srv_event *ev)
+{
+	const char *p = ev->data, *end = ev->data + ev->len, *dot;
+
+	r->bytes += ev->len;
+	atomic_fetch_add(&r->env->stats->bytes, ev->len);
+	if (!r->in_body || r->body_lost || ev->len == 0)
+		return;
+	if (r->bol && *p == '.' && gw_buf_putc(&r->stuffed, '.') != 0)
+		goto local;
+	for (dot = p; (dot = memchr(dot, '\n', (size_t)(end - dot))) != NULL && dot + 1 < end; dot++) {
+		if (dot[1] != '.')
+			continue;
+		if (gw_buf_append(&r->stuffed, p, (size_t)(dot + 1 - p)) != 0 ||
+		    gw_buf_putc(&r->stuffed, '.') != 0)
+			goto local;
+		p = dot + 1;
+	}
+	if (gw_buf_append(&r->stuffed, p, (size_t)(end - p)) != 0)
+		goto local;
+	r->bol = end[-1] == '\n';
+	if (r->stuffed.len >= BODY_HOLD)
+		body_write(r);
 	return;
 local:
 	r->body_lost = 1;
 	r->body_status = GW_E_LOCAL;
+	gw_buf_reset(&r->stuffed);
 	gw_client_close(r->up);
+}
+
+void gwp_relay_idle(gwp_relay *r)
+{
+	body_write(r);
+}
+
+size_t gwp_relay_held(const gwp_relay *r)
+{
+	return r->in_body && !r->body_lost ? r->stuffed.len : 0;
 }
 
 static void on_data_end(gwp_relay *r, const gw_srv_event *ev)
@@ -1209,7 +1253,14 @@ static void on_data_end(gwp_relay *r, const gw_srv_event *ev)
 	tl += 3;
 	slogf(r, "->", ". (%llu bytes)", (unsigned long long)ev->size);
 	t0 = gw_now_ms();
-	st = gw_client_raw(r->up, GW_STAGE_BODY, tail, tl, &rep, 1, &got);
+	if (r->stuffed.len > 0 && gw_buf_append(&r->stuffed, tail, tl) == 0) { /* the held body and the dot */
+		st = gw_client_raw(r->up, GW_STAGE_BODY, r->stuffed.data, r->stuffed.len, &rep, 1, &got);
+		gw_buf_reset(&r->stuffed);
+	} else {
+		body_write(r);
+		st = r->body_lost ? r->body_status
+				  : gw_client_raw(r->up, GW_STAGE_BODY, tail, tl, &rep, 1, &got);
+	}
 	if (st != GW_OK || got != 1) {
 		/* after the dot: the destination may have the message; the client retries (a duplicate beats
 		 * a loss) */

@@ -196,6 +196,15 @@ void gwp_relay_event(gwp_relay *r, const gw_srv_event *ev);
 size_t gwp_relay_pending(const gwp_relay *r);
 /* Write the commands queued ahead, then read the next reply and answer its command. */
 void gwp_relay_pump(gwp_relay *r);
+/* 1 when the next reply gwp_relay_pump() reads is already here: the driver need not write first. */
+int gwp_relay_reply_ready(const gwp_relay *r);
+/* 1 while commands queued ahead are not written yet (more of the client's batch may join them). */
+int gwp_relay_unsent(const gwp_relay *r);
+/* The driver is about to wait a while for its client: what the relay holds for the destination (body) goes
+ * now. */
+void gwp_relay_idle(gwp_relay *r);
+/* Body bytes held for the destination, not written yet. */
+size_t gwp_relay_held(const gwp_relay *r);
 /* The client is gone (closed or timed out): abort or QUIT the destination. */
 void gwp_relay_client_gone(gwp_relay *r, const char *why);
 /* End the session: QUIT the destination if still open, the summary line, free. */

@@ -1,5 +1,12 @@
 /*
  * session.c - a gw-proxy client connection: socket <-> server engine <-> relay.
+ *
+ * Few system calls per message: a read is tried before any poll (a poll only
+ * when nothing is there), the replies to a pipelined batch leave in one write
+ * (written only when the next reply is not already in from the destination),
+ * the session log is written when the session is about to answer or wait for
+ * its client, and the body held for the destination (relay.c) when the
+ * client's next part has not come within BODY_WAIT_MS.
  */
 #include <errno.h>
 #include <poll.h>
@@ -13,7 +20,8 @@
 #include "session.h"
 #include "tls_in.h"
 
-#define INPUT_CHUNK 16384
+#define INPUT_CHUNK  16384
+#define BODY_WAIT_MS 200 /* the longest a held body part waits for the client's next before it goes */
 
 typedef struct sess {
 	int fd;
@@ -22,7 +30,8 @@ typedef struct sess {
 	gw_srv_tls_conn *tls; /* after STARTTLS: all client I/O goes through it */
 	char in[INPUT_CHUNK];
 	size_t in_off, in_len;
-	int eof; /* the client closed while the session waited on the destination */
+	int eof;      /* the client closed while the session waited on the destination */
+	int answered; /* replies went to the client since it last sent something */
 } sess;
 
 /* Write everything the engine has queued. 0, or -1 when the client is gone or too slow. */
@@ -30,6 +39,8 @@ static int flush(sess *s)
 {
 	gw_buf *out = gw_srv_output(s->r.srv);
 
+	if (out->len > 0) /* whatever the client sees is in the session log by then */
+		gwp_slog_flush(s->r.env->slog);
 	if (s->tls != NULL && out->len > 0) {
 		char err[256];
 		if (gw_srv_tls_write(s->tls, out->data, out->len, (unsigned)s->timeout, err, sizeof(err)) !=
@@ -50,6 +61,7 @@ static int flush(sess *s)
 		if (n <= 0)
 			return -1;
 		gw_buf_consume(out, (size_t)n);
+		s->answered = 1;
 	}
 	return 0;
 }
@@ -61,10 +73,12 @@ static int flush(sess *s)
  */
 static int feed_more(sess *s)
 {
-	struct pollfd p = {s->fd, POLLIN, 0};
 	size_t took;
 	ssize_t n;
 
+	/* once the batch is written, what the client sends now waits for the next one */
+	if (s->in_off == s->in_len && !gwp_relay_unsent(&s->r))
+		return 0;
 	if (s->in_off == s->in_len && s->tls != NULL) { /* decrypted bytes may wait inside TLS: no poll */
 		char err[256];
 		size_t got = 0;
@@ -78,7 +92,7 @@ static int feed_more(sess *s)
 		s->in_len = got;
 	}
 	if (s->in_off == s->in_len) {
-		if (s->eof || poll(&p, 1, 0) <= 0)
+		if (s->eof)
 			return 0;
 		do
 			n = recv(s->fd, s->in, sizeof(s->in), MSG_DONTWAIT);
@@ -95,12 +109,19 @@ static int feed_more(sess *s)
 	return took > 0;
 }
 
+/* About to wait for the client: the held body goes to the destination, the session log to its file. */
+static void idle(sess *s)
+{
+	gwp_relay_idle(&s->r);
+	gwp_slog_flush(s->r.env->slog);
+}
+
 /* Feed buffered input, reading more when none is left. 1 fed, 0 client gone; a timeout shuts the engine. */
 static int fill(sess *s)
 {
 	struct pollfd p = {s->fd, POLLIN, 0};
-	ssize_t n;
-	int rc;
+	ssize_t n = 0;
+	int rc, wait;
 
 	if (s->in_off < s->in_len) {
 		size_t took = gw_srv_feed(s->r.srv, s->in + s->in_off, s->in_len - s->in_off);
@@ -112,6 +133,7 @@ static int fill(sess *s)
 	if (s->tls != NULL) { /* TLS may hold decrypted bytes already: read, do not poll first */
 		char err[256];
 		size_t got = 0;
+		idle(s);
 		if (gw_srv_tls_read(s->tls, s->in, sizeof(s->in), (unsigned)s->timeout, &got, err,
 				    sizeof(err)) != 0) {
 			if (errno != ETIMEDOUT)
@@ -125,19 +147,42 @@ static int fill(sess *s)
 		s->in_off += gw_srv_feed(s->r.srv, s->in, s->in_len);
 		return 1;
 	}
-	rc = poll(&p, 1, (int)s->timeout);
-	if (rc == 0) {
-		gwp_relay_client_gone(&s->r, "client-timeout");
-		gw_srv_shutdown(s->r.srv, "Error: timeout exceeded");
-		return 1;
+	/* Just answered: the client's next bytes follow its reading of them, so wait first. Otherwise (the
+	 * rest of a body, say) they are most often there already: read first, wait only when nothing is. */
+	wait = s->answered;
+	if (!wait) {
+		do
+			n = recv(s->fd, s->in, sizeof(s->in), MSG_DONTWAIT);
+		while (n < 0 && errno == EINTR);
+		wait = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 	}
-	if (rc < 0)
-		return errno == EINTR;
-	do
-		n = recv(s->fd, s->in, sizeof(s->in), 0);
-	while (n < 0 && errno == EINTR);
-	if (n <= 0)
+	if (wait) {
+		s->answered = 0;
+		gwp_slog_flush(s->r.env->slog);
+		/* a body the client writes in parts: the next part is most often on its way; the part held
+		 * waits for it a moment, so a message goes out in one write, not one per part */
+		rc = gwp_relay_held(&s->r) > 0 ? poll(&p, 1, BODY_WAIT_MS) : 0;
+		if (rc == 0) {
+			gwp_relay_idle(&s->r);
+			rc = poll(&p, 1, (int)s->timeout);
+		}
+		if (rc == 0) {
+			gwp_relay_client_gone(&s->r, "client-timeout");
+			gw_srv_shutdown(s->r.srv, "Error: timeout exceeded");
+			return 1;
+		}
+		if (rc < 0)
+			return errno == EINTR;
+		do
+			n = recv(s->fd, s->in, sizeof(s->in), MSG_DONTWAIT);
+		while (n < 0 && errno == EINTR);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 1; /* woken for nothing: wait again */
+	}
+	if (n <= 0) {
+		idle(s); /* the destination still gets what the client sent before it went */
 		return 0;
+	}
 	s->in_off = 0;
 	s->in_len = (size_t)n;
 	s->in_off += gw_srv_feed(s->r.srv, s->in, s->in_len);
@@ -183,7 +228,7 @@ void gwp_session_run(int fd, const char *client, const gwp_env *env, const gw_ne
 				 * joins them, then the next reply; replies the client can have leave first */
 				if (feed_more(s))
 					continue;
-				if (flush(s) != 0) {
+				if (!gwp_relay_reply_ready(&s->r) && flush(s) != 0) {
 					gwp_relay_client_gone(&s->r, "client-lost");
 					break;
 				}
@@ -224,6 +269,7 @@ void gwp_session_run(int fd, const char *client, const gwp_env *env, const gw_ne
 	gwp_relay_finish(&s->r);
 	gw_srv_tls_close(&s->tls);
 out:
+	gwp_slog_flush(s->r.env->slog); /* the summary before the client sees the end */
 	close(fd);
 	free(s);
 }

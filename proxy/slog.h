@@ -13,12 +13,17 @@
  *
  * A reply line ends with the milliseconds the destination took, when it came
  * from one. Peer text is cut and escaped (gw_log_sanitize): a peer cannot
- * forge lines. Lines go to a file (appended with one write() each, so
- * sessions in different threads never interleave within a line) or, without
- * one, to the daemon's log as event "s".
+ * forge lines. Lines go to a file or, without one, to the daemon's log as
+ * event "s". For a file, whole lines of every session are gathered and
+ * appended in batches (one write() each, so lines never interleave): a
+ * session calls gwp_slog_flush() before it answers or waits for its client,
+ * so whatever a client has seen is logged by then; lines of a session that
+ * waits on its destination are written within 100 ms by the log's own
+ * thread; close writes the rest.
  *
  * Does not defend against: a full disk (lines are dropped); log rotation
- * other than by SIGHUP (the file is opened again on reload).
+ * other than by SIGHUP (the file is opened again on reload); a crash
+ * (the lines of the last 100 ms may be lost).
  */
 #ifndef GWP_SLOG_H
 #define GWP_SLOG_H
@@ -33,7 +38,12 @@ typedef struct gwp_slog gwp_slog;
 
 /* A log appending to path, or to the daemon's log when path is NULL or "". NULL with err. */
 gwp_slog *gwp_slog_open(const char *path, char *err, size_t errlen);
+/* Write the lines gathered so far, and close (NULL: nothing). */
 void gwp_slog_close(gwp_slog **l);
+/* Write the lines gathered so far (of every session) now. */
+void gwp_slog_flush(gwp_slog *l);
+/* write() calls made so far: lines are written in batches, not one call each. */
+size_t gwp_slog_writes(gwp_slog *l);
 
 /* One line: dir is one of the notation's arrows; text[0..len) is sanitised; ms < 0: no delay. */
 void gwp_slog_line(gwp_slog *l, const char *sid, const char *dir, const char *text, size_t len, long ms);

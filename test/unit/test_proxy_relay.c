@@ -56,6 +56,8 @@ typedef struct lab {
 	size_t inlen;
 } lab;
 
+static int lab_socktype = SOCK_STREAM; /* SOCK_SEQPACKET: every write of the session is a record of its own */
+
 static void *serve(void *arg)
 {
 	lab *l = arg;
@@ -97,7 +99,7 @@ static void lab_start(lab *l, unsigned port, const char *extra)
 		assert_int_equal(gw_nexthop_parse(spec, strlen(spec), &l->hop, &e), 0);
 		l->use_hop = 1;
 	}
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(socketpair(AF_UNIX, lab_socktype, 0, sv), 0);
 	l->fd = sv[0];
 	l->sfd = sv[1];
 	assert_int_equal(pthread_create(&l->t, NULL, serve, l), 0);
@@ -1062,6 +1064,87 @@ static void test_pipeline_one_write(void **state)
 	lab_rmdir(&l);
 }
 
+/*
+ * Replies the destination gave together leave for the client together: the client's end is a SOCK_SEQPACKET
+ * socket, so one read is one write of the session, and the first read holds all five replies. The held body
+ * and the final dot reach the destination in one write (its "batch").
+ */
+static void test_pipeline_replies_one_write(void **state)
+{
+	fp_peer *d =
+	    peer(DEST_EHLO "batch " ENVELOPE_ESC "\n"
+			   "raw 250 2.1.0 sender ok\\r\\n250 2.1.5 a ok\\r\\n550 5.1.1 b unknown\\r\\n"
+			   "250 2.1.5 c ok\\r\\n354 go ahead\\r\\n\n"
+			   "batch hello\\r\\n..dot\\r\\n.\\r\\n\nsend 250 2.0.0 queued as P2\n"
+			   "batch QUIT\\r\\n\nsend 221 bye\n");
+	struct timeval tv = {10, 0};
+	char got[4096];
+	ssize_t n;
+	lab l;
+
+	(void)state;
+	lab_socktype = SOCK_SEQPACKET;
+	lab_start(&l, fp_port(d), "");
+	lab_socktype = SOCK_STREAM;
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\n");
+	expect(&l, "250-");
+	assert_int_equal(l.inlen, 0);
+	put(&l, ENVELOPE);
+	setsockopt(l.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	n = read(l.fd, got, sizeof(got) - 1);
+	assert_true(n > 0);
+	got[n] = '\0';
+	assert_string_equal(got, "250 2.1.0 sender ok\r\n250 2.1.5 a ok\r\n550 5.1.1 b unknown\r\n"
+				 "250 2.1.5 c ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n");
+	put(&l, "hello\r\n..dot\r\n.\r\nQUIT\r\n");
+	expect(&l, "250 2.0.0 queued as P2");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	peer_done(&d);
+	assert_int_equal(l.stats.messages, 1);
+	lab_rmdir(&l);
+}
+
+/*
+ * A client that pauses in the middle of the body: the part it sent reaches the destination during the pause
+ * (held a moment for the next part, not until the dot). The destination gives up on a line that takes
+ * over 2.5 s; the client pauses 5 s.
+ */
+static void test_body_part_not_held(void **state)
+{
+	fp_opts o;
+	fp_peer *d;
+	char err[256];
+	lab l;
+
+	(void)state;
+	memset(&o, 0, sizeof(o));
+	o.script =
+	    DEST_EHLO "batch MAIL FROM:<s@t.test>\\r\\nRCPT TO:<a@dest.test>\\r\\nDATA\\r\\n\n"
+		      "raw 250 ok\\r\\n250 ok\\r\\n354 go\\r\\n\nexpect Subject: part one\nsleep 5000\n"
+		      "data\nsend 250 2.0.0 queued as H1\nexpect QUIT\nsend 221 bye\n";
+	o.timeout_ms = 2500;
+	if ((d = fp_start_opts(&o, err, sizeof(err))) == NULL)
+		fail_msg("fake peer: %s", err);
+	lab_start(&l, fp_port(d), "");
+	expect(&l, "220 ");
+	put(&l, "EHLO t\r\n");
+	expect(&l, "250-");
+	put(&l, "MAIL FROM:<s@t.test>\r\nRCPT TO:<a@dest.test>\r\nDATA\r\n");
+	expect(&l, "250 ");
+	expect(&l, "250 ");
+	expect(&l, "354 ");
+	put(&l, "Subject: part one\r\n");
+	sleep(5); /* the client's pause itself, not a wait for readiness */
+	put(&l, "\r\nthe rest\r\n.\r\nQUIT\r\n");
+	expect(&l, "250 2.0.0 queued as H1");
+	expect(&l, "221 ");
+	lab_stop(&l);
+	peer_done(&d);
+	lab_rmdir(&l);
+}
+
 /* Without PIPELINING at the destination: one command at a time, each after the previous reply. */
 static void test_pipeline_not_offered(void **state)
 {
@@ -1185,6 +1268,8 @@ int main(void)
 	    cmocka_unit_test(test_client_garbage),
 	    cmocka_unit_test(test_tls_policy_by_address),
 	    cmocka_unit_test(test_pipeline_one_write),
+	    cmocka_unit_test(test_pipeline_replies_one_write),
+	    cmocka_unit_test(test_body_part_not_held),
 	    cmocka_unit_test(test_pipeline_not_offered),
 	    cmocka_unit_test(test_pipeline_drop_mid_batch),
 	    cmocka_unit_test(test_pipeline_data_not_wanted),

@@ -97,6 +97,63 @@ static void test_lines(void **state)
 	free(got);
 }
 
+/* Lines are written in batches: many lines, one write() at the flush; nothing lost, in order. */
+static void test_batched(void **state)
+{
+	char err[256], text[32], *got, *p;
+	gwp_slog *l;
+	int i;
+
+	(void)state;
+	snprintf(path, sizeof(path), "/tmp/gw-proxy-slog.XXXXXX");
+	close(mkstemp(path));
+	assert_non_null(l = gwp_slog_open(path, err, sizeof(err)));
+	for (i = 0; i < 200; i++) {
+		snprintf(text, sizeof(text), "RCPT TO:<%d@b.test>", i);
+		gwp_slog_line(l, "0badcafe", "->", text, strlen(text), -1);
+	}
+	gwp_slog_flush(l);
+	/* one write at the flush; the log's thread may have written once or twice meanwhile on a slow machine
+	 */
+	assert_in_range(gwp_slog_writes(l), 1, 10);
+	got = slurp();
+	for (i = 0, p = got; i < 200; i++) {
+		snprintf(text, sizeof(text), " -> RCPT TO:<%d@b.test>\n", i);
+		if ((p = strstr(p, text)) == NULL)
+			fail_msg("line %d missing or out of order", i);
+	}
+	free(got);
+	gwp_slog_close(&l);
+	unlink(path);
+}
+
+/* A line nobody flushes (its session waits on a destination) is written by the log's thread soon. */
+static void test_written_without_flush(void **state)
+{
+	char err[256], *got = NULL;
+	gwp_slog *l;
+	int i;
+
+	(void)state;
+	snprintf(path, sizeof(path), "/tmp/gw-proxy-slog.XXXXXX");
+	close(mkstemp(path));
+	assert_non_null(l = gwp_slog_open(path, err, sizeof(err)));
+	gwp_slog_line(l, "0badcafe", "->", "MAIL FROM:<a@b.test>", 20, -1);
+	for (i = 0; i < 1000; i++) { /* 10 s at most */
+		got = slurp();
+		if (strstr(got, " -> MAIL FROM:<a@b.test>\n") != NULL)
+			break;
+		free(got);
+		got = NULL;
+		usleep(10000);
+	}
+	if (got == NULL)
+		fail_msg("the line was not written within 10 s");
+	free(got);
+	gwp_slog_close(&l);
+	unlink(path);
+}
+
 static void test_open_error(void **state)
 {
 	char err[256];
@@ -137,6 +194,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_lines),
+	    cmocka_unit_test(test_batched),
+	    cmocka_unit_test(test_written_without_flush),
 	    cmocka_unit_test(test_open_error),
 	    cmocka_unit_test(test_values),
 	};

@@ -204,6 +204,14 @@ GW_API int gw_client_is_open(const gw_client *c);
  * session looks usable. Pools use it to drop dead sessions before reuse.
  */
 GW_API int gw_client_peer_closed(gw_client *c);
+/*
+ * Without reading: 1 when the next reply is already in the client's input
+ * buffer, whole (or bytes the parser will refuse), so reading it waits for
+ * nothing; 0 when reading it would wait for the server (or the client is
+ * not open). Decrypted bytes still inside TLS count as not there. A relay
+ * uses it to gather pipelined replies into one write to its own client.
+ */
+GW_API int gw_client_reply_buffered(const gw_client *c);
 /* GW_CAP_* bits of the current session. */
 GW_API unsigned gw_client_caps(const gw_client *c);
 /* The SIZE the server announced, 0 if none. */
