@@ -17,8 +17,12 @@
 #   malformed   entries written to the stream by hand (a domain in upper
 #               case, a valid with 550, an expiry a year ahead) are skipped
 #               and counted, never cached
+#   restart     gw2 restarted reads on from the newest entry: it copies
+#               what gw1 probes next, never the older entries (no replay)
 #   Redis down  both gateways still answer right, by probing; each logs
 #               status=down once
+#   Redis back  an empty redis-server on the same port: gw2 copies what gw1
+#               probes next
 # Needs redis-server, redis-cli, miltertest.
 set -u
 
@@ -30,12 +34,14 @@ for t in redis-server redis-cli; do
 done
 
 REDIS_PORT=$(free_port)
-redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no --dir "$T" \
-	--daemonize no --logfile "$T/redis.log" >/dev/null 2>&1 &
-REDIS_PID=$!
-PIDS+=("$REDIS_PID")
-wait_for 10 bash -c "ss -Hltnp 'sport = :$REDIS_PORT' | grep -q 'pid=$REDIS_PID,' && [ \"\$(redis-cli -p $REDIS_PORT ping)\" = PONG ]" ||
-	{ bad "redis-server did not start ($(tail -2 "$T/redis.log"))"; mh_finish; }
+redis_up() {
+	redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no --dir "$T" \
+		--daemonize no --logfile "$T/redis.log" >/dev/null 2>&1 &
+	REDIS_PID=$!
+	PIDS+=("$REDIS_PID")
+	wait_for 10 bash -c "ss -Hltnp 'sport = :$REDIS_PORT' | grep -q 'pid=$REDIS_PID,' && [ \"\$(redis-cli -p $REDIS_PORT ping)\" = PONG ]"
+}
+redis_up || { bad "redis-server did not start ($(tail -2 "$T/redis.log"))"; mh_finish; }
 rcli() { redis-cli -p "$REDIS_PORT" "$@"; }
 
 declare -A P L S C
@@ -43,6 +49,8 @@ start() { milter_start "$1" && wait_for 10 test -S "$CTL" && { P[$1]=$MPID; L[$1
 use() { MPID=${P[$1]}; LOG=${L[$1]}; SOCK=${S[$1]}; CTL=${C[$1]}; }
 # metric NAME GW: its value in that gateway's metrics
 metric() { "$MILTER" -C "${C[$2]}" metrics | awk -v m="$1" '$1 == m { print $2 }'; }
+# metric_is NAME GW VALUE: wait (bounded) until it has that value
+metric_is() { wait_for 10 bash -c "[ \"\$('$MILTER' -C '${C[$2]}' metrics | awk '\$1 == \"$1\" { print \$2 }')\" = '$3' ]"; }
 # rcpts PEER ADDR: RCPTs for ADDR the peer received (its records are written as connections close)
 rcpts() { cat "$T/$1.rec"/conn-*.txt 2>/dev/null | grep -ci "^RCPT TO:<$2>"; }
 
@@ -83,8 +91,8 @@ msg gw1 Q1 v1@example.com unknown1@example.com
 expect v1@example.com continue accept new -
 expect unknown1@example.com replycode reject pooled 550
 reply1=$(reply_text unknown1@example.com)
-check "gw1 published its two verdicts" wait_for 10 bash -c "[ \"\$('$MILTER' -C '${C[gw1]}' metrics | awk '\$1 == \"gw_milter_shared_cache_published_total\" { print \$2 }')\" = 2 ]"
-check "gw2 copied them (and not its own)" wait_for 10 bash -c "[ \"\$('$MILTER' -C '${C[gw2]}' metrics | awk '\$1 == \"gw_milter_shared_cache_copied_total\" { print \$2 }')\" = 2 ]"
+check "gw1 published its two verdicts" metric_is gw_milter_shared_cache_published_total gw1 2
+check "gw2 copied them (and not its own)" metric_is gw_milter_shared_cache_copied_total gw2 2
 want_eq "the stream: gw1's entries" "$(rcli XRANGE gw:cache:stream - + | grep -cx gw1)" 2
 want_eq "the stream: nothing from gw3 (shared_cache = no)" "$(rcli XRANGE gw:cache:stream - + | grep -cx gw3)" 0
 want_eq "gw3 publishes no metric of the shared cache" "$(metric gw_milter_shared_cache_published_total gw3)" ""
@@ -110,11 +118,25 @@ rcli XADD gw:cache:stream '*' gw evil k bad1@EXAMPLE.com v valid c 250 e 2.1.5 t
 rcli XADD gw:cache:stream '*' gw evil k bad2@example.com v valid c 550 e 2.1.5 t ok x "$later" >/dev/null
 rcli XADD gw:cache:stream '*' gw evil k bad3@example.com v unknown c 550 e 5.1.1 t no x "$(($(date +%s) * 1000 + 400 * 86400000))" >/dev/null
 rcli XADD gw:cache:stream '*' gw 'evil one' k bad4@example.com v unknown c 550 e 5.1.1 t no x "$later" >/dev/null
-check "gw2 counts 4 malformed entries" wait_for 10 bash -c "[ \"\$('$MILTER' -C '${C[gw2]}' metrics | awk '\$1 == \"gw_milter_shared_cache_malformed_total\" { print \$2 }')\" = 4 ]"
+check "gw2 counts 4 malformed entries" metric_is gw_milter_shared_cache_malformed_total gw2 4
 want_eq "gw2 copied nothing of them" "$(metric gw_milter_shared_cache_copied_total gw2)" 2
 msg gw2 Q5 bad2@example.com bad3@example.com
 expect bad2@example.com continue accept pooled -
 expect bad3@example.com continue accept pooled -
+
+# --- a gateway (re)started reads on from the newest entry: no replay ---------------------------
+use gw2
+milter_stop
+start gw2 || mh_finish
+check "gw2 restarted: Redis up" metric_is gw_milter_flood_shared_up gw2 1
+msg gw1 Q8 v4@example.com
+expect v4@example.com continue accept pooled -
+check "gw2 copies gw1's new verdict" metric_is gw_milter_shared_cache_copied_total gw2 1
+want_eq "gw2 replayed none of the older entries (nothing malformed seen)" \
+	"$(metric gw_milter_shared_cache_copied_total gw2) $(metric gw_milter_shared_cache_malformed_total gw2)" "1 0"
+msg gw2 Q9 v1@example.com v4@example.com
+expect v1@example.com continue accept new -
+expect v4@example.com continue accept cache -
 
 # --- Redis down: both answer right by probing --------------------------------------------------
 kill "$REDIS_PID"
@@ -129,6 +151,16 @@ expect v2@example.com continue accept pooled -
 expect unknown2@example.com replycode reject pooled 550
 want_eq "Redis down: one log line at gw2" "$(grep -c 'status=down' "${L[gw2]}")" 1
 
+# --- Redis back (empty): sharing resumes from its newest entry ---------------------------------
+redis_up || bad "redis-server did not restart"
+check "gw1 reconnected" metric_is gw_milter_flood_shared_up gw1 1
+check "gw2 reconnected" metric_is gw_milter_flood_shared_up gw2 1
+msg gw1 Q10 v5@example.com
+expect v5@example.com continue accept pooled -
+check "gw2 copies gw1's verdict after the outage" metric_is gw_milter_shared_cache_copied_total gw2 2
+msg gw2 Q11 v5@example.com
+expect v5@example.com continue accept cache -
+
 for g in gw1 gw2 gw3; do
 	use "$g"
 	milter_stop
@@ -137,7 +169,8 @@ done
 # What each internal MTA was asked (records written as the connections closed).
 want_eq "gw1's MTA: v1 probed once" "$(rcpts pgw1 v1@example.com)" 1
 want_eq "gw1's MTA: unknown1 probed once" "$(rcpts pgw1 unknown1@example.com)" 1
-want_eq "gw2's MTA: never asked for v1" "$(rcpts pgw2 v1@example.com)" 0
+want_eq "gw2's MTA: asked for v1 once, after its restart only" "$(rcpts pgw2 v1@example.com)" 1
+want_eq "gw2's MTA: never asked for v4 and v5" "$(rcpts pgw2 v4@example.com) $(rcpts pgw2 v5@example.com)" "0 0"
 want_eq "gw2's MTA: never asked for unknown1" "$(rcpts pgw2 unknown1@example.com)" 0
 want_eq "gw2's MTA: asked for v2 and unknown2 with Redis down" \
 	"$(rcpts pgw2 v2@example.com) $(rcpts pgw2 unknown2@example.com)" "1 1"
