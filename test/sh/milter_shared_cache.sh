@@ -23,6 +23,8 @@
 #               status=down once
 #   Redis back  an empty redis-server on the same port: gw2 copies what gw1
 #               probes next
+#   Redis hung  SIGSTOP: gw2 answers from its cache and by probing at once
+#               (the log's ms=, printed)
 # Needs redis-server, redis-cli, miltertest.
 set -u
 
@@ -160,6 +162,17 @@ expect v5@example.com continue accept pooled -
 check "gw2 copies gw1's verdict after the outage" metric_is gw_milter_shared_cache_copied_total gw2 2
 msg gw2 Q11 v5@example.com
 expect v5@example.com continue accept cache -
+
+# --- Redis hung (SIGSTOP): the RCPT path does not wait for it ------------------------------------
+kill -STOP "$REDIS_PID"
+check "gw2 notices the hung Redis" wait_for 10 bash -c "[ \$(grep -c 'status=down' '${L[gw2]}') -ge 2 ]"
+msg gw2 Q12 v5@example.com v6@example.com
+expect v5@example.com continue accept cache -
+expect v6@example.com continue accept pooled -
+echo "     Redis hung: RCPT at gw2 $(ms_of v5@example.com) ms from the cache, $(ms_of v6@example.com) ms probed (log field ms=)"
+want_le "Redis hung: RCPT from the cache (ms)" "$(ms_of v5@example.com)" 20
+want_le "Redis hung: RCPT probed (ms)" "$(ms_of v6@example.com)" 50
+kill -CONT "$REDIS_PID"
 
 for g in gw1 gw2 gw3; do
 	use "$g"
