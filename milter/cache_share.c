@@ -21,7 +21,7 @@ static size_t queued;
 static char self[GWM_CE_GW_MAX + 1];
 static char last_id[64] = "0-0"; /* the shared thread's only */
 static atomic_int on;
-static atomic_ullong published, copied, malformed, dropped;
+static atomic_ullong published, copied, malformed, dropped, syncs;
 
 static int64_t wall_ms(void)
 {
@@ -288,14 +288,39 @@ static int read_stream(redisContext *rc, char *why, size_t whylen)
 
 int gwm_cs_sync(redisContext *rc, int fresh, char *why, size_t whylen)
 {
+	static int failing,
+	    unplaced; /* the shared thread's only; unplaced: last_id not set since connecting */
+	char w[256] = "";
+	int err;
+
 	if (!atomic_load(&on))
 		return 0;
-	/* Where to read from first: our own batch below is skipped anyway, the past is not replayed. */
-	if (fresh && start_at_newest(rc, why, whylen) != 0)
-		return -1;
-	if (publish(rc, why, whylen) != 0)
-		return -1;
-	return read_stream(rc, why, whylen);
+	if (fresh)
+		unplaced = 1;
+	/*
+	 * Where to read from first: our own batch below is skipped anyway, and
+	 * the past is never replayed (no read before the newest id is known).
+	 */
+	if (unplaced && start_at_newest(rc, w, sizeof(w)) == 0)
+		unplaced = 0;
+	err = unplaced || publish(rc, w, sizeof(w)) != 0 || read_stream(rc, w, sizeof(w)) != 0;
+	if (err && rc->err) {
+		snprintf(why, whylen, "%s", w);
+		return -1; /* the connection: the whole shared state is down */
+	}
+	/*
+	 * Redis answered with an error (say WRONGTYPE: something else under the
+	 * stream's name): only the cache sharing stops, logged once until it works.
+	 */
+	if (err && !failing)
+		gw_log(GW_LOG_WARNING, "shared_cache", "stream=" GWM_CS_STREAM " status=failing error=\"%s\"",
+		       w);
+	else if (!err && failing)
+		gw_log(GW_LOG_NOTICE, "shared_cache", "stream=" GWM_CS_STREAM " status=ok");
+	failing = err;
+	if (!err)
+		atomic_fetch_add(&syncs, 1);
+	return 0;
 }
 
 void gwm_cs_stats_get(gwm_cs_stats *st)
@@ -305,4 +330,5 @@ void gwm_cs_stats_get(gwm_cs_stats *st)
 	st->copied = atomic_load(&copied);
 	st->malformed = atomic_load(&malformed);
 	st->dropped = atomic_load(&dropped);
+	st->syncs = atomic_load(&syncs);
 }

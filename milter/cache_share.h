@@ -48,6 +48,7 @@
 typedef struct gwm_cs_stats {
 	int on;
 	uint64_t published, copied, malformed, dropped;
+	uint64_t syncs; /* refreshes that wrote and read the stream */
 } gwm_cs_stats;
 
 /* Start queueing under this gateway's name (its entries are skipped when read back). */
@@ -60,7 +61,10 @@ void gwm_cs_on_verdict(void *ctx, const char *key, gw_cache_kind kind, int code,
 		       const char *text, uint32_t ttl_ms);
 /*
  * One refresh on rc (the shared thread's connection): fresh says it is new
- * (read from the newest entry on). 0 ok; -1 Redis failed, with why filled.
+ * (read from the newest entry on). -1 when the connection failed, with why
+ * filled; 0 otherwise (an error reply of Redis, such as another type of key
+ * under the stream's name, is logged once, status=failing, and stops only
+ * the cache sharing; status=ok when it works again).
  */
 int gwm_cs_sync(redisContext *rc, int fresh, char *why, size_t whylen);
 void gwm_cs_stats_get(gwm_cs_stats *st);

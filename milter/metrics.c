@@ -140,6 +140,8 @@ size_t gwm_metrics_text(char *buf, size_t size)
 		    "Other gateways' verdicts copied into the local cache.", (double)cs.copied);
 		one(&o, "gw_milter_shared_cache_malformed_total", "counter",
 		    "Shared cache stream entries refused as malformed.", (double)cs.malformed);
+		one(&o, "gw_milter_shared_cache_syncs_total", "counter",
+		    "Refreshes that wrote and read the shared cache stream.", (double)cs.syncs);
 		one(&o, "gw_milter_shared_cache_dropped_total", "counter",
 		    "Verdicts not published (queue full between two refreshes).", (double)cs.dropped);
 	}
