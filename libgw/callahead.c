@@ -58,6 +58,8 @@ struct gw_callahead {
 	gw_clock clock;
 	pp_pool *pool;
 	rh_table *health;
+	gw_ca_verdict_fn verdict_hook; /* set before the engine is shared, then only read */
+	void *verdict_ctx;
 	pthread_mutex_t lock; /* guards the counters */
 	uint64_t checks, accepts, rejects, tempfails, from_cache, pooled, new_sessions, route_down, limited;
 };
@@ -153,14 +155,32 @@ static void catchall_key(const ca_work *w, char *buf, size_t size)
 	snprintf(buf, size, "\001catchall %08" PRIx32 " %s", gwu_hash(w->key, strlen(w->key)), w->domain);
 }
 
-static void cache_put(gw_callahead *ca, const char *key, gw_cache_kind kind, const gw_reply *r, uint32_t ttl)
+/* Store a reply as the cache value (enhanced code, separator, first line). 0 ok, -1 (errno). */
+static int ca_put(gw_callahead *ca, const char *key, gw_cache_kind kind, const gw_reply *r, uint32_t ttl)
 {
 	char text[GW_CACHE_TEXT_MAX];
 	size_t n = strcspn(r->text, "\n");
 
 	snprintf(text, sizeof(text), "%s%c%.*s", r->enh, CA_ENH_SEP, (int)n, r->text);
-	if (gw_cache_put(ca->cache, key, kind, r->code, text, ttl) != 0)
+	return gw_cache_put(ca->cache, key, kind, r->code, text, ttl);
+}
+
+static void cache_put(gw_callahead *ca, const char *key, gw_cache_kind kind, const gw_reply *r, uint32_t ttl)
+{
+	if (ca_put(ca, key, kind, r, ttl) != 0)
 		gw_log(GW_LOG_DEBUG, "ca_cache", "put failed error=\"%s\"", strerror(errno));
+}
+
+/* Tell the verdict hook what a probe just cached (first line of the text, as cached). */
+static void verdict_told(gw_callahead *ca, const char *key, gw_cache_kind kind, const gw_reply *r,
+			 uint32_t ttl)
+{
+	char text[GW_CACHE_TEXT_MAX];
+
+	if (ca->verdict_hook == NULL)
+		return;
+	first_line(text, sizeof(text), r->text);
+	ca->verdict_hook(ca->verdict_ctx, key, kind, r->code, r->enh, text, ttl);
 }
 
 static void result_from_cache(gw_ca_result *res, const gw_cache_value *v)
@@ -720,12 +740,15 @@ static void probe_rcpt(ca_work *w, ca_sess *ss)
 		ss->s->errors++;
 	if (cls == 2) {
 		w->res->verdict = GW_VERDICT_ACCEPT;
-		if (r.code == 250 || r.code == 251)
+		if (r.code == 250 || r.code == 251) {
 			cache_put(ca, w->cache_key, GW_CACHE_POSITIVE, &r, ca->o.positive_ttl_ms);
+			verdict_told(ca, w->cache_key, GW_CACHE_POSITIVE, &r, ca->o.positive_ttl_ms);
+		}
 		rh_confirm(ca->health, ss->rh);
 	} else if (cls == 5 && r.code != 552) {
 		w->res->verdict = GW_VERDICT_REJECT;
 		cache_put(ca, w->cache_key, GW_CACHE_NEGATIVE, &r, ca->o.negative_ttl_ms);
+		verdict_told(ca, w->cache_key, GW_CACHE_NEGATIVE, &r, ca->o.negative_ttl_ms);
 		rh_confirm(ca->health, ss->rh);
 	} else if (cls == 3) {
 		/* Out of step with the peer: this session cannot be trusted any more. */
@@ -1110,6 +1133,41 @@ size_t gw_ca_purge(gw_callahead *ca, const char *rcpt)
 	if (split_rcpt(&w, rcpt) != 0)
 		return 0;
 	return (size_t)gw_cache_remove(ca->cache, w.cache_key);
+}
+
+void gw_ca_set_verdict_hook(gw_callahead *ca, gw_ca_verdict_fn fn, void *ctx)
+{
+	ca->verdict_hook = fn;
+	ca->verdict_ctx = ctx;
+}
+
+int gw_ca_import(gw_callahead *ca, const char *key, gw_cache_kind kind, int code, const char *enh,
+		 const char *text, uint32_t ttl_ms)
+{
+	uint32_t max = kind == GW_CACHE_POSITIVE ? ca->o.positive_ttl_ms : ca->o.negative_ttl_ms;
+	gw_reply r;
+	ca_work w;
+	size_t i;
+
+	memset(&w, 0, sizeof(w));
+	memset(&r, 0, sizeof(r));
+	/* Only answers a probe could have given, under the key a check would look up. */
+	if (key == NULL || (kind != GW_CACHE_POSITIVE && kind != GW_CACHE_NEGATIVE) || ttl_ms == 0 ||
+	    split_rcpt(&w, key) != 0 || strcmp(w.cache_key, key) != 0 ||
+	    (kind == GW_CACHE_POSITIVE && code != 250 && code != 251) ||
+	    (kind == GW_CACHE_NEGATIVE && (code < 500 || code > 599 || code == 552))) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (i = 0; enh != NULL && enh[i] != '\0'; i++)
+		if (i + 1 >= sizeof(r.enh) || !((enh[i] >= '0' && enh[i] <= '9') || enh[i] == '.')) {
+			errno = EINVAL;
+			return -1;
+		}
+	r.code = code;
+	snprintf(r.enh, sizeof(r.enh), "%s", enh != NULL ? enh : "");
+	first_line(r.text, sizeof(r.text), text != NULL ? text : "");
+	return ca_put(ca, w.cache_key, kind, &r, ttl_ms < max ? ttl_ms : max);
 }
 
 int gw_ca_route_down(gw_callahead *ca, const gw_route *route)

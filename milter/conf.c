@@ -34,6 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cache_share.h"
 #include "conf.h"
 #include "gw/addr.h"
 #include "gw/dns.h"
@@ -176,6 +177,10 @@ const gw_option gwm_option[] = {
     OPT("shared_state_id", GW_OPT_STRING, NULL,
 	"this gateway's name in the shared state's keys; empty: host name and a hash of flood_store",
 	shared_state_id, 0, 0, NULL),
+    OPT("shared_cache", GW_OPT_BOOL, "no",
+	"copy the other gateways' call-ahead verdicts into the local cache in the background (needs "
+	"shared_state)",
+	shared_cache, 0, 0, NULL),
     OPT("directory_url", GW_OPT_STRING, NULL,
 	"directory URL template (ldap, ldaps, http, https); empty: none", directory_url, 0, 0, NULL),
     OPT("directory_urls", GW_OPT_STRING, NULL,
@@ -982,6 +987,10 @@ gwm_config *gwm_config_load(const char *path, char *err, size_t errlen)
 		key_err(c, "shared_state_id", err, errlen, "%s", e);
 		goto fail;
 	}
+	if (c->opt.shared_cache && (c->redis_host[0] == '\0' || !c->opt.flood_guard)) {
+		key_err(c, "shared_cache", err, errlen, "needs shared_state and flood_guard = yes");
+		goto fail;
+	}
 	if (load_directory(c, &x) != 0)
 		goto fail;
 	return c;
@@ -1189,6 +1198,8 @@ gwm_snapshot *gwm_snapshot_new(gwm_config *conf, gw_cache *cache, const gw_clock
 		return NULL;
 	}
 	s->conf = conf;
+	if (conf->opt.shared_cache)
+		gw_ca_set_verdict_hook(s->ca, gwm_cs_on_verdict, NULL);
 	if (snapshot_dirs(s, cache, clock, e, sizeof(e)) != 0) {
 		gw_log(GW_LOG_ERR, "config", "file=%s directory: %s", conf->path, e);
 		snapshot_free(s);

@@ -80,6 +80,7 @@ typedef struct gwm_options {
 	char *shared_state, *shared_state_password_file;
 	long shared_refresh;
 	char *shared_state_id;
+	int shared_cache;
 	char *directory_url, *directory_urls;
 	int directory_mode; /* index into gwm_mode_words: a gwm_mode */
 	char *directory_routes;

@@ -23,6 +23,7 @@
 #include "corr.h"
 #include "flood.h"
 #include "hook.h"
+#include "cache_share.h"
 #include "shared.h"
 #include "store.h"
 #include "gw/log.h"
@@ -433,6 +434,8 @@ int gwm_flood_start(const gwm_config *c, const gw_clock *m, const gw_clock *wall
 	}
 	gwm_flood_shared_name(c, self_name, shared_id, sizeof(shared_id));
 	if (c->redis_host[0] != '\0') {
+		if (c->opt.shared_cache)
+			gwm_cs_enable(shared_id);
 		gwm_shared_conf sc = {c->redis_host,          c->redis_port, c->redis_db,
 				      c->redis_user,          c->redis_pass, c->opt.shared_refresh,
 				      c->opt.flood_half_life, shared_id};
@@ -467,6 +470,7 @@ void gwm_flood_stop(void)
 		thread_up = 0;
 	}
 	gwm_shared_stop();
+	gwm_cs_disable();
 	gwm_hook_stop();
 	defer_summary(1);
 	flush();

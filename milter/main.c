@@ -142,11 +142,12 @@ static void reload_once(void)
 #define S0(x) ((x) != NULL ? (x) : "")
 		if (a->flood_guard != b->flood_guard || strcmp(S0(a->flood_store), S0(b->flood_store)) != 0 ||
 		    strcmp(S0(a->shared_state), S0(b->shared_state)) != 0 ||
-		    a->flood_max_entries != b->flood_max_entries || a->shared_refresh != b->shared_refresh)
-			gw_log(GW_LOG_WARNING, "reload",
-			       "flood_guard, flood_store, flood_max_entries, shared_state and shared_refresh "
-			       "need a "
-			       "restart");
+		    a->flood_max_entries != b->flood_max_entries || a->shared_refresh != b->shared_refresh ||
+		    a->shared_cache != b->shared_cache)
+			gw_log(
+			    GW_LOG_WARNING, "reload",
+			    "flood_guard, flood_store, flood_max_entries, shared_state, shared_refresh and "
+			    "shared_cache need a restart");
 #undef S0
 	}
 	gwm_snapshot_unref(&old);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cache_share.h"
 #include "callbacks.h"
 #include "conf.h"
 #include "flood.h"
@@ -56,6 +57,7 @@ size_t gwm_metrics_text(char *buf, size_t size)
 	gw_ca_stats st;
 	gwm_cb_stats cb;
 	gwm_flood_stats fl;
+	gwm_cs_stats cs;
 
 	if (s == NULL || size == 0) {
 		gwm_snapshot_unref(&s);
@@ -128,6 +130,20 @@ size_t gwm_metrics_text(char *buf, size_t size)
 		    (double)fl.entries);
 		one(&o, "gw_milter_flood_shared_up", "gauge",
 		    "1 when Redis answered at the last refresh, -1 none.", fl.shared);
+	}
+	gwm_cs_stats_get(&cs);
+	if (cs.on) {
+		one(&o, "gw_milter_shared_cache_published_total", "counter",
+		    "Verdicts of this gateway's probes written to the shared cache stream.",
+		    (double)cs.published);
+		one(&o, "gw_milter_shared_cache_copied_total", "counter",
+		    "Other gateways' verdicts copied into the local cache.", (double)cs.copied);
+		one(&o, "gw_milter_shared_cache_malformed_total", "counter",
+		    "Shared cache stream entries refused as malformed.", (double)cs.malformed);
+		one(&o, "gw_milter_shared_cache_syncs_total", "counter",
+		    "Refreshes that wrote and read the shared cache stream.", (double)cs.syncs);
+		one(&o, "gw_milter_shared_cache_dropped_total", "counter",
+		    "Verdicts not published (queue full between two refreshes).", (double)cs.dropped);
 	}
 	gwm_snapshot_unref(&s);
 	return o.full ? 0 : o.len;

@@ -14,6 +14,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "cache_share.h"
 #include "shared.h"
 #include "gw/log.h"
 #include "gw/time.h"
@@ -51,8 +52,8 @@ static pthread_t thread;
 static int running, quit;
 static atomic_int state = -1, fleet_high, my_high;
 static char host[256], self[256], user[256], pass[512], why[256];
-static char token[GWM_SHARED_TOKEN_LEN + 1]; /* this instance's, next to its counts */
-static int port, db, wrote, duplicate, calm;
+static char token[GWM_SHARED_TOKEN_LEN + 1];        /* this instance's, next to its counts */
+static int port, db, wrote, duplicate, calm, fresh; /* fresh: a new connection, the stream not read yet */
 static long refresh_ms;
 static long long ttl_s;
 static gwm_corr *corr;
@@ -181,6 +182,7 @@ static int connect_redis(void)
 	}
 	/* A new connection: everything we hold may be missing there (a restarted Redis). */
 	gwm_corr_mark_all(corr, GWM_CORR_DIRTY_SHARED);
+	fresh = 1;
 	return 0;
 }
 
@@ -473,10 +475,12 @@ void gwm_shared_refresh_now(void)
 		return;
 	}
 	n.n = 0;
-	if (check_own_token() != 0 || write_batch() != 0 || read_corr(&n) != 0 || read_nodes(&n) != 0) {
+	if (check_own_token() != 0 || write_batch() != 0 || read_corr(&n) != 0 || read_nodes(&n) != 0 ||
+	    gwm_cs_sync(rc, fresh, why, sizeof(why)) != 0) {
 		disconnect();
 		set_fleet(0, NULL);
 	} else {
+		fresh = 0;
 		set_state(1, NULL);
 	}
 	free(n.v);

@@ -40,7 +40,10 @@
  *   - reads the other gateways' node keys: any one in high-load mode is "the
  *     fleet is in a flood" (honoured in auto mode), and their counts summed
  *     are the detector's ext (flood_detect.h), so a flood spread over the
- *     gateways switches them all.
+ *     gateways switches them all;
+ *   - with shared_cache, publishes this gateway's call-ahead verdicts and
+ *     copies the others' (cache_share.h), reading from the newest entry
+ *     after each new connection.
  * The callbacks only read the local table, the last fleet flag and counts.
  * Each command has a timeout (connect and reply: the refresh interval, at
  * most 2 s); Redis down, slow or refusing the password costs the thread a

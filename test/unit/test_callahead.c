@@ -1122,6 +1122,119 @@ static void test_cache_case_and_purge(void **state)
 	peer_done(&p, 1);
 }
 
+/* ---- sharing verdicts: the hook and imports ------------------------------ */
+
+typedef struct told {
+	int n;
+	char key[GW_CACHE_KEY_MAX], enh[GW_ENH_MAX], text[GW_CACHE_TEXT_MAX];
+	gw_cache_kind kind;
+	int code;
+	uint32_t ttl;
+} told;
+
+static void on_verdict(void *ctx, const char *key, gw_cache_kind kind, int code, const char *enh,
+		       const char *text, uint32_t ttl_ms)
+{
+	told *t = ctx;
+
+	t->n++;
+	snprintf(t->key, sizeof(t->key), "%s", key);
+	snprintf(t->enh, sizeof(t->enh), "%s", enh);
+	snprintf(t->text, sizeof(t->text), "%s", text);
+	t->kind = kind;
+	t->code = code;
+	t->ttl = ttl_ms;
+}
+
+/* Only what a probe produced is told; an import answers like a local entry, under the same rule. */
+static void test_verdict_hook_and_import(void **state)
+{
+	fp_peer *p =
+	    start(GREET MAIL_OK "expect RCPT TO:<a@example.com>\nsend 250 2.1.5 ok\n"
+				"expect RCPT TO:<n@example.com>\nsend 550 5.1.1 no such user\n"
+				"expect RCPT TO:<t@example.com>\nsend 450 4.2.0 later\n" RSET_OK ONE_RCPT("c")
+				    QUIT_OK);
+	gw_ca_opts o = opts_default();
+	gw_route r = route1(p);
+	gw_ca_txn *txn;
+	gw_ca_result res;
+	gw_cache_value v;
+	told t = {0};
+	env e;
+
+	(void)state;
+	o.confirm_window_ms = 1000;
+	o.positive_ttl_ms = 60000;
+	o.negative_ttl_ms = 30000;
+	e = env_new(&o);
+	gw_ca_set_verdict_hook(e.ca, on_verdict, &t);
+	txn = gw_ca_txn_begin(e.ca);
+	check(txn, &r, "a@EXAMPLE.com", &res);
+	want(&res, GW_VERDICT_ACCEPT, GW_CA_SRC_NEW, 250);
+	assert_int_equal(t.n, 1);
+	assert_string_equal(t.key, "a@example.com");
+	assert_int_equal(t.kind, GW_CACHE_POSITIVE);
+	assert_int_equal(t.code, 250);
+	assert_string_equal(t.enh, "2.1.5");
+	assert_string_equal(t.text, "ok");
+	assert_int_equal(t.ttl, 60000);
+	check(txn, &r, "n@example.com", &res);
+	want(&res, GW_VERDICT_REJECT, GW_CA_SRC_POOLED, 550);
+	assert_int_equal(t.n, 2);
+	assert_int_equal(t.kind, GW_CACHE_NEGATIVE);
+	assert_string_equal(t.text, "no such user");
+	assert_int_equal(t.ttl, 30000);
+	/* Temporary: cached nowhere, told nobody. */
+	check(txn, &r, "t@example.com", &res);
+	want(&res, GW_VERDICT_TEMPFAIL, GW_CA_SRC_POOLED, 450);
+	/* From the cache: not told again. */
+	check(txn, &r, "a@example.com", &res);
+	want(&res, GW_VERDICT_ACCEPT, GW_CA_SRC_CACHE, 250);
+	assert_int_equal(t.n, 2);
+	gw_ca_txn_end(&txn);
+
+	/* Imported: answers from the cache, TTL cut to this engine's own, the hook silent. */
+	assert_int_equal(
+	    gw_ca_import(e.ca, "b@example.com", GW_CACHE_POSITIVE, 250, "2.1.5", "ok", 999999999), 0);
+	assert_int_equal(gw_cache_get(e.cache, "b@example.com", &v), 1);
+	assert_int_equal(v.expires_ms - v.stored_ms, 60000);
+	one_message(&e, &r, "b@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_CACHE, 250);
+	assert_int_equal(
+	    gw_ca_import(e.ca, "u@example.com", GW_CACHE_NEGATIVE, 550, "5.1.1", "gone\nx", 5000), 0);
+	assert_int_equal(gw_cache_get(e.cache, "u@example.com", &v), 1);
+	assert_int_equal(v.expires_ms - v.stored_ms, 5000);
+	txn = gw_ca_txn_begin(e.ca);
+	check(txn, &r, "u@example.com", &res);
+	want(&res, GW_VERDICT_REJECT, GW_CA_SRC_CACHE, 550);
+	assert_string_equal(res.enh, "5.1.1");
+	assert_string_equal(res.text, "gone");
+	gw_ca_txn_end(&txn);
+	assert_int_equal(t.n, 2);
+
+	/* What no probe could have cached is refused. */
+	errno = 0;
+	assert_int_equal(
+	    gw_ca_import(e.ca, "\001catchall 0 example.com", GW_CACHE_POSITIVE, 250, "", "", 1000), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(gw_ca_import(e.ca, "x@Example.com", GW_CACHE_POSITIVE, 250, "", "", 1000), -1);
+	assert_int_equal(gw_ca_import(e.ca, "x@example.com", GW_CACHE_POSITIVE, 550, "", "", 1000), -1);
+	assert_int_equal(gw_ca_import(e.ca, "x@example.com", GW_CACHE_NEGATIVE, 552, "", "", 1000), -1);
+	assert_int_equal(gw_ca_import(e.ca, "x@example.com", GW_CACHE_NEGATIVE, 450, "", "", 1000), -1);
+	assert_int_equal(gw_ca_import(e.ca, "x@example.com", GW_CACHE_TEMPORARY, 450, "", "", 1000), -1);
+	assert_int_equal(gw_ca_import(e.ca, "x@example.com", GW_CACHE_POSITIVE, 250, "2.1.5 x", "", 1000),
+			 -1);
+	assert_int_equal(gw_ca_import(e.ca, "x@example.com", GW_CACHE_POSITIVE, 250, "", "", 0), -1);
+	assert_int_equal(gw_cache_get(e.cache, "x@example.com", NULL), 0);
+
+	/* An imported valid obeys the confirm window like a local one: out of it, asked live. */
+	advance(1001);
+	assert_int_equal(gw_ca_import(e.ca, "c@example.com", GW_CACHE_POSITIVE, 250, "", "ok", 60000), 0);
+	one_message(&e, &r, "c@example.com", GW_VERDICT_ACCEPT, GW_CA_SRC_POOLED, 250);
+	assert_int_equal(t.n, 3);
+	env_free(&e);
+	peer_done(&p, 1);
+}
+
 /* ---- limits --------------------------------------------------------------- */
 
 static void test_max_probes(void **state)
@@ -1579,6 +1692,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_decision_table),
+	    cmocka_unit_test(test_verdict_hook_and_import),
 	    cmocka_unit_test(test_probe_sender),
 	    cmocka_unit_test(test_fallback_sender),
 	    cmocka_unit_test(test_sender_refused),

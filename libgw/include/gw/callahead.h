@@ -187,6 +187,31 @@ GW_API void gw_ca_txn_end(gw_ca_txn **txn);
 
 /* Forget the cached answer for rcpt (1 if there was one), or every answer (rcpt NULL; returns how many). */
 GW_API size_t gw_ca_purge(gw_callahead *ca, const char *rcpt);
+/*
+ * Called after a probe produced a definite verdict and cached it: a valid
+ * recipient (RCPT 250/251, kind GW_CACHE_POSITIVE) or an unknown one (5xx
+ * but 552, GW_CACHE_NEGATIVE); never for an answer from the cache, a
+ * temporary one, a catch-all marker or an imported entry. key is the cache
+ * key ("local@domain", the domain in lower case), text the reply's first
+ * line, ttl_ms the TTL it was cached with. Runs in the checking thread, on
+ * the RCPT path: it must be quick and must not block.
+ */
+typedef void (*gw_ca_verdict_fn)(void *ctx, const char *key, gw_cache_kind kind, int code, const char *enh,
+				 const char *text, uint32_t ttl_ms);
+/* Set (fn NULL: clear) the verdict hook. Call before the engine is used by other threads. */
+GW_API void gw_ca_set_verdict_hook(gw_callahead *ca, gw_ca_verdict_fn fn, void *ctx);
+/*
+ * Cache a verdict learnt elsewhere (another gateway's probe), as a probe of
+ * this engine would have: the TTL is cut to positive_ttl / negative_ttl, and
+ * an imported valid stands in for asking only under the same rule as a local
+ * one (route up, confirmed within confirm_window). Replaces what the cache
+ * held for key. The hook is not called. -1 with errno EINVAL unless key is
+ * a cache key as the hook gives it (no control characters, domain in lower
+ * case), kind is positive with code 250/251 or negative with a 5xx but 552,
+ * enh is "" or digits and dots, and ttl_ms > 0; ENOMEM. 0 ok.
+ */
+GW_API int gw_ca_import(gw_callahead *ca, const char *key, gw_cache_kind kind, int code, const char *enh,
+			const char *text, uint32_t ttl_ms);
 /* Is the route marked down? */
 GW_API int gw_ca_route_down(gw_callahead *ca, const gw_route *route);
 GW_API void gw_ca_stats_get(gw_callahead *ca, gw_ca_stats *stats_r);
