@@ -28,6 +28,10 @@
 # (check_client_access static:HOLD), then released (postsuper -H ALL,
 # postqueue -f) and timed until the tenant's queue is empty; the sink's
 # message counter must have grown by exactly that many (no bounce counts).
+# The two paths run alternately; printed: the best msg/s of each and their
+# ratio, then each round's ratio (the proxy run against the straight run just
+# before it, so a machine that slows down between rounds moves both) and the
+# median of those.
 #   BENCH_TENANT_MESSAGES (default 2000)  BENCH_TENANT_RCPTS (default 3)
 #   BENCH_TENANT=0 skips it (it needs root: Postfix)
 # Then, next to that ratio, the same set-up measured as CPU time, which
@@ -213,15 +217,19 @@ tenant_run() {   # NAME: seconds from release until the queue is empty, every me
 tenant_start tenant-straight "$ts"
 tenant_start tenant-proxy "$tp"
 echo "== tenant MTA (Postfix, default concurrency): $tmessages messages of $size bytes x $trcpts recipients, held then released, best of $rounds"
-bs=0 bp=0
+bs=0 bp=0 pairs=()
 for _ in $(seq "$rounds"); do
-	t=$(tenant_run tenant-straight); v=$(echo "$tmessages / $t" | bc -l)
-	bs=$(echo "if ($v > $bs) $v else $bs" | bc -l)
+	t=$(tenant_run tenant-straight); vs=$(echo "$tmessages / $t" | bc -l)
+	bs=$(echo "if ($vs > $bs) $vs else $bs" | bc -l)
 	t=$(tenant_run tenant-proxy); v=$(echo "$tmessages / $t" | bc -l)
 	bp=$(echo "if ($v > $bp) $v else $bp" | bc -l)
+	pairs+=("$(printf '%.2f' "$(echo "$v / $vs" | bc -l)")")
 done
 printf 'tenant MTA:  straight %6.0f msg/s   proxy %6.0f msg/s   ratio %.2f (target >= 0.9)\n' \
 	"$bs" "$bp" "$(echo "$bp / $bs" | bc -l)"
+# each round's proxy run against the straight run just before it: drift between rounds cancels out
+printf 'tenant MTA:  ratio per round %s   median %s\n' "${pairs[*]}" \
+	"$(printf '%s\n' "${pairs[@]}" | sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}')"
 "$proxy" -C "$work/tenant.control" stats
 if [ "${BENCH_CPU:-1}" = 1 ]; then
 	BENCH_PROXY=$proxy BENCH_MESSAGES=$tmessages BENCH_RCPTS=$trcpts BENCH_SIZE=$size BENCH_ROUNDS=$rounds \
