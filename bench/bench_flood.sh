@@ -25,8 +25,9 @@
 # accepted) at the rate, paced by absolute deadlines ("max": as fast as the
 # threads can). The first BENCH_FLOOD_WARMUP seconds of each flood are left
 # out (the guard enters high-load mode in them). Each rate
-# runs twice, one after the other: gw-milter with the guard, then restarted
-# with flood_guard = no, where every flood bounce takes the normal path
+# runs twice: every rate with the guard first, then gw-milter is restarted
+# with flood_guard = no and every rate runs again (so no guarded run follows
+# the drain of an unguarded one), where every flood bounce takes the normal path
 # (RCPT, call-ahead to the internal MTA: one recipient, so mostly a cache hit
 # re-confirmed on a pooled session; no PRVS, the lab has no keys; then DATA,
 # the gateway's queue, delivery to alice's mailbox on the internal MTA).
@@ -134,10 +135,12 @@ printf '%-5s %-5s %9s %9s %6s %15s %15s %7s %-5s %6s %8s %8s\n' rate guard achie
 	"before med/p90" "during med/p90" ratio goal idle% mailbox milter
 printf '%-5s %-5s %9s %9s %6s %15s %15s %7s %-5s %6s %8s %8s\n' "/s" "" "/s" "" s ms ms "" "" "" "" "us/sess"
 declare -A ratio cpu
-for rate in "${rates[@]}"; do
-	label=$rate
-	[ "$rate" != 0 ] || label=max
-	for guard in "${guards[@]}"; do
+# every rate with the guard first, then without: an unguarded run leaves queues to drain and a busier
+# Postfix behind it, which must not be the "before" of a guarded run
+for guard in "${guards[@]}"; do
+	for rate in "${rates[@]}"; do
+		label=$rate
+		[ "$rate" != 0 ] || label=max
 		milter "$guard"
 		extra=()
 		[ "$guard" = yes ] || extra+=(--no-mode)
@@ -171,6 +174,10 @@ PY
 		echo "${line%%$'\n'*}"
 		read -r ratio["$label,$guard"] cpu["$label,$guard"] <<<"${line##*$'\n'}"
 	done
+done
+for rate in "${rates[@]}"; do
+	label=$rate
+	[ "$rate" != 0 ] || label=max
 	if [ -z "${ratio[$label,yes]:-}" ] || [ -z "${ratio[$label,no]:-}" ]; then continue; fi
 	awk -v rg="${ratio[$label,yes]}" -v rn="${ratio[$label,no]}" -v cg="${cpu[$label,yes]}" -v cn="${cpu[$label,no]}" -v l="$label" \
 		'function q(a, b) { return (a == "-" || b == "-" || b + 0 == 0) ? "-" : sprintf("%.2f", a / b) }
