@@ -7,11 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cache_entry.h"
 #include "cache_share.h"
 #include "conf.h"
+#include "corr.h"
 #include "gw/callahead.h"
 #include "gw/log.h"
 
@@ -22,14 +22,6 @@ static char self[GWM_CE_GW_MAX + 1];
 static char last_id[64] = "0-0"; /* the shared thread's only */
 static atomic_int on;
 static atomic_ullong published, copied, malformed, dropped, syncs;
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void gwm_cs_enable(const char *name)
 {
@@ -70,7 +62,7 @@ static void clean(char *dst, size_t size, const char *s)
 void gwm_cs_on_verdict(void *ctx, const char *key, gw_cache_kind kind, int code, const char *enh,
 		       const char *text, uint32_t ttl_ms)
 {
-	int64_t expires = wall_ms() + (int64_t)ttl_ms;
+	int64_t expires = gwm_clock_wall.now_ms(gwm_clock_wall.ctx) + (int64_t)ttl_ms;
 
 	(void)ctx;
 	if (!atomic_load(&on) || strlen(key) > GWM_CE_KEY_MAX)
@@ -229,7 +221,7 @@ static void take(const redisReply *ent, gwm_snapshot *s, uint32_t pos, uint32_t 
 static long page(const redisReply *r, gwm_snapshot *s, uint32_t pos, uint32_t neg)
 {
 	const redisReply *ents;
-	int64_t now = wall_ms();
+	int64_t now = gwm_clock_wall.now_ms(gwm_clock_wall.ctx);
 	size_t i;
 
 	if (r->type == REDIS_REPLY_NIL)
