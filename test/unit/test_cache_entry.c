@@ -24,6 +24,7 @@
 #include "milter/cache_entry.h"
 #include "milter/cache_share.h"
 #include "milter/conf.h"
+#include "milter_conf_test.h"
 
 #define NOW 1800000000000LL
 
@@ -232,46 +233,6 @@ static void test_write_parse_back(void **state)
 }
 
 /* ---- gw.conf --------------------------------------------------------------- */
-
-static char dir[] = "/tmp/gw-test-cache-entry.XXXXXX";
-
-static gwm_config *load(const char *extra, char *err, size_t errlen)
-{
-	char path[600];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/gw.conf", dir);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fprintf(f, "routes = %s/routes\nlog = stderr\nlog_level = err\n%s", dir, extra);
-	fclose(f);
-	return gwm_config_load(path, err, errlen);
-}
-
-static int setup(void **state)
-{
-	char path[600];
-	FILE *f;
-
-	(void)state;
-	if (mkdtemp(dir) == NULL)
-		return -1;
-	snprintf(path, sizeof(path), "%s/routes", dir);
-	if ((f = fopen(path, "w")) == NULL)
-		return -1;
-	fprintf(f, "example.com smtp:[127.0.0.1]:2525\n");
-	fclose(f);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	char cmd[600];
-
-	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
-}
 
 static void test_conf(void **state)
 {

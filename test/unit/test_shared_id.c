@@ -20,47 +20,7 @@
 #include "milter/conf.h"
 #include "milter/flood.h"
 #include "milter/shared.h"
-
-static char dir[] = "/tmp/gw-test-shared-id.XXXXXX";
-
-/* Load a gw.conf of the routes and the extra lines; NULL with err on failure. */
-static gwm_config *load(const char *extra, char *err, size_t errlen)
-{
-	char path[600];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/gw.conf", dir);
-	f = fopen(path, "w");
-	assert_non_null(f);
-	fprintf(f, "routes = %s/routes\nlog = stderr\nlog_level = err\n%s", dir, extra);
-	fclose(f);
-	return gwm_config_load(path, err, errlen);
-}
-
-static int setup(void **state)
-{
-	char path[600];
-	FILE *f;
-
-	(void)state;
-	if (mkdtemp(dir) == NULL)
-		return -1;
-	snprintf(path, sizeof(path), "%s/routes", dir);
-	if ((f = fopen(path, "w")) == NULL)
-		return -1;
-	fprintf(f, "example.com smtp:[127.0.0.1]:2525\n");
-	fclose(f);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	char cmd[600];
-
-	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
-}
+#include "milter_conf_test.h"
 
 static void test_conf(void **state)
 {
