@@ -85,11 +85,11 @@ void gwm_cs_on_verdict(void *ctx, const char *key, gw_cache_kind kind, int code,
 	pthread_mutex_unlock(&qlock);
 }
 
-static void why_of(char *why, size_t len, const char *what, redisContext *rc, const redisReply *r)
+void gwm_redis_why(char *why, size_t len, const char *what, const redisContext *rc, const redisReply *r)
 {
 	if (r != NULL && r->type == REDIS_REPLY_ERROR)
 		snprintf(why, len, "%s: %.180s", what, r->str);
-	else if (rc->err)
+	else if (rc != NULL && rc->err)
 		snprintf(why, len, "%s: %.180s", what, rc->errstr);
 	else
 		snprintf(why, len, "%s: unexpected reply", what);
@@ -101,7 +101,7 @@ static int start_at_newest(redisContext *rc, char *why, size_t whylen)
 	redisReply *r = redisCommand(rc, "XREVRANGE " GWM_CS_STREAM " + - COUNT 1");
 
 	if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
-		why_of(why, whylen, "XREVRANGE", rc, r);
+		gwm_redis_why(why, whylen, "XREVRANGE", rc, r);
 		if (r != NULL)
 			freeReplyObject(r);
 		return -1;
@@ -164,7 +164,7 @@ static int publish(redisContext *rc, char *why, size_t whylen)
 			r = NULL;
 		if (r == NULL || r->type == REDIS_REPLY_ERROR) {
 			if (!err)
-				why_of(why, whylen, "XADD", rc, r);
+				gwm_redis_why(why, whylen, "XADD", rc, r);
 			err = 1;
 		} else {
 			atomic_fetch_add(&published, 1);
@@ -259,7 +259,7 @@ static int read_stream(redisContext *rc, char *why, size_t whylen)
 		    redisCommand(rc, "XREAD COUNT %d STREAMS " GWM_CS_STREAM " %s", GWM_CS_PAGE, last_id);
 
 		if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-			why_of(why, whylen, "XREAD", rc, r);
+			gwm_redis_why(why, whylen, "XREAD", rc, r);
 			if (r != NULL)
 				freeReplyObject(r);
 			gwm_snapshot_unref(&s);

@@ -67,6 +67,9 @@ void gwm_cs_on_verdict(void *ctx, const char *key, gw_cache_kind kind, int code,
  * the cache sharing; status=ok when it works again).
  */
 int gwm_cs_sync(redisContext *rc, int fresh, char *why, size_t whylen);
+/* Why a Redis command failed, into why: the reply's error text, the connection's error, or "unexpected
+ * reply" (never what was sent). rc and r may be NULL. Shared with shared.c's own commands. */
+void gwm_redis_why(char *why, size_t len, const char *what, const redisContext *rc, const redisReply *r);
 void gwm_cs_stats_get(gwm_cs_stats *st);
 
 #endif

@@ -123,12 +123,7 @@ static void set_state(int up, const char *w)
 /* Remember why the last command failed (a reply's error text, never what we sent). */
 static void note(const char *what, const redisReply *r)
 {
-	if (r != NULL && r->type == REDIS_REPLY_ERROR)
-		snprintf(why, sizeof(why), "%s: %.180s", what, r->str);
-	else if (rc != NULL && rc->err)
-		snprintf(why, sizeof(why), "%s: %.180s", what, rc->errstr);
-	else
-		snprintf(why, sizeof(why), "%s: unexpected reply", what);
+	gwm_redis_why(why, sizeof(why), what, rc, r);
 }
 
 static void disconnect(void)
