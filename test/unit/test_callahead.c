@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "fakepeer.h"
+#include "fp_test.h"
 #include "gw/cache.h"
 #include "gw/callahead.h"
 #include "probe_pool.h"
@@ -69,17 +70,7 @@ static const gw_clock fake_clock = {fake_now, NULL};
 
 static fp_peer *start(const char *script)
 {
-	char err[256] = "";
-	fp_opts o;
-	fp_peer *p;
-
-	memset(&o, 0, sizeof(o));
-	o.script = script;
-	o.timeout_ms = 3000;
-	p = fp_start_opts(&o, err, sizeof(err));
-	if (p == NULL)
-		fail_msg("fp_start: %s", err);
-	return p;
+	return fp_test_start(script, 3000);
 }
 
 /* An SMTP route over loopback ports, in order. */

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "fakepeer.h"
+#include "fp_test.h"
 #include "gw/client.h"
 
 #define SEEN_MAX 8
@@ -46,16 +47,7 @@ static void hook(void *ctx, gw_stage stage, const gw_reply *r, const gw_reply_ar
 
 static fp_peer *start(const char *script)
 {
-	char err[256] = "";
-	fp_opts o;
-	fp_peer *p;
-
-	memset(&o, 0, sizeof(o));
-	o.script = script;
-	o.timeout_ms = 5000;
-	if ((p = fp_start_opts(&o, err, sizeof(err))) == NULL)
-		fail_msg("fp_start: %s", err);
-	return p;
+	return fp_test_start(script, 5000);
 }
 
 static gw_client *open_client(fp_peer *p, seen *s)

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include "fakepeer.h"
+#include "fp_test.h"
 #include "gw/client.h"
 #include "gw/time.h"
 
@@ -31,16 +32,7 @@
 
 static fp_peer *start(const char *script)
 {
-	char err[256] = "";
-	fp_opts o;
-	fp_peer *p;
-
-	memset(&o, 0, sizeof(o));
-	o.script = script;
-	o.timeout_ms = 8000;
-	if ((p = fp_start_opts(&o, err, sizeof(err))) == NULL)
-		fail_msg("fp_start: %s", err);
-	return p;
+	return fp_test_start(script, 8000);
 }
 
 static gw_client *open_client(fp_peer *p, gw_tls_policy tls, int watch)
