@@ -47,14 +47,29 @@
 #              session in the window, microseconds (clock ticks of 10 ms:
 #              coarse at low rates; the correspondent's few sessions a second
 #              are in it too)
+#   milter RCPT  gw-milter's mean time per RCPT decided, before and in the
+#              window (its gw_milter_rcpt_seconds histogram): with the guard
+#              the correspondent's RCPTs, without it the flood's too
 # and per rate the guard's effect: the unguarded ratio over the guarded one,
 # and gw-milter's CPU per session unguarded over guarded. At the end: what
 # is left on disk (queue files, the lab's size: mostly logs).
-#   BENCH_FLOOD_RATES    flood sessions a second, "0" = as fast as possible
-#                        (default "50 200 500 0")
+#   BENCH_FLOOD_RATES    flood sessions a second, "0" = as fast as possible,
+#                        "none" = no flood, the control: the correspondent
+#                        alone, measured the same way, shows how far the
+#                        ratio moves by chance (default "none 50 200 500 0")
+#   BENCH_FLOOD_ROUNDS   rounds through all the rates (3): one run's median of
+#                        40-50 RCPTs of half a millisecond moves by 10-20 %
+#                        from run to run, so the goal is judged on the median
+#                        of the rounds' ratios, printed at the end with their range
 #   BENCH_FLOOD_SECONDS  each flood (default 20)     BENCH_FLOOD_WARMUP (3)
 #   BENCH_FLOOD_THREADS  (8)   BENCH_FLOOD_BEFORE (40)   BENCH_FLOOD_CORR_RATE (4)
 #   BENCH_FLOOD_DRAIN    seconds to wait for the queues after a run (300)
+#   BENCH_FLOOD_SETTLE   seconds at most to wait, after a flood's queues
+#                        drained, for its TIME_WAIT sockets to expire (120;
+#                        from 10,000 more than at the start):
+#                        while the 90,000 of an unpaced flood lasted (a
+#                        minute), the next run's "before" was 0.7-0.8 ms
+#                        instead of 0.5, which flattered that run's ratio
 #   BENCH_FLOOD_GUARDS   the configurations to run ("yes no"; "yes": the guard only)
 #   BENCH_FLOOD_CONF     more gw.conf settings for both, "KEY=VALUE ..." (e.g.
 #                        "log_level=notice" to see what the log lines cost)
@@ -62,14 +77,16 @@
 #                        seconds, into DIR/gw-milter-CONFIG-RATE.perf
 #   GW_BENCH_BUILD_DIR (build-bench); LAB_MILTER_BIN: a gw-milter to use
 #   instead of the one built here
-# Short form while developing: BENCH_FLOOD_SECONDS=8 BENCH_FLOOD_BEFORE=20.
+# Short form while developing: BENCH_FLOOD_SECONDS=8 BENCH_FLOOD_BEFORE=20 BENCH_FLOOD_ROUNDS=1.
 # Figures on a machine busy with other work show its load, not this software:
 # quote figures from an idle machine (docs/howto-bounce-floods.md).
 # Needs root (Postfix's master), postfix, /usr/bin/python3.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${GW_BENCH_BUILD_DIR:-$top/build-bench}
-read -r -a rates <<<"${BENCH_FLOOD_RATES:-50 200 500 0}"
+read -r -a rates <<<"${BENCH_FLOOD_RATES:-none 50 200 500 0}"
+rounds=${BENCH_FLOOD_ROUNDS:-3}
+settle_max=${BENCH_FLOOD_SETTLE:-120}
 seconds=${BENCH_FLOOD_SECONDS:-20}
 warmup=${BENCH_FLOOD_WARMUP:-3}
 threads=${BENCH_FLOOD_THREADS:-8}
@@ -115,6 +132,16 @@ postconf -c "$LAB/gw/etc" -e "smtpd_peername_lookup = no" "default_process_limit
 lab_postfix_stop gw >/dev/null; lab_postfix_start gw
 
 box=$LAB/int/mail/alice@example.com
+tw_count() { ss -Htan state time-wait | wc -l; }
+tw_calm=$(($(tw_count) + 10000))   # a flood of 200/s leaves about 8,000, an unpaced one 90,000
+settle() {   # wait (BENCH_FLOOD_SETTLE s at most) until the TIME_WAIT sockets are back near where they were
+	local i
+	for ((i = 0; i < settle_max; i++)); do
+		[ "$(tw_count)" -gt "$tw_calm" ] || return 0
+		sleep 1
+	done
+	echo "bench_flood: $(tw_count) sockets still in TIME_WAIT after $settle_max s" >&2
+}
 drain() {   # wait for both queues to empty; print the flood bounces delivered, remove them
 	local i n
 	for ((i = 0; i < drain_max * 5; i++)); do
@@ -131,58 +158,92 @@ drain() {   # wait for both queues to empty; print the flood bounces delivered, 
 echo "== bounce flood beside a correspondent: $threads flood sessions at a time, ${seconds} s per flood${conf_extra[*]:+, gw.conf ${conf_extra[*]}}" \
 	"(first ${warmup} s left out), correspondent $corr_rate bounces/s ($before before); goal: median during <= 1.2x before"
 echo "   load $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs at the start"
-printf '%-5s %-5s %9s %9s %6s %15s %15s %7s %-5s %6s %8s %8s\n' rate guard achieved deferred entry \
-	"before med/p90" "during med/p90" ratio goal idle% mailbox milter
-printf '%-5s %-5s %9s %9s %6s %15s %15s %7s %-5s %6s %8s %8s\n' "/s" "" "/s" "" s ms ms "" "" "" "" "us/sess"
-declare -A ratio cpu
-# every rate with the guard first, then without: an unguarded run leaves queues to drain and a busier
-# Postfix behind it, which must not be the "before" of a guarded run
+printf '%-5s %-5s %5s %9s %9s %6s %15s %15s %7s %-5s %6s %8s %8s %13s\n' rate guard round achieved deferred entry \
+	"before med/p90" "during med/p90" ratio goal idle% mailbox milter "milter RCPT"
+printf '%-5s %-5s %5s %9s %9s %6s %15s %15s %7s %-5s %6s %8s %8s %13s\n' "/s" "" "" "/s" "" s ms ms "" "" "" "" "us/sess" "us bef/dur"
+declare -A ratios cpus
+# Every rate with the guard first, then without: an unguarded run leaves queues to drain and a busier
+# Postfix behind it, which must not be the "before" of a guarded run. Within a configuration the
+# rounds go through all rates in turn, so a drift of the machine spreads over every rate alike.
 for guard in "${guards[@]}"; do
-	for rate in "${rates[@]}"; do
-		label=$rate
-		[ "$rate" != 0 ] || label=max
-		milter "$guard"
-		extra=()
-		[ "$guard" = yes ] || extra+=(--no-mode)
-		perf_env=()
-		[ -z "$perf_dir" ] || perf_env=(FLOOD_PERF="$perf_dir/gw-milter-$guard-$label.perf" FLOOD_PERF_PID="$LAB_MILTER_PID")
-		env "${perf_env[@]}" /usr/bin/python3 "$top/test/sh/lib/flood.py" --port "$gw_port" \
-			--ctl "$milter_bin -C $LAB/milter/control" --gen "$build/bench/bench_flood_gen" --out "$LAB/flood.out" \
-			--seconds "$seconds" --threads "$threads" --rate "$rate" --corr-rate "$corr_rate" --before "$before" \
-			--warmup "$warmup" --milter-pid "$LAB_MILTER_PID" --data "${extra[@]}" >"$LAB/result.json" ||
-			{ echo "bench_flood: flood.py failed (rate $label, guard $guard)" >&2; exit 1; }
-		delivered=$(drain)
-		line=$(/usr/bin/python3 - "$LAB/result.json" "$label" "$guard" "$delivered" <<'PY'
+	milter "$guard"
+	for ((round = 1; round <= rounds; round++)); do
+		for rate in "${rates[@]}"; do
+			label=$rate
+			[ "$rate" != 0 ] || label=max
+			extra=()
+			[ "$guard" = yes ] || extra+=(--no-mode)
+			[ "$rate" != none ] || extra+=(--no-flood)
+			perf_env=()
+			[ -z "$perf_dir" ] || [ "$rate" = none ] ||
+				perf_env=(FLOOD_PERF="$perf_dir/gw-milter-$guard-$label-$round.perf" FLOOD_PERF_PID="$LAB_MILTER_PID")
+			env "${perf_env[@]}" /usr/bin/python3 "$top/test/sh/lib/flood.py" --port "$gw_port" \
+				--ctl "$milter_bin -C $LAB/milter/control" --gen "$build/bench/bench_flood_gen" --out "$LAB/flood.out" \
+				--seconds "$seconds" --threads "$threads" --rate "${rate/none/0}" --corr-rate "$corr_rate" --before "$before" \
+				--warmup "$warmup" --milter-pid "$LAB_MILTER_PID" --data "${extra[@]}" >"$LAB/result.json" ||
+				{ echo "bench_flood: flood.py failed (rate $label, guard $guard, round $round)" >&2; exit 1; }
+			delivered=$(drain)
+			settle
+			line=$(/usr/bin/python3 - "$LAB/result.json" "$label" "$guard" "$delivered" "$round" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
-label, guard, delivered = sys.argv[2], sys.argv[3], sys.argv[4]
+label, guard, delivered, rnd = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 w = d["window"]
 f = lambda x, p=2: "-" if x is None else ("%.*f" % (p, x))
 ratio = d["median_during_ms"] / d["median_before_ms"] if d["median_during_ms"] and d["median_before_ms"] else None
 bad = d["before_bad"] + len(d["during_bad"])
-print("%-5s %-5s %9s %8s%% %6s %15s %15s %6sx %-5s %6s %8s %8s%s%s" % (
-    label, guard, f(d["rate_achieved"], 1), f(100.0 * w["deferred"] / w["sent"] if w["sent"] else None, 1),
-    f(d["entry_s"], 1) if guard == "yes" else "-",
+print("%-5s %-5s %5s %9s %8s%% %6s %15s %15s %6sx %-5s %6s %8s %8s %13s%s%s" % (
+    label, guard, rnd, f(d["rate_achieved"], 1), f(100.0 * w["deferred"] / w["sent"] if w["sent"] else None, 1),
+    f(d["entry_s"], 1) if guard == "yes" and label != "none" else "-",
     f(d["median_before_ms"]) + "/" + f(d["p90_before_ms"]), f(d["median_during_ms"]) + "/" + f(d["p90_during_ms"]),
     f(ratio), "-" if ratio is None else "met" if ratio <= 1.2 else "MISS", f(d["cpu_idle_pct"], 1), delivered,
     f(d.get("milter_cpu_us_per_session"), 0),
+    f(d.get("milter_rcpt_us_before"), 0) + "/" + f(d.get("milter_rcpt_us_during"), 0),
     "" if bad == 0 else "  correspondent refused %d: %s" % (bad, d["during_bad"][:1]),
     "" if guard == "no" or d["mode_at_start"] == "normal" else "  (flood started in mode %s)" % d["mode_at_start"]))
 print(f(ratio, 4), f(d.get("milter_cpu_us_per_session"), 1))
 PY
-		)
-		echo "${line%%$'\n'*}"
-		read -r ratio["$label,$guard"] cpu["$label,$guard"] <<<"${line##*$'\n'}"
+			)
+			echo "${line%%$'\n'*}"
+			read -r r c <<<"${line##*$'\n'}"
+			ratios["$label,$guard"]+="$r "
+			cpus["$label,$guard"]+="$c "
+		done
 	done
 done
+# Per rate and configuration: the median of the rounds' ratios (the goal is judged on it), their
+# range, and the guard's effect (unguarded over guarded, medians).
+echo "   per rate, median of the rounds (min-max); the goal is judged on the median:"
 for rate in "${rates[@]}"; do
 	label=$rate
 	[ "$rate" != 0 ] || label=max
-	if [ -z "${ratio[$label,yes]:-}" ] || [ -z "${ratio[$label,no]:-}" ]; then continue; fi
-	awk -v rg="${ratio[$label,yes]}" -v rn="${ratio[$label,no]}" -v cg="${cpu[$label,yes]}" -v cn="${cpu[$label,no]}" -v l="$label" \
-		'function q(a, b) { return (a == "-" || b == "-" || b + 0 == 0) ? "-" : sprintf("%.2f", a / b) }
-		BEGIN { printf "      %s/s, the guard'\''s effect: latency ratio without / with %s, gw-milter CPU per session without / with %s\n", l, q(rn, rg), q(cn, cg) }'
-done
+	for guard in "${guards[@]}"; do
+		[ -n "${ratios[$label,$guard]:-}" ] || continue
+		echo "$label $guard ${ratios[$label,$guard]}|${cpus[$label,$guard]}"
+	done
+done | /usr/bin/python3 -c '
+import statistics, sys
+med = {}
+def nums(s):
+    return [float(x) for x in s.split() if x != "-"]
+for line in sys.stdin:
+    head, cpu = line.strip().split("|")
+    label, guard, *rs = head.split()
+    r, c = nums(" ".join(rs)), nums(cpu)
+    m = statistics.median(r) if r else None
+    med[label, guard] = (m, statistics.median(c) if c else None)
+    goal = "-" if m is None or label == "none" else "met" if m <= 1.2 else "MISS"
+    print("      %-5s %-5s ratio %s (%s) %s%s" % (label, guard, "-" if m is None else "%.2fx" % m,
+          "-" if not r else "%.2f-%.2f" % (min(r), max(r)), goal,
+          "" if label != "none" else "   (no flood: the noise of the ratio itself)"))
+for (label, guard), (m, c) in med.items():
+    if guard != "yes" or label == "none" or (label, "no") not in med:
+        continue
+    mn, cn = med[label, "no"]
+    q = lambda a, b: "-" if a is None or not b else "%.2f" % (a / b)
+    print("      %s/s, the guard'"'"'s effect: latency ratio without / with %s, gw-milter CPU per session without / with %s"
+          % (label, q(mn, m), q(cn, c)))
+'
 echo "   load $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 echo "   left on disk: queue files gateway $(lab_queue_count gw), internal $(lab_queue_count int);" \
 	"lab $(du -sm "$LAB" | cut -f1) MB (mostly logs)"

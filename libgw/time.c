@@ -1,5 +1,5 @@
 /*
- * time.c - monotonic milliseconds and the default gw_clock.
+ * time.c - monotonic milliseconds and the system's gw_clocks (monotonic, wall).
  */
 #include <time.h>
 
@@ -20,6 +20,17 @@ static int64_t monotonic_now(void *ctx)
 }
 
 const gw_clock gw_clock_monotonic = {monotonic_now, NULL};
+
+static int64_t wall_now(void *ctx)
+{
+	struct timespec ts;
+
+	(void)ctx;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const gw_clock gw_clock_wall = {wall_now, NULL};
 
 int gw_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, int64_t ms)
 {

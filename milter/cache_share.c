@@ -62,7 +62,7 @@ static void clean(char *dst, size_t size, const char *s)
 void gwm_cs_on_verdict(void *ctx, const char *key, gw_cache_kind kind, int code, const char *enh,
 		       const char *text, uint32_t ttl_ms)
 {
-	int64_t expires = gwm_clock_wall.now_ms(gwm_clock_wall.ctx) + (int64_t)ttl_ms;
+	int64_t expires = gw_clock_wall.now_ms(gw_clock_wall.ctx) + (int64_t)ttl_ms;
 
 	(void)ctx;
 	if (!atomic_load(&on) || strlen(key) > GWM_CE_KEY_MAX)
@@ -221,7 +221,7 @@ static void take(const redisReply *ent, gwm_snapshot *s, uint32_t pos, uint32_t 
 static long page(const redisReply *r, gwm_snapshot *s, uint32_t pos, uint32_t neg)
 {
 	const redisReply *ents;
-	int64_t now = gwm_clock_wall.now_ms(gwm_clock_wall.ctx);
+	int64_t now = gw_clock_wall.now_ms(gw_clock_wall.ctx);
 	size_t i;
 
 	if (r->type == REDIS_REPLY_NIL)

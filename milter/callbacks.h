@@ -27,6 +27,10 @@
 /* Clients the unknown-recipient table tracks at most. */
 #define GWM_UL_CLIENTS 10000
 
+/* The RCPT decision-time histogram's upper bounds (microseconds); one more bucket, +Inf. */
+#define GWM_RCPT_BUCKETS 16
+extern const uint32_t gwm_rcpt_le_us[GWM_RCPT_BUCKETS];
+
 typedef struct gwm_cb_stats {
 	uint64_t rcpts;           /* RCPT callbacks */
 	uint64_t skips;           /* not checked: skip rules, no route */
@@ -36,6 +40,11 @@ typedef struct gwm_cb_stats {
 	uint64_t local_errors;    /* 451 4.3.0 */
 	uint64_t connections;     /* open milter connections now */
 	size_t ul_clients;        /* clients in the unknown-recipient table */
+	/* RCPTs decided, by the time from the callback's start to its decision (not the log line):
+	 * rcpt_time[i] at most gwm_rcpt_le_us[i] and above the bound before (not cumulative), the
+	 * last over every bound; and the sum of those times. */
+	uint64_t rcpt_time[GWM_RCPT_BUCKETS + 1];
+	uint64_t rcpt_time_us_sum;
 } gwm_cb_stats;
 
 /* Shared state for the callbacks (the unknown-recipient table). clock NULL: monotonic. 0 ok, -1 ENOMEM. */

@@ -33,17 +33,6 @@ struct gwm_corr {
 	uint64_t gen; /* the last fleet refresh begun */
 };
 
-static int64_t wall_ms(void *ctx)
-{
-	struct timespec ts;
-
-	(void)ctx;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-const gw_clock gwm_clock_wall = {wall_ms, NULL};
-
 gwm_corr *gwm_corr_new(size_t max_entries, int64_t half_ms, const gw_clock *clock)
 {
 	gwm_corr *t;
@@ -62,7 +51,7 @@ gwm_corr *gwm_corr_new(size_t max_entries, int64_t half_ms, const gw_clock *cloc
 	pthread_mutex_init(&t->lock, NULL);
 	t->max = max_entries;
 	t->half_ms = half_ms;
-	t->clock = clock != NULL ? *clock : gwm_clock_wall;
+	t->clock = clock != NULL ? *clock : gw_clock_wall;
 	return t;
 }
 

@@ -8,7 +8,7 @@
  * so nothing ever sweeps the table on a timer. A key is a correspondent
  * while its decayed score is at least the caller's threshold. Times come
  * from the gw_clock given at creation and are stored as they are, so a
- * wall clock (gwm_clock_wall) makes stored entries decay across restarts.
+ * wall clock (gw_clock_wall) makes stored entries decay across restarts.
  *
  * Each entry holds two decayed counts: this gateway's own (what it learnt:
  * gwm_corr_add, the store, what it wrote to Redis before a restart) and the
@@ -55,10 +55,7 @@ typedef struct gwm_corr_stats {
 	uint64_t refused; /* keys not learnt because the table was full */
 } gwm_corr_stats;
 
-/* The realtime clock in milliseconds (what is stored must outlive a reboot). */
-extern const gw_clock gwm_clock_wall;
-
-/* A table of at most max_entries (> 0), half-life half_ms (> 0); clock NULL: gwm_clock_wall. */
+/* A table of at most max_entries (> 0), half-life half_ms (> 0); clock NULL: gw_clock_wall. */
 gwm_corr *gwm_corr_new(size_t max_entries, int64_t half_ms, const gw_clock *clock);
 void gwm_corr_free(gwm_corr **t);
 /* Change the half-life (a reload); scores already held are not touched. */

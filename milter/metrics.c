@@ -50,6 +50,25 @@ static void kinds(out *o, const char *name, const char *help, const double v[GWM
 		put(o, "%s{kind=\"%s\"} %.17g\n", name, gwm_fd_kind_str(k), v[k]);
 }
 
+/* The RCPT decision times: cumulative buckets, sum, count, as Prometheus histograms are. */
+static void rcpt_histogram(out *o, const gwm_cb_stats *cb)
+{
+	uint64_t below = 0;
+	size_t i;
+
+	put(o, "# HELP gw_milter_rcpt_seconds Time from the RCPT callback's start to its decision.\n"
+	       "# TYPE gw_milter_rcpt_seconds histogram\n");
+	for (i = 0; i < GWM_RCPT_BUCKETS; i++) {
+		below += cb->rcpt_time[i];
+		put(o, "gw_milter_rcpt_seconds_bucket{le=\"%g\"} %llu\n", gwm_rcpt_le_us[i] / 1e6,
+		    (unsigned long long)below);
+	}
+	below += cb->rcpt_time[GWM_RCPT_BUCKETS];
+	put(o, "gw_milter_rcpt_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)below);
+	put(o, "gw_milter_rcpt_seconds_sum %.6f\ngw_milter_rcpt_seconds_count %llu\n",
+	    (double)cb->rcpt_time_us_sum / 1e6, (unsigned long long)below);
+}
+
 size_t gwm_metrics_text(char *buf, size_t size)
 {
 	gwm_snapshot *s = gwm_current_get();
@@ -97,6 +116,7 @@ size_t gwm_metrics_text(char *buf, size_t size)
 	    (double)cb.unknown_limited);
 	one(&o, "gw_milter_fail_open_total", "counter", "Recipients accepted by fail_open.",
 	    (double)cb.fail_open);
+	rcpt_histogram(&o, &cb);
 	one(&o, "gw_milter_connections", "gauge", "Open milter connections.", (double)cb.connections);
 	one(&o, "gw_milter_config_generation", "gauge", "Configuration generation (1 plus reloads).",
 	    (double)s->generation);

@@ -40,10 +40,7 @@ struct gwp_state {
 
 static int64_t wall_clock(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return gw_clock_wall.now_ms(gw_clock_wall.ctx);
 }
 
 /* --- checks shared by the writer and the parser ------------------------------------------------ */

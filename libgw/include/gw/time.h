@@ -1,6 +1,6 @@
 /*
- * gw/time.h - monotonic milliseconds, a clock that tests can replace, and a
- * bounded wait on a condition variable.
+ * gw/time.h - monotonic milliseconds, clocks that tests can replace (monotonic
+ * and wall), and a bounded wait on a condition variable.
  * Knows nothing about mail.
  */
 #ifndef GW_TIME_H
@@ -28,5 +28,8 @@ typedef struct gw_clock {
 
 /* The system monotonic clock. */
 GW_API extern const gw_clock gw_clock_monotonic;
+/* Milliseconds since the epoch (CLOCK_REALTIME): for times kept across restarts or compared
+ * between machines; it jumps when the system clock is set. */
+GW_API extern const gw_clock gw_clock_wall;
 
 #endif

@@ -4,7 +4,7 @@ prints what happened as one JSON object. Shared by test/sh/milter_flood_postfix.
 
   flood.py --port GW_PORT --ctl "GW-MILTER -C SOCKET" --gen BENCH_FLOOD_GEN --out FILE
            [--seconds 20] [--threads 8] [--rate 0] [--corr-rate R] [--before 40]
-           [--warmup 0] [--milter-pid PID] [--no-mode] [--data]
+           [--warmup 0] [--milter-pid PID] [--no-mode] [--data] [--no-flood]
 
 Steps:
   1. learning: three hosts of 127.0.1.0/24 send ordinary mail (DATA);
@@ -20,13 +20,17 @@ Steps:
      wait was measured as RCPT latency); a monitor polls "CTL mode";
   4. after: the monitor waits (60 s at most) for normal mode.
 With --no-mode (a gw-milter without the guard) there is no monitor and no wait.
+With --no-flood step 3 runs without the generator: the correspondent alone,
+measured the same way (the control: how far the ratio moves with no flood).
 
 The flood's figures come from a window: from --warmup seconds after the flood
 started to its end. In it: the correspondent's RCPTs (median, p90), the flood
 sessions (stamped with the time of their MAIL reply) and the rate achieved,
 the CPU idle share of the whole machine (/proc/stat: idle + iowait over all),
 and with --milter-pid that process's CPU time (utime + stime, /proc/PID/stat)
-per flood session. FLOOD_PERF=FILE records a perf profile of the flood's first
+per flood session; before and in the window, gw-milter's mean time per RCPT
+decided (its gw_milter_rcpt_seconds histogram, from "CTL metrics": every RCPT
+it decided, the correspondent's and, without the guard, the flood's). FLOOD_PERF=FILE records a perf profile of the flood's first
 seconds (10 at most): system-wide, or with FLOOD_PERF_PID=PID that process's
 call graphs (perf record --call-graph dwarf -p PID: release builds have no frame pointers).
 
@@ -59,6 +63,7 @@ ap.add_argument("--data", action="store_true", help="the flood sends DATA (a bou
 ap.add_argument("--warmup", type=float, default=0, help="seconds of the flood left out of its figures")
 ap.add_argument("--milter-pid", type=int, default=None)
 ap.add_argument("--no-mode", action="store_true", help="gw-milter runs without the guard")
+ap.add_argument("--no-flood", action="store_true", help="no generator: the correspondent alone (the control)")
 args = ap.parse_args()
 port, ctl = args.port, args.ctl
 
@@ -102,6 +107,24 @@ def session(src, mail, rcpt, data=False):
 def mode():
     out = subprocess.run(ctl.split() + ["mode"], capture_output=True, text=True).stdout
     return "high" if "mode=high" in out else "normal" if "mode=normal" in out else "?"
+
+
+def rcpt_time():
+    """gw-milter's RCPT decision times so far: (sum of seconds, count), from "CTL metrics"."""
+    out = subprocess.run(ctl.split() + ["metrics"], capture_output=True, text=True).stdout
+    v = {}
+    for line in out.splitlines():
+        for k in ("gw_milter_rcpt_seconds_sum", "gw_milter_rcpt_seconds_count"):
+            if line.startswith(k + " "):
+                v[k] = float(line.split()[1])
+    return v.get("gw_milter_rcpt_seconds_sum"), v.get("gw_milter_rcpt_seconds_count")
+
+
+def mean_us(a, b):
+    """Mean microseconds per RCPT between two rcpt_time() readings, or None."""
+    if None in a + b or b[1] <= a[1]:
+        return None
+    return round(1e6 * (b[0] - a[0]) / (b[1] - a[1]), 1)
 
 
 def pacer(rate):
@@ -172,6 +195,7 @@ for h in (10, 11, 12):
 # 2. before the flood: paced under the floor (20 bounces per 2 s window), so the flood starts in normal mode
 before = []
 bad_before = 0
+rt_before0 = rcpt_time()
 wait = pacer(args.corr_rate)
 for i in range(args.before):
     if args.corr_rate:
@@ -184,6 +208,7 @@ for i in range(args.before):
     else:
         bad_before += 1
 res["before_ok"], res["before_bad"] = len(before), bad_before
+res["milter_rcpt_us_before"] = mean_us(rt_before0, rcpt_time())
 res["mode_at_start"] = "-" if args.no_mode else mode()
 
 # 3. the flood, the correspondent, the monitor
@@ -204,7 +229,7 @@ def monitor():
 
 
 threads = [] if args.no_mode else [threading.Thread(target=monitor)]
-gen = subprocess.Popen([args.gen, "-p", str(port), "-c", str(args.threads), "-s", str(args.seconds),
+gen = None if args.no_flood else subprocess.Popen([args.gen, "-p", str(port), "-c", str(args.threads), "-s", str(args.seconds),
                         "-R", str(args.rate), "-n", "127.2", "-r", RCPT, "-o", args.out] + (["-d"] if args.data else []))
 # FLOOD_PERF=FILE: a system-wide perf profile of the first seconds of the flood (who takes the CPU).
 perf = None
@@ -224,17 +249,17 @@ for t in threads:
 warm = min(args.warmup, args.seconds)
 time.sleep(warm)
 t_win = time.monotonic()
-cpu0, m0 = cpu_times(), proc_ticks(args.milter_pid) if args.milter_pid else None
+cpu0, m0, rt0 = cpu_times(), proc_ticks(args.milter_pid) if args.milter_pid else None, rcpt_time()
 time.sleep(max(0.0, t_start + args.seconds - time.monotonic()))
 stop.set()
 cstop.set()
-gen_rc = gen.wait()
+gen_rc = 0 if gen is None else gen.wait()
 t_win_end = time.monotonic()
-cpu1, m1 = cpu_times(), proc_ticks(args.milter_pid) if args.milter_pid else None
+cpu1, m1, rt1 = cpu_times(), proc_ticks(args.milter_pid) if args.milter_pid else None, rcpt_time()
 for t in threads:
     t.join()
 # The generator's sessions, each stamped with the monotonic time of its MAIL reply.
-for line in open(args.out):
+for line in [] if gen is None else open(args.out):
     t, kind, text = (line.rstrip("\n").split(" ", 2) + [""])[:3]
     inwin = t_win <= float(t) <= t_win_end
     if kind == "error":
@@ -270,6 +295,7 @@ res["median_before_ms"] = ms(statistics.median(before)) if before else None
 res["median_during_ms"] = ms(statistics.median(during)) if during else None
 res["p90_before_ms"] = ms(quantile(before, 0.9)) if before else None
 res["p90_during_ms"] = ms(quantile(during, 0.9)) if during else None
+res["milter_rcpt_us_during"] = mean_us(rt0, rt1)
 res["cpu_idle_pct"] = round(100.0 * (cpu1[0] - cpu0[0]) / max(1, cpu1[1] - cpu0[1]), 1)
 if m0 is not None and m1 is not None:
     hz = os.sysconf("SC_CLK_TCK")
