@@ -16,13 +16,16 @@
 #   3. flood: FLOOD_THREADS (8) sessions at a time send bounces to alice
 #      from random addresses of 127.2.0.0/16 for FLOOD_SECONDS (20), with
 #      bench/bench_flood_gen (C, so the generator takes little CPU), while the
-#      correspondent keeps sending its bounces; a monitor polls
-#      "gw-milter -C SOCKET mode";
-#   4. after: the flood stops; the monitor waits for normal mode.
+#      correspondent keeps sending its bounces (high-load mode begins with
+#      the first flood session deferred);
+#   4. after: the flood stops; "gw-milter -C SOCKET mode" is polled until
+#      normal mode.
 # Measured and printed: seconds from flood start to high-load mode, the share
 # of flood messages deferred (451 4.7.1 at MAIL) overall and after entry, the
 # correspondent's bounces accepted and its median RCPT latency before and
-# during the flood (and their ratio), seconds from flood end to normal mode.
+# during the flood (and their ratio), gw-milter's mean time per RCPT decided
+# before and during (its gw_milter_rcpt_seconds histogram), seconds from
+# flood end to normal mode.
 # Checked: entry within 10 s; after entry >= 99% of flood messages deferred
 # and no flood RCPT decided by gw-milter after its mode line but those of
 # sessions already past MAIL (at most one per flood thread); every correspondent bounce accepted (250); the

@@ -14,12 +14,15 @@ Steps:
   3. flood: bench_flood_gen (C) runs --threads sessions at a time from random
      addresses of 127.2.0.0/16 for --seconds (--rate: sessions a second in all,
      0 = as fast as they can; --data: a flood bounce whose RCPT is accepted
-     goes on to DATA) while the correspondent keeps sending, back to
-     back or at --corr-rate, from a process of its own (as a thread here it
-     waited for Python's GIL behind other threads after each reply, and that
-     wait was measured as RCPT latency); a monitor polls "CTL mode";
-  4. after: the monitor waits (60 s at most) for normal mode.
-With --no-mode (a gw-milter without the guard) there is no monitor and no wait.
+     goes on to DATA) while the correspondent keeps sending as before. In
+     both steps the correspondent is a process of its own, started the same
+     way (as a thread it waited for Python's GIL behind other threads after
+     each reply, and that wait was measured as RCPT latency), and nothing
+     else of this script runs meanwhile: high-load mode is taken to begin
+     with the flood's first deferral (a poll of "CTL mode" every 100 ms
+     during the flood made the correspondent faster by itself);
+  4. after: polls "CTL mode" (60 s at most) until normal mode.
+With --no-mode (a gw-milter without the guard) there is no entry and no wait.
 With --no-flood step 3 runs without the generator: the correspondent alone,
 measured the same way (the control: how far the ratio moves with no flood).
 
@@ -30,9 +33,10 @@ the CPU idle share of the whole machine (/proc/stat: idle + iowait over all),
 and with --milter-pid that process's CPU time (utime + stime, /proc/PID/stat)
 per flood session; before and in the window, gw-milter's mean time per RCPT
 decided (its gw_milter_rcpt_seconds histogram, from "CTL metrics": every RCPT
-it decided, the correspondent's and, without the guard, the flood's). FLOOD_PERF=FILE records a perf profile of the flood's first
-seconds (10 at most): system-wide, or with FLOOD_PERF_PID=PID that process's
-call graphs (perf record --call-graph dwarf -p PID: release builds have no frame pointers).
+it decided, the correspondent's and, without the guard, the flood's).
+FLOOD_PERF=FILE records a perf profile of the flood's first seconds (10 at
+most): system-wide, or with FLOOD_PERF_PID=PID that process's call graphs
+(perf record --call-graph dwarf -p PID: release builds have no frame pointers).
 
 Needs Linux /proc; Python 3 standard library only.
 """
@@ -43,7 +47,6 @@ import os
 import socket
 import statistics
 import subprocess
-import threading
 import time
 
 RCPT = "alice@example.com"
@@ -168,22 +171,37 @@ def proc_ticks(pid):
         return None
 
 
-def correspondent(conn, stop_ev, rate):
-    """Bounces to alice until stop_ev; sends back ([(RCPT start, seconds)], [refusals])."""
-    during, bad = [], []
+def correspondent(conn, stop_ev, rate, count):
+    """Bounces to alice until stop_ev or count sent (0: no limit); sends back ([(RCPT start, seconds)], [refusals])."""
+    ok, bad = [], []
     wait = pacer(rate)
     i = 0
-    while not stop_ev.is_set():
-        wait(i)
+    while not stop_ev.is_set() and (count == 0 or i < count):
+        if rate:
+            wait(i)
+        else:
+            time.sleep(0.25)
         i += 1
         if stop_ev.is_set():
             break
         m, r, t0, dt = session(CORR, "", RCPT)
         if r and r.startswith("250"):
-            during.append((t0, dt))
+            ok.append((t0, dt))
         else:
             bad.append(m if r is None else r)
-    conn.send((during, bad))
+    conn.send((ok, bad))
+
+
+ctx = multiprocessing.get_context("fork")
+
+
+def start_correspondent(count):
+    """The correspondent in a process of its own; returns (process, its stop event, our end of its pipe)."""
+    ev = ctx.Event()
+    mine, theirs = ctx.Pipe()
+    p = ctx.Process(target=correspondent, args=(theirs, ev, args.corr_rate, count))
+    p.start()
+    return p, ev, mine
 
 
 res = {}
@@ -193,42 +211,20 @@ for h in (10, 11, 12):
         m, r, _, _ = session("127.0.1.%d" % h, "friend%d@partner.test" % h, RCPT, data=True)
         assert r and r.startswith("250"), (m, r)
 # 2. before the flood: paced under the floor (20 bounces per 2 s window), so the flood starts in normal mode
-before = []
-bad_before = 0
 rt_before0 = rcpt_time()
-wait = pacer(args.corr_rate)
-for i in range(args.before):
-    if args.corr_rate:
-        wait(i)
-    else:
-        time.sleep(0.25)
-    m, r, _, dt = session(CORR, "", RCPT)
-    if r and r.startswith("250"):
-        before.append(dt)
-    else:
-        bad_before += 1
+bproc, _, bpipe = start_correspondent(args.before)
+ok, bad = bpipe.recv()
+bproc.join()
+before = [dt for _, dt in ok]
+bad_before = len(bad)
 res["before_ok"], res["before_bad"] = len(before), bad_before
 res["milter_rcpt_us_before"] = mean_us(rt_before0, rcpt_time())
 res["mode_at_start"] = "-" if args.no_mode else mode()
 
-# 3. the flood, the correspondent, the monitor
-stop = threading.Event()
-lock = threading.Lock()
+# 3. the flood and the correspondent
 flood = {"sent": 0, "deferred": 0, "through": 0, "errors": 0, "sent_after": 0, "deferred_after": 0, "other": []}
 window = {"sent": 0, "deferred": 0, "errors": 0}
-entered = {"t": None}
 t_start = time.monotonic()
-
-
-def monitor():
-    while not stop.is_set() and entered["t"] is None:
-        if mode() == "high":
-            with lock:
-                entered["t"] = time.monotonic()
-        time.sleep(0.1)
-
-
-threads = [] if args.no_mode else [threading.Thread(target=monitor)]
 gen = None if args.no_flood else subprocess.Popen([args.gen, "-p", str(port), "-c", str(args.threads), "-s", str(args.seconds),
                         "-R", str(args.rate), "-n", "127.2", "-r", RCPT, "-o", args.out] + (["-d"] if args.data else []))
 # FLOOD_PERF=FILE: a system-wide perf profile of the first seconds of the flood (who takes the CPU).
@@ -238,29 +234,23 @@ if os.environ.get("FLOOD_PERF"):
     perf = subprocess.Popen(["perf", "record"] + who + ["-F", "499", "-q", "-o", os.environ["FLOOD_PERF"],
                              "--", "sleep", str(min(10, args.seconds))],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-ctx = multiprocessing.get_context("fork")
-cstop = ctx.Event()
-mine, theirs = ctx.Pipe()
-cproc = ctx.Process(target=correspondent, args=(theirs, cstop, args.corr_rate))
-cproc.start()
-for t in threads:
-    t.start()
+cproc, cstop, mine = start_correspondent(0)
 # The figures' window: from the end of the warm-up to the end of the flood.
 warm = min(args.warmup, args.seconds)
 time.sleep(warm)
 t_win = time.monotonic()
 cpu0, m0, rt0 = cpu_times(), proc_ticks(args.milter_pid) if args.milter_pid else None, rcpt_time()
 time.sleep(max(0.0, t_start + args.seconds - time.monotonic()))
-stop.set()
 cstop.set()
 gen_rc = 0 if gen is None else gen.wait()
 t_win_end = time.monotonic()
 cpu1, m1, rt1 = cpu_times(), proc_ticks(args.milter_pid) if args.milter_pid else None, rcpt_time()
-for t in threads:
-    t.join()
-# The generator's sessions, each stamped with the monotonic time of its MAIL reply.
-for line in [] if gen is None else open(args.out):
-    t, kind, text = (line.rstrip("\n").split(" ", 2) + [""])[:3]
+# The generator's sessions, each stamped with the monotonic time of its MAIL reply. High-load mode
+# began with the first deferral (read from the sessions, not by polling "CTL mode" meanwhile: a
+# poll every 100 ms changed the correspondent's latency by itself).
+sessions = [] if gen is None else [(line.rstrip("\n").split(" ", 2) + [""])[:3] for line in open(args.out)]
+entered = {"t": None if args.no_mode else min((float(t) for t, kind, _ in sessions if kind == "defer"), default=None)}
+for t, kind, text in sessions:
     inwin = t_win <= float(t) <= t_win_end
     if kind == "error":
         flood["errors"] += 1
