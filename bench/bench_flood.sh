@@ -39,7 +39,8 @@
 #   deferred   share of them answered 451 4.7.1 at MAIL
 #   entry      seconds from flood start to high-load mode (guard only)
 #   before / during   the correspondent's RCPT latency, median and p90 (ms)
-#   ratio      median during / median before, against the goal of 1.2x
+#   ratio      median during / median before of the run (one run's ratio
+#              is noisy: see the summary)
 #   idle       CPU idle share of the whole machine in the window (/proc/stat)
 #   mailbox    flood bounces delivered into alice's mailbox (with the guard:
 #              those that came before high-load mode)
@@ -50,8 +51,13 @@
 #   milter RCPT  gw-milter's mean time per RCPT decided, before and in the
 #              window (its gw_milter_rcpt_seconds histogram): with the guard
 #              the correspondent's RCPTs, without it the flood's too
-# and per rate the guard's effect: the unguarded ratio over the guarded one,
-# and gw-milter's CPU per session unguarded over guarded. At the end: what
+# Then the summary: per configuration the baseline, the median of every
+# run's median before (all of them the same condition: no flood yet); per
+# rate the median of its runs' medians during the flood over that baseline,
+# judged against the goal of 1.2x (with the median and range of the runs'
+# own ratios beside it); and per rate the effect of the guard: the median
+# during the flood unguarded over guarded, and gw-milter's CPU per session
+# unguarded over guarded. At the end: what
 # is left on disk (queue files, the lab's size: mostly logs).
 #   BENCH_FLOOD_RATES    flood sessions a second, "0" = as fast as possible,
 #                        "none" = no flood, the control: the correspondent
@@ -60,8 +66,8 @@
 #   BENCH_FLOOD_ROUNDS   rounds through all the rates with the guard (5): one
 #                        run's median of 40-50 RCPTs of half a millisecond
 #                        moves by up to 50 % from run to run, with no flood
-#                        too, so the goal is judged on the median of the
-#                        rounds' ratios, printed at the end with their range
+#                        too, so the goal is judged on medians over the
+#                        rounds (the summary at the end)
 #   BENCH_FLOOD_ROUNDS_REF  rounds without the guard (2): each unguarded flood
 #                        queues and delivers up to 10,000 bounces
 #   BENCH_FLOOD_SECONDS  each flood (default 20)     BENCH_FLOOD_WARMUP (3)
@@ -165,7 +171,8 @@ echo "   load $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs at the start"
 printf '%-5s %-5s %5s %9s %9s %6s %15s %15s %7s %-5s %6s %8s %8s %13s\n' rate guard round achieved deferred entry \
 	"before med/p90" "during med/p90" ratio goal idle% mailbox milter "milter RCPT"
 printf '%-5s %-5s %5s %9s %9s %6s %15s %15s %7s %-5s %6s %8s %8s %13s\n' "/s" "" "" "/s" "" s ms ms "" "" "" "" "us/sess" "us bef/dur"
-declare -A ratios cpus durings
+# one line per run for the summary: RATE GUARD RATIO MILTER-CPU MEDIAN-DURING MEDIAN-BEFORE
+: >"$LAB/runs"
 # Every rate with the guard first, then without: an unguarded run leaves queues to drain and a busier
 # Postfix behind it, which must not be the "before" of a guarded run. Within a configuration the
 # rounds go through all rates in turn, so a drift of the machine spreads over every rate alike.
@@ -207,52 +214,53 @@ print("%-5s %-5s %5s %9s %8s%% %6s %15s %15s %6sx %-5s %6s %8s %8s %13s%s%s" % (
     f(d.get("milter_rcpt_us_before"), 0) + "/" + f(d.get("milter_rcpt_us_during"), 0),
     "" if bad == 0 else "  correspondent refused %d: %s" % (bad, d["during_bad"][:1]),
     "" if guard == "no" or d["mode_at_start"] == "normal" else "  (flood started in mode %s)" % d["mode_at_start"]))
-print(f(ratio, 4), f(d.get("milter_cpu_us_per_session"), 1), f(d["median_during_ms"], 3))
+print(f(ratio, 4), f(d.get("milter_cpu_us_per_session"), 1), f(d["median_during_ms"], 3), f(d["median_before_ms"], 3))
 PY
 			)
 			echo "${line%%$'\n'*}"
-			read -r r c m <<<"${line##*$'\n'}"
-			ratios["$label,$guard"]+="$r "
-			cpus["$label,$guard"]+="$c "
-			durings["$label,$guard"]+="$m "
+			echo "$label $guard ${line##*$'\n'}" >>"$LAB/runs"
 		done
 	done
 done
-# Per rate and configuration: the median of the rounds' ratios (the goal is judged on it), their
-# range, and the guard's effect (unguarded over guarded, medians).
-echo "   per rate, median of the rounds (min-max); the goal is judged on the median:"
-for rate in "${rates[@]}"; do
-	label=$rate
-	[ "$rate" != 0 ] || label=max
-	for guard in "${guards[@]}"; do
-		[ -n "${ratios[$label,$guard]:-}" ] || continue
-		echo "$label $guard ${ratios[$label,$guard]}|${cpus[$label,$guard]}|${durings[$label,$guard]}"
-	done
-done | /usr/bin/python3 -c '
+# The summary. Every "before" of a configuration is the same condition (no flood yet), so the
+# baseline is the median of all of them, steadier than one run's; each rate's figure is the median
+# of its runs' medians during the flood over that baseline, and the goal is judged on it. Also
+# printed: the median and range of the runs' own ratios. The effect of the guard compares the
+# medians during the flood, not the ratios: an unguarded flood queues thousands of bounces and
+# the unguarded runs after it start slower.
+/usr/bin/python3 - "$LAB/runs" <<'PY'
 import statistics, sys
-med = {}
-def nums(s):
-    return [float(x) for x in s.split() if x != "-"]
-for line in sys.stdin:
-    head, cpu, dur = line.strip().split("|")
-    label, guard, *rs = head.split()
-    r, c, du = nums(" ".join(rs)), nums(cpu), nums(dur)
-    m = statistics.median(r) if r else None
-    med[label, guard] = (m, statistics.median(c) if c else None, statistics.median(du) if du else None)
-    goal = "-" if m is None or label == "none" else "met" if m <= 1.2 else "MISS"
-    print("      %-5s %-5s ratio %s (%s) %s%s" % (label, guard, "-" if m is None else "%.2fx" % m,
-          "-" if not r else "%.2f-%.2f" % (min(r), max(r)), goal,
-          "" if label != "none" else "   (no flood: the noise of the ratio itself)"))
-# The effect of the guard on the latency compares the medians during the flood, not the ratios:
-# an unguarded flood queues thousands of bounces, and the unguarded runs after it start slower.
-for (label, guard), (m, c, du) in med.items():
-    if guard != "yes" or label == "none" or (label, "no") not in med:
+runs = {}
+for line in open(sys.argv[1]):
+    label, guard, *v = line.split()
+    runs.setdefault((label, guard), []).append([None if x == "-" else float(x) for x in v])
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+f = lambda x, fmt="%.2f": "-" if x is None else fmt % x
+base = {g: med([r[3] for (l, gg), rs in runs.items() if gg == g for r in rs]) for g in {g for _, g in runs}}
+for g in sorted(base, reverse=True):
+    n = sum(len(rs) for (l, gg), rs in runs.items() if gg == g)
+    print("   guard %-3s: baseline (median of all %d runs' medians before) %s ms" % (g, n, f(base[g])))
+print("   %-5s %-5s %8s %7s %-5s %22s" % ("rate", "guard", "during", "/base", "goal", "runs' ratios: median"))
+summary = {}
+for (label, guard), rs in runs.items():
+    d, c = med([r[2] for r in rs]), med([r[1] for r in rs])
+    q = d / base[guard] if d is not None and base[guard] else None
+    summary[label, guard] = (d, c)
+    ratios = [r[0] for r in rs if r[0] is not None]
+    goal = "-" if q is None or label == "none" else "met" if q <= 1.2 else "MISS"
+    print("   %-5s %-5s %8s %6sx %-5s %10sx (%s)%s" % (
+        label, guard, f(d), f(q), goal, f(med(ratios)), "-" if not ratios else "%.2f-%.2f" % (min(ratios), max(ratios)),
+        "   no flood: the noise" if label == "none" else ""))
+for (label, guard), (d, c) in summary.items():
+    if guard != "yes" or label == "none" or (label, "no") not in summary:
         continue
-    mn, cn, dn = med[label, "no"]
+    dn, cn = summary[label, "no"]
     q = lambda a, b: "-" if a is None or not b else "%.2f" % (a / b)
-    print("      %s/s, the guard'"'"'s effect: median latency during the flood without / with %s, gw-milter CPU per session without / with %s"
-          % (label, q(dn, du), q(cn, c)))
-'
+    print("   %s/s, the effect of the guard: median latency during the flood without / with %s,"
+          " gw-milter CPU per session without / with %s" % (label, q(dn, d), q(cn, c)))
+PY
 echo "   load $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 echo "   left on disk: queue files gateway $(lab_queue_count gw), internal $(lab_queue_count int);" \
 	"lab $(du -sm "$LAB" | cut -f1) MB (mostly logs)"
