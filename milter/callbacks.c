@@ -102,9 +102,9 @@ static gwm_ul *unknown;
 static atomic_uint_fast64_t n_rcpts, n_skips, n_bad, n_limited, n_fail_open, n_local_errors, n_open;
 /* Prometheus' usual latency buckets, from 100 us: a cache hit is tens of microseconds, a probe
  * over a pooled session about a millisecond, a new probe session or a slow MTA up to seconds. */
-const uint32_t gwm_rcpt_le_us[GWM_RCPT_BUCKETS] = {100,    250,    500,     1000,    2500,   5000,
-						    10000,  25000,  50000,   100000,  250000, 500000,
-						    1000000, 2500000, 5000000, 10000000};
+const uint32_t gwm_rcpt_le_us[GWM_RCPT_BUCKETS] = {100,     250,     500,     1000,    2500,   5000,
+						   10000,   25000,   50000,   100000,  250000, 500000,
+						   1000000, 2500000, 5000000, 10000000};
 static atomic_uint_fast64_t rcpt_time[GWM_RCPT_BUCKETS + 1], rcpt_time_us_sum;
 
 int gwm_callbacks_init(const gw_clock *clock)
