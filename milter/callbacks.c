@@ -732,7 +732,7 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 	const char *queue;
 	char q[64], rcpt[GW_LOG_PEER_MAX * 4 + 8], route[GW_HOST_MAX * 2];
 	char prcpt[GW_PATH_MAX + 1], plain[GW_PRVS_ADDR_MAX + 3], why[64];
-	int64_t t0 = gw_now_ms(), t0_us = mono_us();
+	int64_t t0_us = mono_us(), took_us;
 
 	if (c == NULL)
 		return SMFIS_TEMPFAIL;
@@ -768,7 +768,8 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 		decide(&m, c, raw, &d);
 	}
 	flood_rcpt(c, raw, &d);
-	rcpt_time_add(mono_us() - t0_us);
+	took_us = mono_us() - t0_us;
+	rcpt_time_add(took_us);
 	if (!gw_log_enabled(GW_LOG_INFO))
 		return gwm_reply_send(ctx, &d.reply); /* every line below is info or debug */
 	/* The queue id is empty at the first RCPT under Postfix. */
@@ -787,7 +788,7 @@ static sfsistat cb_envrcpt(SMFICTX *ctx, char **argv)
 	gw_log(GW_LOG_INFO, "rcpt",
 	       "queue=%s client=%s rcpt=%s route=%s verdict=%s source=%s code=%d reply=%s ms=%lld dir=%s", q,
 	       c->client, rcpt, route, d.reply.verdict, d.source, d.code,
-	       d.reply.rcode[0] != '\0' ? d.reply.rcode : "-", (long long)(gw_now_ms() - t0), d.dir);
+	       d.reply.rcode[0] != '\0' ? d.reply.rcode : "-", (long long)(took_us / 1000), d.dir);
 	if (d.dir_why[0] != '\0') {
 		char dw[sizeof(d.dir_why) * 4];
 		gw_log_sanitize(dw, sizeof(dw), d.dir_why, strlen(d.dir_why), sizeof(d.dir_why));
