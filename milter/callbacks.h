@@ -40,7 +40,7 @@ typedef struct gwm_cb_stats {
 	uint64_t local_errors;    /* 451 4.3.0 */
 	uint64_t connections;     /* open milter connections now */
 	size_t ul_clients;        /* clients in the unknown-recipient table */
-	/* RCPTs decided, by the time from the callback's start to its decision (not the log line):
+	/* RCPTs decided, by the time from the callback's start to its decision (the log's ms=):
 	 * rcpt_time[i] at most gwm_rcpt_le_us[i] and above the bound before (not cumulative), the
 	 * last over every bound; and the sum of those times. */
 	uint64_t rcpt_time[GWM_RCPT_BUCKETS + 1];
