@@ -16,6 +16,8 @@ bindir=$1
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib/lab.sh
 . "$here/lib/lab.sh"
+# shellcheck source=lib/prom_lint.sh
+. "$here/lib/prom_lint.sh"
 lmtpd=$bindir/lmtp/gw-lmtpd
 [ -x "$lmtpd" ] || { echo "FAIL: $lmtpd not built" >&2; exit 1; }
 lab_init
@@ -159,9 +161,9 @@ echo "ok: reload, stats ($stats)"
 # The same counters in Prometheus text format: every line a comment or a sample with its TYPE
 # first, and the delivery since the first scrape counted.
 "$lmtpd" -C "$LAB/control" metrics >"$LAB/m2.prom" || fail "metrics: exit $?"
-bad=$(grep -vE '^# (HELP|TYPE) gw_lmtpd_[a-z_]+ .+$|^gw_lmtpd_[a-z_]+(\{[a-z]+="[a-z]+"\})? [0-9]+$' "$LAB/m2.prom" || true)
+bad=$(prom_malformed "$LAB/m2.prom" gw_lmtpd_ '[a-z]+' '[0-9]+')
 [ -z "$bad" ] || fail "metrics: malformed lines: $bad"
-untyped=$(awk '/^# TYPE/ { t[$3] = 1 } /^[a-z]/ { n = $1; sub(/\{.*/, "", n); if (!(n in t)) print n }' "$LAB/m2.prom" || true)
+untyped=$(prom_untyped "$LAB/m2.prom")
 [ -z "$untyped" ] || fail "metrics: samples without TYPE: $untyped"
 for f in sessions sessions_total transactions delivered tempfail permfail uncertain late connections_reused \
 	dane_verified dane_failed healthy; do

@@ -16,6 +16,8 @@ bindir=$1
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib/lab.sh
 . "$here/lib/lab.sh"
+# shellcheck source=lib/prom_lint.sh
+. "$here/lib/prom_lint.sh"
 lmtpd=$bindir/lmtp/gw-lmtpd
 milter=$bindir/milter/gw-milter
 [ -x "$lmtpd" ] && [ -x "$milter" ] || { echo "FAIL: daemons not built" >&2; exit 1; }
@@ -82,10 +84,9 @@ scrape() {
 	sed '1,/^\r$/d' "$f.raw" >"$f"
 	[ "$(wc -c <"$f")" -eq "$(sed -n 's/^Content-Length: \([0-9]*\)\r$/\1/p' "$f.raw")" ] || fail "Content-Length"
 	grep -q "^${pre}" "$f" || fail "no ${pre} samples: $(head -5 "$f")"
-	bad=$(grep -vE "^# (HELP|TYPE) ${pre}[a-z_]+ .+\$|^${pre}[a-z_]+(\\{[a-z]+=\"[a-zA-Z0-9.+]+\"\\})? -?[0-9][0-9.e+-]*\$" "$f" || true)
+	bad=$(prom_malformed "$f" "$pre")
 	[ -z "$bad" ] || fail "malformed lines: $bad"
-	untyped=$(awk '/^# TYPE/ { t[$3] = 1; if ($4 == "histogram") { t[$3 "_bucket"] = 1; t[$3 "_sum"] = 1; t[$3 "_count"] = 1 } }
-		/^[a-z]/ { n = $1; sub(/\{.*/, "", n); if (!(n in t)) print n }' "$f" || true)
+	untyped=$(prom_untyped "$f")
 	[ -z "$untyped" ] || fail "samples without TYPE: $untyped"
 }
 

@@ -35,6 +35,8 @@ set -u
 
 # shellcheck source=lib/milter_harness.sh
 . "$(dirname "$0")/lib/milter_harness.sh"
+# shellcheck source=lib/prom_lint.sh
+. "$(dirname "$0")/lib/prom_lint.sh"
 mh_init milter-flood "${1:-}"
 
 # --- the internal MTA: the one probe the guard lets through ------------------------
@@ -151,15 +153,14 @@ check "metrics: high-load mode" grep -qx 'gw_milter_flood_mode 1' "$T/metrics.pr
 check "metrics: deferred" grep -qx 'gw_milter_flood_deferred_total 2' "$T/metrics.prom"
 check "metrics: forced high" grep -qx 'gw_milter_flood_forced{force="high"} 1' "$T/metrics.prom"
 check "metrics: one probe session" grep -qx 'gw_milter_probe_sessions_total 1' "$T/metrics.prom"
-bad_lines=$(grep -vE '^# (HELP|TYPE) [a-z_]+ .+$|^[a-z_]+(\{[a-z]+="[a-zA-Z0-9.+]+"\})? -?[0-9][0-9.e+-]*$' "$T/metrics.prom")
+bad_lines=$(prom_malformed "$T/metrics.prom" "")
 want_eq "metrics: every line a comment or a sample" "$bad_lines" ""
 # every RCPT decided is in the decision-time histogram once; its buckets are cumulative
 rcpts=$(sed -n 's/^gw_milter_rcpts_total //p' "$T/metrics.prom")
 want_eq "metrics: RCPT histogram count = RCPT callbacks ($rcpts)" "$(sed -n 's/^gw_milter_rcpt_seconds_count //p' "$T/metrics.prom")" "$rcpts"
 want_eq "metrics: RCPT histogram +Inf bucket = count" "$(sed -n 's/^gw_milter_rcpt_seconds_bucket{le="+Inf"} //p' "$T/metrics.prom")" "$rcpts"
 want_eq "metrics: RCPT histogram buckets never decrease, 17 of them" "$(awk -F'[ ]' '/^gw_milter_rcpt_seconds_bucket/ { n++; if ($2 < last) print "down at " $1; last = $2 } END { if (n != 17) print n " buckets" }' "$T/metrics.prom")" ""
-untyped=$(awk '/^# TYPE/ { t[$3] = 1; if ($4 == "histogram") { t[$3 "_bucket"] = 1; t[$3 "_sum"] = 1; t[$3 "_count"] = 1 } }
-	/^[a-z]/ { n = $1; sub(/\{.*/, "", n); if (!(n in t)) print n }' "$T/metrics.prom")
+untyped=$(prom_untyped "$T/metrics.prom")
 want_eq "metrics: every sample has its TYPE line first" "$untyped" ""
 out=$(ctl mode auto)
 check "mode auto: back to normal ($out)" grep -q '^ok mode=normal force=auto' <<<"$out"
