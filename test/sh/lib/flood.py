@@ -249,14 +249,14 @@ cpu1, m1, rt1 = cpu_times(), proc_ticks(args.milter_pid) if args.milter_pid else
 # began with the first deferral (read from the sessions, not by polling "CTL mode" meanwhile: a
 # poll every 100 ms changed the correspondent's latency by itself).
 sessions = [] if gen is None else [(line.rstrip("\n").split(" ", 2) + [""])[:3] for line in open(args.out)]
-entered = {"t": None if args.no_mode else min((float(t) for t, kind, _ in sessions if kind == "defer"), default=None)}
+entered = None if args.no_mode else min((float(t) for t, kind, _ in sessions if kind == "defer"), default=None)
 for t, kind, text in sessions:
     inwin = t_win <= float(t) <= t_win_end
     if kind == "error":
         flood["errors"] += 1
         window["errors"] += inwin
         continue
-    after = entered["t"] is not None and float(t) >= entered["t"]
+    after = entered is not None and float(t) >= entered
     flood["sent"] += 1
     flood["sent_after"] += after
     window["sent"] += inwin
@@ -275,7 +275,7 @@ if perf is not None:
 t_end = time.monotonic()
 during = [dt for t0, dt in during_all if warm <= 0 or t0 >= t_win]
 res["gen_rc"] = gen_rc
-res["entry_s"] = None if entered["t"] is None else round(entered["t"] - t_start, 2)
+res["entry_s"] = None if entered is None else round(entered - t_start, 2)
 res["flood"] = flood
 res["window"] = window
 res["window_s"] = round(t_win_end - t_win, 3)
